@@ -1,0 +1,59 @@
+"""The small-class convention every registered component follows.
+
+A component declares its hyperparameters as keyword arguments with defaults in
+``__init__`` (validating them there and storing each under the same attribute name).
+From that one signature come ``parameters()`` (the allowed names and defaults, used by the
+spec validator and the GUI), ``get_config()`` / ``from_config()`` with JSON-only values, and a
+``__repr__`` that reads like the constructor call. Arguments without a default (an
+optimizer's parameter list, a schedule's initial learning rate) are context, not config.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from .validation import check_params
+
+
+class Component:
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = "component"
+
+    @classmethod
+    def parameters(cls) -> dict[str, Any]:
+        """Hyperparameter names and their defaults, in signature order."""
+        sig = inspect.signature(cls.__init__)
+        return {
+            p.name: p.default
+            for p in sig.parameters.values()
+            if p.name != "self"
+            and p.default is not inspect.Parameter.empty
+            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        """``{"name": ..., <every hyperparameter>: value}`` with plain JSON values."""
+        config: dict[str, Any] = {"name": self.name}
+        for key in self.parameters():
+            value = getattr(self, key)
+            if isinstance(value, tuple):
+                value = list(value)
+            config[key] = value
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any], *args: Any) -> Component:
+        params = {k: v for k, v in config.items() if k != "name"}
+        check_params(cls.family, cls.name, params, cls.parameters())
+        return cls(*args, **params)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.parameters())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.get_config() == other.get_config()  # type: ignore[union-attr]
+
+    __hash__ = None  # type: ignore[assignment]
