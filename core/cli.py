@@ -1,0 +1,212 @@
+"""The headless commands of ``gradient-workbench``: ``train``, ``resume`` and ``info``.
+
+Bad input (a spec that fails validation, a missing or damaged file, a bad flag) exits with
+status 2 and one line on stderr; nothing is written half (sessions are saved atomically).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from .session import Session, SessionError, load_session, restore_trainer, save_trainer
+from .spec import SpecError, load_experiment
+
+EXIT_BAD_INPUT = 2
+
+
+class UsageError(Exception):
+    """Bad input on the command line: reported in one line, exit status 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would print the usage block; we print one line
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gradient-workbench",
+                     description="Train deep feed-forward networks and see why they train or fail.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"gradient-workbench {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    t = sub.add_parser("train", help="train an experiment headless and write a session file")
+    t.add_argument("spec", help="experiment JSON file")
+    t.add_argument("--out", required=True, help="session file to write (*.gwb)")
+    t.add_argument("--epochs", type=_positive_int, help="train this many epochs (default: the spec's)")
+    t.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    r = sub.add_parser("resume", help="continue a saved session for more epochs")
+    r.add_argument("session", help="session file (*.gwb)")
+    r.add_argument("--epochs", type=_positive_int, required=True, help="epochs to train further")
+    r.add_argument("--out", required=True, help="session file to write (may be the same file)")
+    r.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    i = sub.add_parser("info", help="print a session's architecture, metrics and last gradient norms")
+    i.add_argument("session", help="session file (*.gwb)")
+    o = sub.add_parser("open", help="open a session or experiment in the window")
+    o.add_argument("file", help="session (*.gwb) or experiment (*.json)")
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _check_out(out: str) -> Path:
+    path = Path(out)
+    if path.suffix != ".gwb":
+        raise UsageError(f"--out: a session file must end in .gwb, got {out!r}")
+    if not path.parent.exists() and str(path.parent):
+        raise UsageError(f"--out: folder {str(path.parent)!r} does not exist")
+    if path.is_dir():
+        raise UsageError(f"--out: {out!r} is a folder, not a file name")
+    return path
+
+
+class Progress:
+    """Epoch lines (and a live step counter on a terminal) on stderr."""
+
+    def __init__(self, stream: TextIO, total_epochs: int, quiet: bool = False) -> None:
+        self.stream = stream
+        self.total = total_epochs
+        self.quiet = quiet
+        self.live = stream.isatty()
+        self._last = 0.0
+
+    def __call__(self, kind: str, info: dict[str, Any]) -> None:
+        if self.quiet:
+            return
+        if kind == "step" and self.live and time.monotonic() - self._last > 0.2:
+            self._last = time.monotonic()
+            self.stream.write(f"\r  epoch {info['epoch'] + 1}/{self.total}  batch {info['batch']}/"
+                              f"{info['batches']}  loss {info['loss']:.4f}  ")
+            self.stream.flush()
+        elif kind == "epoch":
+            acc = "" if math.isnan(info["accuracy"]) else f"  accuracy {info['accuracy']:.4f}"
+            val = "" if math.isnan(info["val_loss"]) else f"  val_loss {info['val_loss']:.4f}"
+            vacc = "" if math.isnan(info["val_accuracy"]) else f"  val_accuracy {info['val_accuracy']:.4f}"
+            self.stream.write(f"{'\r' if self.live else ''}epoch {int(info['epoch'])}/{self.total}  "
+                              f"loss {info['loss']:.4f}{acc}{val}{vacc}  lr {info['learning_rate']:.3g}  "
+                              f"{info['seconds']:.2f}s\n")
+        elif kind == "event":
+            self.stream.write(f"{'\r' if self.live else ''}{info['message']}\n")
+
+
+def _run(trainer: Any, epochs: int | None, out: Path, quiet: bool, base_dir: Path | None) -> int:
+    total = trainer.epoch + epochs if epochs else trainer.experiment.training.epochs
+    progress = Progress(sys.stderr, total, quiet)
+    try:
+        reason = trainer.fit(epochs=None if epochs is None else epochs, observer=progress)
+    except KeyboardInterrupt:
+        reason = "stopped"
+    extra = {"base_dir": str(base_dir.resolve())} if base_dir is not None else {}
+    save_trainer(out, trainer, extra)
+    if not quiet:
+        for issue in trainer.health():
+            sys.stderr.write(f"health: {issue.message}\n")
+        sys.stderr.write(f"{reason}; wrote {out}\n")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    out = _check_out(args.out)
+    spec_path = Path(args.spec)
+    experiment = load_experiment(spec_path)
+    if args.epochs is not None:
+        # `--epochs N` replaces the spec's count for this run, so the schedule is planned for it.
+        experiment = experiment.replace(training=replace(experiment.training, epochs=args.epochs))
+    from .training import Trainer
+
+    trainer = Trainer(experiment, spec_path.parent)
+    return _run(trainer, None, out, args.quiet, spec_path.parent)
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    out = _check_out(args.out)
+    session = load_session(args.session)
+    trainer = restore_trainer(session)
+    folder = session.state.get("base_dir")
+    return _run(trainer, args.epochs, out, args.quiet, Path(folder) if folder else None)
+
+
+def describe_session(session: Session) -> str:
+    """The text ``gradient-workbench info`` prints."""
+    exp = session.experiment
+    lines = [f"session      {session.path}",
+             f"experiment   {exp.name!r} (seed {exp.seed})",
+             f"data         {exp.data.source}" + (f" ({exp.data.path})" if exp.data.path else ""),
+             f"optimizer    {exp.optimizer.name} {dict(exp.optimizer.params) or ''}".rstrip(),
+             f"schedule     {exp.schedule.name} {dict(exp.schedule.params) or ''}".rstrip(),
+             f"app version  {session.manifest.get('app_version', '?')}, "
+             f"saved {session.manifest.get('created', '?')}",
+             "", "architecture"]
+    names = [str(n) for n in session.history.get("layer_names", [])]
+    keys = [f"layers.{i}" for i in range(len(exp.model.layers))] + ["output"]
+    total = 0
+    for j, key in enumerate(keys):
+        count = sum(int(a.size) for k, a in session.weights.items()
+                    if k.startswith(key + ".") and not k.endswith(("moving_mean", "moving_variance")))
+        total += count
+        kernel = session.weights.get(f"{key}.kernel")
+        shape = "x".join(map(str, kernel.shape)) if kernel is not None else "?"
+        label = names[j] if j < len(names) else key
+        extra = ""
+        if key != "output":
+            row = exp.model.layers[j]
+            extra = "".join([f", BN {row.batch_norm}" if row.batch_norm else "",
+                             f", dropout {row.dropout:g}" if row.dropout else "",
+                             f", init {row.init_name}"])
+        lines.append(f"  {label:<32} kernel {shape:<10} {count:>10,} parameters{extra}")
+    lines.append(f"  {'total':<32} {'':<17} {total:>10,} parameters")
+    epochs = session.history.get("epoch", np.zeros(0))
+    lines += ["", f"epochs       {len(epochs)} trained, {int(session.state.get('step', 0)):,} steps"]
+    for metric, best in (("val_accuracy", np.nanmax), ("val_loss", np.nanmin), ("accuracy", np.nanmax),
+                         ("loss", np.nanmin)):
+        values = session.history.get(metric)
+        if values is not None and len(values) and np.isfinite(values).any():
+            i = int(np.nanargmax(values) if best is np.nanmax else np.nanargmin(values))
+            lines.append(f"best {metric:<12} {values[i]:.4f} (epoch {int(epochs[i])}), last {values[-1]:.4f}")
+    grad = session.history.get("grad_norm")
+    if grad is not None and len(grad):
+        step = int(session.history["step"][-1])
+        lines += ["", f"gradient norms at step {step:,} (input → output)"]
+        for label, value in zip(names, grad[-1], strict=False):
+            lines.append(f"  {label:<32} {value:.3e}")
+    events = session.state.get("events", [])
+    if events:
+        lines += ["", "events"] + [f"  step {e['step']:>7}: {e['message']}" for e in events]
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    sys.stdout.write(describe_session(load_session(args.session)) + "\n")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "info": cmd_info}
+
+
+def run_headless(argv: Sequence[str]) -> int:
+    """Parse and run a headless command; returns the exit status."""
+    try:
+        args = build_parser().parse_args(list(argv))
+        if args.command not in COMMANDS:
+            raise UsageError(f"gradient-workbench: unknown command {args.command!r}")
+        return COMMANDS[args.command](args)
+    except (UsageError, SpecError, SessionError, FileNotFoundError, IsADirectoryError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_BAD_INPUT

@@ -1,0 +1,210 @@
+"""Per-layer diagnostics, the reason Gradient Workbench exists, and the detector that reads them.
+
+At every recorded step the trainer writes, for each layer with parameters (input to output):
+
+* ``grad_norm``        ‖∂L/∂W‖₂ of the kernel — the quantity that vanishes or explodes;
+* ``bias_grad_norm``   ‖∂L/∂b‖₂ (0 for a layer without bias);
+* ``weight_norm``      ‖W‖₂;
+* ``update_ratio``     ‖ΔW‖₂ / ‖W‖₂ of the step taken (healthy around 1e-3);
+* ``activation_mean``, ``activation_std`` of the layer's activation output;
+* ``dead_fraction``    share of units that output zero for the whole batch (dying ReLU);
+* ``saturated_fraction`` share of logistic / tanh outputs within 1 % of an asymptote.
+
+The arrays are preallocated and grow geometrically, so a 100,000-step run of 20 layers
+appends rows without per-step Python lists.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+LAYER_QUANTITIES = ("grad_norm", "bias_grad_norm", "weight_norm", "update_ratio", "activation_mean",
+                    "activation_std", "dead_fraction", "saturated_fraction")
+STEP_QUANTITIES = ("loss", "learning_rate")
+
+# Thresholds of the health detector.
+VANISHING_RATIO = 1000.0    # lowest layer's gradient norm this many times below the top hidden layer's
+EXPLODING_RATIO = 100.0     # ... or this many times above it
+EXPLODING_NORM = 1e4        # any gradient norm beyond this is exploding, whatever the ratio
+DEAD_FRACTION = 0.5         # more than half of a layer's units dead
+HEALTH_WINDOW = 20          # recorded steps whose median the detector reads (one step is noisy)
+
+
+class DiagnosticsRecorder:
+    """Growable per-step tables: ``step`` (n,), per-layer arrays (n, layers), per-step scalars (n,)."""
+
+    def __init__(self, layer_names: list[str], capacity: int = 1024) -> None:
+        self.layer_names = list(layer_names)
+        self.n_layers = len(layer_names)
+        self.size = 0
+        cap = max(int(capacity), 16)
+        self._step = np.zeros(cap, dtype=np.int64)
+        self._layer = {q: np.full((cap, self.n_layers), np.nan, dtype=np.float32) for q in LAYER_QUANTITIES}
+        self._scalar = {q: np.full(cap, np.nan, dtype=np.float32) for q in STEP_QUANTITIES}
+
+    @property
+    def capacity(self) -> int:
+        return self._step.shape[0]
+
+    def _grow(self) -> None:
+        new = self.capacity * 2
+        self._step = np.resize(self._step, new)
+        for store in (self._layer, self._scalar):
+            for q, a in store.items():
+                grown = np.full((new, *a.shape[1:]), np.nan, dtype=a.dtype)
+                grown[: self.size] = a[: self.size]
+                store[q] = grown
+
+    def append(self, step: int) -> int:
+        """Start a new row for optimizer step ``step`` and return its index; the caller fills
+        ``layer_row(q)[index]`` — no temporary arrays per step."""
+        if self.size == self.capacity:
+            self._grow()
+        i = self.size
+        self._step[i] = step
+        for a in self._layer.values():
+            a[i] = np.nan
+        for s in self._scalar.values():
+            s[i] = np.nan
+        self.size += 1
+        return i
+
+    def table(self, quantity: str) -> np.ndarray:
+        """The growing backing array (write access for the trainer)."""
+        return self._layer[quantity] if quantity in self._layer else self._scalar[quantity]
+
+    def truncate(self, size: int) -> None:
+        """Forget rows past ``size`` (a NaN roll-back rewinds the history with the weights)."""
+        self.size = min(self.size, int(size))
+
+    # -------------------------------------------------------------- read access (views)
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self._step[: self.size]
+
+    def __getitem__(self, quantity: str) -> np.ndarray:
+        return self.table(quantity)[: self.size]
+
+    def last(self, quantity: str) -> np.ndarray:
+        return self.table(quantity)[self.size - 1].copy()
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Copies of everything recorded, as stored in ``history.npz``."""
+        out = {"step": self.steps.copy()}
+        out.update({q: self[q].copy() for q in LAYER_QUANTITIES})
+        out.update({f"step_{q}": self[q].copy() for q in STEP_QUANTITIES})
+        out["layer_names"] = np.array(self.layer_names, dtype=np.str_)
+        return out
+
+    @classmethod
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray]) -> DiagnosticsRecorder:
+        names = [str(s) for s in arrays["layer_names"]]
+        n = int(arrays["step"].shape[0])
+        rec = cls(names, capacity=max(16, n))
+        rec._step[:n] = arrays["step"]
+        for q in LAYER_QUANTITIES:
+            if q in arrays:
+                rec._layer[q][:n] = arrays[q]
+        for q in STEP_QUANTITIES:
+            if f"step_{q}" in arrays:
+                rec._scalar[q][:n] = arrays[f"step_{q}"]
+        rec.size = n
+        return rec
+
+
+# ----------------------------------------------------------------------------- health detector
+
+REMEDIES = {
+    "init": "use an initialization matched to the activation (He for ReLU/ELU, Glorot for tanh/logistic, "
+            "LeCun for SELU)",
+    "activation": "use a non-saturating activation (ELU > leaky ReLU > ReLU > tanh > logistic)",
+    "batch_norm": "add batch normalization to the hidden layers",
+    "clip": "clip the gradients (by norm or by global norm)",
+    "learning_rate": "lower the learning rate",
+    "leaky": "use leaky ReLU or ELU, whose units cannot die",
+}
+
+
+@dataclass(frozen=True)
+class HealthIssue:
+    """One finding: what, where, why, and the book's remedies (keys of ``REMEDIES``)."""
+
+    kind: str            # "vanishing" | "exploding" | "dead" | "nan"
+    layer: int           # column in the diagnostics (0 = first hidden layer)
+    layer_name: str
+    step: int
+    message: str
+    remedies: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kind": self.kind, "layer": self.layer, "layer_name": self.layer_name, "step": self.step,
+                "message": self.message, "remedies": list(self.remedies)}
+
+
+def _window_median(rec: DiagnosticsRecorder, quantity: str, end: int, window: int) -> np.ndarray:
+    block = rec[quantity][max(0, end - window):end]
+    with np.errstate(all="ignore"):
+        return np.nanmedian(block, axis=0) if np.isfinite(block).any() else np.full(rec.n_layers, np.nan)
+
+
+def assess_health(rec: DiagnosticsRecorder, upto: int | None = None, window: int = HEALTH_WINDOW) -> list[HealthIssue]:
+    """Read the last ``window`` recorded steps (before row ``upto``) and report vanishing or
+    exploding gradients and dead layers, naming the layer and the step.
+
+    Vanishing: the first hidden layer's kernel-gradient norm is more than 1000× below the
+    top hidden layer's. Exploding: more than 100× above it, or any norm past 1e4. These are
+    the symptoms Glorot & Bengio (2010) traced to saturating activations and ill-scaled
+    initialization.
+    """
+    end = rec.size if upto is None else int(upto)
+    if end == 0 or rec.n_layers < 2:
+        return []
+    step = int(rec.steps[end - 1])
+    norms = _window_median(rec, "grad_norm", end, window)
+    names = rec.layer_names
+    issues: list[HealthIssue] = []
+    last_row = rec["grad_norm"][end - 1]
+    if not np.all(np.isfinite(last_row)):
+        bad = int(np.flatnonzero(~np.isfinite(last_row))[0])
+        issues.append(HealthIssue("nan", bad, names[bad], step,
+                                  f"the gradient of {names[bad]} is not a finite number at step {step}: "
+                                  "training has diverged", ("learning_rate", "clip", "init")))
+        return issues
+    # The top hidden layer is the last one before the output, when there is one.
+    top = rec.n_layers - 2 if rec.n_layers > 2 else rec.n_layers - 1
+    low, high = float(norms[0]), float(norms[top])
+    if math.isfinite(low) and math.isfinite(high) and top > 0:
+        if high > 0 and low < high / VANISHING_RATIO:
+            ratio = high / max(low, 1e-30)
+            issues.append(HealthIssue(
+                "vanishing", 0, names[0], step,
+                f"vanishing gradients: the gradient norm of {names[0]} ({low:.2e}) is {ratio:,.0f}× smaller "
+                f"than that of {names[top]} ({high:.2e}) around step {step}; the lower layers barely learn",
+                ("init", "activation", "batch_norm")))
+        elif high > 0 and low > high * EXPLODING_RATIO:
+            issues.append(HealthIssue(
+                "exploding", 0, names[0], step,
+                f"exploding gradients: the gradient norm of {names[0]} ({low:.2e}) is {low / high:,.0f}× "
+                f"larger than that of {names[top]} ({high:.2e}) around step {step}; updates to the lower "
+                "layers are far too large",
+                ("init", "clip", "batch_norm", "learning_rate")))
+    biggest = int(np.nanargmax(norms)) if np.isfinite(norms).any() else -1
+    if biggest >= 0 and norms[biggest] > EXPLODING_NORM and not any(i.kind == "exploding" for i in issues):
+        issues.append(HealthIssue(
+            "exploding", biggest, names[biggest], step,
+            f"exploding gradients: the gradient norm of {names[biggest]} reached {norms[biggest]:.2e} "
+            f"around step {step}", ("clip", "learning_rate", "init", "batch_norm")))
+    dead = _window_median(rec, "dead_fraction", end, window)
+    for i in range(rec.n_layers - 1):
+        if math.isfinite(dead[i]) and dead[i] > DEAD_FRACTION:
+            issues.append(HealthIssue(
+                "dead", i, names[i], step,
+                f"dying ReLUs: {dead[i]:.0%} of the units of {names[i]} output zero for every example "
+                f"around step {step}; they get no gradient and stop learning",
+                ("leaky", "learning_rate", "init")))
+    return issues

@@ -1,0 +1,229 @@
+"""The layers of a deep feed-forward network, each with its forward and backward pass.
+
+A hidden layer is one row of the spec: Dense → optional batch norm → activation → optional
+batch norm → optional dropout. Conventions are Keras's: kernel shape ``(fan_in, fan_out)``,
+forward ``X @ kernel + bias``. Every layer keeps three things apart (STYLE.md §4):
+
+* ``params``  — trainable parameters, keyed ``kernel``, ``bias``, ``gamma``, ``beta``;
+* ``grads``   — their gradients, same keys, preallocated, written with ``out=``;
+* ``buffers`` — non-trainable state (batch-norm moving statistics).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .activations import Activation
+
+BN_MOMENTUM = 0.99
+BN_EPSILON = 1e-5
+# A saturating unit is "saturated" when its output lies within this share of the output
+# range from an asymptote (1 % of (0, 1) for the logistic: below 0.01 or above 0.99).
+SATURATION_MARGIN = 0.01
+
+
+class BatchNorm:
+    """Batch normalization (Ioffe & Szegedy, 2015), Equation 11-3 of the book.
+
+    At training, with the mini-batch B of m_B rows::
+
+        μ_B  = 1/m_B Σ x⁽ⁱ⁾                         (1)
+        σ²_B = 1/m_B Σ (x⁽ⁱ⁾ − μ_B)²                (2)  biased variance
+        x̂⁽ⁱ⁾ = (x⁽ⁱ⁾ − μ_B) / √(σ²_B + ε)            (3)
+        z⁽ⁱ⁾ = γ ⊗ x̂⁽ⁱ⁾ + β                          (4)
+
+    and the moving averages used at inference are updated as
+    ``moving = momentum·moving + (1 − momentum)·batch`` (Keras: momentum 0.99, ε 1e-5 here).
+    """
+
+    def __init__(self, units: int, dtype: np.dtype, momentum: float = BN_MOMENTUM,
+                 epsilon: float = BN_EPSILON) -> None:
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.gamma = np.ones(units, dtype=dtype)
+        self.beta = np.zeros(units, dtype=dtype)
+        self.moving_mean = np.zeros(units, dtype=dtype)
+        self.moving_variance = np.ones(units, dtype=dtype)
+        self.grad_gamma = np.zeros_like(self.gamma)
+        self.grad_beta = np.zeros_like(self.beta)
+        self._x_hat: np.ndarray | None = None
+        self._inv_std: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray, training: bool) -> np.ndarray:
+        if not training:
+            inv_std = 1.0 / np.sqrt(self.moving_variance + self.epsilon)
+            return (x - self.moving_mean) * (inv_std * self.gamma) + self.beta
+        mean = x.mean(axis=0)                                   # (1)
+        centered = x - mean
+        variance = np.mean(centered * centered, axis=0)         # (2)
+        self._inv_std = 1.0 / np.sqrt(variance + self.epsilon)
+        self._x_hat = centered * self._inv_std                  # (3)
+        m = self.momentum
+        self.moving_mean *= m
+        self.moving_mean += (1.0 - m) * mean
+        self.moving_variance *= m
+        self.moving_variance += (1.0 - m) * variance
+        return self._x_hat * self.gamma + self.beta             # (4)
+
+    def backward(self, grad_out: np.ndarray) -> np.ndarray:
+        """Back through (4)…(1): with g = ∂L/∂x̂ = γ·∂L/∂z,
+        ∂L/∂x = (1/m)·(1/σ)·(m·g − Σg − x̂·Σ(g·x̂)) — the batch statistics depend on x too."""
+        x_hat, inv_std = self._x_hat, self._inv_std
+        assert x_hat is not None and inv_std is not None, "backward() before a training forward()"
+        np.sum(grad_out * x_hat, axis=0, out=self.grad_gamma)
+        np.sum(grad_out, axis=0, out=self.grad_beta)
+        m = grad_out.shape[0]
+        g = grad_out * self.gamma
+        return (inv_std / m) * (m * g - g.sum(axis=0) - x_hat * np.sum(g * x_hat, axis=0))
+
+
+def dropout_mask(shape: tuple[int, ...], rate: float, rng: np.random.Generator, dtype: np.dtype) -> np.ndarray:
+    """Inverted dropout (Srivastava et al., 2014): keep each unit with probability p = 1 − rate
+    and scale the kept ones by 1/p at training, so nothing needs rescaling at inference."""
+    keep = 1.0 - rate
+    mask = rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64) < keep
+    return mask.astype(dtype) * dtype.type(1.0 / keep)
+
+
+class ActivationStats:
+    """What the diagnostics record about a layer's activation output at a step."""
+
+    __slots__ = ("mean", "std", "dead_fraction", "saturated_fraction")
+
+    def __init__(self, a: np.ndarray, activation: Activation | None) -> None:
+        self.mean = float(a.mean())
+        self.std = float(a.std())
+        # A dead unit outputs exactly zero for every example in the batch (dying ReLU).
+        self.dead_fraction = 1.0 - float(np.count_nonzero(a.any(axis=0))) / a.shape[1]
+        rng = getattr(activation, "saturation_range", None)
+        if rng is None:
+            self.saturated_fraction = 0.0
+        else:
+            low, high = rng
+            margin = SATURATION_MARGIN * (high - low)
+            saturated = np.count_nonzero(a <= low + margin) + np.count_nonzero(a >= high - margin)
+            self.saturated_fraction = saturated / a.size
+
+
+class Dense:
+    """A fully connected layer: ``Z = X @ kernel + bias``; gradients ``∂L/∂W = Xᵀ·∂L/∂Z``,
+    ``∂L/∂b = Σ_rows ∂L/∂Z``, ``∂L/∂X = ∂L/∂Z · Wᵀ``."""
+
+    def __init__(self, kernel: np.ndarray, use_bias: bool = True) -> None:
+        self.kernel = kernel
+        self.bias = np.zeros(kernel.shape[1], dtype=kernel.dtype) if use_bias else None
+        self.grad_kernel = np.zeros_like(kernel)
+        self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
+        self._x: np.ndarray | None = None
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self._x = x
+        z = x @ self.kernel
+        if self.bias is not None:
+            z += self.bias
+        return z
+
+    def backward(self, grad_z: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        assert self._x is not None, "backward() before forward()"
+        np.matmul(self._x.T, grad_z, out=self.grad_kernel)
+        if self.grad_bias is not None:
+            np.sum(grad_z, axis=0, out=self.grad_bias)
+        return grad_z @ self.kernel.T if need_input_grad else None
+
+
+class HiddenLayer:
+    """One row of the layer table: Dense → [BN] → activation → [BN] → [dropout]."""
+
+    def __init__(self, kernel: np.ndarray, activation: Activation, *, use_bias: bool = True,
+                 batch_norm: str | bool = False, dropout: float = 0.0) -> None:
+        self.dense = Dense(kernel, use_bias)
+        self.activation = activation
+        self.batch_norm_position = batch_norm
+        self.batch_norm = BatchNorm(kernel.shape[1], kernel.dtype) if batch_norm else None
+        self.dropout = float(dropout)
+        self.frozen = False
+        self.stats: ActivationStats | None = None
+        self._z: np.ndarray | None = None
+        self._a: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
+
+    @property
+    def units(self) -> int:
+        return self.dense.kernel.shape[1]
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        out = {"kernel": self.dense.kernel}
+        if self.dense.bias is not None:
+            out["bias"] = self.dense.bias
+        if self.batch_norm is not None:
+            out["gamma"] = self.batch_norm.gamma
+            out["beta"] = self.batch_norm.beta
+        return out
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        out = {"kernel": self.dense.grad_kernel}
+        if self.dense.grad_bias is not None:
+            out["bias"] = self.dense.grad_bias
+        if self.batch_norm is not None:
+            out["gamma"] = self.batch_norm.grad_gamma
+            out["beta"] = self.batch_norm.grad_beta
+        return out
+
+    @property
+    def buffers(self) -> dict[str, np.ndarray]:
+        if self.batch_norm is None:
+            return {}
+        return {"moving_mean": self.batch_norm.moving_mean, "moving_variance": self.batch_norm.moving_variance}
+
+    def forward(self, x: np.ndarray, training: bool, rng: np.random.Generator | None = None,
+                record: bool = False) -> np.ndarray:
+        h = self.dense.forward(x)
+        bn = self.batch_norm
+        # Frozen layers keep their batch-norm statistics too (Keras runs them in inference mode).
+        bn_training = training and not self.frozen
+        if bn is not None and self.batch_norm_position == "before_activation":
+            h = bn.forward(h, bn_training)
+        self._z = h
+        a = self.activation.forward(h)
+        self._a = a
+        if record:
+            self.stats = ActivationStats(a, self.activation)
+        out = bn.forward(a, bn_training) if bn is not None and self.batch_norm_position == "after_activation" else a
+        if training and self.dropout > 0.0:
+            assert rng is not None, "dropout at training needs a random generator"
+            self._mask = dropout_mask(out.shape, self.dropout, rng, out.dtype)
+            out = out * self._mask
+        else:
+            self._mask = None
+        return out
+
+    def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
+        g = grad_out
+        if self._mask is not None:
+            g = g * self._mask
+        bn = self.batch_norm
+        if bn is not None and self.batch_norm_position == "after_activation":
+            g = self._bn_backward(g)
+        g = self.activation.backward(self._z, self._a, g)
+        if bn is not None and self.batch_norm_position == "before_activation":
+            g = self._bn_backward(g)
+        return self.dense.backward(g, need_input_grad)
+
+    def _bn_backward(self, g: np.ndarray) -> np.ndarray:
+        bn = self.batch_norm
+        assert bn is not None
+        if self.frozen:
+            # Inference-mode BN is an affine map with fixed statistics.
+            inv_std = 1.0 / np.sqrt(bn.moving_variance + bn.epsilon)
+            bn.grad_gamma.fill(0)
+            bn.grad_beta.fill(0)
+            return g * (inv_std * bn.gamma)
+        return bn.backward(g)
+
+    def describe(self) -> dict[str, Any]:
+        return {"units": self.units, "activation": self.activation.name,
+                "batch_norm": self.batch_norm_position, "dropout": self.dropout}

@@ -1,0 +1,137 @@
+"""A deep feed-forward network built from the ``model`` section of the spec.
+
+Parameters are addressed by stable paths, the same in the optimizer state, the session's
+``weights.npz`` and the diagnostics: ``layers.{i}.kernel``, ``layers.{i}.bias``,
+``layers.{i}.gamma``, ``layers.{i}.beta``, ``layers.{i}.moving_mean``,
+``layers.{i}.moving_variance``, ``output.kernel``, ``output.bias``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .activations import get_activation
+from .initializers import get_initializer
+from .layers import ActivationStats, Dense, HiddenLayer, dropout_mask
+from .losses import Loss
+from .spec import ModelSpec
+
+
+class Network:
+    """Hidden layers from the spec's rows plus an output layer chosen by the task's loss."""
+
+    def __init__(self, model: ModelSpec, n_inputs: int, n_outputs: int, loss: Loss,
+                 rng: np.random.Generator, dtype: np.dtype | type = np.float32) -> None:
+        self.dtype = np.dtype(dtype)
+        self.spec = model
+        self.loss = loss
+        self.n_inputs = int(n_inputs)
+        self.n_outputs = int(n_outputs)
+        self.input_dropout = float(model.input_dropout)
+        self.layers: list[HiddenLayer] = []
+        fan_in = self.n_inputs
+        for row in model.layers:
+            kernel = get_initializer(row.init)((fan_in, row.units), rng, self.dtype)
+            activation = get_activation(row.activation, **row.activation_params)
+            self.layers.append(HiddenLayer(kernel, activation, use_bias=row.use_bias,
+                                           batch_norm=row.batch_norm, dropout=row.dropout))
+            fan_in = row.units
+        self.output = Dense(get_initializer(model.output.init)((fan_in, self.n_outputs), rng, self.dtype))
+        self.output_stats: ActivationStats | None = None
+        self._input_mask: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ names and arrays
+
+    @property
+    def layer_names(self) -> list[str]:
+        """One name per layer with parameters, input to output (diagnostics columns)."""
+        names = [f"dense_{i} ({layer.activation.name}, {layer.units})" for i, layer in enumerate(self.layers)]
+        return [*names, f"output ({self.loss.output_activation}, {self.n_outputs})"]
+
+    @property
+    def layer_keys(self) -> list[str]:
+        return [f"layers.{i}" for i in range(len(self.layers))] + ["output"]
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """Trainable arrays by path, input to output (the arrays themselves, not copies)."""
+        out: dict[str, np.ndarray] = {}
+        for i, layer in enumerate(self.layers):
+            out.update({f"layers.{i}.{k}": a for k, a in layer.params.items()})
+        out["output.kernel"] = self.output.kernel
+        out["output.bias"] = self.output.bias  # type: ignore[assignment]
+        return out
+
+    def gradients(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for i, layer in enumerate(self.layers):
+            out.update({f"layers.{i}.{k}": a for k, a in layer.grads.items()})
+        out["output.kernel"] = self.output.grad_kernel
+        out["output.bias"] = self.output.grad_bias  # type: ignore[assignment]
+        return out
+
+    def buffers(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for i, layer in enumerate(self.layers):
+            out.update({f"layers.{i}.{k}": a for k, a in layer.buffers.items()})
+        return out
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Copies of every parameter and buffer (what ``weights.npz`` holds)."""
+        return {k: a.copy() for k, a in {**self.parameters(), **self.buffers()}.items()}
+
+    def load_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Copy arrays in; every path must be present with the right shape (else ``ValueError``).
+
+        Checks everything first, so a mismatch leaves the network untouched."""
+        own = {**self.parameters(), **self.buffers()}
+        missing = sorted(set(own) - set(arrays))
+        extra = sorted(set(arrays) - set(own))
+        if missing or extra:
+            raise ValueError(f"weights do not fit the architecture: missing {missing or 'none'}, "
+                             f"unexpected {extra or 'none'}")
+        for key, target in own.items():
+            if np.shape(arrays[key]) != target.shape:
+                raise ValueError(f"weights do not fit the architecture: {key} has shape "
+                                 f"{np.shape(arrays[key])}, the model needs {target.shape}")
+        for key, target in own.items():
+            target[...] = arrays[key]
+
+    def parameter_counts(self) -> list[int]:
+        """Trainable parameters per layer, input to output."""
+        counts = [sum(a.size for a in layer.params.values()) for layer in self.layers]
+        return [*counts, self.output.kernel.size + self.output.bias.size]  # type: ignore[union-attr]
+
+    # ------------------------------------------------------------------ passes
+
+    def forward(self, X: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
+                record: bool = False) -> np.ndarray:
+        """Logits for a batch; ``record`` keeps per-layer activation statistics."""
+        h = X
+        if training and self.input_dropout > 0.0:
+            assert rng is not None, "input dropout at training needs a random generator"
+            self._input_mask = dropout_mask(h.shape, self.input_dropout, rng, h.dtype)
+            h = h * self._input_mask
+        for layer in self.layers:
+            h = layer.forward(h, training, rng, record)
+        logits = self.output.forward(h)
+        if record:
+            self.output_stats = ActivationStats(logits, None)
+        return logits
+
+    def backward(self, grad_logits: np.ndarray) -> None:
+        """Fill every gradient array from ∂L/∂logits (the first layer's input gradient is skipped)."""
+        g = self.output.backward(grad_logits, need_input_grad=bool(self.layers))
+        for i in range(len(self.layers) - 1, -1, -1):
+            g = self.layers[i].backward(g, need_input_grad=i > 0)
+
+    def predict_logits(self, X: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """Inference-mode logits, in chunks so a large set does not need one huge temporary."""
+        X = np.asarray(X, dtype=self.dtype)
+        parts = [self.forward(X[i:i + batch_size]) for i in range(0, len(X), batch_size)]
+        return np.concatenate(parts) if parts else np.zeros((0, self.n_outputs), self.dtype)
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities (softmax / sigmoid) or regression values."""
+        return self.loss.predict(self.predict_logits(X))

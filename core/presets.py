@@ -1,0 +1,111 @@
+"""The book's lessons as ready experiments: the default configuration and the failure cases.
+
+Each preset is a function returning a canonical experiment dict; the GUI's Presets menu,
+``resources/examples/*.json`` (kept equal to these by a test) and the tests share them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .spec import Experiment, parse_experiment
+
+Preset = Callable[[], dict[str, Any]]
+PRESETS: dict[str, tuple[str, Preset]] = {}
+
+
+def _preset(key: str, title: str) -> Callable[[Preset], Preset]:
+    def decorator(fn: Preset) -> Preset:
+        if key in PRESETS:
+            raise ValueError(f"preset {key!r} is registered twice")
+        PRESETS[key] = (title, fn)
+        return fn
+    return decorator
+
+
+def _layers(n: int, units: int, **row: Any) -> list[dict[str, Any]]:
+    return [{"units": units, **row} for _ in range(n)]
+
+
+def _base(name: str, layers: list[dict[str, Any]], optimizer: dict[str, Any], **sections: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": name, "seed": 42,
+        "data": {"source": "digits", "validation_split": 0.2, "test_split": 0.2, "standardize": True},
+        "model": {"input_dropout": 0.0, "layers": layers, "output": {"init": "glorot_uniform"}},
+        "optimizer": optimizer,
+        "schedule": {"name": "constant"},
+        "training": {"epochs": 20, "batch_size": 32},
+    }
+    spec.update(sections)
+    return parse_experiment(spec).to_dict()
+
+
+@_preset("default", "The book's default configuration (He + ELU + BN, Nadam, 1cycle, early stopping)")
+def default() -> dict[str, Any]:
+    """Chapter 11's 2019-20 default: He initialization, ELU, batch norm (the net is deep),
+    early stopping + ℓ2, Nadam, 1cycle."""
+    return _base(
+        "default: He + ELU + BN, Nadam, 1cycle on digits",
+        _layers(4, 100, init="he_normal", activation="elu", batch_norm="before_activation", use_bias=False),
+        {"name": "nadam", "learning_rate": 0.001},
+        schedule={"name": "one_cycle", "max_learning_rate": 0.01},
+        regularization={"l2": 1e-4, "early_stopping": {"enabled": True, "patience": 10, "monitor": "val_loss",
+                                                        "restore_best_weights": True}},
+        training={"epochs": 30, "batch_size": 32},
+    )
+
+
+@_preset("vanishing", "Vanishing gradients (10 logistic layers, N(0, 0.05) init, plain SGD)")
+def vanishing() -> dict[str, Any]:
+    """Glorot & Bengio (2010): logistic units with small random weights; the gradient shrinks by
+    σ'(z) ≤ 1/4 and the small weights at every layer on the way down."""
+    return _base(
+        "vanishing gradients: deep logistic, N(0, 0.05)",
+        _layers(10, 100, init={"name": "random_normal", "stddev": 0.05}, activation="logistic"),
+        {"name": "sgd", "learning_rate": 0.01},
+    )
+
+
+@_preset("exploding", "Exploding gradients (10 tanh layers, N(0, 1) init)")
+def exploding() -> dict[str, Any]:
+    """The naive N(0, 1) initialization of early networks: each layer multiplies the
+    backpropagated signal by about √fan_in·σ′, so the lower layers' gradients blow up."""
+    return _base(
+        "exploding gradients: deep tanh, N(0, 1)",
+        _layers(10, 100, init={"name": "random_normal", "stddev": 1.0}, activation="tanh"),
+        {"name": "sgd", "learning_rate": 0.01},
+    )
+
+
+@_preset("dying_relu", "Dying ReLUs (ReLU with a large learning rate)")
+def dying_relu() -> dict[str, Any]:
+    """A large step pushes many ReLU units' inputs below zero for every example; such a unit
+    outputs 0, gets no gradient and never recovers."""
+    return _base(
+        "dying ReLU: deep ReLU, large learning rate",
+        _layers(6, 100, init="he_normal", activation="relu"),
+        {"name": "momentum", "learning_rate": 0.2, "momentum": 0.9},
+    )
+
+
+@_preset("selu", "SELU self-normalizing network (LeCun normal, no BN)")
+def selu() -> dict[str, Any]:
+    """Klambauer et al. (2017): with standardized inputs, LeCun normal initialization and a plain
+    stack of dense SELU layers, each layer's output keeps mean 0 and standard deviation 1."""
+    return _base(
+        "SELU self-normalizing: 10 x 100 SELU, LeCun normal",
+        _layers(10, 100, init="lecun_normal", activation="selu"),
+        {"name": "nadam", "learning_rate": 0.001},
+    )
+
+
+def preset_experiment(key: str) -> Experiment:
+    if key not in PRESETS:
+        raise KeyError(f"unknown preset {key!r}; allowed: {', '.join(PRESETS)}")
+    return parse_experiment(PRESETS[key][1]())
+
+
+def default_experiment() -> Experiment:
+    """The built-in default experiment the app opens on."""
+    return preset_experiment("default")

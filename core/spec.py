@@ -1,0 +1,475 @@
+"""The experiment spec: the single source of truth that the GUI edits, the CLI runs and
+sessions store (DESIGN.md, "The experiment spec").
+
+``parse_experiment`` turns untrusted JSON into frozen, typed objects; every refusal is a
+``SpecError`` whose message starts with the field path, e.g.
+``model.layers[3].units: must be a positive integer, got -5``. Names are only looked up in
+the registries, never imported, and absurd sizes are refused here, before any array exists.
+``Experiment.to_dict()`` writes the canonical JSON form: parsing it again gives an equal
+experiment, and a canonical file round-trips to identical JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from . import validation as v
+from .activations import ACTIVATIONS
+from .datasets import DATASETS
+from .initializers import INITIALIZERS
+from .losses import LOSSES
+from .optimizers import OPTIMIZERS
+from .schedules import SCHEDULES
+
+FORMAT = "gradient-workbench.experiment"
+VERSION = 1
+
+# Limits that stop a typo from allocating the machine's memory: a billion units is refused
+# while it is still a number in a JSON file.
+MAX_UNITS = 65_536
+MAX_LAYERS = 1_000
+MAX_HIDDEN_PARAMETERS = 200_000_000
+MAX_EPOCHS = 1_000_000
+MAX_BATCH_SIZE = 1_048_576
+
+BATCH_NORM_POSITIONS = ("before_activation", "after_activation", False)
+AUGMENTATIONS = {"none": {}, "shift": {"max_shift": 1}, "noise": {"stddev": 0.1}}
+CLIP_MODES = ("none", "value", "norm", "global_norm")
+MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
+NAN_POLICIES = ("stop", "rollback")
+DTYPES = ("float32", "float64")
+OUTPUT_LOSSES = ("auto", *LOSSES.names())
+
+
+class SpecError(ValueError):
+    """A refused experiment; ``str()`` is ``"<field path>: <what is wrong and what is allowed>"``."""
+
+    def __init__(self, path: str, message: str) -> None:
+        self.path = path
+        self.message = message
+        super().__init__(f"{path}: {message}" if path else message)
+
+
+# ----------------------------------------------------------------------------- parsing helpers
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _check(path: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run a ``core.validation`` check and re-raise its message under the full field path."""
+    try:
+        return fn(path, *args, **kwargs)
+    except ValueError as exc:
+        message = str(exc)
+        prefix = f"{path}: "
+        raise SpecError(path, message[len(prefix):] if message.startswith(prefix) else message) from None
+
+
+def _object(path: str, value: Any, allowed: Mapping[str, Any] | tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise SpecError(path or "experiment", f"must be a JSON object, got {type(value).__name__}")
+    for key in value:
+        if key not in allowed:
+            names = ", ".join(allowed)
+            raise SpecError(_join(path, str(key)), f"unknown field; allowed fields here: {names}")
+    return dict(value)
+
+
+def _component(path: str, value: Any, registry: Any, *args: Any) -> tuple[str, dict[str, Any]]:
+    """A ``{"name": ..., <hyperparameters>}`` object (or a bare name) checked by building it."""
+    if isinstance(value, str):
+        value = {"name": value}
+    if not isinstance(value, Mapping):
+        raise SpecError(path, f"must be a name or an object with \"name\", got {value!r}")
+    name = value.get("name")
+    if name not in registry:
+        raise SpecError(_join(path, "name"), f"must be one of {', '.join(registry.names())}, got {name!r}")
+    params = {k: val for k, val in value.items() if k != "name"}
+    try:
+        registry.get(name).from_config(params, *args)
+    except (ValueError, TypeError) as exc:
+        message = str(exc)
+        key, _, rest = message.partition(": ")
+        if rest and (key in params or key in registry.get(name).parameters()):
+            raise SpecError(_join(path, key), rest) from None
+        raise SpecError(path, message) from None
+    return name, params
+
+
+# ----------------------------------------------------------------------------- the typed spec
+
+
+@dataclass(frozen=True)
+class AugmentationSpec:
+    type: str = "none"
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **self.params}
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    source: str = "digits"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    path: str | None = None
+    target: str | None = None
+    validation_split: float = 0.2
+    test_split: float = 0.0
+    standardize: bool = True
+    augmentation: AugmentationSpec = field(default_factory=AugmentationSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"source": self.source}
+        if self.source in ("npz", "csv"):
+            out["path"] = self.path
+        if self.source == "csv":
+            out["target"] = self.target
+        out["params"] = dict(self.params)
+        out.update(validation_split=self.validation_split, test_split=self.test_split,
+                   standardize=self.standardize, augmentation=self.augmentation.to_dict())
+        return out
+
+
+@dataclass(frozen=True)
+class LayerSpec:
+    units: int = 100
+    init: str | Mapping[str, Any] = "he_normal"
+    activation: str = "elu"
+    activation_params: Mapping[str, Any] = field(default_factory=dict)
+    batch_norm: str | bool = False
+    dropout: float = 0.0
+    use_bias: bool = True
+
+    @property
+    def init_name(self) -> str:
+        return self.init if isinstance(self.init, str) else self.init["name"]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"units": self.units,
+                               "init": self.init if isinstance(self.init, str) else dict(self.init),
+                               "activation": self.activation}
+        defaults = ACTIVATIONS.get(self.activation).parameters()
+        out.update({k: self.activation_params.get(k, d) for k, d in defaults.items()})
+        out.update(batch_norm=self.batch_norm, dropout=self.dropout, use_bias=self.use_bias)
+        return out
+
+
+@dataclass(frozen=True)
+class OutputSpec:
+    init: str | Mapping[str, Any] = "glorot_uniform"
+    loss: str = "auto"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"init": self.init if isinstance(self.init, str) else dict(self.init), "loss": self.loss}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    layers: tuple[LayerSpec, ...] = ()
+    input_dropout: float = 0.0
+    output: OutputSpec = field(default_factory=OutputSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"input_dropout": self.input_dropout, "layers": [layer.to_dict() for layer in self.layers],
+                "output": self.output.to_dict()}
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """An optimizer or schedule: its registry name and the hyperparameters the user gave."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, **self.params}
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    mode: str = "none"
+    threshold: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"mode": "none"} if self.mode == "none" else {"mode": self.mode, "threshold": self.threshold}
+
+
+@dataclass(frozen=True)
+class EarlyStoppingSpec:
+    enabled: bool = False
+    patience: int = 10
+    monitor: str = "val_loss"
+    min_delta: float = 0.0
+    restore_best_weights: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "patience": self.patience, "monitor": self.monitor,
+                "min_delta": self.min_delta, "restore_best_weights": self.restore_best_weights}
+
+
+@dataclass(frozen=True)
+class RegularizationSpec:
+    l1: float = 0.0
+    l2: float = 0.0
+    max_norm: float | None = None
+    gradient_clip: ClipSpec = field(default_factory=ClipSpec)
+    early_stopping: EarlyStoppingSpec = field(default_factory=EarlyStoppingSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"l1": self.l1, "l2": self.l2, "max_norm": self.max_norm,
+                "gradient_clip": self.gradient_clip.to_dict(),
+                "early_stopping": self.early_stopping.to_dict()}
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    epochs: int = 30
+    batch_size: int = 32
+    shuffle: bool = True
+    diagnostics_every: int = 1
+    on_nan: str = "stop"
+    max_rollbacks: int = 3
+    dtype: str = "float32"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "shuffle": self.shuffle,
+                "diagnostics_every": self.diagnostics_every, "on_nan": self.on_nan,
+                "max_rollbacks": self.max_rollbacks, "dtype": self.dtype}
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str = "experiment"
+    seed: int = 42
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    optimizer: ComponentSpec = field(default_factory=lambda: ComponentSpec("nadam", {"learning_rate": 0.001}))
+    schedule: ComponentSpec = field(default_factory=lambda: ComponentSpec("constant"))
+    regularization: RegularizationSpec = field(default_factory=RegularizationSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical JSON form (every section and field written out)."""
+        return {"format": FORMAT, "version": VERSION, "name": self.name, "seed": self.seed,
+                "data": self.data.to_dict(), "model": self.model.to_dict(),
+                "optimizer": self.optimizer.to_dict(), "schedule": self.schedule.to_dict(),
+                "regularization": self.regularization.to_dict(), "training": self.training.to_dict()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def replace(self, **changes: Any) -> Experiment:
+        return replace(self, **changes)
+
+    @property
+    def learning_rate(self) -> float:
+        """η0: the optimizer's ``learning_rate`` (its own default when not given)."""
+        return float(self.optimizer.params.get(
+            "learning_rate", OPTIMIZERS.get(self.optimizer.name).parameters()["learning_rate"]))
+
+
+# ----------------------------------------------------------------------------- section parsers
+
+
+def _parse_init(path: str, value: Any) -> str | dict[str, Any]:
+    name, params = _component(path, value, INITIALIZERS)
+    return name if isinstance(value, str) else {"name": name, **params}
+
+
+def _parse_data(path: str, value: Any) -> DataSpec:
+    d = _object(path, value, ("source", "params", "path", "target", "validation_split", "test_split",
+                              "standardize", "augmentation"))
+    default = DataSpec()
+    source = d.get("source", default.source)
+    sources = [*DATASETS.names(), "npz", "csv"]
+    if source not in sources:
+        raise SpecError(_join(path, "source"), f"must be one of {', '.join(sources)}, got {source!r}")
+    params = d.get("params", {})
+    if not isinstance(params, Mapping):
+        raise SpecError(_join(path, "params"), f"must be a JSON object, got {params!r}")
+    if source in DATASETS:
+        _component(_join(path, "params"), {"name": source, **params}, DATASETS)
+    elif params:
+        raise SpecError(_join(path, "params"), f"must be empty for source {source!r} (use path/target)")
+    file_path = d.get("path")
+    target = d.get("target")
+    if source in ("npz", "csv"):
+        if not isinstance(file_path, str) or not file_path:
+            raise SpecError(_join(path, "path"), f"must be a file path for source {source!r}, got {file_path!r}")
+    elif file_path is not None:
+        raise SpecError(_join(path, "path"), f"is only used with source 'npz' or 'csv', not {source!r}")
+    if source == "csv":
+        if not isinstance(target, str) or not target:
+            raise SpecError(_join(path, "target"), f"must name the target column, got {target!r}")
+    elif target is not None:
+        raise SpecError(_join(path, "target"), f"is only used with source 'csv', not {source!r}")
+    val = _check(_join(path, "validation_split"), v.fraction, d.get("validation_split", default.validation_split))
+    test = _check(_join(path, "test_split"), v.fraction, d.get("test_split", default.test_split))
+    if val + test >= 0.9:
+        raise SpecError(_join(path, "test_split"),
+                        f"validation_split + test_split must leave at least 10 % for training, got {val + test:g}")
+    standardize = _check(_join(path, "standardize"), v.boolean, d.get("standardize", default.standardize))
+    aug_path = _join(path, "augmentation")
+    aug = d.get("augmentation", {"type": "none"})
+    if not isinstance(aug, Mapping):
+        raise SpecError(aug_path, f"must be a JSON object, got {aug!r}")
+    aug_type = aug.get("type", "none")
+    if aug_type not in AUGMENTATIONS:
+        raise SpecError(_join(aug_path, "type"), f"must be one of {', '.join(AUGMENTATIONS)}, got {aug_type!r}")
+    aug = _object(aug_path, aug, ("type", *AUGMENTATIONS[aug_type]))
+    aug_params = {**AUGMENTATIONS[aug_type], **{k: val for k, val in aug.items() if k != "type"}}
+    if aug_type == "shift":
+        _check(_join(aug_path, "max_shift"), v.positive_int, aug_params["max_shift"], high=8)
+    elif aug_type == "noise":
+        _check(_join(aug_path, "stddev"), v.positive, aug_params["stddev"], high=100.0)
+    return DataSpec(source=source, params=dict(params), path=file_path, target=target, validation_split=val,
+                    test_split=test, standardize=standardize,
+                    augmentation=AugmentationSpec(aug_type, aug_params))
+
+
+def _parse_layer(path: str, value: Any) -> LayerSpec:
+    if not isinstance(value, Mapping):
+        raise SpecError(path, f"must be a JSON object, got {value!r}")
+    default = LayerSpec()
+    activation = value.get("activation", default.activation)
+    if activation not in ACTIVATIONS:
+        raise SpecError(_join(path, "activation"),
+                        f"must be one of {', '.join(ACTIVATIONS.names())}, got {activation!r}")
+    act_params = ACTIVATIONS.get(activation).parameters()
+    d = _object(path, value, ("units", "init", "activation", *act_params, "batch_norm", "dropout", "use_bias"))
+    units = _check(_join(path, "units"), v.positive_int, d.get("units", default.units), high=MAX_UNITS)
+    init = _parse_init(_join(path, "init"), d.get("init", default.init))
+    given = {k: d[k] for k in act_params if k in d}
+    _component(path, {"name": activation, **given}, ACTIVATIONS)
+    batch_norm = d.get("batch_norm", default.batch_norm)
+    if batch_norm not in BATCH_NORM_POSITIONS or batch_norm is True:
+        raise SpecError(_join(path, "batch_norm"),
+                        f"must be \"before_activation\", \"after_activation\" or false, got {batch_norm!r}")
+    dropout = _check(_join(path, "dropout"), v.fraction, d.get("dropout", default.dropout))
+    use_bias = _check(_join(path, "use_bias"), v.boolean, d.get("use_bias", default.use_bias))
+    return LayerSpec(units=units, init=init, activation=activation,
+                     activation_params={k: given.get(k, dv) for k, dv in act_params.items()},
+                     batch_norm=batch_norm, dropout=dropout, use_bias=use_bias)
+
+
+def _parse_model(path: str, value: Any) -> ModelSpec:
+    d = _object(path, value, ("input_dropout", "layers", "output"))
+    layers = d.get("layers", [])
+    if not isinstance(layers, list):
+        raise SpecError(_join(path, "layers"), f"must be a list of layer objects, got {layers!r}")
+    if len(layers) > MAX_LAYERS:
+        raise SpecError(_join(path, "layers"), f"must hold at most {MAX_LAYERS} layers, got {len(layers)}")
+    parsed = tuple(_parse_layer(_join(_join(path, "layers"), i), layer) for i, layer in enumerate(layers))
+    hidden_params = sum(a.units * b.units for a, b in zip(parsed, parsed[1:], strict=False))
+    if hidden_params > MAX_HIDDEN_PARAMETERS:
+        raise SpecError(_join(path, "layers"),
+                        f"would need {hidden_params:,} weights between hidden layers; "
+                        f"at most {MAX_HIDDEN_PARAMETERS:,} are allowed")
+    input_dropout = _check(_join(path, "input_dropout"), v.fraction, d.get("input_dropout", 0.0))
+    out_path = _join(path, "output")
+    o = _object(out_path, d.get("output", {}), ("init", "loss"))
+    out_init = _parse_init(_join(out_path, "init"), o.get("init", OutputSpec().init))
+    loss = o.get("loss", "auto")
+    if loss not in OUTPUT_LOSSES:
+        raise SpecError(_join(out_path, "loss"), f"must be one of {', '.join(OUTPUT_LOSSES)}, got {loss!r}")
+    return ModelSpec(layers=parsed, input_dropout=input_dropout, output=OutputSpec(out_init, loss))
+
+
+def _parse_regularization(path: str, value: Any) -> RegularizationSpec:
+    d = _object(path, value, ("l1", "l2", "max_norm", "gradient_clip", "early_stopping"))
+    l1 = _check(_join(path, "l1"), v.non_negative, d.get("l1", 0.0), high=100.0)
+    l2 = _check(_join(path, "l2"), v.non_negative, d.get("l2", 0.0), high=100.0)
+    max_norm = d.get("max_norm")
+    if max_norm is not None:
+        max_norm = _check(_join(path, "max_norm"), v.positive, max_norm)
+    clip_path = _join(path, "gradient_clip")
+    c = _object(clip_path, d.get("gradient_clip", {"mode": "none"}), ("mode", "threshold"))
+    mode = _check(_join(clip_path, "mode"), v.choice, c.get("mode", "none"), CLIP_MODES)
+    threshold = _check(_join(clip_path, "threshold"), v.positive, c.get("threshold", 1.0))
+    es_path = _join(path, "early_stopping")
+    e = _object(es_path, d.get("early_stopping", {}),
+                ("enabled", "patience", "monitor", "min_delta", "restore_best_weights"))
+    default = EarlyStoppingSpec()
+    es = EarlyStoppingSpec(
+        enabled=_check(_join(es_path, "enabled"), v.boolean, e.get("enabled", default.enabled)),
+        patience=_check(_join(es_path, "patience"), v.positive_int, e.get("patience", default.patience),
+                        high=MAX_EPOCHS),
+        monitor=_check(_join(es_path, "monitor"), v.choice, e.get("monitor", default.monitor), MONITORS),
+        min_delta=_check(_join(es_path, "min_delta"), v.non_negative, e.get("min_delta", default.min_delta)),
+        restore_best_weights=_check(_join(es_path, "restore_best_weights"), v.boolean,
+                                    e.get("restore_best_weights", default.restore_best_weights)),
+    )
+    return RegularizationSpec(l1=l1, l2=l2, max_norm=max_norm, gradient_clip=ClipSpec(mode, threshold),
+                              early_stopping=es)
+
+
+def _parse_training(path: str, value: Any) -> TrainingSpec:
+    d = _object(path, value, tuple(TrainingSpec().to_dict()))
+    t = TrainingSpec()
+    return TrainingSpec(
+        epochs=_check(_join(path, "epochs"), v.positive_int, d.get("epochs", t.epochs), high=MAX_EPOCHS),
+        batch_size=_check(_join(path, "batch_size"), v.positive_int, d.get("batch_size", t.batch_size),
+                          high=MAX_BATCH_SIZE),
+        shuffle=_check(_join(path, "shuffle"), v.boolean, d.get("shuffle", t.shuffle)),
+        diagnostics_every=_check(_join(path, "diagnostics_every"), v.positive_int,
+                                 d.get("diagnostics_every", t.diagnostics_every), high=1_000_000),
+        on_nan=_check(_join(path, "on_nan"), v.choice, d.get("on_nan", t.on_nan), NAN_POLICIES),
+        max_rollbacks=_check(_join(path, "max_rollbacks"), v.integer, d.get("max_rollbacks", t.max_rollbacks),
+                             low=0, high=100),
+        dtype=_check(_join(path, "dtype"), v.choice, d.get("dtype", t.dtype), DTYPES),
+    )
+
+
+def parse_experiment(obj: Any) -> Experiment:
+    """Validate untrusted JSON data and return the typed experiment (raises ``SpecError``)."""
+    d = _object("", obj, ("format", "version", "name", "seed", "data", "model", "optimizer", "schedule",
+                          "regularization", "training"))
+    if d.get("format", FORMAT) != FORMAT:
+        raise SpecError("format", f"must be {FORMAT!r}, got {d.get('format')!r}")
+    version = d.get("version", VERSION)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise SpecError("version", f"must be a positive integer, got {version!r}")
+    if version > VERSION:
+        raise SpecError("version", f"this file was written by a newer Gradient Workbench (experiment "
+                                   f"version {version}); this one reads versions up to {VERSION}")
+    name = d.get("name", "experiment")
+    if not isinstance(name, str) or len(name) > 200:
+        raise SpecError("name", f"must be a text of at most 200 characters, got {name!r}")
+    seed = _check("seed", v.integer, d.get("seed", 42), low=0, high=2**63 - 1)
+    data = _parse_data("data", d.get("data", {}))
+    model = _parse_model("model", d.get("model", {}))
+    if not model.layers:
+        raise SpecError("model.layers", "must hold at least one hidden layer")
+    opt_name, opt_params = _component("optimizer", d.get("optimizer", {"name": "nadam"}), OPTIMIZERS)
+    optimizer = ComponentSpec(opt_name, opt_params)
+    lr = Experiment(optimizer=optimizer).learning_rate
+    sched_name, sched_params = _component("schedule", d.get("schedule", {"name": "constant"}), SCHEDULES, lr)
+    return Experiment(name=name, seed=seed, data=data, model=model, optimizer=optimizer,
+                      schedule=ComponentSpec(sched_name, sched_params),
+                      regularization=_parse_regularization("regularization", d.get("regularization", {})),
+                      training=_parse_training("training", d.get("training", {})))
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment JSON file; unreadable files raise ``SpecError`` too."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SpecError("", f"{p}: no such experiment file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError("", f"{p}: cannot be read ({exc})") from None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SpecError("", f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    return parse_experiment(obj)

@@ -1,0 +1,492 @@
+"""The training loop: mini-batch gradient descent with every chapter-11 remedy switchable,
+per-layer diagnostics at every (k-th) step, and cooperative pause / stop between batches.
+
+``Trainer`` owns one experiment's data split, network, optimizer, schedule and history. It is
+a plain loop with an ``observer`` callback and a ``should_stop`` predicate, so the GUI's
+worker thread, the CLI and a notebook drive it the same way. Its whole state can be taken
+out and put back (``state_dict`` / ``load_state_dict``), so an interrupted run resumes bit
+for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .datasets import Dataset, load_dataset
+from .diagnostics import DiagnosticsRecorder, HealthIssue, assess_health
+from .losses import LOSSES, Loss
+from .network import Network
+from .optimizers import OPTIMIZERS, Optimizer
+from .regularization import (
+    EarlyStopping,
+    add_gaussian_noise,
+    add_weight_penalty_gradient,
+    apply_max_norm,
+    clip_gradients,
+    shift_images,
+    weight_penalty,
+)
+from .schedules import SCHEDULES, Schedule
+from .spec import Experiment, SpecError
+
+EPOCH_METRICS = ("epoch", "loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "seconds")
+
+Observer = Callable[[str, dict[str, Any]], None]
+
+
+@dataclass
+class Split:
+    """Row indices of the dataset in each part (kept so a resumed run sees the same split)."""
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+
+
+def stratified_split(y: np.ndarray, validation: float, test: float, rng: np.random.Generator,
+                     stratify: bool) -> Split:
+    """Shuffle and cut; with ``stratify`` each class is cut in the same proportions, so a small
+    validation set still holds every class."""
+    groups = [np.flatnonzero(y == c) for c in np.unique(y)] if stratify else [np.arange(len(y))]
+    parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
+    for idx in groups:
+        idx = rng.permutation(idx)
+        n_val = int(round(validation * len(idx)))
+        n_test = int(round(test * len(idx)))
+        parts["val"].append(idx[:n_val])
+        parts["test"].append(idx[n_val:n_val + n_test])
+        parts["train"].append(idx[n_val + n_test:])
+    return Split(*(np.sort(np.concatenate(parts[k])).astype(np.int64) for k in ("train", "val", "test")))
+
+
+def choose_loss(experiment: Experiment, data: Dataset) -> tuple[Loss, int]:
+    """The output layer from the task: softmax + cross-entropy for class labels, sigmoid + binary
+    cross-entropy for two classes if asked, linear + MSE for float targets."""
+    name = experiment.model.output.loss
+    path = "model.output.loss"
+    if name == "auto":
+        name = "softmax_cross_entropy" if data.task == "classification" else "mse"
+    if name == "mse":
+        if data.task != "regression":
+            raise SpecError(path, f"'mse' needs float targets, but {data.name} has class labels; "
+                                  "use softmax_cross_entropy or auto")
+        return LOSSES.get(name)(), int(data.y.shape[1]) if data.y.ndim == 2 else 1
+    if data.task != "classification":
+        raise SpecError(path, f"{name!r} needs integer class labels, but {data.name} has float targets; use mse")
+    if name == "sigmoid_binary_cross_entropy":
+        if data.n_classes != 2:
+            raise SpecError(path, f"'sigmoid_binary_cross_entropy' needs exactly 2 classes, "
+                                  f"{data.name} has {data.n_classes}")
+        return LOSSES.get(name)(), 1
+    return LOSSES.get(name)(), data.n_classes
+
+
+class Trainer:
+    """Trains one experiment; see the module docstring."""
+
+    def __init__(self, experiment: Experiment, base_dir: str | Path | None = None, *,
+                 dataset: Dataset | None = None) -> None:
+        self.experiment = experiment
+        spec = experiment
+        self.dtype = np.dtype(spec.training.dtype)
+        seeds = np.random.SeedSequence(spec.seed).spawn(4)
+        data_rng, split_rng, init_rng, self.rng = (np.random.Generator(np.random.PCG64(s)) for s in seeds)
+        if dataset is None:
+            try:
+                dataset = load_dataset(spec.data.source, spec.data.params, path=spec.data.path,
+                                       target=spec.data.target,
+                                       base_dir=Path(base_dir) if base_dir is not None else None, rng=data_rng)
+            except ValueError as exc:
+                raise SpecError("data", str(exc)) from None
+        self.dataset = dataset
+        self.loss, n_outputs = choose_loss(spec, dataset)
+        self.classification = dataset.task == "classification"
+        self.split = stratified_split(dataset.y if self.classification else np.zeros(len(dataset.y)),
+                                      spec.data.validation_split, spec.data.test_split, split_rng,
+                                      stratify=self.classification)
+        if len(self.split.train) == 0:
+            raise SpecError("data", f"{dataset.name} has too few examples to leave any for training")
+        X = dataset.X.astype(self.dtype, copy=False)
+        train_X = X[self.split.train]
+        if spec.data.standardize:
+            # Statistics from the training split only, so nothing leaks from validation or test.
+            self.feature_mean = train_X.mean(axis=0)
+            std = train_X.std(axis=0)
+            self.feature_std = np.where(std > 0, std, 1).astype(self.dtype)
+        else:
+            self.feature_mean = np.zeros(X.shape[1], self.dtype)
+            self.feature_std = np.ones(X.shape[1], self.dtype)
+        aug = spec.data.augmentation
+        if aug.type == "shift" and dataset.image_shape is None:
+            raise SpecError("data.augmentation.type",
+                            f"'shift' moves image pixels, but {dataset.name} is not image data; use 'noise'")
+        # Pixel shifts act on raw images (background 0); standardization follows per batch.
+        self._standardize_per_batch = aug.type == "shift"
+        self.X_train = train_X if self._standardize_per_batch else self.standardize(train_X)
+        self.X_val = self.standardize(X[self.split.val])
+        self.X_test = self.standardize(X[self.split.test])
+        y = dataset.y if self.classification else dataset.y.astype(self.dtype, copy=False)
+        self.y_train, self.y_val, self.y_test = y[self.split.train], y[self.split.val], y[self.split.test]
+
+        self.network = Network(spec.model, X.shape[1], n_outputs, self.loss, init_rng, self.dtype)
+        self.optimizer: Optimizer = OPTIMIZERS.get(spec.optimizer.name).from_config(spec.optimizer.params)
+        self.optimizer.build(self.network.parameters())
+        self.schedule: Schedule = SCHEDULES.get(spec.schedule.name).from_config(spec.schedule.params,
+                                                                               spec.learning_rate)
+        self.batch_size = min(spec.training.batch_size, len(self.split.train))
+        self.steps_per_epoch = math.ceil(len(self.split.train) / self.batch_size)
+        self.schedule.bind(self.steps_per_epoch, self.steps_per_epoch * spec.training.epochs)
+        es = spec.regularization.early_stopping
+        self.early_stopping = EarlyStopping(es.monitor, es.patience, es.min_delta) if es.enabled else None
+        self.best_weights: dict[str, np.ndarray] | None = None
+
+        self.recorder = DiagnosticsRecorder(self.network.layer_names)
+        self.history: dict[str, list[float]] = {k: [] for k in EPOCH_METRICS}
+        self.events: list[dict[str, Any]] = []
+        self.step = 0           # optimizer steps taken
+        self.epoch = 0          # epochs completed
+        self.batch_index = 0    # batches done in the current epoch
+        self.lr_scale = 1.0     # halved by each NaN roll-back
+        self.rollbacks = 0
+        self.finished = False   # early stopping ended the run
+        self._perm: np.ndarray | None = None
+        self._epoch_sums = np.zeros(3)  # loss·n, correct, n of the current epoch
+        self._epoch_seconds = 0.0
+        self._params = self.network.parameters()
+        self._grads = self.network.gradients()
+        self._updates = {k: np.zeros_like(a) for k, a in self._params.items()}
+        self._kernel_keys = [f"{k}.kernel" for k in self.network.layer_keys]
+        self._bias_keys = [f"{k}.bias" for k in self.network.layer_keys]
+        self._good_state: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None
+        self._stop_flag = threading.Event()
+        self._run_flag = threading.Event()
+        self._run_flag.set()
+
+    # ------------------------------------------------------------------ data helpers
+
+    def standardize(self, X: np.ndarray) -> np.ndarray:
+        return ((X - self.feature_mean) / self.feature_std).astype(self.dtype, copy=False)
+
+    @property
+    def trainable_keys(self) -> list[str]:
+        """Paths the optimizer updates (frozen layers are left out)."""
+        frozen = {f"layers.{i}." for i, layer in enumerate(self.network.layers) if layer.frozen}
+        return [k for k in self._params if not any(k.startswith(f) for f in frozen)]
+
+    # ------------------------------------------------------------------ cooperative control
+
+    def pause(self) -> None:
+        """Hold the loop before its next batch (thread-safe)."""
+        self._run_flag.clear()
+
+    def resume(self) -> None:
+        self._run_flag.set()
+
+    def request_stop(self) -> None:
+        """End ``fit`` before its next batch (thread-safe); the state stays consistent."""
+        self._stop_flag.set()
+        self._run_flag.set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._run_flag.is_set()
+
+    # ------------------------------------------------------------------ the loop
+
+    def fit(self, epochs: int | None = None, observer: Observer | None = None,
+            should_stop: Callable[[], bool] | None = None) -> str:
+        """Train until ``epochs`` more epochs are complete (default: up to ``training.epochs``).
+
+        Returns why it ended: ``"completed"``, ``"stopped"``, ``"early_stopping"`` or
+        ``"diverged: ..."``."""
+        target = self.experiment.training.epochs if epochs is None else self.epoch + int(epochs)
+        if self.step + self.batch_index == 0 and target > self.experiment.training.epochs:
+            self.schedule.bind(self.steps_per_epoch, self.steps_per_epoch * target)
+        self._stop_flag.clear()
+        notify = observer or (lambda kind, info: None)
+        while self.epoch < target and not self.finished:
+            while self.batch_index < self.steps_per_epoch:
+                if not self._run_flag.is_set():
+                    notify("paused", {"step": self.step, "epoch": self.epoch})
+                    while not self._run_flag.wait(0.05):
+                        if should_stop is not None and should_stop():
+                            break
+                if self._stop_flag.is_set() or (should_stop is not None and should_stop()):
+                    notify("end", {"reason": "stopped"})
+                    return "stopped"
+                outcome = self.train_batch(notify)
+                if outcome is not None:
+                    notify("end", {"reason": outcome})
+                    return outcome
+            self._end_epoch(notify)
+        reason = "early_stopping" if self.finished else "completed"
+        notify("end", {"reason": reason})
+        return reason
+
+    def train_batch(self, notify: Observer | None = None) -> str | None:
+        """One optimizer step on the next mini-batch (the GUI's Step button).
+
+        Returns ``None`` normally, or the reason training must stop (divergence)."""
+        notify = notify or (lambda kind, info: None)
+        spec = self.experiment
+        if self.batch_index == 0:
+            self._begin_epoch()
+        t0 = time.perf_counter()
+        assert self._perm is not None
+        idx = self._perm[self.batch_index * self.batch_size:(self.batch_index + 1) * self.batch_size]
+        Xb, yb = self._augment(self.X_train[idx]), self.y_train[idx]
+        record = self.step % spec.training.diagnostics_every == 0
+        net = self.network
+        logits = net.forward(Xb, training=True, rng=self.rng, record=record)
+        loss, grad_logits = self.loss.value_and_gradient(logits, yb)
+        net.backward(grad_logits)
+        reg = spec.regularization
+        if reg.l1 or reg.l2:
+            kernels = {k: self._params[k] for k in self._kernel_keys}
+            loss += weight_penalty(kernels, reg.l1, reg.l2)
+            add_weight_penalty_gradient(kernels, self._grads, reg.l1, reg.l2)
+        grad_sq = [float(np.dot(self._grads[k].ravel(), self._grads[k].ravel())) for k in self._kernel_keys]
+        if not (math.isfinite(loss) and math.isfinite(sum(grad_sq))):
+            return self._diverged(loss, grad_sq, notify)
+        row = self.recorder.append(self.step + 1) if record else -1
+        if record:
+            self.recorder.table("grad_norm")[row] = np.sqrt(grad_sq)
+        trainable = self.trainable_keys
+        grads = {k: self._grads[k] for k in trainable}
+        clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
+        lr = self.schedule(self.step) * self.lr_scale
+        self.optimizer.apply({k: self._params[k] for k in trainable}, grads, lr, self._updates)
+        if reg.max_norm is not None:
+            apply_max_norm({k: self._params[k] for k in self._kernel_keys if k in grads}, reg.max_norm)
+        for k in self._params:
+            if k not in grads:
+                self._updates[k].fill(0)
+        self.step += 1
+        self.batch_index += 1
+        n = len(idx)
+        self._epoch_sums[0] += loss * n
+        if self.classification:
+            self._epoch_sums[1] += self._count_correct(logits, yb)
+        self._epoch_sums[2] += n
+        if record:
+            self._record(row, loss, lr)
+        self._epoch_seconds += time.perf_counter() - t0
+        notify("step", {"step": self.step, "epoch": self.epoch, "batch": self.batch_index,
+                        "batches": self.steps_per_epoch, "loss": loss, "learning_rate": lr, "recorded": record})
+        return None
+
+    def _record(self, row: int, loss: float, lr: float) -> None:
+        """Fill the diagnostics row (grad_norm is already in; this is the rest)."""
+        rec = self.recorder
+        bias_norm, weight_norm, ratio = (rec.table(q) for q in ("bias_grad_norm", "weight_norm", "update_ratio"))
+        for j, (kk, bk) in enumerate(zip(self._kernel_keys, self._bias_keys, strict=True)):
+            w = self._params[kk].ravel()
+            u = self._updates[kk].ravel()
+            wn = math.sqrt(float(np.dot(w, w)))
+            weight_norm[row, j] = wn
+            ratio[row, j] = math.sqrt(float(np.dot(u, u))) / wn if wn > 0 else math.nan
+            b = self._grads.get(bk)
+            bias_norm[row, j] = math.sqrt(float(np.dot(b.ravel(), b.ravel()))) if b is not None else 0.0
+        stats = [layer.stats for layer in self.network.layers] + [self.network.output_stats]
+        for q, attr in (("activation_mean", "mean"), ("activation_std", "std"),
+                        ("dead_fraction", "dead_fraction"), ("saturated_fraction", "saturated_fraction")):
+            rec.table(q)[row] = [getattr(s, attr) for s in stats]
+        rec.table("loss")[row] = loss
+        rec.table("learning_rate")[row] = lr
+
+    def _count_correct(self, logits: np.ndarray, y: np.ndarray) -> int:
+        if logits.shape[1] == 1:
+            return int(np.count_nonzero((logits[:, 0] > 0) == (y.reshape(-1) == 1)))
+        return int(np.count_nonzero(logits.argmax(axis=1) == y))
+
+    def _augment(self, Xb: np.ndarray) -> np.ndarray:
+        aug = self.experiment.data.augmentation
+        if aug.type == "shift":
+            assert self.dataset.image_shape is not None
+            Xb = self.standardize(shift_images(Xb, self.dataset.image_shape, aug.params["max_shift"], self.rng))
+        elif aug.type == "noise":
+            Xb = add_gaussian_noise(Xb, aug.params["stddev"], self.rng)
+        return Xb
+
+    def _begin_epoch(self) -> None:
+        if self.experiment.training.on_nan == "rollback":
+            # The last good state a roll-back returns to (history is rewound, not copied).
+            self._good_state = self.state_dict(history=False)
+        n = len(self.split.train)
+        self._perm = self.rng.permutation(n) if self.experiment.training.shuffle else np.arange(n)
+        self._epoch_sums[:] = 0.0
+        self._epoch_seconds = 0.0
+
+    def _end_epoch(self, notify: Observer) -> None:
+        t0 = time.perf_counter()
+        loss_sum, correct, seen = self._epoch_sums
+        logs = {"epoch": float(self.epoch + 1), "loss": loss_sum / seen,
+                "accuracy": correct / seen if self.classification else math.nan}
+        val_loss, val_acc = self.evaluate("val")
+        logs.update(val_loss=val_loss, val_accuracy=val_acc,
+                    learning_rate=self.schedule(max(self.step - 1, 0)) * self.lr_scale)
+        self.epoch += 1
+        self.batch_index = 0
+        self._perm = None
+        if self.schedule.on_epoch_end(self.epoch, logs):
+            self._event("lr_drop", f"learning rate reduced to {self.schedule(self.step) * self.lr_scale:.3g} "
+                                   f"(no {self.schedule.monitor} improvement)")  # type: ignore[attr-defined]
+        if self.early_stopping is not None:
+            improved, stop = self.early_stopping.update(self.epoch, logs)
+            if improved:
+                self.best_weights = self.network.state()
+            if stop:
+                self.finished = True
+                es = self.early_stopping
+                self._event("early_stopping", f"early stopping: {es.monitor} has not improved for "
+                                              f"{es.patience} epochs (best {es.best:.4g} at epoch {es.best_epoch})")
+                if self.experiment.regularization.early_stopping.restore_best_weights and self.best_weights:
+                    self.network.load_state(self.best_weights)
+                    self._event("restore_best", f"restored the weights of epoch {es.best_epoch}")
+        self._epoch_seconds += time.perf_counter() - t0
+        logs["seconds"] = self._epoch_seconds
+        for k in EPOCH_METRICS:
+            self.history[k].append(float(logs[k]))
+        notify("epoch", dict(logs))
+
+    def _event(self, kind: str, message: str) -> None:
+        self.events.append({"kind": kind, "step": self.step, "epoch": self.epoch, "message": message})
+
+    def _diverged(self, loss: float, grad_sq: list[float], notify: Observer) -> str | None:
+        where = "the loss" if not math.isfinite(loss) else \
+            f"the gradient of {self.network.layer_names[int(np.argmin(np.isfinite(grad_sq)))]}"
+        what = f"{where} became {'NaN' if math.isnan(loss) else 'infinite or NaN'} at step {self.step + 1}"
+        spec = self.experiment.training
+        if spec.on_nan == "rollback" and self.rollbacks < spec.max_rollbacks and self._good_state is not None:
+            arrays, state = self._good_state
+            self.load_state_dict(arrays, state)
+            self.rollbacks += 1
+            self.lr_scale *= 0.5
+            self._event("rollback", f"{what}; rolled back to the start of epoch {self.epoch + 1} "
+                                    f"with the learning rate halved (×{self.lr_scale:g}), "
+                                    f"roll-back {self.rollbacks} of {spec.max_rollbacks}")
+            notify("event", dict(self.events[-1]))
+            return None
+        reason = f"diverged: {what}; the last finite weights are kept"
+        self._event("diverged", reason)
+        notify("event", dict(self.events[-1]))
+        return reason
+
+    # ------------------------------------------------------------------ evaluation
+
+    def evaluate(self, split: str = "val") -> tuple[float, float]:
+        """(loss, accuracy) in inference mode on ``"train"``, ``"val"`` or ``"test"``; NaN if empty.
+
+        The loss includes the ℓ1/ℓ2 penalty, as Keras reports it."""
+        X, y = self._split_arrays(split)
+        if len(X) == 0:
+            return math.nan, math.nan
+        logits = self.network.predict_logits(X)
+        loss = self.loss.value(logits, y)
+        reg = self.experiment.regularization
+        if reg.l1 or reg.l2:
+            loss += weight_penalty({k: self._params[k] for k in self._kernel_keys}, reg.l1, reg.l2)
+        acc = self._count_correct(logits, y) / len(y) if self.classification else math.nan
+        return float(loss), float(acc)
+
+    def _split_arrays(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        if split == "train":
+            X = self.standardize(self.X_train) if self._standardize_per_batch else self.X_train
+            return X, self.y_train
+        if split == "val":
+            return self.X_val, self.y_val
+        if split == "test":
+            return self.X_test, self.y_test
+        raise ValueError(f"split: must be train, val or test, got {split!r}")
+
+    def confusion_matrix(self, split: str = "val") -> np.ndarray:
+        """Counts[i, j] of examples of class i predicted as j (classification only)."""
+        X, y = self._split_arrays(split)
+        k = max(self.dataset.n_classes, 2)
+        if not self.classification or len(X) == 0:
+            return np.zeros((k, k), dtype=np.int64)
+        logits = self.network.predict_logits(X)
+        pred = (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else logits.argmax(axis=1)
+        return np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+
+    def health(self) -> list[HealthIssue]:
+        return assess_health(self.recorder)
+
+    def history_arrays(self) -> dict[str, np.ndarray]:
+        """Per-epoch metrics and per-step diagnostics, as ``history.npz`` stores them."""
+        out = {k: np.asarray(v, dtype=np.int64 if k == "epoch" else np.float64) for k, v in self.history.items()}
+        out.update(self.recorder.to_arrays())
+        return out
+
+    # ------------------------------------------------------------------ state
+
+    def state_dict(self, history: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything needed to continue exactly: (arrays, JSON-able values). Copies only.
+
+        Without ``history`` the per-epoch and per-step tables are left out and only their
+        lengths kept (the NaN roll-back's snapshot rewinds them instead of copying them)."""
+        arrays: dict[str, np.ndarray] = {f"weights/{k}": a for k, a in self.network.state().items()}
+        opt = self.optimizer.state_dict()
+        arrays.update({f"optimizer/{k}": np.array(a, copy=True) for k, a in opt["slots"].items()})
+        if self.best_weights is not None:
+            arrays.update({f"best/{k}": a.copy() for k, a in self.best_weights.items()})
+        if self._perm is not None:
+            arrays["loop/permutation"] = self._perm.copy()
+        arrays["loop/epoch_sums"] = self._epoch_sums.copy()
+        arrays.update({f"split/{k}": getattr(self.split, k).copy() for k in ("train", "val", "test")})
+        if history:
+            arrays.update({f"history/{k}": a for k, a in self.history_arrays().items()})
+        state = {
+            "recorded_steps": self.recorder.size, "epochs_recorded": len(self.history["epoch"]),
+            "step": self.step, "epoch": self.epoch, "batch_index": self.batch_index,
+            "lr_scale": self.lr_scale, "rollbacks": self.rollbacks, "finished": self.finished,
+            "epoch_seconds": self._epoch_seconds,
+            "optimizer_iterations": int(opt["iterations"]),
+            "schedule": self.schedule.state_dict(),
+            "early_stopping": self.early_stopping.state_dict() if self.early_stopping else None,
+            "rng": self.rng.bit_generator.state,
+            "events": [dict(e) for e in self.events],
+        }
+        return arrays, state
+
+    def load_state_dict(self, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any]) -> None:
+        """Put back what ``state_dict`` took out (raises ``ValueError`` on any mismatch)."""
+        self.network.load_state({k[8:]: a for k, a in arrays.items() if k.startswith("weights/")})
+        self.optimizer.load_state_dict({"iterations": state["optimizer_iterations"],
+                                        "slots": {k[10:]: a for k, a in arrays.items()
+                                                  if k.startswith("optimizer/")}})
+        best = {k[5:]: a.copy() for k, a in arrays.items() if k.startswith("best/")}
+        self.best_weights = best or None
+        self._perm = arrays["loop/permutation"].copy() if "loop/permutation" in arrays else None
+        self._epoch_sums = np.array(arrays["loop/epoch_sums"], dtype=np.float64)
+        for k in ("train", "val", "test"):
+            if not np.array_equal(arrays[f"split/{k}"], getattr(self.split, k)):
+                raise ValueError(f"the stored {k} split differs from the one this experiment's data and seed "
+                                 "give (has the data file changed?)")
+        hist = {k[8:]: a for k, a in arrays.items() if k.startswith("history/")}
+        if hist:
+            self.history = {k: [float(x) for x in hist.get(k, [])] for k in EPOCH_METRICS}
+            self.recorder = DiagnosticsRecorder.from_arrays(hist)
+        else:
+            self.history = {k: v[: int(state["epochs_recorded"])] for k, v in self.history.items()}
+            self.recorder.truncate(int(state["recorded_steps"]))
+        self.step = int(state["step"])
+        self.epoch = int(state["epoch"])
+        self.batch_index = int(state["batch_index"])
+        self.lr_scale = float(state["lr_scale"])
+        self.rollbacks = int(state["rollbacks"])
+        self.finished = bool(state["finished"])
+        self._epoch_seconds = float(state.get("epoch_seconds", 0.0))
+        self.schedule.load_state_dict(state["schedule"])
+        if self.early_stopping is not None and state.get("early_stopping") is not None:
+            self.early_stopping.load_state_dict(state["early_stopping"])
+        self.rng.bit_generator.state = state["rng"]
+        self.events = [dict(e) for e in state["events"]]
