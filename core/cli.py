@@ -85,6 +85,7 @@ class Progress:
         self.total = total_epochs
         self.quiet = quiet
         self.live = stream.isatty()
+        self._cr = "\r" if self.live else ""  # return over the live step counter
         self._last = 0.0
 
     def __call__(self, kind: str, info: dict[str, Any]) -> None:
@@ -99,11 +100,11 @@ class Progress:
             acc = "" if math.isnan(info["accuracy"]) else f"  accuracy {info['accuracy']:.4f}"
             val = "" if math.isnan(info["val_loss"]) else f"  val_loss {info['val_loss']:.4f}"
             vacc = "" if math.isnan(info["val_accuracy"]) else f"  val_accuracy {info['val_accuracy']:.4f}"
-            self.stream.write(f"{'\r' if self.live else ''}epoch {int(info['epoch'])}/{self.total}  "
+            self.stream.write(f"{self._cr}epoch {int(info['epoch'])}/{self.total}  "
                               f"loss {info['loss']:.4f}{acc}{val}{vacc}  lr {info['learning_rate']:.3g}  "
                               f"{info['seconds']:.2f}s\n")
         elif kind == "event":
-            self.stream.write(f"{'\r' if self.live else ''}{info['message']}\n")
+            self.stream.write(f"{self._cr}{info['message']}\n")
 
 
 def _run(trainer: Any, epochs: int | None, out: Path, quiet: bool, base_dir: Path | None) -> int:
