@@ -85,7 +85,7 @@ def dying_relu() -> dict[str, Any]:
     return _base(
         "dying ReLU: deep ReLU, large learning rate",
         _layers(6, 100, init="he_normal", activation="relu"),
-        {"name": "momentum", "learning_rate": 0.2, "momentum": 0.9},
+        {"name": "momentum", "learning_rate": 0.1, "momentum": 0.9},
     )
 
 
@@ -109,3 +109,22 @@ def preset_experiment(key: str) -> Experiment:
 def default_experiment() -> Experiment:
     """The built-in default experiment the app opens on."""
     return preset_experiment("default")
+
+
+def write_examples(folder: str) -> list[str]:
+    """Write every preset as ``<key>.json`` (how ``resources/examples`` is made)."""
+    import json
+    from pathlib import Path
+
+    out = []
+    for key, (_, fn) in PRESETS.items():
+        path = Path(folder) / f"{key}.json"
+        path.write_text(json.dumps(fn(), indent=2) + "\n", encoding="utf-8")
+        out.append(str(path))
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    print("\n".join(write_examples(sys.argv[1] if len(sys.argv) > 1 else "resources/examples")))

@@ -1,0 +1,452 @@
+"""Optimizers: each rule against its equations written out again here in plain NumPy."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import tracemalloc
+
+import numpy as np
+import pytest
+
+from core import optimizers
+from core.optimizers import OPTIMIZERS, Optimizer, get_optimizer
+
+NAMES = OPTIMIZERS.names()
+
+# Non-default hyperparameters, so a rule that silently used a default would be caught; a
+# large ε makes its placement (inside or outside the square root) visible.
+HYPER = {
+    "sgd": {"learning_rate": 0.1},
+    "momentum": {"momentum": 0.8},
+    "nesterov": {"momentum": 0.7},
+    "adagrad": {"initial_accumulator_value": 0.2, "epsilon": 1e-3},
+    "rmsprop": {"rho": 0.8, "epsilon": 1e-3},
+    "adam": {"beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-3},
+    "nadam": {"beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-3},
+    "adamw": {"weight_decay": 0.1, "beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-3},
+}
+LRS = [0.1, 0.05, 0.2]  # a different rate per call, as a schedule would give
+
+
+def make_params(dtype=np.float64, seed=0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {"layers.0.kernel": rng.normal(size=(3, 2)).astype(dtype),
+            "layers.0.bias": rng.normal(size=2).astype(dtype),
+            "output.kernel": rng.normal(size=(2, 1)).astype(dtype)}
+
+
+def make_grads(params, n_steps, seed=1) -> list[dict[str, np.ndarray]]:
+    rng = np.random.default_rng(seed)
+    return [{k: rng.normal(size=p.shape).astype(p.dtype) for k, p in params.items()} for _ in range(n_steps)]
+
+
+def make(name: str, **extra) -> Optimizer:
+    return get_optimizer({"name": name, **HYPER[name], **extra})
+
+
+def reference(name: str, params, grad_seq, lrs) -> list[dict[str, np.ndarray]]:
+    """The update equations, written independently of core.optimizers (not in place)."""
+    hp = {**OPTIMIZERS.get(name).parameters(), **HYPER[name]}
+    theta = {k: p.copy() for k, p in params.items()}
+    init = hp.get("initial_accumulator_value", 0.0)
+    m = {k: np.zeros_like(p) for k, p in params.items()}
+    v = {k: np.zeros_like(p) for k, p in params.items()}
+    s = {k: np.full_like(p, init) for k, p in params.items()}
+    u_product = 1.0
+    out = []
+    for t, (grads, lr) in enumerate(zip(grad_seq, lrs, strict=True), start=1):
+        if name == "nadam":
+            b1 = hp["beta_1"]
+            u_t = b1 * (1 - 0.5 * 0.96**t)
+            u_next = b1 * (1 - 0.5 * 0.96 ** (t + 1))
+            u_product = u_product * u_t
+        for k, g in grads.items():
+            if name == "sgd":
+                theta[k] = theta[k] - lr * g
+            elif name == "momentum":
+                m[k] = hp["momentum"] * m[k] - lr * g
+                theta[k] = theta[k] + m[k]
+            elif name == "nesterov":
+                m[k] = hp["momentum"] * m[k] - lr * g
+                theta[k] = theta[k] + hp["momentum"] * m[k] - lr * g
+            elif name == "adagrad":
+                s[k] = s[k] + g * g
+                theta[k] = theta[k] - lr * g / np.sqrt(s[k] + hp["epsilon"])
+            elif name == "rmsprop":
+                s[k] = hp["rho"] * s[k] + (1 - hp["rho"]) * g * g
+                theta[k] = theta[k] - lr * g / np.sqrt(s[k] + hp["epsilon"])
+            elif name in ("adam", "adamw"):
+                if name == "adamw":
+                    theta[k] = theta[k] - lr * hp["weight_decay"] * theta[k]
+                b1, b2 = hp["beta_1"], hp["beta_2"]
+                m[k] = b1 * m[k] + (1 - b1) * g
+                v[k] = b2 * v[k] + (1 - b2) * g * g
+                alpha = lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+                theta[k] = theta[k] - alpha * m[k] / (np.sqrt(v[k]) + hp["epsilon"])
+            elif name == "nadam":
+                b1, b2 = hp["beta_1"], hp["beta_2"]
+                m[k] = b1 * m[k] + (1 - b1) * g
+                v[k] = b2 * v[k] + (1 - b2) * g * g
+                m_hat = u_next * m[k] / (1 - u_product * u_next) + (1 - u_t) * g / (1 - u_product)
+                v_hat = v[k] / (1 - b2**t)
+                theta[k] = theta[k] - lr * m_hat / (np.sqrt(v_hat) + hp["epsilon"])
+            else:  # pragma: no cover - a new optimizer needs its equations here
+                raise AssertionError(f"no reference equations for {name}")
+        out.append({k: p.copy() for k, p in theta.items()})
+    return out
+
+
+# ---------------------------------------------------------------------- registry and config
+def test_registry_holds_the_books_optimizers():
+    assert NAMES == ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "nadam", "adamw"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_class_attributes(name):
+    cls = OPTIMIZERS.get(name)
+    assert cls.name == name and cls.family == "optimizer"
+    assert isinstance(cls.summary, str) and cls.summary and "\n" not in cls.summary
+    assert isinstance(cls.slot_names, tuple)
+    assert "learning_rate" in cls.parameters()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_config_round_trip_and_repr(name):
+    opt = make(name)
+    config = json.loads(json.dumps(opt.get_config()))
+    assert config["name"] == name
+    again = get_optimizer(config)
+    assert again == opt and again.get_config() == opt.get_config()
+    assert type(again) is type(opt)
+    assert repr(opt).startswith(f"{type(opt).__name__}(learning_rate=")
+    assert eval(repr(opt), vars(optimizers)) == opt  # the repr reads like the constructor call
+
+
+def test_keras_defaults():
+    assert OPTIMIZERS.get("sgd").parameters() == {"learning_rate": 0.01}
+    assert OPTIMIZERS.get("momentum").parameters() == {"learning_rate": 0.01, "momentum": 0.9}
+    assert OPTIMIZERS.get("nesterov").parameters() == {"learning_rate": 0.01, "momentum": 0.9}
+    assert OPTIMIZERS.get("adagrad").parameters() == {
+        "learning_rate": 0.001, "initial_accumulator_value": 0.1, "epsilon": 1e-7}
+    assert OPTIMIZERS.get("rmsprop").parameters() == {"learning_rate": 0.001, "rho": 0.9, "epsilon": 1e-7}
+    adam = {"learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7}
+    assert OPTIMIZERS.get("adam").parameters() == adam
+    assert OPTIMIZERS.get("nadam").parameters() == adam
+    assert OPTIMIZERS.get("adamw").parameters() == {**adam, "weight_decay": 0.004}
+    assert repr(get_optimizer({"name": "adam"})) == \
+        "Adam(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-07)"
+
+
+@pytest.mark.parametrize(("name", "field", "value", "message"), [
+    ("sgd", "learning_rate", -1, "learning_rate: must be a positive number, got -1"),
+    ("adam", "learning_rate", 0, "learning_rate: must be a positive number, got 0"),
+    ("nadam", "learning_rate", True, "learning_rate: must be a positive number, got True"),
+    ("momentum", "momentum", 1.0, "momentum: must be a number in [0, 1), got 1.0"),
+    ("nesterov", "momentum", -0.1, "momentum: must be a number in [0, 1), got -0.1"),
+    ("rmsprop", "rho", 1, "rho: must be a number in [0, 1), got 1"),
+    ("adam", "beta_1", 1.5, "beta_1: must be a number in [0, 1), got 1.5"),
+    ("adamw", "beta_2", "0.9", "beta_2: must be a number in [0, 1), got '0.9'"),
+    ("adam", "epsilon", 0, "epsilon: must be a positive number, got 0"),
+    ("adagrad", "initial_accumulator_value", -0.1,
+     "initial_accumulator_value: must be a non-negative number, got -0.1"),
+    ("adamw", "weight_decay", -1, "weight_decay: must be a non-negative number, got -1"),
+    ("sgd", "momentum", 0.9, "momentum: unknown parameter for optimizer 'sgd'; allowed: learning_rate"),
+])
+def test_bad_hyperparameters_name_the_field(name, field, value, message):
+    with pytest.raises(ValueError) as info:
+        get_optimizer({"name": name, field: value})
+    assert str(info.value) == message
+
+
+def test_unknown_name_lists_the_allowed_ones():
+    with pytest.raises(ValueError, match=r"^name: must be one of 'sgd', 'momentum'.*got 'adamax'"):
+        get_optimizer({"name": "adamax"})
+    with pytest.raises(ValueError, match=r"^name: must be one of"):
+        get_optimizer({"learning_rate": 0.1})
+
+
+def test_boundary_values_are_accepted():
+    assert get_optimizer({"name": "momentum", "momentum": 0}).momentum == 0.0
+    assert get_optimizer({"name": "adamw", "weight_decay": 0}).weight_decay == 0.0
+    assert get_optimizer({"name": "adagrad", "initial_accumulator_value": 0}).initial_accumulator_value == 0.0
+
+
+# ---------------------------------------------------------------------- the update rules
+@pytest.mark.parametrize("name", NAMES)
+def test_first_three_steps_match_the_equations(name):
+    params = make_params()
+    start = {k: p.copy() for k, p in params.items()}
+    grad_seq = make_grads(params, 3)
+    expected = reference(name, start, grad_seq, LRS)
+    opt = make(name)
+    opt.build(params)
+    assert opt.iterations == 0
+    for t, (grads, lr) in enumerate(zip(grad_seq, LRS, strict=True), start=1):
+        opt.apply(params, grads, lr)
+        assert opt.iterations == t
+        for k in params:
+            np.testing.assert_allclose(params[k], expected[t - 1][k], rtol=1e-12, atol=1e-15, err_msg=k)
+            assert params[k].dtype == np.float64
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_updates_hold_the_step_taken(name):
+    params = make_params()
+    updates = {k: np.full_like(p, np.nan) for k, p in params.items()}
+    opt = make(name)
+    opt.build(params)
+    for grads, lr in zip(make_grads(params, 3), LRS, strict=True):
+        before = {k: p.copy() for k, p in params.items()}
+        opt.apply(params, grads, lr, updates)
+        for k in params:
+            np.testing.assert_array_equal(before[k] + updates[k], params[k])  # exactly what was added
+            np.testing.assert_allclose(updates[k], params[k] - before[k], rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_float32_stays_float32(name):
+    params = make_params(np.float32)
+    updates = {k: np.zeros_like(p) for k, p in params.items()}
+    start = {k: p.astype(np.float64) for k, p in params.items()}
+    grad_seq = make_grads(params, 3)
+    opt = make(name)
+    opt.build(params)
+    for grads, lr in zip(grad_seq, LRS, strict=True):
+        opt.apply(params, grads, np.float64(lr), updates)  # even a NumPy scalar rate must not upcast
+    for k, p in params.items():
+        assert p.dtype == np.float32 and updates[k].dtype == np.float32
+    for key, slot in opt.state_dict()["slots"].items():
+        assert slot.dtype == (np.float64 if "/" not in key else np.float32), key
+    expected = reference(name, start, [{k: g.astype(np.float64) for k, g in gs.items()} for gs in grad_seq],
+                         LRS)[-1]
+    for k in params:
+        np.testing.assert_allclose(params[k], expected[k], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_apply_allocates_no_arrays_after_build(name):
+    rng = np.random.default_rng(0)
+    params = {"big": rng.normal(size=100_000).astype(np.float32)}
+    grads = {"big": rng.normal(size=100_000).astype(np.float32)}
+    updates = {"big": np.zeros_like(params["big"])}
+    opt = make(name)
+    opt.build(params)
+    opt.apply(params, grads, 0.01, updates)
+    opt.apply(params, grads, 0.01)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        opt.apply(params, grads, 0.01, updates)
+        opt.apply(params, grads, 0.01)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 40_000, f"apply allocated {peak} bytes (one temporary would be 400,000)"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_only_parameters_with_gradients_are_touched(name):
+    params = make_params()
+    opt = make(name)
+    opt.build(params)
+    frozen = {k: params[k].copy() for k in ("layers.0.kernel", "layers.0.bias")}
+    slots_before = opt.state_dict()["slots"]
+    grads = {"output.kernel": np.ones_like(params["output.kernel"])}
+    out_before = params["output.kernel"].copy()
+    opt.apply(params, grads, 0.1, {"output.kernel": np.zeros_like(out_before)})
+    for k, p in frozen.items():
+        np.testing.assert_array_equal(params[k], p)
+    assert not np.array_equal(params["output.kernel"], out_before)
+    for key, slot in opt.state_dict()["slots"].items():
+        if key.startswith("layers.0."):
+            np.testing.assert_array_equal(slot, slots_before[key], err_msg=key)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_bad_apply_calls_raise_before_changing_anything(name):
+    params = make_params()
+    opt = make(name)
+    opt.build(params)
+    before = {k: p.copy() for k, p in params.items()}
+    grads = {"layers.0.kernel": np.ones((3, 2)), "layers.0.bias": np.ones(3)}  # second has the wrong shape
+    with pytest.raises(ValueError, match="layers.0.bias"):
+        opt.apply(params, grads, 0.1)
+    with pytest.raises(KeyError, match="layers.9.kernel"):
+        opt.apply({**params, "layers.9.kernel": np.ones(2)}, {"layers.9.kernel": np.ones(2)}, 0.1)
+    assert opt.iterations == 0
+    for k in params:
+        np.testing.assert_array_equal(params[k], before[k])
+
+
+# ---------------------------------------------------------------------- state
+def _npz_round_trip(slots):
+    buf = io.BytesIO()
+    np.savez(buf, **slots)
+    buf.seek(0)
+    with np.load(buf, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", NAMES)
+def test_state_round_trip_continues_bit_for_bit(name, dtype):
+    grad_seq = make_grads(make_params(dtype), 6)
+    lrs = LRS + [0.07, 0.03, 0.11]
+    a_params = make_params(dtype)
+    a = make(name)
+    a.build(a_params)
+    for grads, lr in zip(grad_seq[:3], lrs[:3], strict=True):
+        a.apply(a_params, grads, lr)
+    state = a.state_dict()
+    # through JSON and .npz, as a session file stores it
+    state = {"iterations": json.loads(json.dumps(state["iterations"])),
+             "slots": _npz_round_trip(state["slots"])}
+
+    b_params = {k: p.copy() for k, p in a_params.items()}
+    b = get_optimizer(a.get_config())
+    b.build(b_params)
+    b.load_state_dict(state)
+    assert b.iterations == a.iterations == 3
+    for grads, lr in zip(grad_seq[3:], lrs[3:], strict=True):
+        a.apply(a_params, grads, lr)
+        b.apply(b_params, grads, lr)
+    for k in a_params:
+        np.testing.assert_array_equal(a_params[k], b_params[k])
+        assert b_params[k].dtype == dtype
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa["iterations"] == sb["iterations"] == 6
+    assert sa["slots"].keys() == sb["slots"].keys()
+    for key in sa["slots"]:
+        np.testing.assert_array_equal(sa["slots"][key], sb["slots"][key])
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_shape_and_copies(name):
+    params = make_params()
+    opt = make(name)
+    opt.build(params)
+    opt.apply(params, make_grads(params, 1)[0], 0.1)
+    state = opt.state_dict()
+    assert set(state) == {"iterations", "slots"} and state["iterations"] == 1
+    expected = {f"{k}/{s}" for k in params for s in opt.slot_names} | set(type(opt).scalar_state_names)
+    assert set(state["slots"]) == expected
+    for array in state["slots"].values():
+        array[...] = 123.0  # mutating the returned copies must not reach the optimizer
+    assert all(not np.any(a == 123.0) for a in opt.state_dict()["slots"].values())
+    opt.load_state_dict(state)
+    for array in state["slots"].values():
+        array[...] = 7.0  # nor may the loaded arrays be kept by reference
+    assert all(np.all(a == 123.0) for a in opt.state_dict()["slots"].values())
+
+
+def test_nadam_keeps_the_momentum_product():
+    params = make_params()
+    opt = make("nadam")
+    opt.build(params)
+    b1 = HYPER["nadam"]["beta_1"]
+    for grads in make_grads(params, 3):
+        opt.apply(params, grads, 0.01)
+    u = opt.state_dict()["slots"]["u_product"]
+    assert u.shape == () and u.dtype == np.float64
+    assert float(u) == pytest.approx(math.prod(b1 * (1 - 0.5 * 0.96**t) for t in (1, 2, 3)), rel=1e-15)
+
+
+def _built(name):
+    params = make_params()
+    opt = make(name)
+    opt.build(params)
+    opt.apply(params, make_grads(params, 1)[0], 0.1)
+    return opt, opt.state_dict()
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if OPTIMIZERS.get(n).slot_names])
+def test_load_state_dict_rejects_a_missing_slot(name):
+    opt, state = _built(name)
+    del state["slots"][f"layers.0.bias/{opt.slot_names[-1]}"]
+    with pytest.raises(ValueError, match=f"missing slot 'layers.0.bias/{opt.slot_names[-1]}'"):
+        opt.load_state_dict(state)
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if OPTIMIZERS.get(n).slot_names])
+def test_load_state_dict_rejects_wrong_shape_or_dtype(name):
+    opt, state = _built(name)
+    key = f"layers.0.kernel/{opt.slot_names[0]}"
+    good = state["slots"][key]
+    before = opt.state_dict()
+    state["slots"][key] = np.zeros((2, 3))
+    with pytest.raises(ValueError, match=rf"slot '{key}' has shape \(2, 3\), expected \(3, 2\)"):
+        opt.load_state_dict(state)
+    state["slots"][key] = good.astype(np.float32)
+    with pytest.raises(ValueError, match=f"slot '{key}' has dtype float32, expected float64"):
+        opt.load_state_dict(state)
+    assert opt.iterations == before["iterations"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_load_state_dict_rejects_extra_keys(name):
+    opt, state = _built(name)
+    state["slots"]["layers.7.kernel/m"] = np.zeros(3)
+    with pytest.raises(ValueError, match="unexpected slot 'layers.7.kernel/m'"):
+        opt.load_state_dict(state)
+    _, state = _built(name)
+    with pytest.raises(ValueError, match="unexpected keys \\['epoch'\\]"):
+        opt.load_state_dict({**state, "epoch": 3})
+    with pytest.raises(ValueError, match="iterations must be a non-negative integer"):
+        opt.load_state_dict({**state, "iterations": -1})
+
+
+def test_load_state_dict_into_an_unbuilt_optimizer_says_so():
+    _, state = _built("adam")
+    with pytest.raises(ValueError, match="call build"):
+        make("adam").load_state_dict(state)
+
+
+def test_nadam_state_needs_its_momentum_product():
+    opt, state = _built("nadam")
+    del state["slots"]["u_product"]
+    with pytest.raises(ValueError, match="missing slot 'u_product'"):
+        opt.load_state_dict(state)
+
+
+# ---------------------------------------------------------------------- behaviour the book describes
+def _steps_to_converge(name, lr, max_steps=5000):
+    """f(x, y) = x² + 10 y², an elongated bowl; steps until |θ| < 1e-3."""
+    params = {"theta": np.array([1.0, 1.0])}
+    opt = get_optimizer({"name": name, "learning_rate": lr})
+    opt.build(params)
+    scale = np.array([2.0, 20.0])
+    for step in range(1, max_steps + 1):
+        opt.apply(params, {"theta": scale * params["theta"]}, lr)
+        if np.linalg.norm(params["theta"]) < 1e-3:
+            return step
+    return max_steps + 1
+
+
+def test_momentum_rolls_down_an_elongated_bowl_faster_than_sgd():
+    sgd, momentum, nesterov = (_steps_to_converge(n, 0.01) for n in ("sgd", "momentum", "nesterov"))
+    assert momentum < sgd <= 5000
+    assert nesterov < sgd
+    assert momentum * 3 < sgd  # not a marginal win: ≈ 70 vs 340 steps here
+
+
+def test_adagrad_step_sizes_shrink():
+    params = {"w": np.zeros(4)}
+    updates = {"w": np.zeros(4)}
+    opt = get_optimizer({"name": "adagrad", "learning_rate": 0.1})
+    opt.build(params)
+    sizes = []
+    for _ in range(20):
+        opt.apply(params, {"w": np.ones(4)}, 0.1, updates)  # the same gradient every time
+        sizes.append(float(np.linalg.norm(updates["w"])))
+    assert all(b < a for a, b in zip(sizes, sizes[1:], strict=False))
+    assert sizes[-1] < sizes[0] / 4  # ≈ 1/√t
+
+
+def test_adamw_decays_weights_without_a_gradient_signal():
+    params = {"w": np.full(3, 2.0)}
+    opt = get_optimizer({"name": "adamw", "weight_decay": 0.5})
+    opt.build(params)
+    opt.apply(params, {"w": np.zeros(3)}, 0.1)  # zero gradient: only the decay acts
+    np.testing.assert_allclose(params["w"], 2.0 * (1 - 0.1 * 0.5))
