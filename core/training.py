@@ -235,7 +235,12 @@ class Trainer:
         """One optimizer step on the next mini-batch (the GUI's Step button).
 
         Returns ``None`` normally, or the reason training must stop (divergence)."""
-        notify = notify or (lambda kind, info: None)
+        # A diverging run overflows on its way to NaN; that is detected and reported as an
+        # event (loss and gradient norms are checked every step), not warned about.
+        with np.errstate(over="ignore", invalid="ignore"):
+            return self._train_batch(notify or (lambda kind, info: None))
+
+    def _train_batch(self, notify: Observer) -> str | None:
         spec = self.experiment
         if self.batch_index == 0:
             self._begin_epoch()
@@ -245,10 +250,10 @@ class Trainer:
         Xb, yb = self._augment(self.X_train[idx]), self.y_train[idx]
         record = self.step % spec.training.diagnostics_every == 0
         net = self.network
+        reg = spec.regularization
         logits = net.forward(Xb, training=True, rng=self.rng, record=record)
         loss, grad_logits = self.loss.value_and_gradient(logits, yb)
         net.backward(grad_logits)
-        reg = spec.regularization
         if reg.l1 or reg.l2:
             kernels = {k: self._params[k] for k in self._kernel_keys}
             loss += weight_penalty(kernels, reg.l1, reg.l2)
@@ -389,11 +394,12 @@ class Trainer:
         X, y = self._split_arrays(split)
         if len(X) == 0:
             return math.nan, math.nan
-        logits = self.network.predict_logits(X)
-        loss = self.loss.value(logits, y)
-        reg = self.experiment.regularization
-        if reg.l1 or reg.l2:
-            loss += weight_penalty({k: self._params[k] for k in self._kernel_keys}, reg.l1, reg.l2)
+        with np.errstate(over="ignore", invalid="ignore"):
+            logits = self.network.predict_logits(X)
+            loss = self.loss.value(logits, y)
+            reg = self.experiment.regularization
+            if reg.l1 or reg.l2:
+                loss += weight_penalty({k: self._params[k] for k in self._kernel_keys}, reg.l1, reg.l2)
         acc = self._count_correct(logits, y) / len(y) if self.classification else math.nan
         return float(loss), float(acc)
 
