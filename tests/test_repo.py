@@ -1,0 +1,32 @@
+"""The README's set-up commands are the contract with new users and with CI."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```sh\n(.*?)```", text, re.S)
+    assert block, "the README starts with a sh block of set-up commands"
+    return [line for line in block.group(1).splitlines() if line and not line.startswith("#")]
+
+
+def test_readme_starts_with_the_two_commands():
+    start, test = readme_commands()
+    assert start.endswith(".venv/bin/gradient-workbench")
+    assert "pytest" in test
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    _, test = readme_commands()
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test in ci
+
+
+def test_ci_installs_the_offscreen_qt_libraries():
+    ci = (ROOT / ".ci" / "run").read_text()
+    for package in ("libgl1", "libegl1", "libglib2.0-0", "libx11-6", "libdbus-1-3", "libfontconfig1",
+                    "libfreetype6", "libxkbcommon0", "fonts-dejavu-core"):
+        assert package in ci
