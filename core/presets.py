@@ -49,8 +49,8 @@ def default() -> dict[str, Any]:
         "default: He + ELU + BN, Nadam, 1cycle on digits",
         _layers(4, 100, init="he_normal", activation="elu", batch_norm="before_activation", use_bias=False),
         {"name": "nadam", "learning_rate": 0.001},
-        schedule={"name": "one_cycle", "max_learning_rate": 0.01},
-        regularization={"l2": 1e-4, "early_stopping": {"enabled": True, "patience": 10, "monitor": "val_loss",
+        schedule={"name": "one_cycle", "max_learning_rate": 0.003},
+        regularization={"l2": 1e-4, "early_stopping": {"enabled": True, "patience": 15, "monitor": "val_loss",
                                                         "restore_best_weights": True}},
         training={"epochs": 30, "batch_size": 32},
     )
