@@ -1,7 +1,4 @@
-"""The Qt application: for now a window that shows the experiment it was opened on.
-
-The full workbench (layer table, worker thread, live gradient plots) builds on this.
-"""
+"""Start the Qt application: palette-aware plots, the main window, an optional file."""
 
 from __future__ import annotations
 
@@ -9,29 +6,38 @@ import sys
 from pathlib import Path
 
 
-def run_app(path: str | None = None) -> int:
-    from PySide6.QtWidgets import QApplication, QMainWindow, QMessageBox, QPlainTextEdit
+def configure_pyqtgraph(app) -> None:
+    """Plots follow the system's light or dark palette; pen width 1 and no antialiasing keep
+    large curves fast (ENVIRONMENT.md)."""
+    import pyqtgraph as pg
+    from PySide6.QtGui import QPalette
 
-    from core.presets import default_experiment
-    from core.session import SessionError, load_session
-    from core.spec import SpecError, load_experiment
+    palette = app.palette()
+    pg.setConfigOptions(antialias=False, background=palette.color(QPalette.ColorRole.Base),
+                        foreground=palette.color(QPalette.ColorRole.Text))
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
+
+def create_app(argv: list[str] | None = None):
+    from PySide6.QtCore import Qt
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        QApplication.setHighDpiScaleFactorRoundingPolicy(Qt.HighDpiScaleFactorRoundingPolicy.PassThrough)
+        app = QApplication(argv if argv is not None else sys.argv[:1])
     app.setApplicationName("Gradient Workbench")
-    window = QMainWindow()
-    text = QPlainTextEdit(readOnly=True)
-    window.setCentralWidget(text)
-    experiment = default_experiment()
-    title = "default experiment"
-    if path is not None:
-        try:
-            experiment = (load_session(path).experiment if Path(path).suffix == ".gwb"
-                          else load_experiment(path))
-            title = Path(path).name
-        except (SpecError, SessionError) as exc:
-            QMessageBox.critical(window, "Cannot open file", str(exc))
-    window.setWindowTitle(f"Gradient Workbench — {title}")
-    text.setPlainText(experiment.to_json())
-    window.resize(900, 700)
+    app.setOrganizationName("GradientWorkbench")
+    app.setDesktopFileName("gradient-workbench")
+    configure_pyqtgraph(app)
+    return app
+
+
+def run_app(path: str | None = None) -> int:
+    app = create_app()
+    from .main_window import MainWindow
+
+    window = MainWindow()
     window.show()
+    if path is not None:
+        window.open_file(Path(path))
     return app.exec()

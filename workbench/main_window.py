@@ -1,0 +1,295 @@
+"""The main window: menus, docks, files. It owns no training maths and no experiment copy:
+the editor panels and the monitor bind to the one ``ExperimentState``; training goes through
+the ``TrainingController`` (worker thread)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QWidget
+
+from core import __version__
+from core.presets import default_experiment
+from core.session import SessionError, load_session
+from core.spec import SpecError, load_experiment
+
+from .editor import create_editor_docks, create_presets_menu
+from .monitor import TrainingController, create_monitor
+from .state import ExperimentState
+
+MAX_RECENT = 10
+FILE_FILTER = "Sessions and experiments (*.gwb *.json);;Sessions (*.gwb);;Experiments (*.json)"
+
+
+class MainWindow(QMainWindow):
+    """Gradient Workbench's window. ``file_opened`` fires after a file was loaded."""
+
+    file_opened = Signal(object)
+
+    def __init__(self, state: ExperimentState | None = None, settings: QSettings | None = None,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings or QSettings("GradientWorkbench", "Gradient Workbench")
+        self.state = state or ExperimentState(default_experiment(), self)
+        self.controller = TrainingController(self.state, self)
+        self.setObjectName("MainWindow")
+        self.setAcceptDrops(True)
+        self.setDockNestingEnabled(True)
+        central, monitor_docks = create_monitor(self.controller, self)
+        self.setCentralWidget(central)
+        self.editor_docks = create_editor_docks(self.state, self)
+        for dock in self.editor_docks:
+            self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        for i in range(1, len(self.editor_docks)):
+            self.tabifyDockWidget(self.editor_docks[0], self.editor_docks[i])
+        if self.editor_docks:
+            self.editor_docks[0].raise_()
+        self.monitor_docks = monitor_docks
+        for dock in monitor_docks:
+            if self.dockWidgetArea(dock) == Qt.DockWidgetArea.NoDockWidgetArea:
+                self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self._default_layout = self.saveState()
+        self._build_menus()
+        self.controller.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        self.controller.error.connect(self._show_error)
+        self.state.file_changed.connect(lambda _: self._update_title())
+        self.state.dirty_changed.connect(lambda _: self._update_title())
+        self.state.changed.connect(lambda _: self._update_title())
+        self._restore_layout()
+        self._update_title()
+
+    # ------------------------------------------------------------------ menus
+
+    def _action(self, text: str, slot, shortcut: QKeySequence | str | None = None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(tip)
+        action.triggered.connect(slot)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.new_action = self._action("&New experiment", self.new_experiment, QKeySequence.StandardKey.New,
+                                       "Start over on the built-in default experiment")
+        self.open_action = self._action("&Open…", self.open_dialog, QKeySequence.StandardKey.Open,
+                                        "Open a session (.gwb) or an experiment (.json)")
+        self.save_action = self._action("&Save", self.save, QKeySequence.StandardKey.Save,
+                                        "Save the session: experiment, weights, optimizer state and history")
+        self.save_as_action = self._action("Save &As…", self.save_as, QKeySequence.StandardKey.SaveAs,
+                                           "Save the session under a new name")
+        self.export_spec_action = self._action("&Export experiment JSON…", self.export_experiment, "Ctrl+E",
+                                               "Write the experiment spec alone, for `gradient-workbench train`")
+        self.recent_menu = QMenu("Open &Recent", self)
+        file_menu.addActions([self.new_action, self.open_action])
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        file_menu.addActions([self.save_action, self.save_as_action, self.export_spec_action])
+        file_menu.addSeparator()
+        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+        self._refresh_recent()
+
+        edit_menu = bar.addMenu("&Edit")
+        undo = self.state.undo_stack.createUndoAction(self, "&Undo")
+        undo.setShortcut(QKeySequence.StandardKey.Undo)
+        redo = self.state.undo_stack.createRedoAction(self, "&Redo")
+        redo.setShortcut(QKeySequence.StandardKey.Redo)
+        edit_menu.addActions([undo, redo])
+        self.undo_action, self.redo_action = undo, redo
+
+        self.presets_menu = create_presets_menu(self.state, self)
+        bar.addMenu(self.presets_menu)
+
+        train_menu = bar.addMenu("&Training")
+        train_menu.addActions(list(self.controller.actions.values()))
+        toolbar = self.addToolBar("Training")
+        toolbar.setObjectName("TrainingToolbar")
+        toolbar.addActions(list(self.controller.actions.values()))
+
+        view_menu = bar.addMenu("&View")
+        for dock in [*self.editor_docks, *self.monitor_docks]:
+            view_menu.addAction(dock.toggleViewAction())
+        view_menu.addSeparator()
+        view_menu.addAction(self._action("Reset &layout", self.reset_layout, "Ctrl+Shift+R",
+                                         "Put every panel back where it started"))
+
+        help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self._action("&About Gradient Workbench", self.about, None))
+
+    # ------------------------------------------------------------------ files
+
+    def maybe_discard(self) -> bool:
+        """Ask before losing unsaved edits; True if it is fine to go on."""
+        if not self.state.dirty:
+            return True
+        answer = QMessageBox.question(
+            self, "Unsaved changes", "The experiment has unsaved changes. Save them first?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
+        if answer == QMessageBox.StandardButton.Save:
+            return self.save()
+        return answer == QMessageBox.StandardButton.Discard
+
+    def new_experiment(self) -> None:
+        if self.controller.busy or not self.maybe_discard():
+            return
+        self.state.load(default_experiment(), None)
+
+    def open_dialog(self) -> None:
+        folder = str(self.state.file.parent) if self.state.file else ""
+        path, _ = QFileDialog.getOpenFileName(self, "Open session or experiment", folder, FILE_FILTER)
+        if path:
+            self.open_file(Path(path))
+
+    def open_file(self, path: Path | str) -> bool:
+        """Open a ``.gwb`` session or an experiment ``.json``; errors go to a dialog, the window
+        keeps its current experiment."""
+        path = Path(path)
+        if self.controller.busy:
+            self._show_error("Stop training before opening another file.")
+            return False
+        if not self.maybe_discard():
+            return False
+        try:
+            if path.suffix == ".gwb":
+                session = load_session(path)
+                self.controller.open_session(session)
+                self.state.load(session.experiment, path)
+            else:
+                self.state.load(load_experiment(path), None)
+                self.controller.open_session(None)
+        except (SessionError, SpecError) as exc:
+            self._show_error(f"Cannot open {path.name}:\n{exc}")
+            return False
+        self._add_recent(path)
+        self.statusBar().showMessage(f"Opened {path}", 5000)
+        self.file_opened.emit(path)
+        return True
+
+    def save(self) -> bool:
+        if self.state.file is None or self.state.file.suffix != ".gwb":
+            return self.save_as()
+        return self._save_to(self.state.file)
+
+    def save_as(self) -> bool:
+        start = str(self.state.file or Path.home() / f"{self.state.experiment.name[:40]}.gwb")
+        path, _ = QFileDialog.getSaveFileName(self, "Save session", start, "Sessions (*.gwb)")
+        if not path:
+            return False
+        path = Path(path)
+        if path.suffix != ".gwb":
+            path = path.with_suffix(".gwb")
+        return self._save_to(path)
+
+    def _save_to(self, path: Path) -> bool:
+        try:
+            self.controller.save_session(path)
+        except (OSError, SessionError, ValueError) as exc:
+            self._show_error(f"Could not save {path.name}; the previous file is intact.\n{exc}")
+            return False
+        self.state.mark_saved(path)
+        self._add_recent(path)
+        self.statusBar().showMessage(f"Saved {path}", 5000)
+        return True
+
+    def export_experiment(self) -> None:
+        start = str((self.state.file or Path.home() / "experiment").with_suffix(".json"))
+        path, _ = QFileDialog.getSaveFileName(self, "Export experiment", start, "Experiments (*.json)")
+        if not path:
+            return
+        from core.session import atomic_write
+
+        text = self.state.experiment.to_json().encode("utf-8")
+        try:
+            atomic_write(path, lambda fh: fh.write(text))
+        except OSError as exc:
+            self._show_error(f"Could not write {path}:\n{exc}")
+
+    def _recent(self) -> list[str]:
+        value = self.settings.value("recent", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: Path) -> None:
+        entry = str(path.resolve())
+        recent = [entry] + [p for p in self._recent() if p != entry]
+        self.settings.setValue("recent", recent[:MAX_RECENT])
+        self._refresh_recent()
+
+    def _refresh_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = self._recent()
+        for i, entry in enumerate(recent):
+            action = self.recent_menu.addAction(f"&{i + 1} {Path(entry).name}")
+            action.setToolTip(entry)
+            action.triggered.connect(lambda _=False, p=entry: self.open_file(Path(p)))
+        self.recent_menu.setEnabled(bool(recent))
+
+    # ------------------------------------------------------------------ drag and drop
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
+        if self._dropped_file(event.mimeData().urls()) is not None:
+            event.acceptProposedAction()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt override)
+        path = self._dropped_file(event.mimeData().urls())
+        if path is not None:
+            event.acceptProposedAction()
+            self.open_file(path)
+
+    @staticmethod
+    def _dropped_file(urls: list[QUrl]) -> Path | None:
+        for url in urls:
+            if url.isLocalFile() and Path(url.toLocalFile()).suffix in (".gwb", ".json"):
+                return Path(url.toLocalFile())
+        return None
+
+    # ------------------------------------------------------------------ window state
+
+    def _update_title(self) -> None:
+        name = self.state.file.name if self.state.file else self.state.experiment.name
+        self.setWindowTitle(f"{name}{' *' if self.state.dirty else ''} — Gradient Workbench")
+        self.setWindowModified(self.state.dirty)
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("geometry")
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1360, 860)
+        layout = self.settings.value("windowState")
+        if isinstance(layout, QByteArray) and not layout.isEmpty():
+            self.restoreState(layout)
+
+    def reset_layout(self) -> None:
+        self.restoreState(self._default_layout)
+        for dock in [*self.editor_docks, *self.monitor_docks]:
+            dock.show()
+
+    def about(self) -> None:
+        QMessageBox.about(
+            self, "About Gradient Workbench",
+            f"<b>Gradient Workbench {__version__}</b><p>Train deep feed-forward networks and see, layer by "
+            "layer, why they train or fail.</p><p>The lessons of chapter 11 of Aurélien Géron's "
+            "<i>Hands-On Machine Learning</i>, on your own desktop.</p>")
+
+    def _show_error(self, message: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Warning, "Gradient Workbench", message, QMessageBox.StandardButton.Ok,
+                          self)
+        box.setObjectName("errorDialog")
+        box.open()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if not self.maybe_discard():
+            event.ignore()
+            return
+        self.controller.shutdown()
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("windowState", self.saveState())
+        event.accept()

@@ -1,0 +1,158 @@
+"""The one experiment state object the whole window binds to (model / view).
+
+The truth is a canonical experiment dict (``Experiment.to_dict()``) that always validates.
+Panels never keep their own copy: they call ``set_field(path, value)``; a valid edit becomes
+an undoable command on ``undo_stack`` and ``changed`` is emitted, an invalid one is kept as
+a field error (``errors``: field path → the validator's message) so the panel can mark the
+field and the window can disable Train until it is fixed. The spec is derived from this
+state, never scraped from widgets.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from core.spec import Experiment, SpecError, parse_experiment
+
+_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+
+
+def split_path(path: str) -> list[str | int]:
+    """``"model.layers[3].units"`` → ``["model", "layers", 3, "units"]``."""
+    return [int(index) if index else name for name, index in _TOKEN.findall(path)]
+
+
+def get_path(data: Any, path: str) -> Any:
+    for key in split_path(path):
+        data = data[key]
+    return data
+
+
+def set_path(data: Any, path: str, value: Any) -> None:
+    keys = split_path(path)
+    for key in keys[:-1]:
+        data = data[key]
+    data[keys[-1]] = value
+
+
+class _Edit(QUndoCommand):
+    def __init__(self, state: ExperimentState, before: dict, after: dict, text: str) -> None:
+        super().__init__(text)
+        self._state, self._before, self._after = state, before, after
+
+    def redo(self) -> None:
+        self._state._apply(self._after)
+
+    def undo(self) -> None:
+        self._state._apply(self._before)
+
+
+class ExperimentState(QObject):
+    """The current experiment, its undo history, its field errors and its file."""
+
+    changed = Signal(object)          # the new Experiment, after every applied edit / undo / redo
+    errors_changed = Signal(dict)     # field path → message of the edits that were refused
+    file_changed = Signal(object)     # Path | None of the session / experiment file
+    dirty_changed = Signal(bool)
+
+    def __init__(self, experiment: Experiment, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._data = experiment.to_dict()
+        self._experiment = experiment
+        self.errors: dict[str, str] = {}
+        self.undo_stack = QUndoStack(self)
+        self.undo_stack.cleanChanged.connect(lambda clean: self.dirty_changed.emit(not clean))
+        self.file: Path | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def experiment(self) -> Experiment:
+        return self._experiment
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """A deep copy of the canonical dict (callers may modify it freely)."""
+        return copy.deepcopy(self._data)
+
+    def get(self, path: str) -> Any:
+        return copy.deepcopy(get_path(self._data, path))
+
+    @property
+    def valid(self) -> bool:
+        """False while any field holds a refused value (Train is disabled then)."""
+        return not self.errors
+
+    @property
+    def dirty(self) -> bool:
+        return not self.undo_stack.isClean()
+
+    # ------------------------------------------------------------------ editing
+
+    def set_field(self, path: str, value: Any, text: str | None = None) -> str | None:
+        """Set one field; returns ``None`` if applied, else the validator's message (kept in
+        ``errors[path]`` until a valid value is set for that field)."""
+        data = self.data
+        try:
+            set_path(data, path, value)
+        except (KeyError, IndexError, TypeError) as exc:
+            return self._refuse(path, f"{path}: no such field ({exc})")
+        return self.replace_data(data, text or f"Set {path}", error_path=path)
+
+    def replace_data(self, data: dict[str, Any], text: str, error_path: str | None = None) -> str | None:
+        """Apply a whole new canonical dict as one undoable edit (add a layer, apply a preset...)."""
+        try:
+            experiment = parse_experiment(data)
+        except SpecError as exc:
+            return self._refuse(error_path or exc.path, str(exc))
+        if error_path is not None and error_path in self.errors:
+            del self.errors[error_path]
+            self.errors_changed.emit(dict(self.errors))
+        canonical = experiment.to_dict()
+        if canonical == self._data:
+            return None
+        self.undo_stack.push(_Edit(self, copy.deepcopy(self._data), canonical, text))
+        return None
+
+    def set_experiment(self, experiment: Experiment, text: str = "Replace experiment") -> None:
+        self.replace_data(experiment.to_dict(), text)
+
+    def load(self, experiment: Experiment, file: Path | None = None) -> None:
+        """Start over on another experiment (opening a file): no undo across files."""
+        self.undo_stack.clear()
+        self.errors = {}
+        self.errors_changed.emit({})
+        self._apply(experiment.to_dict())
+        self.set_file(file)
+        self.undo_stack.setClean()
+
+    def clear_error(self, path: str) -> None:
+        """Forget a refused value (the panel reverted the field to the state's value)."""
+        if self.errors.pop(path, None) is not None:
+            self.errors_changed.emit(dict(self.errors))
+
+    def set_file(self, file: Path | None) -> None:
+        self.file = file
+        self.file_changed.emit(file)
+
+    def mark_saved(self, file: Path) -> None:
+        self.set_file(file)
+        self.undo_stack.setClean()
+
+    # ------------------------------------------------------------------ internals
+
+    def _refuse(self, path: str, message: str) -> str:
+        self.errors[path] = message
+        self.errors_changed.emit(dict(self.errors))
+        return message
+
+    def _apply(self, data: dict[str, Any]) -> None:
+        self._data = copy.deepcopy(data)
+        self._experiment = parse_experiment(self._data)
+        self.changed.emit(self._experiment)
