@@ -44,9 +44,16 @@ def apply_max_norm(kernels: Mapping[str, np.ndarray], max_norm: float) -> None:
     """In place: rescale each unit's incoming weights w so that ‖w‖₂ ≤ r (the book's max-norm,
     applied after each training step: ``w ← w·r/‖w‖₂`` when ‖w‖₂ > r)."""
     for w in kernels.values():
-        norms = np.sqrt(np.einsum("ij,ij->j", w, w))  # one norm per output unit (column)
+        norms = np.sqrt(np.einsum("ij,ij->j", w, w, dtype=np.float64))  # one norm per output unit (column)
         scale = np.minimum(1.0, max_norm / np.maximum(norms, 1e-12)).astype(w.dtype, copy=False)
         w *= scale
+
+
+def _norm(a: np.ndarray) -> float:
+    """‖a‖₂ summed in float64: an exploding float32 gradient (entries ~1e20) is still finite,
+    but its squared norm is not, and clipping exists for exactly that case."""
+    flat = a.ravel().astype(np.float64, copy=False)
+    return math.sqrt(float(np.dot(flat, flat)))
 
 
 def clip_by_value(grads: Mapping[str, np.ndarray], threshold: float) -> None:
@@ -59,8 +66,7 @@ def clip_by_value(grads: Mapping[str, np.ndarray], threshold: float) -> None:
 def clip_by_norm(grads: Mapping[str, np.ndarray], threshold: float) -> None:
     """In place, per tensor: ``g ← g·t/‖g‖₂`` when ‖g‖₂ > t (Keras ``clipnorm``); keeps direction."""
     for g in grads.values():
-        flat = g.ravel()
-        norm = math.sqrt(float(np.dot(flat, flat)))
+        norm = _norm(g)
         if norm > threshold:
             g *= g.dtype.type(threshold / norm)
 
@@ -68,7 +74,7 @@ def clip_by_norm(grads: Mapping[str, np.ndarray], threshold: float) -> None:
 def clip_by_global_norm(grads: Mapping[str, np.ndarray], threshold: float) -> float:
     """In place, all tensors together: ``g ← g·t/max(‖G‖₂, t)`` with ‖G‖₂ the norm of all
     gradients concatenated (Keras ``global_clipnorm``). Returns ‖G‖₂ before clipping."""
-    total = math.sqrt(sum(float(np.dot(g.ravel(), g.ravel())) for g in grads.values()))
+    total = math.sqrt(sum(_norm(g) ** 2 for g in grads.values()))
     if total > threshold:
         for g in grads.values():
             g *= g.dtype.type(threshold / total)
