@@ -105,8 +105,10 @@ class ReLU(Activation):
         return np.maximum(z, 0)
 
     def backward(self, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
-        """ReLU'(z) = 1 if z > 0 else 0 (the kink at 0 is given slope 0, as in Keras)."""
-        return np.where(z > 0, grad_a, 0)
+        """ReLU'(z) = 1 if z > 0 else 0 (the kink at 0 is given slope 0, as in Keras).
+
+        Multiplying by the boolean mask is several times faster than ``np.where`` (benchmarks/)."""
+        return grad_a * (z > 0)
 
 
 @ACTIVATIONS.register("leaky_relu")
@@ -119,12 +121,16 @@ class LeakyReLU(Activation):
         self.alpha = positive("alpha", alpha, high=1.0)
 
     def forward(self, z: np.ndarray) -> np.ndarray:
-        """LeakyReLU_α(z) = max(αz, z)  (z for z > 0, αz otherwise)."""
-        return np.where(z > 0, z, self.alpha * z)
+        """LeakyReLU_α(z) = max(αz, z)  (z for z > 0, αz otherwise; α ≤ 1)."""
+        return np.maximum(z, self.alpha * z)
 
     def backward(self, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
         """LeakyReLU_α'(z) = 1 if z > 0 else α."""
-        return np.where(z > 0, grad_a, self.alpha * grad_a)
+        positive = z > 0
+        slope = np.full(z.shape, self.alpha, dtype=grad_a.dtype)
+        slope *= ~positive
+        slope += positive  # masks as 0/1 factors: several times faster than np.where here
+        return grad_a * slope
 
 
 @ACTIVATIONS.register("elu")
@@ -138,14 +144,20 @@ class ELU(Activation):
     def forward(self, z: np.ndarray) -> np.ndarray:
         """ELU_α(z) = α(e^z − 1) if z < 0, z if z ≥ 0  (Eq. 11-2).
 
-        ``expm1`` is exact near 0 where e^z − 1 cancels, and ``min(z, 0)`` keeps the unused
-        branch of ``np.where`` from overflowing for large positive z.
+        Written as max(z, 0) + α·expm1(min(z, 0)): each term vanishes on the other side, so no
+        branch is needed; ``expm1`` is exact near 0 where e^z − 1 cancels, and ``min(z, 0)``
+        keeps the exponential from overflowing for large positive z.
         """
-        return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
+        return np.maximum(z, 0) + self.alpha * np.expm1(np.minimum(z, 0))
 
     def backward(self, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
         """ELU_α'(z) = 1 if z > 0, α e^z = a + α otherwise (reusing a: no second exponential)."""
-        return np.where(z > 0, grad_a, grad_a * (a + self.alpha))
+        positive = z > 0
+        slope = np.minimum(a, 0)
+        slope += self.alpha
+        slope *= ~positive
+        slope += positive  # masks as 0/1 factors: several times faster than np.where here
+        return grad_a * slope
 
 
 @ACTIVATIONS.register("selu")
@@ -160,11 +172,22 @@ class SELU(Activation):
 
     def forward(self, z: np.ndarray) -> np.ndarray:
         """SELU(z) = λ · ELU_α(z) = λz if z > 0, λα(e^z − 1) otherwise (λ ≈ 1.0507, α ≈ 1.6733)."""
-        return self.SCALE * np.where(z > 0, z, self.ALPHA * np.expm1(np.minimum(z, 0)))
+        out = np.maximum(z, 0) + self.ALPHA * np.expm1(np.minimum(z, 0))
+        out *= self.SCALE
+        return out
 
     def backward(self, z: np.ndarray, a: np.ndarray, grad_a: np.ndarray) -> np.ndarray:
         """SELU'(z) = λ if z > 0, λα e^z = a + λα otherwise."""
-        return np.where(z > 0, self.SCALE * grad_a, grad_a * (a + self.SCALE * self.ALPHA))
+        # λ · ELU_α'(z), with ELU_α'(z) = a/λ + α on the negative side (masks as 0/1 factors).
+        positive = z > 0
+        slope = np.minimum(a, 0)
+        slope += self.SCALE * self.ALPHA  # exactly 0 where a = −λα (e^z underflowed)
+        slope *= 1.0 / self.SCALE
+        slope *= ~positive
+        slope += positive
+        out = grad_a * slope
+        out *= self.SCALE
+        return out
 
 
 # Beyond |z| = 25 the GELU's gate σ(2u) is exactly 0 or 1 even in float64 (2u > 1100, and
