@@ -123,6 +123,21 @@ class SoftmaxCrossEntropy(Loss):
         grad /= n
         return grad
 
+    def value_and_gradient(self, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """``value`` and ``gradient`` fused: one shift, one exponential, one row sum serve both
+        (the training loop calls this every step)."""
+        y = _class_labels(logits, y)
+        n = logits.shape[0]
+        rows = np.arange(n)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        grad = np.exp(shifted)
+        total = grad.sum(axis=1, keepdims=True)
+        loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
+        grad /= total
+        grad[rows, y] -= 1
+        grad /= n
+        return loss, grad
+
     def predict(self, logits: np.ndarray) -> np.ndarray:
         """p̂ = softmax(z), shape (n, k), rows summing to 1."""
         _check_logits(logits)

@@ -178,3 +178,15 @@ SCE, BCE = "softmax_cross_entropy", "sigmoid_binary_cross_entropy"
 def test_bad_inputs_are_rejected(name: str, z: np.ndarray, y: np.ndarray, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         get(name).value_and_gradient(z, y)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_fused_value_and_gradient_equals_the_separate_equations(dtype):
+    loss = LOSSES.get("softmax_cross_entropy")()
+    rng = np.random.default_rng(7)
+    z = (rng.standard_normal((17, 5)) * 30).astype(dtype)
+    y = rng.integers(0, 5, 17)
+    value, grad = loss.value_and_gradient(z, y)
+    assert value == pytest.approx(loss.value(z, y), rel=1e-6)
+    np.testing.assert_allclose(grad, loss.gradient(z, y), rtol=1e-5, atol=1e-7)
+    assert grad.dtype == dtype
