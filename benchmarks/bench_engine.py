@@ -1,0 +1,720 @@
+"""Benchmark of the NumPy training engine (``core.training.Trainer.train_batch``).
+
+For each configuration it measures, in one run:
+
+1. seconds per epoch of the real engine (``train_batch`` in a loop over one epoch);
+2. the share of the step spent on diagnostics (``diagnostics_every=1`` against ``10**6``,
+   interleaved in the same run), plus direct timings of the per-step grad-norm dot products,
+   the activation statistics and ``Trainer._record``;
+3. the time of the bare float32 matrix products the step needs (forward ``X@W``, backward
+   ``X.T@dY`` and ``dY@W.T``; preallocated inputs and outputs), and the engine's step time as a
+   multiple of it (target: within 1.5x for the wide network);
+4. a dtype check: one step, then every parameter, gradient, optimizer slot and activation on
+   the float32 path must be float32;
+
+and a phase breakdown of the step (a replica of ``train_batch``'s phases, timed one by one).
+Everything runs once with one BLAS thread and once with the default number of threads.
+
+The script never changes the OPENBLAS_* environment variables; it records them and the kernel
+OpenBLAS picked. Run it from the project root::
+
+    python benchmarks/bench_engine.py [--quick] [--json results.json] [--profile]
+
+See benchmarks/README.md for how to read the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import datetime as _dt
+import io
+import json
+import math
+import os
+import platform
+import pstats
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from threadpoolctl import threadpool_info, threadpool_limits
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from core.datasets import Dataset  # noqa: E402
+from core.regularization import (  # noqa: E402
+    add_weight_penalty_gradient,
+    apply_max_norm,
+    clip_gradients,
+    weight_penalty,
+)
+from core.spec import Experiment, parse_experiment  # noqa: E402
+from core.training import Trainer  # noqa: E402
+
+ENV_VARS = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+N_ROWS = 10_000
+N_FEATURES = 784
+N_CLASSES = 10
+DATA_SEED = 20240611
+NO_DIAGNOSTICS = 10**6
+TARGET_RATIO = 1.5
+
+
+# ----------------------------------------------------------------------------- configurations
+
+
+@dataclass(frozen=True)
+class Config:
+    key: str
+    description: str
+    hidden: tuple[int, ...]
+    batch_size: int
+    optimizer: dict[str, Any]
+    layer_row: dict[str, Any]
+    wide: bool  # the 784-300-100-10 network the 1.5x target is for
+    short: str  # column heading of the phase table
+
+    def experiment(self, diagnostics_every: int) -> Experiment:
+        return parse_experiment({
+            "name": f"bench {self.key}",
+            "seed": 42,
+            # The dataset is passed to Trainer directly; "source" only has to be a valid name.
+            # All rows train: no validation or test split, so an epoch is N_ROWS / batch steps.
+            "data": {"source": "digits", "validation_split": 0.0, "test_split": 0.0, "standardize": True},
+            "model": {"layers": [{"units": u, **self.layer_row} for u in self.hidden],
+                      "output": {"init": "glorot_uniform"}},
+            "optimizer": self.optimizer,
+            "schedule": {"name": "constant"},
+            "training": {"epochs": 1000, "batch_size": self.batch_size, "shuffle": True,
+                         "diagnostics_every": diagnostics_every, "dtype": "float32"},
+        })
+
+    def layer_sizes(self, n_features: int, n_classes: int) -> list[int]:
+        return [n_features, *self.hidden, n_classes]
+
+
+RELU_ROW = {"init": "he_normal", "activation": "relu", "batch_norm": False, "use_bias": True}
+ELU_BN_ROW = {"init": "he_normal", "activation": "elu", "batch_norm": "before_activation", "use_bias": False}
+MOMENTUM = {"name": "momentum", "learning_rate": 0.01, "momentum": 0.9}
+ADAM = {"name": "adam", "learning_rate": 0.001}
+NADAM = {"name": "nadam", "learning_rate": 0.001}
+
+CONFIGS = [
+    Config("wide b32 momentum", "784-300-100-10 ReLU he_normal, batch 32, momentum 0.9",
+           (300, 100), 32, MOMENTUM, RELU_ROW, True, "b32 mom"),
+    Config("wide b32 adam", "784-300-100-10 ReLU he_normal, batch 32, Adam",
+           (300, 100), 32, ADAM, RELU_ROW, True, "b32 adam"),
+    Config("wide b128 momentum", "784-300-100-10 ReLU he_normal, batch 128, momentum 0.9",
+           (300, 100), 128, MOMENTUM, RELU_ROW, True, "b128 mom"),
+    Config("wide b128 adam", "784-300-100-10 ReLU he_normal, batch 128, Adam",
+           (300, 100), 128, ADAM, RELU_ROW, True, "b128 adam"),
+    Config("deep10x100 elu+bn b64 nadam",
+           "784-(10x100 ELU, BN before activation, no bias)-10, he_normal, batch 64, Nadam",
+           (100,) * 10, 64, NADAM, ELU_BN_ROW, False, "deep nadam"),
+]
+
+
+def synthetic_dataset() -> Dataset:
+    """10,000 x 784 float32 features from a seeded Generator; int64 labels from a random linear
+    teacher (so the task is learnable and the loss falls, as in real training)."""
+    rng = np.random.Generator(np.random.PCG64(DATA_SEED))
+    X = rng.standard_normal((N_ROWS, N_FEATURES), dtype=np.float32)
+    teacher = rng.standard_normal((N_FEATURES, N_CLASSES), dtype=np.float32)
+    noise = rng.standard_normal((N_ROWS, N_CLASSES), dtype=np.float32) * np.float32(5.0)
+    y = np.argmax(X @ teacher + noise, axis=1).astype(np.int64)
+    return Dataset(X=X, y=y, task="classification", n_classes=N_CLASSES,
+                   feature_names=[f"x{j}" for j in range(N_FEATURES)],
+                   class_names=[str(c) for c in range(N_CLASSES)], image_shape=None,
+                   name=f"synthetic {N_ROWS}x{N_FEATURES}, {N_CLASSES} classes")
+
+
+# ----------------------------------------------------------------------------- small helpers
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    epoch_reps: int        # timed epochs per diagnostics setting
+    warmup_steps: int      # train_batch calls before timing (per trainer)
+    floor_seconds: float   # target duration of one timed block of bare matmuls
+    micro_reps: int
+    micro_iters: int
+    phase_steps: int
+
+    @classmethod
+    def make(cls, quick: bool) -> Plan:
+        if quick:
+            return cls(True, epoch_reps=2, warmup_steps=30, floor_seconds=0.03,
+                       micro_reps=3, micro_iters=100, phase_steps=100)
+        return cls(False, epoch_reps=7, warmup_steps=400, floor_seconds=0.1,
+                   micro_reps=7, micro_iters=400, phase_steps=600)
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values),
+            "values": values}
+
+
+def blas_info() -> list[dict[str, Any]]:
+    keep = ("internal_api", "prefix", "version", "architecture", "num_threads", "threading_layer", "filepath")
+    return [{k: info.get(k) for k in keep} for info in threadpool_info() if info.get("user_api") == "blas"]
+
+
+@contextmanager
+def blas_threads(limit: int | None) -> Iterator[None]:
+    if limit is None:
+        yield
+    else:
+        with threadpool_limits(limits=limit, user_api="blas"):
+            yield
+
+
+class HostLoad:
+    """CPU time used by *other* processes (in cores, averaged) between ``start`` and ``stop``:
+    busy time of the whole machine from /proc/stat (steal included) minus this process's own.
+    A busy neighbour is what makes two-thread BLAS timings swing; None where /proc is missing."""
+
+    def __init__(self) -> None:
+        self._t0 = self._busy0 = self._self0 = 0.0
+
+    @staticmethod
+    def _busy() -> float | None:
+        try:
+            fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        except (OSError, ValueError):
+            return None
+        # user nice system idle iowait irq softirq steal: busy = all but idle and iowait
+        return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+    def start(self) -> HostLoad:
+        self._t0, self._busy0, self._self0 = time.perf_counter(), self._busy() or 0.0, time.process_time()
+        return self
+
+    def stop(self) -> float | None:
+        busy = self._busy()
+        if busy is None:
+            return None
+        wall = time.perf_counter() - self._t0
+        other = (busy - self._busy0) - (time.process_time() - self._self0)
+        return max(0.0, other / wall) if wall > 0 else None
+
+
+def timed_reps(fn: Callable[[], None], iters: int, reps: int) -> list[float]:
+    """Seconds per call of ``fn``, ``reps`` times, each over ``iters`` calls."""
+    out = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            fn()
+        out.append((time.perf_counter() - t0) / iters)
+    return out
+
+
+# ----------------------------------------------------------------------------- 1 + 2: the engine
+
+
+def make_trainer(config: Config, dataset: Dataset, diagnostics_every: int) -> Trainer:
+    return Trainer(config.experiment(diagnostics_every), dataset=dataset)
+
+
+def run_steps(trainer: Trainer, n: int) -> None:
+    for _ in range(n):
+        if trainer.batch_index >= trainer.steps_per_epoch:
+            trainer.batch_index = 0  # the next train_batch begins a new epoch (fresh permutation)
+        outcome = trainer.train_batch()
+        if outcome is not None:
+            raise RuntimeError(f"training stopped during the benchmark: {outcome}")
+
+
+def time_epoch(trainer: Trainer) -> float:
+    """Seconds for one epoch of ``train_batch`` calls (the permutation drawn at its start included;
+    the end-of-epoch validation is not: the benchmark has no validation split)."""
+    trainer.batch_index = 0
+    t0 = time.perf_counter()
+    run_steps(trainer, trainer.steps_per_epoch)
+    return time.perf_counter() - t0
+
+
+def engine_epochs(config: Config, dataset: Dataset, plan: Plan,
+                  floor: MatmulFloor) -> tuple[dict[str, Any], Trainer]:
+    """Epoch times with diagnostics at every step and (practically) never, interleaved with each
+    other and with blocks of the bare matmuls (``floor``)."""
+    with_diag = make_trainer(config, dataset, 1)
+    without = make_trainer(config, dataset, NO_DIAGNOSTICS)
+    for t in (with_diag, without):
+        run_steps(t, plan.warmup_steps)
+    on: list[float] = []
+    off: list[float] = []
+    for rep in range(plan.epoch_reps):
+        floor.time_once()
+        # Alternate the order, so a slow drift of the host does not favour one setting.
+        order = ((with_diag, on), (without, off)) if rep % 2 == 0 else ((without, off), (with_diag, on))
+        for trainer, sink in order:
+            sink.append(time_epoch(trainer))
+    steps = with_diag.steps_per_epoch
+    paired = [(a - b) / a for a, b in zip(on, off, strict=True)]
+    on_med, off_med = statistics.median(on), statistics.median(off)
+    result = {
+        "steps_per_epoch": steps,
+        "epoch_seconds_diag": summary(on),
+        "epoch_seconds_no_diag": summary(off),
+        "step_seconds_diag": on_med / steps,
+        "step_seconds_diag_min": min(on) / steps,
+        "step_seconds_no_diag": off_med / steps,
+        "step_seconds_no_diag_min": min(off) / steps,
+        "diagnostics_share": (on_med - off_med) / on_med,
+        "diagnostics_share_paired_median": statistics.median(paired),
+    }
+    return result, with_diag
+
+
+def diagnostics_micro(trainer: Trainer, plan: Plan) -> dict[str, Any]:
+    """Direct per-step costs of the diagnostic pieces, on a trainer whose last step was recorded."""
+    net = trainer.network
+    grads = trainer._grads
+    kernel_keys = trainer._kernel_keys
+
+    def grad_sq() -> None:  # as train_batch does at every step (also feeds the NaN check)
+        sq = [float(np.dot(grads[k].ravel(), grads[k].ravel())) for k in kernel_keys]
+        math.isfinite(sum(sq))
+
+    first_x = net.layers[0].dense._x
+    assert first_x is not None
+    Xb = first_x.copy()
+
+    def forward(record: bool) -> Callable[[], None]:
+        return lambda: net.forward(Xb, training=True, rng=trainer.rng, record=record)
+
+    row = trainer.recorder.size - 1
+    loss = float(trainer.recorder.table("loss")[row])
+    lr = float(trainer.recorder.table("learning_rate")[row])
+
+    def record() -> None:
+        trainer._record(row, loss, lr)
+
+    out = {}
+    for name, fn in (("grad_norm_dots", grad_sq), ("record", record), ("forward_record", forward(True)),
+                     ("forward_plain", forward(False))):
+        fn()
+        out[name] = summary(timed_reps(fn, plan.micro_iters, plan.micro_reps))
+    # The activation statistics cost what forward(record=True) takes beyond forward(record=False)
+    # (measured in place: timing ActivationStats alone on warm arrays gives about 60 % of it).
+    diffs = [a - b for a, b in zip(out["forward_record"]["values"], out["forward_plain"]["values"], strict=True)]
+    out["activation_stats"] = summary(diffs)
+    return out
+
+
+# ----------------------------------------------------------------------------- 3: the matmul floor
+
+
+def matmul_ops(sizes: list[int], batch: int, rng: np.random.Generator) -> dict[str, list[tuple[np.ndarray, ...]]]:
+    """(a, b, out) for every product of one training step, float32, preallocated.
+
+    Per layer (fan_in -> fan_out): forward Z = X @ W; backward dW = X.T @ dZ and, except for the
+    first layer (the engine skips the input gradient there), dX = dZ @ W.T."""
+    f32 = np.float32
+    forward: list[tuple[np.ndarray, ...]] = []
+    backward: list[tuple[np.ndarray, ...]] = []
+    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
+        X = rng.standard_normal((batch, fan_in), dtype=f32)
+        W = rng.standard_normal((fan_in, fan_out), dtype=f32)
+        dZ = rng.standard_normal((batch, fan_out), dtype=f32)
+        forward.append((X, W, np.empty((batch, fan_out), f32)))
+        backward.append((X.T, dZ, np.empty((fan_in, fan_out), f32)))
+        if i > 0:
+            backward.append((dZ, W.T, np.empty((batch, fan_in), f32)))
+    return {"step": forward + backward, "forward": forward, "backward": backward}
+
+
+class MatmulFloor:
+    """The bare products of one step; ``time_once`` times one block of ``iters`` steps.
+
+    The engine benchmark calls it between its epochs, so the floor and the engine see the same
+    state of the host (ratios are per run, never across runs)."""
+
+    def __init__(self, config: Config, plan: Plan) -> None:
+        sizes = config.layer_sizes(N_FEATURES, N_CLASSES)
+        self.ops = matmul_ops(sizes, config.batch_size, np.random.Generator(np.random.PCG64(7)))
+        self.flops = sum(2 * a.shape[0] * a.shape[1] * b.shape[1] for a, b, _ in self.ops["step"])
+        self.iters: dict[str, int] = {}
+        for part in self.ops:
+            for _ in range(10):
+                self._run(part)
+            t0 = time.perf_counter()
+            probe = 0
+            while time.perf_counter() - t0 < plan.floor_seconds / 3:
+                self._run(part)
+                probe += 1
+            self.iters[part] = max(5, int(plan.floor_seconds * probe / (time.perf_counter() - t0)))
+        self.times: dict[str, list[float]] = {part: [] for part in self.ops}
+
+    def _run(self, part: str) -> None:
+        matmul = np.matmul
+        for a, b, o in self.ops[part]:
+            matmul(a, b, out=o)
+
+    def time_once(self) -> None:
+        for part in self.ops:
+            self.times[part] += timed_reps(lambda p=part: self._run(p), self.iters[part], 1)
+
+    def result(self) -> dict[str, Any]:
+        step = self.times["step"]
+        return {"products_per_step": len(self.ops["step"]), "flops_per_step": self.flops,
+                "step_seconds": summary(step), "forward_seconds": summary(self.times["forward"]),
+                "backward_seconds": summary(self.times["backward"]),
+                "gflops_at_median": self.flops / statistics.median(step) / 1e9}
+
+
+# ----------------------------------------------------------------------------- 4: the dtype check
+
+
+def _spy(obj: Any, method: str, label: str, sink: list[tuple[str, Any]]) -> None:
+    """Wrap a bound method on this instance only (the class, i.e. core/, is untouched)."""
+    original = getattr(obj, method)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        result = original(*args, **kwargs)
+        sink.append((label, result))
+        return result
+
+    setattr(obj, method, wrapper)
+
+
+def _arrays_in(label: str, value: Any) -> Iterator[tuple[str, np.ndarray]]:
+    if isinstance(value, np.ndarray):
+        yield label, value
+    elif isinstance(value, (tuple, list)):
+        for i, v in enumerate(value):
+            yield from _arrays_in(f"{label}[{i}]", v)
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _arrays_in(f"{label}.{k}", v)
+
+
+def dtype_check(config: Config, dataset: Dataset) -> dict[str, Any]:
+    """One recorded training step; every floating array the float32 path touches must be float32."""
+    trainer = make_trainer(config, dataset, 1)
+    net = trainer.network
+    seen: list[tuple[str, Any]] = []
+    for i, layer in enumerate(net.layers):
+        for obj, name in ((layer, f"layers.{i}"), (layer.dense, f"layers.{i}.dense"),
+                          (layer.activation, f"layers.{i}.activation"), (layer.batch_norm, f"layers.{i}.bn")):
+            if obj is not None:
+                _spy(obj, "forward", f"{name}.forward()", seen)
+                _spy(obj, "backward", f"{name}.backward()", seen)
+    _spy(net.output, "forward", "output.forward()", seen)
+    _spy(net.output, "backward", "output.backward()", seen)
+    _spy(trainer.loss, "value_and_gradient", "loss.value_and_gradient()", seen)
+    run_steps(trainer, 1)
+
+    found: list[tuple[str, np.ndarray]] = []
+    for label, value in seen:
+        found.extend(_arrays_in(label, value))
+    found.extend(_arrays_in("params", net.parameters()))
+    found.extend(_arrays_in("grads", net.gradients()))
+    found.extend(_arrays_in("buffers", net.buffers()))
+    found.extend(_arrays_in("updates", getattr(trainer, "_updates", {})))
+    # Every array the optimizer holds (slots, step and scratch buffers), whatever their names.
+    found.extend(_arrays_in("optimizer", dict(vars(trainer.optimizer))))
+    found.extend(_arrays_in("data", {"X_train": trainer.X_train, "feature_mean": trainer.feature_mean,
+                                     "feature_std": trainer.feature_std}))
+    for i, layer in enumerate(net.layers):  # cached activations and masks (_x, _z, _a, _x_hat, ...)
+        for obj, name in ((layer, f"layers.{i}"), (layer.dense, f"layers.{i}.dense"),
+                          (layer.batch_norm, f"layers.{i}.bn")):
+            if obj is not None:
+                found.extend(_arrays_in(name, {k: v for k, v in vars(obj).items() if isinstance(v, np.ndarray)}))
+    found.extend(_arrays_in("output", {k: v for k, v in vars(net.output).items() if isinstance(v, np.ndarray)}))
+    floating = [(label, a) for label, a in found if np.issubdtype(a.dtype, np.floating)]
+    bad = [f"{label}: {a.dtype}" for label, a in floating if a.dtype != np.float32]
+    return {"passed": not bad and bool(floating), "arrays_checked": len(floating), "not_float32": bad[:20]}
+
+
+# ----------------------------------------------------------------------------- phase breakdown
+
+
+PHASES = ("batch gather", "forward", "loss", "backward", "penalty", "grad-norm dots", "diag row",
+          "trainable+clip", "optimizer.apply", "post-step", "_record")
+
+
+def phase_breakdown(trainer: Trainer, steps: int) -> dict[str, Any]:
+    """A replica of ``Trainer.train_batch``, phase by phase, with a clock between phases.
+
+    It calls the same engine pieces in the same order (see core/training.py) on the trainer's
+    own state; keep it in step with train_batch when that changes. The sum of the phases is
+    compared with the real train_batch step time in the report ("coverage")."""
+    acc = dict.fromkeys(PHASES, 0.0)
+    clock = time.perf_counter
+    # train_batch enters np.errstate(over="ignore", invalid="ignore") at every step; here it is
+    # entered once, so its few microseconds show up as train_batch minus the sum of the phases.
+    with np.errstate(over="ignore", invalid="ignore"):
+        _phase_steps(trainer, steps, acc, clock)
+    per_step = {k: v / steps for k, v in acc.items()}
+    return {"steps": steps, "seconds_per_step": per_step, "total": sum(per_step.values())}
+
+
+def _phase_steps(trainer: Trainer, steps: int, acc: dict[str, float], clock: Callable[[], float]) -> None:
+    spec = trainer.experiment
+    reg = spec.regularization
+    net = trainer.network
+    params, grads_all, updates = trainer._params, trainer._grads, trainer._updates
+    for _ in range(steps):
+        if trainer.batch_index >= trainer.steps_per_epoch:
+            trainer.batch_index = 0
+        if trainer.batch_index == 0:
+            trainer._begin_epoch()
+        t0 = clock()
+        assert trainer._perm is not None
+        bs = trainer.batch_size
+        idx = trainer._perm[trainer.batch_index * bs:(trainer.batch_index + 1) * bs]
+        Xb, yb = trainer._augment(trainer.X_train[idx]), trainer.y_train[idx]
+        record = trainer.step % spec.training.diagnostics_every == 0
+        t1 = clock()
+        logits = net.forward(Xb, training=True, rng=trainer.rng, record=record)
+        t2 = clock()
+        loss, grad_logits = trainer.loss.value_and_gradient(logits, yb)
+        t3 = clock()
+        net.backward(grad_logits)
+        t4 = clock()
+        if reg.l1 or reg.l2:
+            kernels = {k: params[k] for k in trainer._kernel_keys}
+            loss += weight_penalty(kernels, reg.l1, reg.l2)
+            add_weight_penalty_gradient(kernels, grads_all, reg.l1, reg.l2)
+        t5 = clock()
+        grad_sq = [float(np.dot(grads_all[k].ravel(), grads_all[k].ravel())) for k in trainer._kernel_keys]
+        if not (math.isfinite(loss) and math.isfinite(sum(grad_sq))):
+            raise RuntimeError("non-finite loss or gradient during the phase breakdown")
+        t6 = clock()
+        row = trainer.recorder.append(trainer.step + 1) if record else -1
+        if record:
+            trainer.recorder.table("grad_norm")[row] = np.sqrt(grad_sq)
+        t7 = clock()
+        trainable = trainer.trainable_keys
+        grads = {k: grads_all[k] for k in trainable}
+        clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
+        t8 = clock()
+        lr = trainer.schedule(trainer.step) * trainer.lr_scale
+        trainer.optimizer.apply({k: params[k] for k in trainable}, grads, lr, updates)
+        t9 = clock()
+        if reg.max_norm is not None:
+            apply_max_norm({k: params[k] for k in trainer._kernel_keys if k in grads}, reg.max_norm)
+        for k in params:
+            if k not in grads:
+                updates[k].fill(0)
+        trainer.step += 1
+        trainer.batch_index += 1
+        n = len(idx)
+        trainer._epoch_sums[0] += loss * n
+        if trainer.classification:
+            trainer._epoch_sums[1] += trainer._count_correct(logits, yb)
+        trainer._epoch_sums[2] += n
+        t10 = clock()
+        if record:
+            trainer._record(row, loss, lr)
+        t11 = clock()
+        for name, a, b in zip(PHASES, (t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10),
+                              (t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11), strict=True):
+            acc[name] += b - a
+
+
+def profile_steps(trainer: Trainer, steps: int, top: int = 25) -> str:
+    prof = cProfile.Profile()
+    prof.enable()
+    run_steps(trainer, steps)
+    prof.disable()
+    buf = io.StringIO()
+    pstats.Stats(prof, stream=buf).sort_stats("tottime").print_stats(top)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- one pass
+
+
+def run_pass(label: str, limit: int | None, dataset: Dataset, plan: Plan, configs: list[Config],
+             profile: bool) -> dict[str, Any]:
+    load = HostLoad().start()
+    with blas_threads(limit):
+        info = blas_info()
+        print(f"\n== pass: {label} (BLAS threads: {', '.join(str(i['num_threads']) for i in info)}) ==",
+              file=sys.stderr, flush=True)
+        results: dict[str, Any] = {}
+        profiles: dict[str, str] = {}
+        for config in configs:
+            t0 = time.perf_counter()
+            floor_timer = MatmulFloor(config, plan)
+            engine, trainer = engine_epochs(config, dataset, plan, floor_timer)
+            floor = floor_timer.result()
+            micro = diagnostics_micro(trainer, plan)
+            phases = phase_breakdown(trainer, plan.phase_steps)
+            floor_med = floor["step_seconds"]["median"]
+            floor_min = floor["step_seconds"]["min"]
+            step_on = engine["step_seconds_diag"]
+            results[config.key] = {
+                "description": config.description,
+                "short": config.short,
+                "batch_size": config.batch_size,
+                "layer_sizes": config.layer_sizes(N_FEATURES, N_CLASSES),
+                "engine": engine,
+                "matmul_floor": floor,
+                "ratio_diag": step_on / floor_med,
+                "ratio_diag_min": engine["step_seconds_diag_min"] / floor_min,
+                "ratio_no_diag": engine["step_seconds_no_diag"] / floor_med,
+                "ratio_no_diag_min": engine["step_seconds_no_diag_min"] / floor_min,
+                "diagnostics_micro": micro,
+                "phases": phases,
+                "phase_coverage": phases["total"] / step_on,
+            }
+            if profile and config.wide:
+                profiles[config.key] = profile_steps(trainer, plan.phase_steps)
+            print(f"  {config.key}: {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
+    return {"label": label, "blas_thread_limit": limit, "threadpool_info": info,
+            "other_processes_cores": load.stop(), "configs": results, "profiles": profiles}
+
+
+# ----------------------------------------------------------------------------- printing
+
+
+def _us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.0f}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    meta = report["meta"]
+    lines = ["", "Gradient Workbench engine benchmark", "=" * 35]
+    lines.append(f"date {meta['date']}  python {meta['python']}  numpy {meta['numpy']}  cpus {meta['cpu_count']}"
+                 f"  mode {'quick' if meta['quick'] else 'full'}")
+    env = ", ".join(f"{k}={v if v is not None else '(unset)'}" for k, v in meta["env"].items())
+    lines.append(f"env: {env}")
+    for info in meta["blas_default"]:
+        lines.append(f"BLAS: {info['internal_api']} {info['version']}, kernel (architecture) "
+                     f"{info['architecture']}, default threads {info['num_threads']}, {info['threading_layer']}")
+    lines.append(f"data: {meta['data']}; timing = median (min) of {meta['epoch_reps']} epochs per setting")
+    if meta["other_processes_cores_before"] is not None:
+        lines.append(f"other processes used {meta['other_processes_cores_before']:.2f} cores just before the run")
+    dtype = report["dtype_check"]
+    lines.append("dtype check (one step, float32 path): " + "; ".join(
+        f"{k}: {'PASS' if v['passed'] else 'FAIL'} ({v['arrays_checked']} arrays)" for k, v in dtype.items()))
+    for k, v in dtype.items():
+        if v["not_float32"]:
+            lines.append(f"  {k} not float32: {', '.join(v['not_float32'])}")
+
+    for p in report["passes"]:
+        threads = ", ".join(str(i["num_threads"]) for i in p["threadpool_info"])
+        other = p["other_processes_cores"]
+        busy = "" if other is None else f"; other processes used {other:.2f} cores meanwhile"
+        lines += ["", f"--- {p['label']} (BLAS threads {threads}{busy}) ---"]
+        head = (f"{'config':<29}{'steps':>6}{'s/epoch diag':>17}{'s/epoch no-diag':>17}{'µs/step':>9}"
+                f"{'diag':>7}{'matmul µs':>11}{'GF/s':>6}{'x floor':>13}{'no-diag':>13}")
+        lines += [head, "-" * len(head)]
+        for key, r in p["configs"].items():
+            e, f = r["engine"], r["matmul_floor"]
+            on, off = e["epoch_seconds_diag"], e["epoch_seconds_no_diag"]
+            ratio = f"{r['ratio_diag']:.2f} ({r['ratio_diag_min']:.2f})"
+            ratio_off = f"{r['ratio_no_diag']:.2f} ({r['ratio_no_diag_min']:.2f})"
+            lines.append(
+                f"{key:<29}{e['steps_per_epoch']:>6}{on['median']:>10.3f} ({on['min']:.3f})"
+                f"{off['median']:>10.3f} ({off['min']:.3f}){_us(e['step_seconds_diag']):>9}"
+                f"{e['diagnostics_share']:>7.0%}{_us(f['step_seconds']['median']):>11}"
+                f"{f['gflops_at_median']:>6.0f}{ratio:>13}{ratio_off:>13}")
+        lines += ["", "diagnostics, timed directly (µs per step, median). 'grad dots' (per-layer squared norms) run",
+                  "at every step, recorded or not (they also feed the NaN check); 'act stats' (forward with record",
+                  "minus without) and '_record' only on recorded steps; 'share' = (act stats + _record) / step;",
+                  "'diag' in the table above and 'paired' here come from the epoch times (on - off) / on"]
+        head = f"{'config':<29}{'grad dots':>10}{'act stats':>10}{'_record':>9}{'share':>7}{'paired':>8}"
+        lines += [head, "-" * len(head)]
+        for key, r in p["configs"].items():
+            m = r["diagnostics_micro"]
+            dots, stats, rec = (m[k]["median"] for k in ("grad_norm_dots", "activation_stats", "record"))
+            share = (stats + rec) / r["engine"]["step_seconds_diag"]
+            lines.append(f"{key:<29}{_us(dots):>10}{_us(stats):>10}{_us(rec):>9}"
+                         f"{share:>7.0%}{r['engine']['diagnostics_share_paired_median']:>8.0%}")
+        lines += ["", "phase breakdown (µs per step, diagnostics every step; replica of train_batch):"]
+        keys = list(p["configs"])
+        head = f"{'phase':<17}" + "".join(f"{p['configs'][k]['short']:>12}" for k in keys)
+        lines += [head, "-" * len(head)]
+        for phase in PHASES:
+            lines.append(f"{phase:<17}" + "".join(
+                f"{_us(p['configs'][k]['phases']['seconds_per_step'][phase]):>12}" for k in keys))
+        lines.append(f"{'sum of phases':<17}" + "".join(
+            f"{_us(p['configs'][k]['phases']['total']):>12}" for k in keys))
+        lines.append(f"{'train_batch':<17}" + "".join(
+            f"{_us(p['configs'][k]['engine']['step_seconds_diag']):>12}" for k in keys))
+        lines.append(f"{'matmul floor':<17}" + "".join(
+            f"{_us(p['configs'][k]['matmul_floor']['step_seconds']['median']):>12}" for k in keys))
+        for part in ("forward", "backward"):
+            lines.append(f"{'  of it ' + part:<17}" + "".join(
+                f"{_us(p['configs'][k]['matmul_floor'][part + '_seconds']['median']):>12}" for k in keys))
+        for key, text in p.get("profiles", {}).items():
+            lines += ["", f"cProfile, {key}, {report['meta']['phase_steps']} steps, by own time:", text]
+    lines += ["", f"target: wide network step within {TARGET_RATIO}x the matmul floor. "
+                  "x floor = median step / median floor (min / min in brackets)."]
+    wide = [(p["label"], k, r["ratio_diag"], r["ratio_no_diag"]) for p in report["passes"]
+            for k, r in p["configs"].items() if k.startswith("wide")]
+    met = [w for w in wide if w[2] <= TARGET_RATIO]
+    lines.append(f"wide configs within target (with diagnostics): {len(met)} of {len(wide)}")
+    multi = [p["other_processes_cores"] for p in report["passes"] if p["blas_thread_limit"] != 1]
+    if any(x is not None and x > 0.25 for x in multi):
+        lines.append("WARNING: other processes used CPU during the multi-thread pass (see its heading); its "
+                     "BLAS timings are then unreliable: compare the 1-thread pass only.")
+    if any(x is not None and x > 0.5 for x in (p["other_processes_cores"] for p in report["passes"])):
+        lines.append("WARNING: other processes kept half a core or more busy during a pass: its timings may be "
+                     "inflated; rerun on an idle machine.")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (under a minute)")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON to PATH")
+    parser.add_argument("--profile", action="store_true",
+                        help="add a cProfile listing of the wide configurations to the output")
+    parser.add_argument("--only", metavar="TEXT", help="run only the configurations whose name contains TEXT")
+    args = parser.parse_args(argv)
+
+    plan = Plan.make(args.quick)
+    configs = [c for c in CONFIGS if args.only is None or args.only in c.key]
+    if not configs:
+        parser.error(f"--only {args.only!r} matches none of: {', '.join(c.key for c in CONFIGS)}")
+    started = time.perf_counter()
+    idle = HostLoad().start()
+    time.sleep(0.5 if plan.quick else 1.0)
+    other_before = idle.stop()
+    dataset = synthetic_dataset()
+    meta = {
+        "date": _dt.datetime.now().isoformat(timespec="seconds"),
+        "python": platform.python_version(), "numpy": np.__version__, "platform": platform.platform(),
+        "cpu_count": os.cpu_count(), "quick": plan.quick,
+        "env": {k: os.environ.get(k) for k in ENV_VARS},
+        "blas_default": blas_info(),
+        "data": f"{dataset.name} (float32 N(0,1) features, labels of a random linear teacher, seed {DATA_SEED}); "
+                "all configurations, the 10x100 network included; no validation split",
+        "epoch_reps": plan.epoch_reps, "warmup_steps": plan.warmup_steps, "phase_steps": plan.phase_steps,
+        "no_diagnostics_every": NO_DIAGNOSTICS,
+        "other_processes_cores_before": other_before,
+    }
+    dtype = {c.key: dtype_check(c, dataset) for c in configs}
+    passes = [run_pass(label, limit, dataset, plan, configs, args.profile)
+              for label, limit in (("1 BLAS thread", 1), ("default BLAS threads", None))]
+    meta["wall_seconds"] = time.perf_counter() - started
+    report = {"meta": meta, "dtype_check": dtype, "passes": passes}
+    print(format_report(report))
+    print(f"\n(total {meta['wall_seconds']:.0f} s)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(f"results written to {args.json}")
+    return 0 if all(d["passed"] for d in dtype.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
