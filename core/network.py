@@ -19,6 +19,27 @@ from .losses import Loss
 from .spec import ModelSpec
 
 
+def parameter_shapes(model: ModelSpec, n_inputs: int, n_outputs: int) -> dict[str, tuple[int, ...]]:
+    """The shape of every array ``Network(model, n_inputs, n_outputs, ...).state()`` holds,
+    from the spec alone (how a session's arrays are checked before any model exists)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    fan_in = int(n_inputs)
+    for i, row in enumerate(model.layers):
+        shapes[f"layers.{i}.kernel"] = (fan_in, row.units)
+        if row.use_bias:
+            shapes[f"layers.{i}.bias"] = (row.units,)
+        if row.batch_norm:
+            for name in ("gamma", "beta", "moving_mean", "moving_variance"):
+                shapes[f"layers.{i}.{name}"] = (row.units,)
+        fan_in = row.units
+    shapes["output.kernel"] = (fan_in, int(n_outputs))
+    shapes["output.bias"] = (int(n_outputs),)
+    return shapes
+
+
+BUFFER_NAMES = ("moving_mean", "moving_variance")
+
+
 class Network:
     """Hidden layers from the spec's rows plus an output layer chosen by the task's loss."""
 
@@ -81,10 +102,8 @@ class Network:
         """Copies of every parameter and buffer (what ``weights.npz`` holds)."""
         return {k: a.copy() for k, a in {**self.parameters(), **self.buffers()}.items()}
 
-    def load_state(self, arrays: Mapping[str, np.ndarray]) -> None:
-        """Copy arrays in; every path must be present with the right shape (else ``ValueError``).
-
-        Checks everything first, so a mismatch leaves the network untouched."""
+    def check_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Raise ``ValueError`` unless ``arrays`` hold every path with the right shape and nothing else."""
         own = {**self.parameters(), **self.buffers()}
         missing = sorted(set(own) - set(arrays))
         extra = sorted(set(arrays) - set(own))
@@ -95,7 +114,13 @@ class Network:
             if np.shape(arrays[key]) != target.shape:
                 raise ValueError(f"weights do not fit the architecture: {key} has shape "
                                  f"{np.shape(arrays[key])}, the model needs {target.shape}")
-        for key, target in own.items():
+
+    def load_state(self, arrays: Mapping[str, np.ndarray]) -> None:
+        """Copy arrays in; every path must be present with the right shape (else ``ValueError``).
+
+        Checks everything first, so a mismatch leaves the network untouched."""
+        self.check_state(arrays)
+        for key, target in {**self.parameters(), **self.buffers()}.items():
             target[...] = arrays[key]
 
     def parameter_counts(self) -> list[int]:

@@ -169,6 +169,17 @@ class Optimizer(Component):
         """Restore a ``state_dict()`` exactly (by copy) into an optimizer built for the same
         parameters. Any missing or extra key, wrong shape or wrong dtype raises ``ValueError``
         naming it, before anything is changed."""
+        iterations = self.check_state_dict(state)
+        slots = state["slots"]
+        for path, arrays in self._slots.items():
+            for name, array in zip(self.slot_names, arrays, strict=True):
+                np.copyto(array, slots[f"{path}/{name}"])
+        for name in self.scalar_state_names:
+            setattr(self, f"_{name}", float(slots[name]))
+        self.iterations = iterations
+
+    def check_state_dict(self, state: Mapping[str, Any]) -> int:
+        """Raise ``ValueError`` unless ``state`` fits this optimizer; returns its ``iterations``."""
         if not isinstance(state, Mapping):
             raise ValueError(f"optimizer state: must be a mapping, got {type(state).__name__}")
         keys = set(state)
@@ -205,12 +216,7 @@ class Optimizer(Component):
                 raise ValueError(f"optimizer state: slot {key!r} has dtype {value.dtype}, expected {dtype}")
             if value.ndim == 0 and not math.isfinite(float(value)):
                 raise ValueError(f"optimizer state: slot {key!r} must be finite, got {float(value)!r}")
-        for path, arrays in self._slots.items():
-            for name, array in zip(self.slot_names, arrays, strict=True):
-                np.copyto(array, slots[f"{path}/{name}"])
-        for name in self.scalar_state_names:
-            setattr(self, f"_{name}", float(slots[name]))
-        self.iterations = int(iterations)
+        return int(iterations)
 
 
 # ---------------------------------------------------------------------- entries

@@ -173,14 +173,41 @@ class OutputSpec:
 
 
 @dataclass(frozen=True)
+class TransferSpec:
+    """Reuse hidden layers of a saved session (the book's "reusing pretrained layers").
+
+    ``source`` is the session file (the JSON key is ``from``; a relative path resolves against
+    the spec file's folder). ``layers`` are the hidden-layer indices copied, each to the same
+    index here (``None``: every hidden layer of the source); ``freeze`` those kept fixed
+    (``None``: every copied layer, the book's first step; ``()``: none) until
+    ``unfreeze_at_epoch`` epochs are complete (``None``: for the whole run), when the learning
+    rate is multiplied by ``learning_rate_factor`` (the book: lower it when unfreezing)."""
+
+    source: str
+    layers: tuple[int, ...] | None = None
+    freeze: tuple[int, ...] | None = None
+    unfreeze_at_epoch: int | None = None
+    learning_rate_factor: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"from": self.source, "layers": None if self.layers is None else list(self.layers),
+                "freeze": None if self.freeze is None else list(self.freeze),
+                "unfreeze_at_epoch": self.unfreeze_at_epoch, "learning_rate_factor": self.learning_rate_factor}
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     layers: tuple[LayerSpec, ...] = ()
     input_dropout: float = 0.0
     output: OutputSpec = field(default_factory=OutputSpec)
+    transfer: TransferSpec | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"input_dropout": self.input_dropout, "layers": [layer.to_dict() for layer in self.layers],
-                "output": self.output.to_dict()}
+        out = {"input_dropout": self.input_dropout, "layers": [layer.to_dict() for layer in self.layers],
+               "output": self.output.to_dict()}
+        if self.transfer is not None:  # left out when unused, so experiments without it keep their JSON
+            out["transfer"] = self.transfer.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -361,8 +388,59 @@ def _parse_layer(path: str, value: Any) -> LayerSpec:
                      batch_norm=batch_norm, dropout=dropout, use_bias=use_bias)
 
 
+def _layer_indices(path: str, value: Any, n_layers: int, what: str) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        raise SpecError(path, f"must be null or a list of hidden-layer indices, got {value!r}")
+    seen: list[int] = []
+    for i, index in enumerate(value):
+        index = _check(_join(path, i), v.integer, index, low=0)
+        if index >= n_layers:
+            raise SpecError(_join(path, i), f"this model has {n_layers} hidden layers (0..{n_layers - 1}), "
+                                            f"so it cannot {what} layer {index}")
+        if index in seen:
+            raise SpecError(_join(path, i), f"layer {index} is listed twice")
+        seen.append(index)
+    return tuple(sorted(seen))
+
+
+def _parse_transfer(path: str, value: Any, n_layers: int) -> TransferSpec | None:
+    """Only what the spec itself can show; whether the source file fits is checked when the
+    trainer is built (``core.transfer``), with the same field paths."""
+    if value is None:
+        return None
+    d = _object(path, value, ("from", "layers", "freeze", "unfreeze_at_epoch", "learning_rate_factor"))
+    source = d.get("from")
+    if not isinstance(source, str) or not source.strip() or len(source) > 4096:
+        raise SpecError(_join(path, "from"), f"must be the path of a saved session (*.gwb), got {source!r}")
+    layers = d.get("layers")
+    if layers is not None:
+        layers = _layer_indices(_join(path, "layers"), layers, n_layers, "copy")
+        if not layers:
+            raise SpecError(_join(path, "layers"), "must list at least one layer (or be null for all)")
+    freeze = d.get("freeze")
+    if freeze is not None:
+        freeze = _layer_indices(_join(path, "freeze"), freeze, n_layers, "freeze")
+        for i, index in enumerate(freeze):
+            if layers is not None and index not in layers:
+                raise SpecError(_join(_join(path, "freeze"), i),
+                                f"layer {index} is not copied ({_join(path, 'layers')} is {list(layers)}); "
+                                "only copied layers can be frozen")
+    unfreeze = d.get("unfreeze_at_epoch")
+    if unfreeze is not None:
+        unfreeze = _check(_join(path, "unfreeze_at_epoch"), v.positive_int, unfreeze, high=MAX_EPOCHS)
+        if freeze == ():
+            raise SpecError(_join(path, "unfreeze_at_epoch"), f"nothing is frozen ({_join(path, 'freeze')} is "
+                                                              "empty), so there is nothing to unfreeze")
+    factor = _check(_join(path, "learning_rate_factor"), v.positive, d.get("learning_rate_factor", 1.0), high=1.0)
+    if factor != 1.0 and unfreeze is None:
+        raise SpecError(_join(path, "learning_rate_factor"),
+                        "lowers the learning rate when the frozen layers are unfrozen; set unfreeze_at_epoch too")
+    return TransferSpec(source=source, layers=layers, freeze=freeze, unfreeze_at_epoch=unfreeze,
+                        learning_rate_factor=factor)
+
+
 def _parse_model(path: str, value: Any) -> ModelSpec:
-    d = _object(path, value, ("input_dropout", "layers", "output"))
+    d = _object(path, value, ("input_dropout", "layers", "output", "transfer"))
     layers = d.get("layers", [])
     if not isinstance(layers, list):
         raise SpecError(_join(path, "layers"), f"must be a list of layer objects, got {layers!r}")
@@ -381,7 +459,9 @@ def _parse_model(path: str, value: Any) -> ModelSpec:
     loss = o.get("loss", "auto")
     if loss not in OUTPUT_LOSSES:
         raise SpecError(_join(out_path, "loss"), f"must be one of {', '.join(OUTPUT_LOSSES)}, got {loss!r}")
-    return ModelSpec(layers=parsed, input_dropout=input_dropout, output=OutputSpec(out_init, loss))
+    transfer = _parse_transfer(_join(path, "transfer"), d.get("transfer"), len(parsed))
+    return ModelSpec(layers=parsed, input_dropout=input_dropout, output=OutputSpec(out_init, loss),
+                     transfer=transfer)
 
 
 def _parse_regularization(path: str, value: Any) -> RegularizationSpec:

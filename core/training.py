@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from .datasets import Dataset, load_dataset
-from .diagnostics import DiagnosticsRecorder, HealthIssue, assess_health
+from .diagnostics import LAYER_QUANTITIES, STEP_QUANTITIES, DiagnosticsRecorder, HealthIssue, assess_health
 from .losses import LOSSES, Loss
 from .network import Network
 from .optimizers import OPTIMIZERS, Optimizer
@@ -38,6 +38,9 @@ from .schedules import SCHEDULES, Schedule
 from .spec import Experiment, SpecError
 
 EPOCH_METRICS = ("epoch", "loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "seconds")
+# What every saved state holds (state.json); later additions are optional so older sessions load.
+STATE_KEYS = ("recorded_steps", "epochs_recorded", "step", "epoch", "batch_index", "lr_scale", "rollbacks",
+              "finished", "optimizer_iterations", "schedule", "early_stopping", "rng", "events")
 
 Observer = Callable[[str, dict[str, Any]], None]
 
@@ -93,7 +96,11 @@ class Trainer:
     """Trains one experiment; see the module docstring."""
 
     def __init__(self, experiment: Experiment, base_dir: str | Path | None = None, *,
-                 dataset: Dataset | None = None) -> None:
+                 dataset: Dataset | None = None, transfer: bool = True) -> None:
+        """``base_dir`` is the spec file's folder (relative data and transfer paths resolve
+        against it). With ``transfer=False`` the layers named in ``model.transfer`` are not read
+        from their source file: for a trainer whose state is about to be restored from a
+        session, which already holds them (``core.session.restore_trainer``)."""
         self.experiment = experiment
         spec = experiment
         self.dtype = np.dtype(spec.training.dtype)
@@ -143,6 +150,8 @@ class Trainer:
                                                                                spec.learning_rate)
         self.batch_size = min(spec.training.batch_size, len(self.split.train))
         self.steps_per_epoch = math.ceil(len(self.split.train) / self.batch_size)
+        # The schedule is planned once, for training.epochs; the plan is saved with the state, so a
+        # resumed run follows the plan it started with (fit(epochs=k) never re-plans).
         self.schedule.bind(self.steps_per_epoch, self.steps_per_epoch * spec.training.epochs)
         es = spec.regularization.early_stopping
         self.early_stopping = EarlyStopping(es.monitor, es.patience, es.min_delta) if es.enabled else None
@@ -169,11 +178,33 @@ class Trainer:
         self._stop_flag = threading.Event()
         self._run_flag = threading.Event()
         self._run_flag.set()
+        # Transfer learning: where each reused layer came from (saved in state.json).
+        self.lineage: list[dict[str, Any]] = []
+        if spec.model.transfer is not None and transfer:
+            from .transfer import apply_transfer
+
+            self.lineage = apply_transfer(self.network, spec.model.transfer, base_dir, dataset.name)
+            self._apply_freeze()
 
     # ------------------------------------------------------------------ data helpers
 
     def standardize(self, X: np.ndarray) -> np.ndarray:
         return ((X - self.feature_mean) / self.feature_std).astype(self.dtype, copy=False)
+
+    @property
+    def transfer_frozen(self) -> list[int]:
+        """Hidden layers ``model.transfer`` freezes (until its ``unfreeze_at_epoch``)."""
+        return [int(e["layer"]) for e in self.lineage if e.get("frozen")]
+
+    def _apply_freeze(self) -> None:
+        """Frozen while fewer than ``unfreeze_at_epoch`` epochs are complete (a function of the
+        epoch, so a restored or rolled-back trainer gets it right)."""
+        transfer = self.experiment.model.transfer
+        if transfer is None:
+            return
+        frozen = transfer.unfreeze_at_epoch is None or self.epoch < transfer.unfreeze_at_epoch
+        for i in self.transfer_frozen:
+            self.network.layers[i].frozen = frozen
 
     @property
     def trainable_keys(self) -> list[str]:
@@ -205,11 +236,14 @@ class Trainer:
             should_stop: Callable[[], bool] | None = None) -> str:
         """Train until ``epochs`` more epochs are complete (default: up to ``training.epochs``).
 
+        An epoch stopped half-way counts as one of the ``epochs`` (it is finished first), so a
+        run stopped anywhere and continued with ``fit(epochs=N - trainer.epoch)`` ends where an
+        uninterrupted ``fit(epochs=N)`` does, bit for bit. The learning-rate schedule keeps the
+        plan made for ``training.epochs``; past it, 1cycle stays at its final rate.
+
         Returns why it ended: ``"completed"``, ``"stopped"``, ``"early_stopping"`` or
         ``"diverged: ..."``."""
         target = self.experiment.training.epochs if epochs is None else self.epoch + int(epochs)
-        if self.step + self.batch_index == 0 and target > self.experiment.training.epochs:
-            self.schedule.bind(self.steps_per_epoch, self.steps_per_epoch * target)
         self._stop_flag.clear()
         notify = observer or (lambda kind, info: None)
         while self.epoch < target and not self.finished:
@@ -356,6 +390,14 @@ class Trainer:
                 if self.experiment.regularization.early_stopping.restore_best_weights and self.best_weights:
                     self.network.load_state(self.best_weights)
                     self._event("restore_best", f"restored the weights of epoch {es.best_epoch}")
+        transfer = self.experiment.model.transfer
+        if transfer is not None and self.epoch == transfer.unfreeze_at_epoch and self.transfer_frozen:
+            self._apply_freeze()
+            self.lr_scale *= transfer.learning_rate_factor
+            factor = transfer.learning_rate_factor
+            self._event("unfreeze", f"unfroze reused layers {self.transfer_frozen} after epoch {self.epoch}"
+                                    + (f"; learning rate ×{factor:g}" if factor != 1.0 else ""))
+            notify("event", dict(self.events[-1]))
         self._epoch_seconds += time.perf_counter() - t0
         logs["seconds"] = self._epoch_seconds
         for k in EPOCH_METRICS:
@@ -435,7 +477,8 @@ class Trainer:
     # ------------------------------------------------------------------ state
 
     def state_dict(self, history: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Everything needed to continue exactly: (arrays, JSON-able values). Copies only.
+        """Everything needed to continue exactly: (arrays, JSON-able values). Copies only, so
+        another thread may serialize them while training goes on.
 
         Without ``history`` the per-epoch and per-step tables are left out and only their
         lengths kept (the NaN roll-back's snapshot rewinds them instead of copying them)."""
@@ -457,42 +500,190 @@ class Trainer:
             "epoch_seconds": self._epoch_seconds,
             "optimizer_iterations": int(opt["iterations"]),
             "schedule": self.schedule.state_dict(),
+            "schedule_plan": {"steps_per_epoch": self.schedule.steps_per_epoch,
+                              "total_steps": self.schedule.total_steps},
             "early_stopping": self.early_stopping.state_dict() if self.early_stopping else None,
             "rng": self.rng.bit_generator.state,
             "events": [dict(e) for e in self.events],
+            "n_inputs": self.network.n_inputs, "n_outputs": self.network.n_outputs,
+            "lineage": [dict(e) for e in self.lineage],
         }
+        if history and self._good_state is not None and self.batch_index > 0:
+            # Mid-epoch with on_nan = "rollback": the start of this epoch, which a divergence
+            # before its end returns to (the arrays are private copies never written to).
+            good_arrays, good_state = self._good_state
+            arrays.update({f"rollback/{k}": a for k, a in good_arrays.items() if not k.startswith("split/")})
+            state["rollback"] = good_state
         return arrays, state
 
     def load_state_dict(self, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any]) -> None:
-        """Put back what ``state_dict`` took out (raises ``ValueError`` on any mismatch)."""
-        self.network.load_state({k[8:]: a for k, a in arrays.items() if k.startswith("weights/")})
-        self.optimizer.load_state_dict({"iterations": state["optimizer_iterations"],
-                                        "slots": {k[10:]: a for k, a in arrays.items()
-                                                  if k.startswith("optimizer/")}})
-        best = {k[5:]: a.copy() for k, a in arrays.items() if k.startswith("best/")}
-        self.best_weights = best or None
-        self._perm = arrays["loop/permutation"].copy() if "loop/permutation" in arrays else None
-        self._epoch_sums = np.array(arrays["loop/epoch_sums"], dtype=np.float64)
-        for k in ("train", "val", "test"):
-            if not np.array_equal(arrays[f"split/{k}"], getattr(self.split, k)):
-                raise ValueError(f"the stored {k} split differs from the one this experiment's data and seed "
-                                 "give (has the data file changed?)")
-        hist = {k[8:]: a for k, a in arrays.items() if k.startswith("history/")}
-        if hist:
-            self.history = {k: [float(x) for x in hist.get(k, [])] for k in EPOCH_METRICS}
-            self.recorder = DiagnosticsRecorder.from_arrays(hist)
+        """Put back what ``state_dict`` took out.
+
+        Everything is checked before anything changes: a mismatch raises ``ValueError`` naming
+        it and leaves the trainer as it was."""
+        new = self._check_state(arrays, state)
+        self.network.load_state(new["weights"])
+        self.optimizer.load_state_dict(new["optimizer"])
+        self.best_weights = new["best"]
+        self._perm = new["permutation"]
+        self._epoch_sums = new["epoch_sums"]
+        if new["recorder"] is not None:
+            self.history = new["history"]
+            self.recorder = new["recorder"]
         else:
             self.history = {k: v[: int(state["epochs_recorded"])] for k, v in self.history.items()}
             self.recorder.truncate(int(state["recorded_steps"]))
-        self.step = int(state["step"])
-        self.epoch = int(state["epoch"])
-        self.batch_index = int(state["batch_index"])
-        self.lr_scale = float(state["lr_scale"])
-        self.rollbacks = int(state["rollbacks"])
-        self.finished = bool(state["finished"])
-        self._epoch_seconds = float(state.get("epoch_seconds", 0.0))
+        for key in ("step", "epoch", "batch_index", "rollbacks"):
+            setattr(self, key, new[key])
+        self.lr_scale = new["lr_scale"]
+        self.finished = new["finished"]
+        self._epoch_seconds = new["epoch_seconds"]
+        if new["plan"] is not None:
+            self.schedule.bind(*new["plan"])
         self.schedule.load_state_dict(state["schedule"])
         if self.early_stopping is not None and state.get("early_stopping") is not None:
             self.early_stopping.load_state_dict(state["early_stopping"])
         self.rng.bit_generator.state = state["rng"]
-        self.events = [dict(e) for e in state["events"]]
+        self.events = new["events"]
+        self.lineage = new["lineage"]
+        self._good_state = new["good_state"]
+        self._apply_freeze()
+
+    def _check_state(self, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a saved state against this trainer; returns the pieces ready to put in."""
+        if not isinstance(state, Mapping):
+            raise ValueError(f"the state must be a mapping, got {type(state).__name__}")
+        missing = [k for k in STATE_KEYS if k not in state]
+        if missing:
+            raise ValueError(f"the state has no {missing[0]!r}")
+
+        def count(key: str, high: float = math.inf) -> int:
+            value = state[key]
+            if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
+                raise ValueError(f"state {key}: must be an integer in [0, {high:g}], got {value!r}")
+            return value
+
+        def group(prefix: str) -> dict[str, np.ndarray]:
+            return {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+
+        new: dict[str, Any] = {key: count(key) for key in ("step", "epoch", "rollbacks")}
+        # == steps_per_epoch: every batch done but the epoch not closed yet (the GUI's Step button)
+        new["batch_index"] = count("batch_index", self.steps_per_epoch)
+        for key in ("recorded_steps", "epochs_recorded", "optimizer_iterations"):
+            count(key)
+        new["weights"] = group("weights/")
+        self.network.check_state(new["weights"])
+        best = {k: np.array(a, copy=True) for k, a in group("best/").items()}
+        if best:
+            try:
+                self.network.check_state(best)
+            except ValueError as exc:
+                raise ValueError(f"best weights: {exc}") from None
+        new["best"] = best or None
+        new["optimizer"] = {"iterations": state["optimizer_iterations"], "slots": group("optimizer/")}
+        self.optimizer.check_state_dict(new["optimizer"])
+        n_train = len(self.split.train)
+        perm = arrays.get("loop/permutation")
+        if perm is not None:
+            perm = np.array(perm, copy=True)
+            if perm.shape != (n_train,) or perm.dtype.kind not in "iu" or \
+                    not np.array_equal(np.sort(perm), np.arange(n_train)):
+                raise ValueError(f"loop/permutation: must be a permutation of the {n_train} training rows")
+        elif new["batch_index"] > 0:
+            raise ValueError("the state stops inside an epoch but holds no loop/permutation")
+        new["permutation"] = perm
+        sums = np.asarray(arrays.get("loop/epoch_sums", np.zeros(3)))
+        if sums.shape != (3,) or sums.dtype.kind != "f":
+            raise ValueError(f"loop/epoch_sums: must be 3 floats, got shape {sums.shape} dtype {sums.dtype}")
+        new["epoch_sums"] = np.array(sums, dtype=np.float64)
+        for k in ("train", "val", "test"):
+            stored = arrays.get(f"split/{k}")
+            if stored is None or not np.array_equal(stored, getattr(self.split, k)):
+                raise ValueError(f"the stored {k} split differs from the one this experiment's data and seed "
+                                 "give (has the data file changed?)")
+        new["history"], new["recorder"] = self._check_history(group("history/"))
+        lr_scale = state["lr_scale"]
+        if isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not 0 < lr_scale < math.inf:
+            raise ValueError(f"state lr_scale: must be a positive number, got {lr_scale!r}")
+        new["lr_scale"] = float(lr_scale)
+        if not isinstance(state["finished"], bool):
+            raise ValueError(f"state finished: must be true or false, got {state['finished']!r}")
+        new["finished"] = state["finished"]
+        seconds = state.get("epoch_seconds", 0.0)
+        new["epoch_seconds"] = float(seconds) if isinstance(seconds, (int, float)) else 0.0
+        new["plan"] = self._check_plan(state.get("schedule_plan"))
+        probe = SCHEDULES.get(self.experiment.schedule.name).from_config(self.experiment.schedule.params,
+                                                                         self.experiment.learning_rate)
+        probe.load_state_dict(state["schedule"])
+        if self.early_stopping is not None and state.get("early_stopping") is not None:
+            es = state["early_stopping"]
+            if not isinstance(es, Mapping):
+                raise ValueError("state early_stopping: must be a mapping")
+            try:
+                EarlyStopping(self.early_stopping.monitor).load_state_dict(es)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"state early_stopping: {exc!r}") from None
+        try:
+            np.random.PCG64().state = state["rng"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"state rng: not a PCG64 bit-generator state ({exc})") from None
+        events = state["events"]
+        if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
+            raise ValueError("state events: must be a list of objects")
+        new["events"] = [dict(e) for e in events]
+        lineage = state.get("lineage", [])
+        n_hidden = len(self.network.layers)
+        if not isinstance(lineage, list) or not all(
+                isinstance(e, Mapping) and isinstance(e.get("layer"), int) and 0 <= e["layer"] < n_hidden
+                for e in lineage):
+            raise ValueError("state lineage: must be a list of objects naming hidden layers of this model")
+        new["lineage"] = [dict(e) for e in lineage]
+        good = state.get("rollback")
+        if good is not None:
+            good_arrays = {**group("rollback/"), **{k: a for k, a in arrays.items() if k.startswith("split/")}}
+            try:
+                self._check_state(good_arrays, good)
+            except ValueError as exc:
+                raise ValueError(f"roll-back state: {exc}") from None
+            good = ({k: np.array(a, copy=True) for k, a in good_arrays.items()}, dict(good))
+        new["good_state"] = good
+        return new
+
+    def _check_plan(self, plan: Any) -> tuple[int, int] | None:
+        if plan is None:  # sessions written before the plan was saved: the spec's plan
+            return None
+        if not isinstance(plan, Mapping):
+            raise ValueError(f"state schedule_plan: must be an object, got {plan!r}")
+        spe, total = plan.get("steps_per_epoch"), plan.get("total_steps")
+        if spe != self.steps_per_epoch:
+            raise ValueError(f"state schedule_plan: planned for {spe!r} steps per epoch, but this experiment "
+                             f"takes {self.steps_per_epoch}")
+        if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+            raise ValueError(f"state schedule_plan: total_steps must be a positive integer, got {total!r}")
+        return spe, total
+
+    def _check_history(self, hist: dict[str, np.ndarray]) -> tuple[dict[str, list[float]] | None,
+                                                                   DiagnosticsRecorder | None]:
+        if not hist:
+            return None, None
+        n_epochs = len(hist.get("epoch", ()))
+        for k in EPOCH_METRICS:
+            a = hist.get(k)
+            if a is not None and (a.ndim != 1 or len(a) != n_epochs):
+                raise ValueError(f"history/{k}: must hold one value per epoch ({n_epochs}), got shape {a.shape}")
+        names = [str(n) for n in hist.get("layer_names", ())]
+        if len(names) != len(self.network.layer_names):
+            raise ValueError(f"history/layer_names: {len(names)} layers, the model has "
+                             f"{len(self.network.layer_names)}")
+        steps = hist.get("step")
+        if steps is None or steps.ndim != 1:
+            raise ValueError("history/step: missing or not one-dimensional")
+        n = len(steps)
+        for q in LAYER_QUANTITIES:
+            if q in hist and hist[q].shape != (n, len(names)):
+                raise ValueError(f"history/{q}: must have shape {(n, len(names))}, got {hist[q].shape}")
+        for q in STEP_QUANTITIES:
+            if f"step_{q}" in hist and hist[f"step_{q}"].shape != (n,):
+                raise ValueError(f"history/step_{q}: must have shape {(n,)}, got {hist[f'step_{q}'].shape}")
+        history = {k: [float(x) for x in hist.get(k, [])] for k in EPOCH_METRICS}
+        return history, DiagnosticsRecorder.from_arrays(hist)

@@ -1,0 +1,350 @@
+"""Loading session files safely: every hostile or damaged file is refused with its own message,
+nothing in it is executed, nothing is written; older formats are migrated."""
+
+import hashlib
+import io
+import json
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import core.session as session_module
+from core.session import SessionError, load_session, peek_session, restore_trainer, save_trainer
+from core.spec import parse_experiment
+from core.training import Trainer
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+def small_spec(**training) -> dict:
+    return {"seed": 3, "data": {"source": "moons", "params": {"n_samples": 60}, "validation_split": 0.25},
+            "model": {"layers": [{"units": 6, "batch_norm": "before_activation"}, {"units": 5}]},
+            "optimizer": {"name": "nadam", "learning_rate": 0.01},
+            "regularization": {"early_stopping": {"enabled": True, "patience": 3}},
+            "training": {"epochs": 3, "batch_size": 8, **training}}
+
+
+@pytest.fixture(scope="module")
+def good_file(tmp_path_factory) -> Path:
+    trainer = Trainer(parse_experiment(small_spec()))
+    trainer.fit(epochs=2)
+    path = tmp_path_factory.mktemp("good") / "good.gwb"
+    save_trainer(path, trainer)
+    return path
+
+
+def members_of(path: Path) -> dict[str, bytes]:
+    with zipfile.ZipFile(path) as zf:
+        return {name: zf.read(name) for name in zf.namelist()}
+
+
+def write_zip(path: Path, members: dict[str, bytes], fix_manifest: bool = True, extra=()) -> Path:
+    """Write members as a session zip; with ``fix_manifest`` the checksums are recomputed, so
+    the file passes the checksum test and reaches the check under test."""
+    members = dict(members)
+    if fix_manifest:
+        manifest = json.loads(members["manifest.json"])
+        manifest["sha256"] = {n: hashlib.sha256(d).hexdigest() for n, d in members.items() if n != "manifest.json"}
+        manifest["sha256"].update({n: hashlib.sha256(d).hexdigest() for n, d in extra})
+        members["manifest.json"] = json.dumps(manifest).encode()
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        for name, data in extra:
+            zf.writestr(name, data)
+    return path
+
+
+def npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def changed_npz(data: bytes, drop=(), **arrays) -> bytes:
+    with np.load(io.BytesIO(data)) as f:
+        content = {k: f[k] for k in f.files if k not in drop}
+    content.update(arrays)
+    return npz(**content)
+
+
+def refused(path: Path, match: str) -> str:
+    """Load must fail with ``match`` in the message, and write nothing next to the file."""
+    before = {p: p.stat().st_mtime_ns for p in path.parent.iterdir()}
+    with pytest.raises(SessionError) as info:
+        load_session(path)
+    message = str(info.value)
+    assert match in message, message
+    assert message.startswith(str(path)) and "\n" not in message
+    assert {p: p.stat().st_mtime_ns for p in path.parent.iterdir()} == before
+    return message
+
+
+# ----------------------------------------------------------------------------- code in the file
+
+
+class RunsCode:
+    """Unpickling this calls ``open(marker, "w")``: proof that a pickle would run code."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def evil_npz(marker: Path) -> bytes:
+    buf = io.BytesIO()
+    # np.savez pickles object arrays (its allow_pickle defaults to True)
+    np.savez(buf, **{"layers.0.kernel": np.array([RunsCode(str(marker))], dtype=object)})
+    return buf.getvalue()
+
+
+def test_an_object_array_is_refused_and_its_code_never_runs(good_file, tmp_path):
+    # The payload is live: loading it the unsafe way creates the marker file.
+    probe = tmp_path / "probe"
+    with np.load(io.BytesIO(evil_npz(probe)), allow_pickle=True) as f:
+        f["layers.0.kernel"]
+    assert probe.exists()
+    marker = tmp_path / "pwned"
+    members = members_of(good_file)
+    members["weights.npz"] = evil_npz(marker)
+    path = write_zip(tmp_path / "evil.gwb", members)
+    refused(path, "weights.npz holds an object array, which is never loaded")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name", ["../../x", "/tmp/x", "sub/weights.npz", "..\\x", "C:x"])
+def test_member_names_that_are_paths_are_refused(good_file, tmp_path, name):
+    path = write_zip(tmp_path / "paths.gwb", members_of(good_file), extra=[(name, b"x")])
+    refused(path, "is refused: a session holds only plain file names")
+    assert not (tmp_path.parent / "x").exists() and not Path("/tmp/x").exists()
+
+
+def test_an_unknown_member_and_a_duplicate_are_refused(good_file, tmp_path):
+    path = write_zip(tmp_path / "extra.gwb", members_of(good_file), extra=[("run_me.py", b"print(1)")])
+    refused(path, "unexpected member 'run_me.py'")
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        path = write_zip(tmp_path / "twice.gwb", members_of(good_file), extra=[("weights.npz", b"x")])
+    refused(path, "member weights.npz appears twice")
+
+
+def claim_size(path: Path, member: str, size: int) -> None:
+    """Rewrite the central directory so ``member`` claims ``size`` uncompressed bytes (what a
+    zip bomb does), without writing them."""
+    data = bytearray(path.read_bytes())
+    name = member.encode()
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:
+        name_len = struct.unpack_from("<H", data, at + 28)[0]
+        if bytes(data[at + 46:at + 46 + name_len]) == name:
+            struct.pack_into("<I", data, at + 24, size)
+            path.write_bytes(bytes(data))
+            return
+        at = data.find(b"PK\x01\x02", at + 4)
+    raise AssertionError(f"{member} not found")
+
+
+@pytest.mark.parametrize(("member", "allowed"), [("weights.npz", "2,147,483,648"), ("state.json", "16,777,216")])
+def test_a_member_claiming_gigabytes_is_refused_unread(good_file, tmp_path, member, allowed):
+    path = tmp_path / "bomb.gwb"
+    path.write_bytes(good_file.read_bytes())
+    claim_size(path, member, 0xFFFF_FFF0)
+    with zipfile.ZipFile(path) as zf:
+        assert zf.getinfo(member).file_size == 0xFFFF_FFF0
+    refused(path, f"member {member} claims 4,294,967,280 bytes, more than the {allowed} allowed; refused unread")
+
+
+# ----------------------------------------------------------------------------- damage
+
+
+def data_offset(path: Path, member: str) -> tuple[int, int]:
+    with zipfile.ZipFile(path) as zf:
+        info = zf.getinfo(member)
+    raw = path.read_bytes()
+    name_len, extra_len = struct.unpack_from("<HH", raw, info.header_offset + 26)
+    return info.header_offset + 30 + name_len + extra_len, info.compress_size
+
+
+@pytest.mark.parametrize("where", [0.1, 0.5, 0.9])
+def test_a_flipped_byte_is_found(good_file, tmp_path, where):
+    start, size = data_offset(good_file, "weights.npz")
+    data = bytearray(good_file.read_bytes())
+    data[start + int(where * size)] ^= 0x20
+    path = tmp_path / "flipped.gwb"
+    path.write_bytes(bytes(data))
+    refused(path, "member weights.npz is damaged")
+
+
+def test_changed_content_fails_the_manifest_checksum(good_file, tmp_path):
+    members = members_of(good_file)
+    members["weights.npz"] = changed_npz(members["weights.npz"], **{"output.bias": np.ones(2, np.float32)})
+    path = write_zip(tmp_path / "edited.gwb", members, fix_manifest=False)
+    refused(path, "checksum mismatch in weights.npz: the file is damaged")
+
+
+@pytest.mark.parametrize("keep", [0.999, 0.5, 0.05])
+def test_a_truncated_archive_is_refused(good_file, tmp_path, keep):
+    data = good_file.read_bytes()
+    path = tmp_path / "cut.gwb"
+    path.write_bytes(data[: int(len(data) * keep)])
+    refused(path, "not a readable zip archive")
+
+
+def test_a_newer_format_is_refused_with_the_versions(good_file, tmp_path):
+    members = members_of(good_file)
+    manifest = json.loads(members["manifest.json"])
+    manifest.update(version=99, app_version="9.0")
+    members["manifest.json"] = json.dumps(manifest).encode()
+    # a newer format may hold members this one does not know: the version is the reason given
+    path = write_zip(tmp_path / "future.gwb", members, extra=[("attention.npz", b"")])
+    refused(path, "written by a newer Gradient Workbench (session format 99, app 9.0); "
+                  "this version reads formats up to 1")
+
+
+@pytest.mark.parametrize("member", ["history.npz", "weights.npz", "experiment.json", "manifest.json"])
+def test_a_missing_member_is_named(good_file, tmp_path, member):
+    members = members_of(good_file)
+    del members[member]
+    if member == "manifest.json":
+        path = tmp_path / "gone.gwb"
+        with zipfile.ZipFile(path, "w") as zf:
+            for name, data in members.items():
+                zf.writestr(name, data)
+    else:
+        path = write_zip(tmp_path / "gone.gwb", members)
+    refused(path, f"missing member {member}")
+
+
+def test_a_spec_that_fails_validation(good_file, tmp_path):
+    members = members_of(good_file)
+    spec = json.loads(members["experiment.json"])
+    spec["model"]["layers"][0]["units"] = -5
+    members["experiment.json"] = json.dumps(spec).encode()
+    path = write_zip(tmp_path / "spec.gwb", members)
+    refused(path, "experiment.json is not a valid experiment: model.layers[0].units: must be a positive integer, "
+                  "got -5")
+
+
+# ----------------------------------------------------------------------------- arrays that do not fit
+
+
+WEIGHT_CASES = {
+    "extra layer": ({"layers.5.kernel": np.zeros((5, 5), np.float32)}, (),
+                    "weights.npz holds an unexpected array 'layers.5.kernel': the experiment has 2 hidden layers"),
+    "wrong shape": ({"layers.1.kernel": np.zeros((6, 9), np.float32)}, (),
+                    "weights.npz[layers.1.kernel] has shape (6, 9), the experiment needs (6, 5) "
+                    "(model.layers[1].units is 5)"),
+    "wrong dtype": ({"layers.1.bias": np.zeros(5, np.float64)}, (),
+                    "weights.npz[layers.1.bias] is float64, but the experiment trains in float32"),
+    "missing": ({}, ("layers.0.moving_mean",),
+                "weights.npz has no array 'layers.0.moving_mean', which the experiment needs "
+                "(model.layers[0].batch_norm is 'before_activation')"),
+    "other input width": ({"layers.0.kernel": np.zeros((3, 6), np.float32)}, (),
+                          "state.json says the model has 2 inputs, but weights.npz[layers.0.kernel] has 3"),
+    "text": ({"output.bias": np.array(["a", "b"])}, (), "weights.npz[output.bias] is <U1"),
+}
+
+
+@pytest.mark.parametrize("case", list(WEIGHT_CASES))
+def test_weights_that_do_not_fit_the_architecture(good_file, tmp_path, case):
+    arrays, drop, message = WEIGHT_CASES[case]
+    members = members_of(good_file)
+    members["weights.npz"] = changed_npz(members["weights.npz"], drop=drop, **arrays)
+    refused(write_zip(tmp_path / "weights.gwb", members), message)
+
+
+def test_best_weights_optimizer_slots_and_history_are_checked_too(good_file, tmp_path):
+    members = members_of(good_file)
+    bad = dict(members, **{"best_weights.npz": changed_npz(members["best_weights.npz"],
+                                                          **{"output.kernel": np.zeros((5, 3), np.float32)})})
+    refused(write_zip(tmp_path / "best.gwb", bad), "best_weights.npz[output.kernel] has shape (5, 3)")
+    bad = dict(members, **{"optimizer.npz": changed_npz(members["optimizer.npz"],
+                                                       **{"slots/layers.0.kernel/m": np.zeros((2, 7), np.float32)})})
+    refused(write_zip(tmp_path / "slots.gwb", bad), "optimizer.npz[slots/layers.0.kernel/m] is float32 (2, 7), "
+                                                    "the experiment needs float32 (2, 6)")
+    bad = dict(members, **{"optimizer.npz": changed_npz(members["optimizer.npz"],
+                                                       **{"slots/layers.0.kernel/velocity": np.zeros((2, 6))})})
+    refused(write_zip(tmp_path / "slot.gwb", bad), "unexpected slot 'layers.0.kernel/velocity' for a nadam optimizer")
+    bad = dict(members, **{"history.npz": changed_npz(members["history.npz"], grad_norm=np.zeros((4, 2), np.float32))})
+    refused(write_zip(tmp_path / "history.gwb", bad), "history.npz[grad_norm] must be floats of shape")
+
+
+def test_a_bad_saved_state_is_refused_when_restoring_and_leaves_no_trainer(good_file, tmp_path):
+    members = members_of(good_file)
+    state = json.loads(members["state.json"])
+    state["rng"] = {"bit_generator": "MT19937", "state": "nonsense"}
+    members["state.json"] = json.dumps(state).encode()
+    session = load_session(write_zip(tmp_path / "state.gwb", members))
+    with pytest.raises(SessionError, match="saved state does not fit the experiment: state rng: not a PCG64"):
+        restore_trainer(session)
+
+
+def test_load_state_dict_checks_everything_before_changing_anything(good_file):
+    session = load_session(good_file)
+    trainer = Trainer(session.experiment)
+    before_arrays, before_state = trainer.state_dict()
+    arrays = session_module.trainer_arrays(session)
+    for broken_state in ({**session.state, "schedule": {"unexpected": 1}},
+                         {**session.state, "rng": "nonsense"},
+                         {**session.state, "batch_index": 99}):
+        with pytest.raises(ValueError):
+            trainer.load_state_dict(arrays, broken_state)
+    broken = dict(arrays)
+    broken["split/val"] = broken["split/val"][:-1]
+    with pytest.raises(ValueError, match="stored val split differs"):
+        trainer.load_state_dict(broken, session.state)
+    after_arrays, after_state = trainer.state_dict()
+    assert after_state == before_state
+    for key, value in before_arrays.items():
+        assert np.array_equal(value, after_arrays[key], equal_nan=value.dtype.kind == "f"), key
+
+
+def test_peek_reads_only_the_json_members(good_file, tmp_path):
+    manifest, experiment, state = peek_session(good_file)
+    assert manifest["version"] == 1 and experiment["seed"] == 3 and state["epoch"] == 2
+    members = members_of(good_file)
+    members["weights.npz"] = b"not even an npz"
+    manifest, _, _ = peek_session(write_zip(tmp_path / "peek.gwb", members))
+    assert manifest["format"] == "gradient-workbench.session"
+
+
+# ----------------------------------------------------------------------------- older formats
+
+
+def test_the_version_1_fixture_loads_and_resumes_exactly():
+    """tests/data/session_v1.gwb was written by format 1 (tests/data/make_fixtures.py) and is
+    kept forever: it must load, and continuing it must equal the uninterrupted run."""
+    fixture = DATA / "session_v1.gwb"
+    session = load_session(fixture)
+    assert session.manifest["version"] == 1
+    trainer = restore_trainer(session)
+    assert (trainer.epoch, trainer.batch_index) == (1, 3)  # saved half-way through the second epoch
+    assert trainer.fit() == "completed"
+    straight = Trainer(session.experiment)
+    straight.fit()
+    for key, value in straight.network.state().items():
+        np.testing.assert_array_equal(trainer.network.state()[key], value, err_msg=key)
+    assert trainer.history["val_loss"] == straight.history["val_loss"]
+
+
+def test_older_formats_go_through_the_migration_chain(good_file, tmp_path, monkeypatch):
+    """Pretend format 2 renamed a state field: a format-1 file is migrated on load."""
+    def one_to_two(members):
+        members["state"]["epochs_done"] = members["state"].pop("epoch")
+        return members
+
+    def rename_back(members):  # what a format-2 reader would need; here it keeps the test short
+        members["state"]["epoch"] = members["state"].pop("epochs_done")
+        return members
+
+    monkeypatch.setattr(session_module, "VERSION", 3)
+    monkeypatch.setattr(session_module, "MIGRATIONS", {1: one_to_two, 2: rename_back})
+    session = load_session(good_file)
+    assert session.manifest["version"] == 1 and session.state["epoch"] == 2
+    monkeypatch.setattr(session_module, "MIGRATIONS", {1: one_to_two})
+    with pytest.raises(SessionError, match="session format 2 cannot be converted to format 3"):
+        load_session(good_file)
