@@ -7,20 +7,24 @@ status 2 and one line on stderr; nothing is written half (sessions are saved ato
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 
-from .session import Session, SessionError, load_session, restore_trainer, save_trainer
+from .recovery import DEFAULT_INTERVAL, Autosaver, recovery_path_for
+from .session import Session, SessionError, load_session, peek_session, restore_trainer, save_trainer
 from .spec import SpecError, load_experiment
 
 EXIT_BAD_INPUT = 2
+EXIT_WRITE_FAILED = 1
 
 
 class UsageError(Exception):
@@ -43,12 +47,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("spec", help="experiment JSON file")
     t.add_argument("--out", required=True, help="session file to write (*.gwb)")
     t.add_argument("--epochs", type=_positive_int, help="train this many epochs (default: the spec's)")
-    t.add_argument("--quiet", action="store_true", help="no progress on stderr")
-    r = sub.add_parser("resume", help="continue a saved session for more epochs")
-    r.add_argument("session", help="session file (*.gwb)")
-    r.add_argument("--epochs", type=_positive_int, required=True, help="epochs to train further")
+    r = sub.add_parser("resume", help="continue a saved session (or a recovery copy) for more epochs")
+    r.add_argument("session", help="session file (*.gwb, or a .RUN.gwb.recovery copy)")
+    r.add_argument("--epochs", type=_positive_int,
+                   help="epochs to train further; a half-done epoch counts as one (default: the rest of the "
+                        "planned training.epochs)")
     r.add_argument("--out", required=True, help="session file to write (may be the same file)")
-    r.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    for command in (t, r):
+        command.add_argument("--quiet", action="store_true", help="no progress on stderr")
+        command.add_argument("--autosave-seconds", type=_positive_float, default=DEFAULT_INTERVAL, metavar="S",
+                             help="write the recovery copy .OUT.gwb.recovery after every epoch and at least every "
+                                  f"S seconds (default {DEFAULT_INTERVAL:g}); deleted when the run ends cleanly")
+        command.add_argument("--no-autosave", action="store_true", help="write no recovery copy")
     i = sub.add_parser("info", help="print a session's architecture, metrics and last gradient norms")
     i.add_argument("session", help="session file (*.gwb)")
     o = sub.add_parser("open", help="open a session or experiment in the window")
@@ -63,6 +73,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
     return value
 
 
@@ -107,15 +127,74 @@ class Progress:
             self.stream.write(f"{self._cr}{info['message']}\n")
 
 
-def _run(trainer: Any, epochs: int | None, out: Path, quiet: bool, base_dir: Path | None) -> int:
+class WriteFailed(Exception):
+    """The run could not be saved (a full disk, a read-only folder): exit status 1."""
+
+
+@contextlib.contextmanager
+def _stop_on_interrupt(trainer: Any) -> Iterator[None]:
+    """The first Ctrl-C asks the trainer to stop between batches (so the saved state is whole);
+    a second one interrupts at once."""
+    def handler(signum: int, frame: Any) -> None:
+        trainer.request_stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: no signal handling
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _check_no_recovery(recovery: Path, resuming: Path | None = None) -> None:
+    """A recovery copy left by a run that did not end cleanly is never overwritten by a new run."""
+    if not recovery.exists() or (resuming is not None and recovery.resolve() == resuming.resolve()):
+        return
+    try:
+        _, _, state = peek_session(recovery)
+        what = f" (epoch {state.get('epoch', '?')}, step {state.get('step', '?')})"
+    except SessionError:
+        what = " (unreadable)"
+    raise UsageError(f"{recovery} holds the recovery copy of a run that did not end cleanly{what}; continue it "
+                     f"with `gradient-workbench resume {recovery} --out {recovery.parent / recovery.name[1:-9]}` "
+                     "or delete it")
+
+
+def _run(trainer: Any, epochs: int | None, out: Path, args: argparse.Namespace, base_dir: Path | None) -> int:
+    quiet = args.quiet
     total = trainer.epoch + epochs if epochs else trainer.experiment.training.epochs
     progress = Progress(sys.stderr, total, quiet)
-    try:
-        reason = trainer.fit(epochs=None if epochs is None else epochs, observer=progress)
-    except KeyboardInterrupt:
-        reason = "stopped"
     extra = {"base_dir": str(base_dir.resolve())} if base_dir is not None else {}
-    save_trainer(out, trainer, extra)
+    autosaver = None if args.no_autosave else Autosaver(recovery_path_for(out), interval=args.autosave_seconds)
+    if autosaver is not None and not quiet:
+        sys.stderr.write(f"autosaving to {autosaver.path} every epoch and at least every "
+                         f"{autosaver.interval:g} s\n")
+    warned: list[str] = []
+
+    def observe(kind: str, info: dict[str, Any]) -> None:
+        progress(kind, info)
+        if autosaver is not None and autosaver.maybe_save(trainer, kind, extra) is False \
+                and autosaver.last_error is not None and not warned:
+            warned.append(str(autosaver.last_error))
+            sys.stderr.write(f"{progress._cr}warning: autosave to {autosaver.path} failed "
+                             f"({autosaver.last_error}); training goes on\n")
+
+    if trainer.finished:
+        reason = "early_stopping"
+    else:
+        with _stop_on_interrupt(trainer):
+            reason = trainer.fit(epochs=epochs, observer=observe)
+    try:
+        save_trainer(out, trainer, extra)
+    except OSError as exc:
+        kept = f"; the recovery copy {autosaver.path} is kept" if autosaver and autosaver.path.exists() else ""
+        raise WriteFailed(f"could not write {out} ({exc}){kept}") from None
+    if autosaver is not None:
+        autosaver.finish()
     if not quiet:
         for issue in trainer.health():
             sys.stderr.write(f"health: {issue.message}\n")
@@ -130,18 +209,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         # `--epochs N` replaces the spec's count for this run, so the schedule is planned for it.
         experiment = experiment.replace(training=replace(experiment.training, epochs=args.epochs))
+    if not args.no_autosave:
+        _check_no_recovery(recovery_path_for(out))
     from .training import Trainer
 
     trainer = Trainer(experiment, spec_path.parent)
-    return _run(trainer, None, out, args.quiet, spec_path.parent)
+    return _run(trainer, None, out, args, spec_path.parent)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
     out = _check_out(args.out)
     session = load_session(args.session)
+    if not args.no_autosave:
+        _check_no_recovery(recovery_path_for(out), resuming=Path(args.session))
     trainer = restore_trainer(session)
+    epochs = args.epochs
+    if epochs is None:
+        epochs = trainer.experiment.training.epochs - trainer.epoch
+        if epochs <= 0 and not trainer.finished:
+            raise UsageError(f"{args.session} has completed its {trainer.experiment.training.epochs} planned "
+                             "epochs; give --epochs N to train further")
     folder = session.state.get("base_dir")
-    return _run(trainer, args.epochs, out, args.quiet, Path(folder) if folder else None)
+    return _run(trainer, epochs, out, args, Path(folder) if folder else None)
 
 
 def describe_session(session: Session) -> str:
@@ -211,3 +300,6 @@ def run_headless(argv: Sequence[str]) -> int:
     except (UsageError, SpecError, SessionError, FileNotFoundError, IsADirectoryError) as exc:
         sys.stderr.write(f"error: {exc}\n")
         return EXIT_BAD_INPUT
+    except WriteFailed as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_WRITE_FAILED

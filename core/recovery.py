@@ -1,0 +1,227 @@
+"""Autosave and crash recovery: a run killed by a crash or a power cut loses at most one
+autosave interval of work.
+
+While training, an ``Autosaver`` writes a *recovery copy* of the session (the same format as
+any session, written just as atomically) every epoch and at least every ``interval``
+seconds. The copy of a saved session ``RUN.gwb`` sits next to it, as ``.RUN.gwb.recovery``;
+the copy of a session never saved lives in the user-data folder
+(``recovery_dir()``). A clean finish (the session saved, or the run discarded) deletes the
+copy, so a copy that is still there at the next start means the run did not end cleanly:
+``list_recoverable()`` finds them all (copies next to sessions are found through small
+index files in ``recovery_dir()/index``) and ``discard()`` deletes one.
+
+The platform's user-data folder: ``$XDG_DATA_HOME`` (default ``~/.local/share``) on Linux,
+``~/Library/Application Support`` on macOS, ``%LOCALAPPDATA%`` on Windows; the environment
+variable ``GRADIENT_WORKBENCH_DATA`` replaces it (tests, portable installs).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import secrets
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .session import SessionError, Snapshot, atomic_write, peek_session, take_snapshot, write_snapshot
+
+DATA_ENV = "GRADIENT_WORKBENCH_DATA"
+RECOVERY_SUFFIX = ".recovery"
+DEFAULT_INTERVAL = 60.0
+
+
+# ----------------------------------------------------------------------------- where
+
+
+def user_data_dir(environ: Mapping[str, str] | None = None, platform: str | None = None) -> Path:
+    """The folder for the app's own files (not created here)."""
+    env = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    if env.get(DATA_ENV):
+        return Path(env[DATA_ENV]).expanduser()
+    home = Path(env.get("HOME") or Path.home())
+    if platform.startswith("win"):
+        base = Path(env["LOCALAPPDATA"]) if env.get("LOCALAPPDATA") else home / "AppData" / "Local"
+        return base / "Gradient Workbench"
+    if platform == "darwin":
+        return home / "Library" / "Application Support" / "Gradient Workbench"
+    xdg = env.get("XDG_DATA_HOME", "")
+    base = Path(xdg) if xdg and Path(xdg).is_absolute() else home / ".local" / "share"  # XDG: ignore relative
+    return base / "gradient-workbench"
+
+
+def recovery_dir(environ: Mapping[str, str] | None = None) -> Path:
+    return user_data_dir(environ) / "recovery"
+
+
+def new_untitled_id() -> str:
+    """A name for the recovery copy of a session that has no file yet (unique per run)."""
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"untitled-{stamp}-{os.getpid()}-{secrets.token_hex(2)}"
+
+
+def recovery_path_for(session_path: str | Path | None, untitled_id: str | None = None) -> Path:
+    """``.RUN.gwb.recovery`` next to a saved session; ``recovery_dir()/<id>.gwb`` for an unsaved one."""
+    if session_path is not None:
+        path = Path(session_path)
+        return path.with_name(f".{path.name}{RECOVERY_SUFFIX}")
+    return recovery_dir() / f"{untitled_id or new_untitled_id()}.gwb"
+
+
+def _index_file(recovery_path: Path) -> Path:
+    key = hashlib.sha256(str(recovery_path.resolve()).encode()).hexdigest()[:24]
+    return recovery_dir() / "index" / f"{key}.json"
+
+
+# ----------------------------------------------------------------------------- what is there
+
+
+@dataclass(frozen=True)
+class Recoverable:
+    """A recovery copy found on disk: what the "restore?" question needs to say."""
+
+    path: Path                      # the recovery copy (a session file)
+    session_path: Path | None       # the saved session it belongs to; None if never saved
+    name: str                       # the experiment's name
+    epoch: int                      # epochs complete in the copy
+    step: int
+    saved: float                    # when the copy was written (seconds since the epoch)
+    session_saved: float | None     # when the session file was last saved, if it exists
+
+    @property
+    def newer_than_session(self) -> bool:
+        """True unless the session was saved after the copy (then the copy holds nothing new)."""
+        return self.session_saved is None or self.saved > self.session_saved
+
+
+def _describe(path: Path, session_path: Path | None) -> Recoverable | None:
+    try:
+        _, experiment, state = peek_session(path)
+        saved = path.stat().st_mtime
+    except (SessionError, OSError):
+        return None  # half a file or not ours: nothing to offer
+    try:
+        session_saved = session_path.stat().st_mtime if session_path is not None else None
+    except OSError:
+        session_saved = None
+    step, epoch = state.get("step", 0), state.get("epoch", 0)
+    return Recoverable(path=path, session_path=session_path, name=str(experiment.get("name", "?")),
+                       epoch=epoch if isinstance(epoch, int) else 0, step=step if isinstance(step, int) else 0,
+                       saved=saved, session_saved=session_saved)
+
+
+def register(recovery_path: str | Path, session_path: str | Path | None) -> None:
+    """Note a recovery copy that lives outside ``recovery_dir()`` so the next start finds it."""
+    recovery_path = Path(recovery_path)
+    if recovery_path.resolve().parent == recovery_dir().resolve():
+        return
+    index = _index_file(recovery_path)
+    index.parent.mkdir(parents=True, exist_ok=True)
+    entry = {"recovery": str(recovery_path.resolve()),
+             "session": None if session_path is None else str(Path(session_path).resolve())}
+    atomic_write(index, lambda fh: fh.write(json.dumps(entry).encode("utf-8")))
+
+
+def list_recoverable() -> list[Recoverable]:
+    """Every recovery copy that a run which did not end cleanly left, newest first. Reads only;
+    copies that cannot be read (half-written by a crash) are left out."""
+    found: dict[Path, Recoverable] = {}
+    folder = recovery_dir()
+    for path in sorted(folder.glob("*.gwb")) if folder.is_dir() else []:
+        item = _describe(path, None)
+        if item is not None:
+            found[path.resolve()] = item
+    for index in sorted((folder / "index").glob("*.json")) if (folder / "index").is_dir() else []:
+        try:
+            entry = json.loads(index.read_text(encoding="utf-8"))
+            path = Path(entry["recovery"])
+            session = None if entry.get("session") is None else Path(entry["session"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        item = _describe(path, session) if path.is_file() else None
+        if item is not None:
+            found[path.resolve()] = item
+    return sorted(found.values(), key=lambda r: r.saved, reverse=True)
+
+
+def discard(item: Recoverable | str | Path) -> None:
+    """Delete a recovery copy and its index entry (missing files are fine)."""
+    path = Path(item.path if isinstance(item, Recoverable) else item)
+    for file in (path, _index_file(path)):
+        try:
+            file.unlink()
+        except FileNotFoundError:
+            pass
+
+
+# ----------------------------------------------------------------------------- when
+
+
+class Autosaver:
+    """Decides when to write the recovery copy and writes it.
+
+    ``due(kind, step, epoch)`` answers for a trainer event (``"step"`` or ``"epoch"``): at the
+    end of every epoch (``every_epoch``) and whenever ``interval`` seconds of ``clock`` have
+    passed since the last copy, never twice for the same moment. ``maybe_save(trainer, kind)``
+    is ``due``, ``mark`` and a synchronous write, for the CLI; a GUI calls ``due`` and
+    ``mark``, takes a snapshot on the training thread and passes it to ``write`` on another.
+    A failed write (a full disk) does not stop training: it is kept in ``last_error`` and
+    retried at the next chance.
+    """
+
+    def __init__(self, path: str | Path, *, every_epoch: bool = True, interval: float = DEFAULT_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic, session_path: str | Path | None = None,
+                 register_copy: bool = False) -> None:
+        if not (isinstance(interval, (int, float)) and interval > 0):
+            raise ValueError(f"interval: must be a positive number of seconds, got {interval!r}")
+        self.path = Path(path)
+        self.every_epoch = bool(every_epoch)
+        self.interval = float(interval)
+        self.clock = clock
+        self.session_path = None if session_path is None else Path(session_path)
+        self.register_copy = register_copy
+        self.last_saved = clock()
+        self.saved_at: tuple[int, int] | None = None  # (step, epoch) of the last copy
+        self.saves = 0
+        self.last_error: OSError | None = None
+
+    def due(self, kind: str, step: int, epoch: int) -> bool:
+        if (step, epoch) == self.saved_at:
+            return False
+        late = self.clock() - self.last_saved >= self.interval
+        return late if kind == "step" else (kind == "epoch" and (self.every_epoch or late))
+
+    def mark(self, step: int, epoch: int) -> None:
+        """A copy of this moment is being taken: restart the interval."""
+        self.last_saved = self.clock()  # also if the write fails: retry after the interval, not every step
+        self.saved_at = (step, epoch)
+
+    def write(self, snapshot: Snapshot) -> bool:
+        """Write the copy (any thread); True if it was written."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)  # the user-data folder may be new
+            if self.register_copy:
+                register(self.path, self.session_path)
+            write_snapshot(self.path, snapshot)
+        except OSError as exc:
+            self.last_error = exc
+            return False
+        self.last_error = None
+        self.saves += 1
+        return True
+
+    def maybe_save(self, trainer: Any, kind: str, extra_state: Mapping[str, Any] | None = None) -> bool:
+        if not self.due(kind, trainer.step, trainer.epoch):
+            return False
+        self.mark(trainer.step, trainer.epoch)
+        return self.write(take_snapshot(trainer, extra_state))
+
+    def finish(self) -> None:
+        """The run ended cleanly (its session is saved): the copy is not needed any more."""
+        discard(self.path)
