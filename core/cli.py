@@ -19,6 +19,8 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from .commands import COMMANDS as MORE_COMMANDS
+from .commands import add_commands
 from .recovery import DEFAULT_INTERVAL, Autosaver, recovery_path_for
 from .session import Session, SessionError, load_session, peek_session, restore_trainer, save_trainer
 from .spec import SpecError, load_experiment
@@ -63,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("session", help="session file (*.gwb)")
     o = sub.add_parser("open", help="open a session or experiment in the window")
     o.add_argument("file", help="session (*.gwb) or experiment (*.json)")
+    add_commands(sub)  # sweep, sweep-report, export (core/commands.py)
     return parser
 
 
@@ -287,7 +290,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "resume": cmd_resume, "info": cmd_info}
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "info": cmd_info, **MORE_COMMANDS}
 
 
 def run_headless(argv: Sequence[str]) -> int:

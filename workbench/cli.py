@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-HEADLESS = {"train", "resume", "info", "--version", "-h", "--help"}
+HEADLESS = {"train", "resume", "info", "sweep", "sweep-report", "export", "--version", "-h", "--help"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
