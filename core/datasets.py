@@ -415,6 +415,76 @@ class BreastCancer(_Bundled):
 
 
 # --------------------------------------------------------------------------------------------
+# An auxiliary task for unlabeled data
+
+CORRUPTIONS = ("swap", "noise")
+
+
+@DATASETS.register("corrupted")
+class Corrupted(DatasetSource):
+    """Real versus corrupted examples of another dataset: the book's recipe for pretraining
+    when labels are scarce ("generate bad records from good ones and train a model to tell
+    them apart", chapter 11, "Pretraining on an Auxiliary Task").
+
+    Labels are ignored: every row ``x`` of the ``base`` dataset (built with ``base_params``)
+    is kept as *real* (class 1) and one corrupted copy of it is added (class 0). In each
+    copy a random ``fraction`` of the features is corrupted (at least one):
+
+    * ``swap``  — replaced by the same feature of another random row ("swap noise"): every
+      feature keeps its distribution, only the relations between features break, so telling
+      real from corrupted needs what a good lower layer knows (for digits: strokes);
+    * ``noise`` — Gaussian noise of ``stddev`` times the feature's standard deviation added.
+
+    Lower layers pretrained on it are then reused (``model.transfer``) for the real task.
+    """
+
+    summary = ("Real vs corrupted rows of another dataset (labels unused): pretrain lower layers on "
+               "unlabeled data, then reuse them")
+    kind = "auxiliary"
+
+    def __init__(self, base: str = "digits", base_params: dict | None = None, corruption: str = "swap",
+                 fraction: float = 0.3, stddev: float = 1.0) -> None:
+        if base == "corrupted" or base not in DATASETS:
+            names = ", ".join(n for n in DATASETS.names() if n != "corrupted")
+            raise ValueError(f"base: must be one of {names}, got {base!r}")
+        if base_params is not None and not isinstance(base_params, Mapping):
+            raise ValueError(f"base_params: must be null or an object of {base!r}'s parameters, got {base_params!r}")
+        try:
+            self._base = DATASETS.get(base).from_config(base_params or {})
+        except ValueError as exc:
+            raise ValueError(f"base_params: {exc}") from None
+        self.base = base
+        self.base_params = None if base_params is None else dict(base_params)
+        self.corruption = check.choice("corruption", corruption, CORRUPTIONS)
+        self.fraction = check.number("fraction", fraction, low=0.0, high=1.0, low_inclusive=False)
+        self.stddev = check.positive("stddev", stddev, high=100.0)
+
+    def load(self, rng: np.random.Generator) -> Dataset:
+        real = self._base.load(rng)  # type: ignore[attr-defined]
+        X = real.X
+        n, d = X.shape
+        if 2 * n * d > MAX_VALUES:
+            raise DatasetError(f"base: {real.name} is too large to double ({n}×{d}); at most {MAX_VALUES:,} values")
+        mask = rng.random((n, d)) < self.fraction
+        untouched = ~mask.any(axis=1)
+        mask[np.flatnonzero(untouched), rng.integers(0, d, size=int(untouched.sum()))] = True
+        if self.corruption == "swap":
+            # another row than its own (a random offset), so a swap never copies a value onto itself
+            donors = (np.arange(n)[:, None] + rng.integers(1, max(n, 2), size=(n, d))) % n
+            corrupted = np.where(mask, X[donors, np.arange(d)], X)
+        else:
+            std = X.std(axis=0, dtype=np.float64)
+            scale = np.where(std > 0, std, 1.0) * self.stddev
+            corrupted = X + mask * (rng.standard_normal((n, d)) * scale)
+        order = rng.permutation(2 * n)
+        both = np.concatenate([X, corrupted.astype(np.float32)])[order]
+        y = np.concatenate([np.ones(n, np.int64), np.zeros(n, np.int64)])[order]
+        return Dataset(X=np.ascontiguousarray(both, dtype=np.float32), y=y, task="classification", n_classes=2,
+                       feature_names=list(real.feature_names), class_names=["corrupted", "real"],
+                       image_shape=real.image_shape, name=f"{self.name}({real.name})")
+
+
+# --------------------------------------------------------------------------------------------
 # Files
 
 

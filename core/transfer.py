@@ -13,6 +13,7 @@ session's ``state.json`` so a session always says where each reused layer came f
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ def apply_transfer(network: Network, transfer: TransferSpec, base_dir: str | Pat
     for index in layers:
         entry: dict[str, Any] = {
             "layer": index, "source_layer": index, "from": transfer.source,
-            "path": str(source_path(transfer, base_dir)), "weights_sha256": sha,
+            "path": os.path.normpath(source_path(transfer, base_dir)), "weights_sha256": sha,
             "source_experiment": source.experiment.name,
             "source_epochs": 0 if epochs is None else int(len(epochs)),
             "frozen": index in freeze,

@@ -21,6 +21,7 @@ from core.datasets import (
 
 SYNTHETIC = ["spirals", "moons", "circles", "blobs", "xor"]
 BUNDLED = ["digits", "iris", "wine", "breast_cancer"]
+AUXILIARY = ["corrupted"]
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -51,8 +52,8 @@ def assert_global_state_untouched(action) -> None:
 
 
 def test_registry_names_exact():
-    assert DATASETS.names() == SYNTHETIC + BUNDLED
-    assert dataset_names() == SYNTHETIC + BUNDLED + ["npz", "csv"]
+    assert DATASETS.names() == SYNTHETIC + BUNDLED + AUXILIARY
+    assert dataset_names() == SYNTHETIC + BUNDLED + AUXILIARY + ["npz", "csv"]
 
 
 @pytest.mark.parametrize("name", SYNTHETIC + BUNDLED)
@@ -458,7 +459,7 @@ def test_load_dataset_errors(tmp_path):
     assert_error(load_dataset, "csv", {}, path="x.csv", rng=rng(), words=["target: required", "'csv'"])
     assert_error(load_dataset, "npz", {}, path="x.npz", target="t", rng=rng(), words=["target: only used"])
     assert_error(load_dataset, "mnist", {}, rng=rng(),
-                 words=["unknown dataset 'mnist'", "allowed: spirals, moons", "breast_cancer, npz, csv"])
+                 words=["unknown dataset 'mnist'", "allowed: spirals, moons", "breast_cancer, corrupted, npz, csv"])
     assert_error(load_dataset, "moons", {}, path="x.npz", rng=rng(), words=["path: only used"])
     with pytest.raises(ValueError, match="noise: unknown parameter for dataset 'npz'; allowed: none"):
         load_dataset("npz", {"noise": 1}, path="x.npz", rng=rng())
@@ -491,3 +492,66 @@ def test_dataset_invariants_and_summary():
         Dataset(X=X, y=y, **{**common, "image_shape": (3, 3)})
     with pytest.raises(ValueError, match="task"):
         Dataset(X=X, y=y, **{**common, "task": "ranking"})
+
+
+# ------------------------------------------------------------------------------------ real vs corrupted
+
+
+def test_corrupted_metadata_and_config_round_trip():
+    cls = DATASETS.get("corrupted")
+    assert cls.kind == "auxiliary" and "\n" not in cls.summary
+    source = cls(base="moons", base_params={"n_samples": 50}, corruption="noise", fraction=0.5, stddev=0.3)
+    config = source.get_config()
+    assert config == {"name": "corrupted", "base": "moons", "base_params": {"n_samples": 50}, "corruption": "noise",
+                      "fraction": 0.5, "stddev": 0.3}
+    assert cls.from_config(config) == source
+
+
+def test_swap_corruption_keeps_each_feature_s_values_and_breaks_rows():
+    base = load_dataset("moons", {"n_samples": 400}, rng=rng(3))
+    data = load_dataset("corrupted", {"base": "moons", "base_params": {"n_samples": 400}, "fraction": 0.5},
+                        rng=rng(3))
+    assert data.X.shape == (800, 2) and data.class_names == ["corrupted", "real"]
+    assert np.bincount(data.y).tolist() == [400, 400]
+    real, fake = data.X[data.y == 1], data.X[data.y == 0]
+    # the real rows are the base rows (labels dropped), in another order
+    np.testing.assert_array_equal(np.sort(real, axis=0), np.sort(base.X, axis=0))
+    # every corrupted value is a value of the same feature somewhere in the base data ...
+    for j in range(2):
+        assert np.isin(fake[:, j], base.X[:, j]).all()
+    # ... but the rows are new: none of them is a real row (continuous features never collide)
+    real_rows = {tuple(r) for r in base.X}
+    assert not any(tuple(r) in real_rows for r in fake)
+    again = load_dataset("corrupted", {"base": "moons", "base_params": {"n_samples": 400}, "fraction": 0.5},
+                         rng=rng(3))
+    np.testing.assert_array_equal(again.X, data.X)
+
+
+def test_noise_corruption_touches_about_the_fraction_of_features():
+    data = load_dataset("corrupted", {"base": "digits", "corruption": "noise", "fraction": 0.25, "stddev": 2.0},
+                        rng=rng(1))
+    assert data.X.shape == (2 * 1797, 64) and data.image_shape == (8, 8) and data.name == "corrupted(digits)"
+    base = load_dataset("digits", {}, rng=rng(1))
+    real = np.sort(data.X[data.y == 1].view(np.dtype((np.void, 64 * 4))).ravel())
+    fake = data.X[data.y == 0]
+    changed = ~np.isin(fake.view(np.dtype((np.void, 64 * 4))).ravel(), real)
+    assert changed.all()
+    # rows are shuffled, so compare value statistics: about a quarter of the pixels moved
+    moved = 1.0 - np.isin(fake, np.arange(17)).mean()  # digits pixels are integers 0..16
+    assert 0.2 < moved < 0.3
+    assert np.sort(data.X[data.y == 1], axis=0).tolist() == np.sort(base.X, axis=0).tolist()
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"base": "corrupted"}, "base: must be one of spirals"),
+    ({"base": "mnist"}, "base: must be one of"),
+    ({"base_params": {"classes": [11]}}, "base_params: classes: unknown class 11"),
+    ({"base_params": [1]}, "base_params: must be null or an object"),
+    ({"corruption": "blur"}, "corruption: must be one of"),
+    ({"fraction": 0.0}, "fraction: must be > 0"),
+    ({"fraction": 1.5}, "fraction: must be <= 1"),
+    ({"stddev": -1}, "stddev: must be a positive number"),
+])
+def test_corrupted_parameter_errors(params, message):
+    with pytest.raises(ValueError, match=message):
+        load_dataset("corrupted", params, rng=rng())

@@ -1,0 +1,75 @@
+"""core.compare: several sessions' histories aligned by epoch and by step."""
+
+import csv
+import io
+
+import numpy as np
+import pytest
+
+from core.compare import compare_sessions
+from core.session import load_session, save_trainer
+from core.spec import parse_experiment
+from core.training import Trainer
+
+
+def run(tmp_path, name, epochs, layers, every=1, file=None):
+    spec = {"name": name, "seed": 4, "data": {"source": "moons", "params": {"n_samples": 60}, "validation_split": 0.25},
+            "model": {"layers": [{"units": 4}] * layers}, "optimizer": {"name": "sgd", "learning_rate": 0.1},
+            "training": {"epochs": epochs, "batch_size": 15, "diagnostics_every": every}}
+    trainer = Trainer(parse_experiment(spec))
+    trainer.fit()
+    path = tmp_path / (file or f"{name}.gwb")
+    save_trainer(path, trainer)
+    return path
+
+
+@pytest.fixture
+def three(tmp_path):
+    return [run(tmp_path, "short", 2, 1), run(tmp_path, "long", 4, 3, every=2),
+            run(tmp_path, "short", 3, 2, file="b.gwb")]
+
+
+def test_by_epoch_aligns_runs_of_different_lengths(three):
+    table = compare_sessions(three, by="epoch")
+    assert table.runs == ["short (short.gwb)", "long", "short (b.gwb)"]
+    assert table.index.tolist() == [1, 2, 3, 4]
+    assert table.quantities == ["loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "seconds"]
+    val = table.values["val_loss"]
+    assert val.shape == (4, 3)
+    for j, path in enumerate(three):
+        own = load_session(path).history["val_loss"]
+        np.testing.assert_array_equal(val[: len(own), j], own)  # independently: the session's own numbers
+        assert np.isnan(val[len(own):, j]).all()
+    np.testing.assert_array_equal(table.column("loss", "long"), load_session(three[1]).history["loss"])
+
+
+def test_by_step_aligns_recording_intervals_and_depths(three):
+    table = compare_sessions(three, by="step")
+    # 45 training rows / 15 = 3 steps an epoch: 6, 12 and 9 steps; the long run records steps 1, 3, ..., 11
+    assert table.index.tolist() == [1, 2, 3, 4, 5, 6, 7, 8, 9, 11]
+    assert table.quantities[:2] == ["loss", "learning_rate"]
+    assert "grad_norm[0]" in table.quantities and "grad_norm[2]" in table.quantities
+    grad0, out = table.values["grad_norm[0]"], table.values["grad_norm[output]"]
+    long = load_session(three[1]).history
+    rows = [table.index.tolist().index(s) for s in long["step"]]
+    np.testing.assert_array_equal(grad0[rows, 1], long["grad_norm"][:, 0])
+    np.testing.assert_array_equal(out[rows, 1], long["grad_norm"][:, 3])
+    assert np.isnan(grad0[[1, 3, 5, 7], 1]).all()               # steps the long run did not record
+    assert np.isnan(table.values["grad_norm[2]"][:, 0]).all()   # a layer the 1-layer run does not have
+    assert np.isnan(grad0[6:, 0]).all() and np.isfinite(grad0[:6, 0]).all()
+    short = load_session(three[0]).history
+    np.testing.assert_array_equal(out[:6, 0], short["grad_norm"][:, 1])  # its output is its second column
+
+
+def test_quantity_selection_csv_and_errors(three):
+    table = compare_sessions([load_session(p) for p in three[:2]], by="epoch", quantities=["val_accuracy"])
+    assert table.quantities == ["val_accuracy"]
+    rows = list(csv.reader(io.StringIO(table.to_csv())))
+    assert rows[0] == ["epoch", "short: val_accuracy", "long: val_accuracy"]
+    assert [r[0] for r in rows[1:]] == ["1", "2", "3", "4"]
+    assert rows[3][1] == "" and float(rows[3][2]) == table.values["val_accuracy"][2, 1]
+    with pytest.raises(ValueError, match="by: must be one of epoch, step"):
+        compare_sessions(three, by="batch")
+    with pytest.raises(ValueError, match="quantities: no run has 'grad_norm'"):
+        compare_sessions(three, quantities=["grad_norm"])
+    assert compare_sessions([], by="step").index.tolist() == []
