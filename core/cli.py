@@ -24,6 +24,7 @@ from .commands import add_commands
 from .recovery import DEFAULT_INTERVAL, Autosaver, recovery_path_for
 from .session import Session, SessionError, load_session, peek_session, restore_trainer, save_trainer
 from .spec import SpecError, load_experiment
+from .transfer import describe_lineage
 
 EXIT_BAD_INPUT = 2
 EXIT_WRITE_FAILED = 1
@@ -216,8 +217,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_no_recovery(recovery_path_for(out))
     from .training import Trainer
 
-    trainer = Trainer(experiment, spec_path.parent)
-    return _run(trainer, None, out, args, spec_path.parent)
+    folder = spec_path.parent.resolve()  # absolute, so the session says where its data and sources are
+    trainer = Trainer(experiment, folder)
+    return _run(trainer, None, out, args, folder)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -279,6 +281,9 @@ def describe_session(session: Session) -> str:
         lines += ["", f"gradient norms at step {step:,} (input → output)"]
         for label, value in zip(names, grad[-1], strict=False):
             lines.append(f"  {label:<32} {value:.3e}")
+    transfer = exp.model.transfer
+    lines += ["", "lineage (layers reused from saved sessions)"]
+    lines += describe_lineage(session.lineage, names, transfer.unfreeze_at_epoch if transfer else None)
     events = session.state.get("events", [])
     if events:
         lines += ["", "events"] + [f"  step {e['step']:>7}: {e['message']}" for e in events]
