@@ -46,6 +46,12 @@ def add_commands(sub: Any) -> None:
                                                           "(best first)")
     r.add_argument("--reverse", action="store_true", help="worst first")
     r.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
+    e = sub.add_parser("export", help="write a PyTorch script that builds and trains the session's network")
+    e.add_argument("session", help="session file (*.gwb)")
+    e.add_argument("--to", required=True, choices=("pytorch",), help="target framework")
+    e.add_argument("out", help="script to write (*.py)")
+    e.add_argument("--with-weights", action="store_true",
+                   help="also write the session's weights beside it (OUT.weights.npz) and load them")
 
 
 def _duration(seconds: float | None) -> str:
@@ -139,4 +145,19 @@ def cmd_sweep_report(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"sweep": cmd_sweep, "sweep-report": cmd_sweep_report}
+def cmd_export(args: argparse.Namespace) -> int:
+    from .cli import UsageError
+    from .export import export_pytorch
+    from .session import load_session
+
+    out = Path(args.out)
+    if out.suffix != ".py":
+        raise UsageError(f"OUT: the script must end in .py, got {args.out!r}")
+    if str(out.parent) and not out.parent.is_dir():
+        raise UsageError(f"OUT: folder {str(out.parent)!r} does not exist")
+    written = export_pytorch(load_session(args.session), out, with_weights=args.with_weights)
+    sys.stderr.write("wrote " + ", ".join(str(p) for p in written) + "\n")
+    return 0
+
+
+COMMANDS = {"sweep": cmd_sweep, "sweep-report": cmd_sweep_report, "export": cmd_export}

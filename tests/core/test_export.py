@@ -1,0 +1,204 @@
+"""Export to PyTorch: the script (torch-free checks, in every run) and, with the marker ``torch``,
+the script run under PyTorch: same data, same logits as the workbench's network, the first
+epoch's training loss within 1 % from the session's weights with shuffling off, and a run from
+the command line. The ``torch`` tests are deselected by default (pyproject's addopts); CI
+installs the CPU build of torch and runs them with ``pytest -m torch`` (.ci/run)."""
+
+import ast
+import importlib.util
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.cli import run_headless
+from core.export import export_pytorch, pytorch_script, torch_state
+from core.session import load_session, save_trainer
+from core.spec import parse_experiment
+from core.training import Trainer
+
+ROOT = Path(__file__).resolve().parents[2]
+
+LAYERS = [{"units": 24, "activation": "elu", "alpha": 0.7, "batch_norm": "before_activation", "init": "he_uniform"},
+          {"units": 16, "activation": "leaky_relu", "batch_norm": "after_activation", "init": "glorot_normal"},
+          {"units": 16, "activation": "selu", "init": "lecun_normal", "use_bias": False},
+          {"units": 12, "activation": "tanh", "init": {"name": "random_normal", "stddev": 0.3}}]
+OPTIMIZERS = {"sgd": {"learning_rate": 0.05}, "momentum": {"learning_rate": 0.01, "momentum": 0.8},
+              "nesterov": {"learning_rate": 0.01}, "adagrad": {"learning_rate": 0.02},
+              "rmsprop": {"learning_rate": 0.002, "rho": 0.8}, "adam": {"learning_rate": 0.002},
+              "nadam": {"learning_rate": 0.002}, "adamw": {"learning_rate": 0.002, "weight_decay": 0.01}}
+SCHEDULES = {"constant": {}, "power": {"steps": 20, "power": 1.5}, "exponential": {"steps": 30},
+             "piecewise": {"boundaries": [1], "values": [0.01, 0.001]}, "performance": {"patience": 2},
+             "one_cycle": {}}
+
+
+def experiment(source="moons", optimizer="nadam", schedule="constant", **sections):
+    data = {"source": source}
+    if source in ("moons", "spirals", "xor", "circles", "blobs"):
+        data["params"] = {"n_samples": 240}
+    spec = {"name": f"export {source} {optimizer} {schedule}", "seed": 11, "data": data,
+            "model": {"layers": LAYERS},
+            "optimizer": {"name": optimizer, **OPTIMIZERS[optimizer]},
+            "schedule": {"name": schedule, **SCHEDULES[schedule]},
+            "regularization": {"l1": 1e-5, "l2": 1e-4, "max_norm": 4.0, "gradient_clip": {"mode": "global_norm",
+                                                                                           "threshold": 5.0}},
+            "training": {"epochs": 3, "batch_size": 32, "shuffle": False}}
+    for key, value in sections.items():
+        spec[key] = {**spec.get(key, {}), **value} if isinstance(value, dict) else value
+    return spec
+
+
+def session_at_start(tmp_path, spec, name="run.gwb", base_dir=None):
+    """A session saved before any training (the initial weights), and its trainer."""
+    trainer = Trainer(parse_experiment(spec), base_dir)
+    path = tmp_path / name
+    save_trainer(path, trainer, {"base_dir": str(base_dir)} if base_dir else None)
+    return load_session(path), trainer
+
+
+def data_files(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((150, 3)).astype(np.float32)
+    y = (X[:, 0] + X[:, 1] > 0).astype(np.int64) + (X[:, 2] > 1)
+    np.savez(tmp_path / "data.npz", X=X, y=y)
+    names = ["low", "mid", "high"]
+    lines = ["a,b,c,kind"] + [f"{a:.5f},{b:.5f},{c:.5f},{names[k]}" for (a, b, c), k in zip(X, y, strict=True)]
+    (tmp_path / "data.csv").write_text("\n".join(lines) + "\n")
+
+
+# ----------------------------------------------------------------------------- without torch
+
+
+@pytest.mark.parametrize("optimizer", list(OPTIMIZERS))
+@pytest.mark.parametrize("schedule", list(SCHEDULES))
+def test_script_compiles_for_every_optimizer_and_schedule(tmp_path, optimizer, schedule):
+    session, _ = session_at_start(tmp_path, experiment(optimizer=optimizer, schedule=schedule))
+    text = pytorch_script(session, "run.weights.npz")
+    compile(text, "model.py", "exec")
+    expected = {"rmsprop": "KerasRMSprop(", "adagrad": "KerasAdagrad(", "momentum": "KerasMomentum(",
+                "nesterov": "nesterov=True", "nadam": "momentum_decay=1.0", "adam": "torch.optim.Adam(",
+                "adamw": "torch.optim.AdamW(", "sgd": "torch.optim.SGD("}[optimizer]
+    assert expected in text
+    scheduler = {"constant": "scheduler = None", "performance": "ReduceLROnPlateau"}.get(schedule, "LambdaLR")
+    assert scheduler in text
+    assert "import torch" in text and not re.search(r"^\s*(from|import) (core|workbench)\b", text, re.M)
+
+
+def test_script_holds_the_layers_and_hyperparameters(tmp_path):
+    spec = experiment(model={"input_dropout": 0.1, "layers": [{**LAYERS[0], "dropout": 0.25}, *LAYERS[1:]]})
+    session, _ = session_at_start(tmp_path, spec)
+    text = pytorch_script(session)
+    tree = ast.parse(text)
+    assigned = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+                for t in node.targets if isinstance(t, ast.Name)}
+    layers = ast.literal_eval(assigned["LAYERS"])
+    assert [row["units"] for row in layers] == [24, 16, 16, 12]
+    assert layers[0] == {"units": 24, "init": {"name": "he_uniform"}, "activation": "elu", "alpha": 0.7,
+                         "batch_norm": "before_activation", "dropout": 0.25, "use_bias": True}
+    assert layers[3]["init"] == {"name": "random_normal", "stddev": 0.3}
+    assert ast.literal_eval(assigned["INPUT_DROPOUT"]) == 0.1
+    assert "N_INPUTS, N_OUTPUTS = 2, 2" in text
+    assert ast.literal_eval(assigned["SEED"]) == 11 and ast.literal_eval(assigned["SHUFFLE"]) is False
+    for needle in ("nn.BatchNorm1d(units, eps=1e-5, momentum=0.01)", "nn.ELU(alpha=row[\"alpha\"])",
+                   "nn.LeakyReLU(negative_slope=row[\"alpha\"])", "nn.Dropout(", "L1, L2 = 1e-05, 0.0001",
+                   "MAX_NORM = 4.0", "CLIP_MODE, CLIP_THRESHOLD = 'global_norm', 5.0", "def generate(rng):",
+                   "PARAMS = {'n_samples': 240, 'noise': 0.1}"):
+        assert needle in text, needle
+    assert "WEIGHTS = None" in text
+
+
+def test_weights_file_has_torch_names_and_transposed_kernels(tmp_path):
+    session, trainer = session_at_start(tmp_path, experiment())
+    out = tmp_path / "model.py"
+    written = export_pytorch(session, out, with_weights=True)
+    assert written == [out, tmp_path / "model.weights.npz"]
+    with np.load(written[1], allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    assert np.array_equal(arrays["dense_0.weight"], session.weights["layers.0.kernel"].T)
+    assert np.array_equal(arrays["bn_0.running_var"], session.weights["layers.0.moving_variance"])
+    assert np.array_equal(arrays["bn_1.weight"], session.weights["layers.1.gamma"])
+    assert "dense_2.bias" not in arrays  # use_bias false
+    assert np.array_equal(arrays["output.weight"], session.weights["output.kernel"].T)
+    assert set(torch_state(session)) == set(arrays)
+    assert "Path(__file__).with_name('model.weights.npz')" in out.read_text()
+
+
+def test_export_command(tmp_path, capsys):
+    session, _ = session_at_start(tmp_path, experiment())
+    out = tmp_path / "net.py"
+    assert run_headless(["export", str(session.path), "--to", "pytorch", str(out), "--with-weights"]) == 0
+    assert out.exists() and (tmp_path / "net.weights.npz").exists()
+    compile(out.read_text(), str(out), "exec")
+    assert run_headless(["export", str(session.path), "--to", "pytorch", str(tmp_path / "net.txt")]) == 2
+    assert "must end in .py" in capsys.readouterr().err
+    assert run_headless(["export", str(tmp_path / "none.gwb"), "--to", "pytorch", str(out)]) == 2
+    assert run_headless(["export", str(session.path), "--to", "keras", str(out)]) == 2
+
+
+# ----------------------------------------------------------------------------- with torch
+
+torch_tests = pytest.mark.torch
+
+
+def load_script(path):
+    spec = importlib.util.spec_from_file_location(f"exported_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def exported(tmp_path, spec, base_dir=None):
+    session, trainer = session_at_start(tmp_path, spec, base_dir=base_dir)
+    out = tmp_path / "model.py"
+    export_pytorch(session, out, with_weights=True)
+    return load_script(out), trainer
+
+
+@torch_tests
+@pytest.mark.parametrize("source", ["moons", "spirals", "blobs", "digits", "iris", "npz", "csv"])
+def test_exported_data_and_logits_are_the_workbench_s(tmp_path, source):
+    import torch
+    data_files(tmp_path)
+    extra = {"data": {"source": source, "path": f"data.{source}", **({"target": "kind"} if source == "csv" else {})}} \
+        if source in ("npz", "csv") else {}
+    if source == "digits":
+        extra = {"data": {"source": "digits", "params": {"classes": [3, 8, 5]}}}
+    module, trainer = exported(tmp_path, experiment(source=source, **extra), base_dir=tmp_path)
+    data = module.load_data()
+    for part in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"):
+        assert np.array_equal(data[part], getattr(trainer, part)), part
+    model = module.load_weights(module.build_model(), module.WEIGHTS).eval()
+    with torch.no_grad():
+        logits = model(torch.from_numpy(trainer.X_val)).numpy()
+    expected = trainer.network.predict_logits(trainer.X_val)
+    np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+@torch_tests
+@pytest.mark.parametrize("optimizer, schedule", [(o, "constant") for o in OPTIMIZERS]
+                         + [("nadam", s) for s in SCHEDULES if s != "constant"] + [("nesterov", "one_cycle")])
+def test_first_epoch_loss_within_one_percent(tmp_path, optimizer, schedule):
+    module, trainer = exported(tmp_path, experiment(source="digits", optimizer=optimizer, schedule=schedule,
+                                                    data={"params": {}}))
+    model = module.load_weights(module.build_model(), module.WEIGHTS)
+    history = module.train(model, module.load_data(), epochs=2, shuffle=False, verbose=False)
+    trainer.fit(epochs=2)
+    assert history["loss"][0] == pytest.approx(trainer.history["loss"][0], rel=0.01)
+    assert history["val_accuracy"][1] == pytest.approx(trainer.history["val_accuracy"][1], abs=0.05)
+
+
+@torch_tests
+def test_exported_script_trains_from_the_command_line(tmp_path):
+    spec = experiment(training={"shuffle": True, "epochs": 2}, data={"test_split": 0.2},
+                      regularization={"early_stopping": {"enabled": True, "patience": 1}})
+    session, _ = session_at_start(tmp_path, spec)
+    out = tmp_path / "train_me.py"
+    export_pytorch(session, out, with_weights=True)
+    proc = subprocess.run([sys.executable, str(out), "--epochs", "2", "--save", str(tmp_path / "m.pt")],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "epoch 1/2" in proc.stdout and "test accuracy" in proc.stdout
+    assert (tmp_path / "m.pt").exists()
