@@ -22,6 +22,7 @@ from core.sweep_runner import execute_run, run_sweep
 from core.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
+BUNDLED = sorted((ROOT / "resources" / "examples" / "sweeps").glob("*.json"))
 
 BASE = {"name": "tiny", "seed": 3,
         "data": {"source": "moons", "params": {"n_samples": 200}},
@@ -299,3 +300,22 @@ def test_sweep_commands(tmp_path, capsys):
     assert run_headless(["sweep-report", str(tmp_path)]) == 2
     assert "holds no sweep.json" in capsys.readouterr().err
     assert run_headless(["sweep", str(spec), "--out", str(out), "--workers", "0"]) == 2
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.name)
+def test_bundled_sweeps_parse_and_their_first_run_trains(path):
+    sweep = load_sweep(path)
+    assert sweep.target is not None and len(sweep.seeds) >= 2 and len(sweep.runs()) <= 60
+    experiment = sweep.runs()[0].experiment
+    trainer = Trainer(parse_experiment({**experiment, "training": {**experiment["training"], "epochs": 1}}),
+                      sweep.base_dir)
+    assert trainer.fit() == "completed"
+
+
+def test_the_docs_hold_a_measured_table_for_every_bundled_sweep():
+    text = (ROOT / "docs" / "sweeps.md").read_text()
+    tables = text.split("<!-- sweep-tables:begin -->", 1)[1].split("<!-- sweep-tables:end -->", 1)[0]
+    assert "`nproc`" in tables
+    for path in BUNDLED:
+        section = tables.split(f"### `resources/examples/sweeps/{path.name}`", 1)[1]
+        assert section.split("###", 1)[0].count("\n|") >= len(load_sweep(path).configurations) + 1, path.name
