@@ -28,6 +28,12 @@ def create_app(argv: list[str] | None = None):
     app.setApplicationName("Gradient Workbench")
     app.setOrganizationName("GradientWorkbench")
     app.setDesktopFileName("gradient-workbench")
+    from core import __version__
+
+    from .icon import app_icon
+
+    app.setApplicationVersion(__version__)
+    app.setWindowIcon(app_icon())
     configure_pyqtgraph(app)
     return app
 

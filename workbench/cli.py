@@ -1,7 +1,10 @@
 """Entry point of the ``gradient-workbench`` console script.
 
 Headless commands (``train``, ``resume``, ``info``) run from ``core`` without importing Qt, so
-they work on a server; no command (or ``open FILE``) starts the window.
+they work on a server; no command (or ``open FILE``) starts the window. A bare ``FILE.gwb`` or
+``FILE.json`` means ``open FILE``: that is how the desktop entry (``Exec=gradient-workbench %f``)
+passes a double-clicked session. ``--smoke-test`` starts the window, opens the file, closes it
+again and exits 0 if all went well (``workbench.smoke``; how packaged builds are checked).
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from core.cli import run_headless
 
         return run_headless(args)
+    smoke_test = "--smoke-test" in args
+    if smoke_test:
+        args.remove("--smoke-test")
+    if len(args) == 1 and args[0].lower().endswith((".gwb", ".json")):  # a bare file: open it
+        args = ["open", args[0]]
     path = None
     if args:
         if args[0] != "open" or len(args) != 2:
@@ -25,6 +33,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return run_headless(args)  # prints the one-line usage error, exit status 2
         path = args[1]
+    if smoke_test:
+        from .smoke import run_smoke_test
+
+        return run_smoke_test(path)
     from .app import run_app
 
     return run_app(path)

@@ -1,0 +1,70 @@
+"""Starting the app: a bare file argument (the desktop entry's ``Exec=gradient-workbench %f``),
+``--smoke-test`` (how builds are checked) and the window icon."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import workbench.app
+import workbench.smoke
+from workbench.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "resources" / "examples" / "vanishing.json"
+
+
+@pytest.fixture
+def started(monkeypatch):
+    """What the window and the smoke test would have been started with (neither runs)."""
+    calls = []
+    monkeypatch.setattr(workbench.app, "run_app", lambda path=None: calls.append(("window", path)) or 0)
+    monkeypatch.setattr(workbench.smoke, "run_smoke_test", lambda path=None: calls.append(("smoke", path)) or 0)
+    return calls
+
+
+@pytest.mark.parametrize("argv, expected", [
+    ([], ("window", None)),
+    (["open", "run.gwb"], ("window", "run.gwb")),
+    (["/home/me/run.gwb"], ("window", "/home/me/run.gwb")),        # Exec=gradient-workbench %f
+    (["spec.JSON"], ("window", "spec.JSON")),
+    (["--smoke-test"], ("smoke", None)),
+    (["--smoke-test", "run.gwb"], ("smoke", "run.gwb")),
+    (["run.gwb", "--smoke-test"], ("smoke", "run.gwb")),
+    (["open", "run.gwb", "--smoke-test"], ("smoke", "run.gwb")),
+])
+def test_window_arguments(started, argv, expected):
+    assert main(argv) == 0
+    assert started == [expected]
+
+
+@pytest.mark.parametrize("argv", [["notes.txt"], ["run.gwb", "other.gwb"], ["frobnicate"]])
+def test_other_arguments_are_a_usage_error(started, argv, capsys):
+    assert main(argv) == 2
+    assert started == []
+    assert capsys.readouterr().err.startswith("error:")
+
+
+def test_application_has_the_icon(qapp):
+    from PySide6.QtGui import QIcon
+
+    from workbench.app import create_app
+    from workbench.icon import icon_path
+
+    app = create_app()
+    assert Path(icon_path()).is_file()
+    assert not QIcon(icon_path()).pixmap(32, 32).isNull()
+    assert not app.windowIcon().isNull()
+
+
+def test_smoke_test_opens_an_example_and_passes(qapp, capsys):
+    assert workbench.smoke.run_smoke_test(str(EXAMPLE), event_seconds=0.1) == 0
+    assert capsys.readouterr().out.startswith("smoke test passed: Gradient Workbench")
+
+
+def test_smoke_test_fails_on_a_damaged_session(qapp, tmp_path, capsys):
+    damaged = tmp_path / "damaged.gwb"
+    damaged.write_bytes(b"PK\x03\x04 not really a zip")
+    assert workbench.smoke.run_smoke_test(str(damaged), event_seconds=0.1) == 1
+    assert "could not open" in capsys.readouterr().err
