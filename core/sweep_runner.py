@@ -275,7 +275,6 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, *, workers: int | None = None, 
         backend: LocalBackend | DaskBackend = (DaskBackend(scheduler) if scheduler is not None
                                                else LocalBackend(workers or os.cpu_count() or 1))
         description = backend.description
-        timing["backend"] = description
         breaks: dict[str, int] = {}
         futures: dict[Any, Run] = {}
         try:
