@@ -254,7 +254,7 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         name = self.state.file.name if self.state.file else self.state.experiment.name
-        self.setWindowTitle(f"{name}{' *' if self.state.dirty else ''} — Gradient Workbench")
+        self.setWindowTitle(f"{name}[*] — Gradient Workbench")  # Qt shows [*] as "*" while modified
         self.setWindowModified(self.state.dirty)
 
     def _restore_layout(self) -> None:

@@ -1,39 +1,11 @@
-"""Training controller and live plots (scaffold: replaced by the real monitor)."""
+"""Training and monitoring: the controller (worker thread, actions, sessions) and the live plots.
+
+The shell uses exactly two names from here: ``TrainingController`` and ``create_monitor``.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
+from .controller import TrainingController
+from .view import Monitor, create_monitor
 
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QWidget
-
-from ..state import ExperimentState
-
-
-class TrainingController(QObject):
-    status = Signal(str)
-    error = Signal(str)
-
-    def __init__(self, state: ExperimentState, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.state = state
-        self.actions = {name: QAction(name.title(), self) for name in
-                        ("train", "pause", "resume", "stop", "step", "reset")}
-
-    @property
-    def busy(self) -> bool:
-        return False
-
-    def save_session(self, path: Path) -> None:
-        raise NotImplementedError
-
-    def open_session(self, session) -> None:
-        pass
-
-    def shutdown(self) -> None:
-        pass
-
-
-def create_monitor(controller: TrainingController, parent: QMainWindow) -> tuple[QWidget, list[QDockWidget]]:
-    return QLabel("monitor"), []
+__all__ = ["Monitor", "TrainingController", "create_monitor"]

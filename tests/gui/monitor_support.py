@@ -1,0 +1,66 @@
+"""Fixtures for driving the real main window offscreen on tiny experiments."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from PySide6.QtCore import QSettings
+from PySide6.QtWidgets import QMessageBox
+
+from core.spec import Experiment, parse_experiment
+
+
+def tiny_spec(epochs: int = 4, layers: int = 3, units: int = 16, samples: int = 200, **layer: Any) -> dict[str, Any]:
+    """Moons with a few small layers: steps take well under a millisecond."""
+    row = {"units": units, "init": "he_normal", "activation": "elu", **layer}
+    return {
+        "name": "tiny moons", "seed": 7,
+        "data": {"source": "moons", "params": {"n_samples": samples}, "validation_split": 0.2, "test_split": 0.0},
+        "model": {"layers": [dict(row) for _ in range(layers)]},
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+        "training": {"epochs": epochs, "batch_size": 32},
+    }
+
+
+def tiny_experiment(**kwargs: Any) -> Experiment:
+    return parse_experiment(tiny_spec(**kwargs))
+
+
+@pytest.fixture(name="make_window")
+def make_window_fixture(tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """``make_window(experiment)`` → a shown MainWindow with settings in a temporary file; on
+    teardown the state is marked clean (no save prompt), the window closed and the worker
+    thread checked to be finished."""
+    from workbench.main_window import MainWindow
+    from workbench.state import ExperimentState
+
+    windows: list[Any] = []
+
+    def make(experiment: Experiment | None = None) -> Any:
+        state = ExperimentState(experiment or tiny_experiment())
+        settings = QSettings(str(tmp_path / f"settings{len(windows)}.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(state, settings)
+        window.show()          # closed below, after the state is marked clean (no save prompt)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        for box in window.findChildren(QMessageBox):
+            box.close()
+        window.state.undo_stack.setClean()
+        window.close()
+        assert window.controller.thread.isFinished()
+        window.deleteLater()
+
+
+def monitor_of(window: Any) -> Any:
+    from workbench.monitor import Monitor
+
+    return window.findChild(Monitor)
+
+
+def wait_idle(qtbot: Any, window: Any, timeout: int = 10_000) -> None:
+    qtbot.waitUntil(lambda: window.controller.mode == "idle", timeout=timeout)

@@ -1,0 +1,362 @@
+"""The training half of the workbench, driven through the real main window as a user would:
+Train / Pause / Resume / Stop / Step / Reset, live plots, save and reopen, worker failures,
+closing during training, live edits, the health banner and plot exports."""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox, QPushButton, QToolBar, QToolButton
+
+from core.session import load_session
+from core.training import Trainer
+
+from .monitor_support import make_window_fixture, monitor_of, tiny_experiment, wait_idle  # noqa: F401 (fixture)
+
+
+def click_action(window: Any, qtbot: Any, name: str) -> None:
+    """Click the toolbar button of a training action (what a user does)."""
+    action = window.controller.actions[name]
+    toolbar = window.findChild(QToolBar, "TrainingToolbar")
+    button = toolbar.widgetForAction(action)
+    assert isinstance(button, QToolButton) and button.isEnabled(), f"{name} is not clickable"
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def test_train_grows_one_curve_per_layer(make_window: Any, qtbot: Any) -> None:
+    window = make_window(tiny_experiment(epochs=6, layers=3))
+    c = window.controller
+    assert c.actions["train"].isEnabled() and not c.actions["pause"].isEnabled()
+    click_action(window, qtbot, "train")
+    panel = monitor_of(window).panels["grad_norm"]
+    qtbot.waitUntil(lambda: len(panel.curves) == 4 and panel.curves[0].xData is not None
+                    and len(panel.curves[0].xData) > 0, timeout=10_000)
+    first = len(panel.curves[0].xData)
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: len(panel.curves[0].xData) == c.buffers.size, timeout=2_000)
+    assert len(panel.curves[0].xData) > first or first == c.buffers.size
+    assert [cv.name() for cv in panel.curves] == c.buffers.layer_names
+    assert c.buffers.size == c.trainer.step == 6 * c.trainer.steps_per_epoch
+    assert c.buffers.epochs["epoch"] == [1, 2, 3, 4, 5, 6]
+    # what the plot shows is the engine's own record
+    np.testing.assert_allclose(10 ** panel.curves[2].yData, c.trainer.recorder["grad_norm"][:, 2], rtol=1e-5)
+    mon = monitor_of(window)
+    assert "epoch 6/6" in mon.progress_label.text()
+    assert mon.progress_bar.value() == mon.progress_bar.maximum()
+    assert c.buffers.confusion is not None and c.buffers.confusion.sum() == len(c.trainer.split.val)
+    assert c.buffers.boundary is not None and c.buffers.boundary.shape[2] == 2
+    assert c.actions["train"].isEnabled() and not c.busy
+
+
+def test_pause_step_resume_stop_continue_reset(make_window: Any, qtbot: Any) -> None:
+    window = make_window(tiny_experiment(epochs=500))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 20, timeout=10_000)
+    click_action(window, qtbot, "pause")
+    assert c.mode == "paused" and c.busy
+    assert c.actions["resume"].isEnabled() and c.actions["step"].isEnabled()
+    assert not c.actions["train"].isEnabled() and not c.actions["pause"].isEnabled()
+    qtbot.waitUntil(lambda: c.buffers.progress.get("step") == c.buffers.size, timeout=2_000)
+    qtbot.wait(150)
+    held = c.buffers.progress["step"]
+    qtbot.wait(200)
+    assert c.buffers.progress["step"] == held, "a paused run went on training"
+    click_action(window, qtbot, "step")
+    qtbot.waitUntil(lambda: c.buffers.progress.get("step") == held + 1, timeout=3_000)
+    qtbot.wait(200)
+    assert c.buffers.progress["step"] == held + 1 and c.mode == "paused"
+    click_action(window, qtbot, "resume")
+    qtbot.waitUntil(lambda: c.buffers.progress.get("step", 0) > held + 20, timeout=5_000)
+    t0 = time.perf_counter()
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window, timeout=2_000)
+    assert time.perf_counter() - t0 < 1.0
+    stopped_at = c.trainer.step
+    assert stopped_at == c.buffers.size
+    # Train continues the same run (the experiment did not change)
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.buffers.size > stopped_at + 10, timeout=5_000)
+    assert c.buffers.steps[0] == 1
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+    click_action(window, qtbot, "reset")
+    wait_idle(qtbot, window)
+    assert c.buffers.size == 0 and c.trainer.step == 0
+    assert monitor_of(window).panels["grad_norm"].curves[0].xData is None or \
+        len(monitor_of(window).panels["grad_norm"].curves[0].xData) == 0
+
+
+def test_step_from_idle_takes_one_batch(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    c = window.controller
+    click_action(window, qtbot, "step")
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: c.buffers.size == 1)
+    click_action(window, qtbot, "step")
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: c.buffers.size == 2)
+    assert list(c.buffers.steps) == [1, 2]
+    assert not c.busy
+
+
+def test_save_and_reopen_shows_the_same_history(make_window: Any, qtbot: Any, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    window = make_window(tiny_experiment(epochs=3))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    wait_idle(qtbot, window)
+    path = tmp_path / "run.gwb"
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
+    window.save_action.trigger()
+    assert path.exists() and not window.state.dirty
+    saved = load_session(path)
+    np.testing.assert_array_equal(saved.history["grad_norm"], c.trainer.recorder["grad_norm"])
+
+    other = make_window(tiny_experiment(epochs=9, layers=2))
+    assert other.open_file(path)
+    wait_idle(qtbot, other)
+    oc = other.controller
+    panel = monitor_of(other).panels["grad_norm"]
+    qtbot.waitUntil(lambda: panel.curves and panel.curves[0].xData is not None
+                    and len(panel.curves[0].xData) == saved.history["step"].shape[0], timeout=3_000)
+    assert [cv.name() for cv in panel.curves] == [str(s) for s in saved.history["layer_names"]]
+    np.testing.assert_array_equal(panel.curves[0].xData, saved.history["step"])
+    np.testing.assert_allclose(10 ** panel.curves[1].yData, saved.history["grad_norm"][:, 1], rtol=1e-5)
+    assert oc.buffers.epochs["val_loss"] == pytest.approx(list(saved.history["val_loss"]))
+    assert other.state.experiment == saved.experiment
+    # the reopened run is complete: Train starts a new one from fresh weights
+    click_action(other, qtbot, "train")
+    wait_idle(qtbot, other)
+    assert oc.buffers.epochs["epoch"] == [1, 2, 3]
+
+
+def test_save_while_training_copies_at_a_batch_boundary(make_window: Any, qtbot: Any, tmp_path: Path) -> None:
+    window = make_window(tiny_experiment(epochs=500))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.buffers.size > 10, timeout=10_000)
+    path = tmp_path / "live.gwb"
+    c.save_session(path)
+    assert c.mode == "running"
+    session = load_session(path)
+    n = session.history["step"].shape[0]
+    assert n > 10 and session.state["step"] == n
+    click_action(window, qtbot, "pause")
+    c.save_session(path)                       # also while paused inside fit
+    assert load_session(path).state["step"] >= n
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+
+
+def test_worker_exception_shows_a_dialog_and_the_window_keeps_working(make_window: Any, qtbot: Any,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    window = make_window(tiny_experiment(epochs=50))
+    c = window.controller
+    original = Trainer.train_batch
+    calls = {"n": 0}
+
+    def failing(self: Trainer, notify: Any = None) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 7:
+            raise FloatingPointError("injected failure in the engine")
+        return original(self, notify)
+
+    monkeypatch.setattr(Trainer, "train_batch", failing)
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None
+                    and window.findChild(QMessageBox, "errorDialog").isVisible(), timeout=10_000)
+    box = window.findChild(QMessageBox, "errorDialog")
+    assert "injected failure" in box.text()
+    assert c.mode == "idle" and c.thread.isRunning()
+    box.close()
+    box.deleteLater()
+    monkeypatch.setattr(Trainer, "train_batch", original)
+    click_action(window, qtbot, "train")       # the window still works: a fresh run trains
+    wait_idle(qtbot, window)
+    assert c.buffers.epochs["epoch"][-1] == 50
+
+
+def test_closing_during_training_stops_within_a_batch(make_window: Any, qtbot: Any) -> None:
+    window = make_window(tiny_experiment(epochs=1000))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 5, timeout=10_000)
+    t0 = time.perf_counter()
+    window.close()
+    elapsed = time.perf_counter() - t0
+    assert c.thread.isFinished()
+    assert elapsed < 1.0, f"closing took {elapsed:.2f} s"
+    assert c.trainer.step < 1000 * c.trainer.steps_per_epoch
+
+
+def test_gui_stays_responsive_and_snapshots_are_coalesced(make_window: Any, qtbot: Any) -> None:
+    """While a tiny network trains at full speed (thousands of steps a second), a 10 ms timer on the
+    GUI thread is never late by more than 100 ms and the snapshot signals stay near 20 a second."""
+    from PySide6.QtCore import QTimer
+
+    window = make_window(tiny_experiment(epochs=100_000, layers=3, units=8, samples=400))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 0, timeout=10_000)
+    qtbot.wait(700)              # past the one-time costs of the first frames (glyph caches, layouts)
+    late: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        late.append(now - last[0] - 0.010)
+        last[0] = now
+
+    timer = QTimer()
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    steps0, snaps0 = c.buffers.progress["step"], len(c.snapshot_times)
+    t0 = time.perf_counter()
+    timer.start()
+    qtbot.wait(3000)
+    timer.stop()
+    seconds = time.perf_counter() - t0
+    steps = c.buffers.progress["step"] - steps0
+    snaps_per_s = (len(c.snapshot_times) - snaps0) / seconds
+    worst = max(late)
+    print(f"\nresponsiveness: {steps / seconds:,.0f} steps/s, {snaps_per_s:.1f} snapshots/s, "
+          f"10 ms timer worst lateness {worst * 1000:.1f} ms over {len(late)} ticks")
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+    assert steps / seconds > 100, "the tiny network should train fast"
+    assert snaps_per_s <= 25
+    assert worst < 0.100
+
+
+def test_learning_rate_edit_applies_at_the_next_batch(make_window: Any, qtbot: Any) -> None:
+    window = make_window(tiny_experiment(epochs=500))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 10, timeout=10_000)
+    assert c.buffers.learning_rate[-1] == pytest.approx(0.01)
+    assert window.state.set_field("optimizer.learning_rate", 0.002) is None
+    qtbot.waitUntil(lambda: c.buffers.size and abs(c.buffers.learning_rate[-1] - 0.002) < 1e-9, timeout=3_000)
+    assert c.mode == "running" and c.buffers.steps[0] == 1      # the same run went on
+    assert window.findChild(QMessageBox, "restartDialog") is None
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+    assert c.trainer.experiment.learning_rate == 0.002
+
+
+def test_structural_edit_while_running_asks_to_restart(make_window: Any, qtbot: Any) -> None:
+    window = make_window(tiny_experiment(epochs=500, units=16))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 10, timeout=10_000)
+    window.state.set_field("model.layers[0].units", 9)
+    box = window.findChild(QMessageBox, "restartDialog")
+    assert box is not None and box.isVisible()
+    restart = next(b for b in box.findChildren(QPushButton) if b.text() == "Restart")
+    qtbot.mouseClick(restart, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: c.buffers.layer_names[:1] == ["dense_0 (elu, 9)"] and c.mode == "running",
+                    timeout=10_000)
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+    assert c.trainer.experiment == window.state.experiment
+
+
+def test_keep_running_keeps_the_run_and_next_train_starts_fresh(make_window: Any, qtbot: Any) -> None:
+    window = make_window(tiny_experiment(epochs=500))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 10, timeout=10_000)
+    assert window.state.set_field("model.layers[1].units", 12) is None
+    box = window.findChild(QMessageBox, "restartDialog")
+    keep = next(b for b in box.findChildren(QPushButton) if b.text() == "Keep running")
+    qtbot.mouseClick(keep, Qt.MouseButton.LeftButton)
+    size = c.buffers.size
+    qtbot.waitUntil(lambda: c.buffers.size > size + 10, timeout=5_000)
+    assert c.buffers.layer_names[1] == "dense_1 (elu, 16)"
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.buffers.layer_names[1] == "dense_1 (elu, 12)", timeout=10_000)
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+
+
+def test_health_banner_names_the_layer_and_a_remedy_is_one_undoable_edit(make_window: Any, qtbot: Any) -> None:
+    vanishing = tiny_experiment(epochs=3, layers=8, units=32, activation="logistic",
+                                init={"name": "random_normal", "stddev": 0.05})
+    window = make_window(vanishing)
+    c = window.controller
+    click_action(window, qtbot, "train")
+    wait_idle(qtbot, window)
+    banner = monitor_of(window).banner
+    qtbot.waitUntil(banner.isVisible, timeout=2_000)
+    assert "Vanishing gradients in dense_0" in banner.label.text()
+    assert "step" in banner.label.text()
+    button = banner.buttons["init"]
+    assert button.isVisible()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert all(row["init"] == "glorot_uniform" for row in window.state.data["model"]["layers"])
+    qtbot.mouseClick(banner.buttons["batch_norm"], Qt.MouseButton.LeftButton)
+    assert all(row["batch_norm"] == "before_activation" for row in window.state.data["model"]["layers"])
+    window.undo_action.trigger()
+    assert all(row["batch_norm"] is False for row in window.state.data["model"]["layers"])
+    assert all(row["init"] == "glorot_uniform" for row in window.state.data["model"]["layers"])
+    assert not c.busy
+
+
+def test_train_is_disabled_while_the_experiment_is_invalid(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    c = window.controller
+    assert window.state.set_field("model.layers[0].units", -5) is not None
+    assert not c.actions["train"].isEnabled() and not c.actions["step"].isEnabled()
+    window.state.set_field("model.layers[0].units", 12)
+    assert c.actions["train"].isEnabled()
+
+
+def test_plots_export_png_and_csv_and_hover_names_the_layer(make_window: Any, qtbot: Any, tmp_path: Path) -> None:
+    window = make_window(tiny_experiment(epochs=2))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    wait_idle(qtbot, window)
+    mon = monitor_of(window)
+    for dock in window.monitor_docks:
+        dock.show()
+        dock.raise_()
+        mon.refresh(force=True)
+    for key, panel in mon.panels.items():
+        panel.redraw()
+        assert panel.export_png(tmp_path / f"{key}.png")
+        assert (tmp_path / f"{key}.png").stat().st_size > 1000
+        panel.export_csv(tmp_path / f"{key}.csv")
+        header = (tmp_path / f"{key}.csv").read_text().splitlines()[0]
+        assert header
+    with open(tmp_path / "grad_norm.csv", newline="") as fh:
+        rows = list(csv.reader(fh))
+    assert len(rows) == c.buffers.size + 1
+    assert rows[0] == ["step", *[f"grad_norm[{n}]" for n in c.buffers.layer_names]]
+    assert float(rows[3][2]) == pytest.approx(float(c.trainer.recorder["grad_norm"][2, 1]))
+    panel = mon.panels["grad_norm"]
+    y = float(panel.curves[3].yData[5])
+    text = panel.show_hover(float(c.buffers.steps[5]), y)
+    assert text.startswith(c.buffers.layer_names[3]) and f"step {int(c.buffers.steps[5])}" in text
+    panel.freeze_button.click()
+    redraws = panel.redraws
+    click_action(window, qtbot, "step")
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: c.buffers.size == 1)          # the run was complete: a new one began
+    mon.refresh()
+    assert panel.redraws == redraws and len(panel.curves[0].xData) == 10   # frozen: keeps its picture
+    panel.freeze_button.click()
+    mon.refresh()
+    assert panel.redraws == redraws + 1 and len(panel.curves[0].xData) == 1
+    assert {d.objectName() for d in window.monitor_docks} == {
+        "metricsDock", "gradientFlowDock", "activationsDock", "heatmapDock", "boundaryDock", "confusionDock"}

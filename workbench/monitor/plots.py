@@ -1,0 +1,890 @@
+"""The live plots. Each panel PULLS from ``RunBuffers`` when the monitor's timer asks it to
+(STYLE.md §10): no ``setData`` per batch, pen width 1, downsampling and clip-to-view on the
+long curves, ``connect="finite"`` so a NaN is a gap. Every panel can be frozen, zoomed (mouse)
+and reset, and exported as PNG (what is shown) or CSV (the data behind it).
+
+Log-scale curves are drawn from log10 values kept in the buffers, on an axis in log mode: the
+logarithm of the whole history is never taken at frame rate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
+
+from .buffers import RunBuffers, safe_log10, write_csv
+
+HEALTHY_RATIO = (1e-4, 1e-2)     # update / weight ratio band (Karpathy's rule of thumb: about 1e-3)
+HEATMAP_LEVELS = (-6.0, 3.0)     # log10 gradient norm: dark = vanishing, bright = exploding
+MAX_HEATMAP_COLUMNS = 1500
+CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                 "#bcbd22", "#17becf"]
+EVENT_COLOURS = {"lr_drop": "#1f77b4", "early_stopping": "#d62728", "restore_best": "#2ca02c",
+                 "rollback": "#ff7f0e", "diverged": "#d62728"}
+EVENT_LABELS = {"lr_drop": "lr ↓", "early_stopping": "early stop", "restore_best": "best restored",
+                "rollback": "NaN roll-back", "diverged": "diverged"}
+
+
+def layer_colours(n: int) -> list[QColor]:
+    """One colour per layer, input (dark) → output (bright), from a sequential colormap."""
+    cmap = pg.colormap.get("viridis")
+    if n <= 1:
+        return [cmap.map(0.1, mode="qcolor")]
+    return [cmap.map(0.05 + 0.85 * i / (n - 1), mode="qcolor") for i in range(n)]
+
+
+def short_name(name: str) -> str:
+    """``"dense_3 (elu, 100)"`` → ``"dense_3"`` (axis ticks)."""
+    return name.split(" (")[0]
+
+
+def bin_columns(a: np.ndarray, max_columns: int) -> tuple[np.ndarray, int]:
+    """Mean over blocks of columns, NaN-aware without warnings: (rows, ≤max_columns), block size."""
+    n = a.shape[1]
+    block = max(1, math.ceil(n / max_columns))
+    if block == 1:
+        return a, 1
+    m = n // block
+    head = a[:, : m * block].reshape(a.shape[0], m, block)
+    finite = np.isfinite(head)
+    sums = np.where(finite, head, 0.0).sum(axis=2)
+    counts = finite.sum(axis=2)
+    out = np.full(sums.shape, np.nan)
+    np.divide(sums, counts, out=out, where=counts > 0)
+    return out, block
+
+
+def envelope(x: np.ndarray, rows: np.ndarray, blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Min / max of each of about ``blocks`` runs of consecutive points, interleaved: what a
+    curve looks like at that many pixels, from 2 × blocks points instead of all of them.
+
+    ``rows`` is (curves, n). A run holding a NaN becomes a NaN (a gap with ``connect="finite"``)."""
+    n = x.shape[0]
+    blocks = max(int(blocks), 16)
+    if n <= 2 * blocks:
+        return x, rows
+    b = math.ceil(n / blocks)
+    m = n // b
+    head = rows[:, : m * b].reshape(rows.shape[0], m, b)
+    lo = np.fmin.reduce(head, axis=2)
+    hi = np.fmax.reduce(head, axis=2)
+    gaps = np.isnan(np.add.reduce(head, axis=2))
+    lo[gaps] = np.nan
+    hi[gaps] = np.nan
+    xb = x[: m * b].reshape(m, b)
+    xs = np.empty(2 * m, dtype=np.float64)
+    xs[0::2], xs[1::2] = xb[:, 0], xb[:, -1]
+    ys = np.empty((rows.shape[0], 2 * m), dtype=np.float64)
+    ys[:, 0::2], ys[:, 1::2] = lo, hi
+    if m * b < n:
+        xs = np.concatenate([xs, x[m * b:]])
+        ys = np.concatenate([ys, rows[:, m * b:]], axis=1)
+    return xs, ys
+
+
+class EnvelopeCache:
+    """``envelope`` of a growing history, incrementally: block sizes are powers of two, so the
+    blocks already reduced stay valid while the history grows (until it doubles) and each frame
+    reduces only the new rows."""
+
+    def __init__(self) -> None:
+        self.block = 0
+        self.count = 0                        # complete blocks reduced
+        self.lo = self.hi = np.zeros((0, 0))
+        self.x0 = self.x1 = np.zeros(0)
+
+    def __call__(self, x: np.ndarray, rows: np.ndarray, blocks: int) -> tuple[np.ndarray, np.ndarray]:
+        n = x.shape[0]
+        blocks = max(int(blocks), 16)
+        if n <= 2 * blocks:
+            self.block = 0
+            return x, rows
+        b = 1 << max(math.ceil(math.log2(n / blocks)), 0)
+        m = n // b
+        if b != self.block or m < self.count or self.lo.shape[0] != rows.shape[0]:
+            self.block, self.count = b, 0
+            self.lo = np.zeros((rows.shape[0], 0))
+            self.hi = np.zeros((rows.shape[0], 0))
+            self.x0 = self.x1 = np.zeros(0)
+        if m > self.count:
+            head = rows[:, self.count * b: m * b].reshape(rows.shape[0], m - self.count, b)
+            lo, hi = np.fmin.reduce(head, axis=2), np.fmax.reduce(head, axis=2)
+            gaps = np.isnan(np.add.reduce(head, axis=2))
+            lo[gaps] = np.nan
+            hi[gaps] = np.nan
+            xb = x[self.count * b: m * b].reshape(m - self.count, b)
+            self.lo = np.concatenate([self.lo, lo], axis=1)
+            self.hi = np.concatenate([self.hi, hi], axis=1)
+            self.x0 = np.concatenate([self.x0, xb[:, 0]])
+            self.x1 = np.concatenate([self.x1, xb[:, -1]])
+            self.count = m
+        xs = np.empty(2 * m + (n - m * b), dtype=np.float64)
+        ys = np.empty((rows.shape[0], xs.shape[0]), dtype=np.float64)
+        xs[0: 2 * m: 2], xs[1: 2 * m: 2] = self.x0, self.x1
+        ys[:, 0: 2 * m: 2], ys[:, 1: 2 * m: 2] = self.lo, self.hi
+        xs[2 * m:] = x[m * b:]
+        ys[:, 2 * m:] = rows[:, m * b:]
+        return xs, ys
+
+    def clear(self) -> None:
+        self.block = 0
+
+
+def visible_slice(plot: pg.PlotItem, x: np.ndarray) -> slice:
+    """Indices of the (sorted) x values inside the plot's current x range, one point of margin."""
+    if x.shape[0] == 0 or plot.vb.autoRangeEnabled()[0]:
+        return slice(0, x.shape[0])
+    x0, x1 = plot.vb.viewRange()[0]
+    i0 = max(int(np.searchsorted(x, x0)) - 1, 0)
+    i1 = min(int(np.searchsorted(x, x1)) + 1, x.shape[0])
+    return slice(i0, i1)
+
+
+class GatedGraphicsLayout(pg.GraphicsLayoutWidget):
+    """A GraphicsLayoutWidget that holds the worker's GUI gate while it paints (see GuiGate)."""
+
+    gate: Any = None
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        if self.gate is None:
+            super().paintEvent(event)
+            return
+        with self.gate:
+            super().paintEvent(event)
+
+
+class PlotPanel(QWidget):
+    """Base: a small tool row (freeze, reset zoom, PNG, CSV) over a pyqtgraph layout."""
+
+    title = ""
+    min_interval = 0.0                 # seconds between redraws (heavy panels draw less often)
+
+    def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.buffers = buffers
+        self.drawn_version = -1
+        self.last_draw = 0.0
+        self.redraws = 0
+        self.graphics = GatedGraphicsLayout()
+        self.graphics.setMinimumSize(220, 160)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
+        tools = QHBoxLayout()
+        tools.setContentsMargins(0, 0, 0, 0)
+        self.caption = QLabel(self.title)
+        self.caption.setObjectName("plotCaption")
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.caption.setMinimumWidth(40)
+        tools.addWidget(self.caption, 1)
+        self._tools = tools
+        self.freeze_button = self._tool("Freeze", "Stop redrawing this plot (training goes on); click again "
+                                        "to catch up", checkable=True)
+        self._tool("Fit", "Reset the zoom: show all the data again (after zooming with the wheel or panning)",
+                   self.reset_zoom)
+        self._tool("PNG", "Export this plot as a PNG image…", self._ask_png)
+        self._tool("CSV", "Export the data behind this plot as CSV…", self._ask_csv)
+        tools_widget = QWidget()
+        tools_widget.setLayout(tools)
+        layout.addWidget(tools_widget)
+        layout.addWidget(self.graphics, 1)
+        self.plots: list[pg.PlotItem] = []
+
+    def _tool(self, text: str, tip: str, slot: Any = None, checkable: bool = False) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setAutoRaise(True)
+        button.setCheckable(checkable)
+        if slot is not None:
+            button.clicked.connect(lambda _=False: slot())
+        self._tools.addWidget(button)
+        return button
+
+    # ------------------------------------------------------------------ plots and palette
+
+    def add_plot(self, row: int = 0, col: int = 0, **kwargs: Any) -> pg.PlotItem:
+        plot = self.graphics.addPlot(row=row, col=col, **kwargs)
+        for name in ("left", "bottom"):
+            plot.getAxis(name).enableAutoSIPrefix(False)
+        # No grid: semi-transparent grid lines cost ~20 ms a frame in software rendering (measured).
+        plot.setMenuEnabled(True)
+        self.plots.append(plot)
+        self.apply_palette()
+        return plot
+
+    def apply_palette(self) -> None:
+        """Plot background and text follow the window's palette (light or dark)."""
+        pal = self.palette()
+        self.graphics.setBackground(pal.color(QPalette.ColorRole.Base))
+        text = pal.color(QPalette.ColorRole.Text)
+        for plot in self.plots:
+            for name in ("left", "bottom", "right", "top"):
+                axis = plot.getAxis(name)
+                axis.setPen(pg.mkPen(text))
+                axis.setTextPen(pg.mkPen(text))
+            plot.titleLabel.setAttr("color", text.name())
+            legends = [plot.legend] + [getattr(self, "legend", None)]
+            for legend in legends:
+                if legend is None:
+                    continue
+                legend.setLabelTextColor(text)
+                for _, label in legend.items:
+                    label.setAttr("color", text.name())
+                    label.setText(label.text)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        self.apply_palette()
+        super().showEvent(event)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.apply_palette()
+            self.drawn_version = -1
+        super().changeEvent(event)
+
+    @property
+    def text_colour(self) -> QColor:
+        return self.palette().color(QPalette.ColorRole.Text)
+
+    @property
+    def dark(self) -> bool:
+        return self.palette().color(QPalette.ColorRole.Base).lightness() < 128
+
+    # ------------------------------------------------------------------ refresh protocol
+
+    @property
+    def frozen(self) -> bool:
+        return self.freeze_button.isChecked()
+
+    def set_gate(self, gate: Any) -> None:
+        self.graphics.gate = gate
+
+    @property
+    def on_screen(self) -> bool:
+        """Shown and not hidden behind another tab."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def wants_redraw(self, now: float) -> bool:
+        return (not self.frozen and self.buffers.version != self.drawn_version
+                and now - self.last_draw >= self.min_interval)
+
+    def redraw(self, now: float = 0.0) -> None:
+        self.draw()
+        self.drawn_version = self.buffers.version
+        self.last_draw = now
+        self.redraws += 1
+
+    def draw(self) -> None:
+        raise NotImplementedError
+
+    def clear_run(self) -> None:
+        """A new run: forget per-run items (curves per layer...)."""
+        self.drawn_version = -1
+
+    def reset_zoom(self) -> None:
+        for plot in self.plots:
+            plot.enableAutoRange()
+
+    # ------------------------------------------------------------------ export
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        raise NotImplementedError
+
+    def export_png(self, path: str | Path) -> bool:
+        return self.graphics.grab().save(str(path))
+
+    def export_csv(self, path: str | Path) -> None:
+        header, columns = self.csv_data()
+        write_csv(path, header, columns)
+
+    def _ask_png(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {self.title} as PNG", f"{self.file_stem()}.png",
+                                              "PNG images (*.png)")
+        if path:
+            self.export_png(path)
+
+    def _ask_csv(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {self.title} data as CSV", f"{self.file_stem()}.csv",
+                                              "CSV files (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def file_stem(self) -> str:
+        return self.title.lower().replace(" ", "_").replace("/", "_").replace("&", "and")
+
+
+# ============================================================================ 1. gradient norms
+
+
+class GradientNormPanel(PlotPanel):
+    """Per-layer kernel gradient norm over steps, log y, one colour per layer (input → output)."""
+
+    title = "Gradient norm per layer"
+
+    def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
+        super().__init__(buffers, parent)
+        self.plot = self.add_plot()
+        self.plot.setLabel("bottom", "optimizer step")
+        self.plot.setLabel("left", "kernel gradient norm")
+        self.plot.getAxis("left").setLogMode(False, True)
+        # The curves get a min / max envelope of the visible range at the plot's pixel width
+        # (``envelope``): cheaper than pyqtgraph's own downsampling of 20 × 100k points a frame.
+        self.plot.vb.sigXRangeChanged.connect(self._range_changed)
+        self.cache = EnvelopeCache()
+        # The legend sits in its own column, beside the plot, so that it never hides a curve.
+        self.legend = pg.LegendItem(labelTextSize="8pt")
+        self.legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.graphics.addItem(self.legend, row=0, col=1)
+        self.graphics.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
+        self.curves: list[pg.PlotDataItem] = []
+        self.hover = pg.TextItem(anchor=(0, 1), border=pg.mkPen("#888"), fill=pg.mkBrush(0, 0, 0, 0))
+        self.hover.setZValue(100)
+        self.hover.hide()
+        self.plot.addItem(self.hover, ignoreBounds=True)
+        self.hover_text = ""
+        self._proxy = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
+
+    def _ensure_curves(self) -> None:
+        names = self.buffers.layer_names
+        if len(self.curves) == len(names) and all(c.name() == n for c, n in zip(self.curves, names, strict=True)):
+            return
+        for c in self.curves:
+            self.plot.removeItem(c)
+        self.legend.clear()
+        self.curves = []
+        for name, colour in zip(names, layer_colours(len(names)), strict=True):
+            pen = pg.mkPen(colour, width=1)
+            pen.setCosmetic(True)
+            curve = self.plot.plot([], [], pen=pen, name=name, connect="finite")
+            self.curves.append(curve)
+            self.legend.addItem(curve, name if len(names) <= 8 else short_name(name))
+        self.apply_palette()
+
+    def clear_run(self) -> None:
+        super().clear_run()
+        self.cache.clear()
+        if self.frozen:
+            return
+        self._ensure_curves()
+        for c in self.curves:
+            c.setData([], [])
+        self.hover.hide()
+        self.plot.enableAutoRange()
+
+    def _range_changed(self) -> None:
+        if not self.plot.vb.autoRangeEnabled()[0]:
+            self.drawn_version = -1          # zoomed or panned: draw the new range in detail
+
+    def draw(self) -> None:
+        self._ensure_curves()
+        x = self.buffers.steps
+        view = visible_slice(self.plot, x)
+        width = self.plot.vb.width() / 2
+        if view.start == 0 and view.stop == x.shape[0]:
+            xs, ys = self.cache(x, self.buffers.log_grad_norm(), width)
+        else:
+            xs, ys = envelope(x[view], self.buffers.log_grad_norm()[:, view], width)
+        for i, curve in enumerate(self.curves):
+            curve.setData(xs, ys[i], connect="finite")
+
+    def curve_data(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """All recorded (step, log10 norm) of one layer (the curves themselves hold an envelope)."""
+        return self.buffers.steps, self.buffers.log_grad_norm()[layer]
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        b = self.buffers
+        return ["step", *[f"grad_norm[{n}]" for n in b.layer_names]], \
+            [b.steps.astype(np.int64), *[b.layer("grad_norm")[:, i] for i in range(b.n_layers)]]
+
+    def _mouse_moved(self, args: Sequence[Any]) -> None:
+        pos = args[0]
+        vb = self.plot.vb
+        if self.buffers.size == 0 or not self.plot.sceneBoundingRect().contains(pos):
+            self.hover.hide()
+            return
+        point = vb.mapSceneToView(pos)
+        self.show_hover(point.x(), point.y())
+
+    def show_hover(self, x: float, y_log: float) -> str:
+        """Describe the layer whose curve is nearest to (step x, log10 norm y); returns the text."""
+        b = self.buffers
+        steps = b.steps
+        if b.size == 0:
+            return ""
+        i = int(np.clip(np.searchsorted(steps, x), 0, b.size - 1))
+        if i > 0 and abs(steps[i - 1] - x) < abs(steps[i] - x):
+            i -= 1
+        column = b.log_grad_norm()[:, i]
+        if not np.isfinite(column).any():
+            text = f"step {int(steps[i])}: not finite (NaN)"
+            layer = -1
+        else:
+            layer = int(np.nanargmin(np.abs(np.where(np.isfinite(column), column, np.inf) - y_log)))
+            text = f"{b.layer_names[layer]}\nstep {int(steps[i])}: ‖g‖ = {10 ** column[layer]:.3g}"
+        self.hover.setText(text)
+        if layer >= 0:
+            self.hover.setColor(layer_colours(b.n_layers)[layer])
+        self.hover.setPos(QPointF(float(steps[i]), float(column[layer]) if layer >= 0 else y_log))
+        self.hover.show()
+        self.hover_text = text
+        return text
+
+
+# ============================================================================ 2. heatmap
+
+
+class HeatmapPanel(PlotPanel):
+    """Layer × step image of log10 gradient norm: vanishing is a dark band in the lower layers."""
+
+    title = "Gradient heatmap (log10 norm)"
+    min_interval = 0.25
+
+    def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
+        super().__init__(buffers, parent)
+        self.plot = self.add_plot()
+        self.plot.setLabel("bottom", "optimizer step")
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        cmap = pg.colormap.get("inferno")
+        self.image.setColorMap(cmap)
+        self.image.setLevels(HEATMAP_LEVELS)
+        self.bar = pg.ColorBarItem(values=HEATMAP_LEVELS, colorMap=cmap, interactive=False, width=12,
+                                   label="log10 ‖g‖")
+        self.bar.setImageItem(self.image, insert_in=self.plot)
+        self.data: np.ndarray = np.zeros((0, 0))
+        self.block = 1
+
+    def draw(self) -> None:
+        b = self.buffers
+        if b.size == 0:
+            self.image.clear()
+            return
+        self.data, self.block = bin_columns(b.log_grad_norm(), MAX_HEATMAP_COLUMNS)
+        self.image.setImage(self.data, autoLevels=False, levels=HEATMAP_LEVELS)
+        x0 = float(b.steps[0])
+        x1 = float(b.steps[-1]) + 1
+        self.image.setRect(QRectF(x0, -0.5, max(x1 - x0, 1.0), b.n_layers))
+        ticks = [(i, short_name(n)) for i, n in enumerate(b.layer_names)]
+        self.plot.getAxis("left").setTicks([ticks])
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        b = self.buffers
+        return ["step", *[f"log10_grad_norm[{n}]" for n in b.layer_names]], \
+            [b.steps.astype(np.int64), *list(b.log_grad_norm())]
+
+
+# ============================================================================ 3. gradient flow
+
+
+class GradientFlowPanel(PlotPanel):
+    """At the current step: per-layer gradient norm and update / weight ratio, healthy band shaded."""
+
+    title = "Gradient flow (current step)"
+    min_interval = 0.1
+
+    def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
+        super().__init__(buffers, parent)
+        self.norm_plot = self.add_plot(row=0, col=0, title="gradient norm")
+        self.ratio_plot = self.add_plot(row=1, col=0, title="update / weight ratio")
+        for p in (self.norm_plot, self.ratio_plot):
+            p.getAxis("left").setLogMode(False, True)
+        lo, hi = (math.log10(v) for v in HEALTHY_RATIO)
+        band = pg.LinearRegionItem((lo, hi), orientation="horizontal", movable=False,
+                                   brush=pg.mkBrush(60, 180, 75, 50), pen=pg.mkPen(None))
+        band.setToolTip("healthy band: update / weight ratio between 1e-4 and 1e-2 (about 1e-3)")
+        self.ratio_plot.addItem(band)
+        self.ratio_plot.addItem(pg.InfiniteLine(-3, angle=0, pen=pg.mkPen((60, 160, 75), width=1,
+                                                                           style=Qt.PenStyle.DashLine)))
+        self.norm_bars: pg.BarGraphItem | None = None
+        self.ratio_bars: pg.BarGraphItem | None = None
+        self.values: dict[str, np.ndarray] = {}
+
+    def _bars(self, plot: pg.PlotItem, old: pg.BarGraphItem | None, logs: np.ndarray, floor: float,
+              colours: list[QColor]) -> pg.BarGraphItem:
+        if old is not None:
+            plot.removeItem(old)
+        heights = np.where(np.isfinite(logs), logs - floor, 0.0)
+        bars = pg.BarGraphItem(x=np.arange(len(logs)), height=heights, y0=floor, width=0.7,
+                               brushes=colours, pen=pg.mkPen(None))
+        plot.addItem(bars)
+        return bars
+
+    def draw(self) -> None:
+        b = self.buffers
+        names = b.layer_names
+        norms, ratios = b.last("grad_norm"), b.last("update_ratio")
+        self.values = {"grad_norm": norms, "update_ratio": ratios}
+        colours = layer_colours(len(names))
+        ln, lr = safe_log10(norms), safe_log10(ratios)
+        floor_n = math.floor(np.nanmin(ln)) - 1 if np.isfinite(ln).any() else -8
+        floor_r = min(math.floor(np.nanmin(lr)) - 1, -5) if np.isfinite(lr).any() else -6
+        self.norm_bars = self._bars(self.norm_plot, self.norm_bars, ln, floor_n, colours)
+        self.ratio_bars = self._bars(self.ratio_plot, self.ratio_bars, lr, floor_r, colours)
+        ticks = [[(i, short_name(n)) for i, n in enumerate(names)]]
+        for p in (self.norm_plot, self.ratio_plot):
+            p.getAxis("bottom").setTicks(ticks)
+        step = int(b.steps[-1]) if b.size else 0
+        self.caption.setText(f"{self.title.split(' (')[0]} at step {step}")
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        b = self.buffers
+        return ["layer", "grad_norm", "update_ratio"], \
+            [b.layer_names, b.last("grad_norm"), b.last("update_ratio")]
+
+
+# ============================================================================ 4. loss, accuracy, learning rate
+
+
+class MetricsPanel(PlotPanel):
+    """Loss and accuracy per epoch (train and validation) with event markers, and the learning
+    rate actually used drawn over the planned schedule. x is in epochs throughout."""
+
+    title = "Loss, accuracy and learning rate"
+    min_interval = 0.2
+
+    def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
+        super().__init__(buffers, parent)
+        self.loss_plot = self.add_plot(row=0, col=0)
+        self.acc_plot = self.add_plot(row=1, col=0)
+        self.lr_plot = self.add_plot(row=2, col=0)
+        self.loss_plot.setLabel("left", "loss")
+        self.acc_plot.setLabel("left", "acc.")
+        self.lr_plot.setLabel("left", "lr")
+        self.lr_plot.setToolTip("learning rate: planned schedule (dashed) and the rate actually used")
+        self._lr_auto = True
+        self.lr_plot.setLabel("bottom", "epoch")
+        for p in (self.acc_plot, self.lr_plot):
+            p.setXLink(self.loss_plot)
+        self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.acc_plot.addLegend(offset=(-8, -8), labelTextSize="8pt")
+        self.lr_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        blue, orange = QColor("#1f77b4"), QColor("#ff7f0e")
+        faint = QColor(blue)
+        faint.setAlpha(70)
+        self.step_loss = self.loss_plot.plot([], [], pen=pg.mkPen(faint, width=1), name="train (per step)")
+        self.train_loss = self.loss_plot.plot([], [], pen=pg.mkPen(blue, width=1), symbol="o", symbolSize=4,
+                                              symbolBrush=blue, symbolPen=None, name="train")
+        self.val_loss = self.loss_plot.plot([], [], pen=pg.mkPen(orange, width=1), symbol="o", symbolSize=4,
+                                            symbolBrush=orange, symbolPen=None, name="validation")
+        self.train_acc = self.acc_plot.plot([], [], pen=pg.mkPen(blue, width=1), symbol="o", symbolSize=4,
+                                            symbolBrush=blue, symbolPen=None, name="train")
+        self.val_acc = self.acc_plot.plot([], [], pen=pg.mkPen(orange, width=1), symbol="o", symbolSize=4,
+                                          symbolBrush=orange, symbolPen=None, name="validation")
+        grey = QColor(128, 128, 128)
+        self.planned_lr = self.lr_plot.plot([], [], pen=pg.mkPen(grey, width=1, style=Qt.PenStyle.DashLine),
+                                            name="planned")
+        self.used_lr = self.lr_plot.plot([], [], pen=pg.mkPen(QColor("#2ca02c"), width=1), name="used")
+        self.epoch_curves = (self.train_loss, self.val_loss, self.train_acc, self.val_acc)
+        self.cache = EnvelopeCache()
+        self._stacked = np.zeros((2, 0))
+        self._stacked_version = -1
+        self.markers: list[tuple[pg.InfiniteLine, pg.PlotItem]] = []
+        self._marked: list[tuple[str, int]] = []
+
+    def clear_run(self) -> None:
+        super().clear_run()
+        self.cache.clear()
+        self._set_markers([])
+        self.reset_zoom()
+
+    def draw(self) -> None:
+        b = self.buffers
+        e = b.epochs
+        ep = np.asarray(e["epoch"], dtype=np.float64)
+        spe = b.steps_per_epoch
+        connect = "finite"
+        x = b.steps / spe
+        view = visible_slice(self.loss_plot, x)
+        width = self.loss_plot.vb.width() / 2
+        if view.start == 0 and view.stop == x.shape[0]:
+            if self._stacked.shape[1] < x.shape[0] or self._stacked_version != b.size:
+                self._stacked = np.vstack([b.loss, b.learning_rate])
+                self._stacked_version = b.size
+            xs, ys = self.cache(x, self._stacked, width)
+        else:
+            xs, ys = envelope(x[view], np.vstack([b.loss[view], b.learning_rate[view]]), width)
+        self.step_loss.setData(xs, ys[0], connect=connect)
+        self.used_lr.setData(xs, ys[1], connect=connect)
+        symbols = len(ep) <= 60          # markers help with a few epochs and cost much with many
+        for curve in self.epoch_curves:
+            curve.setSymbol("o" if symbols else None)
+        self.train_loss.setData(ep, np.asarray(e["loss"]), connect=connect)
+        self.val_loss.setData(ep, np.asarray(e["val_loss"]), connect=connect)
+        self.train_acc.setData(ep, np.asarray(e["accuracy"]), connect=connect)
+        self.val_acc.setData(ep, np.asarray(e["val_accuracy"]), connect=connect)
+        planned = b.meta.get("planned_lr")
+        if planned is not None:
+            self.planned_lr.setData(np.asarray(planned[0]), np.asarray(planned[1]))
+        else:
+            self.planned_lr.setData([], [])
+        self._set_markers(b.events)
+        if self._lr_auto:
+            tops = [np.nanmax(a) for a in (ys[1], planned[1] if planned is not None else None)
+                    if a is not None and np.isfinite(a).any()]
+            if tops:
+                self.lr_plot.setYRange(0, max(tops) * 1.15, padding=0)
+
+    def reset_zoom(self) -> None:
+        super().reset_zoom()
+        self._lr_auto = True
+
+    def _set_markers(self, events: list[dict[str, Any]]) -> None:
+        key = [(str(ev.get("kind")), int(ev.get("step", 0))) for ev in events]
+        if key == self._marked:
+            return
+        for line, plot in self.markers:
+            plot.removeItem(line)
+        self.markers = []
+        spe = self.buffers.steps_per_epoch
+        for ev in events:
+            kind = str(ev.get("kind", ""))
+            colour = QColor(EVENT_COLOURS.get(kind, "#888888"))
+            x = float(ev.get("step", 0)) / spe
+            for plot in (self.loss_plot, self.acc_plot, self.lr_plot):
+                label = EVENT_LABELS.get(kind, kind) if plot is self.loss_plot else None
+                line = pg.InfiniteLine(x, angle=90, movable=False,
+                                       pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
+                                       label=label, labelOpts={"position": 0.9, "color": colour, "rotateAxis": (1, 0)})
+                line.setToolTip(str(ev.get("message", kind)))
+                plot.addItem(line, ignoreBounds=True)
+                self.markers.append((line, plot))
+        self._marked = key
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        e = self.buffers.epochs
+        keys = list(e)
+        return keys, [e[k] for k in keys]
+
+
+# ============================================================================ 5. activations
+
+
+class ActivationPanel(PlotPanel):
+    """Per layer, at the current step: activation mean ± std, dead and saturated fractions."""
+
+    title = "Activations (current step)"
+    min_interval = 0.2
+
+    def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
+        super().__init__(buffers, parent)
+        self.stat_plot = self.add_plot(row=0, col=0, title="mean ± std of each layer's output")
+        self.frac_plot = self.add_plot(row=1, col=0, title="dead (ReLU) and saturated (σ, tanh) units")
+        self.frac_plot.setYRange(0, 1)
+        self.frac_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.frac_plot.setXLink(self.stat_plot)
+        self.errors = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0), beam=0.25,
+                                      pen=pg.mkPen("#1f77b4", width=1))
+        self.means = pg.ScatterPlotItem(size=7, brush=pg.mkBrush("#1f77b4"), pen=None)
+        self.stat_plot.addItem(self.errors)
+        self.stat_plot.addItem(self.means)
+        self.stat_plot.addItem(pg.InfiniteLine(0, angle=0, pen=pg.mkPen((128, 128, 128), width=1)))
+        self.dead = pg.BarGraphItem(x=[], height=[], width=0.35, brush="#d62728", name="dead")
+        self.saturated = pg.BarGraphItem(x=[], height=[], width=0.35, brush="#ff7f0e", name="saturated")
+        self.frac_plot.addItem(self.dead)
+        self.frac_plot.addItem(self.saturated)
+        self.frac_plot.legend.addItem(self.dead, "dead")
+        self.frac_plot.legend.addItem(self.saturated, "saturated")
+
+    def draw(self) -> None:
+        b = self.buffers
+        n = b.n_layers
+        x = np.arange(n, dtype=np.float64)
+        mean, std = b.last("activation_mean"), b.last("activation_std")
+        ok = np.isfinite(mean) & np.isfinite(std)
+        self.errors.setData(x=x[ok], y=mean[ok], height=2 * std[ok])
+        self.means.setData(x=x[ok], y=mean[ok])
+        dead = np.nan_to_num(b.last("dead_fraction"))
+        sat = np.nan_to_num(b.last("saturated_fraction"))
+        self.dead.setOpts(x=x - 0.18, height=dead)
+        self.saturated.setOpts(x=x + 0.18, height=sat)
+        ticks = [[(i, short_name(name)) for i, name in enumerate(b.layer_names)]]
+        self.stat_plot.getAxis("bottom").setTicks(ticks)
+        self.frac_plot.getAxis("bottom").setTicks(ticks)
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        b = self.buffers
+        return ["layer", "activation_mean", "activation_std", "dead_fraction", "saturated_fraction"], \
+            [b.layer_names, *[b.last(q) for q in ("activation_mean", "activation_std", "dead_fraction",
+                                                   "saturated_fraction")]]
+
+
+# ============================================================================ 6. confusion matrix
+
+
+class ConfusionPanel(PlotPanel):
+    """Validation confusion matrix (rows: true class, columns: predicted), refreshed each epoch."""
+
+    title = "Confusion matrix (validation)"
+
+    def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
+        super().__init__(buffers, parent)
+        self.plot = self.add_plot()
+        self.plot.setLabel("bottom", "predicted class")
+        self.plot.setLabel("left", "true class")
+        self.plot.setAspectLocked(True)
+        self.plot.invertY(True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setColorMap(pg.colormap.get("CET-L12"))
+        self.plot.addItem(self.image)
+        self.labels: list[pg.TextItem] = []
+        self.drawn_extras = -1
+        self.note = pg.TextItem("classification only", anchor=(0.5, 0.5))
+        self.plot.addItem(self.note)
+
+    def wants_redraw(self, now: float) -> bool:
+        return not self.frozen and self.drawn_extras != self.buffers.extras_version
+
+    def redraw(self, now: float = 0.0) -> None:
+        super().redraw(now)
+        self.drawn_extras = self.buffers.extras_version
+
+    def clear_run(self) -> None:
+        super().clear_run()
+        self.drawn_extras = -1
+
+    def draw(self) -> None:
+        m = self.buffers.confusion
+        if m is None or m.size == 0:
+            self.image.clear()
+            for t in self.labels:
+                t.hide()
+            self.note.setVisible(True)
+            self.note.setColor(self.text_colour)
+            return
+        self.note.setVisible(False)
+        k = m.shape[0]
+        rows = m.sum(axis=1, keepdims=True)
+        share = np.divide(m, rows, out=np.zeros(m.shape, dtype=np.float64), where=rows > 0)
+        self.image.setImage(share, autoLevels=False, levels=(0.0, 1.0))
+        self.image.setRect(QRectF(-0.5, -0.5, k, k))
+        show_text = k <= 12
+        while len(self.labels) < k * k:
+            item = pg.TextItem(anchor=(0.5, 0.5))
+            self.plot.addItem(item)
+            self.labels.append(item)
+        for idx, item in enumerate(self.labels):
+            i, j = divmod(idx, k)
+            if idx >= k * k or not show_text:
+                item.hide()
+                continue
+            item.setText(str(int(m[i, j])))
+            item.setColor(QColor("black") if share[i, j] < 0.6 else QColor("white"))
+            item.setPos(j, i)
+            item.show()
+        names = self.buffers.meta.get("class_names") or [str(i) for i in range(k)]
+        ticks = [[(i, str(names[i])[:10]) for i in range(min(k, len(names)))]]
+        self.plot.getAxis("bottom").setTicks(ticks)
+        self.plot.getAxis("left").setTicks(ticks)
+        total = m.sum()
+        acc = np.trace(m) / total if total else float("nan")
+        self.caption.setText(f"{self.title}: accuracy {acc:.1%} of {int(total)}")
+        self.plot.setRange(xRange=(-0.5, k - 0.5), yRange=(-0.5, k - 0.5), padding=0.02)
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        m = self.buffers.confusion
+        if m is None:
+            return ["true\\predicted"], []
+        names = self.buffers.meta.get("class_names") or [str(i) for i in range(m.shape[0])]
+        return ["true\\predicted", *map(str, names)], [list(map(str, names)), *[m[:, j] for j in range(m.shape[1])]]
+
+
+# ============================================================================ 7. decision boundary
+
+
+class BoundaryPanel(PlotPanel):
+    """For 2-D datasets: predicted class over the plane, with the training points on top."""
+
+    title = "Decision boundary"
+
+    def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
+        super().__init__(buffers, parent)
+        self.plot = self.add_plot()
+        self.plot.setAspectLocked(False)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image)
+        self.points = pg.ScatterPlotItem(size=5, pen=pg.mkPen(0, 0, 0, 160, width=1))
+        self.val_points = pg.ScatterPlotItem(size=6, symbol="t", pen=pg.mkPen(0, 0, 0, 200, width=1))
+        self.plot.addItem(self.points)
+        self.plot.addItem(self.val_points)
+        self.note = pg.TextItem("", anchor=(0.5, 0.5))
+        self.plot.addItem(self.note)
+        self.drawn_extras = -1
+        self._points_for: object = None
+
+    def wants_redraw(self, now: float) -> bool:
+        return not self.frozen and (self.drawn_extras != self.buffers.extras_version
+                                    or self._points_for is not self.buffers.meta.get("points"))
+
+    def redraw(self, now: float = 0.0) -> None:
+        super().redraw(now)
+        self.drawn_extras = self.buffers.extras_version
+
+    def clear_run(self) -> None:
+        super().clear_run()
+        self.drawn_extras = -1
+        self._points_for = None
+
+    @property
+    def available(self) -> bool:
+        return self.buffers.meta.get("points") is not None
+
+    def draw(self) -> None:
+        pts = self.buffers.meta.get("points")
+        if pts is None:
+            self.image.clear()
+            self.points.clear()
+            self.val_points.clear()
+            dataset = self.buffers.meta.get("dataset") or "this dataset"
+            self.note.setText(f"The decision boundary is drawn for 2-D datasets\n(spirals, moons, circles, xor, "
+                              f"blobs); {dataset} is not one.")
+            self.note.setColor(self.text_colour)
+            self.note.setVisible(True)
+            self.note.setPos(0, 0)
+            self._points_for = None
+            return
+        self.note.setVisible(False)
+        colours = [QColor(c) for c in CLASS_COLOURS]
+        if self._points_for is not pts:
+            brushes = [pg.mkBrush(colours[int(c) % len(colours)]) for c in pts["y"]]
+            self.points.setData(pos=pts["X"], brush=brushes)
+            vbrushes = [pg.mkBrush(colours[int(c) % len(colours)]) for c in pts["y_val"]]
+            self.val_points.setData(pos=pts["X_val"], brush=vbrushes)
+            (x0, x1), (y0, y1) = pts["bounds"]
+            self.plot.setRange(xRange=(x0, x1), yRange=(y0, y1), padding=0)
+            self._points_for = pts
+        probs = self.buffers.boundary
+        if probs is None:
+            self.image.clear()
+            return
+        k = probs.shape[2]
+        palette = np.array([[QColor(c).red(), QColor(c).green(), QColor(c).blue()]
+                            for c in (CLASS_COLOURS * (k // len(CLASS_COLOURS) + 1))[:k]], dtype=np.float32)
+        rgb = np.tensordot(np.nan_to_num(probs), palette, axes=([2], [0]))
+        base = 40.0 if self.dark else 255.0
+        confidence = np.nan_to_num(probs.max(axis=2))[..., None]
+        alpha = 0.25 + 0.45 * np.clip((confidence - 1 / k) / (1 - 1 / k), 0, 1)
+        image = (base * (1 - alpha) + rgb * alpha).clip(0, 255).astype(np.uint8)
+        self.image.setImage(image, autoLevels=False, levels=(0, 255))
+        (x0, x1), (y0, y1) = pts["bounds"]
+        self.image.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        pts = self.buffers.meta.get("points")
+        probs = self.buffers.boundary
+        if pts is None or probs is None:
+            return ["x", "y"], []
+        (x0, x1), (y0, y1) = pts["bounds"]
+        n = probs.shape[0]
+        gx, gy = np.meshgrid(np.linspace(x0, x1, n), np.linspace(y0, y1, n))
+        flat = probs.reshape(-1, probs.shape[2])
+        return ["x", "y", *[f"p_class_{c}" for c in range(flat.shape[1])]], \
+            [gx.ravel(), gy.ravel(), *[flat[:, c] for c in range(flat.shape[1])]]
