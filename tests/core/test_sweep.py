@@ -180,7 +180,7 @@ def test_local_pool_of_two_gives_the_sessions_of_runs_one_by_one(tmp_path):
 
 
 def test_dask_local_cluster_gives_the_same_sessions(tmp_path):
-    distributed = pytest.importorskip("dask.distributed", reason="the 'cluster' extra (in the 'test' extra)")
+    from dask import distributed  # in the 'test' extra, like the 'cluster' extra
     sweep = parse_sweep(tiny_sweep(seeds=[5]))
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) \
             as cluster:
