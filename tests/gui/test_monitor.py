@@ -360,3 +360,40 @@ def test_plots_export_png_and_csv_and_hover_names_the_layer(make_window: Any, qt
     assert panel.redraws == redraws + 1 and len(panel.curves[0].xData) == 1
     assert {d.objectName() for d in window.monitor_docks} == {
         "metricsDock", "gradientFlowDock", "activationsDock", "heatmapDock", "boundaryDock", "confusionDock"}
+
+
+def test_events_are_marked_on_the_metrics_plots(make_window: Any, qtbot: Any) -> None:
+    spec = tiny_experiment(epochs=200).to_dict()
+    spec["regularization"]["early_stopping"] = {"enabled": True, "patience": 2, "monitor": "val_loss",
+                                                "restore_best_weights": True}
+    spec["optimizer"]["learning_rate"] = 0.05
+    from core.spec import parse_experiment
+
+    window = make_window(parse_experiment(spec))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    wait_idle(qtbot, window, timeout=20_000)
+    kinds = [e["kind"] for e in c.buffers.events]
+    assert "early_stopping" in kinds and "restore_best" in kinds
+    mon = monitor_of(window)
+    panel = mon.panels["metrics"]
+    panel.redraw()
+    lines = [line for line, plot in panel.markers if plot is panel.loss_plot]
+    assert len(lines) == len(kinds)
+    stop = next(e for e in c.buffers.events if e["kind"] == "early_stopping")
+    assert lines[kinds.index("early_stopping")].value() == pytest.approx(stop["step"] / c.trainer.steps_per_epoch)
+    assert "early stopping" in lines[kinds.index("early_stopping")].toolTip()
+
+
+def test_plots_follow_a_dark_palette(make_window: Any, qtbot: Any) -> None:
+    from PySide6.QtGui import QColor, QPalette
+
+    window = make_window()
+    panel = monitor_of(window).panels["grad_norm"]
+    dark = QPalette(window.palette())
+    dark.setColor(QPalette.ColorRole.Base, QColor("#1e1e1e"))
+    dark.setColor(QPalette.ColorRole.Window, QColor("#2b2b2b"))
+    dark.setColor(QPalette.ColorRole.Text, QColor("#e0e0e0"))
+    window.setPalette(dark)
+    qtbot.waitUntil(lambda: panel.graphics.backgroundBrush().color().name() == "#1e1e1e", timeout=2_000)
+    assert panel.plot.getAxis("left").textPen().color().name() == "#e0e0e0"

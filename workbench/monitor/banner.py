@@ -8,9 +8,9 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
-from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from core.diagnostics import REMEDIES
 
@@ -136,10 +136,15 @@ class HealthBanner(QFrame):
 
     def _colour(self) -> None:
         pal = self.palette()
-        dark = self.window().palette().color(QPalette.ColorRole.Window).lightness() < 128
+        dark = QApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
         pal.setColor(QPalette.ColorRole.Window, QColor("#5c4400") if dark else QColor("#fff3cd"))
         pal.setColor(QPalette.ColorRole.WindowText, QColor("#ffe8a3") if dark else QColor("#4d3800"))
         self.setPalette(pal)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        if event.type() == QEvent.Type.ApplicationPaletteChange:
+            self._colour()
+        super().changeEvent(event)
 
     def set_issues(self, issues: list[dict[str, Any]]) -> None:
         """Show the detector's findings (dicts of ``HealthIssue.to_dict()``)."""

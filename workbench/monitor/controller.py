@@ -174,7 +174,9 @@ class TrainingController(QObject):
         """Write the current run (or fresh weights of the current experiment) to ``path``,
         atomically. Raises OSError / SessionError on failure."""
         arrays, state_values, experiment = self._snapshot_state()
-        members = session_members(experiment, arrays, state_values)
+        base = self._base_dir()
+        extra = {"base_dir": str(Path(base).resolve())} if base else None   # relative data paths resolve here
+        members = session_members(experiment, arrays, state_values, extra)
         write_session(Path(path), members)
         self.status.emit(f"Saved {Path(path).name}")
 

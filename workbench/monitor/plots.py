@@ -46,6 +46,13 @@ def short_name(name: str) -> str:
     return name.split(" (")[0]
 
 
+def layer_ticks(names: Sequence[str], long: int = 5) -> list[list[tuple[int, str]]]:
+    """x-axis ticks for per-layer bars: short names for a few layers, indices (0 = input side) for many."""
+    if len(names) <= long:
+        return [[(i, short_name(n)) for i, n in enumerate(names)]]
+    return [[(i, "out" if n.startswith("output") else str(i)) for i, n in enumerate(names)]]
+
+
 def bin_columns(a: np.ndarray, max_columns: int) -> tuple[np.ndarray, int]:
     """Mean over blocks of columns, NaN-aware without warnings: (rows, ≤max_columns), block size."""
     n = a.shape[1]
@@ -211,8 +218,10 @@ class PlotPanel(QWidget):
 
     # ------------------------------------------------------------------ plots and palette
 
-    def add_plot(self, row: int = 0, col: int = 0, **kwargs: Any) -> pg.PlotItem:
-        plot = self.graphics.addPlot(row=row, col=col, **kwargs)
+    def add_plot(self, row: int = 0, col: int = 0, title: str | None = None, size: str = "9pt") -> pg.PlotItem:
+        plot = self.graphics.addPlot(row=row, col=col)
+        if title:
+            plot.setTitle(title, size=size)
         for name in ("left", "bottom"):
             plot.getAxis(name).enableAutoSIPrefix(False)
         # No grid: semi-transparent grid lines cost ~20 ms a frame in software rendering (measured).
@@ -329,6 +338,7 @@ class GradientNormPanel(PlotPanel):
     """Per-layer kernel gradient norm over steps, log y, one colour per layer (input → output)."""
 
     title = "Gradient norm per layer"
+    min_interval = 0.06
 
     def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
         super().__init__(buffers, parent)
@@ -336,6 +346,7 @@ class GradientNormPanel(PlotPanel):
         self.plot.setLabel("bottom", "optimizer step")
         self.plot.setLabel("left", "kernel gradient norm")
         self.plot.getAxis("left").setLogMode(False, True)
+        self.plot.getAxis("left").setStyle(maxTextLevel=0)       # label the decades only (1e-3, 1e-2...)
         # The curves get a min / max envelope of the visible range at the plot's pixel width
         # (``envelope``): cheaper than pyqtgraph's own downsampling of 20 × 100k points a frame.
         self.plot.vb.sigXRangeChanged.connect(self._range_changed)
@@ -351,6 +362,9 @@ class GradientNormPanel(PlotPanel):
         self.hover.hide()
         self.plot.addItem(self.hover, ignoreBounds=True)
         self.hover_text = ""
+        self.hint = pg.TextItem("Press Train (F5): one curve per layer, input → output,\n"
+                                "shows how much gradient reaches each layer at every step.", anchor=(0.5, 0.5))
+        self.plot.addItem(self.hint, ignoreBounds=True)
         self._proxy = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
 
     def _ensure_curves(self) -> None:
@@ -387,6 +401,15 @@ class GradientNormPanel(PlotPanel):
     def draw(self) -> None:
         self._ensure_curves()
         x = self.buffers.steps
+        self.hint.setVisible(x.shape[0] == 0)
+        if x.shape[0] == 0:
+            for curve in self.curves:
+                curve.setData([], [])
+            self.plot.setRange(xRange=(0, 100), yRange=(-4, 1), padding=0)
+            self.hint.setPos(50, -1.5)
+            self.hint.setColor(self.text_colour)
+            self.plot.enableAutoRange()
+            return
         view = visible_slice(self.plot, x)
         width = self.plot.vb.width() / 2
         if view.start == 0 and view.stop == x.shape[0]:
@@ -494,7 +517,7 @@ class GradientFlowPanel(PlotPanel):
     def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
         super().__init__(buffers, parent)
         self.norm_plot = self.add_plot(row=0, col=0, title="gradient norm")
-        self.ratio_plot = self.add_plot(row=1, col=0, title="update / weight ratio")
+        self.ratio_plot = self.add_plot(row=1, col=0, title="update / weight ratio (healthy band shaded)")
         for p in (self.norm_plot, self.ratio_plot):
             p.getAxis("left").setLogMode(False, True)
         lo, hi = (math.log10(v) for v in HEALTHY_RATIO)
@@ -521,6 +544,14 @@ class GradientFlowPanel(PlotPanel):
     def draw(self) -> None:
         b = self.buffers
         names = b.layer_names
+        if b.size == 0:
+            for plot, bars in ((self.norm_plot, self.norm_bars), (self.ratio_plot, self.ratio_bars)):
+                if bars is not None:
+                    plot.removeItem(bars)
+            self.norm_bars = self.ratio_bars = None
+            self.norm_plot.setRange(yRange=(-4, 1), xRange=(-0.5, max(len(names), 1) - 0.5))
+            self.ratio_plot.setRange(yRange=(-6, 0), xRange=(-0.5, max(len(names), 1) - 0.5))
+            return
         norms, ratios = b.last("grad_norm"), b.last("update_ratio")
         self.values = {"grad_norm": norms, "update_ratio": ratios}
         colours = layer_colours(len(names))
@@ -529,7 +560,7 @@ class GradientFlowPanel(PlotPanel):
         floor_r = min(math.floor(np.nanmin(lr)) - 1, -5) if np.isfinite(lr).any() else -6
         self.norm_bars = self._bars(self.norm_plot, self.norm_bars, ln, floor_n, colours)
         self.ratio_bars = self._bars(self.ratio_plot, self.ratio_bars, lr, floor_r, colours)
-        ticks = [[(i, short_name(n)) for i, n in enumerate(names)]]
+        ticks = layer_ticks(names)
         for p in (self.norm_plot, self.ratio_plot):
             p.getAxis("bottom").setTicks(ticks)
         step = int(b.steps[-1]) if b.size else 0
@@ -691,13 +722,18 @@ class ActivationPanel(PlotPanel):
         self.saturated = pg.BarGraphItem(x=[], height=[], width=0.35, brush="#ff7f0e", name="saturated")
         self.frac_plot.addItem(self.dead)
         self.frac_plot.addItem(self.saturated)
-        self.frac_plot.legend.addItem(self.dead, "dead")
-        self.frac_plot.legend.addItem(self.saturated, "saturated")
 
     def draw(self) -> None:
         b = self.buffers
         n = b.n_layers
         x = np.arange(n, dtype=np.float64)
+        if b.size == 0:
+            self.errors.setData(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0))
+            self.means.setData(x=[], y=[])
+            self.dead.setOpts(x=[], height=[])
+            self.saturated.setOpts(x=[], height=[])
+            self.stat_plot.setRange(xRange=(-0.5, max(n, 1) - 0.5), yRange=(-1, 1))
+            return
         mean, std = b.last("activation_mean"), b.last("activation_std")
         ok = np.isfinite(mean) & np.isfinite(std)
         self.errors.setData(x=x[ok], y=mean[ok], height=2 * std[ok])
@@ -706,7 +742,7 @@ class ActivationPanel(PlotPanel):
         sat = np.nan_to_num(b.last("saturated_fraction"))
         self.dead.setOpts(x=x - 0.18, height=dead)
         self.saturated.setOpts(x=x + 0.18, height=sat)
-        ticks = [[(i, short_name(name)) for i, name in enumerate(b.layer_names)]]
+        ticks = layer_ticks(b.layer_names)
         self.stat_plot.getAxis("bottom").setTicks(ticks)
         self.frac_plot.getAxis("bottom").setTicks(ticks)
 
@@ -759,6 +795,10 @@ class ConfusionPanel(PlotPanel):
                 t.hide()
             self.note.setVisible(True)
             self.note.setColor(self.text_colour)
+            self.note.setText("The confusion matrix on the validation split appears\nafter the first epoch "
+                              "(classification only).")
+            self.note.setPos(0.5, 0.5)
+            self.plot.setRange(xRange=(-0.5, 1.5), yRange=(-0.5, 1.5), padding=0)
             return
         self.note.setVisible(False)
         k = m.shape[0]
@@ -849,6 +889,7 @@ class BoundaryPanel(PlotPanel):
             self.note.setColor(self.text_colour)
             self.note.setVisible(True)
             self.note.setPos(0, 0)
+            self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
             self._points_for = None
             return
         self.note.setVisible(False)
