@@ -1,0 +1,681 @@
+"""The experiment editor, driven through its real widgets as a user would: the layer table and
+its delegates, the panels' fields, the presets menu, undo, CSV import with a preview, and the
+parameter count."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QLocale, QPoint, QSettings, Qt, QTimer
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableView,
+    QToolButton,
+    QWidget,
+)
+
+from core.activations import ACTIVATIONS
+from core.network import Network
+from core.optimizers import OPTIMIZERS
+from core.presets import PRESETS
+from core.schedules import SCHEDULES
+from core.spec import parse_experiment
+
+COL_UNITS, COL_INIT, COL_ACTIVATION, COL_PARAM, COL_BN, COL_DROPOUT, COL_BIAS, COL_COUNT = range(8)
+
+
+def small_spec(**changes: Any) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "name": "editor test", "seed": 1,
+        "data": {"source": "moons", "params": {"n_samples": 300}, "validation_split": 0.2, "test_split": 0.0},
+        "model": {"layers": [{"units": 16, "init": "he_normal", "activation": "elu"},
+                             {"units": 8, "init": "glorot_uniform", "activation": "tanh"}]},
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+        "training": {"epochs": 5, "batch_size": 32},
+    }
+    spec.update(changes)
+    return spec
+
+
+@pytest.fixture
+def make_window(qtbot: Any, tmp_path: Path, monkeypatch: Any) -> Iterator[Callable[..., Any]]:
+    """``make_window(spec)`` → a shown MainWindow on that experiment, settings in a temporary
+    file; on teardown a field still being edited is committed, the unsaved-changes question is
+    answered "Discard" (a failing test must not hang on a modal dialog), and preview loads end."""
+    from workbench.main_window import MainWindow
+    from workbench.state import ExperimentState
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *args, **kwargs: QMessageBox.StandardButton.Discard)
+    windows: list[Any] = []
+
+    def make(spec: dict[str, Any] | None = None) -> Any:
+        state = ExperimentState(parse_experiment(spec or small_spec()))
+        settings = QSettings(str(tmp_path / f"s{len(windows)}.ini"), QSettings.Format.IniFormat)
+        window = MainWindow(state, settings)
+        qtbot.addWidget(window)
+        window.show()
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        focused = QApplication.focusWidget()
+        if focused is not None:
+            focused.clearFocus()
+        window.state.undo_stack.setClean()
+        window.close()
+        for info in window.findChildren(_data_info_type()):
+            assert info.wait(20_000)
+
+
+def _data_info_type() -> type:
+    from workbench.editor.dataset_info import DataInfo
+
+    return DataInfo
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def show_dock(window: Any, title: str) -> QWidget:
+    """Raise the editor dock with this title and return its scroll area's content."""
+    dock = next(d for d in window.findChildren(QDockWidget) if d.windowTitle() == title)
+    dock.raise_()
+    QApplication.processEvents()
+    return dock.widget().widget()
+
+
+def field(window: Any, path: str, kind: type = QWidget) -> Any:
+    """The live widget bound to a spec path (widgets are named after their path)."""
+    QApplication.processEvents()  # widgets added to a shown form appear at the next event loop pass
+    found = [w for w in window.findChildren(kind, path) if not w.isHidden()]
+    assert found, f"no visible widget for {path}"
+    return found[0]
+
+
+def type_into(qtbot: Any, widget: QWidget, text: str, key: Qt.Key = Qt.Key.Key_Return) -> None:
+    widget.setFocus()
+    qtbot.keyClick(widget, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClicks(widget, text)
+    qtbot.keyClick(widget, key)
+    QApplication.processEvents()  # a table cell's editor commits on Return through a queued call
+
+
+def table_of(window: Any) -> QTableView:
+    show_dock(window, "Model")
+    return window.findChild(QTableView, "layerTable")
+
+
+def open_cell_editor(qtbot: Any, table: QTableView, row: int, column: int) -> QWidget:
+    """Click the cell, then F2 (the platform's edit key): the delegate's editor opens and has focus."""
+    index = table.model().index(row, column)
+    table.scrollTo(index)
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=table.visualRect(index).center())
+    assert table.currentIndex() == index
+    qtbot.keyClick(table, Qt.Key.Key_F2)
+    qtbot.waitUntil(lambda: table.state() == QAbstractItemView.State.EditingState)
+    editor = QApplication.focusWidget()
+    assert editor is not None and table.viewport().isAncestorOf(editor)
+    return editor
+
+
+def click_button(qtbot: Any, window: Any, name: str) -> None:
+    button = None
+    for kind in (QToolButton, QPushButton):
+        button = window.findChild(kind, name)
+        if button is not None:
+            break
+    assert button is not None and button.isEnabled(), name
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def select_row(qtbot: Any, table: QTableView, row: int) -> None:
+    rect = table.visualRect(table.model().index(row, COL_COUNT))
+    qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+
+
+def units(window: Any) -> list[int]:
+    return [layer.units for layer in window.state.experiment.model.layers]
+
+
+# ----------------------------------------------------------------------------- docks and menu
+
+
+def test_docks_and_presets_menu(make_window: Any) -> None:
+    window = make_window()
+    names = [d.objectName() for d in window.editor_docks]
+    assert len(names) == len(set(names)) == 5
+    assert [d.windowTitle() for d in window.editor_docks] == ["Data", "Model", "Optimizer", "Regularization",
+                                                               "Training"]
+    menu = window.presets_menu
+    assert menu.title() == "&Presets"
+    actions = [a for a in menu.actions() if not a.isSeparator()]
+    assert [a.data() for a in actions] == list(PRESETS)
+    for action, (title, _) in zip(actions, PRESETS.values(), strict=True):
+        assert title in action.text() and action.toolTip()
+
+
+# ----------------------------------------------------------------------------- the layer table
+
+
+def test_change_activation_in_the_table(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    table = table_of(window)
+    editor = open_cell_editor(qtbot, table, 0, COL_ACTIVATION)
+    assert isinstance(editor, QComboBox)
+    assert [editor.itemText(i) for i in range(editor.count())] == ACTIVATIONS.names()
+    editor.setCurrentText("tanh")
+    layer = window.state.experiment.model.layers[0]
+    assert layer.activation == "tanh" and dict(layer.activation_params) == {}
+    assert table.model().index(0, COL_PARAM).data() == ""  # tanh has no α
+    assert not table.model().flags(table.model().index(0, COL_PARAM)) & Qt.ItemFlag.ItemIsEditable
+
+    editor = open_cell_editor(qtbot, table, 0, COL_ACTIVATION)
+    editor.setCurrentText("leaky_relu")
+    assert window.state.experiment.model.layers[0].activation_params == {"alpha": 0.2}
+    editor = open_cell_editor(qtbot, table, 0, COL_PARAM)
+    type_into(qtbot, editor, "0.1")
+    assert window.state.experiment.model.layers[0].activation_params == {"alpha": 0.1}
+    assert table.model().index(0, COL_PARAM).data() == "0.1"
+
+
+def test_batch_norm_dropout_and_bias_cells(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    table = table_of(window)
+    editor = open_cell_editor(qtbot, table, 1, COL_BN)
+    editor.setCurrentIndex(editor.findText("before activation"))
+    editor = open_cell_editor(qtbot, table, 1, COL_DROPOUT)
+    type_into(qtbot, editor, "0.25")
+    table.setFocus()
+    table.setCurrentIndex(table.model().index(1, COL_BIAS))
+    qtbot.keyClick(table, Qt.Key.Key_Space)   # toggles the check box of the current cell
+    layer = window.state.experiment.model.layers[1]
+    assert (layer.batch_norm, layer.dropout, layer.use_bias) == ("before_activation", 0.25, False)
+
+
+def test_add_duplicate_delete_move_and_add_n_like_this(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    table = table_of(window)
+    assert units(window) == [16, 8]
+
+    select_row(qtbot, table, 0)
+    click_button(qtbot, window, "layer_duplicate_button")
+    assert units(window) == [16, 16, 8]
+    assert table.currentIndex().row() == 1
+
+    click_button(qtbot, window, "layer_add_button")
+    assert units(window) == [16, 16, 100, 8]
+    assert window.state.experiment.model.layers[2].activation == "elu"
+    assert table.model().rowCount() == 4
+
+    select_row(qtbot, table, 3)
+    click_button(qtbot, window, "layer_up_button")
+    assert units(window) == [16, 16, 8, 100]
+    assert table.currentIndex().row() == 2
+    click_button(qtbot, window, "layer_down_button")
+    assert units(window) == [16, 16, 100, 8]
+
+    select_row(qtbot, table, 2)
+    click_button(qtbot, window, "layer_delete_button")
+    assert units(window) == [16, 16, 8]
+
+    select_row(qtbot, table, 2)
+    count = window.findChild(QSpinBox, "repeatCount")
+    type_into(qtbot, count, "4")
+    click_button(qtbot, window, "addLayersLikeThis")
+    assert units(window) == [16, 16, 8, 8, 8, 8, 8]
+    assert table.model().rowCount() == 7
+    assert [layer.activation for layer in window.state.experiment.model.layers[2:]] == ["tanh"] * 5
+
+    # the Delete key on the table deletes the current layer; each operation was one undo step
+    table.setFocus()
+    select_row(qtbot, table, 6)
+    qtbot.keyClick(table, Qt.Key.Key_Delete)
+    assert units(window) == [16, 16, 8, 8, 8, 8]
+    steps = window.state.undo_stack.count()
+    assert steps == 7
+    for _ in range(steps):
+        window.undo_action.trigger()
+    assert units(window) == [16, 8]
+    assert table.model().rowCount() == 2
+
+    # the last layer cannot be deleted (the spec needs one)
+    select_row(qtbot, table, 1)
+    click_button(qtbot, window, "layer_delete_button")
+    assert not window.findChild(QToolButton, "layer_delete_button").isEnabled()
+
+
+def test_invalid_units_are_marked_in_the_table_and_disable_train(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    table = table_of(window)
+    train = window.controller.actions["train"]
+    assert train.isEnabled()
+    editor = open_cell_editor(qtbot, table, 0, COL_UNITS)
+    type_into(qtbot, editor, "-5")
+    path = "model.layers[0].units"
+    assert "must be a positive integer, got -5" in window.state.errors[path]
+    assert not window.state.valid
+    assert not train.isEnabled()
+    index = table.model().index(0, COL_UNITS)
+    assert index.data() == "-5"                                   # the typed value stays, not reverted
+    assert index.data(Qt.ItemDataRole.BackgroundRole) is not None  # red
+    assert "must be a positive integer" in index.data(Qt.ItemDataRole.ToolTipRole)
+    message = window.findChild(QLabel, "layerErrors")
+    assert message.isVisible() and "Layer 1 · units: must be a positive integer, got -5" in message.text()
+    assert window.state.experiment.model.layers[0].units == 16   # the state keeps the last valid value
+
+    editor = open_cell_editor(qtbot, table, 0, COL_UNITS)
+    type_into(qtbot, editor, "64")
+    assert window.state.valid and train.isEnabled()
+    assert window.state.experiment.model.layers[0].units == 64
+    assert not message.isVisible()
+    assert index.data(Qt.ItemDataRole.BackgroundRole) is None
+
+
+# ----------------------------------------------------------------------------- fields, errors, locale
+
+
+def test_invalid_learning_rate_is_marked_at_the_field_then_fixed(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    show_dock(window, "Optimizer")
+    lr = field(window, "optimizer.learning_rate", QLineEdit)
+    type_into(qtbot, lr, "0")
+    message = window.state.errors["optimizer.learning_rate"]
+    assert "must be a positive number, got 0" in message
+    assert lr.property("invalid") is True and "must be a positive number" in lr.toolTip()
+    assert lr.text() == "0"
+    inline = [w for w in lr.parent().findChildren(QLabel) if w.isVisible() and "positive number" in w.text()]
+    assert inline, "the validator's message is shown next to the field"
+    assert not window.controller.actions["train"].isEnabled()
+
+    qtbot.keyClick(lr, Qt.Key.Key_Escape)  # Escape gives the state's value back
+    assert lr.text() == "0.01" and window.state.valid and not lr.property("invalid")
+
+    type_into(qtbot, lr, "abc")
+    assert "must be a positive number, got 'abc'" in window.state.errors["optimizer.learning_rate"]
+    type_into(qtbot, lr, "3e-3")
+    assert window.state.valid and window.state.experiment.learning_rate == 0.003
+    assert not lr.property("invalid") and window.controller.actions["train"].isEnabled()
+
+
+def test_numbers_follow_the_locale(make_window: Any, qtbot: Any) -> None:
+    QLocale.setDefault(QLocale(QLocale.Language.German, QLocale.Country.Germany))
+    try:
+        window = make_window()
+        show_dock(window, "Regularization")
+        l2 = field(window, "regularization.l2", QLineEdit)
+        assert l2.text() == "0"
+        type_into(qtbot, l2, "0,005")
+        assert window.state.experiment.regularization.l2 == 0.005
+        assert l2.text() == "0,005"
+        type_into(qtbot, l2, "1e-4")
+        assert window.state.experiment.regularization.l2 == 1e-4
+    finally:
+        QLocale.setDefault(QLocale.c())
+
+
+def test_picking_an_optimizer_shows_only_its_fields(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    panel = show_dock(window, "Optimizer")
+    combo = field(window, "optimizer.name", QComboBox)
+    assert [combo.itemText(i) for i in range(combo.count())] == OPTIMIZERS.names()
+
+    def shown() -> set[str]:
+        QApplication.processEvents()
+        return {w.objectName().split(".", 1)[1] for w in panel.findChildren(QWidget)
+                if w.objectName().startswith("optimizer.") and w.objectName() != "optimizer.name"
+                and w.isVisibleTo(panel)}
+
+    for name in OPTIMIZERS.names():
+        combo.setCurrentText(name)
+        assert window.state.experiment.optimizer.name == name
+        assert shown() == set(OPTIMIZERS.get(name).parameters()), name
+        assert combo.toolTip().startswith(OPTIMIZERS.get(name).summary[:30])
+    combo.setCurrentText("momentum")
+    type_into(qtbot, field(window, "optimizer.momentum", QLineEdit), "0.95")
+    assert window.state.experiment.optimizer.params == {"learning_rate": 0.01, "momentum": 0.95}
+    combo.setCurrentText("sgd")  # the learning rate carries over, momentum goes
+    assert window.state.experiment.optimizer.params == {"learning_rate": 0.01}
+
+    # tab order follows the layout, also for the fields built after the choice
+    QApplication.processEvents()
+    combo.setFocus()
+    qtbot.keyClick(combo, Qt.Key.Key_Tab)
+    assert QApplication.focusWidget() is field(window, "optimizer.learning_rate", QLineEdit)
+
+
+def test_schedule_change_updates_the_preview(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    show_dock(window, "Optimizer")
+    plot = window.findChild(QWidget, "schedulePreview")
+    curve = plot.getPlotItem().listDataItems()[0]
+    x, y = curve.getData()
+    # moons 300 samples, 20 % validation → 240 training examples, batch 32 → 8 steps × 5 epochs
+    assert len(x) == 40 and np.allclose(y, 0.01)
+    combo = field(window, "schedule.name", QComboBox)
+    assert [combo.itemText(i) for i in range(combo.count())] == SCHEDULES.names()
+    combo.setCurrentText("exponential")
+    type_into(qtbot, field(window, "schedule.steps", QSpinBox), "20")
+    x, y = curve.getData()
+    schedule = SCHEDULES.get("exponential").from_config({"steps": 20}, 0.01)
+    schedule.bind(8, 40)
+    assert np.allclose(y, [schedule(int(t)) for t in x])
+    assert y[-1] < y[0] / 50
+    combo.setCurrentText("piecewise")   # starts valid: the rate divided by 10 halfway
+    assert window.state.experiment.schedule.params == {"boundaries": [2], "values": [0.01, 0.001]}
+    values = field(window, "schedule.values", QLineEdit)
+    assert values.text() == "0.01, 0.001"
+    type_into(qtbot, values, "0.01, 0.005, 0.001")    # one more rate than boundaries: refused
+    assert "must have one more entry than boundaries" in window.state.errors["schedule.values"]
+    # the matching boundaries make both valid in one edit (the refused rates travel with it)
+    type_into(qtbot, field(window, "schedule.boundaries", QLineEdit), "2 4")
+    assert window.state.valid and not values.property("invalid")
+    assert window.state.experiment.schedule.params == {"boundaries": [2, 4], "values": [0.01, 0.005, 0.001]}
+    assert window.state.undo_stack.undoText() == "Change schedule boundaries"
+    x, y = curve.getData()
+    assert np.allclose(y[x < 16], 0.01) and np.allclose(y[(x >= 16) & (x < 32)], 0.005)
+    assert np.allclose(y[x >= 32], 0.001)
+
+
+def test_regularization_and_training_fields(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    show_dock(window, "Regularization")
+    max_norm_on = window.findChild(QWidget, "maxNormEnabled")
+    max_norm = field(window, "regularization.max_norm", QLineEdit)
+    assert not max_norm.isEnabled()
+    qtbot.mouseClick(max_norm_on, Qt.MouseButton.LeftButton, pos=QPoint(8, max_norm_on.height() // 2))
+    assert window.state.experiment.regularization.max_norm == 1.0 and max_norm.isEnabled()
+    type_into(qtbot, max_norm, "2.5")
+    assert window.state.experiment.regularization.max_norm == 2.5
+    qtbot.mouseClick(max_norm_on, Qt.MouseButton.LeftButton, pos=QPoint(8, max_norm_on.height() // 2))
+    assert window.state.experiment.regularization.max_norm is None
+
+    clip = field(window, "regularization.gradient_clip.mode", QComboBox)
+    threshold = field(window, "regularization.gradient_clip.threshold", QLineEdit)
+    assert not threshold.isEnabled()
+    clip.setCurrentText("by global norm")
+    assert threshold.isEnabled()
+    type_into(qtbot, threshold, "5")
+    assert window.state.experiment.regularization.gradient_clip.to_dict() == {"mode": "global_norm",
+                                                                              "threshold": 5.0}
+    patience = field(window, "regularization.early_stopping.patience", QSpinBox)
+    assert not patience.isEnabled()
+    es = field(window, "regularization.early_stopping.enabled")
+    es.click()
+    assert patience.isEnabled()
+    type_into(qtbot, patience, "7")
+    field(window, "regularization.early_stopping.monitor", QComboBox).setCurrentText("val_accuracy")
+    es_spec = window.state.experiment.regularization.early_stopping
+    assert (es_spec.enabled, es_spec.patience, es_spec.monitor) == (True, 7, "val_accuracy")
+
+    show_dock(window, "Training")
+    type_into(qtbot, field(window, "training.epochs", QSpinBox), "12")
+    type_into(qtbot, field(window, "training.batch_size", QSpinBox), "0")
+    assert "must be a positive integer" in window.state.errors["training.batch_size"]
+    type_into(qtbot, field(window, "training.batch_size", QSpinBox), "64")
+    field(window, "training.on_nan", QComboBox).setCurrentText("roll back")
+    type_into(qtbot, field(window, "seed", QLineEdit), "12345678901")
+    type_into(qtbot, field(window, "name", QLineEdit), "my run")
+    t = window.state.experiment.training
+    assert (t.epochs, t.batch_size, t.on_nan) == (12, 64, "rollback")
+    assert (window.state.experiment.seed, window.state.experiment.name) == (12345678901, "my run")
+    assert window.state.valid
+
+
+# ----------------------------------------------------------------------------- presets and undo
+
+
+def test_apply_a_preset_and_undo_it(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    table = table_of(window)
+    action = next(a for a in window.presets_menu.actions() if a.data() == "vanishing")
+    action.trigger()
+    experiment = window.state.experiment
+    assert experiment.to_dict() == parse_experiment(PRESETS["vanishing"][1]()).to_dict()
+    assert table.model().rowCount() == 10
+    assert table.model().index(0, COL_INIT).data() == "random_normal(stddev=0.05)"
+    assert field(window, "optimizer.name", QComboBox).currentText() == "sgd"
+    assert window.state.undo_stack.count() == 1
+
+    window.undo_action.trigger()
+    assert units(window) == [16, 8] and table.model().rowCount() == 2
+    assert field(window, "optimizer.name", QComboBox).currentText() == "adam"
+
+
+def test_undo_reverts_the_widget(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    show_dock(window, "Optimizer")
+    lr = field(window, "optimizer.learning_rate", QLineEdit)
+    type_into(qtbot, lr, "0.05")
+    assert window.state.experiment.learning_rate == 0.05
+    table = table_of(window)
+    table.setFocus()
+    qtbot.keyClick(table, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)   # Edit › Undo's shortcut
+    assert window.state.experiment.learning_rate == 0.01
+    assert lr.text() == "0.01"
+    window.redo_action.trigger()
+    assert lr.text() == "0.05"
+
+
+def test_selected_layer_initializer_parameters(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    table = table_of(window)
+    select_row(qtbot, table, 1)
+    init = field(window, "model.layers[1].init", QComboBox)
+    init.setCurrentText("random_normal")
+    stddev = field(window, "model.layers[1].init.stddev", QLineEdit)
+    assert stddev.text() == "1"
+    type_into(qtbot, stddev, "0.05")
+    assert window.state.experiment.model.layers[1].init == {"name": "random_normal", "stddev": 0.05}
+    assert table.model().index(1, COL_INIT).data() == "random_normal(stddev=0.05)"
+    type_into(qtbot, stddev, "-1")
+    assert "model.layers[1].init.stddev" in window.state.errors and not window.state.valid
+    type_into(qtbot, stddev, "0.5")
+    assert window.state.valid
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def test_builtin_dataset_parameters_drive_the_model_summary(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    show_dock(window, "Data")
+    source = field(window, "data.source", QComboBox)
+    source.setCurrentText("blobs")
+    for key in ("n_samples", "n_classes", "cluster_std", "n_features"):
+        assert field(window, f"data.params.{key}").isVisible()
+    type_into(qtbot, field(window, "data.params.n_features", QSpinBox), "5")
+    type_into(qtbot, field(window, "data.params.n_classes", QSpinBox), "4")
+    assert window.state.experiment.data.params == {"n_features": 5, "n_classes": 4}
+    summary = window.findChild(QLabel, "parameterSummary")
+    assert "Widths 5 → 16 → 8 → 4" in summary.text()
+    preview = window.findChild(QLabel, "dataPreview")
+    qtbot.waitUntil(lambda: "1000 samples × 5 features" in preview.text(), timeout=10_000)
+    assert "4 classes" in preview.text()
+
+
+def write_csv(path: Path, rows: int = 60) -> Path:
+    rng = np.random.default_rng(0)
+    lines = ["height,weight,species,age"]
+    for i in range(rows):
+        species = ["cat", "dog", "cat", "bird"][i % 4]
+        lines.append(f"{rng.normal():.4f},{rng.normal():.4f},{species},{i}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def choose_file_in_dialog(qtbot: Any, window: Any, path: Path) -> None:
+    qtbot.waitUntil(lambda: window.findChild(QFileDialog, "dataFileDialog") is not None)
+    dialog = window.findChild(QFileDialog, "dataFileDialog")
+    assert dialog.isVisible()
+    dialog.selectFile(str(path))
+    dialog.accept()
+
+
+def test_csv_import_with_target_column_and_preview(make_window: Any, qtbot: Any, tmp_path: Path) -> None:
+    window = make_window()
+    show_dock(window, "Data")
+    csv = write_csv(tmp_path / "animals.csv")
+    field(window, "data.source", QComboBox).setCurrentText("CSV file…")
+    choose_file_in_dialog(qtbot, window, csv)
+    data = window.state.experiment.data
+    assert (data.source, data.path, data.target) == ("csv", str(csv), "age")   # the last column at first
+    target = field(window, "data.target", QComboBox)
+    assert [target.itemText(i) for i in range(target.count())] == ["height", "weight", "species", "age"]
+    target.setCurrentText("species")
+    assert window.state.experiment.data.target == "species"
+    assert window.state.undo_stack.count() == 2
+
+    preview = window.findChild(QLabel, "dataPreview")
+    qtbot.waitUntil(lambda: "60 samples × 3 features" in preview.text(), timeout=10_000)
+    assert "3 classes" in preview.text()
+    assert "smallest bird 15 (25.0 %)" in preview.text() and "largest cat 30 (50.0 %)" in preview.text()
+    bars = window.findChild(QWidget, "classBalance").getPlotItem().items
+    heights = [item.opts["height"] for item in bars if hasattr(item, "opts") and "height" in item.opts]
+    assert list(heights[0]) == [15, 30, 15]   # bird, cat, dog (sorted class names)
+    # the model's input width comes from the file: 3 features, 3 classes
+    summary = window.findChild(QLabel, "parameterSummary")
+    qtbot.waitUntil(lambda: "Widths 3 → 16 → 8 → 3" in summary.text())
+
+    window.undo_action.trigger()
+    assert window.state.experiment.data.target == "age"
+    window.undo_action.trigger()
+    assert window.state.experiment.data.source == "moons"
+    assert field(window, "data.source", QComboBox).currentText() == "moons"
+
+
+def test_a_bad_csv_is_reported_in_the_preview(make_window: Any, qtbot: Any, tmp_path: Path) -> None:
+    window = make_window()
+    show_dock(window, "Data")
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,label\n1,2,x\n3,oops,y\n", encoding="utf-8")
+    field(window, "data.source", QComboBox).setCurrentText("CSV file…")
+    choose_file_in_dialog(qtbot, window, bad)
+    preview = window.findChild(QLabel, "dataPreview")
+    qtbot.waitUntil(lambda: "non-numeric value 'oops'" in preview.text(), timeout=10_000)
+    assert window.state.experiment.data.source == "csv"
+
+
+def test_large_csv_loads_on_a_worker_with_progress_and_cancel(make_window: Any, qtbot: Any,
+                                                               tmp_path: Path) -> None:
+    from workbench.editor.dataset_info import READ_AHEAD_BYTES
+
+    big = tmp_path / "big.csv"
+    block = "".join(f"{i % 7}.25,{i % 5}.5,{i % 3}\n" for i in range(1000)).encode()
+    with open(big, "wb") as fh:
+        fh.write(b"x1,x2,label\n")
+        for _ in range(2 * READ_AHEAD_BYTES // len(block) + 1):
+            fh.write(block)
+    rows = (big.stat().st_size - len(b"x1,x2,label\n")) // len(block) * 1000
+    window = make_window()
+    show_dock(window, "Data")
+    progress = window.findChild(QProgressBar, "dataLoadProgress")
+    cancel = window.findChild(QPushButton, "cancelDataLoad")
+    preview = window.findChild(QLabel, "dataPreview")
+
+    # the GUI thread keeps running while the file loads: a 10 ms timer is never held up long
+    gaps: list[float] = []
+    last = [time.monotonic()]
+
+    def tick() -> None:
+        now = time.monotonic()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.timeout.connect(tick)
+    timer.start(10)
+    field(window, "data.source", QComboBox).setCurrentText("CSV file…")
+    choose_file_in_dialog(qtbot, window, big)
+    qtbot.waitUntil(lambda: preview.text().startswith(("Reading the file", "Parsing the file")), timeout=5_000)
+    assert progress.isVisible() and cancel.isVisible()
+    qtbot.mouseClick(cancel, Qt.MouseButton.LeftButton)
+    assert not progress.isVisible() and "cancelled" in preview.text()
+
+    qtbot.mouseClick(window.findChild(QPushButton, "reloadData"), Qt.MouseButton.LeftButton)
+    assert progress.isVisible()
+    qtbot.waitUntil(lambda: f"{rows} samples × 2 features" in preview.text(), timeout=30_000)
+    timer.stop()
+    assert not progress.isVisible()
+    assert max(gaps) < 0.5, f"GUI thread held up for {max(gaps):.3f} s"
+
+
+# ----------------------------------------------------------------------------- parameter count
+
+
+def independent_count(n_in: int, layers: list[dict[str, Any]], n_out: int) -> int:
+    total, fan_in = 0, n_in
+    for layer in layers:
+        u = layer["units"]
+        total += fan_in * u + (u if layer.get("use_bias", True) else 0) + (2 * u if layer.get("batch_norm") else 0)
+        fan_in = u
+    return total + fan_in * n_out + n_out
+
+
+def test_parameter_count_matches_the_formula_and_the_engine(make_window: Any, qtbot: Any) -> None:
+    layers = [{"units": 30, "batch_norm": "before_activation", "use_bias": False},
+              {"units": 20, "batch_norm": "after_activation"}, {"units": 10}]
+    spec = small_spec(data={"source": "iris"}, model={"layers": layers})
+    window = make_window(spec)
+    table = table_of(window)
+    expected = independent_count(4, layers, 3)
+    summary = window.findChild(QLabel, "parameterSummary")
+    assert f"{expected} trainable parameters" in summary.text()
+    network = Network(parse_experiment(spec).model, 4, 3, loss=None, rng=np.random.default_rng(0))  # type: ignore
+    per_layer = network.parameter_counts()
+    assert sum(per_layer) == expected
+    assert [table.model().index(i, COL_COUNT).data() for i in range(3)] == [str(c) for c in per_layer[:3]]
+    assert "output layer: 33" in summary.text()
+    assert not window.findChild(QLabel, "parameterWarning").isVisible()
+
+
+def test_warning_past_one_million_parameters(make_window: Any, qtbot: Any) -> None:
+    window = make_window(small_spec(data={"source": "digits"}))
+    table = table_of(window)
+    warning = window.findChild(QLabel, "parameterWarning")
+    assert not warning.isVisible()
+    for row in (0, 1):
+        editor = open_cell_editor(qtbot, table, row, COL_UNITS)
+        type_into(qtbot, editor, "1000")
+    total = independent_count(64, [{"units": 1000}, {"units": 1000}], 10)
+    assert total > 1_000_000
+    assert warning.isVisible() and "overfit" in warning.text()
+    assert f"{total} trainable parameters" in window.findChild(QLabel, "parameterSummary").text()
+    editor = open_cell_editor(qtbot, table, 1, COL_UNITS)
+    type_into(qtbot, editor, "100")
+    assert not warning.isVisible()
+
+
+def test_tooltips_come_from_the_registries(make_window: Any) -> None:
+    window = make_window()
+    table = table_of(window)
+    tip = table.model().index(0, COL_ACTIVATION).data(Qt.ItemDataRole.ToolTipRole)
+    assert tip == ACTIVATIONS.get("elu").summary
+    show_dock(window, "Optimizer")
+    combo = field(window, "schedule.name", QComboBox)
+    for i in range(combo.count()):
+        assert combo.itemData(i, Qt.ItemDataRole.ToolTipRole) == SCHEDULES.get(combo.itemText(i)).summary
+
+
+def test_experiment_loaded_from_a_file_refreshes_every_panel(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    table = table_of(window)
+    window.state.load(parse_experiment(PRESETS["selu"][1]()))
+    assert table.model().rowCount() == 10
+    assert field(window, "optimizer.name", QComboBox).currentText() == "nadam"
+    assert field(window, "data.source", QComboBox).currentText() == "digits"

@@ -1,0 +1,384 @@
+"""The Data panel: dataset (built-in with its parameters, or an NPZ / CSV file with a target
+column), a preview of shape, classes and class balance, the splits, standardization and
+augmentation."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import QLocale, Qt, QTimer
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+
+from core.datasets import DATASETS, DatasetError, _read_header
+from core.spec import AUGMENTATIONS
+
+from ..state import ExperimentState
+from .component import ComponentEditor
+from .dataset_info import DataInfo
+from .fields import (
+    CheckField,
+    ChoiceCombo,
+    IntSpin,
+    NumberEdit,
+    add_row,
+    clear_errors,
+    edit,
+    error_label,
+    new_form,
+)
+from .help import AUGMENTATION, field_help
+from .panel import Panel
+
+FILE_FILTERS = {"csv": "CSV files (*.csv *.tsv *.txt);;All files (*)", "npz": "NumPy archives (*.npz);;All files (*)"}
+MAX_BARS = 60
+
+
+class DataPanel(Panel):
+    def __init__(self, state: ExperimentState, info: DataInfo, parent: QWidget | None = None) -> None:
+        super().__init__(state, parent)
+        self.info = info
+        self._headers: dict[tuple[str, int], list[str]] = {}
+        self.file_dialog: QFileDialog | None = None
+
+        # ---- the dataset
+        label, tip = field_help("data.source")
+        extra = [("npz", "NPZ file…", "Your own data: a NumPy .npz archive with arrays X (samples × features) "
+                                     "and y (labels or targets)."),
+                 ("csv", "CSV file…", "Your own data: a CSV file with a header row; pick the target column, "
+                                     "the other columns are the features.")]
+        self.source = ComponentEditor(
+            self.binder, DATASETS, family="dataset", name_path="data.source", label=label, tooltip=tip,
+            read=lambda: (state.experiment.data.source, dict(state.experiment.data.params)),
+            set_name=self._set_source, params_at=lambda d: d["data"]["params"], param_path=lambda k: f"data.params.{k}",
+            extra=extra)
+        self.components.append(self.source)
+        form = self.source.form
+        self.path_edit = NumberEdit("text", placeholder="no file chosen")
+        self.path_edit.setObjectName("data.path")
+        self.browse = QPushButton("Browse…")
+        self.browse.setObjectName("browseDataFile")
+        self.browse.setToolTip("Choose the data file")
+        self.browse.clicked.connect(lambda: self.choose_file(self.state.experiment.data.source))
+        path_row = QWidget()
+        row = QHBoxLayout(path_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.path_edit, 1)
+        row.addWidget(self.browse)
+        label, tip = field_help("data.path")
+        self.path_caption, err = add_row(form, label, path_row, tip)
+        self.binder.bind(self.path_edit, "data.path", tooltip=tip, label=err, text="Change data file")
+        self.path_row = path_row
+        self.target = ChoiceCombo()
+        self.target.setObjectName("data.target")
+        label, tip = field_help("data.target")
+        self.target_caption, err = add_row(form, label, self.target, tip)
+        self.target_field = self.binder.bind(self.target, "data.target", tooltip=tip, label=err,
+                                             text="Change target column")
+        self.target_field.on_refresh = self._fill_targets
+        self.file_error = error_label()
+        self.file_error.setObjectName("dataFileError")
+        form.addRow(self.file_error)
+        self.group("Dataset", _wrap(self.source))
+
+        # ---- the preview
+        preview = QVBoxLayout()
+        self.preview_label = QLabel()
+        self.preview_label.setObjectName("dataPreview")
+        self.preview_label.setWordWrap(True)
+        self.preview_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        preview.addWidget(self.preview_label)
+        self.balance_plot = pg.PlotWidget()
+        self.balance_plot.setObjectName("classBalance")
+        self.balance_plot.setFixedHeight(90)
+        self.balance_plot.setMenuEnabled(False)
+        self.balance_plot.setMouseEnabled(False, False)
+        self.balance_plot.hideButtons()
+        self.balance_plot.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.balance_plot.getPlotItem().getAxis("left").setWidth(36)
+        self.balance_plot.setToolTip("Examples per class: a very uneven balance makes accuracy misleading.")
+        self.balance_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(70, 130, 200))
+        self.balance_plot.addItem(self.balance_bars)
+        preview.addWidget(self.balance_plot)
+        loading = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setObjectName("dataLoadProgress")
+        self.progress.setTextVisible(True)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setObjectName("cancelDataLoad")
+        self.cancel_button.setToolTip("Stop loading the file (the experiment keeps the file; Reload tries again)")
+        self.cancel_button.clicked.connect(self.info.cancel)
+        self.reload_button = QPushButton("Reload")
+        self.reload_button.setObjectName("reloadData")
+        self.reload_button.setToolTip("Read the data again (after the file changed on disk)")
+        self.reload_button.clicked.connect(self.reload)
+        loading.addWidget(self.progress, 1)
+        loading.addWidget(self.cancel_button)
+        loading.addWidget(self.reload_button)
+        preview.addLayout(loading)
+        self.group("Preview", preview, "Shape, classes and class balance of the chosen data")
+
+        # ---- splits and preprocessing
+        form = new_form()
+        for path in ("data.validation_split", "data.test_split"):
+            label, tip = field_help(path)
+            widget = NumberEdit("float")
+            widget.setObjectName(path)
+            _, err = add_row(form, label, widget, tip)
+            self.binder.bind(widget, path, tooltip=tip, label=err, text=f"Change {label.lower()}")
+        label, tip = field_help("data.standardize")
+        self.standardize = CheckField(label)
+        self.standardize.setObjectName("data.standardize")
+        form.addRow(self.standardize)
+        self.binder.bind(self.standardize, "data.standardize", tooltip=tip, text="Toggle standardization")
+        label, tip = field_help("data.augmentation.type")
+        self.augmentation = ChoiceCombo([v for v in AUGMENTATION if v[0] in AUGMENTATIONS])
+        self.augmentation.setObjectName("data.augmentation.type")
+        _, err = add_row(form, label, self.augmentation, tip)
+        self.binder.bind(self.augmentation, "data.augmentation.type", write=self._set_augmentation, tooltip=tip,
+                         label=err)
+        self.aug_rows: dict[str, tuple[QWidget, QLabel]] = {}
+        for aug_type, params in AUGMENTATIONS.items():
+            for key, default in params.items():
+                path = f"data.augmentation.{key}"
+                label, tip = field_help(path)
+                widget = IntSpin() if isinstance(default, int) else NumberEdit("float")
+                widget.setObjectName(path)
+                caption, err = add_row(form, label, widget, tip)
+                self.binder.bind(widget, path, default=default, tooltip=tip, label=err, text=f"Change {label}")
+                self.aug_rows[aug_type] = (widget, caption)
+        self.group("Split and preprocessing", form)
+
+        self.info.changed.connect(self._show_preview)
+        self.info.loading.connect(self._show_loading)
+        self.info.progress.connect(self._show_progress)
+        self._elapsed = QTimer(self)
+        self._elapsed.setInterval(250)
+        self._elapsed.timeout.connect(self._tick)
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(150)
+        self._debounce.timeout.connect(lambda: self.info.update(self.state.experiment.data, self.base_dir))
+        self._show_loading(False)
+        self.finish()
+
+    # ------------------------------------------------------------------ state → widgets
+
+    @property
+    def base_dir(self) -> Path | None:
+        return self.state.file.parent if self.state.file else None
+
+    def refresh(self) -> None:
+        data = self.state.experiment.data
+        is_file = data.source in ("npz", "csv")
+        self.path_caption.setVisible(is_file)
+        self.path_row.setVisible(is_file)
+        self.target_caption.setVisible(data.source == "csv")
+        self.target.setVisible(data.source == "csv")
+        aug = data.augmentation.type
+        for aug_type, (widget, caption) in self.aug_rows.items():
+            widget.setVisible(aug_type == aug)
+            caption.setVisible(aug_type == aug)
+        # The estimate is immediate; the preview load waits until the edits settle.
+        self.info.update(data, self.base_dir, load=False)
+        self._debounce.start()
+
+    def _fill_targets(self) -> None:
+        data = self.state.experiment.data
+        if data.source != "csv" or not data.path:
+            return
+        try:
+            columns = self.header(Path(data.path))
+        except DatasetError as exc:
+            self.file_error.setText(str(exc))
+            self.file_error.show()
+            columns = []
+        else:
+            self.file_error.hide()
+        if data.target and data.target not in columns:
+            columns = [*columns, data.target]
+        if [self.target.itemText(i) for i in range(self.target.count())] != columns:
+            self.target.set_items([(c, c, f"Predict column {c!r} from the others") for c in columns])
+            self.target.set_value(data.target)
+
+    def header(self, path: Path) -> list[str]:
+        """The CSV's column names (first line only: cheap even for a huge file), cached."""
+        from .dataset_info import resolve
+
+        file = resolve(str(path), self.base_dir)
+        try:
+            stamp = file.stat().st_mtime_ns
+        except OSError:
+            raise DatasetError(f"{file}: file not found") from None
+        key = (str(file), stamp)
+        if key not in self._headers:
+            self._headers[key] = _read_header(file)[0]
+        return self._headers[key]
+
+    # ------------------------------------------------------------------ writing
+
+    def _set_source(self, source: str) -> Any:
+        if source in ("npz", "csv"):
+            self.choose_file(source)
+            return None
+
+        def change(d: dict) -> None:
+            d["data"].update(source=source, params={})
+            d["data"].pop("path", None)
+            d["data"].pop("target", None)
+
+        message = edit(self.state, "data.source", change, f"Dataset: {source}")
+        if message is None:
+            clear_errors(self.state, "data.params.")
+            clear_errors(self.state, "data.path")
+            clear_errors(self.state, "data.target")
+        return message
+
+    def _set_augmentation(self, aug_type: str) -> Any:
+        def change(d: dict) -> None:
+            d["data"]["augmentation"] = {"type": aug_type}
+
+        message = edit(self.state, "data.augmentation.type", change, f"Augmentation: {aug_type}")
+        if message is None:
+            clear_errors(self.state, "data.augmentation.", keep=["data.augmentation.type"])
+        return message
+
+    def choose_file(self, source: str) -> None:
+        """Open the file chooser (not blocking: the window keeps running while it is open)."""
+        if source not in ("npz", "csv"):
+            source = "csv"
+        start = self.state.experiment.data.path or (str(self.base_dir) if self.base_dir else "")
+        dialog = QFileDialog(self, f"Choose a {source.upper()} data file", start, FILE_FILTERS[source])
+        dialog.setObjectName("dataFileDialog")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+        dialog.fileSelected.connect(lambda path, s=source: self.use_file(s, path))
+        dialog.rejected.connect(lambda: self.binder.refresh_field(self.source.name_field))
+        dialog.finished.connect(dialog.deleteLater)
+        self.file_dialog = dialog
+        dialog.open()
+
+    def use_file(self, source: str, path: str) -> str | None:
+        """Make ``path`` the data (one undoable edit); a CSV's target starts as its last column."""
+        target = None
+        if source == "csv":
+            try:
+                columns = self.header(Path(path))
+            except DatasetError as exc:
+                self.file_error.setText(str(exc))
+                self.file_error.show()
+                self.binder.refresh_field(self.source.name_field)
+                return str(exc)
+            current = self.state.experiment.data
+            target = current.target if current.source == "csv" and current.target in columns else columns[-1]
+
+        def change(d: dict) -> None:
+            d["data"].update(source=source, params={}, path=path)
+            d["data"].pop("target", None)
+            if target is not None:
+                d["data"]["target"] = target
+
+        message = edit(self.state, "data.source", change, f"Use data file {Path(path).name}")
+        if message is None:
+            clear_errors(self.state, "data.params.")
+            clear_errors(self.state, "data.path")
+            self.file_error.hide()
+        return message
+
+    def reload(self) -> None:
+        self._headers.clear()
+        self.binder.refresh_field(self.target_field)
+        self.info.reload(self.state.experiment.data, self.base_dir)
+
+    # ------------------------------------------------------------------ the preview
+
+    def _show_loading(self, loading: bool) -> None:
+        self.progress.setVisible(loading)
+        self.cancel_button.setVisible(loading)
+        self.reload_button.setVisible(not loading)
+        if loading:
+            self.progress.setRange(0, 0)
+            self.preview_label.setText("Loading…")
+            self._elapsed.start()
+        else:
+            self._elapsed.stop()
+
+    def _show_progress(self, fraction: float) -> None:
+        if fraction < 0:
+            self.progress.setRange(0, 0)
+        else:
+            self.progress.setRange(0, 1000)
+            self.progress.setValue(int(fraction * 1000))
+        self._tick()
+
+    def _tick(self) -> None:
+        seconds = time.monotonic() - self.info.started_at
+        size = self.info.file_size
+        if not size:
+            self.preview_label.setText(f"Loading… ({seconds:.0f} s)")
+            return
+        what = f"{size / 2**20:,.0f} MB, " if size >= 2**20 else ""
+        if self.progress.maximum() == 0:
+            self.progress.setFormat("")
+            self.preview_label.setText(f"Parsing the file… ({what}{seconds:.0f} s)")
+        else:
+            self.progress.setFormat("%p %")
+            self.preview_label.setText(f"Reading the file… ({what}{seconds:.0f} s)")
+
+    def _show_preview(self) -> None:
+        if self.info.busy:
+            return
+        facts = self.info.facts
+        locale = QLocale()
+        if self.info.error:
+            self.preview_label.setText(f"<span style='color:#d32f2f'>{_html(self.info.error)}</span>")
+            self.balance_bars.setOpts(x=[], height=[])
+            return
+        summary = facts.summary
+        if summary is None:
+            if facts.n_samples is not None:
+                self.preview_label.setText(f"{locale.toString(facts.n_samples)} samples × "
+                                           f"{facts.n_features} features, {facts.n_classes} classes")
+            else:
+                self.preview_label.setText("Not loaded yet.")
+            self.balance_bars.setOpts(x=[], height=[])
+            return
+        n, d = summary["shape"]
+        lines = [f"<b>{locale.toString(n)} samples × {locale.toString(d)} features</b>"
+                 + (f" (images {summary['image_shape'][0]}×{summary['image_shape'][1]})"
+                    if summary.get("image_shape") else "")]
+        if summary["task"] == "classification":
+            counts = summary["class_counts"]
+            names = summary["classes"]
+            smallest, largest = min(counts), max(counts)
+            lines.append(f"Classification, {len(names)} classes; balance: smallest "
+                         f"{_html(names[counts.index(smallest)])} {smallest} ({100 * smallest / n:.1f} %), largest "
+                         f"{_html(names[counts.index(largest)])} {largest} ({100 * largest / n:.1f} %)")
+            if largest > 3 * max(smallest, 1):
+                lines.append("<span style='color:#b26a00'>Imbalanced classes: accuracy can look good while the "
+                             "small classes are ignored.</span>")
+            shown = counts[:MAX_BARS]
+            self.balance_bars.setOpts(x=list(range(len(shown))), height=shown, width=0.8)
+            axis = self.balance_plot.getPlotItem().getAxis("bottom")
+            step = max(1, len(shown) // 12)
+            axis.setTicks([[(i, str(names[i])[:8]) for i in range(0, len(shown), step)]])
+            self.balance_plot.setXRange(-0.6, len(shown) - 0.4, padding=0)
+            self.balance_plot.setYRange(0, max(shown) * 1.05, padding=0)
+        else:
+            means = ", ".join(f"{m:.3g}" for m in summary["target_mean"][:4])
+            stds = ", ".join(f"{s:.3g}" for s in summary["target_std"][:4])
+            lines.append(f"Regression, {summary['n_targets']} target(s): mean {means}, std {stds}")
+            self.balance_bars.setOpts(x=[], height=[])
+        self.preview_label.setText("<br>".join(lines))
+
+
+def _wrap(widget: QWidget) -> QVBoxLayout:
+    layout = QVBoxLayout()
+    layout.addWidget(widget)
+    return layout
+
+
+def _html(text: Any) -> str:
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -1,0 +1,280 @@
+"""What the editor knows about the chosen data: sizes for the parameter count and the schedule
+preview, and the preview of a file (shape, classes, class balance) loaded off the GUI thread.
+
+Sizes of the built-in sources are known without loading anything (bundled sets from a small
+table, generators from their parameters); a file's come from its preview. Loading runs on a
+``QThreadPool`` worker: a large CSV is first read in chunks (progress in bytes, Cancel takes
+effect between chunks), then parsed by ``core.datasets.load_csv``, the same reader training
+uses. Results are cached per (source, parameters, file, size, modification time).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThreadPool, Signal
+
+from core.datasets import DATASETS, Dataset, load_csv, load_dataset, load_npz
+from core.spec import DataSpec
+
+# (samples, features, classes) of the bundled data sets, so that the parameter count is
+# immediate; the preview (which loads them) confirms it.
+BUNDLED = {"digits": (1797, 64, 10), "iris": (150, 4, 3), "wine": (178, 13, 3), "breast_cancer": (569, 30, 2)}
+
+READ_AHEAD_BYTES = 8 * 2**20    # files larger than this are read in chunks first (progress, Cancel)
+CHUNK_BYTES = 4 * 2**20
+
+
+@dataclass(frozen=True)
+class DataFacts:
+    """Sizes of the data; ``None`` where unknown (a file not read yet)."""
+
+    n_samples: int | None = None
+    n_features: int | None = None
+    task: str | None = None
+    n_classes: int | None = None
+    n_targets: int | None = None
+    exact: bool = False
+    summary: dict[str, Any] | None = field(default=None, compare=False)
+
+    @classmethod
+    def from_summary(cls, summary: dict[str, Any]) -> DataFacts:
+        return cls(n_samples=summary["n_samples"], n_features=summary["n_features"], task=summary["task"],
+                   n_classes=summary["n_classes"] or None, n_targets=summary.get("n_targets"), exact=True,
+                   summary=summary)
+
+    def output_width(self, loss: str) -> int | None:
+        """Units of the output layer for ``model.output.loss`` (``auto`` follows the task)."""
+        if loss == "sigmoid_binary_cross_entropy":
+            return 1
+        if loss == "mse" or self.task == "regression":
+            return self.n_targets if self.task == "regression" else None
+        return self.n_classes
+
+    def train_samples(self, validation_split: float, test_split: float) -> int | None:
+        """Examples left for training (the trainer rounds per class; this is within a few)."""
+        if self.n_samples is None:
+            return None
+        n = self.n_samples
+        return max(n - int(round(validation_split * n)) - int(round(test_split * n)), 0)
+
+
+def estimate(data: DataSpec) -> DataFacts:
+    """Sizes of a built-in source without generating or reading anything."""
+    source = data.source
+    if source in BUNDLED:
+        n, d, k = BUNDLED[source]
+        classes = data.params.get("classes")
+        if classes:
+            n, k = int(round(n * len(classes) / k)), len(classes)
+        return DataFacts(n_samples=n, n_features=d, task="classification", n_classes=k)
+    if source in DATASETS and getattr(DATASETS.get(source), "kind", "") == "synthetic":
+        params = {**DATASETS.get(source).parameters(), **data.params}
+        return DataFacts(n_samples=params.get("n_samples"), n_features=params.get("n_features", 2),
+                         task="classification", n_classes=params.get("n_classes", 2))
+    return DataFacts()
+
+
+def resolve(path: str, base_dir: Path | None) -> Path:
+    file = Path(path).expanduser()
+    if not file.is_absolute() and base_dir is not None:
+        file = base_dir / file
+    return file
+
+
+def preview_key(data: DataSpec, base_dir: Path | None) -> str:
+    """Identifies what a preview was loaded from; a changed file gets a new key."""
+    key: dict[str, Any] = {"source": data.source, "params": dict(data.params), "target": data.target}
+    if data.path is not None:
+        file = resolve(data.path, base_dir)
+        key["path"] = str(file)
+        try:
+            st = file.stat()
+            key["stat"] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            key["stat"] = None
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+class Cancelled(Exception):
+    pass
+
+
+def load_for_preview(data: DataSpec, base_dir: Path | None, cancel: threading.Event,
+                     progress: Any = None) -> Dataset:
+    """Load the data a spec names (in a worker thread). ``progress(fraction)`` gets values in
+    [0, 1] while a large file is read, then -1 while it is parsed; ``cancel`` stops between
+    chunks (parsing itself cannot be interrupted; its result is then dropped)."""
+    if data.source in ("npz", "csv"):
+        file = resolve(data.path or "", base_dir)
+        try:
+            size = file.stat().st_size
+        except OSError:
+            size = 0
+        if size > READ_AHEAD_BYTES:
+            done, last = 0, -1.0
+            with open(file, "rb") as fh:
+                while chunk := fh.read(CHUNK_BYTES):
+                    if cancel.is_set():
+                        raise Cancelled
+                    done += len(chunk)
+                    fraction = done / size
+                    if progress is not None and fraction - last >= 0.01:
+                        progress(fraction)
+                        last = fraction
+        if progress is not None:
+            progress(-1.0)
+        dataset = load_npz(file) if data.source == "npz" else load_csv(file, data.target or "")
+    else:
+        dataset = load_dataset(data.source, data.params, rng=np.random.default_rng(0))
+    if cancel.is_set():
+        raise Cancelled
+    return dataset
+
+
+class _Signals(QObject):
+    progress = Signal(int, float)
+    finished = Signal(int, object)
+    failed = Signal(int, str)
+
+
+class DataInfo(QObject):
+    """The current data's sizes and preview; ``changed`` fires when they change.
+
+    ``request(data, base_dir)`` starts loading a preview unless it is cached; a newer request or
+    ``cancel()`` makes an older one's result be dropped.
+    """
+
+    changed = Signal()
+    loading = Signal(bool)
+    progress = Signal(float)        # fraction read, or -1 while parsing
+    failed = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        # The pool is created before the signal carrier: children are destroyed in creation
+        # order, so the pool waits for a running load before the carrier goes away.
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(2)
+        self._signals = _Signals(self)
+        self._signals.progress.connect(self._on_progress)
+        self._signals.finished.connect(self._on_finished)
+        self._signals.failed.connect(self._on_failed)
+        self._cache: dict[str, dict[str, Any]] = {}
+        self._errors: dict[str, str] = {}
+        self._request = 0
+        self._pending_key: str | None = None
+        self._cancel: threading.Event | None = None
+        self._key: str | None = None
+        self._estimate = DataFacts()
+        self.started_at = 0.0
+        self.file_size = 0
+
+    # ------------------------------------------------------------------ reading
+
+    @property
+    def facts(self) -> DataFacts:
+        summary = self._cache.get(self._key or "")
+        return DataFacts.from_summary(summary) if summary is not None else self._estimate
+
+    @property
+    def error(self) -> str | None:
+        return self._errors.get(self._key or "")
+
+    @property
+    def busy(self) -> bool:
+        return self._pending_key is not None
+
+    # ------------------------------------------------------------------ loading
+
+    def update(self, data: DataSpec, base_dir: Path | None, load: bool = True) -> None:
+        """The data section changed: new estimate, and a preview load if not cached."""
+        key = preview_key(data, base_dir)
+        self._estimate = estimate(data)
+        changed = key != self._key
+        self._key = key
+        if self._pending_key is not None and self._pending_key != key:
+            self._drop()  # loading data that is no longer chosen
+        if changed:
+            self.changed.emit()
+        if load and key not in self._cache and key not in self._errors and key != self._pending_key:
+            self._start(data, base_dir, key)
+
+    def reload(self, data: DataSpec, base_dir: Path | None) -> None:
+        key = preview_key(data, base_dir)
+        self._cache.pop(key, None)
+        self._errors.pop(key, None)
+        self._key = key
+        self._start(data, base_dir, key)
+        self.changed.emit()
+
+    def cancel(self) -> None:
+        """Stop the running load (its result, if it still comes, is dropped); Reload retries."""
+        if self._pending_key is not None:
+            self._errors[self._pending_key] = "Loading cancelled."
+            self._drop()
+            self.changed.emit()
+
+    def _drop(self) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+        self._pending_key = None
+        self._request += 1
+        self.loading.emit(False)
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Wait for running loads (tests, shutdown)."""
+        return self._pool.waitForDone(msecs)
+
+    def _start(self, data: DataSpec, base_dir: Path | None, key: str) -> None:
+        if self._cancel is not None:
+            self._cancel.set()
+        self._request += 1
+        request, cancel, signals = self._request, threading.Event(), self._signals
+        self._cancel, self._pending_key = cancel, key
+        self.started_at = time.monotonic()
+        self.file_size = 0
+        if data.path is not None:
+            try:
+                self.file_size = resolve(data.path, base_dir).stat().st_size
+            except OSError:
+                pass
+
+        def run() -> None:
+            try:
+                dataset = load_for_preview(data, base_dir, cancel, lambda f: signals.progress.emit(request, f))
+                signals.finished.emit(request, dataset.summary())
+            except Cancelled:
+                pass
+            except Exception as exc:  # noqa: BLE001 — any failure is shown in the preview, never raised
+                signals.failed.emit(request, str(exc) or type(exc).__name__)
+
+        self.loading.emit(True)
+        self._pool.start(run)
+
+    def _on_progress(self, request: int, fraction: float) -> None:
+        if request == self._request and self._pending_key is not None:
+            self.progress.emit(fraction)
+
+    def _on_finished(self, request: int, summary: dict[str, Any]) -> None:
+        if request != self._request or self._pending_key is None:
+            return
+        self._cache[self._pending_key] = summary
+        self._pending_key = None
+        self.loading.emit(False)
+        self.changed.emit()
+
+    def _on_failed(self, request: int, message: str) -> None:
+        if request != self._request or self._pending_key is None:
+            return
+        self._errors[self._pending_key] = message
+        self._pending_key = None
+        self.loading.emit(False)
+        self.failed.emit(message)
+        self.changed.emit()
