@@ -198,16 +198,10 @@ def test_closing_during_training_stops_within_a_batch(make_window: Any, qtbot: A
     assert c.trainer.step < 1000 * c.trainer.steps_per_epoch
 
 
-def test_gui_stays_responsive_and_snapshots_are_coalesced(make_window: Any, qtbot: Any) -> None:
-    """While a tiny network trains at full speed (thousands of steps a second), a 10 ms timer on the
-    GUI thread is never late by more than 100 ms and the snapshot signals stay near 20 a second."""
+def timer_lateness(qtbot: Any, seconds: float) -> tuple[float, int]:
+    """Run a 10 ms timer on the GUI thread for ``seconds``: (worst lateness in seconds, ticks)."""
     from PySide6.QtCore import QTimer
 
-    window = make_window(tiny_experiment(epochs=100_000, layers=3, units=8, samples=400))
-    c = window.controller
-    click_action(window, qtbot, "train")
-    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 0, timeout=10_000)
-    qtbot.wait(700)              # past the one-time costs of the first frames (glyph caches, layouts)
     late: list[float] = []
     last = [time.perf_counter()]
 
@@ -220,22 +214,39 @@ def test_gui_stays_responsive_and_snapshots_are_coalesced(make_window: Any, qtbo
     timer.setTimerType(Qt.TimerType.PreciseTimer)
     timer.setInterval(10)
     timer.timeout.connect(tick)
+    last[0] = time.perf_counter()
+    timer.start()
+    qtbot.wait(int(seconds * 1000))
+    timer.stop()
+    return max(late, default=0.0), len(late)
+
+
+def test_gui_stays_responsive_and_snapshots_are_coalesced(make_window: Any, qtbot: Any) -> None:
+    """While a tiny network trains at full speed (thousands of steps a second), a 10 ms timer on the
+    GUI thread is never late by more than 100 ms and the snapshot signals stay near 20 a second.
+
+    The same timer is first measured on the idle window: on a machine shared with other busy
+    processes the OS alone makes it late, and that part is not the app's (both are printed)."""
+    window = make_window(tiny_experiment(epochs=100_000, layers=3, units=8, samples=400))
+    c = window.controller
+    idle_worst, _ = timer_lateness(qtbot, 1.0)
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 0, timeout=10_000)
+    qtbot.wait(700)              # past the one-time costs of the first frames (glyph caches, layouts)
     steps0, snaps0 = c.buffers.progress["step"], len(c.snapshot_times)
     t0 = time.perf_counter()
-    timer.start()
-    qtbot.wait(3000)
-    timer.stop()
+    worst, ticks = timer_lateness(qtbot, 3.0)
     seconds = time.perf_counter() - t0
     steps = c.buffers.progress["step"] - steps0
     snaps_per_s = (len(c.snapshot_times) - snaps0) / seconds
-    worst = max(late)
     print(f"\nresponsiveness: {steps / seconds:,.0f} steps/s, {snaps_per_s:.1f} snapshots/s, "
-          f"10 ms timer worst lateness {worst * 1000:.1f} ms over {len(late)} ticks")
+          f"10 ms timer worst lateness {worst * 1000:.1f} ms over {ticks} ticks while training "
+          f"(idle window: {idle_worst * 1000:.1f} ms)")
     click_action(window, qtbot, "stop")
     wait_idle(qtbot, window)
     assert steps / seconds > 100, "the tiny network should train fast"
     assert snaps_per_s <= 25
-    assert worst < 0.100
+    assert worst < 0.100 + max(idle_worst - 0.010, 0.0)
 
 
 def test_learning_rate_edit_applies_at_the_next_batch(make_window: Any, qtbot: Any) -> None:
@@ -397,3 +408,28 @@ def test_plots_follow_a_dark_palette(make_window: Any, qtbot: Any) -> None:
     window.setPalette(dark)
     qtbot.waitUntil(lambda: panel.graphics.backgroundBrush().color().name() == "#1e1e1e", timeout=2_000)
     assert panel.plot.getAxis("left").textPen().color().name() == "#e0e0e0"
+
+
+def test_block_reducer_is_incremental_and_matches_a_direct_reduction() -> None:
+    from workbench.monitor.plots import BlockReducer
+
+    rng = np.random.default_rng(1)
+    rows = rng.normal(size=(3, 5000))
+    rows[1, 1234] = np.nan
+    x = np.arange(1, 5001, dtype=np.float64)
+    grown = BlockReducer()
+    for n in (1000, 2500, 4100, 5000):                 # the history grows between frames
+        xs, ys = grown.envelope(x[:n], rows[:, :n], 300)
+    once = BlockReducer()
+    xs1, ys1 = once.envelope(x, rows, 300)
+    np.testing.assert_array_equal(xs, xs1)
+    np.testing.assert_array_equal(ys, ys1)
+    b, m = once.block, once.count
+    assert b == 32 and m == 5000 // 32 and len(xs) == 2 * m + 5000 - m * b      # 2**ceil(log2(5000 / 300))
+    block = rows[:, :m * b].reshape(3, m, b)
+    np.testing.assert_array_equal(ys[0, 0:2 * m:2], block[0].min(axis=1))
+    np.testing.assert_array_equal(ys[2, 1:2 * m:2], block[2].max(axis=1))
+    gap = 1234 // b
+    assert np.isnan(ys[1, 2 * gap]) and np.isnan(ys[1, 2 * gap + 1])        # NaN → a gap
+    assert np.isfinite(once.mean[1, gap])                                   # the mean skips it
+    np.testing.assert_allclose(once.mean[0], block[0].mean(axis=1))

@@ -53,86 +53,63 @@ def layer_ticks(names: Sequence[str], long: int = 5) -> list[list[tuple[int, str
     return [[(i, "out" if n.startswith("output") else str(i)) for i, n in enumerate(names)]]
 
 
-def bin_columns(a: np.ndarray, max_columns: int) -> tuple[np.ndarray, int]:
-    """Mean over blocks of columns, NaN-aware without warnings: (rows, ≤max_columns), block size."""
-    n = a.shape[1]
-    block = max(1, math.ceil(n / max_columns))
-    if block == 1:
-        return a, 1
-    m = n // block
-    head = a[:, : m * block].reshape(a.shape[0], m, block)
-    finite = np.isfinite(head)
-    sums = np.where(finite, head, 0.0).sum(axis=2)
-    counts = finite.sum(axis=2)
-    out = np.full(sums.shape, np.nan)
-    np.divide(sums, counts, out=out, where=counts > 0)
-    return out, block
+class BlockReducer:
+    """Per-block min, max and mean of a growing (rows, n) history, kept incrementally.
 
-
-def envelope(x: np.ndarray, rows: np.ndarray, blocks: int) -> tuple[np.ndarray, np.ndarray]:
-    """Min / max of each of about ``blocks`` runs of consecutive points, interleaved: what a
-    curve looks like at that many pixels, from 2 × blocks points instead of all of them.
-
-    ``rows`` is (curves, n). A run holding a NaN becomes a NaN (a gap with ``connect="finite"``)."""
-    n = x.shape[0]
-    blocks = max(int(blocks), 16)
-    if n <= 2 * blocks:
-        return x, rows
-    b = math.ceil(n / blocks)
-    m = n // b
-    head = rows[:, : m * b].reshape(rows.shape[0], m, b)
-    lo = np.fmin.reduce(head, axis=2)
-    hi = np.fmax.reduce(head, axis=2)
-    gaps = np.isnan(np.add.reduce(head, axis=2))
-    lo[gaps] = np.nan
-    hi[gaps] = np.nan
-    xb = x[: m * b].reshape(m, b)
-    xs = np.empty(2 * m, dtype=np.float64)
-    xs[0::2], xs[1::2] = xb[:, 0], xb[:, -1]
-    ys = np.empty((rows.shape[0], 2 * m), dtype=np.float64)
-    ys[:, 0::2], ys[:, 1::2] = lo, hi
-    if m * b < n:
-        xs = np.concatenate([xs, x[m * b:]])
-        ys = np.concatenate([ys, rows[:, m * b:]], axis=1)
-    return xs, ys
-
-
-class EnvelopeCache:
-    """``envelope`` of a growing history, incrementally: block sizes are powers of two, so the
-    blocks already reduced stay valid while the history grows (until it doubles) and each frame
-    reduces only the new rows."""
+    Block sizes are powers of two, so the blocks already reduced stay valid while the history
+    grows (until it doubles) and a frame reduces only the new rows. NaN-aware without warnings:
+    a block holding a NaN has NaN min / max (a gap with ``connect="finite"``) and the mean of
+    its finite values."""
 
     def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
         self.block = 0
-        self.count = 0                        # complete blocks reduced
-        self.lo = self.hi = np.zeros((0, 0))
+        self.count = 0                                   # complete blocks reduced
+        self.lo = self.hi = self.mean = np.zeros((0, 0))
         self.x0 = self.x1 = np.zeros(0)
 
-    def __call__(self, x: np.ndarray, rows: np.ndarray, blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    def update(self, x: np.ndarray, rows: np.ndarray, blocks: int, power_of_two: bool = True) -> int:
+        """Reduce what is new for about ``blocks`` blocks over all of ``x``; returns the block size."""
         n = x.shape[0]
-        blocks = max(int(blocks), 16)
-        if n <= 2 * blocks:
-            self.block = 0
-            return x, rows
-        b = 1 << max(math.ceil(math.log2(n / blocks)), 0)
+        want = max(n / max(int(blocks), 1), 1.0)
+        b = 1 << max(math.ceil(math.log2(want)), 0) if power_of_two else math.ceil(want)
         m = n // b
         if b != self.block or m < self.count or self.lo.shape[0] != rows.shape[0]:
-            self.block, self.count = b, 0
-            self.lo = np.zeros((rows.shape[0], 0))
-            self.hi = np.zeros((rows.shape[0], 0))
-            self.x0 = self.x1 = np.zeros(0)
+            self.clear()
+            self.block = b
+            self.lo = self.hi = self.mean = np.zeros((rows.shape[0], 0))
         if m > self.count:
             head = rows[:, self.count * b: m * b].reshape(rows.shape[0], m - self.count, b)
+            finite = np.isfinite(head)
+            counts = finite.sum(axis=2)
+            sums = np.where(finite, head, 0.0).sum(axis=2)
+            mean = np.full(sums.shape, np.nan)
+            np.divide(sums, counts, out=mean, where=counts > 0)
+            gaps = counts < b
             lo, hi = np.fmin.reduce(head, axis=2), np.fmax.reduce(head, axis=2)
-            gaps = np.isnan(np.add.reduce(head, axis=2))
             lo[gaps] = np.nan
             hi[gaps] = np.nan
             xb = x[self.count * b: m * b].reshape(m - self.count, b)
             self.lo = np.concatenate([self.lo, lo], axis=1)
             self.hi = np.concatenate([self.hi, hi], axis=1)
+            self.mean = np.concatenate([self.mean, mean], axis=1)
             self.x0 = np.concatenate([self.x0, xb[:, 0]])
             self.x1 = np.concatenate([self.x1, xb[:, -1]])
             self.count = m
+        return b
+
+    def envelope(self, x: np.ndarray, rows: np.ndarray, blocks: int,
+                 power_of_two: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Min and max of each block, interleaved, then the rows past the last whole block: what
+        the curves look like at ``blocks`` pixels, from about 2 × blocks points."""
+        n = x.shape[0]
+        if n <= 2 * max(int(blocks), 16):
+            self.clear()
+            return x, rows
+        b = self.update(x, rows, blocks, power_of_two)
+        m = self.count
         xs = np.empty(2 * m + (n - m * b), dtype=np.float64)
         ys = np.empty((rows.shape[0], xs.shape[0]), dtype=np.float64)
         xs[0: 2 * m: 2], xs[1: 2 * m: 2] = self.x0, self.x1
@@ -141,8 +118,10 @@ class EnvelopeCache:
         ys[:, 2 * m:] = rows[:, m * b:]
         return xs, ys
 
-    def clear(self) -> None:
-        self.block = 0
+
+def envelope(x: np.ndarray, rows: np.ndarray, blocks: int) -> tuple[np.ndarray, np.ndarray]:
+    """``BlockReducer.envelope`` of a slice, once (a zoomed view)."""
+    return BlockReducer().envelope(x, rows, blocks, power_of_two=False)
 
 
 def visible_slice(plot: pg.PlotItem, x: np.ndarray) -> slice:
@@ -350,7 +329,7 @@ class GradientNormPanel(PlotPanel):
         # The curves get a min / max envelope of the visible range at the plot's pixel width
         # (``envelope``): cheaper than pyqtgraph's own downsampling of 20 × 100k points a frame.
         self.plot.vb.sigXRangeChanged.connect(self._range_changed)
-        self.cache = EnvelopeCache()
+        self.cache = BlockReducer()
         # The legend sits in its own column, beside the plot, so that it never hides a curve.
         self.legend = pg.LegendItem(labelTextSize="8pt")
         self.legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
@@ -413,7 +392,7 @@ class GradientNormPanel(PlotPanel):
         view = visible_slice(self.plot, x)
         width = self.plot.vb.width() / 2
         if view.start == 0 and view.stop == x.shape[0]:
-            xs, ys = self.cache(x, self.buffers.log_grad_norm(), width)
+            xs, ys = self.cache.envelope(x, self.buffers.log_grad_norm(), width)
         else:
             xs, ys = envelope(x[view], self.buffers.log_grad_norm()[:, view], width)
         for i, curve in enumerate(self.curves):
@@ -485,16 +464,27 @@ class HeatmapPanel(PlotPanel):
         self.bar.setImageItem(self.image, insert_in=self.plot)
         self.data: np.ndarray = np.zeros((0, 0))
         self.block = 1
+        self.reducer = BlockReducer()
+
+    def clear_run(self) -> None:
+        super().clear_run()
+        self.reducer.clear()
 
     def draw(self) -> None:
         b = self.buffers
         if b.size == 0:
             self.image.clear()
             return
-        self.data, self.block = bin_columns(b.log_grad_norm(), MAX_HEATMAP_COLUMNS)
+        logs = b.log_grad_norm()
+        if b.size <= MAX_HEATMAP_COLUMNS:
+            self.data, self.block = logs, 1
+            x1 = float(b.steps[-1]) + 1
+        else:                                   # block means, whole blocks only (rows past them wait)
+            self.block = self.reducer.update(b.steps, logs, MAX_HEATMAP_COLUMNS // 2)
+            self.data = self.reducer.mean
+            x1 = float(self.reducer.x1[-1]) + 1
         self.image.setImage(self.data, autoLevels=False, levels=HEATMAP_LEVELS)
         x0 = float(b.steps[0])
-        x1 = float(b.steps[-1]) + 1
         self.image.setRect(QRectF(x0, -0.5, max(x1 - x0, 1.0), b.n_layers))
         ticks = [(i, short_name(n)) for i, n in enumerate(b.layer_names)]
         self.plot.getAxis("left").setTicks([ticks])
@@ -615,7 +605,7 @@ class MetricsPanel(PlotPanel):
                                             name="planned")
         self.used_lr = self.lr_plot.plot([], [], pen=pg.mkPen(QColor("#2ca02c"), width=1), name="used")
         self.epoch_curves = (self.train_loss, self.val_loss, self.train_acc, self.val_acc)
-        self.cache = EnvelopeCache()
+        self.cache = BlockReducer()
         self._stacked = np.zeros((2, 0))
         self._stacked_version = -1
         self.markers: list[tuple[pg.InfiniteLine, pg.PlotItem]] = []
@@ -640,7 +630,7 @@ class MetricsPanel(PlotPanel):
             if self._stacked.shape[1] < x.shape[0] or self._stacked_version != b.size:
                 self._stacked = np.vstack([b.loss, b.learning_rate])
                 self._stacked_version = b.size
-            xs, ys = self.cache(x, self._stacked, width)
+            xs, ys = self.cache.envelope(x, self._stacked, width)
         else:
             xs, ys = envelope(x[view], np.vstack([b.loss[view], b.learning_rate[view]]), width)
         self.step_loss.setData(xs, ys[0], connect=connect)
