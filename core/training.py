@@ -391,18 +391,21 @@ class Trainer:
                     self.network.load_state(self.best_weights)
                     self._event("restore_best", f"restored the weights of epoch {es.best_epoch}")
         transfer = self.experiment.model.transfer
-        if transfer is not None and self.epoch == transfer.unfreeze_at_epoch and self.transfer_frozen:
+        unfreeze = transfer is not None and self.epoch == transfer.unfreeze_at_epoch and bool(self.transfer_frozen)
+        if unfreeze:
+            assert transfer is not None
             self._apply_freeze()
             self.lr_scale *= transfer.learning_rate_factor
             factor = transfer.learning_rate_factor
             self._event("unfreeze", f"unfroze reused layers {self.transfer_frozen} after epoch {self.epoch}"
                                     + (f"; learning rate ×{factor:g}" if factor != 1.0 else ""))
-            notify("event", dict(self.events[-1]))
         self._epoch_seconds += time.perf_counter() - t0
         logs["seconds"] = self._epoch_seconds
         for k in EPOCH_METRICS:
             self.history[k].append(float(logs[k]))
         notify("epoch", dict(logs))
+        if unfreeze:  # after the epoch it follows, so a log reads in order
+            notify("event", dict(self.events[-1]))
 
     def _event(self, kind: str, message: str) -> None:
         self.events.append({"kind": kind, "step": self.step, "epoch": self.epoch, "message": message})
