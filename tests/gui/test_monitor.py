@@ -433,3 +433,11 @@ def test_block_reducer_is_incremental_and_matches_a_direct_reduction() -> None:
     assert np.isnan(ys[1, 2 * gap]) and np.isnan(ys[1, 2 * gap + 1])        # NaN → a gap
     assert np.isfinite(once.mean[1, gap])                                   # the mean skips it
     np.testing.assert_allclose(once.mean[0], block[0].mean(axis=1))
+
+
+def test_log_scale_draws_zero_at_the_floor_and_nan_as_a_gap() -> None:
+    from workbench.monitor.buffers import ZERO_LOG10, safe_log10
+
+    out = safe_log10(np.array([0.0, 1e-3, np.nan, np.inf, -1.0], dtype=np.float32))
+    assert out[0] == ZERO_LOG10 and out[1] == pytest.approx(-3)
+    assert np.isnan(out[2:]).all()

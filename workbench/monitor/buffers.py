@@ -24,12 +24,19 @@ KEPT = ("grad_norm", "update_ratio", "weight_norm", "activation_mean", "activati
         "saturated_fraction")
 
 
+#: Where an exactly-zero norm is drawn on the log scales (a dead layer's gradient): at the floor,
+#: not as a gap, which is kept for NaN / infinity.
+ZERO_LOG10 = -12.0
+
+
 def safe_log10(a: np.ndarray) -> np.ndarray:
-    """log10 with NaN (a gap in the plots) for zero, negative and non-finite values."""
+    """log10, with exact zeros at ``ZERO_LOG10`` and NaN (a gap in the plots) for negative and
+    non-finite values."""
     a = np.asarray(a, dtype=np.float64)
     out = np.full(a.shape, np.nan)
     good = np.isfinite(a) & (a > 0)
     np.log10(a, out=out, where=good)
+    out[a == 0] = ZERO_LOG10
     return out
 
 
@@ -178,4 +185,4 @@ def write_csv(path: str | Path, header: Sequence[str], columns: Iterable[Sequenc
             writer.writerow(row)
 
 
-__all__ = ["KEPT", "LAYER_QUANTITIES", "RunBuffers", "safe_log10", "write_csv"]
+__all__ = ["KEPT", "LAYER_QUANTITIES", "ZERO_LOG10", "RunBuffers", "safe_log10", "write_csv"]

@@ -342,7 +342,8 @@ class GradientNormPanel(PlotPanel):
         self.plot.addItem(self.hover, ignoreBounds=True)
         self.hover_text = ""
         self.hint = pg.TextItem("Press Train (F5): one curve per layer, input → output,\n"
-                                "shows how much gradient reaches each layer at every step.", anchor=(0.5, 0.5))
+                                "shows how much gradient reaches each layer at every step.\n"
+                                "(A gradient of exactly 0 is drawn at 1e-12; NaN leaves a gap.)", anchor=(0.5, 0.5))
         self.plot.addItem(self.hint, ignoreBounds=True)
         self._proxy = pg.SignalProxy(self.plot.scene().sigMouseMoved, rateLimit=30, slot=self._mouse_moved)
 
@@ -431,7 +432,8 @@ class GradientNormPanel(PlotPanel):
             layer = -1
         else:
             layer = int(np.nanargmin(np.abs(np.where(np.isfinite(column), column, np.inf) - y_log)))
-            text = f"{b.layer_names[layer]}\nstep {int(steps[i])}: ‖g‖ = {10 ** column[layer]:.3g}"
+            value = float(b.layer("grad_norm")[i, layer])
+            text = f"{b.layer_names[layer]}\nstep {int(steps[i])}: ‖g‖ = {value:.3g}"
         self.hover.setText(text)
         if layer >= 0:
             self.hover.setColor(layer_colours(b.n_layers)[layer])
