@@ -441,3 +441,21 @@ def test_log_scale_draws_zero_at_the_floor_and_nan_as_a_gap() -> None:
     out = safe_log10(np.array([0.0, 1e-3, np.nan, np.inf, -1.0], dtype=np.float32))
     assert out[0] == ZERO_LOG10 and out[1] == pytest.approx(-3)
     assert np.isnan(out[2:]).all()
+
+
+def test_divergence_is_reported_and_the_plots_keep_what_was_recorded(make_window: Any, qtbot: Any) -> None:
+    spec = tiny_experiment(epochs=50, activation="relu", init={"name": "random_normal", "stddev": 3.0}).to_dict()
+    spec["optimizer"] = {"name": "sgd", "learning_rate": 1e4}
+    from core.spec import parse_experiment
+
+    window = make_window(parse_experiment(spec))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None, timeout=10_000)
+    box = window.findChild(QMessageBox, "errorDialog")
+    assert "diverged" in box.text()
+    wait_idle(qtbot, window)
+    assert any(e["kind"] == "diverged" for e in c.buffers.events)
+    assert c.buffers.size == c.trainer.recorder.size
+    box.close()
+    assert c.actions["train"].isEnabled() and c.actions["reset"].isEnabled()

@@ -388,11 +388,13 @@ class TrainingWorker(QObject):
             }
         if extras:
             self.gate.wait()
-            if trainer.classification:
-                snap["confusion"] = trainer.confusion_matrix("val")
-            self.gate.wait()
-            if self._points is not None:
-                snap["boundary"] = boundary_probabilities(trainer, self._points["bounds"])
+            # A diverged model overflows on its way to NaN: that is reported as an event, not warned about.
+            with np.errstate(all="ignore"):
+                if trainer.classification:
+                    snap["confusion"] = trainer.confusion_matrix("val")
+                self.gate.wait()
+                if self._points is not None:
+                    snap["boundary"] = boundary_probabilities(trainer, self._points["bounds"])
             self.gate.wait()
             self._last_extras = now
             self._extras_due = False
