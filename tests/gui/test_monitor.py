@@ -459,3 +459,28 @@ def test_divergence_is_reported_and_the_plots_keep_what_was_recorded(make_window
     assert c.buffers.size == c.trainer.recorder.size
     box.close()
     assert c.actions["train"].isEnabled() and c.actions["reset"].isEnabled()
+
+
+def test_what_a_running_trainer_can_take_between_batches() -> None:
+    from core.spec import parse_experiment
+    from workbench.monitor.worker import hyperparameter_only_change
+
+    base = tiny_experiment().to_dict()
+
+    def changed(**edits: Any) -> Any:
+        d = tiny_experiment().to_dict()
+        for path, value in edits.items():
+            section, key = path.split("__")
+            d[section][key] = value
+        return parse_experiment(d)
+
+    old = parse_experiment(base)
+    assert hyperparameter_only_change(old, changed(optimizer__learning_rate=0.5))
+    assert hyperparameter_only_change(old, changed(schedule__name="exponential"))
+    assert not hyperparameter_only_change(old, changed(optimizer__name="sgd"))
+    assert not hyperparameter_only_change(old, changed(training__batch_size=8))
+    with_transfer = dict(base, model={**base["model"], "transfer": {"from": "base.gwb", "unfreeze_at_epoch": 5}})
+    later = dict(base, model={**base["model"], "transfer": {"from": "base.gwb", "unfreeze_at_epoch": 8}})
+    a, b = parse_experiment(with_transfer), parse_experiment(later)
+    assert hyperparameter_only_change(a, b, epoch=3)
+    assert not hyperparameter_only_change(b, a, epoch=6)         # epoch 5 is already behind

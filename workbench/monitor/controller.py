@@ -250,7 +250,7 @@ class TrainingController(QObject):
             return True
         if t.experiment.to_dict() == self.state.experiment.to_dict():
             return False
-        return not hyperparameter_only_change(t.experiment, self.state.experiment)
+        return not hyperparameter_only_change(t.experiment, self.state.experiment, t.epoch)
 
     def _sync_hyperparameters(self) -> None:
         """Idle only: give the trainer the experiment's learning rate / schedule."""
@@ -305,10 +305,10 @@ class TrainingController(QObject):
             return
         if t.experiment.to_dict() == experiment.to_dict():
             return
-        if hyperparameter_only_change(t.experiment, experiment):
+        if hyperparameter_only_change(t.experiment, experiment, t.epoch):
             self.worker.post(lambda trainer, e=experiment: apply_hyperparameters(trainer, e))
-            self.status.emit(f"Learning rate {experiment.learning_rate:g} ({experiment.schedule.name} schedule) "
-                             "applies from the next batch")
+            self.status.emit(f"Applied from the next batch: learning rate {experiment.learning_rate:g} "
+                             f"({experiment.schedule.name} schedule)")
             return
         self.stale = True
         if self._asked_restart or self._restart_box is not None:
@@ -346,7 +346,7 @@ class TrainingController(QObject):
         trainer = self.trainer
         if trainer is None or (self.stale and not self.worker.active.is_set()) or (
                 trainer.experiment.to_dict() != current.to_dict()
-                and not hyperparameter_only_change(trainer.experiment, current)
+                and not hyperparameter_only_change(trainer.experiment, current, trainer.epoch)
                 and not self.worker.active.is_set()):
             # Nothing trained for what the window shows: save fresh weights of the experiment.
             fresh = Trainer(current, self._base_dir())

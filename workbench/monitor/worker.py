@@ -38,14 +38,24 @@ PLANNED_LR_POINTS = 2000
 TWO_D_DATASETS = ("spirals", "moons", "circles", "xor", "blobs")
 
 
-def hyperparameter_only_change(old: Experiment, new: Experiment) -> bool:
-    """True when ``new`` differs from ``old`` only in what a running trainer can take at the next
-    batch: the name, the optimizer's learning rate and the learning-rate schedule."""
+def hyperparameter_only_change(old: Experiment, new: Experiment, epoch: int = 0) -> bool:
+    """True when ``new`` differs from ``old`` only in what a running trainer can take between
+    batches: the name, the optimizer's learning rate, the learning-rate schedule, and when to
+    unfreeze transferred layers (if that epoch is still ahead: ``epoch`` epochs are complete)."""
     a, b = old.to_dict(), new.to_dict()
     for d in (a, b):
         d.pop("name")
         d.pop("schedule")
         d["optimizer"] = {k: v for k, v in d["optimizer"].items() if k != "learning_rate"}
+    ta, tb = a["model"].get("transfer"), b["model"].get("transfer")
+    if ta is not None and tb is not None and ta.get("unfreeze_at_epoch") != tb.get("unfreeze_at_epoch"):
+        until = tb.get("unfreeze_at_epoch")
+        if until is not None and until <= epoch:
+            return False        # the unfreezing point would already be behind: needs a new run
+    for t in (ta, tb):
+        if t is not None:
+            t.pop("unfreeze_at_epoch", None)
+            t.pop("learning_rate_factor", None)
     return a == b
 
 
@@ -55,7 +65,9 @@ def apply_hyperparameters(trainer: Trainer, experiment: Experiment) -> None:
     Called between batches only (worker thread, or the GUI thread while no job runs). The new
     schedule keeps the run's length and, for the same kind of schedule, its state (e.g. the
     performance schedule's patience counter), so it takes over at the current step.
-    (A ``Trainer.set_schedule`` in core would be the natural home for this.)"""
+    The trainer reads ``model.transfer.unfreeze_at_epoch`` from its experiment at each epoch's end,
+    so a new unfreezing point takes effect there. (A ``Trainer.set_schedule`` in core would be the
+    natural home for this.)"""
     old = trainer.schedule
     schedule = SCHEDULES.get(experiment.schedule.name).from_config(experiment.schedule.params,
                                                                   experiment.learning_rate)
