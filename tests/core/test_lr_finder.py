@@ -1,0 +1,114 @@
+"""The learning-rate finder (Smith's range test) on real experiments."""
+
+import math
+
+import numpy as np
+import pytest
+
+from core.lr_finder import (
+    ExponentialRamp,
+    SmoothedLoss,
+    lr_range_test,
+    lr_range_test_for_trainer,
+    with_learning_rate,
+    with_one_cycle_peak,
+)
+from core.presets import default_experiment
+from core.spec import parse_experiment
+from core.training import Trainer
+
+
+@pytest.fixture(scope="module")
+def default_test():
+    return lr_range_test(default_experiment())
+
+
+def test_default_experiment_suggestion_trains_well(default_test):
+    r = default_test
+    assert r.reason == "exploded"                       # 10 is far too large: the loss shoots up
+    assert r.learning_rates[-1] < 10.0 and r.n_steps < 300
+    # The loss at the suggested rate's neighbourhood is well below where it started.
+    assert r.smoothed[r.best_index] < 0.3 * r.smoothed[0]
+    suggestion = r.suggestion
+    # The preset's hand-tuned Nadam rate (0.001, peak 0.003) trains well (test_default_vs_sklearn) ...
+    assert 0.1 <= suggestion / 0.001 <= 10
+    # ... and so does the suggestion itself: four epochs at a constant rate.
+    spec = with_learning_rate(default_experiment().to_dict(), suggestion)
+    spec["schedule"] = {"name": "constant"}
+    spec["training"]["epochs"] = 4
+    trainer = Trainer(parse_experiment(spec))
+    trainer.fit()
+    assert trainer.evaluate("val")[1] > 0.9
+    assert r.steepest_rate is not None and r.steepest_rate < r.loss_minimum_rate
+
+
+def test_learning_rates_grow_exponentially_from_min_to_max():
+    ramp = ExponentialRamp(1e-6, 10.0, 301)
+    rates = np.array([ramp(t) for t in range(301)])
+    assert rates[0] == pytest.approx(1e-6) and rates[-1] == pytest.approx(10.0)
+    np.testing.assert_allclose(rates[1:] / rates[:-1], 10 ** (7 / 300))   # a constant factor per step
+    assert ramp(1000) == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="max_learning_rate"):
+        ExponentialRamp(1.0, 0.5, 10)
+
+
+def test_smoothing_is_the_bias_corrected_moving_average():
+    avg = SmoothedLoss(0.9)
+    assert avg.update(5.0) == pytest.approx(5.0)          # no pull towards the initial 0
+    values = [avg.update(x) for x in (1.0, 1.0, 1.0)]
+    m = 0.9 * (0.9 * (0.9 * 0.5 + 0.1) + 0.1) + 0.1
+    assert values[-1] == pytest.approx(m / (1 - 0.9**4))
+
+
+def test_trainer_weights_and_state_are_unchanged_by_the_finder():
+    trainer = Trainer(default_experiment())
+    for _ in range(5):
+        trainer.train_batch()
+    before_arrays, before_state = trainer.state_dict()
+    seen = []
+    r = lr_range_test_for_trainer(trainer, steps=60, max_learning_rate=0.01, observer=seen.append)
+    after_arrays, after_state = trainer.state_dict()
+    assert before_arrays.keys() == after_arrays.keys()
+    for key, value in before_arrays.items():
+        np.testing.assert_array_equal(value, after_arrays[key], err_msg=key)
+    assert before_state == after_state
+    # The test itself started from the trainer's weights: its first loss is the trained one's, well
+    # below the ln 10 ≈ 2.3 of a fresh network.
+    assert r.n_steps == 60 and r.reason == "completed" and len(seen) == 60
+    assert seen[-1]["step"] == 60 and set(seen[0]) == {"step", "steps", "learning_rate", "loss", "smoothed"}
+    fresh = lr_range_test(default_experiment(), steps=3)
+    assert r.losses[0] < fresh.losses[0]
+
+
+def test_should_stop_ends_the_test_early():
+    calls = []
+    r = lr_range_test(default_experiment(), steps=200, should_stop=lambda: len(calls) >= 25,
+                      observer=calls.append)
+    assert r.reason == "stopped" and r.n_steps == 25
+
+
+def test_a_nan_loss_is_a_divergence_not_a_crash():
+    spec = default_experiment().to_dict()
+    naive = {"units": 50, "init": {"name": "random_normal", "stddev": 1.0}, "activation": "relu"}
+    spec["model"]["layers"] = [naive] * 6
+    r = lr_range_test(parse_experiment(spec), min_learning_rate=1e-2, max_learning_rate=1e6, steps=100,
+                      explode_factor=1e12)
+    assert r.reason == "diverged"
+    assert np.all(np.isfinite(r.losses))  # the NaN step is not recorded
+
+
+def test_applying_the_suggestion_to_a_spec():
+    spec = default_experiment().to_dict()            # Nadam 0.001, 1cycle peak 0.003
+    d = with_learning_rate(spec, 0.01)
+    assert d["optimizer"]["learning_rate"] == 0.01
+    assert "max_learning_rate" not in d["schedule"]  # 0.003 ≤ 0.01: back to the default 10 × η0
+    parse_experiment(d)
+    low = with_learning_rate(spec, 1e-4)
+    assert low["schedule"]["max_learning_rate"] == 0.003
+    peak = with_one_cycle_peak(spec, 0.02)
+    assert peak["schedule"]["max_learning_rate"] == 0.02 and peak["optimizer"]["learning_rate"] == 0.001
+    below = with_one_cycle_peak(spec, 5e-4)            # the peak must exceed η0: η0 becomes peak / 10
+    assert below["optimizer"]["learning_rate"] == pytest.approx(5e-5)
+    constant = dict(spec, schedule={"name": "constant"})
+    assert with_one_cycle_peak(constant, 0.05)["schedule"] == {"name": "one_cycle", "max_learning_rate": 0.05}
+    assert math.isclose(parse_experiment(below).learning_rate, 5e-5)
