@@ -544,7 +544,7 @@ def test_csv_import_with_target_column_and_preview(make_window: Any, qtbot: Any,
     preview = window.findChild(QLabel, "dataPreview")
     qtbot.waitUntil(lambda: "60 samples × 3 features" in preview.text(), timeout=10_000)
     assert "3 classes" in preview.text()
-    assert "smallest bird 15 (25.0 %)" in preview.text() and "largest cat 30 (50.0 %)" in preview.text()
+    assert "Fewest: bird (15, 25.0 %); most: cat (30, 50.0 %)" in preview.text()
     bars = window.findChild(QWidget, "classBalance").getPlotItem().items
     heights = [item.opts["height"] for item in bars if hasattr(item, "opts") and "height" in item.opts]
     assert list(heights[0]) == [15, 30, 15]   # bird, cat, dog (sorted class names)
@@ -597,7 +597,7 @@ def test_large_csv_loads_on_a_worker_with_progress_and_cancel(make_window: Any, 
         gaps.append(now - last[0])
         last[0] = now
 
-    timer = QTimer()
+    timer = QTimer(window)   # parented: a running timer must never be garbage-collected off the GUI thread
     timer.timeout.connect(tick)
     timer.start(10)
     field(window, "data.source", QComboBox).setCurrentText("CSV file…")

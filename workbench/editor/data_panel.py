@@ -353,9 +353,9 @@ class DataPanel(Panel):
             counts = summary["class_counts"]
             names = summary["classes"]
             smallest, largest = min(counts), max(counts)
-            lines.append(f"Classification, {len(names)} classes; balance: smallest "
-                         f"{_html(names[counts.index(smallest)])} {smallest} ({100 * smallest / n:.1f} %), largest "
-                         f"{_html(names[counts.index(largest)])} {largest} ({100 * largest / n:.1f} %)")
+            lines.append(f"Classification, {len(names)} classes. Fewest: {_html(names[counts.index(smallest)])} "
+                         f"({smallest}, {100 * smallest / n:.1f} %); most: {_html(names[counts.index(largest)])} "
+                         f"({largest}, {100 * largest / n:.1f} %)")
             if largest > 3 * max(smallest, 1):
                 lines.append("<span style='color:#b26a00'>Imbalanced classes: accuracy can look good while the "
                              "small classes are ignored.</span>")

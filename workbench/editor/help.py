@@ -159,8 +159,8 @@ DTYPES = [("float32", "float32", "Single precision: fast, what the book uses."),
 
 def parameter_help(family: str, name: str) -> tuple[str, str]:
     """(label, tooltip) for a component hyperparameter."""
-    found = PARAMETERS.get((family, name)) or PARAMETERS.get(name)
-    return found if found else (name.replace("_", " "), name)
+    label, tip = PARAMETERS.get((family, name)) or PARAMETERS.get(name) or (name.replace("_", " "), name)
+    return label[:1].upper() + label[1:], tip
 
 
 def field_help(path: str) -> tuple[str, str]:

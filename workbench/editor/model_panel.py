@@ -374,6 +374,7 @@ class ModelPanel(Panel):
 
         # ---- the layer table and its operations
         layers = QVBoxLayout()
+        layers.setContentsMargins(4, 4, 4, 4)  # every pixel goes to the table's columns
         self.table = QTableView()
         self.table.setObjectName("layerTable")
         self.model = LayerTableModel(state, info, self)
@@ -512,6 +513,7 @@ class ModelPanel(Panel):
 
     def refresh(self) -> None:
         self.model.sync()
+        self._size_init_column()
         self._update_actions()
         self._show_counts()
 
@@ -520,11 +522,23 @@ class ModelPanel(Panel):
         self._show_counts()
 
     def _size_columns(self) -> None:
+        """Narrow columns so the whole row fits in the dock; Init follows its longest entry."""
         fm = self.table.fontMetrics()
-        widths = {"units": "Units", "init": "glorot_uniform", "activation": "leaky_relu", "param": "0.2",
-                  "batch_norm": "before", "dropout": "Drop", "use_bias": "Bias", "count": "000,000"}
-        for key, sample in widths.items():
-            self.table.setColumnWidth(COL[key], fm.horizontalAdvance(sample) + 14)
+        pad = 8
+        samples = {"units": "Units", "activation": "leaky_relu", "param": "0.2", "batch_norm": "before",
+                   "dropout": "Drop", "use_bias": "Bias", "count": "00,000"}
+        for key, sample in samples.items():
+            self.table.setColumnWidth(COL[key], fm.horizontalAdvance(sample) + pad)
+        self._init_width = -1
+        self._size_init_column()
+
+    def _size_init_column(self) -> None:
+        fm = self.table.fontMetrics()
+        texts = [_init_text(layer.init) for layer in self.state.experiment.model.layers] or ["Init"]
+        width = min(max(fm.horizontalAdvance(t) for t in [*texts, "he_normal"]) + 12, 12 * fm.averageCharWidth() + 60)
+        if width != self._init_width:  # a width the user dragged stays until the entries change
+            self._init_width = width
+            self.table.setColumnWidth(COL["init"], width)
 
     def _show_counts(self) -> None:
         experiment = self.state.experiment

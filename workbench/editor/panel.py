@@ -13,7 +13,7 @@ from .component import ComponentEditor
 from .fields import ERROR_STYLE, Binder, fix_tab_order
 
 PANEL_WIDTH = 470          # the docks' preferred width: leaves ~880 px for the plots at 1366×768
-PANEL_MIN_WIDTH = 370
+PANEL_MIN_WIDTH = 410
 
 
 class Panel(QWidget):
