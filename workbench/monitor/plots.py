@@ -33,12 +33,16 @@ EVENT_LABELS = {"lr_drop": "lr ↓", "early_stopping": "early stop", "restore_be
                 "rollback": "NaN roll-back", "diverged": "diverged"}
 
 
-def layer_colours(n: int) -> list[QColor]:
-    """One colour per layer, input (dark) → output (bright), from a sequential colormap."""
+def layer_colours(n: int, dark: bool = False) -> list[QColor]:
+    """One colour per layer, input (dark) → output (bright), from a sequential colormap (viridis),
+    cut so that every colour stands out from the background (light or dark)."""
     cmap = pg.colormap.get("viridis")
-    if n <= 1:
-        return [cmap.map(0.1, mode="qcolor")]
-    return [cmap.map(0.05 + 0.85 * i / (n - 1), mode="qcolor") for i in range(n)]
+    lo, hi = (0.3, 1.0) if dark else (0.0, 0.85)
+    if n == 0:
+        return []
+    if n == 1:
+        return [cmap.map(lo, mode="qcolor")]
+    return [cmap.map(lo + (hi - lo) * i / (n - 1), mode="qcolor") for i in range(n)]
 
 
 def short_name(name: str) -> str:
@@ -336,6 +340,7 @@ class GradientNormPanel(PlotPanel):
         self.graphics.addItem(self.legend, row=0, col=1)
         self.graphics.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
         self.curves: list[pg.PlotDataItem] = []
+        self._curves_dark = False
         self.hover = pg.TextItem(anchor=(0, 1), border=pg.mkPen("#888"), fill=pg.mkBrush(0, 0, 0, 0))
         self.hover.setZValue(100)
         self.hover.hide()
@@ -349,13 +354,15 @@ class GradientNormPanel(PlotPanel):
 
     def _ensure_curves(self) -> None:
         names = self.buffers.layer_names
-        if len(self.curves) == len(names) and all(c.name() == n for c, n in zip(self.curves, names, strict=True)):
+        if len(self.curves) == len(names) and self._curves_dark == self.dark and \
+                all(c.name() == n for c, n in zip(self.curves, names, strict=True)):
             return
+        self._curves_dark = self.dark
         for c in self.curves:
             self.plot.removeItem(c)
         self.legend.clear()
         self.curves = []
-        for name, colour in zip(names, layer_colours(len(names)), strict=True):
+        for name, colour in zip(names, layer_colours(len(names), self.dark), strict=True):
             pen = pg.mkPen(colour, width=1)
             pen.setCosmetic(True)
             curve = self.plot.plot([], [], pen=pen, name=name, connect="finite")
@@ -436,7 +443,7 @@ class GradientNormPanel(PlotPanel):
             text = f"{b.layer_names[layer]}\nstep {int(steps[i])}: ‖g‖ = {value:.3g}"
         self.hover.setText(text)
         if layer >= 0:
-            self.hover.setColor(layer_colours(b.n_layers)[layer])
+            self.hover.setColor(layer_colours(b.n_layers, self.dark)[layer])
         self.hover.setPos(QPointF(float(steps[i]), float(column[layer]) if layer >= 0 else y_log))
         self.hover.show()
         self.hover_text = text
@@ -546,7 +553,7 @@ class GradientFlowPanel(PlotPanel):
             return
         norms, ratios = b.last("grad_norm"), b.last("update_ratio")
         self.values = {"grad_norm": norms, "update_ratio": ratios}
-        colours = layer_colours(len(names))
+        colours = layer_colours(len(names), self.dark)
         ln, lr = safe_log10(norms), safe_log10(ratios)
         floor_n = math.floor(np.nanmin(ln)) - 1 if np.isfinite(ln).any() else -8
         floor_r = min(math.floor(np.nanmin(lr)) - 1, -5) if np.isfinite(lr).any() else -6
