@@ -100,6 +100,70 @@ def selu() -> dict[str, Any]:
     )
 
 
+
+# The lessons of the user guide (docs/guide/): each walkthrough starts from one of these.
+
+@_preset("he_elu", "The fix for vanishing gradients: He init + ELU (the same 10 layers and plain SGD)")
+def he_elu() -> dict[str, Any]:
+    """The vanishing network with the book's first two fixes: He initialization keeps the
+    variance of the signal the same in both directions (Eq. 11-1), and ELU does not saturate
+    for positive inputs, so every layer learns."""
+    return _base(
+        "the fix: deep ELU, He init",
+        _layers(10, 100, init="he_normal", activation="elu"),
+        {"name": "sgd", "learning_rate": 0.01},
+    )
+
+
+@_preset("batch_norm", "Batch normalization rescues the vanishing network (BN before each logistic)")
+def batch_norm() -> dict[str, Any]:
+    """Ioffe & Szegedy (2015): normalizing each layer's inputs over the mini-batch (Eq. 11-3)
+    keeps even logistic units with a bad initialization out of saturation; no bias is needed
+    before batch norm (β replaces it)."""
+    return _base(
+        "batch norm: deep logistic, N(0, 0.05), BN before each activation",
+        _layers(10, 100, init={"name": "random_normal", "stddev": 0.05}, activation="logistic",
+                batch_norm="before_activation", use_bias=False),
+        {"name": "sgd", "learning_rate": 0.01},
+    )
+
+
+@_preset("plain_sgd", "Optimizers: plain SGD, slow on a 5-layer ELU net (try momentum, RMSProp, Adam, Nadam)")
+def plain_sgd() -> dict[str, Any]:
+    """A healthy network with a small plain-SGD step: it learns, slowly. The walkthrough swaps
+    in the faster optimizers of the chapter and compares the loss curves."""
+    return _base(
+        "optimizers: plain SGD on 5 x 100 ELU",
+        _layers(5, 100, init="he_normal", activation="elu"),
+        {"name": "sgd", "learning_rate": 0.001},
+    )
+
+
+@_preset("constant_lr", "Schedules: momentum at a constant rate (try power, exponential, 1cycle)")
+def constant_lr() -> dict[str, Any]:
+    """Momentum optimization at one fixed learning rate, the baseline for the chapter's
+    learning-rate schedules."""
+    return _base(
+        "schedules: momentum at a constant learning rate",
+        _layers(5, 100, init="he_normal", activation="elu"),
+        {"name": "momentum", "learning_rate": 0.01, "momentum": 0.9},
+    )
+
+
+@_preset("overfitting", "Overfitting: 3 x 300 units on 10 % of digits (180 images), no regularization")
+def overfitting() -> dict[str, Any]:
+    """A network with 200 000 parameters and 180 training images: the training loss goes to
+    zero and the training accuracy to 100 % while the validation accuracy stops near 90 %.
+    The starting point for ℓ2, dropout, max-norm and early stopping."""
+    return _base(
+        "overfitting: 3 x 300 ELU on 180 digits",
+        _layers(3, 300, init="he_normal", activation="elu"),
+        {"name": "nadam", "learning_rate": 0.001},
+        data={"source": "digits", "validation_split": 0.7, "test_split": 0.2, "standardize": True},
+        training={"epochs": 60, "batch_size": 32},
+    )
+
+
 def preset_experiment(key: str) -> Experiment:
     if key not in PRESETS:
         raise KeyError(f"unknown preset {key!r}; allowed: {', '.join(PRESETS)}")
