@@ -39,15 +39,19 @@ fi
 
 stage "wheel and sdist of gradient-workbench $VERSION"
 rm -rf dist/gradient_workbench-* build/lib build/bdist*
-"$PY" -m build --outdir dist . > build.log 2>&1 || { tail -30 build.log; exit 1; }
+mkdir -p build
+"$PY" -m build --outdir dist . > build/build.log 2>&1 || { tail -30 build/build.log; exit 1; }
 WHEEL="dist/gradient_workbench-$VERSION-py3-none-any.whl"
 SDIST="dist/gradient_workbench-$VERSION.tar.gz"
 "$PY" -m twine check --strict "$WHEEL" "$SDIST"
 # the wheel must carry the window icon (package data) and both packages
-for member in workbench/resources/gradient-workbench.svg core/__init__.py workbench/cli.py; do
-    "$PY" -m zipfile -l "$WHEEL" | grep -q " *$member " || "$PY" -m zipfile -l "$WHEEL" | grep -q "^$member" \
-        || { echo "build.sh: $member is missing from $WHEEL" >&2; exit 1; }
-done
+"$PY" - "$WHEEL" <<'EOF'
+import sys, zipfile
+names = set(zipfile.ZipFile(sys.argv[1]).namelist())
+missing = [m for m in ("workbench/resources/gradient-workbench.svg", "core/__init__.py", "workbench/cli.py")
+           if m not in names]
+sys.exit(f"build.sh: missing from {sys.argv[1]}: {', '.join(missing)}" if missing else 0)
+EOF
 ls -l "$WHEEL" "$SDIST"
 
 if [ "$FROZEN" = 1 ]; then

@@ -8,8 +8,9 @@
 #   packaging/install-desktop.sh --uninstall [--system]
 #
 # The menu entry runs `gradient-workbench FILE` (a bare *.gwb / *.json path opens it). By default
-# the entry names the `gradient-workbench` found on PATH by its absolute path, so an app
-# installed in a virtual environment starts from the menu too; --exec names another program.
+# the entry names, by its absolute path, the frozen app this script sits beside (the desktop/
+# folder of a packaging/build.sh build) or else the `gradient-workbench` found on PATH, so an
+# app installed in a virtual environment starts from the menu too; --exec names another program.
 # Only plain file copies plus the freedesktop cache tools (update-mime-database,
 # update-desktop-database, gtk-update-icon-cache) are used, each only if it is installed.
 set -euo pipefail
@@ -19,7 +20,7 @@ MIME_TYPE=application/x-gradient-workbench-session
 MIME_ICON=application-x-gradient-workbench-session
 COMPONENT_ID=io.github.gradient_workbench.GradientWorkbench
 
-usage() { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 DATA="${XDG_DATA_HOME:-$HOME/.local/share}"
 EXEC=""
@@ -54,6 +55,9 @@ if [ "$UNINSTALL" = 1 ]; then
     exit 0
 fi
 
+if [ -z "$EXEC" ] && [ -x "$HERE/../$APP" ] && [ -f "$HERE/../$APP" ]; then
+    EXEC="$HERE/../$APP"            # the frozen app: dist/gradient-workbench/desktop/install-desktop.sh
+fi
 if [ -z "$EXEC" ]; then
     EXEC="$(command -v "$APP" || true)"
     if [ -z "$EXEC" ]; then

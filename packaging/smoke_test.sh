@@ -10,7 +10,8 @@
 #      data must be inside the build) and describes the session it wrote (info),
 #   3. starts the window offscreen, opens that session, runs the event loop and closes
 #      (gradient-workbench --smoke-test FILE; see workbench/smoke.py), then the same with a
-#      bundled zoo session and with no file at all.
+#      bundled zoo session and with no file at all,
+#   4. installs its menu entry (desktop/install-desktop.sh, into a temporary folder) pointing at it.
 # Exit status 0 if every step passed.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -37,7 +38,8 @@ echo "$VERSION_LINE"
 
 step "train one epoch headless, then info"
 run train "$EXAMPLES/vanishing.json" --epochs 1 --out "$WORK/run.gwb" --quiet
-run info "$WORK/run.gwb" | head -5
+run info "$WORK/run.gwb" > "$WORK/info.txt"
+head -5 "$WORK/info.txt"
 
 step "open the session in the window"
 run --smoke-test "$WORK/run.gwb"
@@ -48,4 +50,10 @@ if [ -d "$APPDIR/zoo" ]; then
 fi
 step "start on the default experiment"
 run --smoke-test
+if [ -x "$APPDIR/desktop/install-desktop.sh" ]; then
+    step "desktop integration of the build (into a temporary data folder)"
+    XDG_DATA_HOME="$WORK/data" XDG_CONFIG_HOME="$WORK/config" "$APPDIR/desktop/install-desktop.sh"
+    grep -qx "Exec=$APP %f" "$WORK/data/applications/gradient-workbench.desktop" \
+        || { echo "the installed menu entry does not start $APP" >&2; exit 1; }
+fi
 echo "smoke test of $APP passed in $((SECONDS - T0)) s"
