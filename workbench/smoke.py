@@ -44,46 +44,48 @@ def run_smoke_test(path: str | None = None, event_seconds: float = EVENT_SECONDS
         previous_hook(kind, value, tb)
 
     sys.excepthook = record_exception
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QMessageBox
+    try:
+        from PySide6.QtCore import QSettings
+        from PySide6.QtWidgets import QMessageBox
 
-    from core import __version__
+        from core import __version__
 
-    from .app import create_app
-    from .icon import icon_path
-    from .main_window import MainWindow
+        from .app import create_app
+        from .icon import icon_path
+        from .main_window import MainWindow
 
-    app = create_app()
-    with tempfile.TemporaryDirectory(prefix="gw-smoke-") as tmp:
-        settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(settings=settings)
-        window.controller.error.connect(lambda message: problems.append(f"error: {message}"))
-        window.show()
-        if app.windowIcon().isNull() or not Path(icon_path()).is_file():
-            problems.append(f"no application icon (looked for {icon_path()})")
-        if path is not None:
-            if not window.open_file(Path(path)):
-                problems.append(f"could not open {path}")
-            elif not _wait(app, lambda: not window.controller.busy, timeout):
-                problems.append(f"opening {path} did not finish within {timeout:g} s")
-            elif path.endswith(".gwb") and window.controller.trainer is None:
-                problems.append(f"{path}: the session's trainer was not restored")
-        _wait(app, lambda: False, event_seconds)
-        for box in window.findChildren(QMessageBox):
-            if box.isVisible():
-                problems.append(f"dialog shown: {box.text()!r}")
-                box.close()
-        title = window.windowTitle()
-        if window.state.dirty:
-            problems.append("the experiment is marked modified right after opening")
-            window.state.undo_stack.setClean()
-        window.close()
-        if window.isVisible():
-            problems.append("the window refused to close")
-            window.controller.shutdown()
-        app.processEvents()
-        del settings
-    sys.excepthook = previous_hook
+        app = create_app()
+        with tempfile.TemporaryDirectory(prefix="gw-smoke-") as tmp:
+            settings = QSettings(str(Path(tmp) / "settings.ini"), QSettings.Format.IniFormat)
+            window = MainWindow(settings=settings)
+            window.controller.error.connect(lambda message: problems.append(f"error: {message}"))
+            window.show()
+            if app.windowIcon().isNull() or not Path(icon_path()).is_file():
+                problems.append(f"no application icon (looked for {icon_path()})")
+            if path is not None:
+                if not window.open_file(Path(path)):
+                    problems.append(f"could not open {path}")
+                elif not _wait(app, lambda: not window.controller.busy, timeout):
+                    problems.append(f"opening {path} did not finish within {timeout:g} s")
+                elif path.endswith(".gwb") and window.controller.trainer is None:
+                    problems.append(f"{path}: the session's trainer was not restored")
+            _wait(app, lambda: False, event_seconds)
+            for box in window.findChildren(QMessageBox):
+                if box.isVisible():
+                    problems.append(f"dialog shown: {box.text()!r}")
+                    box.close()
+            title = window.windowTitle().replace("[*]", "")
+            if window.state.dirty:
+                problems.append("the experiment is marked modified right after opening")
+                window.state.undo_stack.setClean()
+            window.close()
+            if window.isVisible():
+                problems.append("the window refused to close")
+                window.controller.shutdown()
+            app.processEvents()
+            del settings
+    finally:
+        sys.excepthook = previous_hook
     if problems:
         for problem in problems:
             print(f"smoke test: {problem}", file=sys.stderr)
