@@ -484,3 +484,17 @@ def test_what_a_running_trainer_can_take_between_batches() -> None:
     a, b = parse_experiment(with_transfer), parse_experiment(later)
     assert hyperparameter_only_change(a, b, epoch=3)
     assert not hyperparameter_only_change(b, a, epoch=6)         # epoch 5 is already behind
+
+
+def test_the_gui_gate_slows_the_worker_but_never_stops_it() -> None:
+    from workbench.monitor.worker import GuiGate
+
+    gate = GuiGate()
+    with gate:                                   # a GUI that never idles
+        t0 = time.perf_counter()
+        steps = 0
+        while time.perf_counter() - t0 < 1.5:
+            gate.wait()
+            steps += 1
+    assert steps > 100                           # it gave way at most MAX_SHARE of each second
+    gate.wait()                                  # open again: no wait at all

@@ -135,12 +135,15 @@ class GuiGate:
     """
 
     MAX_HOLD = 0.25
+    MAX_SHARE = 0.6
 
     def __init__(self) -> None:
         self.free = threading.Event()
         self.free.set()
         self._depth = 0
         self.disabled = False
+        self._window_start = 0.0          # worker side: how long it gave way in the current second
+        self._waited = 0.0
 
     def disable(self) -> None:
         """Open for good (the GUI is about to block waiting for the worker: it must not wait on us)."""
@@ -185,9 +188,18 @@ class GuiGate:
             self.free.set()
 
     def wait(self) -> None:
-        """Worker side: between batches, give way while the GUI draws."""
-        if not self.free.is_set():
-            self.free.wait(self.MAX_HOLD)
+        """Worker side: between batches, give way while the GUI is busy — for at most ``MAX_HOLD``
+        at a time and ``MAX_SHARE`` of each second, so a GUI that never idles (a window being
+        resized for seconds) slows training down but cannot stop it."""
+        if self.free.is_set():
+            return
+        now = time.perf_counter()
+        if now - self._window_start > 1.0:
+            self._window_start, self._waited = now, 0.0
+        if self._waited >= self.MAX_SHARE:
+            return
+        self.free.wait(self.MAX_HOLD)
+        self._waited += time.perf_counter() - now
 
 
 class TrainingWorker(QObject):
