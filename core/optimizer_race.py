@@ -186,22 +186,24 @@ class Beale(Surface):
 @SURFACES.register("saddle")
 class Saddle(Surface):
     title = "Saddle point"
-    summary = ("f = x² + ¼(y² − 1)²: a saddle at the origin between two minima at (0, ±1). Starting on the "
-               "ridge, the gradient across it is tiny: SGD lingers at the saddle, momentum escapes sooner, "
-               "the adaptive methods (RMSProp, Adam) blow the tiny gradient up and leave at once.")
+    summary = ("f = 5x² + ¼(y² − 1)²: a saddle at the origin between two minima at (0, ±1). Starting on the "
+               "ridge, the gradient across it is tiny, and the steep x direction caps the learning rate: SGD "
+               "lingers at the saddle, momentum escapes sooner, the adaptive methods (AdaGrad, RMSProp, Adam) "
+               "blow the tiny gradient up and leave at once.")
     minima = ((0.0, 1.0), (0.0, -1.0))
-    start = (-2.0, 1e-3)
-    x_range = (-2.5, 2.5)
+    start = (-1.5, 1e-3)
+    x_range = (-2.0, 2.0)
     y_range = (-1.8, 1.8)
     steps = 400
+    CURVATURE = 10.0
 
     def value(self, x: Any, y: Any) -> Any:
-        """f(x, y) = x² + ¼ (y² − 1)²"""
-        return x * x + 0.25 * (y * y - 1) ** 2
+        """f(x, y) = 5 x² + ¼ (y² − 1)²"""
+        return 0.5 * self.CURVATURE * x * x + 0.25 * (y * y - 1) ** 2
 
     def gradient(self, x: Any, y: Any) -> tuple[Any, Any]:
-        """∇f = (2x, y (y² − 1))"""
-        return 2 * x, y * (y * y - 1)
+        """∇f = (10 x, y (y² − 1))"""
+        return self.CURVATURE * x, y * (y * y - 1)
 
 
 @SURFACES.register("plateau")

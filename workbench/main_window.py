@@ -16,6 +16,7 @@ from core.session import SessionError, load_session
 from core.spec import SpecError, load_experiment
 
 from .editor import create_editor_docks, create_presets_menu
+from .labs import create_labs_menu
 from .monitor import TrainingController, create_monitor
 from .state import ExperimentState
 
@@ -117,6 +118,8 @@ class MainWindow(QMainWindow):
         view_menu.addSeparator()
         view_menu.addAction(self._action("Reset &layout", self.reset_layout, "Ctrl+Shift+R",
                                          "Put every panel back where it started"))
+
+        bar.addMenu(create_labs_menu(self.state, self))
 
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self._action("&About Gradient Workbench", self.about, None))
