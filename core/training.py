@@ -276,6 +276,12 @@ class Trainer:
 
     def _train_batch(self, notify: Observer) -> str | None:
         spec = self.experiment
+        if self.batch_index >= self.steps_per_epoch:
+            # The previous call took the epoch's last batch (the GUI's Step button): close that
+            # epoch (metrics, schedule, early stopping) before starting the next one.
+            self._end_epoch(notify)
+            if self.finished:
+                return "early_stopping"
         if self.batch_index == 0:
             self._begin_epoch()
         t0 = time.perf_counter()
@@ -464,9 +470,31 @@ class Trainer:
         k = max(self.dataset.n_classes, 2)
         if not self.classification or len(X) == 0:
             return np.zeros((k, k), dtype=np.int64)
-        logits = self.network.predict_logits(X)
+        with np.errstate(over="ignore", invalid="ignore"):  # a diverged model still gets its matrix
+            logits = self.network.predict_logits(X)
         pred = (logits[:, 0] > 0).astype(np.int64) if logits.shape[1] == 1 else logits.argmax(axis=1)
         return np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+
+    def set_hyperparameters(self, experiment: Experiment) -> None:
+        """Take a new learning rate / schedule (and unfreezing point) in the middle of a run.
+
+        Weights, optimizer slots and the run's plan (steps per epoch, total steps) are kept;
+        for the same kind of schedule its state carries over too (e.g. the performance
+        schedule's patience counter), so the new rate applies from the next batch. Call it
+        between batches only (the worker thread does, or any thread while nothing trains).
+        """
+        old = self.schedule
+        schedule = SCHEDULES.get(experiment.schedule.name).from_config(experiment.schedule.params,
+                                                                       experiment.learning_rate)
+        schedule.bind(old.steps_per_epoch or self.steps_per_epoch,
+                      old.total_steps or self.steps_per_epoch * experiment.training.epochs)
+        if type(schedule) is type(old):
+            try:
+                schedule.load_state_dict(old.state_dict())
+            except ValueError:
+                pass  # the parameters changed what the state means: start the new schedule fresh
+        self.schedule = schedule
+        self.experiment = experiment
 
     def health(self) -> list[HealthIssue]:
         return assess_health(self.recorder)

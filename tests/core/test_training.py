@@ -297,3 +297,30 @@ def test_confusion_matrix_counts_validation_examples():
     cm = t.confusion_matrix("val")
     assert cm.sum() == len(t.split.val)
     assert np.trace(cm) / cm.sum() == pytest.approx(t.history["val_accuracy"][-1])
+
+
+def test_single_batches_close_the_epoch_like_fit_does():
+    """The GUI's Step button: train_batch past an epoch's last batch closes that epoch first."""
+    stepped = Trainer(parse_experiment(tiny()))
+    for _ in range(stepped.steps_per_epoch + 1):
+        stepped.train_batch()
+    fitted = Trainer(parse_experiment(tiny()))
+    fitted.fit(epochs=1)
+    fitted.train_batch()
+    assert stepped.epoch == fitted.epoch == 1 and stepped.step == fitted.step
+    assert stepped.history["val_loss"] == fitted.history["val_loss"]
+    np.testing.assert_array_equal(stepped.network.state()["output.kernel"], fitted.network.state()["output.kernel"])
+
+
+def test_set_hyperparameters_changes_the_rate_at_the_next_batch():
+    t = Trainer(parse_experiment(tiny()))
+    t.train_batch()
+    kernel = t.network.parameters()["output.kernel"]
+    t.set_hyperparameters(parse_experiment(tiny(optimizer={"name": "sgd", "learning_rate": 0.025})))
+    before = kernel.copy()
+    t.train_batch()
+    grad = t.network.gradients()["output.kernel"]
+    # SGD: θ ← θ − η∇J with the new η.
+    np.testing.assert_allclose(kernel, before - 0.025 * grad, rtol=1e-5, atol=1e-7)
+    assert t.recorder["learning_rate"][-1] == pytest.approx(0.025)
+    assert t.step == 2

@@ -60,26 +60,10 @@ def hyperparameter_only_change(old: Experiment, new: Experiment, epoch: int = 0)
 
 
 def apply_hyperparameters(trainer: Trainer, experiment: Experiment) -> None:
-    """Give a trainer a new learning rate / schedule without touching weights or optimizer slots.
-
-    Called between batches only (worker thread, or the GUI thread while no job runs). The new
-    schedule keeps the run's length and, for the same kind of schedule, its state (e.g. the
-    performance schedule's patience counter), so it takes over at the current step.
-    The trainer reads ``model.transfer.unfreeze_at_epoch`` from its experiment at each epoch's end,
-    so a new unfreezing point takes effect there. (A ``Trainer.set_schedule`` in core would be the
-    natural home for this.)"""
-    old = trainer.schedule
-    schedule = SCHEDULES.get(experiment.schedule.name).from_config(experiment.schedule.params,
-                                                                  experiment.learning_rate)
-    schedule.bind(old.steps_per_epoch or trainer.steps_per_epoch,
-                  old.total_steps or trainer.steps_per_epoch * experiment.training.epochs)
-    if type(schedule) is type(old):
-        try:
-            schedule.load_state_dict(old.state_dict())
-        except ValueError:
-            pass
-    trainer.schedule = schedule
-    trainer.experiment = experiment
+    """Give a trainer a new learning rate / schedule between batches (``Trainer.set_hyperparameters``);
+    the trainer reads ``model.transfer.unfreeze_at_epoch`` from its experiment at each epoch's end, so
+    a new unfreezing point takes effect there."""
+    trainer.set_hyperparameters(experiment)
 
 
 def planned_learning_rate(trainer: Trainer) -> tuple[np.ndarray, np.ndarray]:
