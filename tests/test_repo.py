@@ -30,3 +30,17 @@ def test_ci_installs_the_offscreen_qt_libraries():
     for package in ("libgl1", "libegl1", "libglib2.0-0", "libx11-6", "libdbus-1-3", "libfontconfig1",
                     "libfreetype6", "libxkbcommon0", "fonts-dejavu-core"):
         assert package in ci
+
+
+def test_every_package_ships_in_the_wheel():
+    """A plain `packages = [...]` list would leave subpackages out of the wheel (and the frozen
+    app) while the editable install used by the tests still worked."""
+    import tomllib
+
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    found = set(find_packages(str(ROOT), **config["tool"]["setuptools"]["packages"]["find"]))
+    on_disk = {str(p.parent.relative_to(ROOT)).replace("/", ".")
+               for top in ("core", "workbench") for p in (ROOT / top).rglob("__init__.py")}
+    assert on_disk and on_disk <= found

@@ -67,7 +67,7 @@ class ExperimentState(QObject):
         self._experiment = experiment
         self.errors: dict[str, str] = {}
         self.undo_stack = QUndoStack(self)
-        self.undo_stack.cleanChanged.connect(lambda clean: self.dirty_changed.emit(not clean))
+        self.undo_stack.cleanChanged.connect(self._clean_changed)
         self.file: Path | None = None
 
     # ------------------------------------------------------------------ reading
@@ -146,6 +146,11 @@ class ExperimentState(QObject):
         self.undo_stack.setClean()
 
     # ------------------------------------------------------------------ internals
+
+    def _clean_changed(self, clean: bool) -> None:
+        # A bound slot, not a lambda: Qt drops it with this object, so a stack destroyed while
+        # not clean cannot call into a deleted state.
+        self.dirty_changed.emit(not clean)
 
     def _refuse(self, path: str, message: str) -> str:
         self.errors[path] = message
