@@ -162,9 +162,11 @@ class MainWindow(QMainWindow):
             if path.suffix == ".gwb":
                 session = load_session(path)
                 self.controller.open_session(session)
-                self.state.load(session.experiment, path)
+                recorded = session.state.get("base_dir")
+                self.state.load(session.experiment, path,
+                                Path(recorded) if recorded and Path(recorded).is_dir() else None)
             else:
-                self.state.load(load_experiment(path), None)
+                self.state.load(load_experiment(path), None, path.parent)
                 self.controller.open_session(None)
         except (SessionError, SpecError) as exc:
             self._show_error(f"Cannot open {path.name}:\n{exc}")

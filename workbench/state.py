@@ -69,6 +69,7 @@ class ExperimentState(QObject):
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
         self.file: Path | None = None
+        self.base_dir: Path | None = None
 
     # ------------------------------------------------------------------ reading
 
@@ -123,8 +124,13 @@ class ExperimentState(QObject):
     def set_experiment(self, experiment: Experiment, text: str = "Replace experiment") -> None:
         self.replace_data(experiment.to_dict(), text)
 
-    def load(self, experiment: Experiment, file: Path | None = None) -> None:
-        """Start over on another experiment (opening a file): no undo across files."""
+    def load(self, experiment: Experiment, file: Path | None = None, base_dir: Path | None = None) -> None:
+        """Start over on another experiment (opening a file): no undo across files.
+
+        ``base_dir`` is the folder the spec's relative paths (``data.path``, ``model.transfer.from``)
+        resolve against: the experiment JSON's folder, or the one a session recorded; by default
+        the file's folder."""
+        self.base_dir = base_dir if base_dir is not None else (file.parent if file is not None else None)
         self.undo_stack.clear()
         self.errors = {}
         self.errors_changed.emit({})
@@ -142,6 +148,8 @@ class ExperimentState(QObject):
         self.file_changed.emit(file)
 
     def mark_saved(self, file: Path) -> None:
+        if self.base_dir is None:
+            self.base_dir = file.parent
         self.set_file(file)
         self.undo_stack.setClean()
 

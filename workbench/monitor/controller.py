@@ -239,7 +239,7 @@ class TrainingController(QObject):
         self._start_job(BUILDING, self._job_build, self.state.experiment, self._base_dir(), None)
 
     def _base_dir(self) -> str | None:
-        return str(self.state.file.parent) if self.state.file is not None else None
+        return str(self.state.base_dir) if self.state.base_dir is not None else None
 
     def _needs_fresh_trainer(self) -> bool:
         t = self.trainer
