@@ -18,6 +18,7 @@ from core.spec import SpecError, load_experiment
 from .editor import create_editor_docks, create_presets_menu
 from .labs import create_labs_menu
 from .monitor import TrainingController, create_monitor
+from .runs import RunsTools
 from .state import ExperimentState
 
 MAX_RECENT = 10
@@ -51,6 +52,7 @@ class MainWindow(QMainWindow):
         for dock in monitor_docks:
             if self.dockWidgetArea(dock) == Qt.DockWidgetArea.NoDockWidgetArea:
                 self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+        self.runs = RunsTools(self)        # Runs dock, File › Export, Tools › Sweep…
         self._default_layout = self.saveState()
         self._build_menus()
         self.controller.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
@@ -91,6 +93,7 @@ class MainWindow(QMainWindow):
         file_menu.addMenu(self.recent_menu)
         file_menu.addSeparator()
         file_menu.addActions([self.save_action, self.save_as_action, self.export_spec_action])
+        file_menu.addMenu(self.runs.export_menu)
         file_menu.addSeparator()
         file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
         self._refresh_recent()
@@ -113,12 +116,13 @@ class MainWindow(QMainWindow):
         toolbar.addActions(list(self.controller.actions.values()))
 
         view_menu = bar.addMenu("&View")
-        for dock in [*self.editor_docks, *self.monitor_docks]:
+        for dock in [*self.editor_docks, *self.monitor_docks, self.runs.dock]:
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addAction(self._action("Reset &layout", self.reset_layout, "Ctrl+Shift+R",
                                          "Put every panel back where it started"))
 
+        bar.addMenu(self.runs.tools_menu)
         bar.addMenu(create_labs_menu(self.state, self))
 
         help_menu = bar.addMenu("&Help")

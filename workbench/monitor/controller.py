@@ -51,6 +51,7 @@ class TrainingController(QObject):
     mode_changed = Signal(str)
     updated = Signal()                 # a snapshot arrived (GUI thread): buffers changed
     run_reset = Signal()               # the buffers were cleared for a new trainer
+    session_saved = Signal(object)     # Path of a session file just written by save_session
 
     _job_build = Signal(object, object, object)
     _job_train = Signal()
@@ -179,6 +180,7 @@ class TrainingController(QObject):
         members = session_members(experiment, arrays, state_values, extra)
         write_session(Path(path), members)
         self.status.emit(f"Saved {Path(path).name}")
+        self.session_saved.emit(Path(path))
 
     def open_session(self, session: Session | None) -> None:
         """Adopt a loaded session's trainer (or forget the run: ``None`` = fresh experiment)."""

@@ -1,0 +1,125 @@
+"""The Runs panel (issue 4) and File › Export › PyTorch script (issue 7), driven through the real
+main window: sessions saved or opened are listed, ticked ones are overlaid (the curves are the
+sessions' own histories, aligned by core.compare), and the export writes a script that compiles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QMessageBox
+
+from core.session import load_session, save_trainer
+from core.training import Trainer
+
+from .monitor_support import make_window_fixture, tiny_experiment, wait_idle  # noqa: F401 (fixture)
+
+
+def make_session(path: Path, epochs: int, layers: int, activation: str = "elu") -> Path:
+    exp = tiny_experiment(epochs=epochs, layers=layers, units=8, activation=activation)
+    trainer = Trainer(exp)
+    trainer.fit()
+    save_trainer(path, trainer)
+    return path
+
+
+@pytest.fixture(name="two_sessions")
+def two_sessions_fixture(tmp_path: Path) -> tuple[Path, Path]:
+    return (make_session(tmp_path / "elu.gwb", 3, 2),
+            make_session(tmp_path / "tanh.gwb", 5, 4, activation="tanh"))
+
+
+def runs_of(window: Any) -> Any:
+    return window.runs.panel
+
+
+def finite(a: Any) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float64)
+    return a[np.isfinite(a)]
+
+
+def test_open_two_sessions_overlays_their_histories(make_window: Any, qtbot: Any,
+                                                    two_sessions: tuple[Path, Path]) -> None:
+    window = make_window()
+    panel = runs_of(window)
+    for p in two_sessions:
+        assert window.open_file(p)
+        wait_idle(qtbot, window)
+    paths = [p.resolve() for p in two_sessions]
+    assert panel.paths() == paths and panel.checked_paths() == []
+    # tick both, as a user does
+    with qtbot.waitSignal(panel.refreshed, timeout=10_000):
+        for i in range(panel.list.count()):
+            panel.list.item(i).setCheckState(Qt.CheckState.Checked)
+    qtbot.waitUntil(lambda: panel.data is not None and panel.data.paths == paths, timeout=10_000)
+    for p, layers in zip(paths, (2, 4), strict=True):
+        h = load_session(p).history
+        for plot, what in ((panel.loss_plot, "loss"), (panel.loss_plot, "val_loss"),
+                           (panel.accuracy_plot, "accuracy"), (panel.accuracy_plot, "val_accuracy")):
+            curve = plot.curves[(p, what)]
+            np.testing.assert_array_equal(curve.xData, h["epoch"])
+            np.testing.assert_allclose(curve.yData, h[what], rtol=1e-6)
+            assert curve.opts["pen"].width() in (0, 1)
+        # gradient norm, per step, of the last hidden layer (runs of different depths)
+        panel.grad_plot.layer_combo.setCurrentIndex(1)
+        curve = panel.grad_plot.curves[(p, f"grad_norm[{layers - 1}]")]
+        np.testing.assert_array_equal(curve.xData, h["step"])
+        np.testing.assert_allclose(10 ** curve.yData, h["grad_norm"][:, layers - 1], rtol=1e-5)
+    for plot in panel.plots:
+        assert len(plot.curves) == (2 if plot is panel.grad_plot else 4)
+    # the output layer, and hidden layer 3 which only the deeper run has
+    panel.grad_plot.layer_combo.setCurrentIndex(2)
+    assert sorted(k[1] for k in panel.grad_plot.curves) == ["grad_norm[output]"] * 2
+    panel.grad_plot.layer_combo.setCurrentText("hidden 3")
+    assert list(panel.grad_plot.curves) == [(paths[1], "grad_norm[2]")]
+    # untick one: one run left
+    with qtbot.waitSignal(panel.refreshed, timeout=10_000):
+        panel.list.item(0).setCheckState(Qt.CheckState.Unchecked)
+    assert {k[0] for k in panel.loss_plot.curves} == {paths[1]}
+    header, columns = panel.loss_plot.csv_data()
+    assert header == ["tanh.gwb: epoch", "tanh.gwb: loss", "tanh.gwb: epoch", "tanh.gwb: val_loss"]
+
+
+def test_saved_run_is_listed_and_ticked(make_window: Any, qtbot: Any, tmp_path: Path) -> None:
+    window = make_window(tiny_experiment(epochs=2, layers=2))
+    panel = runs_of(window)
+    window.controller.train()
+    wait_idle(qtbot, window)
+    target = tmp_path / "trained.gwb"
+    with qtbot.waitSignal(panel.refreshed, timeout=10_000):
+        assert window._save_to(target)
+    assert panel.checked_paths() == [target.resolve()]
+    h = load_session(target).history
+    np.testing.assert_allclose(panel.loss_plot.curves[(target.resolve(), "loss")].yData, h["loss"], rtol=1e-6)
+
+
+def test_add_bad_file_says_why(make_window: Any, tmp_path: Path) -> None:
+    window = make_window()
+    bad = tmp_path / "bad.gwb"
+    bad.write_bytes(b"not a zip")
+    assert not runs_of(window).add_session(bad)
+    assert "bad.gwb" in runs_of(window).status.text()
+    assert runs_of(window).paths() == []
+
+
+def test_export_pytorch_script_compiles(make_window: Any, qtbot: Any, tmp_path: Path,
+                                        two_sessions: tuple[Path, Path]) -> None:
+    window = make_window()
+    assert window.open_file(two_sessions[0])
+    wait_idle(qtbot, window)
+    out = tmp_path / "model.py"
+    written = window.runs.export_to(out, with_weights=True)
+    assert written == [out, tmp_path / "model.weights.npz"]
+    compile(out.read_text(encoding="utf-8"), str(out), "exec")
+    assert "model.weights.npz" in out.read_text(encoding="utf-8")
+    # the menu entries exist, with shortcuts
+    actions = [a.text() for a in window.runs.export_menu.actions()]
+    assert actions == ["&PyTorch script…", "PyTorch script with &weights…"]
+    # an error goes to a dialog and the window keeps working
+    window.state.set_file(tmp_path / "missing.gwb")
+    assert window.runs.export_to(tmp_path / "x.py") == []
+    box = window.findChild(QMessageBox, "exportErrorDialog")
+    assert box is not None and "missing.gwb" in box.text()

@@ -1,0 +1,149 @@
+"""Loading and aligning sessions off the GUI thread for the Runs panel.
+
+A session file can hold hundreds of thousands of recorded steps, so reading it and aligning
+several histories (``core.compare.compare_sessions``, never reimplemented here) happens on a
+worker thread. The worker keeps the sessions it has read (history and experiment only, no
+weights) keyed by path and modification time, so ticking a box again costs only the alignment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from core.compare import Comparison, compare_sessions
+from core.session import Session, SessionError, load_session
+
+EPOCH_QUANTITIES = ("loss", "val_loss", "accuracy", "val_accuracy")
+
+
+@dataclass
+class RunsData:
+    """What the plots need, computed on the worker. ``present[axis][:, j]`` is True where run
+    ``j`` has a record at that index (a NaN it recorded stays a gap; a row it never recorded is
+    skipped, so runs logged at different steps still draw as lines)."""
+
+    paths: list[Path]
+    epoch: Comparison | None = None
+    step: Comparison | None = None
+    present: dict[str, np.ndarray] = field(default_factory=dict)
+    n_hidden: list[int] = field(default_factory=list)
+    layer_names: list[list[str]] = field(default_factory=list)
+    errors: dict[Path, str] = field(default_factory=dict)
+
+
+def _light(session: Session) -> Session:
+    """The session without its weights (the comparison needs history and experiment only)."""
+    return Session(experiment=session.experiment, weights={}, history=session.history, state=session.state,
+                   manifest=session.manifest, path=session.path)
+
+
+def _grad_columns(sessions: list[Session]) -> list[str]:
+    names: list[str] = []
+    for s in sessions:
+        if "grad_norm" not in s.history:
+            continue
+        for j in range(len(s.experiment.model.layers)):
+            if f"grad_norm[{j}]" not in names:
+                names.append(f"grad_norm[{j}]")
+    names.sort(key=lambda n: int(n[10:-1]))
+    if any("grad_norm" in s.history for s in sessions):
+        names.append("grad_norm[output]")
+    return names
+
+
+def build_runs_data(paths: list[Path], cache: dict[Path, tuple[float, Session]] | None = None) -> RunsData:
+    """Read (or take from ``cache``) each session and align the histories with ``core.compare``.
+    Files that cannot be read are left out and reported in ``errors``."""
+    cache = {} if cache is None else cache
+    sessions: list[Session] = []
+    data = RunsData(paths=[])
+    for path in paths:
+        try:
+            mtime = path.stat().st_mtime
+            hit = cache.get(path)
+            if hit is None or hit[0] != mtime:
+                hit = (mtime, _light(load_session(path)))
+                cache[path] = hit
+        except (OSError, SessionError) as exc:
+            data.errors[path] = str(exc)
+            continue
+        sessions.append(hit[1])
+        data.paths.append(path)
+    if not sessions:
+        return data
+    data.n_hidden = [len(s.experiment.model.layers) for s in sessions]
+    data.layer_names = [[str(n) for n in s.history.get("layer_names", [])] for s in sessions]
+    have = [q for q in EPOCH_QUANTITIES if any(q in s.history for s in sessions)]
+    data.epoch = compare_sessions(sessions, by="epoch", quantities=have)
+    columns = _grad_columns(sessions)
+    if columns:
+        data.step = compare_sessions(sessions, by="step", quantities=columns)
+    for axis, cmp in (("epoch", data.epoch), ("step", data.step)):
+        if cmp is None:
+            continue
+        own = [np.asarray(s.history.get(axis, np.zeros(0)), dtype=np.int64) for s in sessions]
+        data.present[axis] = np.column_stack([np.isin(cmp.index, o) for o in own])
+    return data
+
+
+class _Worker(QObject):
+    done = Signal(int, object)          # request number, RunsData
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cache: dict[Path, tuple[float, Session]] = {}
+
+    @Slot(int, object)
+    def load(self, request: int, paths: list[Path]) -> None:
+        try:
+            data = build_runs_data(paths, self.cache)
+        except Exception as exc:  # noqa: BLE001 (reported in the panel, the thread keeps working)
+            data = RunsData(paths=[], errors={Path("?"): f"{type(exc).__name__}: {exc}"})
+        self.done.emit(request, data)
+
+
+class RunsLoader(QObject):
+    """GUI-thread front of the loading thread. ``load(paths)`` queues a request; ``loaded``
+    fires (on the GUI thread) with the newest request's ``RunsData`` only. The thread starts on
+    first use and ``shutdown()`` ends it (it starts again if needed)."""
+
+    loaded = Signal(object)
+    _request = Signal(int, object)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread: QThread | None = None
+        self._worker: _Worker | None = None
+        self._latest = 0
+        self.pending = False
+
+    def load(self, paths: list[Path]) -> None:
+        if self._thread is None:
+            self._thread = QThread(self)
+            self._thread.setObjectName("RunsLoaderThread")
+            self._worker = _Worker()
+            self._worker.moveToThread(self._thread)
+            self._request.connect(self._worker.load)
+            self._worker.done.connect(self._on_done)
+            self._thread.finished.connect(self._worker.deleteLater)
+            self._thread.start()
+        self._latest += 1
+        self.pending = True
+        self._request.emit(self._latest, list(paths))
+
+    def _on_done(self, request: int, data: Any) -> None:
+        if request == self._latest:
+            self.pending = False
+            self.loaded.emit(data)
+
+    def shutdown(self) -> None:
+        if self._thread is not None:
+            self._thread.quit()
+            self._thread.wait()
+            self._thread = self._worker = None
+            self.pending = False

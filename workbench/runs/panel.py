@@ -1,0 +1,372 @@
+"""The Runs panel (issue 4): the sessions opened or trained in this window, with checkboxes, and
+comparison plots that overlay the ticked ones — loss and accuracy per epoch (train solid,
+validation dashed) and the gradient norm of a chosen layer per step.
+
+The histories are read and aligned on a worker thread (``RunsLoader`` → ``core.compare``); the
+plots reuse the monitor's ``PlotPanel`` (palette-aware, Freeze / Fit / PNG / CSV), with pen
+width 1, pyqtgraph's peak downsampling and clip-to-view, and NaN drawn as a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSizePolicy,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.session import SessionError, peek_session
+
+from ..monitor.buffers import safe_log10
+from ..monitor.plots import PlotPanel
+from .loader import RunsData, RunsLoader
+
+#: One colour per run (categorical, readable on light and dark backgrounds).
+RUN_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+               "#bcbd22", "#7f7f7f"]
+PATH_ROLE = Qt.ItemDataRole.UserRole
+LAYER_CHOICES = ("first hidden", "last hidden", "output")
+
+
+class _Stamp:
+    """Stands in for ``RunBuffers`` in ``PlotPanel``: these plots are drawn when data arrives."""
+
+    version = 0
+
+
+def run_colour(i: int) -> QColor:
+    return QColor(RUN_COLOURS[i % len(RUN_COLOURS)])
+
+
+def _pen(colour: QColor, dashed: bool = False) -> Any:
+    pen = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
+    pen.setCosmetic(True)
+    return pen
+
+
+class ComparisonPlot(PlotPanel):
+    """One comparison plot: curves keyed by (session path, what)."""
+
+    title = "Comparison"
+    x_label = "epoch"
+    y_label = ""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(_Stamp(), parent)  # type: ignore[arg-type]
+        self.plot = self.add_plot()
+        self.plot.setLabel("bottom", self.x_label)
+        self.plot.setLabel("left", self.y_label)
+        self.plot.setDownsampling(auto=True, mode="peak")
+        self.plot.setClipToView(True)
+        self.legend = self.plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self.curves: dict[tuple[Path, str], pg.PlotDataItem] = {}
+        self.caption.setText(self.title)
+
+    def draw(self) -> None:  # drawn by ``show_data``; the monitor's timer protocol is not used here
+        pass
+
+    def clear_curves(self) -> None:
+        for curve in self.curves.values():
+            self.plot.removeItem(curve)
+        self.curves = {}
+        self.legend.clear()
+
+    def add_curve(self, path: Path, what: str, x: np.ndarray, y: np.ndarray, colour: QColor, dashed: bool,
+                  name: str | None) -> pg.PlotDataItem:
+        curve = self.plot.plot(x, y, pen=_pen(colour, dashed), connect="finite", name=name)
+        curve.setToolTip(f"{name or path.name}: {what}")
+        self.curves[(path, what)] = curve
+        return curve
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        header, columns = [], []
+        for (path, what), curve in self.curves.items():
+            x, y = curve.xData, curve.yData
+            header += [f"{path.name}: {self.x_label}", f"{path.name}: {what}"]
+            columns += [np.asarray(x if x is not None else []), np.asarray(y if y is not None else [])]
+        return header, columns
+
+    def finish(self) -> None:
+        self.apply_palette()
+        self.plot.enableAutoRange()
+
+
+class EpochPlot(ComparisonPlot):
+    """Train (solid) and validation (dashed) of one metric per epoch."""
+
+    metric = "loss"
+
+    def show_data(self, data: RunsData, labels: Sequence[str]) -> None:
+        self.clear_curves()
+        cmp = data.epoch
+        if cmp is not None:
+            for j, path in enumerate(data.paths):
+                rows = data.present["epoch"][:, j]
+                x = cmp.index[rows].astype(np.float64)
+                for what, dashed in ((self.metric, False), (f"val_{self.metric}", True)):
+                    if what in cmp.values:
+                        self.add_curve(path, what, x, cmp.values[what][rows, j], run_colour(j), dashed,
+                                       None if dashed else labels[j])
+        self.finish()
+
+
+class LossPlot(EpochPlot):
+    title = "Loss per epoch — solid: train, dashed: validation"
+    y_label = "loss"
+    metric = "loss"
+
+
+class AccuracyPlot(EpochPlot):
+    title = "Accuracy per epoch — solid: train, dashed: validation"
+    y_label = "accuracy"
+    metric = "accuracy"
+
+
+class GradNormPlot(ComparisonPlot):
+    """The kernel gradient norm of one layer per optimizer step, log y. The layer is chosen by
+    position (first / last hidden, output, or hidden layer k), as ``core.compare`` aligns them."""
+
+    title = "Gradient norm per step"
+    x_label = "optimizer step"
+    y_label = "kernel gradient norm"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.plot.getAxis("left").setLogMode(False, True)
+        self.plot.getAxis("left").setStyle(maxTextLevel=0)
+        self.layer_combo = QComboBox()
+        self.layer_combo.setObjectName("runsLayerCombo")
+        self.layer_combo.setToolTip("Which layer's gradient norm to compare: layers are matched by position "
+                                    "from the input, so runs of different depths line up")
+        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.layer_combo.addItems(LAYER_CHOICES)
+        self._tools.insertWidget(1, self.layer_combo)
+        self._data: RunsData | None = None
+        self._labels: list[str] = []
+        self.layer_combo.currentIndexChanged.connect(lambda _: self._redraw())
+
+    def column_for(self, run: int, n_hidden: int) -> str | None:
+        """The ``core.compare`` column of the chosen layer for a run with ``n_hidden`` hidden layers."""
+        choice = self.layer_combo.currentIndex()
+        if choice == 0:
+            return "grad_norm[0]" if n_hidden else "grad_norm[output]"
+        if choice == 1:
+            return f"grad_norm[{n_hidden - 1}]" if n_hidden else "grad_norm[output]"
+        if choice == 2:
+            return "grad_norm[output]"
+        k = choice - len(LAYER_CHOICES)
+        return f"grad_norm[{k}]" if k < n_hidden else None
+
+    def show_data(self, data: RunsData, labels: Sequence[str]) -> None:
+        self._data, self._labels = data, list(labels)
+        deepest = max(data.n_hidden, default=0)
+        if self.layer_combo.count() != len(LAYER_CHOICES) + deepest:
+            current = self.layer_combo.currentIndex()
+            self.layer_combo.blockSignals(True)
+            while self.layer_combo.count() > len(LAYER_CHOICES):
+                self.layer_combo.removeItem(self.layer_combo.count() - 1)
+            self.layer_combo.addItems([f"hidden {k + 1}" for k in range(deepest)])
+            self.layer_combo.setCurrentIndex(current if current < self.layer_combo.count() else 0)
+            self.layer_combo.blockSignals(False)
+        self._redraw()
+
+    def _redraw(self) -> None:
+        self.clear_curves()
+        data = self._data
+        if data is not None and data.step is not None:
+            cmp = data.step
+            for j, path in enumerate(data.paths):
+                column = self.column_for(j, data.n_hidden[j])
+                if column is None or column not in cmp.values:
+                    continue
+                rows = data.present["step"][:, j]
+                self.add_curve(path, column, cmp.index[rows].astype(np.float64),
+                               safe_log10(cmp.values[column][rows, j]), run_colour(j), False, self._labels[j])
+        self.finish()
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        header, columns = super().csv_data()
+        return header, [c if i % 2 == 0 else 10 ** np.asarray(c, dtype=np.float64) for i, c in enumerate(columns)]
+
+
+class RunsPanel(QWidget):
+    """The sessions of this window, ticked ones overlaid. ``refreshed`` fires (GUI thread) after
+    the plots show the ticked sessions."""
+
+    refreshed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("runsPanel")
+        self.loader = RunsLoader(self)
+        self.loader.loaded.connect(self._on_loaded)
+        self.data: RunsData | None = None
+
+        self.list = QListWidget()
+        self.list.setObjectName("runsList")
+        self.list.setToolTip("Sessions saved, opened or added in this window; tick some to overlay them")
+        self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
+        self.list.itemChanged.connect(lambda _: self.reload())
+        self.add_button = QPushButton("Add session…")
+        self.add_button.setToolTip("Add any session file (.gwb) to the list")
+        self.add_button.clicked.connect(self.add_dialog)
+        self.remove_button = QPushButton("Remove")
+        self.remove_button.setToolTip("Take the selected sessions off the list (the files stay)")
+        self.remove_button.clicked.connect(self.remove_selected)
+        self.none_button = QPushButton("Untick all")
+        self.none_button.clicked.connect(lambda: self.set_checked([], exclusive=True))
+        self.status = QLabel("")
+        self.status.setObjectName("runsStatus")
+        self.status.setWordWrap(True)
+        self.status.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        buttons = QHBoxLayout()
+        for b in (self.add_button, self.remove_button, self.none_button):
+            buttons.addWidget(b)
+        buttons.addStretch(1)
+        top_layout.addLayout(buttons)
+        top_layout.addWidget(self.list, 1)
+        top_layout.addWidget(self.status)
+
+        self.loss_plot = LossPlot()
+        self.loss_plot.setObjectName("runsLossPlot")
+        self.accuracy_plot = AccuracyPlot()
+        self.accuracy_plot.setObjectName("runsAccuracyPlot")
+        self.grad_plot = GradNormPlot()
+        self.grad_plot.setObjectName("runsGradNormPlot")
+        self.plots: list[ComparisonPlot] = [self.loss_plot, self.accuracy_plot, self.grad_plot]
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.setChildrenCollapsible(False)
+        for w in (top, *self.plots):
+            splitter.addWidget(w)
+        splitter.setSizes([130, 220, 220, 220])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.addWidget(splitter)
+        self._update_status()
+
+    # ------------------------------------------------------------------ the list
+
+    def paths(self) -> list[Path]:
+        return [Path(self.list.item(i).data(PATH_ROLE)) for i in range(self.list.count())]
+
+    def checked_paths(self) -> list[Path]:
+        return [Path(item.data(PATH_ROLE)) for item in self._items() if item.checkState() == Qt.CheckState.Checked]
+
+    def _items(self) -> list[QListWidgetItem]:
+        return [self.list.item(i) for i in range(self.list.count())]
+
+    def _item(self, path: Path) -> QListWidgetItem | None:
+        for item in self._items():
+            if Path(item.data(PATH_ROLE)) == path:
+                return item
+        return None
+
+    def add_session(self, path: Path | str, checked: bool = False, source: str = "") -> bool:
+        """List a session file (once); returns False (and says why) if it cannot be read."""
+        path = Path(path).resolve()
+        if path.suffix != ".gwb":
+            return False
+        item = self._item(path)
+        if item is None:
+            try:
+                _, experiment, _ = peek_session(path)
+            except (OSError, SessionError) as exc:
+                self.status.setText(f"Cannot add {path.name}: {exc}")
+                return False
+            name = str(experiment.get("name", path.stem))
+            item = QListWidgetItem(f"{name} — {path.name}")
+            item.setData(PATH_ROLE, str(path))
+            item.setToolTip(f"{path}" + (f"\n({source})" if source else ""))
+            item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
+            item.setCheckState(Qt.CheckState.Unchecked)
+            self.list.blockSignals(True)
+            self.list.addItem(item)
+            self.list.blockSignals(False)
+        if checked and item.checkState() != Qt.CheckState.Checked:
+            item.setCheckState(Qt.CheckState.Checked)       # → reload
+        elif item.checkState() == Qt.CheckState.Checked:
+            self.reload()                                   # the file may have been saved again
+        self._update_status()
+        return True
+
+    def set_checked(self, paths: Iterable[Path | str], exclusive: bool = False) -> None:
+        """Tick ``paths`` (added to the list if needed); with ``exclusive`` untick the others."""
+        wanted = {Path(p).resolve() for p in paths}
+        for p in wanted:
+            if self._item(p) is None:
+                self.add_session(p)
+        self.list.blockSignals(True)
+        for item in self._items():
+            on = Path(item.data(PATH_ROLE)) in wanted
+            if on or exclusive:
+                item.setCheckState(Qt.CheckState.Checked if on else Qt.CheckState.Unchecked)
+        self.list.blockSignals(False)
+        self.reload()
+
+    def add_dialog(self) -> None:
+        paths, _ = QFileDialog.getOpenFileNames(self, "Add sessions to compare", "", "Sessions (*.gwb)")
+        for p in paths:
+            self.add_session(p, checked=True, source="added")
+
+    def remove_selected(self) -> None:
+        for item in self.list.selectedItems():
+            self.list.takeItem(self.list.row(item))
+        self.reload()
+
+    # ------------------------------------------------------------------ loading and drawing
+
+    def reload(self) -> None:
+        """Read and align the ticked sessions on the loader thread; the plots follow."""
+        self.loader.load(self.checked_paths())
+        self._update_status()
+
+    def _on_loaded(self, data: RunsData) -> None:
+        self.data = data
+        labels = data.epoch.runs if data.epoch is not None else []
+        for plot in self.plots:
+            plot.show_data(data, labels)  # type: ignore[attr-defined]
+        for j, path in enumerate(data.paths):
+            item = self._item(path)
+            if item is not None:
+                item.setForeground(run_colour(j))
+        self._update_status()
+        self.refreshed.emit()
+
+    def _update_status(self) -> None:
+        n, ticked = self.list.count(), len(self.checked_paths())
+        if self.loader.pending:
+            text = f"Loading {ticked} session{'s' if ticked != 1 else ''}…"
+        elif n == 0:
+            text = "No sessions yet: save a run, open a .gwb, or Add session…"
+        else:
+            text = f"{ticked} of {n} sessions overlaid"
+        if self.data is not None and self.data.errors:
+            text += " — could not read: " + "; ".join(f"{p.name}: {e}" for p, e in self.data.errors.items())
+        self.status.setText(text)
+        if n:
+            for item in self._items():
+                if item.checkState() != Qt.CheckState.Checked:
+                    item.setData(Qt.ItemDataRole.ForegroundRole, None)
+
+    def shutdown(self) -> None:
+        self.loader.shutdown()
