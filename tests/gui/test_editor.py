@@ -279,7 +279,14 @@ def test_invalid_units_are_marked_in_the_table_and_disable_train(make_window: An
     assert message.isVisible() and "Layer 1 · units: must be a positive integer, got -5" in message.text()
     assert window.state.experiment.model.layers[0].units == 16   # the state keeps the last valid value
 
+    # Escape on the cell forgets the refused value; then a valid one is typed
+    qtbot.keyClick(table, Qt.Key.Key_Escape)
+    assert window.state.valid and index.data() == "16" and not message.isVisible()
     editor = open_cell_editor(qtbot, table, 0, COL_UNITS)
+    type_into(qtbot, editor, "-5")
+    assert not window.state.valid
+    editor = open_cell_editor(qtbot, table, 0, COL_UNITS)
+    assert editor.value() == -5   # the editor starts from the refused value, to be corrected
     type_into(qtbot, editor, "64")
     assert window.state.valid and train.isEnabled()
     assert window.state.experiment.model.layers[0].units == 64
@@ -557,6 +564,23 @@ def test_csv_import_with_target_column_and_preview(make_window: Any, qtbot: Any,
     window.undo_action.trigger()
     assert window.state.experiment.data.source == "moons"
     assert field(window, "data.source", QComboBox).currentText() == "moons"
+
+
+def test_npz_import_and_preview(make_window: Any, qtbot: Any, tmp_path: Path) -> None:
+    window = make_window()
+    show_dock(window, "Data")
+    npz = tmp_path / "points.npz"
+    rng = np.random.default_rng(0)
+    np.savez(npz, X=rng.normal(size=(90, 7)), y=np.repeat(np.array([3, 5, 9]), 30))
+    field(window, "data.source", QComboBox).setCurrentText("NPZ file…")
+    choose_file_in_dialog(qtbot, window, npz)
+    data = window.state.experiment.data
+    assert (data.source, data.path, data.target) == ("npz", str(npz), None)
+    assert window.findChild(QComboBox, "data.target").isHidden()   # an npz holds y itself
+    preview = window.findChild(QLabel, "dataPreview")
+    qtbot.waitUntil(lambda: "90 samples × 7 features" in preview.text(), timeout=10_000)
+    assert "3 classes" in preview.text()
+    qtbot.waitUntil(lambda: "Widths 7 → 16 → 8 → 3" in window.findChild(QLabel, "parameterSummary").text())
 
 
 def test_a_bad_csv_is_reported_in_the_preview(make_window: Any, qtbot: Any, tmp_path: Path) -> None:

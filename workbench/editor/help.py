@@ -160,7 +160,9 @@ DTYPES = [("float32", "float32", "Single precision: fast, what the book uses."),
 def parameter_help(family: str, name: str) -> tuple[str, str]:
     """(label, tooltip) for a component hyperparameter."""
     label, tip = PARAMETERS.get((family, name)) or PARAMETERS.get(name) or (name.replace("_", " "), name)
-    return label[:1].upper() + label[1:], tip
+    if label[:1].isascii():  # "learning rate η" → "Learning rate η", but β₁ stays β₁ (not Β₁)
+        label = label[:1].upper() + label[1:]
+    return label, tip
 
 
 def field_help(path: str) -> tuple[str, str]:

@@ -4,11 +4,12 @@ output layer, and a live count of parameters per layer with the book's overfitti
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QLocale, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QEvent, QLocale, QModelIndex, QObject, QPersistentModelIndex, Qt
 from PySide6.QtGui import QAction, QBrush, QColor, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -97,7 +98,10 @@ def parameter_counts(experiment: Experiment, n_inputs: int | None, n_outputs: in
     return counts
 
 
+@functools.cache
 def _activation_param(name: str) -> str | None:
+    """The activation's first hyperparameter (α), asked for every painted cell: cached, since
+    ``parameters()`` inspects the signature each time."""
     params = list(ACTIVATIONS.get(name).parameters())
     return params[0] if params else None
 
@@ -505,6 +509,7 @@ class ModelPanel(Panel):
 
         self.table.selectionModel().currentRowChanged.connect(self._row_selected)
         self.model.modelReset.connect(self._keep_current)
+        self.table.installEventFilter(self)
         self.info.changed.connect(self._facts_changed)
         self.table.selectRow(0)
         self.finish()
@@ -588,6 +593,19 @@ class ModelPanel(Panel):
         self.table_error.setVisible(bool(lines))
 
     # ------------------------------------------------------------------ the selected layer
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
+        """Escape on a cell holding a refused value gives the state's value back."""
+        if (watched is self.table and event.type() == QEvent.Type.KeyPress
+                and event.key() == Qt.Key.Key_Escape  # type: ignore[attr-defined]
+                and self.table.state() != QAbstractItemView.State.EditingState):
+            index = self.table.currentIndex()
+            if index.isValid():
+                path = self.model.path(index.row(), index.column())
+                if path in self.state.errors:
+                    self.state.clear_error(path)
+                    return True
+        return super().eventFilter(watched, event)
 
     def current_row(self) -> int:
         index = self.table.currentIndex()
