@@ -122,8 +122,10 @@ class RunsTools(QObject):
         if self.sweep_dialog is None:
             window: Any = self.window
             self.sweep_dialog = SweepDialog(window.state, self.panel, self.dock, window)
+        if self.sweep_dialog.isVisible():
+            self.sweep_dialog.raise_()
+            self.sweep_dialog.activateWindow()
         self.sweep_dialog.show()
-        self.sweep_dialog.raise_()
         return self.sweep_dialog
 
     # ------------------------------------------------------------------ closing
