@@ -74,7 +74,6 @@ class ComparisonPlot(PlotPanel):
         self.plot.setLabel("left", self.y_label)
         self.plot.setDownsampling(auto=True, mode="peak")
         self.plot.setClipToView(True)
-        self.legend = self.plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
         self.curves: dict[tuple[Path, str], pg.PlotDataItem] = {}
         self.caption.setText(self.title)
 
@@ -85,11 +84,11 @@ class ComparisonPlot(PlotPanel):
         for curve in self.curves.values():
             self.plot.removeItem(curve)
         self.curves = {}
-        self.legend.clear()
 
     def add_curve(self, path: Path, what: str, x: np.ndarray, y: np.ndarray, colour: QColor, dashed: bool,
                   name: str | None) -> pg.PlotDataItem:
-        curve = self.plot.plot(x, y, pen=_pen(colour, dashed), connect="finite", name=name)
+        # No legend (it would hide curves): the run list above is coloured like the curves.
+        curve = self.plot.plot(x, y, pen=_pen(colour, dashed), connect="finite")
         curve.setToolTip(f"{name or path.name}: {what}")
         self.curves[(path, what)] = curve
         return curve

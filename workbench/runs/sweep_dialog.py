@@ -131,7 +131,7 @@ class AxisEditor(QFrame):
         self.values_edit = QLineEdit()
         if self.choices is not None:
             self.values_list = QListWidget()
-            self.values_list.setMaximumHeight(96)
+            self.values_list.setMaximumHeight(58)   # one or two wrapped rows of names
             self.values_list.setFlow(QListWidget.Flow.LeftToRight)
             self.values_list.setWrapping(True)
             for name in self.choices:
@@ -215,6 +215,7 @@ class ResultsModel(QAbstractTableModel):
         self.keys: list[list[float]] = []
         self.configurations: list[dict[str, Any]] = []
         self.runs: list[dict[str, Any]] = []
+        self.n_axes = 0
 
     def set_table(self, table: Mapping[str, Any]) -> None:
         self.beginResetModel()
@@ -222,6 +223,7 @@ class ResultsModel(QAbstractTableModel):
         self.configurations = [dict(c) for c in table["configurations"]]
         self.runs = [dict(r) for r in table["runs"]]
         axes = list(table["axes"])
+        self.n_axes = len(axes)
         keys = []
         for c in self.configurations:
             row: list[float] = [float(c["configuration"])]
@@ -256,7 +258,7 @@ class ResultsModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.UserRole:
             value = self.keys[r][c]
             return math.inf if math.isnan(value) else value      # no value: last when ascending
-        if role == Qt.ItemDataRole.TextAlignmentRole and c != 0:
+        if role == Qt.ItemDataRole.TextAlignmentRole and c > self.n_axes:   # numbers right, labels left
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
@@ -430,7 +432,7 @@ class SweepDialog(QDialog):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.horizontalHeader().setStretchLastSection(False)
         self.table.verticalHeader().hide()
         self.table.setToolTip("One row per configuration: mean ± std over seeds. Click a header to sort; "
                               "select rows to overlay their runs in the Runs panel.")
