@@ -10,14 +10,16 @@ from typing import Any
 
 import pyqtgraph as pg
 from PySide6.QtCore import QLocale, Qt, QTimer
+from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
+# _read_header is load_csv's own header reader (delimiter, column names); core has no public name for it yet.
 from core.datasets import DATASETS, DatasetError, _read_header
 from core.spec import AUGMENTATIONS
 
 from ..state import ExperimentState
 from .component import ComponentEditor
-from .dataset_info import DataInfo
+from .dataset_info import DataInfo, resolve
 from .fields import (
     CheckField,
     ChoiceCombo,
@@ -27,7 +29,9 @@ from .fields import (
     clear_errors,
     edit,
     error_label,
+    escape,
     new_form,
+    vbox,
 )
 from .help import AUGMENTATION, field_help
 from .panel import Panel
@@ -81,7 +85,7 @@ class DataPanel(Panel):
         self.file_error = error_label()
         self.file_error.setObjectName("dataFileError")
         form.addRow(self.file_error)
-        self.group("Dataset", _wrap(self.source))
+        self.group("Dataset", vbox(self.source))
 
         # ---- the preview
         preview = QVBoxLayout()
@@ -160,7 +164,7 @@ class DataPanel(Panel):
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
         self._debounce.setInterval(150)
-        self._debounce.timeout.connect(lambda: self.info.update(self.state.experiment.data, self.base_dir))
+        self._debounce.timeout.connect(self._load_preview)
         self._show_loading(False)
         self.finish()
 
@@ -185,6 +189,18 @@ class DataPanel(Panel):
         self.info.update(data, self.base_dir, load=False)
         self._debounce.start()
 
+    def _load_preview(self) -> None:
+        """Load the data for the preview once the edits settle. A built-in set is only loaded
+        while this panel is shown (its sizes are known without loading it); a file always is,
+        since the model's input width comes from it."""
+        data = self.state.experiment.data
+        if self.isVisible() or data.source in ("npz", "csv"):
+            self.info.update(data, self.base_dir)
+
+    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        self._debounce.start()
+
     def _fill_targets(self) -> None:
         data = self.state.experiment.data
         if data.source != "csv" or not data.path:
@@ -205,8 +221,6 @@ class DataPanel(Panel):
 
     def header(self, path: Path) -> list[str]:
         """The CSV's column names (first line only: cheap even for a huge file), cached."""
-        from .dataset_info import resolve
-
         file = resolve(str(path), self.base_dir)
         try:
             stamp = file.stat().st_mtime_ns
@@ -333,7 +347,7 @@ class DataPanel(Panel):
         facts = self.info.facts
         locale = QLocale()
         if self.info.error:
-            self.preview_label.setText(f"<span style='color:#d32f2f'>{_html(self.info.error)}</span>")
+            self.preview_label.setText(f"<span style='color:#d32f2f'>{escape(self.info.error)}</span>")
             self.balance_bars.setOpts(x=[], height=[])
             return
         summary = facts.summary
@@ -353,8 +367,8 @@ class DataPanel(Panel):
             counts = summary["class_counts"]
             names = summary["classes"]
             smallest, largest = min(counts), max(counts)
-            lines.append(f"Classification, {len(names)} classes. Fewest: {_html(names[counts.index(smallest)])} "
-                         f"({smallest}, {100 * smallest / n:.1f} %); most: {_html(names[counts.index(largest)])} "
+            lines.append(f"Classification, {len(names)} classes. Fewest: {escape(names[counts.index(smallest)])} "
+                         f"({smallest}, {100 * smallest / n:.1f} %); most: {escape(names[counts.index(largest)])} "
                          f"({largest}, {100 * largest / n:.1f} %)")
             if largest > 3 * max(smallest, 1):
                 lines.append("<span style='color:#b26a00'>Imbalanced classes: accuracy can look good while the "
@@ -374,11 +388,3 @@ class DataPanel(Panel):
         self.preview_label.setText("<br>".join(lines))
 
 
-def _wrap(widget: QWidget) -> QVBoxLayout:
-    layout = QVBoxLayout()
-    layout.addWidget(widget)
-    return layout
-
-
-def _html(text: Any) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

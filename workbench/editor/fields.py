@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QLayout,
     QLineEdit,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -120,11 +121,19 @@ def mark(widget: QWidget, message: str | None, tooltip: str = "") -> None:
         widget.style().unpolish(widget)
         widget.style().polish(widget)
         widget.update()
-    widget.setToolTip(f"<b>{_escape(message)}</b><br>{_escape(tooltip)}" if invalid else tooltip)
+    widget.setToolTip(f"<b>{escape(message)}</b><br>{escape(tooltip)}" if invalid else tooltip)
 
 
-def _escape(text: str | None) -> str:
-    return (text or "").replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+def escape(text: Any) -> str:
+    """Plain text for a rich-text label or tooltip."""
+    return ("" if text is None else str(text)).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def vbox(*widgets: QWidget) -> QVBoxLayout:
+    layout = QVBoxLayout()
+    for widget in widgets:
+        layout.addWidget(widget)
+    return layout
 
 
 def short_message(path: str, message: str) -> str:
@@ -338,7 +347,7 @@ class Field:
     def current_tooltip(self) -> str:
         if isinstance(self.widget, ChoiceCombo):
             item = self.widget.item_tooltip()
-            return f"{item}<br><br>{_escape(self.tooltip)}" if item and self.tooltip else item or self.tooltip
+            return f"{item}<br><br>{escape(self.tooltip)}" if item and self.tooltip else item or self.tooltip
         return self.tooltip
 
 

@@ -43,6 +43,7 @@ from .fields import (
     add_row,
     clear_errors,
     edit,
+    escape,
     format_number,
     new_form,
     parse_number,
@@ -179,10 +180,10 @@ class LayerTableModel(QAbstractTableModel):
             return ERROR_BRUSH
         if role == Qt.ItemDataRole.ToolTipRole:
             if error is not None:
-                return f"<b>{_html(error)}</b>"
+                return f"<b>{escape(error)}</b>"
             layer = self.layers()[row]
             if key == "init":
-                return f"{_html(_init_text(layer.init))}: {summary_of(INITIALIZERS, layer.init_name)}"
+                return f"{escape(_init_text(layer.init))}: {summary_of(INITIALIZERS, layer.init_name)}"
             if key == "activation":
                 return summary_of(ACTIVATIONS, layer.activation)
             return COLUMNS[index.column()][2]
@@ -300,9 +301,6 @@ def write_init(state: ExperimentState, path: str, owner: Callable[[dict], dict],
         clear_errors(state, f"{path}.")
     return message
 
-
-def _html(text: Any) -> str:
-    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 # ----------------------------------------------------------------------------- editors in the cells
@@ -587,7 +585,7 @@ class ModelPanel(Panel):
 
     def errors_shown(self, errors: dict[str, str]) -> None:
         self.model.sync()
-        lines = [f"{_html(_where(path))}: {_html(short_message(path, message))}"
+        lines = [f"{escape(_where(path))}: {escape(short_message(path, message))}"
                  for path, message in errors.items() if path.startswith("model.layers")]
         self.table_error.setText("<br>".join(lines))
         self.table_error.setVisible(bool(lines))
@@ -649,7 +647,7 @@ class ModelPanel(Panel):
         if message is not None:
             for path in set(self.state.errors) - before:
                 self.state.clear_error(path)
-            self.table_error.setText(_html(message))
+            self.table_error.setText(escape(message))
             self.table_error.show()
             return False
         clear_errors(self.state, "model.layers")

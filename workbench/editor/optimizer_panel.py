@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLocale, Qt
-from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QLabel, QWidget
 
 from core.optimizers import OPTIMIZERS
 from core.schedules import SCHEDULES, Schedule
@@ -19,7 +19,7 @@ from core.spec import Experiment
 from ..state import ExperimentState
 from .component import ComponentEditor
 from .dataset_info import DataFacts, DataInfo
-from .fields import clear_errors, edit
+from .fields import clear_errors, edit, vbox
 from .help import field_help
 from .panel import Panel
 
@@ -74,9 +74,9 @@ class OptimizerPanel(Panel):
         super().__init__(state, parent)
         self.info = info
         self.optimizer = self._section_editor("optimizer", OPTIMIZERS)
-        self.group("Optimizer", _wrap(self.optimizer))
+        self.group("Optimizer", vbox(self.optimizer))
         self.schedule = self._section_editor("schedule", SCHEDULES)
-        box = _wrap(self.schedule)
+        box = vbox(self.schedule)
         self.plot = pg.PlotWidget()
         self.plot.setObjectName("schedulePreview")
         self.plot.setMinimumHeight(150)
@@ -155,11 +155,6 @@ class OptimizerPanel(Panel):
             text += " (Steps estimated from the dataset's size.)"
         self.preview_info.setText(text)
 
-
-def _wrap(widget: QWidget) -> QVBoxLayout:
-    layout = QVBoxLayout()
-    layout.addWidget(widget)
-    return layout
 
 
 def _g(value: float) -> str:
