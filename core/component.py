@@ -23,15 +23,23 @@ class Component:
 
     @classmethod
     def parameters(cls) -> dict[str, Any]:
-        """Hyperparameter names and their defaults, in signature order."""
-        sig = inspect.signature(cls.__init__)
-        return {
-            p.name: p.default
-            for p in sig.parameters.values()
-            if p.name != "self"
-            and p.default is not inspect.Parameter.empty
-            and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
-        }
+        """Hyperparameter names and their defaults, in signature order (a fresh dict)."""
+        # Read from the signature once per class: validating one GUI edit of a deep network asks
+        # thousands of times, and inspect.signature is slow. Kept in the class's own __dict__,
+        # so a subclass never sees its parent's entry.
+        cached = cls.__dict__.get("_parameters_of_init")
+        if cached is None or cached[0] is not cls.__init__:
+            sig = inspect.signature(cls.__init__)
+            defaults = {
+                p.name: p.default
+                for p in sig.parameters.values()
+                if p.name != "self"
+                and p.default is not inspect.Parameter.empty
+                and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            }
+            cached = (cls.__init__, defaults)
+            cls._parameters_of_init = cached  # type: ignore[attr-defined]
+        return dict(cached[1])
 
     def get_config(self) -> dict[str, Any]:
         """``{"name": ..., <every hyperparameter>: value}`` with plain JSON values."""

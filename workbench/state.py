@@ -42,15 +42,18 @@ def set_path(data: Any, path: str, value: Any) -> None:
 
 
 class _Edit(QUndoCommand):
-    def __init__(self, state: ExperimentState, before: dict, after: dict, text: str) -> None:
+    """One edit: the canonical dicts and the parsed experiments on both sides (no re-parsing)."""
+
+    def __init__(self, state: ExperimentState, before: tuple[dict, Experiment], after: tuple[dict, Experiment],
+                 text: str) -> None:
         super().__init__(text)
         self._state, self._before, self._after = state, before, after
 
     def redo(self) -> None:
-        self._state._apply(self._after)
+        self._state._apply(*self._after)
 
     def undo(self) -> None:
-        self._state._apply(self._before)
+        self._state._apply(*self._before)
 
 
 class ExperimentState(QObject):
@@ -118,7 +121,7 @@ class ExperimentState(QObject):
         canonical = experiment.to_dict()
         if canonical == self._data:
             return None
-        self.undo_stack.push(_Edit(self, copy.deepcopy(self._data), canonical, text))
+        self.undo_stack.push(_Edit(self, (copy.deepcopy(self._data), self._experiment), (canonical, experiment), text))
         return None
 
     def set_experiment(self, experiment: Experiment, text: str = "Replace experiment") -> None:
@@ -134,7 +137,7 @@ class ExperimentState(QObject):
         self.undo_stack.clear()
         self.errors = {}
         self.errors_changed.emit({})
-        self._apply(experiment.to_dict())
+        self._apply(experiment.to_dict(), experiment)
         self.set_file(file)
         self.undo_stack.setClean()
 
@@ -165,7 +168,9 @@ class ExperimentState(QObject):
         self.errors_changed.emit(dict(self.errors))
         return message
 
-    def _apply(self, data: dict[str, Any]) -> None:
+    def _apply(self, data: dict[str, Any], experiment: Experiment) -> None:
+        # Experiments are frozen, so the parsed one can be shared; the dict is copied because
+        # callers of ``data`` may modify theirs.
         self._data = copy.deepcopy(data)
-        self._experiment = parse_experiment(self._data)
+        self._experiment = experiment
         self.changed.emit(self._experiment)

@@ -172,7 +172,7 @@ class DataPanel(Panel):
 
     @property
     def base_dir(self) -> Path | None:
-        return self.state.file.parent if self.state.file else None
+        return self.state.base_dir
 
     def refresh(self) -> None:
         data = self.state.experiment.data
