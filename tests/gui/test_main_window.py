@@ -30,3 +30,11 @@ def test_experiment_json_with_a_relative_data_path_trains_from_its_folder(make_w
     trainer = window.controller.trainer
     assert trainer is not None and trainer.epoch == 2
     assert trainer.dataset.n_samples == 120
+
+
+def test_the_whole_window_fits_a_1366x768_screen(make_window):
+    """Every dock is open by default; their minimum sizes together must still fit a small laptop
+    screen (less a taskbar), or the window grows past the screen and its bottom is cut off."""
+    window = make_window()
+    hint = window.minimumSizeHint()
+    assert hint.width() <= 1366 and hint.height() <= 720, hint

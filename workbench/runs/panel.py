@@ -20,11 +20,13 @@ from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
     QFileDialog,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QListWidget,
     QListWidgetItem,
     QPushButton,
+    QScrollArea,
     QSizePolicy,
     QSplitter,
     QVBoxLayout,
@@ -258,9 +260,15 @@ class RunsPanel(QWidget):
         for w in (top, *self.plots):
             splitter.addWidget(w)
         splitter.setSizes([130, 220, 220, 220])
+        # Four panes' minimum heights add up to ~700 px: in a scroll area the dock can be as short
+        # as its neighbours need (a 768-px screen), scrolling instead of pushing the window taller.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(splitter)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 2, 2, 2)
-        layout.addWidget(splitter)
+        layout.addWidget(scroll)
         self._update_status()
 
     # ------------------------------------------------------------------ the list
