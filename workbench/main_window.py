@@ -5,6 +5,7 @@ the ``TrainingController`` (worker thread)."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
@@ -12,13 +13,14 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QWid
 
 from core import __version__
 from core.presets import default_experiment
-from core.session import SessionError, load_session
+from core.session import SessionError
 from core.spec import SpecError, load_experiment
 
 from .editor import create_editor_docks, create_presets_menu
 from .labs import create_labs_menu
 from .monitor import TrainingController, create_monitor
 from .runs import RunsTools
+from .sessions import SessionTools
 from .state import ExperimentState
 
 MAX_RECENT = 10
@@ -55,6 +57,7 @@ class MainWindow(QMainWindow):
         self.runs = RunsTools(self)        # Runs dock, File › Export, Tools › Sweep…
         self._default_layout = self.saveState()
         self._build_menus()
+        self.sessions = SessionTools(self)  # autosave, crash recovery, transfer dialog, opening on the worker
         self.controller.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
         self.controller.error.connect(self._show_error)
         self.state.file_changed.connect(lambda _: self._update_title())
@@ -162,16 +165,11 @@ class MainWindow(QMainWindow):
             return False
         if not self.maybe_discard():
             return False
+        if path.suffix == ".gwb":
+            return self._open_session_file(path)
         try:
-            if path.suffix == ".gwb":
-                session = load_session(path)
-                self.controller.open_session(session)
-                recorded = session.state.get("base_dir")
-                self.state.load(session.experiment, path,
-                                Path(recorded) if recorded and Path(recorded).is_dir() else None)
-            else:
-                self.state.load(load_experiment(path), None, path.parent)
-                self.controller.open_session(None)
+            self.state.load(load_experiment(path), None, path.parent)
+            self.controller.open_session(None)
         except (SessionError, SpecError) as exc:
             self._show_error(f"Cannot open {path.name}:\n{exc}")
             return False
@@ -180,13 +178,26 @@ class MainWindow(QMainWindow):
         self.file_opened.emit(path)
         return True
 
+    def _open_session_file(self, path: Path) -> bool:
+        """Load and restore the session on the worker thread; the state follows when it succeeded
+        (errors arrive as the controller's ``error``, shown as a dialog)."""
+        def opened(session: Any) -> None:
+            recorded = session.state.get("base_dir")
+            self.state.load(session.experiment, path, Path(recorded) if recorded and Path(recorded).is_dir() else None)
+            self._add_recent(path)
+            self.statusBar().showMessage(f"Opened {path}", 5000)
+            self.file_opened.emit(path)
+
+        return self.controller.open_session_file(path, opened)
+
     def save(self) -> bool:
         if self.state.file is None or self.state.file.suffix != ".gwb":
             return self.save_as()
         return self._save_to(self.state.file)
 
     def save_as(self) -> bool:
-        start = str(self.state.file or Path.home() / f"{self.state.experiment.name[:40]}.gwb")
+        start = str(self.state.file or self.sessions.suggested_path
+                    or Path.home() / f"{self.state.experiment.name[:40]}.gwb")
         path, _ = QFileDialog.getSaveFileName(self, "Save session", start, "Sessions (*.gwb)")
         if not path:
             return False
@@ -202,6 +213,7 @@ class MainWindow(QMainWindow):
             self._show_error(f"Could not save {path.name}; the previous file is intact.\n{exc}")
             return False
         self.state.mark_saved(path)
+        self.sessions.saved(path)           # the recovery copy holds nothing new any more
         self._add_recent(path)
         self.statusBar().showMessage(f"Saved {path}", 5000)
         return True
@@ -295,10 +307,11 @@ class MainWindow(QMainWindow):
         box.open()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
-        if not self.maybe_discard():
+        if not self.sessions.confirm_close() or not self.maybe_discard():
             event.ignore()
             return
         self.controller.shutdown()
+        self.sessions.clean_exit()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())
         event.accept()

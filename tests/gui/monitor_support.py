@@ -51,6 +51,7 @@ def make_window_fixture(tmp_path: Any) -> Iterator[Callable[..., Any]]:
         for box in window.findChildren(QMessageBox):
             box.close()
         window.state.undo_stack.setClean()
+        window.controller.shutdown()    # no "stop and quit?" question for a run a test left going
         window.close()
         assert window.controller.thread.isFinished()
         window.deleteLater()

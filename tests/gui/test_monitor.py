@@ -185,7 +185,10 @@ def test_worker_exception_shows_a_dialog_and_the_window_keeps_working(make_windo
     assert c.buffers.epochs["epoch"][-1] == 50
 
 
-def test_closing_during_training_stops_within_a_batch(make_window: Any, qtbot: Any) -> None:
+def test_closing_during_training_stops_within_a_batch(make_window: Any, qtbot: Any,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    asked: list[bool] = []
+    monkeypatch.setattr("workbench.sessions.ask_stop_and_quit", lambda parent: asked.append(True) or True)
     window = make_window(tiny_experiment(epochs=1000))
     c = window.controller
     click_action(window, qtbot, "train")
@@ -195,6 +198,7 @@ def test_closing_during_training_stops_within_a_batch(make_window: Any, qtbot: A
     elapsed = time.perf_counter() - t0
     assert c.thread.isFinished()
     assert elapsed < 1.0, f"closing took {elapsed:.2f} s"
+    assert asked == [True], "closing during training did not ask to stop"
     assert c.trainer.step < 1000 * c.trainer.steps_per_epoch
 
 

@@ -53,7 +53,9 @@ class TrainingController(QObject):
     run_reset = Signal()               # the buffers were cleared for a new trainer
     session_saved = Signal(object)     # Path of a session file just written by save_session
 
+    opening = Signal(object)           # Path of a session being opened on the worker; None when done
     _job_build = Signal(object, object, object)
+    _job_open = Signal(object)
     _job_train = Signal()
     _job_step = Signal()
     _job_refresh = Signal()
@@ -79,6 +81,10 @@ class TrainingController(QObject):
         self._job_train.connect(self.worker.train)
         self._job_step.connect(self.worker.step)
         self._job_refresh.connect(self.worker.refresh)
+        self._job_open.connect(self.worker.open_session)
+        self.worker.opened.connect(self._on_opened)
+        self.worker.open_failed.connect(self._on_open_failed)
+        self._open_callbacks: tuple[Any, Any] | None = None
         self.worker.built.connect(self._on_built)
         self.worker.snapshot.connect(self._on_snapshot)
         self.worker.job_done.connect(self._on_job_done)
@@ -202,6 +208,34 @@ class TrainingController(QObject):
         self.trainer = trainer
         self.stale = False
         self._start_job(BUILDING, self._job_build, session.experiment, None, trainer)
+
+    def open_session_file(self, path: Path, on_opened: Any, on_failed: Any = None) -> bool:
+        """Load and restore a session on the worker thread (the GUI stays responsive), then call
+        ``on_opened(session)`` on the GUI thread — before the run's snapshot is drawn — or
+        ``on_failed(message)`` (default: the ``error`` signal); the current run is kept on
+        failure. False if a run is busy."""
+        if self.mode != IDLE:
+            return False
+        self._open_callbacks = (on_opened, on_failed)
+        self.stale = False
+        self.opening.emit(Path(path))
+        self.status.emit(f"Opening {Path(path).name}…")
+        self._start_job(BUILDING, self._job_open, Path(path))
+        return True
+
+    def _on_opened(self, session: Session) -> None:
+        callbacks, self._open_callbacks = self._open_callbacks, None
+        self.opening.emit(None)
+        if callbacks is not None and callbacks[0] is not None:
+            callbacks[0](session)
+
+    def _on_open_failed(self, message: str) -> None:
+        callbacks, self._open_callbacks = self._open_callbacks, None
+        self.opening.emit(None)
+        if callbacks is not None and callbacks[1] is not None:
+            callbacks[1](message)
+        elif not self._shut_down:
+            self.error.emit(message)
 
     def shutdown(self) -> None:
         """Stop any job within one batch and end the worker thread (no Qt thread warnings)."""

@@ -26,7 +26,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core.diagnostics import LAYER_QUANTITIES
 from core.schedules import SCHEDULES
-from core.spec import Experiment
+from core.session import SessionError, load_session, restore_trainer
+from core.spec import Experiment, SpecError
 from core.training import EPOCH_METRICS, Trainer
 
 MAX_SNAPSHOTS_PER_SECOND = 20
@@ -193,6 +194,8 @@ class TrainingWorker(QObject):
     ``job_done(str)`` with why a job ended, ``failed(str)`` with a readable message."""
 
     built = Signal(object)
+    opened = Signal(object)             # a Session restored by ``open_session`` (before its snapshot)
+    open_failed = Signal(str)
     snapshot = Signal(object)
     job_done = Signal(str)
     failed = Signal(str)
@@ -208,6 +211,7 @@ class TrainingWorker(QObject):
         self.snapshots_sent = 0
         self.active = threading.Event()     # set from job dispatch (GUI thread) until the job ended
         self.gate = GuiGate()
+        self.autosave: Callable[[Trainer, str], None] | None = None   # recovery copies (workbench.sessions)
 
     # ------------------------------------------------------------------ thread-safe requests (any thread)
 
@@ -263,6 +267,28 @@ class TrainingWorker(QObject):
             self._emit(self.trainer, reset=True, extras=True)
             return "built"
         self._run_job("built", job)
+
+    @Slot(object)
+    def open_session(self, path: Path) -> None:
+        """Load a session file and restore its trainer here, off the GUI thread; a file that
+        cannot be opened is ``open_failed`` (the current trainer is kept), not a training failure."""
+        def job() -> str:
+            try:
+                session = load_session(path)
+                trainer = restore_trainer(session)
+            except SessionError as exc:
+                self.open_failed.emit(f"Cannot open {Path(path).name}:\n{exc}")
+                return "open_failed"
+            except (SpecError, ValueError, OSError) as exc:
+                self.open_failed.emit(f"Cannot open {Path(path).name}:\n{path}: {exc}")
+                return "open_failed"
+            self.trainer = trainer
+            self._reset_counters()
+            self.built.emit(trainer)
+            self.opened.emit(session)
+            self._emit(trainer, reset=True, extras=True)
+            return "opened"
+        self._run_job("opened", job)
 
     @Slot()
     def train(self) -> None:
@@ -346,6 +372,9 @@ class TrainingWorker(QObject):
         trainer = self.trainer
         if trainer is None:
             return
+        autosave = self.autosave
+        if autosave is not None and kind in ("step", "epoch"):
+            autosave(trainer, kind)      # copies at this batch boundary; written on another thread
         if kind == "epoch":
             self._extras_due = True
             return
