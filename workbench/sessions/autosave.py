@@ -140,8 +140,6 @@ class AutosaveManager(QObject):
         self.restored_from: list[Path] = []   # recovery copies this window restored (kept until saved)
         self._untitled = new_untitled_id()
         self._closed = False
-        self._rows_at_save = 0                # recorded steps the last save (or open) already held
-        controller.run_reset.connect(self._on_run_reset)
         controller.worker.autosave = self.hook
         controller.mode_changed.connect(self._on_mode)
         self.state.file_changed.connect(lambda _: self.reconfigure(discard_old=True))
@@ -181,17 +179,8 @@ class AutosaveManager(QObject):
             self.reconfigure()          # settings may have changed since
             self.hook.restart_clock()
 
-    def _on_run_reset(self) -> None:
-        self._rows_at_save = 0
-
-    @property
-    def unsaved_progress(self) -> bool:
-        """Has the run recorded steps since it was last saved or opened?"""
-        return self.controller.buffers.size > self._rows_at_save
-
     def saved(self, path: Path) -> None:
         """The session was saved cleanly: its recovery copies hold nothing new."""
-        self._rows_at_save = self.controller.buffers.size
         self.reconfigure()
         saver = self.hook.autosaver
         if saver is not None:
@@ -201,17 +190,12 @@ class AutosaveManager(QObject):
         self.restored_from.clear()
 
     def clean_exit(self) -> None:
-        """The window closes normally: delete the copies, unless the run trained since it was last
-        saved — then its recovery copy is what keeps that work, and the next start offers it."""
+        """The window closes normally (the user saved or chose to discard): delete the copies."""
         if self._closed:
             return
         saver = self.hook.autosaver
         self._closed = True
         self.hook.close()
-        if self.unsaved_progress:
-            if saver is not None:
-                LIVE_COPIES.discard(saver.path.resolve())  # no longer being written: offer it next time
-            return
         if saver is not None:
             self._forget(saver.path)
         for copy in self.restored_from:
