@@ -3,13 +3,13 @@ central finite differences in float64, inverted dropout, and the activation stat
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 
 from core.activations import ACTIVATIONS, get_activation
 from core.layers import ActivationStats, BatchNorm, Dense, HiddenLayer, dropout_mask
+
+from .gradcheck import numerical_gradient
 
 EPS_FD = 1e-6  # central-difference step (float64)
 BN_EPS = 1e-5  # ε of Eq. 11-3 (DESIGN.md, "Conventions")
@@ -17,18 +17,6 @@ BN_MOMENTUM = 0.99
 POSITIONS = [False, "before_activation", "after_activation"]
 
 
-def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = EPS_FD) -> np.ndarray:
-    """∂f/∂x by central differences, perturbing ``x`` in place one entry at a time."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        plus = f()
-        x[idx] = old - eps
-        minus = f()
-        x[idx] = old
-        grad[idx] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def assert_gradient_close(analytic: np.ndarray, numeric: np.ndarray, what: str) -> None:

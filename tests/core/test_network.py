@@ -4,7 +4,6 @@ architectures, parameter paths, state round trip and refusals, dtypes, inference
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -13,6 +12,8 @@ from core.layers import dropout_mask
 from core.losses import LOSSES, Loss
 from core.network import Network
 from core.spec import LayerSpec, ModelSpec, OutputSpec
+
+from .gradcheck import numerical_gradient
 
 N_INPUTS = 5
 BATCH = 8
@@ -39,18 +40,6 @@ ARCHITECTURES: dict[str, ModelSpec] = {
 }
 
 
-def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """∂f/∂x by central differences, perturbing ``x`` in place one entry at a time."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        plus = f()
-        x[idx] = old - eps
-        minus = f()
-        x[idx] = old
-        grad[idx] = (plus - minus) / (2 * eps)
-    return grad
 
 
 def make_loss(name: str) -> Loss:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -26,19 +25,7 @@ from core.regularization import (
 )
 from core.spec import LayerSpec, ModelSpec
 
-
-def numerical_gradient(f: Callable[[], float], x: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    """∂f/∂x by central differences, perturbing ``x`` in place one entry at a time."""
-    grad = np.zeros_like(x)
-    for idx in np.ndindex(x.shape):
-        old = x[idx]
-        x[idx] = old + eps
-        plus = f()
-        x[idx] = old - eps
-        minus = f()
-        x[idx] = old
-        grad[idx] = (plus - minus) / (2 * eps)
-    return grad
+from .gradcheck import numerical_gradient
 
 
 def away_from_zero(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
