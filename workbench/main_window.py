@@ -63,6 +63,9 @@ class MainWindow(QMainWindow):
         self.state.file_changed.connect(lambda _: self._update_title())
         self.state.dirty_changed.connect(lambda _: self._update_title())
         self.state.changed.connect(lambda _: self._update_title())
+        self.controller.updated.connect(self._update_title)       # training since the last save marks it modified
+        self.controller.session_saved.connect(lambda _: self._update_title())
+        self.controller.confirm_discard_run = self._maybe_discard_run
         self._restore_layout()
         self._update_title()
 
@@ -134,11 +137,27 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ files
 
     def maybe_discard(self) -> bool:
-        """Ask before losing unsaved edits; True if it is fine to go on."""
-        if not self.state.dirty:
+        """Ask before losing unsaved edits or unsaved training; True if it is fine to go on."""
+        steps = self.controller.unsaved_steps
+        if not self.state.dirty and not steps:
             return True
+        parts = []
+        if self.state.dirty:
+            parts.append("The experiment has unsaved changes.")
+        if steps:
+            parts.append(f"The run has trained {steps:,} step{'s' if steps != 1 else ''} since it was last saved.")
+        return self._ask_save(" ".join(parts) + " Save the session first?")
+
+    def _maybe_discard_run(self) -> bool:
+        """A fresh model is about to replace a run with unsaved training (Train on a finished run
+        or after a structural edit, Reset weights)."""
+        steps = self.controller.unsaved_steps
+        return self._ask_save(f"Starting over discards the current run: {steps:,} step{'s' if steps != 1 else ''} "
+                              "trained since it was last saved. Save the session first?")
+
+    def _ask_save(self, text: str) -> bool:
         answer = QMessageBox.question(
-            self, "Unsaved changes", "The experiment has unsaved changes. Save them first?",
+            self, "Unsaved changes", text,
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard
             | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Save)
         if answer == QMessageBox.StandardButton.Save:
@@ -149,6 +168,7 @@ class MainWindow(QMainWindow):
         if self.controller.busy or not self.maybe_discard():
             return
         self.state.load(default_experiment(), None)
+        self.controller.open_session(None)      # the old run's plots belong to the old experiment
 
     def open_dialog(self) -> None:
         folder = str(self.state.file.parent) if self.state.file else ""
@@ -275,8 +295,10 @@ class MainWindow(QMainWindow):
 
     def _update_title(self) -> None:
         name = self.state.file.name if self.state.file else self.state.experiment.name
-        self.setWindowTitle(f"{name}[*] — Gradient Workbench")  # Qt shows [*] as "*" while modified
-        self.setWindowModified(self.state.dirty)
+        title = f"{name}[*] — Gradient Workbench"      # Qt shows [*] as "*" while modified
+        if title != self.windowTitle():
+            self.setWindowTitle(title)
+        self.setWindowModified(self.state.dirty or self.controller.unsaved_steps > 0)
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("geometry")
@@ -311,6 +333,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.controller.shutdown()
+        self.runs.shutdown()                # after the question: its Save may have queued a load
         self.sessions.clean_exit()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())

@@ -14,3 +14,20 @@ def _private_user_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "user-data"
     monkeypatch.setenv(DATA_ENV, str(folder))
     return folder
+
+
+@pytest.fixture(autouse=True)
+def unsaved_questions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The static ``QMessageBox.question`` is modal: a test that triggers one unexpectedly (closing
+    a window that trained, say) would hang. It answers "Discard" and records the question's text;
+    tests that check the question read this list or patch their own answer."""
+    from PySide6.QtWidgets import QMessageBox
+
+    asked: list[str] = []
+
+    def question(parent: object, title: str, text: str, *args: object, **kwargs: object) -> QMessageBox.StandardButton:
+        asked.append(text)
+        return QMessageBox.StandardButton.Discard
+
+    monkeypatch.setattr(QMessageBox, "question", question)
+    return asked

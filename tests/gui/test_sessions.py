@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QThread, Qt, QTimer
 from PySide6.QtWidgets import QFileDialog
 
 from core.recovery import recovery_dir, recovery_path_for, register
@@ -262,3 +262,99 @@ def test_a_damaged_session_is_an_error_dialog_and_the_run_is_kept(make_window: A
     assert "Cannot open damaged.gwb" in window.findChild(QMessageBox, "errorDialog").text()
     wait_idle(qtbot, window)
     assert window.controller.trainer is trainer and window.state.file is None
+
+
+# ----------------------------------------------------------------------------- unsaved training
+
+
+def answer_questions(monkeypatch: pytest.MonkeyPatch, button: Any) -> list[str]:
+    """Answer every Save / Discard / Cancel question with ``button``; returns the texts asked."""
+    from PySide6.QtWidgets import QMessageBox
+
+    asked: list[str] = []
+    monkeypatch.setattr(QMessageBox, "question", lambda parent, title, text, *a, **k: asked.append(text) or button)
+    return asked
+
+
+def test_training_since_the_last_save_marks_the_window_modified_and_closing_asks(
+        make_window: Any, qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing is lost: a run trained but not saved is an unsaved change like an edit."""
+    from PySide6.QtWidgets import QMessageBox
+
+    window = make_window(tiny_experiment(epochs=2))
+    assert not window.isWindowModified()
+    train_to_end(qtbot, window)
+    steps = window.controller.current_step
+    assert steps > 0 and window.controller.unsaved_steps == steps
+    assert window.isWindowModified() and not window.state.dirty     # the run, not the spec, is unsaved
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Cancel)
+    window.close()
+    assert window.isVisible(), "Cancel keeps the window open"
+    assert len(asked) == 1 and f"trained {steps:,} steps since it was last saved" in asked[0]
+
+    path = tmp_path / "kept.gwb"
+    save_as(window, path, monkeypatch)
+    assert not window.isWindowModified() and window.controller.unsaved_steps == 0
+    assert load_session(path).state["step"] == steps
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Cancel)
+    window.close()
+    assert asked == [] and not window.isVisible(), "nothing unsaved: closes without a question"
+
+
+def test_save_in_the_close_question_writes_the_run_then_closes(
+        make_window: Any, qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    window = make_window(tiny_experiment(epochs=2))
+    train_to_end(qtbot, window)
+    steps = window.controller.current_step
+    path = tmp_path / "on-close.gwb"
+    monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(path), ""))
+    answer_questions(monkeypatch, QMessageBox.StandardButton.Save)
+    window.close()
+    assert not window.isVisible()
+    assert load_session(path).state["step"] == steps
+    # The save put the session in the Runs panel (a load on its thread); closing still ends every
+    # thread — one left running aborts the process when the window is deleted.
+    assert [t.objectName() for t in window.findChildren(QThread) if t.isRunning()] == []
+
+
+def test_opening_an_opened_session_is_clean_until_it_trains_further(
+        make_window: Any, qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "base.gwb"
+    trainer = Trainer(tiny_experiment(epochs=3))
+    trainer.fit(epochs=1)
+    save_trainer(path, trainer)
+    window = make_window()
+    assert window.open_file(path)
+    qtbot.waitUntil(lambda: window.controller.current_step == trainer.step and window.controller.mode == "idle",
+                    timeout=10_000)
+    assert window.controller.unsaved_steps == 0 and not window.isWindowModified()
+    window.controller.actions["step"].trigger()
+    qtbot.waitUntil(lambda: window.controller.current_step == trainer.step + 1, timeout=10_000)
+    wait_idle(qtbot, window)
+    assert window.controller.unsaved_steps == 1 and window.isWindowModified()
+
+
+def test_starting_over_after_unsaved_training_asks_first(
+        make_window: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Train on a finished run and Reset weights replace the run: Cancel keeps it, Discard goes on."""
+    from PySide6.QtWidgets import QMessageBox
+
+    window = make_window(tiny_experiment(epochs=2))
+    c = window.controller
+    train_to_end(qtbot, window)
+    finished, steps = c.trainer, c.current_step
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Cancel)
+    c.actions["train"].trigger()                     # the run is complete: Train would start over
+    c.actions["reset"].trigger()
+    assert len(asked) == 2 and all("discards the current run" in text for text in asked)
+    assert c.mode == "idle" and c.trainer is finished and c.current_step == steps
+
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Discard)
+    c.actions["reset"].trigger()
+    qtbot.waitUntil(lambda: c.mode == "idle" and c.trainer is not finished, timeout=10_000)
+    assert len(asked) == 1 and c.current_step == 0 and c.unsaved_steps == 0
+    c.actions["train"].trigger()                     # fresh weights, nothing to lose: no question
+    wait_idle(qtbot, window, timeout=20_000)
+    assert len(asked) == 1 and c.current_step == steps

@@ -72,6 +72,11 @@ class TrainingController(QObject):
         self._restart_box: QMessageBox | None = None
         self._asked_restart = False
         self._shut_down = False
+        self._saved_step = 0                   # the trainer step the last save / open holds
+        # Asked before a fresh build replaces a run that trained since it was saved (Train on a
+        # finished run, Train after a structural edit, Reset weights); the window installs its
+        # Save / Discard / Cancel question. True: go on.
+        self.confirm_discard_run: Any = lambda: True
 
         self.thread = QThread(self)
         self.thread.setObjectName("TrainingThread")
@@ -123,6 +128,17 @@ class TrainingController(QObject):
     def running(self) -> bool:
         return self.mode == RUNNING
 
+    @property
+    def current_step(self) -> int:
+        """The run's step as last reported by the worker (0 before any run)."""
+        return int(self.buffers.progress.get("step", 0)) if self.buffers.progress else 0
+
+    @property
+    def unsaved_steps(self) -> int:
+        """Steps trained since the run was last saved or opened: closing, opening another file
+        or starting over must ask before they are thrown away."""
+        return max(0, self.current_step - self._saved_step)
+
     def train(self) -> None:
         if self.mode == PAUSED:
             self.resume()
@@ -130,6 +146,8 @@ class TrainingController(QObject):
         if self.mode != IDLE or not self.state.valid:
             return
         if self._needs_fresh_trainer():
+            if not self._may_replace_run():
+                return
             self._build(then_train=True)
         else:
             self._sync_hyperparameters()
@@ -166,6 +184,8 @@ class TrainingController(QObject):
         if self.mode != IDLE:
             return
         if self._needs_fresh_trainer():
+            if not self._may_replace_run():
+                return
             self._build(then_step=True)
         else:
             self._sync_hyperparameters()
@@ -173,6 +193,8 @@ class TrainingController(QObject):
 
     def reset_weights(self) -> None:
         if self.mode != IDLE or not self.state.valid:
+            return
+        if not self._may_replace_run():
             return
         self._build()
         self.status.emit("Fresh weights drawn from the experiment's initializers")
@@ -185,6 +207,10 @@ class TrainingController(QObject):
         extra = {"base_dir": str(Path(base).resolve())} if base else None   # relative data paths resolve here
         members = session_members(experiment, arrays, state_values, extra)
         write_session(Path(path), members)
+        # What the file holds is now safe. A save of fresh weights (no run for what the window
+        # shows) supersedes the run on screen as well: the user chose to keep the new experiment.
+        step = int(state_values.get("step", 0))
+        self._saved_step = step if step > 0 else self.current_step
         self.status.emit(f"Saved {Path(path).name}")
         self.session_saved.emit(Path(path))
 
@@ -195,6 +221,7 @@ class TrainingController(QObject):
         if session is None:
             self.trainer = None
             self.stale = False
+            self._saved_step = 0
             self.buffers.clear()
             self.run_reset.emit()
             self.updated.emit()
@@ -277,6 +304,10 @@ class TrainingController(QObject):
     def _base_dir(self) -> str | None:
         return str(self.state.base_dir) if self.state.base_dir is not None else None
 
+    def _may_replace_run(self) -> bool:
+        """Before a fresh build replaces the current run: ask if it holds unsaved training."""
+        return self.unsaved_steps == 0 or bool(self.confirm_discard_run())
+
     def _needs_fresh_trainer(self) -> bool:
         t = self.trainer
         if t is None or self.stale:
@@ -303,6 +334,8 @@ class TrainingController(QObject):
         reset = bool(snap.get("reset"))
         self.buffers.apply(snap)
         if reset:
+            # A new trainer: fresh weights (step 0) or an opened session, whose steps are in its file.
+            self._saved_step = self.current_step
             self.run_reset.emit()
         self.updated.emit()
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
+from PySide6.QtCore import QCoreApplication, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox
 
@@ -72,7 +72,6 @@ class RunsTools(QObject):
         saved = getattr(controller, "session_saved", None)
         if saved is not None:
             saved.connect(lambda p: self.panel.add_session(p, checked=True, source="saved in this window"))
-        window.installEventFilter(self)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -131,12 +130,9 @@ class RunsTools(QObject):
     # ------------------------------------------------------------------ closing
 
     def shutdown(self) -> None:
-        """Cancel a running sweep (its process pool ends) and end the loading thread."""
+        """Cancel a running sweep (its process pool ends) and end the loading thread. The window
+        calls it once its close is accepted — after the unsaved-changes question, whose Save
+        adds the session to this panel (a load on the thread)."""
         if self.sweep_dialog is not None:
             self.sweep_dialog.shutdown()
         self.panel.shutdown()
-
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
-        if event.type() == QEvent.Type.Close and watched is self.window:
-            self.shutdown()
-        return False

@@ -110,7 +110,9 @@ class _Worker(QObject):
 class RunsLoader(QObject):
     """GUI-thread front of the loading thread. ``load(paths)`` queues a request; ``loaded``
     fires (on the GUI thread) with the newest request's ``RunsData`` only. The thread starts on
-    first use and ``shutdown()`` ends it (it starts again if needed)."""
+    first use; ``shutdown()`` (the window closes) ends it for good: later requests and results
+    still queued from the thread are dropped, so nothing starts a thread the window's deletion
+    would destroy while running."""
 
     loaded = Signal(object)
     _request = Signal(int, object)
@@ -121,8 +123,11 @@ class RunsLoader(QObject):
         self._worker: _Worker | None = None
         self._latest = 0
         self.pending = False
+        self._closed = False
 
     def load(self, paths: list[Path]) -> None:
+        if self._closed:
+            return
         if self._thread is None:
             self._thread = QThread(self)
             self._thread.setObjectName("RunsLoaderThread")
@@ -137,11 +142,12 @@ class RunsLoader(QObject):
         self._request.emit(self._latest, list(paths))
 
     def _on_done(self, request: int, data: Any) -> None:
-        if request == self._latest:
+        if request == self._latest and not self._closed:
             self.pending = False
             self.loaded.emit(data)
 
     def shutdown(self) -> None:
+        self._closed = True
         if self._thread is not None:
             self._thread.quit()
             self._thread.wait()

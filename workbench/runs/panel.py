@@ -223,7 +223,9 @@ class RunsPanel(QWidget):
         self.list.setObjectName("runsList")
         self.list.setToolTip("Sessions saved, opened or added in this window; tick some to overlay them")
         self.list.setSelectionMode(QListWidget.SelectionMode.ExtendedSelection)
-        self.list.itemChanged.connect(lambda _: self.reload())
+        # Colouring an item is an itemChanged as well: only a change of the ticked set reloads.
+        self._requested: list[Path] | None = None
+        self.list.itemChanged.connect(self._on_item_changed)
         self.add_button = QPushButton("Add session…")
         self.add_button.setToolTip("Add any session file (.gwb) to the list")
         self.add_button.clicked.connect(self.add_dialog)
@@ -344,8 +346,13 @@ class RunsPanel(QWidget):
 
     def reload(self) -> None:
         """Read and align the ticked sessions on the loader thread; the plots follow."""
-        self.loader.load(self.checked_paths())
+        self._requested = self.checked_paths()
+        self.loader.load(self._requested)
         self._update_status()
+
+    def _on_item_changed(self, _item: QListWidgetItem) -> None:
+        if self.checked_paths() != self._requested:
+            self.reload()
 
     def _on_loaded(self, data: RunsData) -> None:
         self.data = data

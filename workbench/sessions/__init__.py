@@ -175,7 +175,7 @@ class SessionTools(QObject):
         if self.controller.busy:
             return None
         source = self.state.file if self.state.file is not None and self.state.file.suffix == ".gwb" else None
-        if source is None or self.state.dirty:
+        if source is None or self.state.dirty or self.controller.unsaved_steps:
             box = QMessageBox(QMessageBox.Icon.Question, "Reuse layers of a saved model",
                               "Layers are reused from a saved session. Save the current one first, or pick "
                               "another session file?", QMessageBox.StandardButton.NoButton, self.window)
