@@ -57,6 +57,7 @@ TASKS = ("classification", "regression")
 # A large CSV is handed to the parser in blocks of about this many bytes; the progress callback
 # runs between blocks, so a stop request takes effect within one block (~10 ms of parsing).
 CSV_BLOCK_BYTES = 2**20
+CSV_DIAGNOSE_ROWS = 20_000  # rows between stop checks while looking for a bad cell (after a parse error)
 
 Progress = Callable[[float], "bool | None"]
 """``progress(fraction)``: called while a file is read with the fraction of it read so far
@@ -688,12 +689,19 @@ def read_csv_header(path: Path) -> tuple[list[str], str]:
     return header, delimiter
 
 
-def _diagnose_csv(path: Path, header: list[str], delimiter: str, target: int) -> None:
-    """Slow path, only after the fast parser failed: find the first bad cell and say where."""
+def _diagnose_csv(path: Path, header: list[str], delimiter: str, target: int,
+                  wanted: Callable[[], bool] | None = None) -> None:
+    """Slow path, only after the fast parser failed: find the first bad cell and say where.
+
+    A Python loop over the rows: on a large file with a late error it takes a while, so
+    ``wanted()`` is asked every ``CSV_DIAGNOSE_ROWS`` rows and ``False`` stops it (LoadCancelled).
+    """
     with open(path, newline="", encoding="utf-8-sig") as f:
         reader = csv.reader(f, delimiter=delimiter)
         next(reader)
-        for row in reader:
+        for n, row in enumerate(reader, 1):
+            if wanted is not None and n % CSV_DIAGNOSE_ROWS == 0 and not wanted():
+                raise LoadCancelled(f"{path}: loading cancelled")
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue  # blank lines are skipped by the fast parser too
             line = reader.line_num
@@ -712,16 +720,17 @@ def _diagnose_csv(path: Path, header: list[str], delimiter: str, target: int) ->
                                        f"feature columns must hold numbers")
 
 
-def _line_blocks(fh: Any, path: Path, progress: Progress | None) -> Iterator[list[str]]:
+def _line_blocks(fh: Any, path: Path, progress: Progress | None, read: list[float]) -> Iterator[list[str]]:
     """The rest of an open text file as lists of whole lines, about ``CSV_BLOCK_BYTES`` each.
 
     NumPy's reader takes the lines one by one from a C-level chain over these lists (only the
     blocks go through Python, so this costs ~10 % of parse speed, not a Python call per line).
-    ``progress`` runs before each block is handed over.
+    ``progress`` runs before each block is handed over; ``read[0]`` keeps the fraction it got.
     """
     size = max(path.stat().st_size, 1)
     while block := fh.readlines(CSV_BLOCK_BYTES):
-        if progress is not None and progress(min(fh.buffer.tell() / size, 1.0)) is False:
+        read[0] = min(fh.buffer.tell() / size, 1.0)
+        if progress is not None and progress(read[0]) is False:
             raise LoadCancelled(f"{path}: loading cancelled")
         yield block
 
@@ -763,11 +772,12 @@ def load_csv(path: Path, target: str, progress: Progress | None = None) -> Datas
                 code = codes[text] = float(len(codes))
         return code
 
+    read = [0.0]  # fraction of the file handed to the parser
     try:
         with warnings.catch_warnings(), open(path, encoding="utf-8-sig") as fh:
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": handled below
             fh.readline()  # the header, read above
-            lines = itertools.chain.from_iterable(_line_blocks(fh, path, progress))
+            lines = itertools.chain.from_iterable(_line_blocks(fh, path, progress, read))
             table = np.loadtxt(lines, delimiter=delimiter, comments=None, quotechar='"', ndmin=2,
                                converters={t: encode}, dtype=np.float64)
     except UnicodeDecodeError:
@@ -775,7 +785,9 @@ def load_csv(path: Path, target: str, progress: Progress | None = None) -> Datas
     except LoadCancelled:
         raise
     except ValueError as exc:
-        _diagnose_csv(path, header, delimiter, t)
+        # The search for the bad cell can be stopped too; progress stays where the parser failed.
+        wanted = None if progress is None else (lambda: progress(read[0]) is not False)
+        _diagnose_csv(path, header, delimiter, t, wanted)
         raise DatasetError(f"{path}: cannot parse the data ({_first_line(exc)})") from None
     if table.shape[0] == 0:
         raise DatasetError(f"{path}: empty data: the header has no data rows below it")

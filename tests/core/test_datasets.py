@@ -490,6 +490,20 @@ def test_csv_progress_returning_false_stops_before_the_rest_is_read(tmp_path, mo
     with pytest.raises(LoadCancelled):
         load_dataset("csv", {}, path=str(path), target="label", rng=rng(), progress=lambda f: False)
 
+    # A stop asked for after the parser failed, while the slow search for the bad cell runs,
+    # ends that search too; the progress reported meanwhile never goes back.
+    monkeypatch.setattr(datasets, "CSV_DIAGNOSE_ROWS", 1000)
+    calls.clear()
+    parsed = (path.stat().st_size - 1) // 2**14 + 1   # progress calls of the whole parse
+
+    def stop_after_the_parse(fraction: float) -> bool:
+        calls.append(fraction)
+        return len(calls) <= parsed + 2
+
+    with pytest.raises(LoadCancelled):
+        load_csv(path, "label", progress=stop_after_the_parse)
+    assert len(calls) == parsed + 3 and calls == sorted(calls) and calls[-1] == 1.0
+
 
 def test_csv_quoted_newline_across_a_block_boundary(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "CSV_BLOCK_BYTES", 64)
