@@ -8,15 +8,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core import datasets
 from core.datasets import (
     DATASETS,
     Dataset,
     DatasetError,
     DatasetSource,
+    LoadCancelled,
     dataset_names,
     load_csv,
     load_dataset,
     load_npz,
+    read_csv_header,
 )
 
 SYNTHETIC = ["spirals", "moons", "circles", "blobs", "xor"]
@@ -435,6 +438,89 @@ def test_csv_errors(tmp_path):
     lines = "\n".join(["x,t", *(f"{i},{i}" for i in range(1001))])
     path = write(tmp_path / "many.csv", lines)
     assert_error(load_csv, path, "t", words=["1001 distinct class labels", "decimal values"])
+
+
+def test_read_csv_header_gives_columns_and_delimiter(tmp_path):
+    assert read_csv_header(write(tmp_path / "c.csv", "a, b ,t\n1,2,x\n")) == (["a", "b", "t"], ",")
+    assert read_csv_header(write(tmp_path / "s.csv", "a;b\n1;2\n")) == (["a", "b"], ";")
+    assert read_csv_header(write(tmp_path / "t.csv", "a\tb\n1\t2\n")) == (["a", "b"], "\t")
+    assert_error(read_csv_header, tmp_path / "gone.csv", words=["gone.csv", "file not found"])
+    assert_error(read_csv_header, write(tmp_path / "n.csv", "1,2\n"), words=["column names", "required"])
+
+
+def write_blocks(path: Path, rows: int, tail: str = "") -> Path:
+    """A CSV of ``rows`` numeric rows with a class column, then ``tail`` (e.g. a bad last line)."""
+    lines = ["x1,x2,label", *(f"{i * 0.5},{i % 7},{i % 3}" for i in range(rows))]
+    return write(path, "\n".join(lines) + "\n" + tail)
+
+
+def test_csv_progress_gets_increasing_fractions_of_the_file(tmp_path, monkeypatch):
+    # blocks of 16 kB (the real ones are 1 MB) of a ~0.5 MB file
+    monkeypatch.setattr(datasets, "CSV_BLOCK_BYTES", 2**14)
+    path = write_blocks(tmp_path / "big.csv", 40_000)
+    calls: list[float] = []
+    data = load_csv(path, "label", progress=lambda f: calls.append(f) or True)
+    assert len(calls) >= path.stat().st_size // 2**14 - 1   # once a block
+    assert all(0 < a < b for a, b in zip(calls, calls[1:], strict=False)) and calls[-1] == 1.0
+    plain = load_csv(path, "label")
+    np.testing.assert_array_equal(data.X, plain.X)
+    np.testing.assert_array_equal(data.y, plain.y)
+    assert data.n_samples == 40_000
+    # a reporter that returns None (not False) does not stop the load
+    assert load_csv(path, "label", progress=lambda f: None).n_samples == 40_000
+
+
+def test_csv_progress_returning_false_stops_before_the_rest_is_read(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "CSV_BLOCK_BYTES", 2**14)
+    # the last line is bad: had the parser got that far, the load would fail with a DatasetError
+    path = write_blocks(tmp_path / "big.csv", 40_000, tail="1,oops,2\n")
+    assert_error(load_csv, path, "label", words=["non-numeric value 'oops'", "line 40002"])
+    calls: list[float] = []
+
+    def stop_at_third(fraction: float) -> bool:
+        calls.append(fraction)
+        return len(calls) < 3
+
+    with pytest.raises(LoadCancelled, match="big.csv: loading cancelled"):
+        load_csv(path, "label", progress=stop_at_third)
+    assert len(calls) == 3   # no block is handed over after the stop
+    assert calls[-1] < 0.2   # bytes read when it stopped: three blocks of a ~0.5 MB file
+    assert not issubclass(LoadCancelled, DatasetError)   # a cancellation is not a bad file
+    # the same through the spec's entry point
+    with pytest.raises(LoadCancelled):
+        load_dataset("csv", {}, path=str(path), target="label", rng=rng(), progress=lambda f: False)
+
+    # A stop asked for after the parser failed, while the slow search for the bad cell runs,
+    # ends that search too; the progress reported meanwhile never goes back.
+    monkeypatch.setattr(datasets, "CSV_DIAGNOSE_ROWS", 1000)
+    calls.clear()
+    parsed = (path.stat().st_size - 1) // 2**14 + 1   # progress calls of the whole parse
+
+    def stop_after_the_parse(fraction: float) -> bool:
+        calls.append(fraction)
+        return len(calls) <= parsed + 2
+
+    with pytest.raises(LoadCancelled):
+        load_csv(path, "label", progress=stop_after_the_parse)
+    assert len(calls) == parsed + 3 and calls == sorted(calls) and calls[-1] == 1.0
+
+
+def test_csv_quoted_newline_across_a_block_boundary(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "CSV_BLOCK_BYTES", 64)
+    rows = [f'{i},"two\nlines"' if i % 2 else f"{i},one" for i in range(40)]
+    data = load_csv(write(tmp_path / "q.csv", "x,t\n" + "\n".join(rows) + "\n"), "t")
+    assert data.class_names == ["one", "two\nlines"] and data.n_samples == 40
+    np.testing.assert_array_equal(data.y, np.arange(40) % 2)
+
+
+def test_npz_progress_after_each_array_and_stop(tmp_path):
+    path = tmp_path / "d.npz"
+    np.savez(path, X=np.ones((50, 3)), y=np.arange(50) % 2)
+    calls: list[float] = []
+    assert load_npz(path, progress=lambda f: calls.append(f) or True).n_samples == 50
+    assert len(calls) == 2 and 0 < calls[0] < calls[1] == 1.0
+    with pytest.raises(LoadCancelled):
+        load_npz(path, progress=lambda f: False)
 
 
 # ------------------------------------------------------------------------------------ load_dataset

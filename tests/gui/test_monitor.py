@@ -502,3 +502,61 @@ def test_the_gui_gate_slows_the_worker_but_never_stops_it() -> None:
             steps += 1
     assert steps > 100                           # it gave way at most MAX_SHARE of each second
     gate.wait()                                  # open again: no wait at all
+
+
+def test_layers_frozen_by_transfer_are_marked_until_their_unfreeze_epoch(make_window: Any, qtbot: Any,
+                                                                        tmp_path: Path) -> None:
+    from PySide6.QtGui import QPen
+
+    from core.session import save_trainer
+    from core.spec import parse_experiment
+
+    from .monitor_support import tiny_spec
+
+    source = Trainer(tiny_experiment(epochs=1, layers=3))
+    source.fit()
+    save_trainer(tmp_path / "base.gwb", source)
+    spec = tiny_spec(epochs=3, layers=3)
+    spec["model"]["transfer"] = {"from": str(tmp_path / "base.gwb"), "layers": [0, 1], "freeze": [0],
+                                 "unfreeze_at_epoch": 1}
+    window = make_window(parse_experiment(spec))
+    c = window.controller
+    mon = monitor_of(window)
+    norms, flow = mon.panels["grad_norm"], mon.panels["flow"]
+    for dock in window.monitor_docks:
+        dock.show()
+
+    def legend() -> list[str]:
+        return [label.text for _, label in norms.legend.items]
+
+    def styles() -> list[Qt.PenStyle]:
+        return [QPen(curve.opts["pen"]).style() for curve in norms.curves]
+
+    def hatched() -> list[bool]:
+        return [b.style() == Qt.BrushStyle.BDiagPattern for b in flow.norm_bars.opts["brushes"]]
+
+    click_action(window, qtbot, "step")                 # one batch of epoch 1: layer 0 is still frozen
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: c.buffers.size == 1)
+    mon.refresh(force=True)
+    for panel in (norms, flow):
+        panel.redraw()
+    assert c.buffers.frozen_layers == [True, False, False, False]
+    assert "frozen" in legend()[0] and legend()[0].startswith("dense_0")
+    assert not any("frozen" in text for text in legend()[1:])
+    assert styles()[0] == Qt.PenStyle.DashLine and set(styles()[1:]) == {Qt.PenStyle.SolidLine}
+    assert hatched() == [True, False, False, False] and "frozen (dense_0)" in flow.caption.text()
+    assert "(frozen)" in norms.show_hover(1.0, float(norms.curves[0].yData[0])).splitlines()[0]
+
+    click_action(window, qtbot, "train")                # on past the end of epoch 1, where it is unfrozen
+    wait_idle(qtbot, window)
+    assert any(e["kind"] == "unfreeze" for e in c.buffers.events)
+    mon.refresh(force=True)
+    for panel in (norms, flow):
+        panel.redraw()
+    assert c.buffers.frozen_layers == [False] * 4
+    assert not any("frozen" in text for text in legend())
+    assert set(styles()) == {Qt.PenStyle.SolidLine}
+    assert not any(hatched()) and "frozen" not in flow.caption.text()
+    # where the frozen part ended stays marked on the gradient-norm plot
+    assert [line.value() for line in norms.unfreeze_lines] == [c.trainer.steps_per_epoch]

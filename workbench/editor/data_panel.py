@@ -13,8 +13,7 @@ from PySide6.QtCore import QLocale, Qt, QTimer
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-# _read_header is load_csv's own header reader (delimiter, column names); core has no public name for it yet.
-from core.datasets import DATASETS, DatasetError, _read_header
+from core.datasets import DATASETS, DatasetError, read_csv_header
 from core.spec import AUGMENTATIONS
 
 from ..state import ExperimentState
@@ -228,7 +227,7 @@ class DataPanel(Panel):
             raise DatasetError(f"{file}: file not found") from None
         key = (str(file), stamp)
         if key not in self._headers:
-            self._headers[key] = _read_header(file)[0]
+            self._headers[key] = read_csv_header(file)[0]
         return self._headers[key]
 
     # ------------------------------------------------------------------ writing

@@ -3,9 +3,11 @@ preview, and the preview of a file (shape, classes, class balance) loaded off th
 
 Sizes of the built-in sources are known without loading anything (bundled sets from a small
 table, generators from their parameters); a file's come from its preview. Loading runs on a
-``QThreadPool`` worker: a large CSV is first read in chunks (progress in bytes, Cancel takes
-effect between chunks), then parsed by ``core.datasets.load_csv``, the same reader training
-uses. Results are cached per (source, parameters, file, size, modification time).
+``QThreadPool`` worker with ``core.datasets.load_csv`` / ``load_npz``, the same readers training
+uses: a CSV reports the fraction of the file parsed after each block of about a megabyte, and
+Cancel stops it at the next block (``LoadCancelled``). A large NPZ is read ahead in chunks
+(progress in bytes, Cancel between chunks), then its arrays are read whole. Results are cached
+per (source, parameters, file, size, modification time).
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
-from core.datasets import DATASETS, Dataset, load_csv, load_dataset, load_npz
+from core.datasets import DATASETS, Dataset, LoadCancelled, load_csv, load_dataset, load_npz
 from core.spec import DataSpec
 
 # (samples, features, classes) of the bundled data sets, so that the parameter count is
 # immediate; the preview (which loads them) confirms it.
 BUNDLED = {"digits": (1797, 64, 10), "iris": (150, 4, 3), "wine": (178, 13, 3), "breast_cancer": (569, 30, 2)}
 
-READ_AHEAD_BYTES = 8 * 2**20    # files larger than this are read in chunks first (progress, Cancel)
+READ_AHEAD_BYTES = 8 * 2**20    # NPZ files larger than this are read in chunks first (progress, Cancel)
 CHUNK_BYTES = 4 * 2**20
+PROGRESS_STEP = 0.01            # progress is sent to the GUI thread when it moved by this much
 
 
 @dataclass(frozen=True)
@@ -102,39 +105,41 @@ def preview_key(data: DataSpec, base_dir: Path | None) -> str:
     return json.dumps(key, sort_keys=True, default=str)
 
 
-class Cancelled(Exception):
-    pass
-
-
 def load_for_preview(data: DataSpec, base_dir: Path | None, cancel: threading.Event,
                      progress: Any = None) -> Dataset:
     """Load the data a spec names (in a worker thread). ``progress(fraction)`` gets values in
-    [0, 1] while a large file is read, then -1 while it is parsed; ``cancel`` stops between
-    chunks (parsing itself cannot be interrupted; its result is then dropped)."""
-    if data.source in ("npz", "csv"):
+    [0, 1] while a file is read (a CSV: parsed), -1 while an NPZ's arrays are decoded; once
+    ``cancel`` is set the load raises ``LoadCancelled`` at its next block (a CSV's megabyte, an
+    NPZ's read-ahead chunk or array)."""
+    last = [-1.0]
+
+    def report(fraction: float) -> bool:
+        if progress is not None and (fraction - last[0] >= PROGRESS_STEP or fraction < 0):
+            progress(fraction)
+            last[0] = fraction
+        return not cancel.is_set()
+
+    if data.source == "csv":
+        dataset = load_csv(resolve(data.path or "", base_dir), data.target or "", progress=report)
+    elif data.source == "npz":
         file = resolve(data.path or "", base_dir)
         try:
             size = file.stat().st_size
         except OSError:
             size = 0
         if size > READ_AHEAD_BYTES:
-            done, last = 0, -1.0
+            done = 0
             with open(file, "rb") as fh:
                 while chunk := fh.read(CHUNK_BYTES):
-                    if cancel.is_set():
-                        raise Cancelled
                     done += len(chunk)
-                    fraction = done / size
-                    if progress is not None and fraction - last >= 0.01:
-                        progress(fraction)
-                        last = fraction
-        if progress is not None:
-            progress(-1.0)
-        dataset = load_npz(file) if data.source == "npz" else load_csv(file, data.target or "")
+                    if not report(done / size):
+                        raise LoadCancelled(f"{file}: loading cancelled")
+        report(-1.0)
+        dataset = load_npz(file, progress=lambda fraction: not cancel.is_set())
     else:
         dataset = load_dataset(data.source, data.params, rng=np.random.default_rng(0))
     if cancel.is_set():
-        raise Cancelled
+        raise LoadCancelled("loading cancelled")
     return dataset
 
 
@@ -190,6 +195,11 @@ class DataInfo(QObject):
     @property
     def busy(self) -> bool:
         return self._pending_key is not None
+
+    @property
+    def running(self) -> bool:
+        """A load is still running on a worker thread (a cancelled one too, until it stops)."""
+        return self._pool.activeThreadCount() > 0
 
     # ------------------------------------------------------------------ loading
 
@@ -250,7 +260,7 @@ class DataInfo(QObject):
             try:
                 dataset = load_for_preview(data, base_dir, cancel, lambda f: signals.progress.emit(request, f))
                 signals.finished.emit(request, dataset.summary())
-            except Cancelled:
+            except LoadCancelled:
                 pass
             except Exception as exc:  # noqa: BLE001 — any failure is shown in the preview, never raised
                 signals.failed.emit(request, str(exc) or type(exc).__name__)

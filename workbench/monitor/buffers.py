@@ -60,6 +60,7 @@ class RunBuffers:
         self.events: list[dict[str, Any]] = []
         self.health: list[dict[str, Any]] = []
         self.progress: dict[str, Any] = {}
+        self.frozen_layers: list[bool] = [False] * n_layers   # per layer: frozen by transfer learning now
         self.meta: dict[str, Any] = {"layer_names": self.layer_names, "steps_per_epoch": 1, "epochs": 0,
                                      "classification": False, "class_names": [], "planned_lr": None,
                                      "points": None, "dataset": ""}
@@ -122,6 +123,9 @@ class RunBuffers:
         self.events = list(snap["events"])
         self.health = list(snap["health"])
         self.progress = dict(snap["progress"])
+        frozen = snap.get("frozen_layers")
+        if frozen is not None and len(frozen) == self.n_layers:
+            self.frozen_layers = [bool(f) for f in frozen]
         if "confusion" in snap:
             self.confusion = np.asarray(snap["confusion"])
             self.extras_version += 1

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QBrush, QColor, QPalette, QPen
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from .buffers import RunBuffers, safe_log10, write_csv
@@ -28,9 +28,9 @@ MAX_HEATMAP_COLUMNS = 1500
 CLASS_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                  "#bcbd22", "#17becf"]
 EVENT_COLOURS = {"lr_drop": "#1f77b4", "early_stopping": "#d62728", "restore_best": "#2ca02c",
-                 "rollback": "#ff7f0e", "diverged": "#d62728"}
+                 "rollback": "#ff7f0e", "diverged": "#d62728", "unfreeze": "#9467bd"}
 EVENT_LABELS = {"lr_drop": "lr ↓", "early_stopping": "early stop", "restore_best": "best restored",
-                "rollback": "NaN roll-back", "diverged": "diverged"}
+                "rollback": "NaN roll-back", "diverged": "diverged", "unfreeze": "unfrozen"}
 
 
 def layer_colours(n: int, dark: bool = False) -> list[QColor]:
@@ -48,6 +48,23 @@ def layer_colours(n: int, dark: bool = False) -> list[QColor]:
 def short_name(name: str) -> str:
     """``"dense_3 (elu, 100)"`` → ``"dense_3"`` (axis ticks)."""
     return name.split(" (")[0]
+
+
+def layer_label(name: str, frozen: bool, short: bool = False) -> str:
+    """A layer's name for the legend and hover text, marked while transfer learning keeps it frozen."""
+    text = short_name(name) if short else name
+    return f"{text} (frozen)" if frozen else text
+
+
+def layer_pen(colour: QColor, frozen: bool) -> QPen:
+    """Width 1, cosmetic; dashed and paler for a layer kept frozen by transfer learning (it
+    recedes behind the layers that learn)."""
+    if frozen:
+        colour = QColor(colour)
+        colour.setAlpha(150)
+    pen = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine if frozen else Qt.PenStyle.SolidLine)
+    pen.setCosmetic(True)
+    return pen
 
 
 def layer_ticks(names: Sequence[str], long: int = 5) -> list[list[tuple[int, str]]]:
@@ -341,6 +358,9 @@ class GradientNormPanel(PlotPanel):
         self.graphics.ci.layout.setAlignment(self.legend, Qt.AlignmentFlag.AlignTop)
         self.curves: list[pg.PlotDataItem] = []
         self._curves_dark = False
+        self._curves_frozen: list[bool] = []
+        self.unfreeze_lines: list[pg.InfiniteLine] = []
+        self._unfreeze_steps: list[float] = []
         self.hover = pg.TextItem(anchor=(0, 1), border=pg.mkPen("#888"), fill=pg.mkBrush(0, 0, 0, 0))
         self.hover.setZValue(100)
         self.hover.hide()
@@ -354,8 +374,11 @@ class GradientNormPanel(PlotPanel):
 
     def _ensure_curves(self) -> None:
         names = self.buffers.layer_names
+        frozen = list(self.buffers.frozen_layers)
         if len(self.curves) == len(names) and self._curves_dark == self.dark and \
                 all(c.name() == n for c, n in zip(self.curves, names, strict=True)):
+            if frozen != self._curves_frozen:
+                self._mark_frozen(frozen)
             return
         self._curves_dark = self.dark
         for c in self.curves:
@@ -363,12 +386,25 @@ class GradientNormPanel(PlotPanel):
         self.legend.clear()
         self.curves = []
         for name, colour in zip(names, layer_colours(len(names), self.dark), strict=True):
-            pen = pg.mkPen(colour, width=1)
-            pen.setCosmetic(True)
-            curve = self.plot.plot([], [], pen=pen, name=name, connect="finite")
+            curve = self.plot.plot([], [], pen=layer_pen(colour, False), name=name, connect="finite")
             self.curves.append(curve)
-            self.legend.addItem(curve, name if len(names) <= 8 else short_name(name))
+            self.legend.addItem(curve, layer_label(name, False, short=len(names) > 8))
+        self._curves_frozen = [False] * len(names)
+        self._mark_frozen(frozen)
         self.apply_palette()
+
+    def _mark_frozen(self, frozen: list[bool]) -> None:
+        """Layers that transfer learning keeps fixed: dashed curve, "(frozen)" in the legend; back
+        to a solid line and the plain name when they are unfrozen."""
+        names = self.buffers.layer_names
+        colours = layer_colours(len(names), self.dark)
+        for i, (curve, (sample, label)) in enumerate(zip(self.curves, self.legend.items, strict=True)):
+            if frozen[i] == self._curves_frozen[i]:
+                continue
+            curve.setPen(layer_pen(colours[i], frozen[i]))
+            label.setText(layer_label(names[i], frozen[i], short=len(names) > 8))
+            sample.update()
+        self._curves_frozen = frozen
 
     def clear_run(self) -> None:
         super().clear_run()
@@ -387,6 +423,7 @@ class GradientNormPanel(PlotPanel):
 
     def draw(self) -> None:
         self._ensure_curves()
+        self._mark_unfreeze()
         x = self.buffers.steps
         self.hint.setVisible(x.shape[0] == 0)
         if x.shape[0] == 0:
@@ -405,6 +442,27 @@ class GradientNormPanel(PlotPanel):
             xs, ys = envelope(x[view], self.buffers.log_grad_norm()[:, view], width)
         for i, curve in enumerate(self.curves):
             curve.setData(xs, ys[i], connect="finite")
+
+    def _mark_unfreeze(self) -> None:
+        """A vertical line where transfer learning unfroze its layers (their curves are solid
+        from then on, all the way back: the line keeps where the frozen part ended)."""
+        events = [e for e in self.buffers.events if e.get("kind") == "unfreeze"]
+        steps = [float(e.get("step", 0)) for e in events]
+        if steps == self._unfreeze_steps:
+            return
+        for line in self.unfreeze_lines:
+            self.plot.removeItem(line)
+        self.unfreeze_lines = []
+        colour = QColor(EVENT_COLOURS["unfreeze"])
+        for x, event in zip(steps, events, strict=True):
+            line = pg.InfiniteLine(x, angle=90, movable=False,
+                                   pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
+                                   label=EVENT_LABELS["unfreeze"],
+                                   labelOpts={"position": 0.95, "color": colour, "rotateAxis": (1, 0)})
+            line.setToolTip(str(event.get("message", "")))
+            self.plot.addItem(line, ignoreBounds=True)
+            self.unfreeze_lines.append(line)
+        self._unfreeze_steps = steps
 
     def curve_data(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
         """All recorded (step, log10 norm) of one layer (the curves themselves hold an envelope)."""
@@ -440,7 +498,8 @@ class GradientNormPanel(PlotPanel):
         else:
             layer = int(np.nanargmin(np.abs(np.where(np.isfinite(column), column, np.inf) - y_log)))
             value = float(b.layer("grad_norm")[i, layer])
-            text = f"{b.layer_names[layer]}\nstep {int(steps[i])}: ‖g‖ = {value:.3g}"
+            name = layer_label(b.layer_names[layer], b.frozen_layers[layer])
+            text = f"{name}\nstep {int(steps[i])}: ‖g‖ = {value:.3g}"
         self.hover.setText(text)
         if layer >= 0:
             self.hover.setColor(layer_colours(b.n_layers, self.dark)[layer])
@@ -531,12 +590,16 @@ class GradientFlowPanel(PlotPanel):
         self.values: dict[str, np.ndarray] = {}
 
     def _bars(self, plot: pg.PlotItem, old: pg.BarGraphItem | None, logs: np.ndarray, floor: float,
-              colours: list[QColor]) -> pg.BarGraphItem:
+              colours: list[QColor], frozen: list[bool]) -> pg.BarGraphItem:
         if old is not None:
             plot.removeItem(old)
         heights = np.where(np.isfinite(logs), logs - floor, 0.0)
+        # a layer kept frozen by transfer learning: hatched in its colour, outlined
+        pairs = list(zip(colours, frozen, strict=True))
+        brushes = [QBrush(c, Qt.BrushStyle.BDiagPattern) if f else QBrush(c) for c, f in pairs]
+        pens = [layer_pen(c, False) if f else pg.mkPen(None) for c, f in pairs]
         bars = pg.BarGraphItem(x=np.arange(len(logs)), height=heights, y0=floor, width=0.7,
-                               brushes=colours, pen=pg.mkPen(None))
+                               brushes=brushes, pens=pens)
         plot.addItem(bars)
         return bars
 
@@ -557,18 +620,24 @@ class GradientFlowPanel(PlotPanel):
         ln, lr = safe_log10(norms), safe_log10(ratios)
         floor_n = math.floor(np.nanmin(ln)) - 1 if np.isfinite(ln).any() else -8
         floor_r = min(math.floor(np.nanmin(lr)) - 1, -5) if np.isfinite(lr).any() else -6
-        self.norm_bars = self._bars(self.norm_plot, self.norm_bars, ln, floor_n, colours)
-        self.ratio_bars = self._bars(self.ratio_plot, self.ratio_bars, lr, floor_r, colours)
+        frozen = list(b.frozen_layers)
+        self.norm_bars = self._bars(self.norm_plot, self.norm_bars, ln, floor_n, colours, frozen)
+        self.ratio_bars = self._bars(self.ratio_plot, self.ratio_bars, lr, floor_r, colours, frozen)
         ticks = layer_ticks(names)
         for p in (self.norm_plot, self.ratio_plot):
             p.getAxis("bottom").setTicks(ticks)
         step = int(b.steps[-1]) if b.size else 0
-        self.caption.setText(f"{self.title.split(' (')[0]} at step {step}")
+        caption = f"{self.title.split(' (')[0]} at step {step}"
+        if any(frozen):
+            caption += "; hatched: frozen (" + ", ".join(short_name(n) for n, f in zip(names, frozen, strict=True)
+                                                         if f) + ")"
+        self.caption.setText(caption)
+        self.caption.setToolTip(caption)   # the dock may be narrower than the caption
 
     def csv_data(self) -> tuple[list[str], list[Any]]:
         b = self.buffers
-        return ["layer", "grad_norm", "update_ratio"], \
-            [b.layer_names, b.last("grad_norm"), b.last("update_ratio")]
+        return ["layer", "grad_norm", "update_ratio", "frozen"], \
+            [b.layer_names, b.last("grad_norm"), b.last("update_ratio"), [int(f) for f in b.frozen_layers]]
 
 
 # ============================================================================ 4. loss, accuracy, learning rate

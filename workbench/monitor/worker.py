@@ -408,6 +408,9 @@ class TrainingWorker(QObject):
             "events": [dict(e) for e in trainer.events],
             "progress": self._progress(trainer, now),
             "health": [issue.to_dict() for issue in trainer.health()],
+            # per layer of layer_names (the output layer last): kept fixed by model.transfer now;
+            # in every snapshot, since it changes at the unfreeze epoch (and back on a roll-back)
+            "frozen_layers": [bool(layer.frozen) for layer in trainer.network.layers] + [False],
         }
         if reset:
             self._points = two_d_points(trainer)
