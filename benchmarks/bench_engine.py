@@ -280,11 +280,9 @@ def engine_epochs(config: Config, dataset: Dataset, plan: Plan,
 def diagnostics_micro(trainer: Trainer, plan: Plan) -> dict[str, Any]:
     """Direct per-step costs of the diagnostic pieces, on a trainer whose last step was recorded."""
     net = trainer.network
-    grads = trainer._grads
-    kernel_keys = trainer._kernel_keys
 
     def grad_sq() -> None:  # as train_batch does at every step (also feeds the NaN check)
-        sq = [float(np.dot(grads[k].ravel(), grads[k].ravel())) for k in kernel_keys]
+        sq = [float(np.dot(g, g)) for g in trainer._kernel_grads_flat]
         math.isfinite(sum(sq))
 
     first_x = net.layers[0].dense._x
@@ -422,7 +420,6 @@ def dtype_check(config: Config, dataset: Dataset) -> dict[str, Any]:
     found.extend(_arrays_in("params", net.parameters()))
     found.extend(_arrays_in("grads", net.gradients()))
     found.extend(_arrays_in("buffers", net.buffers()))
-    found.extend(_arrays_in("updates", getattr(trainer, "_updates", {})))
     # Every array the optimizer holds (slots, step and scratch buffers), whatever their names.
     found.extend(_arrays_in("optimizer", dict(vars(trainer.optimizer))))
     found.extend(_arrays_in("data", {"X_train": trainer.X_train, "feature_mean": trainer.feature_mean,
@@ -465,7 +462,7 @@ def _phase_steps(trainer: Trainer, steps: int, acc: dict[str, float], clock: Cal
     spec = trainer.experiment
     reg = spec.regularization
     net = trainer.network
-    params, grads_all, updates = trainer._params, trainer._grads, trainer._updates
+    params_all, grads_all = trainer._params, trainer._grads
     for _ in range(steps):
         if trainer.batch_index >= trainer.steps_per_epoch:
             trainer.batch_index = 0
@@ -485,30 +482,25 @@ def _phase_steps(trainer: Trainer, steps: int, acc: dict[str, float], clock: Cal
         net.backward(grad_logits)
         t4 = clock()
         if reg.l1 or reg.l2:
-            kernels = {k: params[k] for k in trainer._kernel_keys}
+            kernels = {k: params_all[k] for k in trainer._kernel_keys}
             loss += weight_penalty(kernels, reg.l1, reg.l2)
             add_weight_penalty_gradient(kernels, grads_all, reg.l1, reg.l2)
         t5 = clock()
-        grad_sq = [float(np.dot(grads_all[k].ravel(), grads_all[k].ravel())) for k in trainer._kernel_keys]
+        grad_sq = [float(np.dot(g, g)) for g in trainer._kernel_grads_flat]
         if not (math.isfinite(loss) and math.isfinite(sum(grad_sq))):
             raise RuntimeError("non-finite loss or gradient during the phase breakdown")
         t6 = clock()
-        row = trainer.recorder.append(trainer.step + 1) if record else -1
         if record:
-            trainer.recorder.table("grad_norm")[row] = np.sqrt(grad_sq)
+            row = trainer._record_gradients(grad_sq)
         t7 = clock()
-        trainable = trainer.trainable_keys
-        grads = {k: grads_all[k] for k in trainable}
+        params, grads = trainer._trainable_arrays()
         clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
         t8 = clock()
         lr = trainer.schedule(trainer.step) * trainer.lr_scale
-        trainer.optimizer.apply({k: params[k] for k in trainable}, grads, lr, updates)
+        trainer.optimizer.apply(params, grads, lr)
         t9 = clock()
         if reg.max_norm is not None:
             apply_max_norm({k: params[k] for k in trainer._kernel_keys if k in grads}, reg.max_norm)
-        for k in params:
-            if k not in grads:
-                updates[k].fill(0)
         trainer.step += 1
         trainer.batch_index += 1
         n = len(idx)

@@ -8,12 +8,19 @@ library): same names, same defaults, same placement of ``ε``.
 Why the code looks the way it does:
 
 * Each update rule is one method, ``_compute_step``, whose docstring states the equation.
-  It writes the step actually taken, ``θ_new − θ_old``, into a buffer and ``apply`` then does
-  ``θ += step``; the trainer reads that buffer for the update/weight ratio, so the
+  It returns the array holding the step actually taken, ``θ_new − θ_old`` (its step buffer,
+  or a slot that already equals it: momentum's m), and ``apply`` then does ``θ += step``;
+  the trainer reads it back with ``step_taken(path)`` for the update/weight ratio, so the
   diagnostic costs no extra copy.
 * The hot path allocates nothing after ``build()``: slots, a step buffer and (where a rule
   needs one) a scratch buffer per parameter are preallocated, and every array operation
   writes with ``out=`` or in place.
+* Element-wise work over a few hundred thousand parameters is memory traffic, not
+  arithmetic: a rule makes 4 (momentum) to 15 (Nadam) passes over arrays of the
+  parameter's size. ``apply`` therefore feeds ``_compute_step`` blocks of rows of about
+  ``BLOCK_ELEMENTS`` values, so the parameter, gradient, slots and scratch of a block stay
+  in the CPU's L2 cache through all of the rule's passes instead of streaming through
+  memory once per pass; a rule is written once, for any block.
 * Hyperparameters and bias corrections are Python floats, never NumPy float64 scalars, so a
   float32 model stays float32 (one float64 scalar would upcast whole arrays).
 """
@@ -46,6 +53,12 @@ __all__ = [
 
 OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
 
+# Values per block of ``apply``: six float32 arrays of 256 KiB (parameter, gradient, step, two
+# slots, scratch) fit a 2 MiB L2 cache. Measured on 266k parameters (784-300-100-10), one
+# thread: momentum 255 → 228 µs, Adam 870 → 677 µs against whole arrays; 32k and 128k
+# blocks do slightly worse.
+BLOCK_ELEMENTS = 65_536
+
 
 class Optimizer(Component):
     """Base class: slot bookkeeping, ``apply``, and exact state save/restore.
@@ -67,6 +80,9 @@ class Optimizer(Component):
     scalar_state_names: ClassVar[tuple[str, ...]] = ()
     # Whether _compute_step needs one scratch array per parameter.
     _uses_scratch: ClassVar[bool] = True
+    # The slot that holds θ_new − θ_old after a step, if the rule's step is one of its slots
+    # (momentum: m); step_taken() then returns it and no copy is made.
+    step_slot: ClassVar[str | None] = None
 
     def __init__(self, learning_rate: float = 0.01) -> None:
         self.learning_rate = check.positive("learning_rate", learning_rate)
@@ -74,6 +90,7 @@ class Optimizer(Component):
         self._steps: dict[str, np.ndarray] = {}
         self._slots: dict[str, tuple[np.ndarray, ...]] = {}
         self._scratch: dict[str, np.ndarray | None] = {}
+        self._block_rows: dict[str, int] = {}
 
     # ------------------------------------------------------------------ slots
     def _slot_initial_value(self, slot: str) -> float:
@@ -90,6 +107,7 @@ class Optimizer(Component):
         steps: dict[str, np.ndarray] = {}
         slots: dict[str, tuple[np.ndarray, ...]] = {}
         scratch: dict[str, np.ndarray | None] = {}
+        block_rows: dict[str, int] = {}
         for path, param in params.items():
             if not isinstance(param, np.ndarray) or not np.issubdtype(param.dtype, np.floating):
                 raise ValueError(f"{path}: must be a floating-point NumPy array, got {type(param).__name__}"
@@ -98,15 +116,21 @@ class Optimizer(Component):
             slots[path] = tuple(np.full_like(param, self._slot_initial_value(name))
                                 for name in self.slot_names)
             scratch[path] = np.zeros_like(param) if self._uses_scratch else None
-        self._steps, self._slots, self._scratch = steps, slots, scratch
+            # Blocks are whole rows (a slice of the first axis is a view whatever the layout);
+            # 0 means one block, the whole array.
+            row = param.size // len(param) if param.ndim and len(param) else param.size
+            rows = max(1, BLOCK_ELEMENTS // max(1, row))
+            block_rows[path] = rows if param.ndim and rows < len(param) else 0
+        self._steps, self._slots, self._scratch, self._block_rows = steps, slots, scratch, block_rows
 
     # ------------------------------------------------------------------ step
     def _begin_apply(self) -> None:
         """Advance scalar state shared by all parameters, once per step (after the increment)."""
 
     def _compute_step(self, param: np.ndarray, grad: np.ndarray, step: np.ndarray,
-                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> None:
-        """Write θ_new − θ_old into ``step`` and update ``slots`` in place."""
+                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> np.ndarray:
+        """Update ``slots`` in place and return θ_new − θ_old: ``step`` (written here) or the
+        slot named by ``step_slot``. The arrays are one block of rows of a parameter."""
         raise NotImplementedError
 
     def apply(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray],
@@ -115,7 +139,8 @@ class Optimizer(Component):
 
         Parameters left out of ``grads`` (frozen layers) are not touched, nor are their
         slots. If ``updates`` is given (preallocated arrays with the keys of ``grads``), the
-        step actually taken, θ_new − θ_old, is written into it.
+        step actually taken, θ_new − θ_old, is also copied into it; ``step_taken(path)``
+        returns it without a copy.
         """
         lr = float(learning_rate)
         if not math.isfinite(lr) or lr < 0:
@@ -134,11 +159,31 @@ class Optimizer(Component):
                 raise ValueError(f"{path}: updates buffer has shape {updates[path].shape}, expected {shape}")
         self.iterations += 1
         self._begin_apply()
+        compute = self._compute_step
         for path, grad in grads.items():
-            param = params[path]
-            step = self._steps[path] if updates is None else updates[path]
-            self._compute_step(param, grad, step, self._slots[path], self._scratch[path], lr)
-            param += step
+            param, step, slots, tmp = params[path], self._steps[path], self._slots[path], self._scratch[path]
+            out = None if updates is None else updates[path]
+            rows = self._block_rows[path]
+            if not rows:  # one block: the whole parameter
+                taken = compute(param, grad, step, slots, tmp, lr)
+                param += taken
+                if out is not None:
+                    np.copyto(out, taken)
+                continue
+            for lo in range(0, len(param), rows):
+                block = slice(lo, lo + rows)
+                taken = compute(param[block], grad[block], step[block], tuple(s[block] for s in slots),
+                                None if tmp is None else tmp[block], lr)
+                param[block] += taken
+                if out is not None:
+                    np.copyto(out[block], taken)
+
+    def step_taken(self, path: str) -> np.ndarray:
+        """θ_new − θ_old of the last ``apply`` for ``path`` (a live buffer: read it before the
+        next step; meaningless for a parameter the last step left out)."""
+        if self.step_slot is not None:
+            return self._slots[path][self.slot_names.index(self.step_slot)]
+        return self._steps[path]
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -232,9 +277,9 @@ class SGD(Optimizer):
         super().__init__(learning_rate)
 
     def _compute_step(self, param: np.ndarray, grad: np.ndarray, step: np.ndarray,
-                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> None:
+                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> np.ndarray:
         """θ ← θ − η ∇J(θ)"""
-        np.multiply(grad, -lr, out=step)
+        return np.multiply(grad, -lr, out=step)
 
 
 @OPTIMIZERS.register("momentum")
@@ -249,6 +294,7 @@ class Momentum(Optimizer):
     summary = ("Momentum: gradients accelerate a velocity (β is friction), so it rolls through "
                "plateaus and ravines much faster than SGD (speed **, quality ***).")
     slot_names = ("m",)
+    step_slot = "m"  # the step is m itself
     _uses_scratch = False
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9) -> None:
@@ -256,15 +302,15 @@ class Momentum(Optimizer):
         self.momentum = check.fraction("momentum", momentum)
 
     def _compute_step(self, param: np.ndarray, grad: np.ndarray, step: np.ndarray,
-                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> None:
+                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> np.ndarray:
         """m ← β m − η ∇J(θ)
         θ ← θ + m
         """
         (m,) = slots
         m *= self.momentum
-        np.multiply(grad, -lr, out=step)
-        m += step
-        np.copyto(step, m)
+        np.multiply(grad, lr, out=step)  # η∇J, in the step buffer used as scratch
+        m -= step
+        return m
 
 
 @OPTIMIZERS.register("nesterov")
@@ -296,7 +342,7 @@ class Nesterov(Optimizer):
         self.momentum = check.fraction("momentum", momentum)
 
     def _compute_step(self, param: np.ndarray, grad: np.ndarray, step: np.ndarray,
-                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> None:
+                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> np.ndarray:
         """m ← β m − η ∇J(θ)
         θ ← θ + β m − η ∇J(θ)      (m already updated; θ is the look-ahead point)
         """
@@ -306,6 +352,7 @@ class Nesterov(Optimizer):
         m += tmp
         np.multiply(m, self.momentum, out=step)
         step += tmp
+        return step
 
 
 @OPTIMIZERS.register("adagrad")
@@ -333,7 +380,7 @@ class AdaGrad(Optimizer):
         return self.initial_accumulator_value
 
     def _compute_step(self, param: np.ndarray, grad: np.ndarray, step: np.ndarray,
-                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> None:
+                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> np.ndarray:
         """s ← s + g ⊗ g                      (s starts at initial_accumulator_value)
         θ ← θ − η g ⊘ √(s + ε)
         """
@@ -344,6 +391,7 @@ class AdaGrad(Optimizer):
         np.sqrt(tmp, out=tmp)
         np.multiply(grad, -lr, out=step)
         step /= tmp
+        return step
 
 
 @OPTIMIZERS.register("rmsprop")
@@ -365,7 +413,7 @@ class RMSProp(Optimizer):
         self.epsilon = check.positive("epsilon", epsilon)
 
     def _compute_step(self, param: np.ndarray, grad: np.ndarray, step: np.ndarray,
-                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> None:
+                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> np.ndarray:
         """s ← ρ s + (1 − ρ) g ⊗ g
         θ ← θ − η g ⊘ √(s + ε)
         """
@@ -378,6 +426,7 @@ class RMSProp(Optimizer):
         np.sqrt(tmp, out=tmp)
         np.multiply(grad, -lr, out=step)
         step /= tmp
+        return step
 
 
 @OPTIMIZERS.register("adam")
@@ -402,7 +451,7 @@ class Adam(Optimizer):
         self.epsilon = check.positive("epsilon", epsilon)
 
     def _compute_step(self, param: np.ndarray, grad: np.ndarray, step: np.ndarray,
-                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> None:
+                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> np.ndarray:
         """m ← β1 m + (1 − β1) g
         v ← β2 v + (1 − β2) g ⊗ g
         α_t = η √(1 − β2^t) / (1 − β1^t)
@@ -422,6 +471,7 @@ class Adam(Optimizer):
         tmp += self.epsilon
         np.multiply(m, -alpha, out=step)
         step /= tmp
+        return step
 
 
 @OPTIMIZERS.register("nadam")
@@ -462,7 +512,7 @@ class Nadam(Optimizer):
         self._u_product *= self._u(self.iterations)
 
     def _compute_step(self, param: np.ndarray, grad: np.ndarray, step: np.ndarray,
-                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> None:
+                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> np.ndarray:
         """m ← β1 m + (1 − β1) g
         v ← β2 v + (1 − β2) g ⊗ g
         m̂ = u_{t+1} m / (1 − P_{t+1}) + (1 − u_t) g / (1 − P_t)
@@ -489,6 +539,7 @@ class Nadam(Optimizer):
         tmp += self.epsilon
         step /= tmp
         step *= -lr
+        return step
 
 
 @OPTIMIZERS.register("adamw")
@@ -509,16 +560,17 @@ class AdamW(Adam):
         self.weight_decay = check.non_negative("weight_decay", weight_decay)
 
     def _compute_step(self, param: np.ndarray, grad: np.ndarray, step: np.ndarray,
-                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> None:
+                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> np.ndarray:
         """θ ← θ − η λ θ                     (decoupled decay, from the old θ)
         then the Adam step:
         m ← β1 m + (1 − β1) g;  v ← β2 v + (1 − β2) g ⊗ g
         α_t = η √(1 − β2^t) / (1 − β1^t)
         θ ← θ − α_t m ⊘ (√v + ε)
         """
-        super()._compute_step(param, grad, step, slots, tmp, lr)
+        step = super()._compute_step(param, grad, step, slots, tmp, lr)
         np.multiply(param, lr * self.weight_decay, out=tmp)
         step -= tmp
+        return step
 
 
 def get_optimizer(config: Mapping[str, Any]) -> Optimizer:
