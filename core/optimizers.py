@@ -28,7 +28,7 @@ Why the code looks the way it does:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -90,7 +90,8 @@ class Optimizer(Component):
         self._steps: dict[str, np.ndarray] = {}
         self._slots: dict[str, tuple[np.ndarray, ...]] = {}
         self._scratch: dict[str, np.ndarray | None] = {}
-        self._block_rows: dict[str, int] = {}
+        self._blocks: dict[str, tuple[Any, ...]] = {}
+        self.squared_norms: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ slots
     def _slot_initial_value(self, slot: str) -> float:
@@ -107,7 +108,7 @@ class Optimizer(Component):
         steps: dict[str, np.ndarray] = {}
         slots: dict[str, tuple[np.ndarray, ...]] = {}
         scratch: dict[str, np.ndarray | None] = {}
-        block_rows: dict[str, int] = {}
+        blocks: dict[str, tuple[Any, ...]] = {}  # slices of rows, or (...,): the whole array
         for path, param in params.items():
             if not isinstance(param, np.ndarray) or not np.issubdtype(param.dtype, np.floating):
                 raise ValueError(f"{path}: must be a floating-point NumPy array, got {type(param).__name__}"
@@ -116,12 +117,12 @@ class Optimizer(Component):
             slots[path] = tuple(np.full_like(param, self._slot_initial_value(name))
                                 for name in self.slot_names)
             scratch[path] = np.zeros_like(param) if self._uses_scratch else None
-            # Blocks are whole rows (a slice of the first axis is a view whatever the layout);
-            # 0 means one block, the whole array.
-            row = param.size // len(param) if param.ndim and len(param) else param.size
-            rows = max(1, BLOCK_ELEMENTS // max(1, row))
-            block_rows[path] = rows if param.ndim and rows < len(param) else 0
-        self._steps, self._slots, self._scratch, self._block_rows = steps, slots, scratch, block_rows
+            # Blocks are whole rows (a slice of the first axis is a view whatever the layout).
+            n_rows = len(param) if param.ndim else 1
+            rows = max(1, BLOCK_ELEMENTS // max(1, param.size // max(1, n_rows)))
+            blocks[path] = (tuple(slice(lo, lo + rows) for lo in range(0, n_rows, rows))
+                            if param.ndim and rows < n_rows else (...,))
+        self._steps, self._slots, self._scratch, self._blocks = steps, slots, scratch, blocks
 
     # ------------------------------------------------------------------ step
     def _begin_apply(self) -> None:
@@ -134,13 +135,16 @@ class Optimizer(Component):
         raise NotImplementedError
 
     def apply(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray],
-              learning_rate: float, updates: Mapping[str, np.ndarray] | None = None) -> None:
+              learning_rate: float, updates: Mapping[str, np.ndarray] | None = None,
+              measure: Container[str] = ()) -> None:
         """One optimizer step, in place, for the parameters named in ``grads``.
 
         Parameters left out of ``grads`` (frozen layers) are not touched, nor are their
         slots. If ``updates`` is given (preallocated arrays with the keys of ``grads``), the
         step actually taken, θ_new − θ_old, is also copied into it; ``step_taken(path)``
-        returns it without a copy.
+        returns it without a copy. For the paths in ``measure``, ``squared_norms[path]`` is set
+        to (‖θ_new − θ_old‖², ‖θ_new‖²), summed block by block while each block is still in
+        the cache (the trainer's update/weight ratio at a fraction of a separate pass's cost).
         """
         lr = float(learning_rate)
         if not math.isfinite(lr) or lr < 0:
@@ -159,24 +163,25 @@ class Optimizer(Component):
                 raise ValueError(f"{path}: updates buffer has shape {updates[path].shape}, expected {shape}")
         self.iterations += 1
         self._begin_apply()
-        compute = self._compute_step
+        self.squared_norms = {}
+        compute, vdot = self._compute_step, np.vdot
         for path, grad in grads.items():
             param, step, slots, tmp = params[path], self._steps[path], self._slots[path], self._scratch[path]
             out = None if updates is None else updates[path]
-            rows = self._block_rows[path]
-            if not rows:  # one block: the whole parameter
-                taken = compute(param, grad, step, slots, tmp, lr)
-                param += taken
-                if out is not None:
-                    np.copyto(out, taken)
-                continue
-            for lo in range(0, len(param), rows):
-                block = slice(lo, lo + rows)
-                taken = compute(param[block], grad[block], step[block], tuple(s[block] for s in slots),
+            measured = path in measure
+            step_sq = param_sq = 0.0
+            for block in self._blocks[path]:
+                p = param[block]
+                taken = compute(p, grad[block], step[block], tuple(s[block] for s in slots),
                                 None if tmp is None else tmp[block], lr)
-                param[block] += taken
+                p += taken
                 if out is not None:
                     np.copyto(out[block], taken)
+                if measured:
+                    step_sq += float(vdot(taken, taken))
+                    param_sq += float(vdot(p, p))
+            if measured:
+                self.squared_norms[path] = (step_sq, param_sq)
 
     def step_taken(self, path: str) -> np.ndarray:
         """θ_new − θ_old of the last ``apply`` for ``path`` (a live buffer: read it before the

@@ -177,8 +177,8 @@ class Trainer:
         self._kernel_grads_flat = [self._grads[k].reshape(-1) for k in self._kernel_keys]
         self._bias_grads_flat = [self._grads[k].reshape(-1) if k in self._grads else None for k in self._bias_keys]
         self._kernels_flat = [self._params[k].reshape(-1) for k in self._kernel_keys]
-        # Rows: gradient, bias-gradient, weight, update norms of the layers (float64).
-        self._norm_scratch = np.zeros((4, len(self._kernel_keys)))
+        # The kernel-gradient norms of a recorded step (float64, stored in float32).
+        self._grad_norms = np.zeros(len(self._kernel_keys))
         # What the optimizer steps, rebuilt only when a layer is frozen or unfrozen.
         self._trainable_for: tuple[bool, ...] | None = None
         self._trainable: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
@@ -324,7 +324,7 @@ class Trainer:
         params, grads = self._trainable_arrays()
         clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
         lr = self.schedule(self.step) * self.lr_scale
-        self.optimizer.apply(params, grads, lr)
+        self.optimizer.apply(params, grads, lr, measure=self._kernel_keys if record else ())
         if reg.max_norm is not None:
             apply_max_norm({k: params[k] for k in self._kernel_keys if k in grads}, reg.max_norm)
         self.step += 1
@@ -346,7 +346,7 @@ class Trainer:
         already summed for the NaN check). Norms are taken in float64, stored in float32."""
         rec = self.recorder
         row = rec.append(self.step + 1)
-        norms = self._norm_scratch[0]
+        norms = self._grad_norms
         norms[:] = grad_sq
         np.sqrt(norms, out=norms)
         rec.table("grad_norm")[row] = norms
@@ -355,20 +355,23 @@ class Trainer:
     def _record(self, row: int, loss: float, lr: float) -> None:
         """Fill the rest of the diagnostics row: weight norms, update ratios, activations."""
         rec = self.recorder
-        trained = self._trainable[1]
-        step_taken = self.optimizer.step_taken
-        bias, weight, update = self._norm_scratch[1:]
-        # Bias gradients as the optimizer saw them (after clipping, if any).
-        bias[:] = [float(np.dot(b, b)) if b is not None else 0.0 for b in self._bias_grads_flat]
-        weight[:] = [float(np.dot(w, w)) for w in self._kernels_flat]
-        # The step the optimizer took; a layer it left out (frozen) did not move.
-        update[:] = [float(np.dot(u, u)) if k in trained else 0.0
-                     for k, u in ((k, step_taken(k).reshape(-1)) for k in self._kernel_keys)]
-        np.sqrt(self._norm_scratch[1:], out=self._norm_scratch[1:])
-        rec.table("bias_grad_norm")[row] = bias
-        rec.table("weight_norm")[row] = weight
-        with np.errstate(divide="ignore", invalid="ignore"):
-            rec.table("update_ratio")[row] = np.where(weight > 0, update / weight, np.nan)
+        # (‖Δθ‖², ‖θ‖²) of the kernels the optimizer stepped, summed while it had them in cache;
+        # a layer it left out (frozen) did not move.
+        measured = self.optimizer.squared_norms
+        rescaled = self.experiment.regularization.max_norm is not None  # kernels changed after the step
+        bias_norm, weight_norm, ratio = [], [], []
+        for key, w, b in zip(self._kernel_keys, self._kernels_flat, self._bias_grads_flat, strict=True):
+            step_sq, weight_sq = measured.get(key, (0.0, math.nan))
+            if rescaled or key not in measured:
+                weight_sq = float(np.dot(w, w))
+            wn = math.sqrt(weight_sq)
+            weight_norm.append(wn)
+            ratio.append(math.sqrt(step_sq) / wn if wn > 0 else math.nan)
+            # Bias gradients as the optimizer saw them (after clipping, if any).
+            bias_norm.append(math.sqrt(float(np.dot(b, b))) if b is not None else 0.0)
+        rec.table("bias_grad_norm")[row] = bias_norm
+        rec.table("weight_norm")[row] = weight_norm
+        rec.table("update_ratio")[row] = ratio
         stats = [layer.stats for layer in self.network.layers] + [self.network.output_stats]
         for q, attr in (("activation_mean", "mean"), ("activation_std", "std"),
                         ("dead_fraction", "dead_fraction"), ("saturated_fraction", "saturated_fraction")):

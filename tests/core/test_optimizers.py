@@ -207,6 +207,23 @@ def test_updates_hold_the_step_taken(name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_measured_squared_norms_are_those_of_the_step_and_the_new_parameters(name, monkeypatch):
+    monkeypatch.setattr(optimizers, "BLOCK_ELEMENTS", 2)  # summed over several blocks
+    params = make_params()
+    updates = {k: np.zeros_like(p) for k, p in params.items()}
+    opt = make(name)
+    opt.build(params)
+    for grads, lr in zip(make_grads(params, 3), LRS, strict=True):
+        opt.apply(params, grads, lr, updates, measure={"layers.0.kernel", "output.kernel", "not.a.path"})
+        assert set(opt.squared_norms) == {"layers.0.kernel", "output.kernel"}
+        for k, (step_sq, param_sq) in opt.squared_norms.items():
+            assert step_sq == pytest.approx(float(np.sum(updates[k] ** 2)), rel=1e-12)
+            assert param_sq == pytest.approx(float(np.sum(params[k] ** 2)), rel=1e-12)
+    opt.apply(params, grads, 0.1)
+    assert opt.squared_norms == {}
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_blocks_give_the_same_step_bit_for_bit(name, monkeypatch):
     """apply() runs the rule on blocks of rows (cache-sized); the result must not depend on it."""
     rng = np.random.default_rng(3)
