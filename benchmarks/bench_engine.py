@@ -392,9 +392,8 @@ def _momentum_passes(a: dict[str, np.ndarray]) -> None:
     p += m
 
 
-def _adam_passes(a: dict[str, np.ndarray]) -> None:
-    """m ← β1 m + (1 − β1) g;  v ← β2 v + (1 − β2) g²;  θ ← θ − α_t m ⊘ (√v + ε): 12 passes."""
-    m, v, g, t, s, p = a["m"], a["v"], a["g"], a["t"], a["s"], a["p"]
+def _adam_moments(m: np.ndarray, v: np.ndarray, g: np.ndarray, t: np.ndarray) -> None:
+    """m ← β1 m + (1 − β1) g;  v ← β2 v + (1 − β2) g²: 7 passes (Adam and Nadam)."""
     np.subtract(g, m, out=t)
     t *= 0.1
     m += t
@@ -402,6 +401,12 @@ def _adam_passes(a: dict[str, np.ndarray]) -> None:
     t -= v
     t *= 0.001
     v += t
+
+
+def _adam_passes(a: dict[str, np.ndarray]) -> None:
+    """The moments (7 passes), then θ ← θ − α_t m ⊘ (√v + ε): 12 passes."""
+    m, v, g, t, s, p = a["m"], a["v"], a["g"], a["t"], a["s"], a["p"]
+    _adam_moments(m, v, g, t)
     np.sqrt(v, out=t)
     t += 1e-7
     np.divide(m, t, out=s)
@@ -413,13 +418,7 @@ def _nadam_passes(a: dict[str, np.ndarray]) -> None:
     """Adam's m and v (7 passes); m̂ = a m + b g with the rate and v's bias correction folded into
     a and b (3); √v + ε' (2); divide (1); θ += (1): 14 passes."""
     m, v, g, t, s, p = a["m"], a["v"], a["g"], a["t"], a["s"], a["p"]
-    np.subtract(g, m, out=t)
-    t *= 0.1
-    m += t
-    np.multiply(g, g, out=t)
-    t -= v
-    t *= 0.001
-    v += t
+    _adam_moments(m, v, g, t)
     np.multiply(m, -0.001, out=s)
     np.multiply(g, -0.0001, out=t)
     s += t
