@@ -9,10 +9,15 @@ For each configuration it measures, in one run:
 3. the time of the bare float32 matrix products the step needs (forward ``X@W``, backward
    ``X.T@dY`` and ``dY@W.T``; preallocated inputs and outputs), and the engine's step time as a
    multiple of it (target: within 1.5x for the wide network);
-4. a dtype check: one step, then every parameter, gradient, optimizer slot and activation on
+4. the optimizer's mandatory element-wise floor (the fewest NumPy ufunc passes its update
+   equation needs, over as many values as the network has parameters) and the step as a multiple
+   of matmul floor + optimizer floor: what a NumPy step cannot go below;
+5. the diagnostics floor: the bare reductions the recorded quantities need, as a share of the step;
+6. a dtype check: one step, then every parameter, gradient, optimizer slot and activation on
    the float32 path must be float32;
 
-and a phase breakdown of the step (a replica of ``train_batch``'s phases, timed one by one).
+a phase breakdown of the step (a replica of ``train_batch``'s phases, timed one by one), and
+issue 2's targets with PASS / FAIL per configuration and pass.
 Everything runs once with one BLAS thread and once with the default number of threads.
 
 The script never changes the OPENBLAS_* environment variables; it records them and the kernel

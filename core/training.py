@@ -70,6 +70,14 @@ def stratified_split(y: np.ndarray, validation: float, test: float, rng: np.rand
     return Split(*(np.sort(np.concatenate(parts[k])).astype(np.int64) for k in ("train", "val", "test")))
 
 
+def _flat_view(a: np.ndarray) -> np.ndarray:
+    """A 1-D view of ``a``; never a copy, which would leave the diagnostics reading stale values."""
+    flat = a.reshape(-1)
+    if not np.shares_memory(flat, a):
+        raise ValueError(f"expected a contiguous array, got strides {a.strides} for shape {a.shape}")
+    return flat
+
+
 def choose_loss(experiment: Experiment, data: Dataset) -> tuple[Loss, int]:
     """The output layer from the task: softmax + cross-entropy for class labels, sigmoid + binary
     cross-entropy for two classes if asked, linear + MSE for float targets."""
@@ -174,9 +182,9 @@ class Trainer:
         self._kernel_keys = [f"{k}.kernel" for k in self.network.layer_keys]
         self._bias_keys = [f"{k}.bias" for k in self.network.layer_keys]
         # 1-D views for the per-step norms (np.dot of two flat arrays is the cheapest ‖·‖²).
-        self._kernel_grads_flat = [self._grads[k].reshape(-1) for k in self._kernel_keys]
-        self._bias_grads_flat = [self._grads[k].reshape(-1) if k in self._grads else None for k in self._bias_keys]
-        self._kernels_flat = [self._params[k].reshape(-1) for k in self._kernel_keys]
+        self._kernel_grads_flat = [_flat_view(self._grads[k]) for k in self._kernel_keys]
+        self._bias_grads_flat = [_flat_view(self._grads[k]) if k in self._grads else None for k in self._bias_keys]
+        self._kernels_flat = [_flat_view(self._params[k]) for k in self._kernel_keys]
         # The kernel-gradient norms of a recorded step (float64, stored in float32).
         self._grad_norms = np.zeros(len(self._kernel_keys))
         # What the optimizer steps, rebuilt only when a layer is frozen or unfrozen.
