@@ -11,6 +11,7 @@ forward ``X @ kernel + bias``. Every layer keeps three things apart (STYLE.md §
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -88,6 +89,14 @@ def dropout_mask(shape: tuple[int, ...], rate: float, rng: np.random.Generator, 
     return mask.astype(dtype) * dtype.type(1.0 / keep)
 
 
+@functools.lru_cache(maxsize=32)
+def _ones(n: int, dtype: np.dtype) -> np.ndarray:
+    """A read-only vector of n ones (one per batch size and dtype, reused every step)."""
+    ones = np.ones(n, dtype)
+    ones.flags.writeable = False
+    return ones
+
+
 class ActivationStats:
     """What the diagnostics record about a layer's activation output at a step."""
 
@@ -100,7 +109,7 @@ class ActivationStats:
         # mean ≈ 0.99, std ≈ 0.001) that difference cancels, so fall back to the two-pass formula.
         flat = a.ravel()
         n = flat.size
-        column_sums = np.ones(a.shape[0], a.dtype) @ a
+        column_sums = _ones(a.shape[0], a.dtype) @ a
         mean = float(column_sums.sum()) / n
         mean_sq = float(np.dot(flat, flat)) / n
         variance = mean_sq - mean * mean

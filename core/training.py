@@ -180,6 +180,7 @@ class Trainer:
         self._params = self.network.parameters()
         self._grads = self.network.gradients()
         self._kernel_keys = [f"{k}.kernel" for k in self.network.layer_keys]
+        self._kernel_key_set = frozenset(self._kernel_keys)  # what apply() measures on a recorded step
         self._bias_keys = [f"{k}.bias" for k in self.network.layer_keys]
         # 1-D views for the per-step norms (np.dot of two flat arrays is the cheapest ‖·‖²).
         self._kernel_grads_flat = [_flat_view(self._grads[k]) for k in self._kernel_keys]
@@ -332,7 +333,7 @@ class Trainer:
         params, grads = self._trainable_arrays()
         clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
         lr = self.schedule(self.step) * self.lr_scale
-        self.optimizer.apply(params, grads, lr, measure=self._kernel_keys if record else ())
+        self.optimizer.apply(params, grads, lr, measure=self._kernel_key_set if record else ())
         if reg.max_norm is not None:
             apply_max_norm({k: params[k] for k in self._kernel_keys if k in grads}, reg.max_norm)
         self.step += 1
