@@ -9,9 +9,10 @@ Why the code looks the way it does:
 
 * Each update rule is one method, ``_compute_step``, whose docstring states the equation.
   It returns the array holding the step actually taken, ``θ_new − θ_old`` (its step buffer,
-  or a slot that already equals it: momentum's m), and ``apply`` then does ``θ += step``;
-  the trainer reads it back with ``step_taken(path)`` for the update/weight ratio, so the
-  diagnostic costs no extra copy.
+  or a slot that already equals it: momentum's m, so no copy), and ``apply`` then does
+  ``θ += step``. ``step_taken(path)`` reads the step back; for the paths in ``measure``,
+  ``apply`` also sums ‖step‖² and ‖θ_new‖² while each block is in the cache (the trainer's
+  update/weight ratio), instead of two more passes over the parameters later.
 * The hot path allocates nothing after ``build()``: slots, a step buffer and (where a rule
   needs one) a scratch buffer per parameter are preallocated, and every array operation
   writes with ``out=`` or in place.
@@ -28,7 +29,7 @@ Why the code looks the way it does:
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterable, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -90,7 +91,7 @@ class Optimizer(Component):
         self._steps: dict[str, np.ndarray] = {}
         self._slots: dict[str, tuple[np.ndarray, ...]] = {}
         self._scratch: dict[str, np.ndarray | None] = {}
-        self._blocks: dict[str, tuple[Any, ...]] = {}
+        self._blocks: dict[str, tuple[slice, ...]] = {}
         self.squared_norms: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ slots
@@ -108,7 +109,7 @@ class Optimizer(Component):
         steps: dict[str, np.ndarray] = {}
         slots: dict[str, tuple[np.ndarray, ...]] = {}
         scratch: dict[str, np.ndarray | None] = {}
-        blocks: dict[str, tuple[Any, ...]] = {}  # slices of rows, or (...,): the whole array
+        blocks: dict[str, tuple[slice, ...]] = {}
         for path, param in params.items():
             if not isinstance(param, np.ndarray) or not np.issubdtype(param.dtype, np.floating):
                 raise ValueError(f"{path}: must be a floating-point NumPy array, got {type(param).__name__}"
@@ -117,11 +118,11 @@ class Optimizer(Component):
             slots[path] = tuple(np.full_like(param, self._slot_initial_value(name))
                                 for name in self.slot_names)
             scratch[path] = np.zeros_like(param) if self._uses_scratch else None
-            # Blocks are whole rows (a slice of the first axis is a view whatever the layout).
+            # Blocks are whole rows (a slice of the first axis is a view whatever the layout);
+            # none when the whole array is one block.
             n_rows = len(param) if param.ndim else 1
             rows = max(1, BLOCK_ELEMENTS // max(1, param.size // max(1, n_rows)))
-            blocks[path] = (tuple(slice(lo, lo + rows) for lo in range(0, n_rows, rows))
-                            if param.ndim and rows < n_rows else (...,))
+            blocks[path] = tuple(slice(lo, lo + rows) for lo in range(0, n_rows, rows)) if rows < n_rows else ()
         self._steps, self._slots, self._scratch, self._blocks = steps, slots, scratch, blocks
 
     # ------------------------------------------------------------------ step
@@ -170,13 +171,18 @@ class Optimizer(Component):
             out = None if updates is None else updates[path]
             measured = path in measure
             step_sq = param_sq = 0.0
-            for block in self._blocks[path]:
-                p = param[block]
-                taken = compute(p, grad[block], step[block], tuple(s[block] for s in slots),
-                                None if tmp is None else tmp[block], lr)
+            blocks = self._blocks[path]
+            if blocks:
+                parts: Iterable[tuple[Any, ...]] = (
+                    (param[b], grad[b], step[b], tuple(s[b] for s in slots), None if tmp is None else tmp[b],
+                     None if out is None else out[b]) for b in blocks)
+            else:  # one block: the arrays themselves, no views to make
+                parts = ((param, grad, step, slots, tmp, out),)
+            for p, g, st, sl, tm, o in parts:
+                taken = compute(p, g, st, sl, tm, lr)
                 p += taken
-                if out is not None:
-                    np.copyto(out[block], taken)
+                if o is not None:
+                    np.copyto(o, taken)
                 if measured:
                     step_sq += float(vdot(taken, taken))
                     param_sq += float(vdot(p, p))
