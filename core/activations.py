@@ -34,6 +34,9 @@ class Activation(Component):
     #: The two asymptotes of a saturating function, for the diagnostics (a unit within 1 % of
     #: the range from either one counts as saturated); ``None`` for non-saturating functions.
     saturation_range: ClassVar[tuple[float, float] | None] = None
+    #: Whether every output is ≥ 0 (ReLU, logistic, softplus): the diagnostics then find dead
+    #: units from the column sums they already have.
+    nonnegative: ClassVar[bool] = False
     #: One line for the GUI tooltip: what the function does and when the book recommends it.
     summary: ClassVar[str] = ""
 
@@ -68,6 +71,7 @@ def sigmoid(z: np.ndarray) -> np.ndarray:
 @ACTIVATIONS.register("logistic")
 class Logistic(Activation):
     saturation_range = (0.0, 1.0)
+    nonnegative = True
     summary = ("Logistic σ(z) = 1/(1+e^−z): saturates at 0 and 1 with mean 0.5, the classic cause of "
                "vanishing gradients; last in the book's ranking (use Glorot init if at all).")
 
@@ -97,6 +101,7 @@ class Tanh(Activation):
 
 @ACTIVATIONS.register("relu")
 class ReLU(Activation):
+    nonnegative = True
     summary = ("ReLU max(0, z): fast and does not saturate for z > 0, but units can die (output 0 for "
                "every input); use He init.")
 
@@ -250,6 +255,7 @@ class Swish(Activation):
 
 @ACTIVATIONS.register("softplus")
 class Softplus(Activation):
+    nonnegative = True
     summary = ("softplus log(1 + e^z): a smooth ReLU, always positive; rarely used in hidden layers "
                "(slow, outputs never centred), handy where an output must be positive.")
 

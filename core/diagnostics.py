@@ -61,15 +61,12 @@ class DiagnosticsRecorder:
 
     def append(self, step: int) -> int:
         """Start a new row for optimizer step ``step`` and return its index; the caller fills
-        ``layer_row(q)[index]`` — no temporary arrays per step."""
+        ``table(q)[index]`` — no temporary arrays per step. Rows past ``size`` are always NaN
+        (allocation, growth and ``truncate`` see to it), so a quantity left unfilled reads NaN."""
         if self.size == self.capacity:
             self._grow()
         i = self.size
         self._step[i] = step
-        for a in self._layer.values():
-            a[i] = np.nan
-        for s in self._scalar.values():
-            s[i] = np.nan
         self.size += 1
         return i
 
@@ -79,7 +76,11 @@ class DiagnosticsRecorder:
 
     def truncate(self, size: int) -> None:
         """Forget rows past ``size`` (a NaN roll-back rewinds the history with the weights)."""
-        self.size = min(self.size, int(size))
+        size = min(self.size, int(size))
+        for store in (self._layer, self._scalar):
+            for a in store.values():
+                a[size:self.size] = np.nan
+        self.size = size
 
     # -------------------------------------------------------------- read access (views)
 

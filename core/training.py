@@ -70,6 +70,14 @@ def stratified_split(y: np.ndarray, validation: float, test: float, rng: np.rand
     return Split(*(np.sort(np.concatenate(parts[k])).astype(np.int64) for k in ("train", "val", "test")))
 
 
+def _flat_view(a: np.ndarray) -> np.ndarray:
+    """A 1-D view of ``a``; never a copy, which would leave the diagnostics reading stale values."""
+    flat = a.reshape(-1)
+    if not np.shares_memory(flat, a):
+        raise ValueError(f"expected a contiguous array, got strides {a.strides} for shape {a.shape}")
+    return flat
+
+
 def choose_loss(experiment: Experiment, data: Dataset) -> tuple[Loss, int]:
     """The output layer from the task: softmax + cross-entropy for class labels, sigmoid + binary
     cross-entropy for two classes if asked, linear + MSE for float targets."""
@@ -171,9 +179,18 @@ class Trainer:
         self._epoch_seconds = 0.0
         self._params = self.network.parameters()
         self._grads = self.network.gradients()
-        self._updates = {k: np.zeros_like(a) for k, a in self._params.items()}
         self._kernel_keys = [f"{k}.kernel" for k in self.network.layer_keys]
+        self._kernel_key_set = frozenset(self._kernel_keys)  # what apply() measures on a recorded step
         self._bias_keys = [f"{k}.bias" for k in self.network.layer_keys]
+        # 1-D views for the per-step norms (np.dot of two flat arrays is the cheapest ‖·‖²).
+        self._kernel_grads_flat = [_flat_view(self._grads[k]) for k in self._kernel_keys]
+        self._bias_grads_flat = [_flat_view(self._grads[k]) if k in self._grads else None for k in self._bias_keys]
+        self._kernels_flat = [_flat_view(self._params[k]) for k in self._kernel_keys]
+        # The kernel-gradient norms of a recorded step (float64, stored in float32).
+        self._grad_norms = np.zeros(len(self._kernel_keys))
+        # What the optimizer steps, rebuilt only when a layer is frozen or unfrozen.
+        self._trainable_for: tuple[bool, ...] | None = None
+        self._trainable: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
         self._good_state: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None
         self._stop_flag = threading.Event()
         self._run_flag = threading.Event()
@@ -211,6 +228,15 @@ class Trainer:
         """Paths the optimizer updates (frozen layers are left out)."""
         frozen = {f"layers.{i}." for i, layer in enumerate(self.network.layers) if layer.frozen}
         return [k for k in self._params if not any(k.startswith(f) for f in frozen)]
+
+    def _trainable_arrays(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(parameters, gradients) of ``trainable_keys``, rebuilt only when freezing changed."""
+        frozen = tuple(layer.frozen for layer in self.network.layers)
+        if frozen != self._trainable_for:
+            keys = self.trainable_keys
+            self._trainable = ({k: self._params[k] for k in keys}, {k: self._grads[k] for k in keys})
+            self._trainable_for = frozen
+        return self._trainable
 
     # ------------------------------------------------------------------ cooperative control
 
@@ -298,22 +324,18 @@ class Trainer:
             kernels = {k: self._params[k] for k in self._kernel_keys}
             loss += weight_penalty(kernels, reg.l1, reg.l2)
             add_weight_penalty_gradient(kernels, self._grads, reg.l1, reg.l2)
-        grad_sq = [float(np.dot(self._grads[k].ravel(), self._grads[k].ravel())) for k in self._kernel_keys]
+        grad_sq = [float(np.dot(g, g)) for g in self._kernel_grads_flat]
         if not (math.isfinite(loss) and math.isfinite(sum(grad_sq))):
             return self._diverged(loss, grad_sq, notify)
-        row = self.recorder.append(self.step + 1) if record else -1
         if record:
-            self.recorder.table("grad_norm")[row] = np.sqrt(grad_sq)
-        trainable = self.trainable_keys
-        grads = {k: self._grads[k] for k in trainable}
+            # Before clipping and the step, so the recorded norms are those of ∂L/∂θ itself.
+            row = self._record_gradients(grad_sq)
+        params, grads = self._trainable_arrays()
         clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
         lr = self.schedule(self.step) * self.lr_scale
-        self.optimizer.apply({k: self._params[k] for k in trainable}, grads, lr, self._updates)
+        self.optimizer.apply(params, grads, lr, measure=self._kernel_key_set if record else ())
         if reg.max_norm is not None:
-            apply_max_norm({k: self._params[k] for k in self._kernel_keys if k in grads}, reg.max_norm)
-        for k in self._params:
-            if k not in grads:
-                self._updates[k].fill(0)
+            apply_max_norm({k: params[k] for k in self._kernel_keys if k in grads}, reg.max_norm)
         self.step += 1
         self.batch_index += 1
         n = len(idx)
@@ -328,18 +350,37 @@ class Trainer:
                         "batches": self.steps_per_epoch, "loss": loss, "learning_rate": lr, "recorded": record})
         return None
 
-    def _record(self, row: int, loss: float, lr: float) -> None:
-        """Fill the diagnostics row (grad_norm is already in; this is the rest)."""
+    def _record_gradients(self, grad_sq: list[float]) -> int:
+        """Start the step's diagnostics row with the kernel-gradient norms (their squares are
+        already summed for the NaN check). Norms are taken in float64, stored in float32."""
         rec = self.recorder
-        bias_norm, weight_norm, ratio = (rec.table(q) for q in ("bias_grad_norm", "weight_norm", "update_ratio"))
-        for j, (kk, bk) in enumerate(zip(self._kernel_keys, self._bias_keys, strict=True)):
-            w = self._params[kk].ravel()
-            u = self._updates[kk].ravel()
-            wn = math.sqrt(float(np.dot(w, w)))
-            weight_norm[row, j] = wn
-            ratio[row, j] = math.sqrt(float(np.dot(u, u))) / wn if wn > 0 else math.nan
-            b = self._grads.get(bk)
-            bias_norm[row, j] = math.sqrt(float(np.dot(b.ravel(), b.ravel()))) if b is not None else 0.0
+        row = rec.append(self.step + 1)
+        norms = self._grad_norms
+        norms[:] = grad_sq
+        np.sqrt(norms, out=norms)
+        rec.table("grad_norm")[row] = norms
+        return row
+
+    def _record(self, row: int, loss: float, lr: float) -> None:
+        """Fill the rest of the diagnostics row: weight norms, update ratios, activations."""
+        rec = self.recorder
+        # (‖Δθ‖², ‖θ‖²) of the kernels the optimizer stepped, summed while it had them in cache;
+        # a layer it left out (frozen) did not move.
+        measured = self.optimizer.squared_norms
+        rescaled = self.experiment.regularization.max_norm is not None  # kernels changed after the step
+        bias_norm, weight_norm, ratio = [], [], []
+        for key, w, b in zip(self._kernel_keys, self._kernels_flat, self._bias_grads_flat, strict=True):
+            step_sq, weight_sq = measured.get(key, (0.0, math.nan))
+            if rescaled or key not in measured:
+                weight_sq = float(np.dot(w, w))
+            wn = math.sqrt(weight_sq)
+            weight_norm.append(wn)
+            ratio.append(math.sqrt(step_sq) / wn if wn > 0 else math.nan)
+            # Bias gradients as the optimizer saw them (after clipping, if any).
+            bias_norm.append(math.sqrt(float(np.dot(b, b))) if b is not None else 0.0)
+        rec.table("bias_grad_norm")[row] = bias_norm
+        rec.table("weight_norm")[row] = weight_norm
+        rec.table("update_ratio")[row] = ratio
         stats = [layer.stats for layer in self.network.layers] + [self.network.output_stats]
         for q, attr in (("activation_mean", "mean"), ("activation_std", "std"),
                         ("dead_fraction", "dead_fraction"), ("saturated_fraction", "saturated_fraction")):

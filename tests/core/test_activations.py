@@ -176,6 +176,17 @@ def test_saturation_ranges() -> None:
             assert a.min() >= low and a.max() <= high
 
 
+def test_nonnegative_flag_matches_the_outputs() -> None:
+    """The diagnostics count dead units from column sums when ``nonnegative`` is set: it must
+    hold for every input, and the flagged set is exactly the functions that cannot go below 0."""
+    z = np.concatenate([np.linspace(-1e4, 1e4, 2001), [-1e-30, 0.0, 1e-30]])
+    flagged = [name for name in NAMES if ACTIVATIONS.get(name).nonnegative]
+    assert flagged == ["logistic", "relu", "softplus"]
+    for name in NAMES:
+        a = get_activation(name).forward(z)
+        assert bool(np.all(a >= 0)) or name not in flagged, name
+
+
 @pytest.mark.parametrize("name", ["leaky_relu", "elu"])
 @pytest.mark.parametrize("bad", [-1, 0, float("nan"), True, "0.2"])
 def test_bad_alpha_is_rejected_by_name(name: str, bad: object) -> None:

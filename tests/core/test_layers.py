@@ -298,6 +298,16 @@ def test_dead_fraction_counts_units_zero_for_the_whole_batch() -> None:
     assert stats.std == pytest.approx(float(np.sqrt(np.mean((a - a.mean()) ** 2))))
 
 
+def test_dead_fraction_from_column_sums_agrees_with_the_general_count() -> None:
+    rng = np.random.default_rng(5)
+    a = np.maximum(rng.normal(size=(32, 50)), 0).astype(np.float32)
+    a[:, ::7] = 0.0  # dead units
+    a[3, 14] = 1e-30  # alive by one tiny output
+    fast, general = ActivationStats(a, get_activation("relu")), ActivationStats(a, None)
+    assert fast.dead_fraction == general.dead_fraction == pytest.approx(7 / 50)
+    assert fast.mean == pytest.approx(float(a.astype(np.float64).mean()), rel=1e-6)
+
+
 def test_dead_fraction_of_a_relu_layer_with_a_dead_unit() -> None:
     rng = np.random.default_rng(13)
     x = rng.uniform(0.1, 1.0, size=(16, 3))  # positive inputs

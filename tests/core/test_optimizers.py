@@ -203,6 +203,44 @@ def test_updates_hold_the_step_taken(name):
         for k in params:
             np.testing.assert_array_equal(before[k] + updates[k], params[k])  # exactly what was added
             np.testing.assert_allclose(updates[k], params[k] - before[k], rtol=1e-12, atol=1e-15)
+            np.testing.assert_array_equal(opt.step_taken(k), updates[k])  # the same step, no copy needed
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_measured_squared_norms_are_those_of_the_step_and_the_new_parameters(name, monkeypatch):
+    monkeypatch.setattr(optimizers, "BLOCK_ELEMENTS", 2)  # summed over several blocks
+    params = make_params()
+    updates = {k: np.zeros_like(p) for k, p in params.items()}
+    opt = make(name)
+    opt.build(params)
+    for grads, lr in zip(make_grads(params, 3), LRS, strict=True):
+        opt.apply(params, grads, lr, updates, measure={"layers.0.kernel", "output.kernel", "not.a.path"})
+        assert set(opt.squared_norms) == {"layers.0.kernel", "output.kernel"}
+        for k, (step_sq, param_sq) in opt.squared_norms.items():
+            assert step_sq == pytest.approx(float(np.sum(updates[k] ** 2)), rel=1e-12)
+            assert param_sq == pytest.approx(float(np.sum(params[k] ** 2)), rel=1e-12)
+    opt.apply(params, grads, 0.1)
+    assert opt.squared_norms == {}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_blocks_give_the_same_step_bit_for_bit(name, monkeypatch):
+    """apply() runs the rule on blocks of rows (cache-sized); the result must not depend on it."""
+    rng = np.random.default_rng(3)
+    shapes = {"layers.0.kernel": (7, 5), "layers.0.bias": (5,), "output.kernel": (5, 3)}
+    start = {k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()}
+    grad_seq = [{k: rng.normal(size=s).astype(np.float32) for k, s in shapes.items()} for _ in range(3)]
+    results = []
+    for block in (10**9, 4):  # whole arrays; blocks of 4 values (one row of a kernel, 4 of a bias)
+        monkeypatch.setattr(optimizers, "BLOCK_ELEMENTS", block)
+        params = {k: p.copy() for k, p in start.items()}
+        opt = make(name)
+        opt.build(params)
+        for grads, lr in zip(grad_seq, LRS, strict=True):
+            opt.apply(params, grads, lr)
+        results.append(params)
+    for k in start:
+        np.testing.assert_array_equal(results[0][k], results[1][k], err_msg=k)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -153,6 +153,28 @@ def test_recorded_quantities_match_independent_formulas():
     assert rec["learning_rate"][0] == pytest.approx(0.1)
 
 
+def test_recorded_norms_with_max_norm_and_a_frozen_layer():
+    """The update ratio is the optimizer's step over the kernel after max-norm rescaled it; a
+    layer the step left out has ratio 0; the bias-gradient norm is that of ∂L/∂b."""
+    t = Trainer(parse_experiment(tiny(regularization={"max_norm": 0.5})))
+    t.network.layers[1].frozen = True
+    before = {k: v.copy() for k, v in t.network.parameters().items()}
+    t.train_batch()
+    rec = t.recorder
+    grads = t.network.gradients()
+    for j, key in enumerate(t.network.layer_keys):
+        w_new = t.network.parameters()[f"{key}.kernel"]
+        assert key == "layers.1" or np.all(np.linalg.norm(w_new, axis=0) <= 0.5 + 1e-6)  # frozen: untouched
+        np.testing.assert_allclose(rec["weight_norm"][0, j], np.linalg.norm(w_new), rtol=1e-5)
+        np.testing.assert_allclose(rec["bias_grad_norm"][0, j], np.linalg.norm(grads[f"{key}.bias"]), rtol=1e-5)
+        if key == "layers.1":
+            np.testing.assert_array_equal(w_new, before[f"{key}.kernel"])
+            assert rec["update_ratio"][0, j] == 0.0
+        else:  # SGD: the optimizer's step is −η·g, whatever max-norm did afterwards
+            step = 0.1 * np.linalg.norm(grads[f"{key}.kernel"])
+            np.testing.assert_allclose(rec["update_ratio"][0, j], step / np.linalg.norm(w_new), rtol=1e-4)
+
+
 def test_stratified_split_keeps_class_proportions():
     y = np.array([0] * 80 + [1] * 20)
     split = stratified_split(y, 0.25, 0.1, np.random.default_rng(0), stratify=True)
