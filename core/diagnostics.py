@@ -3,7 +3,8 @@
 At every recorded step the trainer writes, for each layer with parameters (input to output):
 
 * ``grad_norm``        ‖∂L/∂W‖₂ of the kernel — the quantity that vanishes or explodes;
-* ``bias_grad_norm``   ‖∂L/∂b‖₂ (0 for a layer without bias);
+* ``bias_grad_norm``   ‖∂L/∂b‖₂ (0 for a layer without bias); both gradient norms are taken
+  before gradient clipping, which changes the step but must not hide an exploding gradient;
 * ``weight_norm``      ‖W‖₂;
 * ``update_ratio``     ‖ΔW‖₂ / ‖W‖₂ of the step taken (healthy around 1e-3);
 * ``activation_mean``, ``activation_std`` of the layer's activation output;

@@ -351,14 +351,18 @@ class Trainer:
         return None
 
     def _record_gradients(self, grad_sq: list[float]) -> int:
-        """Start the step's diagnostics row with the kernel-gradient norms (their squares are
-        already summed for the NaN check). Norms are taken in float64, stored in float32."""
+        """Start the step's diagnostics row with the kernel- and bias-gradient norms (the
+        kernels' squares are already summed for the NaN check), both of ∂L/∂θ before any
+        clipping: clipping must not hide an exploding gradient. Norms are taken in float64,
+        stored in float32."""
         rec = self.recorder
         row = rec.append(self.step + 1)
         norms = self._grad_norms
         norms[:] = grad_sq
         np.sqrt(norms, out=norms)
         rec.table("grad_norm")[row] = norms
+        rec.table("bias_grad_norm")[row] = [math.sqrt(float(np.dot(b, b))) if b is not None else 0.0
+                                            for b in self._bias_grads_flat]
         return row
 
     def _record(self, row: int, loss: float, lr: float) -> None:
@@ -368,17 +372,14 @@ class Trainer:
         # a layer it left out (frozen) did not move.
         measured = self.optimizer.squared_norms
         rescaled = self.experiment.regularization.max_norm is not None  # kernels changed after the step
-        bias_norm, weight_norm, ratio = [], [], []
-        for key, w, b in zip(self._kernel_keys, self._kernels_flat, self._bias_grads_flat, strict=True):
+        weight_norm, ratio = [], []
+        for key, w in zip(self._kernel_keys, self._kernels_flat, strict=True):
             step_sq, weight_sq = measured.get(key, (0.0, math.nan))
             if rescaled or key not in measured:
                 weight_sq = float(np.dot(w, w))
             wn = math.sqrt(weight_sq)
             weight_norm.append(wn)
             ratio.append(math.sqrt(step_sq) / wn if wn > 0 else math.nan)
-            # Bias gradients as the optimizer saw them (after clipping, if any).
-            bias_norm.append(math.sqrt(float(np.dot(b, b))) if b is not None else 0.0)
-        rec.table("bias_grad_norm")[row] = bias_norm
         rec.table("weight_norm")[row] = weight_norm
         rec.table("update_ratio")[row] = ratio
         stats = [layer.stats for layer in self.network.layers] + [self.network.output_stats]

@@ -175,6 +175,25 @@ def test_recorded_norms_with_max_norm_and_a_frozen_layer():
             np.testing.assert_allclose(rec["update_ratio"][0, j], step / np.linalg.norm(w_new), rtol=1e-4)
 
 
+@pytest.mark.parametrize("mode", ["value", "norm", "global_norm"])
+def test_recorded_gradient_norms_are_taken_before_clipping(mode):
+    """Clipping changes the step, not what the diagnostics report: kernel and bias gradient
+    norms are those of the unclipped ∂L/∂θ (an identical run without clipping computes them)."""
+    clipped = Trainer(parse_experiment(tiny(regularization={"gradient_clip": {"mode": mode, "threshold": 1e-3}})))
+    free = Trainer(parse_experiment(tiny()))
+    before = {k: v.copy() for k, v in clipped.network.parameters().items()}
+    clipped.train_batch()
+    free.train_batch()
+    grads = free.network.gradients()
+    for j, key in enumerate(clipped.network.layer_keys):
+        kernel, bias = np.linalg.norm(grads[f"{key}.kernel"]), np.linalg.norm(grads[f"{key}.bias"])
+        assert kernel > 1e-2 and bias > 1e-2                   # far above the threshold: clipping acted
+        np.testing.assert_allclose(clipped.recorder["grad_norm"][0, j], kernel, rtol=1e-5)
+        np.testing.assert_allclose(clipped.recorder["bias_grad_norm"][0, j], bias, rtol=1e-5)
+        step = np.linalg.norm(clipped.network.parameters()[f"{key}.kernel"] - before[f"{key}.kernel"])
+        assert step < 0.1 * kernel / 2                        # the step itself was clipped
+
+
 def test_stratified_split_keeps_class_proportions():
     y = np.array([0] * 80 + [1] * 20)
     split = stratified_split(y, 0.25, 0.1, np.random.default_rng(0), stratify=True)
