@@ -396,6 +396,9 @@ class ModelPanel(Panel):
         header.setStretchLastSection(True)
         self._size_columns()
         self.table.setMinimumHeight(170)
+        # Tab leaves the table for the panel's next field (the arrow keys move between cells):
+        # with Tab moving from cell to cell a keyboard user could never get past it.
+        self.table.setTabKeyNavigation(False)
         self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)   # Add, Duplicate… on a right-click
         self.table.setToolTip("Hidden layers, input at the top. Double-click or type to edit a cell.")
         layers.addWidget(self.table, 1)
