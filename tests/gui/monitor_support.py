@@ -29,7 +29,7 @@ def tiny_experiment(**kwargs: Any) -> Experiment:
 
 
 @pytest.fixture(name="make_window")
-def make_window_fixture(tmp_path: Any) -> Iterator[Callable[..., Any]]:
+def make_window_fixture(qapp: Any, tmp_path: Any) -> Iterator[Callable[..., Any]]:
     """``make_window(experiment)`` → a shown MainWindow with settings in a temporary file (its own,
     or the one named ``settings``: windows sharing it are like two starts of the app); on teardown
     the state is marked clean (no save prompt), the window closed and the worker thread checked

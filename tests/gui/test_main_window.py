@@ -373,3 +373,116 @@ def test_layer_keys_act_in_the_table_and_the_layer_menu_offers_them(open_window,
     assert menu is not None and add in menu.actions() and panel.actions["delete"] in menu.actions()
     panel.actions["delete"].trigger()                                 # Edit › Layer › Delete
     assert len(window.state.experiment.model.layers) == before
+
+
+# ----------------------------------------------------------------------------- a dataset that does not fit the model
+
+
+def trained_window(make_window, qtbot):
+    window = make_window(tiny_experiment(epochs=2))
+    window.controller.train()
+    wait_idle(qtbot, window, timeout=20_000)
+    return window
+
+
+def test_reused_layers_from_another_number_of_features_are_explained_and_nothing_is_lost(
+        make_window, qtbot, tmp_path):
+    """Layers reused (model.transfer) from a session trained on moons (2 features) in an
+    experiment on iris (4 features): Train says which layer and why; the run on screen, the
+    experiment and its undo history are kept, and undoing the data change trains."""
+    from core.session import save_trainer
+    from core.training import Trainer
+
+    source = tmp_path / "moons.gwb"
+    trainer = Trainer(tiny_experiment(epochs=1))
+    trainer.fit(epochs=1)
+    save_trainer(source, trainer)
+    window = trained_window(make_window, qtbot)
+    run, epochs = window.controller.trainer, list(window.controller.buffers.epochs["epoch"])
+    state = window.state
+    spec = state.experiment.to_dict()
+    spec["model"]["transfer"] = {"from": str(source), "layers": [0, 1, 2], "freeze": [0]}
+    assert state.replace_data(spec, "Reuse the moons layers") is None
+    spec["data"] = {"source": "iris", "validation_split": 0.2, "test_split": 0.0}
+    assert state.replace_data(spec, "Iris") is None
+    edited = state.experiment
+    window.controller.actions["train"].trigger()
+    qtbot.waitUntil(lambda: error_text(window) is not None, timeout=10_000)
+    wait_idle(qtbot, window)
+    text = error_text(window)
+    assert "layer 0" in text and "2 inputs" in text and "iris" in text and "4 features" in text, text
+    assert "change model.transfer.layers[0] and train again" in text, text     # the field to change
+    assert "SpecError" not in text and "line " not in text, text                 # not worded as a bug
+    assert state.experiment == edited and state.undo_stack.count() == 2
+    assert window.controller.trainer is run                     # the plotted run is still there
+    assert list(window.controller.buffers.epochs["epoch"]) == epochs
+    assert window.controller.actions["train"].isEnabled()
+    for box in window.findChildren(QMessageBox, "errorDialog"):
+        box.close()
+    window.undo_action.trigger()                                # back to moons: the layers fit
+    window.controller.actions["train"].trigger()
+    qtbot.waitUntil(lambda: window.controller.trainer is not run, timeout=10_000)
+    wait_idle(qtbot, window, timeout=20_000)
+    assert error_text(window) is None
+    assert window.controller.trainer.network.layers[0].dense.kernel.shape == (2, 16)
+
+
+@pytest.mark.parametrize("X_shape, y_rows, message", [
+    ((100, 8, 8), 100, "X must be 2-D (samples × features), got shape (100, 8, 8)"),
+    ((100, 2), 90, "X has 100 rows but y has 90"),
+])
+def test_an_npz_that_does_not_fit_is_explained_and_nothing_is_lost(make_window, qtbot, tmp_path, X_shape,
+                                                                   y_rows, message):
+    """The data switched to an NPZ file that does not fit: the Data panel's preview says what is
+    wrong with the file, so does Train; the run on screen and the edit are kept, and undo trains."""
+    from PySide6.QtWidgets import QLabel
+
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "data.npz", X=rng.standard_normal(X_shape), y=np.arange(y_rows) % 2)
+    window = trained_window(make_window, qtbot)
+    run = window.controller.trainer
+    spec = window.state.experiment.to_dict()
+    spec["data"] = {"source": "npz", "path": str(tmp_path / "data.npz"), "validation_split": 0.2}
+    assert window.state.replace_data(spec, "NPZ") is None
+    preview = window.findChild(QLabel, "dataPreview")
+    qtbot.waitUntil(lambda: message in preview.text(), timeout=10_000)
+    window.controller.actions["train"].trigger()
+    qtbot.waitUntil(lambda: error_text(window) is not None, timeout=10_000)
+    wait_idle(qtbot, window)
+    text = error_text(window)
+    assert message in text and "data.npz" in text and "change data and train again" in text, text
+    assert "SpecError" not in text and "line " not in text, text
+    assert window.state.experiment.data.path == str(tmp_path / "data.npz")
+    assert window.controller.trainer is run
+    for box in window.findChildren(QMessageBox, "errorDialog"):
+        box.close()
+    window.undo_action.trigger()
+    window.controller.actions["train"].trigger()
+    qtbot.waitUntil(lambda: window.controller.trainer is not run, timeout=10_000)
+    wait_idle(qtbot, window, timeout=20_000)
+    assert error_text(window) is None
+
+
+def test_a_session_whose_data_file_changed_shape_is_explained_and_the_run_kept(make_window, qtbot, tmp_path):
+    rng = np.random.default_rng(0)
+    data = tmp_path / "data.npz"
+    np.savez(data, X=rng.standard_normal((100, 2)).astype(np.float32), y=np.arange(100) % 2)
+    spec = tiny_spec(epochs=2)
+    spec["data"] = {"source": "npz", "path": str(data), "validation_split": 0.2}
+    from core.session import save_trainer
+    from core.spec import parse_experiment
+    from core.training import Trainer
+
+    trainer = Trainer(parse_experiment(spec))
+    trainer.fit(epochs=1)
+    save_trainer(tmp_path / "run.gwb", trainer)
+    np.savez(data, X=rng.standard_normal((100, 3)).astype(np.float32), y=np.arange(100) % 2)   # re-exported
+    window = trained_window(make_window, qtbot)
+    run, experiment = window.controller.trainer, window.state.experiment
+    window.open_file(tmp_path / "run.gwb")
+    qtbot.waitUntil(lambda: error_text(window) is not None, timeout=10_000)
+    wait_idle(qtbot, window)
+    text = error_text(window)
+    assert "Cannot open run.gwb" in text and "takes 2 inputs" in text and "3 features" in text, text
+    assert window.controller.trainer is run and window.state.experiment == experiment
+    assert window.state.file is None
