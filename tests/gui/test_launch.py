@@ -69,3 +69,16 @@ def test_smoke_test_fails_on_a_damaged_session(qapp, tmp_path, capsys):
     assert workbench.smoke.run_smoke_test(str(damaged), event_seconds=0.1) == 1
     err = capsys.readouterr().err       # a session is opened on the worker: its error arrives as a dialog
     assert "could not open" in err or "Cannot open damaged.gwb" in err
+
+
+def test_the_icon_is_drawn_at_the_screen_s_pixel_density(qapp):
+    """Sharp on high-DPI: at a device pixel ratio of 2 a 32-point icon has 64×64 pixels of its
+    own (an icon made from a small bitmap would be scaled up, and blurred, instead)."""
+    from PySide6.QtCore import QSize
+
+    from workbench.icon import app_icon
+
+    for ratio in (1.0, 1.5, 2.0, 3.0):
+        pixmap = app_icon().pixmap(QSize(32, 32), ratio)
+        assert pixmap.size() == QSize(round(32 * ratio), round(32 * ratio)), (ratio, pixmap.size())
+        assert pixmap.devicePixelRatio() == ratio
