@@ -75,13 +75,16 @@ def dock_layout(window):
             for d in docks}
 
 
+@pytest.mark.qt_log_ignore("This plugin does not support raise")    # the floating dock, offscreen
 def test_dock_layout_is_remembered(open_window, qtbot):
     first = open_window()
     training = first.findChild(QDockWidget, "editorTrainingDock")
     first.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, training)     # dragged to the bottom
     first.findChild(QDockWidget, "heatmapDock").toggleViewAction().trigger()  # View › Gradient heatmap off
+    first.findChild(QDockWidget, "confusionDock").setFloating(True)           # its title bar's float button
     qtbot.wait(50)
     layout = dock_layout(first)
+    assert layout["confusionDock"][1]
     assert layout["editorTrainingDock"][0] == Qt.DockWidgetArea.BottomDockWidgetArea
     assert layout["heatmapDock"][2]
     first.state.undo_stack.setClean()
@@ -94,6 +97,27 @@ def test_dock_layout_is_remembered(open_window, qtbot):
     assert second.dockWidgetArea(second.findChild(QDockWidget, "editorTrainingDock")) == \
         Qt.DockWidgetArea.LeftDockWidgetArea
     assert not second.findChild(QDockWidget, "heatmapDock").isHidden()
+    assert not second.findChild(QDockWidget, "confusionDock").isFloating()
+
+
+def test_file_open_by_its_key(open_window, qtbot, tmp_path, monkeypatch):
+    """Ctrl+O (File › Open…) asks for a file, opens it and lists it under Open Recent."""
+    from PySide6.QtWidgets import QFileDialog
+
+    spec = tiny_spec(layers=4)
+    spec["name"] = "opened by key"
+    (tmp_path / "keyed.json").write_text(json.dumps(spec))
+    asked = []
+    answer = (str(tmp_path / "keyed.json"), "")
+    monkeypatch.setattr(QFileDialog, "getOpenFileName",
+                        lambda parent, caption, folder, filters: asked.append(filters) or answer)
+    window = open_window()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    QTest.keySequence(window, window.open_action.shortcut())
+    assert asked and "*.gwb" in asked[0] and "*.json" in asked[0]
+    assert window.state.experiment.name == "opened by key"
+    assert [a.toolTip() for a in recent_entries(window)] == [str((tmp_path / "keyed.json").resolve())]
 
 
 GEOMETRY_SCRIPT = """
