@@ -16,6 +16,7 @@ from core.presets import default_experiment
 from core.session import SessionError
 from core.spec import SpecError, load_experiment
 
+from .app import collect_garbage_on_the_gui_thread
 from .editor import create_editor_docks, create_presets_menu
 from .editor.model_panel import ModelPanel
 from .labs import create_labs_menu
@@ -36,6 +37,7 @@ class MainWindow(QMainWindow):
     def __init__(self, state: ExperimentState | None = None, settings: QSettings | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        collect_garbage_on_the_gui_thread()     # never in the worker threads this window starts
         self.settings = settings or QSettings("GradientWorkbench", "Gradient Workbench")
         self.state = state or ExperimentState(default_experiment(), self)
         self.controller = TrainingController(self.state, self)
