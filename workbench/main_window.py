@@ -16,7 +16,9 @@ from core.presets import default_experiment
 from core.session import SessionError
 from core.spec import SpecError, load_experiment
 
+from .app import collect_garbage_on_the_gui_thread
 from .editor import create_editor_docks, create_presets_menu
+from .editor.model_panel import ModelPanel
 from .labs import create_labs_menu
 from .monitor import TrainingController, create_monitor
 from .runs import RunsTools
@@ -35,6 +37,7 @@ class MainWindow(QMainWindow):
     def __init__(self, state: ExperimentState | None = None, settings: QSettings | None = None,
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        collect_garbage_on_the_gui_thread()     # never in the worker threads this window starts
         self.settings = settings or QSettings("GradientWorkbench", "Gradient Workbench")
         self.state = state or ExperimentState(default_experiment(), self)
         self.controller = TrainingController(self.state, self)
@@ -101,7 +104,10 @@ class MainWindow(QMainWindow):
         file_menu.addActions([self.save_action, self.save_as_action, self.export_spec_action])
         file_menu.addMenu(self.runs.export_menu)
         file_menu.addSeparator()
-        file_menu.addAction(self._action("&Quit", self.close, QKeySequence.StandardKey.Quit))
+        quit_action = self._action("&Quit", self.close, None, "Close the window (asks first if anything is unsaved)")
+        # The platform's Quit key, or Ctrl+Q where it has none (Windows, the offscreen platform).
+        quit_action.setShortcuts(QKeySequence.keyBindings(QKeySequence.StandardKey.Quit) or [QKeySequence("Ctrl+Q")])
+        file_menu.addAction(quit_action)
         self._refresh_recent()
 
         edit_menu = bar.addMenu("&Edit")
@@ -111,6 +117,13 @@ class MainWindow(QMainWindow):
         redo.setShortcut(QKeySequence.StandardKey.Redo)
         edit_menu.addActions([undo, redo])
         self.undo_action, self.redo_action = undo, redo
+        model_panel = self.findChild(ModelPanel)
+        if model_panel is not None:
+            # The layer table's actions; their keys (Ins, Ctrl+D, Del, Alt+Up/Down) act while the
+            # table has the focus, the menu entries on its selected layer.
+            layer_menu = edit_menu.addMenu("&Layer")
+            layer_menu.setObjectName("layerMenu")
+            layer_menu.addActions(list(model_panel.actions.values()))
 
         self.presets_menu = create_presets_menu(self.state, self)
         bar.addMenu(self.presets_menu)
@@ -132,7 +145,8 @@ class MainWindow(QMainWindow):
         bar.addMenu(create_labs_menu(self.state, self))
 
         help_menu = bar.addMenu("&Help")
-        help_menu.addAction(self._action("&About Gradient Workbench", self.about, None))
+        help_menu.addAction(self._action("&About Gradient Workbench", self.about, QKeySequence.StandardKey.HelpContents,
+                                         "What Gradient Workbench is, and its version"))
 
     # ------------------------------------------------------------------ files
 
@@ -185,7 +199,7 @@ class MainWindow(QMainWindow):
             return False
         if not self.maybe_discard():
             return False
-        if path.suffix == ".gwb":
+        if path.suffix.lower() == ".gwb":
             return self._open_session_file(path)
         try:
             self.state.load(load_experiment(path), None, path.parent)
@@ -211,7 +225,7 @@ class MainWindow(QMainWindow):
         return self.controller.open_session_file(path, opened)
 
     def save(self) -> bool:
-        if self.state.file is None or self.state.file.suffix != ".gwb":
+        if self.state.file is None or self.state.file.suffix.lower() != ".gwb":
             return self.save_as()
         return self._save_to(self.state.file)
 
@@ -263,13 +277,25 @@ class MainWindow(QMainWindow):
         self.settings.setValue("recent", recent[:MAX_RECENT])
         self._refresh_recent()
 
+    def open_recent(self, entry: str) -> bool:
+        """File › Open Recent: a file that has gone since (deleted, renamed, on an unmounted disk) is
+        said so and dropped from the list; the window keeps what it has."""
+        path = Path(entry)
+        if not path.is_file():
+            self.settings.setValue("recent", [p for p in self._recent() if p != entry])
+            self._refresh_recent()
+            self._show_error(f"Cannot open {path.name}: the file no longer exists.\n{path}\n"
+                             "It was removed from the recent files.")
+            return False
+        return self.open_file(path)
+
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
         recent = self._recent()
         for i, entry in enumerate(recent):
             action = self.recent_menu.addAction(f"&{i + 1} {Path(entry).name}")
             action.setToolTip(entry)
-            action.triggered.connect(lambda _=False, p=entry: self.open_file(Path(p)))
+            action.triggered.connect(lambda _=False, p=entry: self.open_recent(p))
         self.recent_menu.setEnabled(bool(recent))
 
     # ------------------------------------------------------------------ drag and drop
@@ -287,7 +313,7 @@ class MainWindow(QMainWindow):
     @staticmethod
     def _dropped_file(urls: list[QUrl]) -> Path | None:
         for url in urls:
-            if url.isLocalFile() and Path(url.toLocalFile()).suffix in (".gwb", ".json"):
+            if url.isLocalFile() and Path(url.toLocalFile()).suffix.lower() in (".gwb", ".json"):
                 return Path(url.toLocalFile())
         return None
 

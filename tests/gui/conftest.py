@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,3 +33,17 @@ def unsaved_questions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(QMessageBox, "question", question)
     return asked
+
+
+@pytest.fixture(autouse=True)
+def _free_closed_windows_now() -> Any:
+    """After each test, the windows it closed are deleted and its garbage collected, here on the
+    GUI thread: the app collects on a timer on the GUI thread (automatic collection is off, see
+    ``workbench.app.collect_garbage_on_the_gui_thread``), and a whole session's closed windows
+    left for one late full collection stalled a later test's GUI thread for 5 s."""
+    yield
+    from PySide6.QtCore import QCoreApplication, QEvent
+
+    if QCoreApplication.instance() is not None:
+        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()

@@ -29,19 +29,20 @@ def tiny_experiment(**kwargs: Any) -> Experiment:
 
 
 @pytest.fixture(name="make_window")
-def make_window_fixture(tmp_path: Any) -> Iterator[Callable[..., Any]]:
-    """``make_window(experiment)`` → a shown MainWindow with settings in a temporary file; on
-    teardown the state is marked clean (no save prompt), the window closed and the worker
-    thread checked to be finished."""
+def make_window_fixture(qapp: Any, tmp_path: Any) -> Iterator[Callable[..., Any]]:
+    """``make_window(experiment)`` → a shown MainWindow with settings in a temporary file (its own,
+    or the one named ``settings``: windows sharing it are like two starts of the app); on teardown
+    the state is marked clean (no save prompt), the window closed and the worker thread checked
+    to be finished."""
     from workbench.main_window import MainWindow
     from workbench.state import ExperimentState
 
     windows: list[Any] = []
 
-    def make(experiment: Experiment | None = None) -> Any:
+    def make(experiment: Experiment | None = None, settings: str | None = None) -> Any:
         state = ExperimentState(experiment or tiny_experiment())
-        settings = QSettings(str(tmp_path / f"settings{len(windows)}.ini"), QSettings.Format.IniFormat)
-        window = MainWindow(state, settings)
+        name = f"{settings}.ini" if settings else f"settings{len(windows)}.ini"
+        window = MainWindow(state, QSettings(str(tmp_path / name), QSettings.Format.IniFormat))
         window.show()          # closed below, after the state is marked clean (no save prompt)
         windows.append(window)
         return window

@@ -786,3 +786,94 @@ def test_experiment_loaded_from_a_file_refreshes_every_panel(make_window: Any, q
     assert table.model().rowCount() == 10
     assert field(window, "optimizer.name", QComboBox).currentText() == "nadam"
     assert field(window, "data.source", QComboBox).currentText() == "digits"
+
+
+# ----------------------------------------------------------------------------- keyboard: the tab order
+
+
+def _tab_fields(panel: QWidget) -> list[QWidget]:
+    """The panel's fields a Tab can reach (shown, enabled, taking Tab focus), in reading order."""
+    fields = [w for w in panel.findChildren(QWidget) if w.isVisibleTo(panel) and w.isEnabled()
+              and w.focusPolicy() & Qt.FocusPolicy.TabFocus and w.focusProxy() is None
+              and not any(isinstance(a, QAbstractItemView) for a in _ancestors(w, panel))]   # cell editors
+    return sorted(fields, key=lambda w: (_box(panel, w)[1], _box(panel, w)[0]))
+
+
+def _ancestors(widget: QWidget, panel: QWidget) -> list[QWidget]:
+    out, parent = [], widget.parentWidget()
+    while parent is not None and parent is not panel:
+        out.append(parent)
+        parent = parent.parentWidget()
+    return out
+
+
+def _box(panel: QWidget, widget: QWidget) -> tuple[int, int, int, int]:
+    """left, top, right, bottom in the panel's coordinates."""
+    top_left = widget.mapTo(panel, QPoint(0, 0))
+    return top_left.x(), top_left.y(), top_left.x() + widget.width(), top_left.y() + widget.height()
+
+
+def _reads_after(panel: QWidget, a: QWidget, b: QWidget) -> bool:
+    """``b`` comes after ``a`` reading the panel top to bottom, left to right: below it, or on the
+    same row (their boxes overlap vertically) and to its right."""
+    al, at, _, ab = _box(panel, a)
+    bl, bt, _, bb = _box(panel, b)
+    if at < bb and bt < ab:
+        return bl > al
+    return bt >= ab
+
+
+def rich_spec(npz: Path) -> dict[str, Any]:
+    """Every optional row shown: a file source, a schedule with parameters, max-norm, clipping,
+    early stopping and the NaN roll-back count switched on."""
+    return small_spec(
+        data={"source": "npz", "path": str(npz), "validation_split": 0.2, "test_split": 0.0},
+        optimizer={"name": "momentum", "learning_rate": 0.01},
+        schedule={"name": "exponential", "steps": 100},
+        regularization={"l2": 0.001, "max_norm": 2.0, "gradient_clip": {"mode": "norm", "threshold": 1.0},
+                        "early_stopping": {"enabled": True, "patience": 3}},
+        training={"epochs": 5, "batch_size": 32, "on_nan": "rollback"})
+
+
+@pytest.mark.parametrize("title", ["Data", "Model", "Optimizer", "Regularization", "Training"])
+def test_tab_visits_the_panel_top_to_bottom_left_to_right(make_window: Any, qtbot: Any, tmp_path: Path,
+                                                          title: str) -> None:
+    """From a panel's first field, Tab goes through each of its fields in reading order (their
+    places on screen) before leaving the panel. The layer table let Tab move between its cells
+    and never let go: a keyboard user was stuck in it (arrow keys move between cells)."""
+    npz = tmp_path / "points.npz"
+    np.savez(npz, X=np.random.default_rng(0).normal(size=(60, 3)), y=np.arange(60) % 2)
+    window = make_window(rich_spec(npz))
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    panel = show_dock(window, title)
+    # rows built after a choice changed (they are created last, so Qt would put them last)
+    if title == "Data":
+        field(window, "data.source", QComboBox).setCurrentText("moons")
+    elif title == "Optimizer":
+        field(window, "optimizer.name", QComboBox).setCurrentText("adam")
+        field(window, "schedule.name", QComboBox).setCurrentText("one_cycle")
+    elif title == "Model":
+        select_row(qtbot, window.findChild(QTableView, "layerTable"), 1)   # its initializer's rows
+    QApplication.processEvents()
+    fields = _tab_fields(panel)
+    assert len(fields) >= 5, [w.objectName() for w in fields]
+    fields[0].setFocus(Qt.FocusReason.TabFocusReason)
+    visited: list[QWidget] = []
+    for _ in range(3 * len(fields)):
+        now = QApplication.focusWidget()
+        while now is not None and now not in fields and panel.isAncestorOf(now):
+            now = now.parentWidget()            # a spin box's line edit, a combo's view
+        if not visited or now is not visited[-1]:
+            if set(visited) == set(fields):
+                break                           # every field seen: leaving the panel is fine now
+            assert now in fields, (f"Tab left the {title} panel for {type(now).__name__} "
+                                   f"{now.objectName() if now else ''!r} after {[w.objectName() for w in visited]}")
+            assert now not in visited, f"{now.objectName()} reached twice: {[w.objectName() for w in visited]}"
+            if visited:
+                assert _reads_after(panel, visited[-1], now), (
+                    f"Tab went from {visited[-1].objectName()} {_box(panel, visited[-1])} back to "
+                    f"{now.objectName()} {_box(panel, now)}")
+            visited.append(now)
+        qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
+    assert set(visited) == set(fields), f"never reached: {[w.objectName() for w in set(fields) - set(visited)]}"

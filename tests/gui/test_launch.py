@@ -11,6 +11,8 @@ import workbench.app
 import workbench.smoke
 from workbench.cli import main
 
+from .monitor_support import make_window_fixture  # noqa: F401 (fixture)
+
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "resources" / "examples" / "vanishing.json"
 
@@ -69,3 +71,40 @@ def test_smoke_test_fails_on_a_damaged_session(qapp, tmp_path, capsys):
     assert workbench.smoke.run_smoke_test(str(damaged), event_seconds=0.1) == 1
     err = capsys.readouterr().err       # a session is opened on the worker: its error arrives as a dialog
     assert "could not open" in err or "Cannot open damaged.gwb" in err
+
+
+def test_the_icon_is_drawn_at_the_screen_s_pixel_density(qapp):
+    """Sharp on high-DPI: at a device pixel ratio of 2 a 32-point icon has 64×64 pixels of its
+    own (an icon made from a small bitmap would be scaled up, and blurred, instead)."""
+    from PySide6.QtCore import QSize
+
+    from workbench.icon import app_icon
+
+    for ratio in (1.0, 1.5, 2.0, 3.0):
+        pixmap = app_icon().pixmap(QSize(32, 32), ratio)
+        assert pixmap.size() == QSize(round(32 * ratio), round(32 * ratio)), (ratio, pixmap.size())
+        assert pixmap.devicePixelRatio() == ratio
+
+
+def test_python_garbage_is_collected_on_the_gui_thread_only(make_window, qtbot):
+    """A cycle of Python objects (as a closed window's pyqtgraph items form) is freed on the GUI
+    thread, never by a worker thread that happens to allocate: freeing Qt objects there hung the
+    suite (a dataset-preview thread and the GUI thread each waiting on the other's lock)."""
+    import threading
+
+    make_window()
+    died = []
+
+    class Marker:
+        def __del__(self):
+            died.append(threading.current_thread().name)
+
+    marker = Marker()
+    marker.cycle = marker
+    del marker
+    kept = []
+    worker = threading.Thread(target=lambda: kept.extend([i] for i in range(20_000)), name="allocating worker")
+    worker.start()
+    worker.join()
+    qtbot.waitUntil(lambda: bool(died), timeout=5_000)
+    assert died == [threading.main_thread().name]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 
+from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu
 
 from core.presets import PRESETS
@@ -70,5 +71,7 @@ def create_presets_menu(state: ExperimentState, parent: QMainWindow) -> QMenu:
         description = _describe(fn, title)
         action.setToolTip(description)
         action.setStatusTip(description)
+        if i < 10:      # Ctrl+1 … Ctrl+9, Ctrl+0: the first ten presets, the ones a lesson starts from
+            action.setShortcut(QKeySequence(f"Ctrl+{(i + 1) % 10}"))
         action.triggered.connect(lambda _checked=False, k=key: apply_preset(state, k))
     return menu

@@ -396,6 +396,10 @@ class ModelPanel(Panel):
         header.setStretchLastSection(True)
         self._size_columns()
         self.table.setMinimumHeight(170)
+        # Tab leaves the table for the panel's next field (the arrow keys move between cells):
+        # with Tab moving from cell to cell a keyboard user could never get past it.
+        self.table.setTabKeyNavigation(False)
+        self.table.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)   # Add, Duplicate… on a right-click
         self.table.setToolTip("Hidden layers, input at the top. Double-click or type to edit a cell.")
         layers.addWidget(self.table, 1)
 
@@ -403,7 +407,9 @@ class ModelPanel(Panel):
         buttons = QHBoxLayout()
         buttons.setSpacing(4)
         for key, text, shortcut, tip, slot in (
-                ("add", "Add", "Ctrl+Shift+N", "Add a hidden layer (100 ELU units, He init) below the selected one",
+                # Insert, not Ctrl+Shift+N: that is File › New experiment from this model, and a key
+                # bound twice where both are active does nothing in Qt ("ambiguous shortcut").
+                ("add", "Add", "Ins", "Add a hidden layer (100 ELU units, He init) below the selected one",
                  self.add_layer),
                 ("duplicate", "Duplicate", "Ctrl+D", "Insert a copy of the selected layer below it",
                  self.duplicate_layer),
@@ -417,7 +423,7 @@ class ModelPanel(Panel):
             action.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
             action.setToolTip(f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})")
             action.triggered.connect(slot)
-            self.table.addAction(action)
+            self.table.addAction(action)       # the shortcuts work while the table has the focus
             self.actions[key] = action
             button = QToolButton()
             button.setDefaultAction(action)

@@ -260,8 +260,15 @@ class TrainingWorker(QObject):
         """Build a trainer for ``experiment`` (or adopt ``trainer``, e.g. a restored session) and
         send a full snapshot of its history."""
         def job() -> str:
-            self.trainer = trainer if isinstance(trainer, Trainer) else \
-                Trainer(experiment, Path(base_dir) if isinstance(base_dir, str | Path) else None)
+            try:
+                self.trainer = trainer if isinstance(trainer, Trainer) else \
+                    Trainer(experiment, Path(base_dir) if isinstance(base_dir, str | Path) else None)
+            except (SpecError, OSError) as exc:
+                # The experiment does not fit its data or the session it reuses layers from: the
+                # user's to change, so the dialog says what and where, not a bug report's frame.
+                field = exc.path if isinstance(exc, SpecError) and exc.path else "the experiment"
+                raise BuildRefused(f"Cannot build the model for this experiment:\n{exc}\n\nThe experiment and the "
+                                   f"run on screen are kept; change {field} and train again.") from None
             self._reset_counters()
             self.built.emit(self.trainer)
             self._emit(self.trainer, reset=True, extras=True)
@@ -463,8 +470,14 @@ class TrainingWorker(QObject):
                 "finished": bool(trainer.finished)}
 
 
+class BuildRefused(Exception):
+    """A trainer could not be built for a reason the user can fix; ``str()`` is the whole message."""
+
+
 def _describe(exc: BaseException) -> str:
     """One readable message for the error dialog, with the innermost frame for a bug report."""
+    if isinstance(exc, BuildRefused):
+        return str(exc)
     frames = traceback.extract_tb(exc.__traceback__)
     where = f"\n\n(in {Path(frames[-1].filename).name}, line {frames[-1].lineno}, {frames[-1].name})" if frames else ""
     return f"Training failed: {type(exc).__name__}: {exc}{where}"

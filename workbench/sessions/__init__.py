@@ -76,6 +76,7 @@ class SessionTools(QObject):
         self.transfer_action.triggered.connect(self.new_from_model)
         self.autosave_action = QAction("&Autosave settings…", self)
         self.autosave_action.setObjectName("autosaveSettingsAction")
+        self.autosave_action.setShortcut(QKeySequence("Ctrl+Alt+S"))
         self.autosave_action.setStatusTip("How often a recovery copy is written while training")
         self.autosave_action.triggered.connect(self.autosave_settings)
         file_menu = _menu(window, "File")
