@@ -212,3 +212,31 @@ def test_closing_the_main_window_ends_a_running_finder(labs: Any, qtbot: Any) ->
     thread = lab.runner.thread
     labs.parent().close()
     assert thread.isFinished() and labs.windows == {}
+
+
+def test_a_lab_job_hands_the_gil_over_between_its_steps(qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lab job's ``should_stop()`` also sleeps briefly every few milliseconds, so the GUI thread
+    gets the GIL while the job computes (workbench.gil)."""
+    import time
+
+    from workbench import gil
+
+    sleeps: list[float] = []
+    real_sleep = time.sleep
+    monkeypatch.setattr(gil.time, "sleep", lambda s: (sleeps.append(s), real_sleep(s)))
+
+    def job(progress: Any, should_stop: Any) -> int:
+        t0, steps = time.perf_counter(), 0
+        while time.perf_counter() - t0 < 0.2 and not should_stop():
+            steps += 1
+        return steps
+
+    runner = JobRunner(name="gil-test")
+    try:
+        with qtbot.waitSignal(runner.finished, timeout=5_000) as blocker:
+            runner.submit(job)
+    finally:
+        runner.shutdown()
+    expected = 0.2 / gil.YIELD_EVERY
+    assert blocker.args[0] > 10 * len(sleeps)
+    assert 0.5 * expected <= len(sleeps) <= 1.5 * expected + 1

@@ -231,7 +231,7 @@ def test_gui_stays_responsive_and_snapshots_are_coalesced(make_window: Any, qtbo
 
     The same timer is first measured on the idle window: on a machine shared with other busy
     processes the OS alone makes it late, and that part is not the app's (both are printed).
-    Before the worker's periodic GIL yield (GuiGate.YIELD_EVERY) about one window in six had a
+    Before the worker's periodic GIL yield (workbench.gil) about one window in six had a
     60-180 ms stall: the GUI thread lost the GIL race to the worker's NumPy calls. A 3-s window is
     measured up to three times and one within the bound passes, against a neighbour process
     stealing the core for a moment; a GUI thread that trained or drew too much is late in every window."""
@@ -517,22 +517,22 @@ def test_the_gui_gate_slows_the_worker_but_never_stops_it() -> None:
 def test_the_open_gate_still_lets_go_of_the_gil_every_few_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
     """Between batches the worker sleeps briefly at least every YIELD_EVERY seconds, so a GUI thread
     waiting for the GIL gets it (NumPy's own quick release-and-retake does not hand it over)."""
-    from workbench.monitor import worker
+    from workbench import gil
     from workbench.monitor.worker import GuiGate
 
     sleeps: list[float] = []
     real_sleep = time.sleep
-    monkeypatch.setattr(worker.time, "sleep", lambda s: (sleeps.append(s), real_sleep(s)))
+    monkeypatch.setattr(gil.time, "sleep", lambda s: (sleeps.append(s), real_sleep(s)))
     gate = GuiGate()
     t0 = time.perf_counter()
     calls = 0
     while time.perf_counter() - t0 < 0.2:
         gate.wait()                              # the gate is open: only the periodic yield
         calls += 1
-    expected = 0.2 / GuiGate.YIELD_EVERY
+    expected = 0.2 / gil.YIELD_EVERY
     assert calls > 10 * len(sleeps), "a yield at every call would slow a tiny network down"
     assert 0.5 * expected <= len(sleeps) <= 1.5 * expected + 1
-    assert set(sleeps) == {GuiGate.YIELD_SLEEP} and GuiGate.YIELD_SLEEP > 0
+    assert set(sleeps) == {gil.YIELD_SLEEP} and gil.YIELD_SLEEP > 0
 
 
 def test_layers_frozen_by_transfer_are_marked_until_their_unfreeze_epoch(make_window: Any, qtbot: Any,

@@ -4,7 +4,8 @@
 is a plain callable ``job(progress, should_stop) -> result``; it runs on the worker thread,
 reports plain-data copies through ``progress`` (coalesced to at most ``MAX_PROGRESS_PER_SECOND``
 a second, the last one always delivered) and checks ``should_stop()`` between its steps
-(cancellation is a flag, never ``QThread.terminate``). The worker's signals are queued to the
+(cancellation is a flag, never ``QThread.terminate``; each ``should_stop()`` also hands the GIL
+to a waiting GUI thread every few milliseconds, ``workbench.gil``). The worker's signals are queued to the
 runner, which re-emits them from the GUI thread (``progress``, ``finished``, ``failed``,
 ``busy_changed``), so tests can wait on them safely (ENVIRONMENT.md: never wait on a signal
 emitted from the worker thread).
@@ -22,6 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
+
+from ..gil import GilYield
 
 MAX_PROGRESS_PER_SECOND = 20
 
@@ -51,8 +54,14 @@ class _Worker(QObject):
             else:
                 pending[:] = [info]
 
+        yield_gil = GilYield()
+
+        def should_stop() -> bool:
+            yield_gil()
+            return self._stop.is_set()
+
         try:
-            result = job(progress, self._stop.is_set)
+            result = job(progress, should_stop)
         except Exception as exc:  # noqa: BLE001 (any failure becomes a message, never a crash)
             self.error.emit(f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc(limit=4)}")
             return

@@ -30,6 +30,8 @@ from core.session import SessionError, load_session, restore_trainer
 from core.spec import Experiment, SpecError
 from core.training import EPOCH_METRICS, Trainer
 
+from ..gil import GilYield
+
 MAX_SNAPSHOTS_PER_SECOND = 20
 SNAPSHOT_INTERVAL = 1.0 / MAX_SNAPSHOTS_PER_SECOND
 EXTRAS_INTERVAL = 0.5          # confusion matrix / decision boundary at most this often (seconds)
@@ -118,18 +120,13 @@ class GuiGate:
     the worker waits between batches, releasing the GIL; it never waits longer than
     ``MAX_HOLD`` seconds, so a stuck GUI cannot stop training. Enter / exit on the GUI thread only.
 
-    The gate is closed by a Python slot, which itself needs the GIL. The worker's NumPy calls let
-    go of the GIL and take it back at once, thousands of times a second; CPython's hand-over
-    only forces a switch when no switch happened for a whole interval, so a GUI thread woken by
-    its event loop could lose that race for 60-180 ms. Hence ``wait`` also sleeps ``YIELD_SLEEP``
-    at least every ``YIELD_EVERY`` seconds: a real sleep, during which a waiting GUI thread takes
-    the GIL (about 2 % of a tiny network's training time, nothing for a large one).
+    The gate is closed by a Python slot, which itself needs the GIL: while open, ``wait`` still
+    hands the GIL over every few milliseconds (``workbench.gil``), or the GUI thread could wait
+    60-180 ms for the GIL to close it.
     """
 
     MAX_HOLD = 0.25
     MAX_SHARE = 0.6
-    YIELD_EVERY = 0.005
-    YIELD_SLEEP = 0.0001
 
     def __init__(self) -> None:
         self.free = threading.Event()
@@ -138,7 +135,7 @@ class GuiGate:
         self.disabled = False
         self._window_start = 0.0          # worker side: how long it gave way in the current second
         self._waited = 0.0
-        self._last_yield = 0.0
+        self.yield_gil = GilYield()
 
     def disable(self) -> None:
         """Open for good (the GUI is about to block waiting for the worker: it must not wait on us)."""
@@ -187,10 +184,7 @@ class GuiGate:
         at a time and ``MAX_SHARE`` of each second, so a GUI that never idles (a window being
         resized for seconds) slows training down but cannot stop it."""
         if self.free.is_set():
-            now = time.perf_counter()
-            if now - self._last_yield >= self.YIELD_EVERY:
-                time.sleep(self.YIELD_SLEEP)
-                self._last_yield = time.perf_counter()
+            self.yield_gil()
             return
         now = time.perf_counter()
         if now - self._window_start > 1.0:
