@@ -95,7 +95,7 @@ class MainWindow(QMainWindow):
                                         "Save the session: experiment, weights, optimizer state and history")
         self.save_as_action = self._action("Save &As…", self.save_as, QKeySequence.StandardKey.SaveAs,
                                            "Save the session under a new name")
-        self.export_spec_action = self._action("&Export experiment JSON…", self.export_experiment, "Ctrl+E",
+        self.export_spec_action = self._action("&Export experiment JSON…", self.export_experiment, "Ctrl+Shift+E",
                                                "Write the experiment spec alone, for `gradient-workbench train`")
         self.recent_menu = QMenu("Open &Recent", self)
         file_menu.addActions([self.new_action, self.open_action])
