@@ -241,6 +241,17 @@ class MainWindow(QMainWindow):
         return self._save_to(path)
 
     def _save_to(self, path: Path) -> bool:
+        steps = self.controller.unsaved_steps
+        if steps and self.controller.run_superseded:
+            answer = QMessageBox.question(
+                self, "Save the edited experiment?",
+                f"The trained run ({steps:,} steps since it was last saved) belongs to the experiment as it was "
+                "before your last edits. Saving now writes the edited experiment with fresh weights, and that "
+                "run is lost. To keep the run, cancel and undo the edits (Edit › Undo), then save.",
+                QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Cancel,
+                QMessageBox.StandardButton.Cancel)
+            if answer != QMessageBox.StandardButton.Save:
+                return False
         try:
             self.controller.save_session(path)
         except (OSError, SessionError, ValueError) as exc:

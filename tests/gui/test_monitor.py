@@ -315,6 +315,30 @@ def test_keep_running_keeps_the_run_and_next_train_starts_fresh(make_window: Any
     wait_idle(qtbot, window)
 
 
+def test_undoing_the_edit_after_keep_running_makes_the_run_current_again(make_window: Any, qtbot: Any) -> None:
+    """Keep running, then Undo the structural edit: the run matches the experiment again, so
+    the next Train continues it (same trainer, no fresh weights) instead of starting over."""
+    window = make_window(tiny_experiment(epochs=500))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 10, timeout=10_000)
+    assert window.state.set_field("model.layers[1].units", 12) is None
+    box = window.findChild(QMessageBox, "restartDialog")
+    keep = next(b for b in box.findChildren(QPushButton) if b.text() == "Keep running")
+    qtbot.mouseClick(keep, Qt.MouseButton.LeftButton)
+    assert c.stale
+    window.undo_action.trigger()
+    assert not c.stale
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+    trainer, step = c.trainer, c.current_step
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.current_step > step + 10, timeout=10_000)
+    assert c.trainer is trainer and c.buffers.layer_names[1] == "dense_1 (elu, 16)"
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+
+
 def test_health_banner_names_the_layer_and_a_remedy_is_one_undoable_edit(make_window: Any, qtbot: Any) -> None:
     vanishing = tiny_experiment(epochs=3, layers=8, units=32, activation="logistic",
                                 init={"name": "random_normal", "stddev": 0.05})

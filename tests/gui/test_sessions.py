@@ -358,3 +358,31 @@ def test_starting_over_after_unsaved_training_asks_first(
     c.actions["train"].trigger()                     # fresh weights, nothing to lose: no question
     wait_idle(qtbot, window, timeout=20_000)
     assert len(asked) == 1 and c.current_step == steps
+
+
+def test_saving_after_a_structural_edit_warns_that_the_trained_run_is_not_in_it(
+        make_window: Any, qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save after a structural edit writes the edited experiment with fresh weights: it says so
+    first (Cancel writes nothing), and after Undo the save holds the trained run again."""
+    from PySide6.QtWidgets import QMessageBox
+
+    window = make_window(tiny_experiment(epochs=2))
+    train_to_end(qtbot, window)
+    steps = window.controller.current_step
+    assert window.state.set_field("model.layers[0].units", 9) is None      # a new architecture
+    path = tmp_path / "edited.gwb"
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Cancel)
+    save_as(window, path, monkeypatch)
+    assert len(asked) == 1 and f"trained run ({steps:,} steps" in asked[0] and "undo" in asked[0]
+    assert not path.exists() and window.isWindowModified()
+
+    answer_questions(monkeypatch, QMessageBox.StandardButton.Save)
+    save_as(window, path, monkeypatch)
+    saved = load_session(path)
+    assert saved.state["step"] == 0 and saved.experiment.model.layers[0].units == 9
+
+    window.state.undo_stack.undo()                                          # back to the run's experiment
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Cancel)
+    kept = tmp_path / "run.gwb"
+    save_as(window, kept, monkeypatch)
+    assert asked == [] and load_session(kept).state["step"] == steps

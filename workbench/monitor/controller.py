@@ -67,6 +67,7 @@ class TrainingController(QObject):
         self.trainer: Trainer | None = None      # owned by the worker while worker.active is set
         self.mode = IDLE
         self.stale = False                     # the trainer no longer matches the experiment
+        self._stale_by_edit = False            # ... because of an edit (undoing it makes the run current again)
         self.snapshot_times: deque[float] = deque(maxlen=4096)
         self._after_job: list[Any] = []        # what to do when the current job ends
         self._restart_box: QMessageBox | None = None
@@ -127,6 +128,17 @@ class TrainingController(QObject):
     @property
     def running(self) -> bool:
         return self.mode == RUNNING
+
+    @property
+    def run_superseded(self) -> bool:
+        """The run no longer matches the experiment (a structural edit, or a failed run): a save
+        now writes the edited experiment with fresh weights, not the run's."""
+        trainer = self.trainer
+        if trainer is None or self.worker.active.is_set():
+            return False
+        current = self.state.experiment
+        return self.stale or (trainer.experiment.to_dict() != current.to_dict()
+                              and not hyperparameter_only_change(trainer.experiment, current, trainer.epoch))
 
     @property
     def current_step(self) -> int:
@@ -359,6 +371,7 @@ class TrainingController(QObject):
         self._after_job.clear()
         self._set_mode(IDLE)
         self.stale = True                  # the next Train starts from a fresh model
+        self._stale_by_edit = False
         if not self._shut_down:
             self.error.emit(message)
             self.status.emit("Training failed")
@@ -368,6 +381,8 @@ class TrainingController(QObject):
     def _on_experiment_changed(self, experiment: Experiment) -> None:
         self._update_actions()
         t = self.trainer
+        if self.stale and self._stale_by_edit and t is not None and t.experiment.to_dict() == experiment.to_dict():
+            self.stale = self._stale_by_edit = False     # the edit that made the run stale was undone
         if t is None or self.mode == IDLE:
             return
         if self.mode not in (RUNNING, PAUSED):
@@ -379,7 +394,7 @@ class TrainingController(QObject):
             self.status.emit(f"Applied from the next batch: learning rate {experiment.learning_rate:g} "
                              f"({experiment.schedule.name} schedule)")
             return
-        self.stale = True
+        self.stale = self._stale_by_edit = True
         if self._asked_restart or self._restart_box is not None:
             return
         self._ask_restart()
@@ -413,10 +428,7 @@ class TrainingController(QObject):
         """(arrays, state values, experiment) of the run, taken without racing the worker."""
         current = self.state.experiment
         trainer = self.trainer
-        if trainer is None or (self.stale and not self.worker.active.is_set()) or (
-                trainer.experiment.to_dict() != current.to_dict()
-                and not hyperparameter_only_change(trainer.experiment, current, trainer.epoch)
-                and not self.worker.active.is_set()):
+        if trainer is None or self.run_superseded:
             # Nothing trained for what the window shows: save fresh weights of the experiment.
             fresh = Trainer(current, self._base_dir())
             arrays, values = fresh.state_dict()
