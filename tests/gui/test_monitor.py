@@ -295,7 +295,9 @@ def test_structural_edit_while_running_asks_to_restart(make_window: Any, qtbot: 
     assert c.trainer.experiment == window.state.experiment
 
 
-def test_keep_running_keeps_the_run_and_next_train_starts_fresh(make_window: Any, qtbot: Any) -> None:
+def keep_running_after_a_structural_edit(make_window: Any, qtbot: Any) -> Any:
+    """A window whose run goes on after a structural edit (layer 1: 16 → 12 units) was answered
+    "Keep running" in the restart question."""
     window = make_window(tiny_experiment(epochs=500))
     c = window.controller
     click_action(window, qtbot, "train")
@@ -304,6 +306,12 @@ def test_keep_running_keeps_the_run_and_next_train_starts_fresh(make_window: Any
     box = window.findChild(QMessageBox, "restartDialog")
     keep = next(b for b in box.findChildren(QPushButton) if b.text() == "Keep running")
     qtbot.mouseClick(keep, Qt.MouseButton.LeftButton)
+    return window
+
+
+def test_keep_running_keeps_the_run_and_next_train_starts_fresh(make_window: Any, qtbot: Any) -> None:
+    window = keep_running_after_a_structural_edit(make_window, qtbot)
+    c = window.controller
     size = c.buffers.size
     qtbot.waitUntil(lambda: c.buffers.size > size + 10, timeout=5_000)
     assert c.buffers.layer_names[1] == "dense_1 (elu, 16)"
@@ -318,14 +326,8 @@ def test_keep_running_keeps_the_run_and_next_train_starts_fresh(make_window: Any
 def test_undoing_the_edit_after_keep_running_makes_the_run_current_again(make_window: Any, qtbot: Any) -> None:
     """Keep running, then Undo the structural edit: the run matches the experiment again, so
     the next Train continues it (same trainer, no fresh weights) instead of starting over."""
-    window = make_window(tiny_experiment(epochs=500))
+    window = keep_running_after_a_structural_edit(make_window, qtbot)
     c = window.controller
-    click_action(window, qtbot, "train")
-    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 10, timeout=10_000)
-    assert window.state.set_field("model.layers[1].units", 12) is None
-    box = window.findChild(QMessageBox, "restartDialog")
-    keep = next(b for b in box.findChildren(QPushButton) if b.text() == "Keep running")
-    qtbot.mouseClick(keep, Qt.MouseButton.LeftButton)
     assert c.stale
     window.undo_action.trigger()
     assert not c.stale
