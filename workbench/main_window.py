@@ -123,7 +123,7 @@ class MainWindow(QMainWindow):
             # table has the focus, the menu entries on its selected layer.
             layer_menu = edit_menu.addMenu("&Layer")
             layer_menu.setObjectName("layerMenu")
-            layer_menu.addActions(list(model_panel.actions.values()))
+            layer_menu.addActions(list(model_panel.layer_actions.values()))
 
         self.presets_menu = create_presets_menu(self.state, self)
         bar.addMenu(self.presets_menu)

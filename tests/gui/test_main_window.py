@@ -408,14 +408,14 @@ def test_layer_keys_act_in_the_table_and_the_layer_menu_offers_them(open_window,
     rect = table.visualRect(table.model().index(0, 0))
     qtbot.mouseClick(table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
     assert table.hasFocus()
-    add = panel.actions["add"]
+    add = panel.layer_actions["add"]
     before = len(window.state.experiment.model.layers)
     for key in add.shortcut().toString(QKeySequence.SequenceFormat.PortableText).split(", "):
         QTest.keySequence(table, QKeySequence(key))
     assert len(window.state.experiment.model.layers) == before + 1
     menu = window.findChild(QMenu, "layerMenu")
-    assert menu is not None and add in menu.actions() and panel.actions["delete"] in menu.actions()
-    panel.actions["delete"].trigger()                                 # Edit › Layer › Delete
+    assert menu is not None and add in menu.actions() and panel.layer_actions["delete"] in menu.actions()
+    panel.layer_actions["delete"].trigger()                                 # Edit › Layer › Delete
     assert len(window.state.experiment.model.layers) == before
 
 

@@ -403,7 +403,7 @@ class ModelPanel(Panel):
         self.table.setToolTip("Hidden layers, input at the top. Double-click or type to edit a cell.")
         layers.addWidget(self.table, 1)
 
-        self.actions: dict[str, QAction] = {}
+        self.layer_actions: dict[str, QAction] = {}
         buttons = QHBoxLayout()
         buttons.setSpacing(4)
         for key, text, shortcut, tip, slot in (
@@ -424,7 +424,7 @@ class ModelPanel(Panel):
             action.setToolTip(f"{tip} ({action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)})")
             action.triggered.connect(slot)
             self.table.addAction(action)       # the shortcuts work while the table has the focus
-            self.actions[key] = action
+            self.layer_actions[key] = action
             button = QToolButton()
             button.setDefaultAction(action)
             button.setObjectName(f"layer_{key}_button")
@@ -582,11 +582,11 @@ class ModelPanel(Panel):
     def _update_actions(self) -> None:
         rows = self.model.rowCount()
         row = self.current_row()
-        self.actions["delete"].setEnabled(rows > 1 and row >= 0)
-        self.actions["duplicate"].setEnabled(row >= 0 and rows < MAX_LAYERS)
-        self.actions["add"].setEnabled(rows < MAX_LAYERS)
-        self.actions["up"].setEnabled(row > 0)
-        self.actions["down"].setEnabled(0 <= row < rows - 1)
+        self.layer_actions["delete"].setEnabled(rows > 1 and row >= 0)
+        self.layer_actions["duplicate"].setEnabled(row >= 0 and rows < MAX_LAYERS)
+        self.layer_actions["add"].setEnabled(rows < MAX_LAYERS)
+        self.layer_actions["up"].setEnabled(row > 0)
+        self.layer_actions["down"].setEnabled(0 <= row < rows - 1)
         self.repeat_button.setEnabled(row >= 0 and rows < MAX_LAYERS)
 
     def errors_shown(self, errors: dict[str, str]) -> None:
