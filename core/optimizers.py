@@ -10,7 +10,7 @@ Why the code looks the way it does:
 * Each update rule is one method, ``_compute_step``, whose docstring states the equation.
   It returns the array holding the step actually taken, ``θ_new − θ_old`` (its step buffer,
   or a slot that already equals it: momentum's m, so no copy), and ``apply`` then does
-  ``θ += step``. ``step_taken(path)`` reads the step back; for the paths in ``measure``,
+  ``θ += step``; for the paths in ``measure``,
   ``apply`` also sums ‖step‖² and ‖θ_new‖² while each block is in the cache (the trainer's
   update/weight ratio), instead of two more passes over the parameters later.
 * The hot path allocates nothing after ``build()``: slots, a step buffer and (where a rule
@@ -81,9 +81,6 @@ class Optimizer(Component):
     scalar_state_names: ClassVar[tuple[str, ...]] = ()
     # Whether _compute_step needs one scratch array per parameter.
     _uses_scratch: ClassVar[bool] = True
-    # The slot that holds θ_new − θ_old after a step, if the rule's step is one of its slots
-    # (momentum: m); step_taken() then returns it and no copy is made.
-    step_slot: ClassVar[str | None] = None
 
     def __init__(self, learning_rate: float = 0.01) -> None:
         self.learning_rate = check.positive("learning_rate", learning_rate)
@@ -131,8 +128,8 @@ class Optimizer(Component):
 
     def _compute_step(self, param: np.ndarray, grad: np.ndarray, step: np.ndarray,
                       slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> np.ndarray:
-        """Update ``slots`` in place and return θ_new − θ_old: ``step`` (written here) or the
-        slot named by ``step_slot``. The arrays are one block of rows of a parameter."""
+        """Update ``slots`` in place and return θ_new − θ_old: ``step`` (written here) or a slot
+        that already holds it. The arrays are one block of rows of a parameter."""
         raise NotImplementedError
 
     def apply(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray],
@@ -142,10 +139,10 @@ class Optimizer(Component):
 
         Parameters left out of ``grads`` (frozen layers) are not touched, nor are their
         slots. If ``updates`` is given (preallocated arrays with the keys of ``grads``), the
-        step actually taken, θ_new − θ_old, is also copied into it; ``step_taken(path)``
-        returns it without a copy. For the paths in ``measure``, ``squared_norms[path]`` is set
-        to (‖θ_new − θ_old‖², ‖θ_new‖²), summed block by block while each block is still in
-        the cache (the trainer's update/weight ratio at a fraction of a separate pass's cost).
+        step actually taken, θ_new − θ_old, is also copied into it. For the paths in
+        ``measure``, ``squared_norms[path]`` is set to (‖θ_new − θ_old‖², ‖θ_new‖²), summed
+        block by block while each block is still in the cache (the trainer's update/weight
+        ratio at a fraction of a separate pass's cost).
         """
         lr = float(learning_rate)
         if not math.isfinite(lr) or lr < 0:
@@ -188,13 +185,6 @@ class Optimizer(Component):
                     param_sq += float(vdot(p, p))
             if measured:
                 self.squared_norms[path] = (step_sq, param_sq)
-
-    def step_taken(self, path: str) -> np.ndarray:
-        """θ_new − θ_old of the last ``apply`` for ``path`` (a live buffer: read it before the
-        next step; meaningless for a parameter the last step left out)."""
-        if self.step_slot is not None:
-            return self._slots[path][self.slot_names.index(self.step_slot)]
-        return self._steps[path]
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
@@ -305,7 +295,6 @@ class Momentum(Optimizer):
     summary = ("Momentum: gradients accelerate a velocity (β is friction), so it rolls through "
                "plateaus and ravines much faster than SGD (speed **, quality ***).")
     slot_names = ("m",)
-    step_slot = "m"  # the step is m itself
     _uses_scratch = False
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9) -> None:
