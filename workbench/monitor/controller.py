@@ -327,9 +327,7 @@ class TrainingController(QObject):
         if t.finished or t.epoch >= t.experiment.training.epochs:
             self.status.emit("The run is complete: training a new model from fresh weights")
             return True
-        if t.experiment.to_dict() == self.state.experiment.to_dict():
-            return False
-        return not hyperparameter_only_change(t.experiment, self.state.experiment, t.epoch)
+        return self.run_superseded
 
     def _sync_hyperparameters(self) -> None:
         """Idle only: give the trainer the experiment's learning rate / schedule."""
