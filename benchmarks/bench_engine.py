@@ -658,7 +658,7 @@ def _phase_steps(trainer: Trainer, steps: int, acc: dict[str, float], clock: Cal
         clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
         t8 = clock()
         lr = trainer.schedule(trainer.step) * trainer.lr_scale
-        trainer.optimizer.apply(params, grads, lr)
+        trainer.optimizer.apply(params, grads, lr, measure=trainer._kernel_key_set if record else ())
         t9 = clock()
         if reg.max_norm is not None:
             apply_max_norm({k: params[k] for k in trainer._kernel_keys if k in grads}, reg.max_norm)

@@ -18,6 +18,7 @@ import numpy as np
 
 from .activations import sigmoid
 from .component import Component
+from .layers import ones_vector
 from .registry import Registry
 
 
@@ -58,6 +59,20 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
     """
     shifted = z - z.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def row_max(z: np.ndarray) -> np.ndarray:
+    """max_j z_ij for each row i of a 2-D array, shape (n,).
+
+    With few columns (10 classes) NumPy's ``z.max(axis=1)`` spends its time per row; the
+    element-wise maximum of the k columns is two to eight times faster on a training batch."""
+    if z.shape[1] > 32:
+        return z.max(axis=1)
+    columns = iter(z.T)
+    out = next(columns).copy()
+    for column in columns:
+        np.maximum(out, column, out=out)
+    return out
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -108,34 +123,31 @@ class SoftmaxCrossEntropy(Loss):
                "outputs class probabilities.")
 
     def value(self, logits: np.ndarray, y: np.ndarray) -> float:
-        """L = −(1/n) Σ_i log p̂_(i, y_i): the cross-entropy with one-hot targets, p̂ = softmax(z)."""
-        y = _class_labels(logits, y)
-        log_p = log_softmax(logits)
-        return -float(np.take_along_axis(log_p, y[:, None], axis=1).mean())
+        """L = −(1/n) Σ_i log p̂_(i, y_i): the cross-entropy with one-hot targets, p̂ = softmax(z).
+
+        With m_i = max_j z_ij, log p̂_(i, y_i) = (z_(i, y_i) − m_i) − log Σ_j e^(z_ij − m_i)
+        (the log-sum-exp trick of ``log_softmax``)."""
+        return self.value_and_gradient(logits, y)[0]
 
     def gradient(self, logits: np.ndarray, y: np.ndarray) -> np.ndarray:
         """∂L/∂z_ik = (p̂_ik − y_ik) / n, with y_ik = 1 if k = y_i else 0 (one-hot)."""
-        y = _class_labels(logits, y)
-        n = logits.shape[0]
-        grad = softmax(logits)
-        # Subtracting the one-hot matrix touches only the true-class entries.
-        grad[np.arange(n), y] -= 1
-        grad /= n
-        return grad
+        return self.value_and_gradient(logits, y)[1]
 
     def value_and_gradient(self, logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
-        """``value`` and ``gradient`` fused: one shift, one exponential, one row sum serve both
-        (the training loop calls this every step)."""
+        """``value`` and ``gradient`` from one shift, one exponential and one row sum.
+
+        The training loop calls this every step, so the small reductions are BLAS products
+        and the divisions by Σ_j e^(z_ij − m_i) and by n are one scaling."""
         y = _class_labels(logits, y)
-        n = logits.shape[0]
+        n, k = logits.shape
         rows = np.arange(n)
-        shifted = logits - logits.max(axis=1, keepdims=True)
+        shifted = logits - row_max(logits)[:, None]
         grad = np.exp(shifted)
-        total = grad.sum(axis=1, keepdims=True)
-        loss = float(np.mean(np.log(total[:, 0]) - shifted[rows, y]))
-        grad /= total
-        grad[rows, y] -= 1
-        grad /= n
+        total = grad @ ones_vector(k, grad.dtype)                   # Σ_j e^(z_ij − m_i)
+        loss = (float(np.log(total).sum()) - float(shifted[rows, y].sum())) / n
+        total *= n
+        grad /= total[:, None]                                      # p̂ / n
+        grad[rows, y] -= grad.dtype.type(1.0 / n)                   # (p̂ − y) / n
         return loss, grad
 
     def predict(self, logits: np.ndarray) -> np.ndarray:

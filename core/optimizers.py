@@ -29,7 +29,7 @@ Why the code looks the way it does:
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Iterable, Mapping
+from collections.abc import Container, Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -89,6 +89,7 @@ class Optimizer(Component):
         self._slots: dict[str, tuple[np.ndarray, ...]] = {}
         self._scratch: dict[str, np.ndarray | None] = {}
         self._blocks: dict[str, tuple[slice, ...]] = {}
+        self._part_cache: dict[str, tuple[Any, ...]] = {}
         self.squared_norms: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------ slots
@@ -121,6 +122,7 @@ class Optimizer(Component):
             rows = max(1, BLOCK_ELEMENTS // max(1, param.size // max(1, n_rows)))
             blocks[path] = tuple(slice(lo, lo + rows) for lo in range(0, n_rows, rows)) if rows < n_rows else ()
         self._steps, self._slots, self._scratch, self._blocks = steps, slots, scratch, blocks
+        self._part_cache = {}
 
     # ------------------------------------------------------------------ step
     def _begin_apply(self) -> None:
@@ -164,18 +166,11 @@ class Optimizer(Component):
         self.squared_norms = {}
         compute, vdot = self._compute_step, np.vdot
         for path, grad in grads.items():
-            param, step, slots, tmp = params[path], self._steps[path], self._slots[path], self._scratch[path]
+            param = params[path]
             out = None if updates is None else updates[path]
             measured = path in measure
             step_sq = param_sq = 0.0
-            blocks = self._blocks[path]
-            if blocks:
-                parts: Iterable[tuple[Any, ...]] = (
-                    (param[b], grad[b], step[b], tuple(s[b] for s in slots), None if tmp is None else tmp[b],
-                     None if out is None else out[b]) for b in blocks)
-            else:  # one block: the arrays themselves, no views to make
-                parts = ((param, grad, step, slots, tmp, out),)
-            for p, g, st, sl, tm, o in parts:
+            for p, g, st, sl, tm, o in self._parts(path, param, grad, out):
                 taken = compute(p, g, st, sl, tm, lr)
                 p += taken
                 if o is not None:
@@ -185,6 +180,26 @@ class Optimizer(Component):
                     param_sq += float(vdot(p, p))
             if measured:
                 self.squared_norms[path] = (step_sq, param_sq)
+
+    def _parts(self, path: str, param: np.ndarray, grad: np.ndarray,
+               out: np.ndarray | None) -> list[tuple[Any, ...]]:
+        """The blocks ``apply`` feeds ``_compute_step`` for one parameter: (θ, g, step, slots,
+        scratch, updates) views of each block of rows. Made once and reused while the same
+        arrays come back (the trainer passes the same ones every step): making the views
+        cost more than a block's arithmetic on small layers."""
+        cached = self._part_cache.get(path)
+        if cached is not None and cached[0] is param and cached[1] is grad and cached[2] is out:
+            return cached[3]
+        step, slots, tmp = self._steps[path], self._slots[path], self._scratch[path]
+        blocks = self._blocks[path]
+        parts: list[tuple[Any, ...]]
+        if blocks:
+            parts = [(param[b], grad[b], step[b], tuple(s[b] for s in slots), None if tmp is None else tmp[b],
+                      None if out is None else out[b]) for b in blocks]
+        else:  # one block: the arrays themselves, no views to make
+            parts = [(param, grad, step, slots, tmp, out)]
+        self._part_cache[path] = (param, grad, out, parts)
+        return parts
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -315,20 +315,34 @@ def test_peek_reads_only_the_json_members(good_file, tmp_path):
 # ----------------------------------------------------------------------------- older formats
 
 
-def test_the_version_1_fixture_loads_and_resumes_exactly():
+def test_the_version_1_fixture_loads_and_resumes_exactly(tmp_path):
     """tests/data/session_v1.gwb was written by format 1 (tests/data/make_fixtures.py) and is
-    kept forever: it must load, and continuing it must equal the uninterrupted run."""
+    kept forever: it must load, and continuing it must equal continuing the same run saved
+    again in today's format (bit for bit). Against a run started today it is only close: the
+    file's first epoch and a half were computed by the engine of its day, and float32
+    rounding may change with the engine (a fused loss, a BLAS bias sum)."""
     fixture = DATA / "session_v1.gwb"
     session = load_session(fixture)
     assert session.manifest["version"] == 1
     trainer = restore_trainer(session)
     assert (trainer.epoch, trainer.batch_index) == (1, 3)  # saved half-way through the second epoch
+    resaved = tmp_path / "today.gwb"
+    save_trainer(resaved, trainer)
+    again = restore_trainer(load_session(resaved))
     assert trainer.fit() == "completed"
+    assert again.fit() == "completed"
+    for key, value in again.network.state().items():
+        np.testing.assert_array_equal(trainer.network.state()[key], value, err_msg=key)
+    assert trainer.history["val_loss"] == again.history["val_loss"]
     straight = Trainer(session.experiment)
     straight.fit()
+    # Layer 0's bias sits right before batch norm, which subtracts it again: its true gradient
+    # is 0, so what Nadam does with it (and the moving mean that tracks it) is rounding noise.
+    noise = {"layers.0.bias", "layers.0.moving_mean"}
     for key, value in straight.network.state().items():
-        np.testing.assert_array_equal(trainer.network.state()[key], value, err_msg=key)
-    assert trainer.history["val_loss"] == straight.history["val_loss"]
+        if key not in noise:
+            np.testing.assert_allclose(trainer.network.state()[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
+    np.testing.assert_allclose(trainer.history["val_loss"], straight.history["val_loss"], rtol=1e-2)
 
 
 def test_older_formats_go_through_the_migration_chain(good_file, tmp_path, monkeypatch):
