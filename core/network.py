@@ -4,6 +4,12 @@ Parameters are addressed by stable paths, the same in the optimizer state, the s
 ``weights.npz`` and the diagnostics: ``layers.{i}.kernel``, ``layers.{i}.bias``,
 ``layers.{i}.gamma``, ``layers.{i}.beta``, ``layers.{i}.moving_mean``,
 ``layers.{i}.moving_variance``, ``output.kernel``, ``output.bias``.
+
+The trainable parameters are views into one flat array (``flat_parameters``) and so are
+their gradients (``flat_gradients``), in that path order, each starting on a 64-byte
+boundary. The optimizer then steps the whole network in a few cache-sized blocks instead of
+one set of NumPy calls per tensor: a 10-layer network with batch norm has 33 tensors, most of
+them 100 values, where per-call overhead, not arithmetic, set the cost.
 """
 
 from __future__ import annotations
@@ -38,6 +44,26 @@ def parameter_shapes(model: ModelSpec, n_inputs: int, n_outputs: int) -> dict[st
 
 
 BUFFER_NAMES = ("moving_mean", "moving_variance")
+# Each parameter's segment of the flat arrays starts at a multiple of this many values
+# (64 bytes of float32), so BLAS and the SIMD loops see aligned arrays; the gaps hold zeros,
+# get zero gradients and so never move.
+SEGMENT_ALIGNMENT = 16
+
+
+def pack_flat(arrays: Mapping[str, np.ndarray], dtype: np.dtype) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One zeroed 1-D array holding every array of ``arrays`` in order (each on an aligned
+    offset), and views of it with the original shapes, filled with the original values."""
+    offsets, end = {}, 0
+    for key, a in arrays.items():
+        offsets[key] = end
+        end += -(-a.size // SEGMENT_ALIGNMENT) * SEGMENT_ALIGNMENT
+    flat = np.zeros(end, dtype=dtype)
+    views = {}
+    for key, a in arrays.items():
+        view = flat[offsets[key]:offsets[key] + a.size].reshape(a.shape)
+        view[...] = a
+        views[key] = view
+    return flat, views
 
 
 class Network:
@@ -62,6 +88,21 @@ class Network:
         self.output = Dense(get_initializer(model.output.init)((fan_in, self.n_outputs), rng, self.dtype))
         self.output_stats: ActivationStats | None = None
         self._input_mask: np.ndarray | None = None
+        self.flat_parameters, views = pack_flat(self.parameters(), self.dtype)
+        self._rebind(views, gradient=False)
+        self.flat_gradients, views = pack_flat(self.gradients(), self.dtype)
+        self._rebind(views, gradient=True)
+
+    def _rebind(self, arrays: Mapping[str, np.ndarray], gradient: bool) -> None:
+        """Make the layers hold ``arrays`` (by path) as their parameters, or their gradients."""
+        for key, array in arrays.items():
+            owner_key, name = key.rsplit(".", 1)
+            if owner_key == "output":
+                owner: object = self.output
+            else:
+                layer = self.layers[int(owner_key.split(".")[1])]
+                owner = layer.dense if name in ("kernel", "bias") else layer.batch_norm
+            setattr(owner, f"grad_{name}" if gradient else name, array)
 
     # ------------------------------------------------------------------ names and arrays
 

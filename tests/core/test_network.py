@@ -157,6 +157,29 @@ def test_parameters_are_the_arrays_themselves_and_state_holds_copies() -> None:
     assert np.all(net.buffers()["layers.0.moving_mean"] == 0.0)
 
 
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_parameters_and_gradients_are_aligned_views_of_one_flat_array_each(arch: str) -> None:
+    """What lets the optimizer step the whole network at once: every parameter is a view of
+    ``flat_parameters`` and every gradient of ``flat_gradients`` at the same 64-byte-aligned
+    offset, and the passes write through those views."""
+    net = make_network(arch)
+    flat_p, flat_g = net.flat_parameters, net.flat_gradients
+    assert flat_p.shape == flat_g.shape and flat_p.dtype == flat_g.dtype == net.dtype
+    params, grads = net.parameters(), net.gradients()
+    assert sum(a.size for a in params.values()) <= flat_p.size < sum(a.size + 16 for a in params.values())
+    for key, a in params.items():
+        assert a.base is flat_p and grads[key].base is flat_g, key
+        offset = (a.ctypes.data - flat_p.ctypes.data) // a.itemsize
+        assert offset % 16 == 0 and (grads[key].ctypes.data - flat_g.ctypes.data) // a.itemsize == offset, key
+        np.testing.assert_array_equal(flat_p[offset:offset + a.size], a.reshape(-1))
+    X = np.random.default_rng(0).normal(size=(BATCH, N_INPUTS)).astype(net.dtype)
+    flat_g.fill(np.nan)  # the backward pass must overwrite every gradient through its view
+    net.backward(np.ones_like(net.forward(X, training=True, rng=np.random.default_rng(1))))
+    for key, g in net.gradients().items():
+        assert np.isfinite(g).all(), key
+    assert np.isnan(flat_g).sum() == flat_g.size - sum(g.size for g in grads.values())  # only the gaps
+
+
 @pytest.mark.parametrize("loss_name", LOSS_NAMES)
 @pytest.mark.parametrize("arch", list(ARCHITECTURES))
 def test_parameter_counts(arch: str, loss_name: str) -> None:

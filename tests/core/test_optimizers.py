@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from core import optimizers
-from core.optimizers import OPTIMIZERS, Optimizer, get_optimizer
+from core.network import pack_flat
+from core.optimizers import OPTIMIZERS, Optimizer, flat_layout, get_optimizer
 
 NAMES = OPTIMIZERS.names()
 
@@ -487,3 +488,93 @@ def test_adamw_decays_weights_without_a_gradient_signal():
     opt.build(params)
     opt.apply(params, {"w": np.zeros(3)}, 0.1)  # zero gradient: only the decay acts
     np.testing.assert_allclose(params["w"], 2.0 * (1 - 0.1 * 0.5))
+
+
+# ----------------------------------------------------------------------------- the flat path
+
+
+FLAT_SHAPES = {"layers.0.kernel": (7, 5), "layers.0.bias": (5,), "layers.1.kernel": (5, 4),
+               "layers.1.gamma": (4,), "output.kernel": (4, 3), "output.bias": (3,)}
+KERNELS = {"layers.0.kernel", "layers.1.kernel", "output.kernel"}
+
+
+def flat_run(name, flat: bool, dtype, keys=None, steps=4):
+    """Train FLAT_SHAPES for a few steps, with the parameters and gradients as separate arrays
+    or packed like a Network packs them; the gradients of ``keys`` (default: all) are stepped."""
+    rng = np.random.default_rng(5)
+    start = {k: rng.normal(size=s).astype(dtype) for k, s in FLAT_SHAPES.items()}
+    grad_seq = [{k: rng.normal(size=s).astype(dtype) for k, s in FLAT_SHAPES.items()} for _ in range(steps)]
+    params = pack_flat(start, np.dtype(dtype))[1] if flat else {k: p.copy() for k, p in start.items()}
+    grads = pack_flat(grad_seq[0], np.dtype(dtype))[1] if flat else {k: g.copy() for k, g in grad_seq[0].items()}
+    keys = list(FLAT_SHAPES) if keys is None else keys
+    updates = {k: np.zeros(FLAT_SHAPES[k], dtype) for k in keys}
+    opt = make(name)
+    opt.build(params)
+    record = []
+    for gs, lr in zip(grad_seq, [*LRS, 0.07][:steps], strict=True):
+        for k in grads:
+            grads[k][...] = gs[k]
+        opt.apply(params, {k: grads[k] for k in keys}, lr, updates, measure=KERNELS)
+        record.append(({k: p.copy() for k, p in params.items()}, {k: u.copy() for k, u in updates.items()},
+                       dict(opt.squared_norms), opt.stepped_flat))
+    return record, opt
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_packed_parameters_are_stepped_flat_with_the_same_result_bit_for_bit(name, monkeypatch):
+    """A Network's parameters and gradients are views of one flat array each; apply() then
+    steps the flat arrays in blocks (here of 8 values: a kernel cut in pieces, and groups of
+    whole small tensors). Parameters, updates and slots must equal the tensor-by-tensor path
+    exactly, and the norms summed block by block must equal those of the arrays."""
+    monkeypatch.setattr(optimizers, "BLOCK_ELEMENTS", 8)
+    for dtype in (np.float32, np.float64):
+        separate, opt_separate = flat_run(name, False, dtype)
+        packed, opt_packed = flat_run(name, True, dtype)
+        for (p1, u1, n1, flat1), (p2, u2, n2, flat2) in zip(separate, packed, strict=True):
+            assert (flat1, flat2) == (False, True)
+            for k in p1:
+                np.testing.assert_array_equal(p1[k], p2[k], err_msg=k)
+                np.testing.assert_array_equal(u1[k], u2[k], err_msg=k)
+            assert set(n1) == set(n2) == KERNELS
+            for k in KERNELS:
+                assert n1[k] == pytest.approx(n2[k], rel=1e-5)
+                step_sq, param_sq = n2[k]
+                assert step_sq == pytest.approx(float(np.sum(u2[k].astype(np.float64) ** 2)), rel=1e-5)
+                assert param_sq == pytest.approx(float(np.sum(p2[k].astype(np.float64) ** 2)), rel=1e-5)
+        slots1, slots2 = opt_separate.state_dict()["slots"], opt_packed.state_dict()["slots"]
+        assert slots1.keys() == slots2.keys()
+        for key in slots1:
+            np.testing.assert_array_equal(slots1[key], slots2[key], err_msg=key)
+
+
+@pytest.mark.parametrize("name", ["momentum", "adam"])
+def test_a_frozen_subset_of_packed_parameters_is_stepped_tensor_by_tensor(name):
+    """With a layer left out (frozen), the flat arrays cannot be stepped whole: apply() falls
+    back to the tensors it was given and leaves the others alone."""
+    keys = ["layers.1.kernel", "layers.1.gamma", "output.kernel", "output.bias"]
+    separate, _ = flat_run(name, False, np.float32, keys)
+    packed, _ = flat_run(name, True, np.float32, keys)
+    start = flat_run(name, True, np.float32, keys, steps=1)[0][0][0]
+    for (p1, u1, _, flat1), (p2, u2, _, flat2) in zip(separate, packed, strict=True):
+        assert not flat1 and not flat2
+        for k in p1:
+            np.testing.assert_array_equal(p1[k], p2[k], err_msg=k)
+        for k in keys:
+            np.testing.assert_array_equal(u1[k], u2[k], err_msg=k)
+    for k in ("layers.0.kernel", "layers.0.bias"):
+        np.testing.assert_array_equal(packed[-1][0][k], start[k])  # never moved
+
+
+def test_flat_layout_recognises_only_views_of_one_flat_array():
+    flat, views = pack_flat({k: np.ones(s, np.float32) for k, s in FLAT_SHAPES.items()}, np.dtype(np.float32))
+    base, offsets = flat_layout(views)
+    assert base is flat
+    assert all(offset % 16 == 0 for offset in offsets.values())  # 64-byte aligned float32 segments
+    for k, view in views.items():
+        view[...] = 2.0
+        assert flat[offsets[k]:offsets[k] + view.size].sum() == 2.0 * view.size
+        view[...] = 1.0
+    assert flat_layout({k: v.copy() for k, v in views.items()}) is None  # separate arrays
+    other = pack_flat({"x": np.ones(3, np.float32)}, np.dtype(np.float32))[1]
+    assert flat_layout({**views, **other}) is None  # two bases
+    assert flat_layout({"t": flat.reshape(-1, 2).T}) is None  # not C-contiguous

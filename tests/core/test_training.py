@@ -285,6 +285,18 @@ def test_weight_penalty_in_reported_loss():
     assert penal.evaluate("val")[0] - plain.evaluate("val")[0] == pytest.approx(expected, rel=1e-4)
 
 
+def test_the_optimizer_steps_the_network_flat_unless_a_layer_is_frozen():
+    t = Trainer(parse_experiment(tiny()))
+    t.train_batch()
+    assert t.optimizer.stepped_flat
+    t.network.layers[0].frozen = True
+    t.train_batch()
+    assert not t.optimizer.stepped_flat
+    t.network.layers[0].frozen = False
+    t.train_batch()
+    assert t.optimizer.stepped_flat
+
+
 def test_frozen_layers_get_no_update_but_are_measured():
     t = Trainer(parse_experiment(tiny()))
     t.network.layers[0].frozen = True
