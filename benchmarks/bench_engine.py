@@ -806,7 +806,7 @@ def targets(report: dict[str, Any]) -> list[str]:
                 lines.append(f"  {_verdict(ok)}  {p['label']:<22}{key:<29}{ratio:>5.2f}x   "
                              f"(x matmul+optimizer floor: {both:.2f}; that floor: {bound:.2f}x{note}){busy}")
     lines.append(f"speed verdicts: {counts['pass']} pass, {counts['unreachable']} fail and are unreachable in "
-                 f"NumPy on this machine, {counts['fail']} fail and are reachable")
+                 f"NumPy on this machine, {counts['fail']} fail and are not ruled out by these floors")
     return lines
 
 
