@@ -120,11 +120,12 @@ class ActivationStats:
             variance = float(a.var(dtype=np.float64))
         self.mean = mean
         self.std = math.sqrt(max(variance, 0.0))
-        # A dead unit outputs exactly zero for every example in the batch (dying ReLU). When the
-        # outputs cannot be negative, that is a column summing to zero (no second pass).
-        if getattr(activation, "nonnegative", False):
-            alive = np.count_nonzero(column_sums)
-        else:
+        # A dead unit outputs exactly zero for every example in the batch (dying ReLU): its
+        # column sums to zero. When the outputs cannot be negative the converse holds too, and
+        # a column with a non-zero sum is never dead, so a second pass over the activations is
+        # needed only for signed outputs with some column summing to exactly zero.
+        alive = np.count_nonzero(column_sums)
+        if alive < a.shape[1] and not getattr(activation, "nonnegative", False):
             alive = np.count_nonzero(a.any(axis=0))
         self.dead_fraction = 1.0 - float(alive) / a.shape[1]
         rng = getattr(activation, "saturation_range", None)

@@ -308,6 +308,20 @@ def test_dead_fraction_from_column_sums_agrees_with_the_general_count() -> None:
     assert fast.mean == pytest.approx(float(a.astype(np.float64).mean()), rel=1e-6)
 
 
+@pytest.mark.parametrize("activation", ["tanh", "elu", None])
+def test_dead_fraction_of_signed_outputs_is_not_fooled_by_columns_that_sum_to_zero(activation) -> None:
+    """Signed outputs can cancel: a column summing to zero is dead only if every entry is 0."""
+    act = None if activation is None else get_activation(activation)
+    a = np.array([[0.5, 0.0, -0.25, 0.0],
+                  [-0.5, 0.0, 0.75, 0.0],
+                  [0.0, 0.0, 0.1, -0.0]], dtype=np.float32)  # column 0 sums to 0 but is alive
+    assert ActivationStats(a, act).dead_fraction == pytest.approx(2 / 4)
+    a[:, 1] = [0.1, 0.2, 0.3]  # every column sums to non-zero but column 3: 1 dead of 4
+    assert ActivationStats(a, act).dead_fraction == pytest.approx(1 / 4)
+    a[:, 3] = [1.0, -2.0, 3.0]  # no column sums to zero: none dead
+    assert ActivationStats(a, act).dead_fraction == 0.0
+
+
 def test_dead_fraction_of_a_relu_layer_with_a_dead_unit() -> None:
     rng = np.random.default_rng(13)
     x = rng.uniform(0.1, 1.0, size=(16, 3))  # positive inputs
