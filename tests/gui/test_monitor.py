@@ -579,7 +579,7 @@ def test_layers_frozen_by_transfer_are_marked_until_their_unfreeze_epoch(make_wi
     window = make_window(parse_experiment(spec))
     c = window.controller
     mon = monitor_of(window)
-    norms, flow = mon.panels["grad_norm"], mon.panels["flow"]
+    norms, flow, heat = mon.panels["grad_norm"], mon.panels["flow"], mon.panels["heatmap"]
     for dock in window.monitor_docks:
         dock.show()
 
@@ -592,13 +592,17 @@ def test_layers_frozen_by_transfer_are_marked_until_their_unfreeze_epoch(make_wi
     def hatched() -> list[bool]:
         return [b.style() == Qt.BrushStyle.BDiagPattern for b in flow.norm_bars.opts["brushes"]]
 
+    def heat_rows() -> list[str]:
+        return heat.row_labels
+
     click_action(window, qtbot, "step")                 # one batch of epoch 1: layer 0 is still frozen
     wait_idle(qtbot, window)
     qtbot.waitUntil(lambda: c.buffers.size == 1)
     mon.refresh(force=True)
-    for panel in (norms, flow):
+    for panel in (norms, flow, heat):
         panel.redraw()
     assert c.buffers.frozen_layers == [True, False, False, False]
+    assert heat_rows()[0] == "dense_0 (frozen)" and not any("frozen" in t for t in heat_rows()[1:])
     assert "frozen" in legend()[0] and legend()[0].startswith("dense_0")
     assert not any("frozen" in text for text in legend()[1:])
     assert styles()[0] == Qt.PenStyle.DashLine and set(styles()[1:]) == {Qt.PenStyle.SolidLine}
@@ -609,11 +613,13 @@ def test_layers_frozen_by_transfer_are_marked_until_their_unfreeze_epoch(make_wi
     wait_idle(qtbot, window)
     assert any(e["kind"] == "unfreeze" for e in c.buffers.events)
     mon.refresh(force=True)
-    for panel in (norms, flow):
+    for panel in (norms, flow, heat):
         panel.redraw()
     assert c.buffers.frozen_layers == [False] * 4
+    assert not any("frozen" in t for t in heat_rows())
     assert not any("frozen" in text for text in legend())
     assert set(styles()) == {Qt.PenStyle.SolidLine}
     assert not any(hatched()) and "frozen" not in flow.caption.text()
     # where the frozen part ended stays marked on the gradient-norm plot
     assert [line.value() for line in norms.unfreeze_lines] == [c.trainer.steps_per_epoch]
+    assert [line.value() for line in heat.unfreeze_marks.lines] == [c.trainer.steps_per_epoch]

@@ -67,6 +67,36 @@ def layer_pen(colour: QColor, frozen: bool) -> QPen:
     return pen
 
 
+class UnfreezeMarks:
+    """Vertical lines on a plot where transfer learning unfroze its layers, kept in step with
+    the run's events (the gradient-norm curves and the heatmap both show where the frozen
+    stretch ended)."""
+
+    def __init__(self, plot: pg.PlotItem) -> None:
+        self.plot = plot
+        self.lines: list[pg.InfiniteLine] = []
+        self._steps: list[float] = []
+
+    def update(self, run_events: list[dict[str, Any]]) -> None:
+        events = [e for e in run_events if e.get("kind") == "unfreeze"]
+        steps = [float(e.get("step", 0)) for e in events]
+        if steps == self._steps:
+            return
+        for line in self.lines:
+            self.plot.removeItem(line)
+        self.lines = []
+        colour = QColor(EVENT_COLOURS["unfreeze"])
+        for x, event in zip(steps, events, strict=True):
+            line = pg.InfiniteLine(x, angle=90, movable=False,
+                                   pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
+                                   label=EVENT_LABELS["unfreeze"],
+                                   labelOpts={"position": 0.95, "color": colour, "rotateAxis": (1, 0)})
+            line.setToolTip(str(event.get("message", "")))
+            self.plot.addItem(line, ignoreBounds=True)
+            self.lines.append(line)
+        self._steps = steps
+
+
 def layer_ticks(names: Sequence[str], long: int = 5) -> list[list[tuple[int, str]]]:
     """x-axis ticks for per-layer bars: short names for a few layers, indices (0 = input side) for many."""
     if len(names) <= long:
@@ -359,8 +389,7 @@ class GradientNormPanel(PlotPanel):
         self.curves: list[pg.PlotDataItem] = []
         self._curves_dark = False
         self._curves_frozen: list[bool] = []
-        self.unfreeze_lines: list[pg.InfiniteLine] = []
-        self._unfreeze_steps: list[float] = []
+        self.unfreeze_marks = UnfreezeMarks(self.plot)
         self.hover = pg.TextItem(anchor=(0, 1), border=pg.mkPen("#888"), fill=pg.mkBrush(0, 0, 0, 0))
         self.hover.setZValue(100)
         self.hover.hide()
@@ -423,7 +452,7 @@ class GradientNormPanel(PlotPanel):
 
     def draw(self) -> None:
         self._ensure_curves()
-        self._mark_unfreeze()
+        self.unfreeze_marks.update(self.buffers.events)
         x = self.buffers.steps
         self.hint.setVisible(x.shape[0] == 0)
         if x.shape[0] == 0:
@@ -443,26 +472,11 @@ class GradientNormPanel(PlotPanel):
         for i, curve in enumerate(self.curves):
             curve.setData(xs, ys[i], connect="finite")
 
-    def _mark_unfreeze(self) -> None:
-        """A vertical line where transfer learning unfroze its layers (their curves are solid
-        from then on, all the way back: the line keeps where the frozen part ended)."""
-        events = [e for e in self.buffers.events if e.get("kind") == "unfreeze"]
-        steps = [float(e.get("step", 0)) for e in events]
-        if steps == self._unfreeze_steps:
-            return
-        for line in self.unfreeze_lines:
-            self.plot.removeItem(line)
-        self.unfreeze_lines = []
-        colour = QColor(EVENT_COLOURS["unfreeze"])
-        for x, event in zip(steps, events, strict=True):
-            line = pg.InfiniteLine(x, angle=90, movable=False,
-                                   pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
-                                   label=EVENT_LABELS["unfreeze"],
-                                   labelOpts={"position": 0.95, "color": colour, "rotateAxis": (1, 0)})
-            line.setToolTip(str(event.get("message", "")))
-            self.plot.addItem(line, ignoreBounds=True)
-            self.unfreeze_lines.append(line)
-        self._unfreeze_steps = steps
+    @property
+    def unfreeze_lines(self) -> list[pg.InfiniteLine]:
+        """Where transfer learning unfroze its layers (their curves are solid from then on, all
+        the way back: the line keeps where the frozen part ended)."""
+        return self.unfreeze_marks.lines
 
     def curve_data(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
         """All recorded (step, log10 norm) of one layer (the curves themselves hold an envelope)."""
@@ -533,6 +547,8 @@ class HeatmapPanel(PlotPanel):
         self.data: np.ndarray = np.zeros((0, 0))
         self.block = 1
         self.reducer = BlockReducer()
+        self.unfreeze_marks = UnfreezeMarks(self.plot)
+        self.row_labels: list[str] = []         # the rows' names, input layer first
 
     def clear_run(self) -> None:
         super().clear_run()
@@ -540,6 +556,7 @@ class HeatmapPanel(PlotPanel):
 
     def draw(self) -> None:
         b = self.buffers
+        self.unfreeze_marks.update(b.events)
         if b.size == 0:
             self.image.clear()
             return
@@ -554,8 +571,9 @@ class HeatmapPanel(PlotPanel):
         self.image.setImage(self.data, autoLevels=False, levels=HEATMAP_LEVELS)
         x0 = float(b.steps[0])
         self.image.setRect(QRectF(x0, -0.5, max(x1 - x0, 1.0), b.n_layers))
-        ticks = [(i, short_name(n)) for i, n in enumerate(b.layer_names)]
-        self.plot.getAxis("left").setTicks([ticks])
+        # a row whose layer transfer learning keeps frozen is labelled so, like its curve's legend
+        self.row_labels = [layer_label(n, f, short=True) for n, f in zip(b.layer_names, b.frozen_layers, strict=True)]
+        self.plot.getAxis("left").setTicks([list(enumerate(self.row_labels))])
 
     def csv_data(self) -> tuple[list[str], list[Any]]:
         b = self.buffers
