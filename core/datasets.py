@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import math
 import warnings
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -556,8 +557,10 @@ def load_npz(path: Path, progress: Progress | None = None) -> Dataset:
     keep the original values), float ``y`` of shape (n,) or (n, k) a regression problem —
     even when the floats happen to be whole numbers.
 
-    Each array is read in one piece, so ``progress`` (see :data:`Progress`) is called once
-    after each of them, with the share of the archive's bytes read so far.
+    The arrays are read in blocks of ``CSV_BLOCK_BYTES`` (the header parsed by
+    ``numpy.lib.format``, never unpickled), and ``progress`` (see :data:`Progress`) is called
+    after each block with the share of the arrays' bytes read so far, so a stop request ends
+    even a large load within one block.
     """
     path = Path(path)
     _require_file(path)
@@ -570,26 +573,12 @@ def load_npz(path: Path, progress: Progress | None = None) -> Dataset:
         raise DatasetError(f"{path}: is a single .npy array, not an .npz archive; "
                            f"save both arrays with numpy.savez(path, X=X, y=y)")
     with archive:
-        arrays = {}
-        sizes = {key: _member_size(archive, key) for key in ("X", "y")}
-        done = 0
         for key in ("X", "y"):
             if key not in archive.files:
                 present = ", ".join(archive.files) or "none"
                 raise DatasetError(f"{path}: missing array {key!r}; the archive holds: {present} "
                                    f"(expected arrays X and y)")
-            try:
-                arrays[key] = archive[key]
-            except ValueError as exc:
-                if "bject" in str(exc):
-                    raise DatasetError(f"{path}: array {key!r} is an object array; only numeric "
-                                       f"(or, for y, string) arrays are allowed") from None
-                raise DatasetError(f"{path}: cannot read array {key!r} ({_first_line(exc)})") from None
-            except (OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise DatasetError(f"{path}: cannot read array {key!r} ({_first_line(exc)})") from None
-            done += sizes[key]
-            if progress is not None and progress(done / max(sum(sizes.values()), 1)) is False:
-                raise LoadCancelled(f"{path}: loading cancelled")
+        arrays = _read_npz_arrays(path, archive, ("X", "y"), progress)
     X, y = arrays["X"], arrays["y"]
 
     if X.ndim != 2:
@@ -632,12 +621,66 @@ def load_npz(path: Path, progress: Progress | None = None) -> Dataset:
                        f"or float regression targets")
 
 
-def _member_size(archive: np.lib.npyio.NpzFile, key: str) -> int:
-    """Bytes of the archive holding array ``key`` (for progress; 1 if unknown)."""
+def _read_npz_arrays(path: Path, archive: np.lib.npyio.NpzFile, keys: tuple[str, ...],
+                     progress: Progress | None) -> dict[str, np.ndarray]:
+    """The arrays ``keys`` of an open archive, each read block by block into its final buffer."""
+    members = {}
+    for key in keys:
+        f = archive.zip.open(f"{key}.npy")
+        try:
+            members[key] = (f, *_npy_header(path, key, f))
+        except BaseException:
+            f.close()
+            for other in members.values():
+                other[0].close()
+            raise
+    total = max(sum(dtype.itemsize * math.prod(shape) for _, shape, _, dtype in members.values()), 1)
+    done = reported = 0
+    arrays = {}
     try:
-        return max(archive.zip.getinfo(f"{key}.npy").compress_size, 1)
-    except (KeyError, AttributeError):
-        return 1
+        for key, (f, shape, fortran_order, dtype) in members.items():
+            raw = np.empty(dtype.itemsize * math.prod(shape), dtype=np.uint8)
+            view = memoryview(raw)
+            for lo in range(0, raw.size, CSV_BLOCK_BYTES):
+                hi = min(lo + CSV_BLOCK_BYTES, raw.size)
+                while lo < hi:
+                    got = f.readinto(view[lo:hi])
+                    if not got:
+                        raise DatasetError(f"{path}: cannot read array {key!r} (the file ends "
+                                           f"{raw.size - lo:,} bytes early)")
+                    lo += got
+                    done += got
+                reported += 1
+                if progress is not None and progress(done / total) is False:
+                    raise LoadCancelled(f"{path}: loading cancelled")
+            arrays[key] = raw.view(dtype).reshape(shape, order="F" if fortran_order else "C")
+        if progress is not None and not reported and progress(1.0) is False:  # empty arrays only
+            raise LoadCancelled(f"{path}: loading cancelled")
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"{path}: cannot read array {key!r} ({_first_line(exc)})") from None
+    finally:
+        for f, *_ in members.values():
+            f.close()
+    return arrays
+
+
+def _npy_header(path: Path, key: str, f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, Fortran order, dtype) from a ``.npy`` member's header, refusing object arrays
+    (which only pickle could read)."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(f)
+        elif version == (2, 0):
+            shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(f)
+        else:
+            raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported (1.0 and 2.0 are)")
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise DatasetError(f"{path}: cannot read array {key!r} ({_first_line(exc)})") from None
+    if dtype.hasobject:
+        raise DatasetError(f"{path}: array {key!r} is an object array; only numeric "
+                           f"(or, for y, string) arrays are allowed")
+    return tuple(int(n) for n in shape), bool(fortran_order), dtype
 
 
 def _first_line(exc: BaseException) -> str:

@@ -523,6 +523,59 @@ def test_npz_progress_after_each_array_and_stop(tmp_path):
         load_npz(path, progress=lambda f: False)
 
 
+def test_npz_large_arrays_are_read_in_blocks_and_a_stop_ends_the_load_mid_array(tmp_path, monkeypatch):
+    monkeypatch.setattr(datasets, "CSV_BLOCK_BYTES", 256)
+    X = np.arange(150, dtype=np.float64).reshape(50, 3)  # 1,200 bytes: 5 blocks
+    y = np.arange(50) % 2                                 # 400 bytes: 2 blocks
+    path = tmp_path / "d.npz"
+    np.savez(path, X=X, y=y)
+    calls: list[float] = []
+    data = load_npz(path, progress=lambda f: calls.append(f) or True)
+    np.testing.assert_array_equal(data.X, X.astype(np.float32))
+    assert len(calls) == 7 and calls == sorted(calls) and calls[-1] == 1.0
+    assert calls[0] == pytest.approx(256 / 1600)
+    seen: list[float] = []
+    with pytest.raises(LoadCancelled):
+        load_npz(path, progress=lambda f: seen.append(f) or len(seen) < 2)
+    assert len(seen) == 2 and seen[-1] < 1200 / 1600  # stopped inside X, two blocks in
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_npz_block_reads_give_what_numpy_load_gives(tmp_path, monkeypatch, compressed):
+    """Fortran order, byte order, narrow integer and string dtypes survive the block reads."""
+    monkeypatch.setattr(datasets, "CSV_BLOCK_BYTES", 100)
+    rng = np.random.default_rng(0)
+    cases = {
+        "fortran": (np.asfortranarray(rng.normal(size=(40, 3))), np.arange(40) % 3),
+        "big_endian": (rng.normal(size=(40, 2)).astype(">f8"), (np.arange(40) % 2).astype(">i4")),
+        "int8_strings": (rng.integers(-5, 5, size=(40, 4)).astype(np.int8),
+                         np.array(["cat", "dog"] * 20)),
+        "bool_labels": (rng.normal(size=(40, 2)).astype(np.float32), np.arange(40) % 2 == 0),
+    }
+    save = np.savez_compressed if compressed else np.savez
+    for name, (X, y) in cases.items():
+        path = tmp_path / f"{name}.npz"
+        save(path, X=X, y=y)
+        data = load_npz(path)
+        np.testing.assert_array_equal(data.X, X.astype(np.float32), err_msg=name)
+        labels = np.unique(y, return_inverse=True)[1]
+        np.testing.assert_array_equal(data.y, labels, err_msg=name)
+
+
+def test_npz_with_an_array_cut_short_is_refused(tmp_path):
+    import zipfile
+
+    path = tmp_path / "short.npz"
+    np.savez(path, X=np.ones((50, 3)), y=np.arange(50) % 2)
+    with zipfile.ZipFile(path) as z:
+        members = {name: z.read(name) for name in z.namelist()}
+    members["X.npy"] = members["X.npy"][:-100]  # the header still promises 50 × 3 values
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    assert_error(load_npz, path, words=["short.npz", "cannot read array 'X'", "100 bytes early"])
+
+
 # ------------------------------------------------------------------------------------ load_dataset
 
 
