@@ -658,26 +658,31 @@ def test_large_csv_loads_on_a_worker_with_progress_and_cancel(make_window: Any, 
     assert len(shown) >= 10 and shown == sorted(shown) and shown[-1] >= 990
 
 
-def test_cancel_stops_a_big_csv_parse_within_a_block(make_window: Any, qtbot: Any, tmp_path: Path,
-                                                      monkeypatch: Any) -> None:
-    """Cancel during the parse of a large CSV stops the worker at its next block of the file (it
-    does not parse the rest in the background); the experiment and the previous data's preview
-    are untouched by it, and no load is left running."""
+@pytest.mark.parametrize("kind", ["csv", "npz"])
+def test_cancel_stops_a_big_file_load_within_a_block(make_window: Any, qtbot: Any, tmp_path: Path,
+                                                     monkeypatch: Any, kind: str) -> None:
+    """Cancel while a large CSV is parsed, or a large NPZ's arrays are read, stops the worker at
+    its next block of the file (it does not read the rest in the background); the experiment
+    and the previous data's preview are untouched by it, and no load is left running."""
     import threading
 
     from core.datasets import LoadCancelled
     from workbench.editor import dataset_info
 
-    big = tmp_path / "big.csv"
-    write_big_csv(big, 24)
+    big = tmp_path / f"big.{kind}"
+    if kind == "csv":
+        write_big_csv(big, 24)
+    else:
+        rng = np.random.default_rng(0)
+        np.savez(big, X=rng.normal(size=(200_000, 16)), y=rng.integers(0, 3, 200_000))  # 27 MB
     # Watch the worker: the fractions core reports, and how the load ends. It is held at the
     # second block until Cancel has been clicked, so that the click surely lands mid-file.
     seen: list[float] = []
     ended: list[str] = []
     clicked = threading.Event()
-    real_load_csv = dataset_info.load_csv
+    real_load = getattr(dataset_info, f"load_{kind}")
 
-    def watched_load_csv(path: Path, target: str, progress: Any = None) -> Any:
+    def watched_load(path: Path, *args: Any, progress: Any = None) -> Any:
         def hook(fraction: float) -> bool:
             seen.append(fraction)
             if len(seen) == 2:
@@ -685,14 +690,14 @@ def test_cancel_stops_a_big_csv_parse_within_a_block(make_window: Any, qtbot: An
             return progress(fraction)
 
         try:
-            dataset = real_load_csv(path, target, progress=hook)
+            dataset = real_load(path, *args, progress=hook)
         except LoadCancelled:
             ended.append("cancelled")
             raise
         ended.append("finished")
         return dataset
 
-    monkeypatch.setattr(dataset_info, "load_csv", watched_load_csv)
+    monkeypatch.setattr(dataset_info, f"load_{kind}", watched_load)
     window = make_window()
     show_dock(window, "Data")
     preview = window.findChild(QLabel, "dataPreview")
@@ -700,10 +705,10 @@ def test_cancel_stops_a_big_csv_parse_within_a_block(make_window: Any, qtbot: An
     info = window.findChild(_data_info_type())
     qtbot.waitUntil(lambda: "300 samples × 2 features" in preview.text(), timeout=10_000)   # moons
 
-    field(window, "data.source", QComboBox).setCurrentText("CSV file…")
+    field(window, "data.source", QComboBox).setCurrentText(f"{kind.upper()} file…")
     choose_file_in_dialog(qtbot, window, big)
     spec = window.state.experiment.data
-    assert (spec.source, spec.path) == ("csv", str(big))
+    assert (spec.source, spec.path) == (kind, str(big))
     edits = window.state.undo_stack.count()
     qtbot.waitUntil(lambda: progress.isVisible() and progress.maximum() == 1000 and progress.value() > 0,
                     timeout=10_000)   # a real fraction of the file, not a busy indicator
@@ -713,7 +718,7 @@ def test_cancel_stops_a_big_csv_parse_within_a_block(make_window: Any, qtbot: An
     assert not progress.isVisible() and "cancelled" in preview.text()
     qtbot.waitUntil(lambda: not info.running, timeout=10_000)   # the worker has ended, not just been forgotten
     assert ended == ["cancelled"]
-    assert len(seen) <= 3 and seen[-1] < 0.5, f"the worker went on parsing: {seen}"
+    assert len(seen) <= 3 and seen[-1] < 0.5, f"the worker went on reading: {seen}"
     # Cancel changed nothing in the experiment, and nothing of the half-read file was taken as the data
     assert window.state.experiment.data == spec and window.state.undo_stack.count() == edits
     assert not info.facts.exact and "cancelled" in preview.text()

@@ -4,10 +4,10 @@ preview, and the preview of a file (shape, classes, class balance) loaded off th
 Sizes of the built-in sources are known without loading anything (bundled sets from a small
 table, generators from their parameters); a file's come from its preview. Loading runs on a
 ``QThreadPool`` worker with ``core.datasets.load_csv`` / ``load_npz``, the same readers training
-uses: a CSV reports the fraction of the file parsed after each block of about a megabyte, and
-Cancel stops it at the next block (``LoadCancelled``). A large NPZ is read ahead in chunks
-(progress in bytes, Cancel between chunks), then its arrays are read whole. Results are cached
-per (source, parameters, file, size, modification time).
+uses: a CSV reports the fraction of the file parsed, an NPZ the fraction of its arrays' bytes
+read, after each block of about a megabyte, and Cancel stops either at the next block
+(``LoadCancelled``). Results are cached per (source, parameters, file, size, modification
+time).
 """
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from core.spec import DataSpec
 # immediate; the preview (which loads them) confirms it.
 BUNDLED = {"digits": (1797, 64, 10), "iris": (150, 4, 3), "wine": (178, 13, 3), "breast_cancer": (569, 30, 2)}
 
-READ_AHEAD_BYTES = 8 * 2**20    # NPZ files larger than this are read in chunks first (progress, Cancel)
-CHUNK_BYTES = 4 * 2**20
 PROGRESS_STEP = 0.01            # progress is sent to the GUI thread when it moved by this much
 
 
@@ -108,9 +106,8 @@ def preview_key(data: DataSpec, base_dir: Path | None) -> str:
 def load_for_preview(data: DataSpec, base_dir: Path | None, cancel: threading.Event,
                      progress: Any = None) -> Dataset:
     """Load the data a spec names (in a worker thread). ``progress(fraction)`` gets values in
-    [0, 1] while a file is read (a CSV: parsed), -1 while an NPZ's arrays are decoded; once
-    ``cancel`` is set the load raises ``LoadCancelled`` at its next block (a CSV's megabyte, an
-    NPZ's read-ahead chunk or array)."""
+    [0, 1] while a file is read (a CSV: parsed; an NPZ: its arrays' bytes); once ``cancel`` is
+    set the load raises ``LoadCancelled`` at its next block (about a megabyte)."""
     last = [-1.0]
 
     def report(fraction: float) -> bool:
@@ -122,20 +119,7 @@ def load_for_preview(data: DataSpec, base_dir: Path | None, cancel: threading.Ev
     if data.source == "csv":
         dataset = load_csv(resolve(data.path or "", base_dir), data.target or "", progress=report)
     elif data.source == "npz":
-        file = resolve(data.path or "", base_dir)
-        try:
-            size = file.stat().st_size
-        except OSError:
-            size = 0
-        if size > READ_AHEAD_BYTES:
-            done = 0
-            with open(file, "rb") as fh:
-                while chunk := fh.read(CHUNK_BYTES):
-                    done += len(chunk)
-                    if not report(done / size):
-                        raise LoadCancelled(f"{file}: loading cancelled")
-        report(-1.0)
-        dataset = load_npz(file, progress=lambda fraction: not cancel.is_set())
+        dataset = load_npz(resolve(data.path or "", base_dir), progress=report)
     else:
         dataset = load_dataset(data.source, data.params, rng=np.random.default_rng(0))
     if cancel.is_set():
