@@ -127,7 +127,7 @@ class SoftmaxCrossEntropy(Loss):
 
         With m_i = max_j z_ij, log p̂_(i, y_i) = (z_(i, y_i) − m_i) − log Σ_j e^(z_ij − m_i)
         (the log-sum-exp trick of ``log_softmax``)."""
-        return self.value_and_gradient(logits, y)[0]
+        return self._value_and_exponentials(logits, y)[0]
 
     def gradient(self, logits: np.ndarray, y: np.ndarray) -> np.ndarray:
         """∂L/∂z_ik = (p̂_ik − y_ik) / n, with y_ik = 1 if k = y_i else 0 (one-hot)."""
@@ -138,17 +138,25 @@ class SoftmaxCrossEntropy(Loss):
 
         The training loop calls this every step, so the small reductions are BLAS products
         and the divisions by Σ_j e^(z_ij − m_i) and by n are one scaling."""
-        y = _class_labels(logits, y)
-        n, k = logits.shape
-        rows = np.arange(n)
-        shifted = logits - row_max(logits)[:, None]
-        grad = np.exp(shifted)
-        total = grad @ ones_vector(k, grad.dtype)                   # Σ_j e^(z_ij − m_i)
-        loss = (float(np.log(total).sum()) - float(shifted[rows, y].sum())) / n
+        loss, grad, total, y = self._value_and_exponentials(logits, y)
+        n = len(y)
         total *= n
         grad /= total[:, None]                                      # p̂ / n
-        grad[rows, y] -= grad.dtype.type(1.0 / n)                   # (p̂ − y) / n
+        grad[np.arange(n), y] -= grad.dtype.type(1.0 / n)           # (p̂ − y) / n
         return loss, grad
+
+    @staticmethod
+    def _value_and_exponentials(logits: np.ndarray,
+                                y: np.ndarray) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+        """(L, e^(z − m), Σ_j e^(z_ij − m_i), the checked labels): what ``value`` needs, and
+        what ``value_and_gradient`` goes on from (so both give the same L bit for bit)."""
+        y = _class_labels(logits, y)
+        n, k = logits.shape
+        shifted = logits - row_max(logits)[:, None]
+        exponentials = np.exp(shifted)
+        total = exponentials @ ones_vector(k, exponentials.dtype)   # Σ_j e^(z_ij − m_i)
+        loss = (float(np.log(total).sum()) - float(shifted[np.arange(n), y].sum())) / n
+        return loss, exponentials, total, y
 
     def predict(self, logits: np.ndarray) -> np.ndarray:
         """p̂ = softmax(z), shape (n, k), rows summing to 1."""
