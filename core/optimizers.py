@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Container, Mapping
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
@@ -85,6 +85,47 @@ def flat_layout(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str,
     return None if base is None else (base, offsets)
 
 
+class _FlatLayout(NamedTuple):
+    """The flat arrays ``build`` lays out over parameters that are views of one array."""
+
+    base: np.ndarray                        # the parameters' own 1-D array
+    offsets: dict[str, int]                 # each parameter's first value in it
+    step: np.ndarray
+    slots: tuple[np.ndarray, ...]
+    scratch: np.ndarray | None
+
+    def blocks(self) -> list[tuple[slice, str | None, tuple[str, ...]]]:
+        """Blocks of about ``BLOCK_ELEMENTS`` values covering the flat arrays, each either a
+        piece of one large parameter (``inside``) or several whole small ones (``whole``), so
+        the norms ``apply`` measures can be summed block by block while a block is in cache.
+        A parameter's segment runs from the end of the previous one (0 for the first) to the
+        start of the next one (the end of the array for the last)."""
+        order = sorted(self.offsets, key=self.offsets.__getitem__)
+        ends = [*(self.offsets[path] for path in order[1:]), self.base.size]
+        starts = [0, *ends[:-1]]
+        blocks: list[tuple[slice, str | None, tuple[str, ...]]] = []
+        group: list[str] = []
+        group_lo = 0
+        for path, lo, end in zip(order, starts, ends, strict=True):
+            if end - lo > BLOCK_ELEMENTS:
+                if group:
+                    blocks.append((slice(group_lo, lo), None, tuple(group)))
+                    group = []
+                n_blocks = -(-(end - lo) // BLOCK_ELEMENTS)
+                cuts = [lo + (end - lo) * i // n_blocks for i in range(n_blocks + 1)]
+                blocks += [(slice(a, b), path, ()) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+                continue
+            if group and end - group_lo > BLOCK_ELEMENTS:
+                blocks.append((slice(group_lo, lo), None, tuple(group)))
+                group = []
+            if not group:
+                group_lo = lo
+            group.append(path)
+        if group:
+            blocks.append((slice(group_lo, self.base.size), None, tuple(group)))
+        return blocks
+
+
 class Optimizer(Component):
     """Base class: slot bookkeeping, ``apply``, and exact state save/restore.
 
@@ -114,10 +155,10 @@ class Optimizer(Component):
         self._scratch: dict[str, np.ndarray | None] = {}
         self._blocks: dict[str, tuple[slice, ...]] = {}
         self._part_cache: dict[str, tuple[Any, ...]] = {}
-        # The flat layout (see the module docstring): the parameters' base array and offsets,
-        # the flat step / slots / scratch, and the gradients last checked against it.
-        self._flat: tuple[np.ndarray, dict[str, int]] | None = None
-        self._flat_buffers: tuple[np.ndarray, tuple[np.ndarray, ...], np.ndarray | None] | None = None
+        # The flat layout (see the module docstring), when build() found one: the parameters'
+        # base array, their offsets in it, and the flat step, slots and scratch laid out alike;
+        # then the gradients last checked against it, with the blocks made for them.
+        self._flat: _FlatLayout | None = None
         self._built_params: dict[str, np.ndarray] = {}
         self._flat_grads: tuple[dict[str, np.ndarray], list[tuple[Any, ...]] | None] = ({}, None)
         #: Whether the last ``apply`` stepped the flat arrays (else tensor by tensor).
@@ -153,13 +194,13 @@ class Optimizer(Component):
             steps = {path: view(flat_step, path) for path in params}
             slots = {path: tuple(view(f, path) for f in flat_slots) for path in params}
             scratch = {path: None if flat_tmp is None else view(flat_tmp, path) for path in params}
-            self._flat_buffers = (flat_step, flat_slots, flat_tmp)
+            self._flat = _FlatLayout(base, offsets, flat_step, flat_slots, flat_tmp)
         else:
             steps = {path: np.zeros_like(param) for path, param in params.items()}
             slots = {path: tuple(np.full_like(param, self._slot_initial_value(name)) for name in self.slot_names)
                      for path, param in params.items()}
             scratch = {path: np.zeros_like(param) if self._uses_scratch else None for path, param in params.items()}
-            self._flat_buffers = None
+            self._flat = None
         blocks: dict[str, tuple[slice, ...]] = {}
         for path, param in params.items():
             # Blocks are whole rows (a slice of the first axis is a view whatever the layout);
@@ -169,7 +210,6 @@ class Optimizer(Component):
             blocks[path] = tuple(slice(lo, lo + rows) for lo in range(0, n_rows, rows)) if rows < n_rows else ()
         self._steps, self._slots, self._scratch, self._blocks = steps, slots, scratch, blocks
         self._part_cache = {}
-        self._flat = layout
         self._built_params = dict(params)
         self._flat_grads = ({}, None)
 
@@ -240,7 +280,8 @@ class Optimizer(Component):
         """The blocks of the flat arrays, (θ, g, step, slots, scratch), when this step can take
         the flat path: every built parameter is stepped, they are the arrays ``build`` laid out,
         and the gradients are views of one flat array at the same offsets. Else ``None``."""
-        if self._flat is None or self._flat_buffers is None or len(grads) != len(self._built_params):
+        flat = self._flat
+        if flat is None or len(grads) != len(self._built_params):
             return None
         built = self._built_params
         if any(params[path] is not array for path, array in built.items()):
@@ -248,51 +289,15 @@ class Optimizer(Component):
         cached_grads, parts = self._flat_grads
         if len(cached_grads) == len(grads) and all(cached_grads.get(k) is g for k, g in grads.items()):
             return parts
-        base, offsets = self._flat
         layout = flat_layout(grads)
         parts = None
-        if layout is not None and layout[0].size == base.size and layout[1] == offsets:
+        if layout is not None and layout[0].size == flat.base.size and layout[1] == flat.offsets:
             flat_grad = layout[0]
-            flat_step, flat_slots, flat_tmp = self._flat_buffers
-            parts = [(base[b], flat_grad[b], flat_step[b], tuple(s[b] for s in flat_slots),
-                      None if flat_tmp is None else flat_tmp[b], inside, whole)
-                     for b, inside, whole in self._flat_blocks()]
+            parts = [(flat.base[b], flat_grad[b], flat.step[b], tuple(s[b] for s in flat.slots),
+                      None if flat.scratch is None else flat.scratch[b], inside, whole)
+                     for b, inside, whole in flat.blocks()]
         self._flat_grads = (dict(grads), parts)
         return parts
-
-    def _flat_blocks(self) -> list[tuple[slice, str | None, tuple[str, ...]]]:
-        """Blocks of about ``BLOCK_ELEMENTS`` values covering the flat arrays, each either a
-        piece of one large parameter (``inside``) or several whole small ones (``whole``), so
-        the norms ``apply`` measures can be summed block by block while a block is in cache."""
-        assert self._flat is not None
-        base, offsets = self._flat
-        order = sorted(offsets, key=offsets.__getitem__)
-        ends = [*(offsets[path] for path in order[1:]), base.size]  # a segment runs to the next one
-        blocks: list[tuple[slice, str | None, tuple[str, ...]]] = []
-        group: list[str] = []
-        group_lo = 0
-        for path, end in zip(order, ends, strict=True):
-            lo = offsets[path]
-            if end - lo > BLOCK_ELEMENTS:
-                if group:
-                    blocks.append((slice(group_lo, lo), None, tuple(group)))
-                    group = []
-                n_blocks = -(-(end - lo) // BLOCK_ELEMENTS)
-                cuts = [lo + (end - lo) * i // n_blocks for i in range(n_blocks + 1)]
-                blocks += [(slice(a, b), path, ()) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
-                continue
-            if group and end - group_lo > BLOCK_ELEMENTS:
-                blocks.append((slice(group_lo, lo), None, tuple(group)))
-                group = []
-            if not group:
-                group_lo = lo
-            group.append(path)
-        if group:
-            blocks.append((slice(group_lo, base.size), None, tuple(group)))
-        if blocks and blocks[0][0].start != 0:  # space before the first segment (none in practice)
-            first, inside, whole = blocks[0]
-            blocks[0] = (slice(0, first.stop), inside, whole)
-        return blocks
 
     def _apply_flat(self, parts: list[tuple[Any, ...]], params: Mapping[str, np.ndarray],
                     grads: Mapping[str, np.ndarray], lr: float, updates: Mapping[str, np.ndarray] | None,
