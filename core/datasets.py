@@ -15,6 +15,7 @@ line naming the file, what is wrong and what is allowed. Nothing is ever unpickl
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import math
@@ -623,45 +624,40 @@ def load_npz(path: Path, progress: Progress | None = None) -> Dataset:
 
 def _read_npz_arrays(path: Path, archive: np.lib.npyio.NpzFile, keys: tuple[str, ...],
                      progress: Progress | None) -> dict[str, np.ndarray]:
-    """The arrays ``keys`` of an open archive, each read block by block into its final buffer."""
-    members = {}
-    for key in keys:
-        f = archive.zip.open(f"{key}.npy")
-        try:
-            members[key] = (f, *_npy_header(path, key, f))
-        except BaseException:
-            f.close()
-            for other in members.values():
-                other[0].close()
-            raise
-    total = max(sum(dtype.itemsize * math.prod(shape) for _, shape, _, dtype in members.values()), 1)
-    done = reported = 0
-    arrays = {}
+    """The arrays ``keys`` of an open archive, each read block by block into its final buffer.
+
+    Every header is read first, so the progress fractions are of all the arrays' bytes."""
+    key = keys[0]
     try:
-        for key, (f, shape, fortran_order, dtype) in members.items():
-            raw = np.empty(dtype.itemsize * math.prod(shape), dtype=np.uint8)
-            view = memoryview(raw)
-            for lo in range(0, raw.size, CSV_BLOCK_BYTES):
-                hi = min(lo + CSV_BLOCK_BYTES, raw.size)
-                while lo < hi:
-                    got = f.readinto(view[lo:hi])
-                    if not got:
-                        raise DatasetError(f"{path}: cannot read array {key!r} (the file ends "
-                                           f"{raw.size - lo:,} bytes early)")
-                    lo += got
-                    done += got
-                reported += 1
-                if progress is not None and progress(done / total) is False:
-                    raise LoadCancelled(f"{path}: loading cancelled")
-            arrays[key] = raw.view(dtype).reshape(shape, order="F" if fortran_order else "C")
-        if progress is not None and not reported and progress(1.0) is False:  # empty arrays only
-            raise LoadCancelled(f"{path}: loading cancelled")
+        with contextlib.ExitStack() as stack:
+            members = {}
+            for key in keys:
+                f = stack.enter_context(archive.zip.open(f"{key}.npy"))
+                members[key] = (f, *_npy_header(path, key, f))
+            total = max(sum(dtype.itemsize * math.prod(shape) for _, shape, _, dtype in members.values()), 1)
+            done = reported = 0
+            arrays = {}
+            for key, (f, shape, fortran_order, dtype) in members.items():
+                raw = np.empty(dtype.itemsize * math.prod(shape), dtype=np.uint8)
+                view = memoryview(raw)
+                for lo in range(0, raw.size, CSV_BLOCK_BYTES):
+                    hi = min(lo + CSV_BLOCK_BYTES, raw.size)
+                    while lo < hi:
+                        got = f.readinto(view[lo:hi])
+                        if not got:
+                            raise DatasetError(f"{path}: cannot read array {key!r} (the file ends "
+                                               f"{raw.size - lo:,} bytes early)")
+                        lo += got
+                        done += got
+                    reported += 1
+                    if progress is not None and progress(done / total) is False:
+                        raise LoadCancelled(f"{path}: loading cancelled")
+                arrays[key] = raw.view(dtype).reshape(shape, order="F" if fortran_order else "C")
+            if progress is not None and not reported and progress(1.0) is False:  # empty arrays only
+                raise LoadCancelled(f"{path}: loading cancelled")
+            return arrays
     except (OSError, EOFError, zipfile.BadZipFile) as exc:
         raise DatasetError(f"{path}: cannot read array {key!r} ({_first_line(exc)})") from None
-    finally:
-        for f, *_ in members.values():
-            f.close()
-    return arrays
 
 
 def _npy_header(path: Path, key: str, f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:
