@@ -1,4 +1,4 @@
-"""How fast ``core.datasets.load_csv`` parses a large CSV, and how soon a stop request ends it.
+"""How fast ``core.data.datasets.load_csv`` parses a large CSV, and how soon a stop request ends it.
 
 Writes a CSV of about ``--mb`` megabytes (``--features`` float columns with 4-6 significant
 digits and an integer class column, like an exported table) into a temporary folder, then:
@@ -112,7 +112,7 @@ def main() -> int:
 
         plain = report("parse", timed(lambda: datasets.load_csv(path, "label"), args.repeat))
         if not has_hook:
-            print("(no progress hook in this version of core.datasets)")
+            print("(no progress hook in this version of core.data.datasets)")
             return 0
 
         calls: list[float] = []

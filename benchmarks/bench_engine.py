@@ -55,9 +55,9 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.datasets import Dataset  # noqa: E402
-from core.network import BUFFER_NAMES, parameter_shapes  # noqa: E402
-from core.regularization import (  # noqa: E402
+from core.data.datasets import Dataset  # noqa: E402
+from core.engine.network import BUFFER_NAMES, parameter_shapes  # noqa: E402
+from core.engine.regularization import (  # noqa: E402
     add_weight_penalty_gradient,
     apply_max_norm,
     clip_gradients,
@@ -444,11 +444,11 @@ class OptimizerFloor:
     its equation needs (``OPTIMIZER_PASSES``), over one flat float32 array per operand with as
     many values as the network has parameters (the ideal layout: no per-tensor calls, no
     diagnostics, no validation). Timed on whole arrays and on cache-sized blocks
-    (``core.optimizers.BLOCK_ELEMENTS``, as the engine does); the faster counts. Timed between
+    (``core.engine.optimizers.BLOCK_ELEMENTS``, as the engine does); the faster counts. Timed between
     the engine's epochs, like ``MatmulFloor``."""
 
     def __init__(self, config: Config, n_params: int, plan: Plan) -> None:
-        from core.optimizers import BLOCK_ELEMENTS
+        from core.engine.optimizers import BLOCK_ELEMENTS
 
         self.name = config.optimizer["name"]
         self.fn, self.passes = OPTIMIZER_PASSES[self.name]

@@ -23,7 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from core.diagnostics import LAYER_QUANTITIES  # noqa: E402
+from core.engine.diagnostics import LAYER_QUANTITIES  # noqa: E402
 from core.training import EPOCH_METRICS  # noqa: E402
 
 

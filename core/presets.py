@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from .spec import Experiment, parse_experiment
+from core.spec import Experiment, parse_experiment
 
 Preset = Callable[[], dict[str, Any]]
 PRESETS: dict[str, tuple[str, Preset]] = {}

@@ -17,13 +17,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import validation as v
-from .activations import ACTIVATIONS
-from .datasets import DATASETS
-from .initializers import INITIALIZERS
-from .losses import LOSSES
-from .optimizers import OPTIMIZERS
-from .schedules import SCHEDULES
+from core.data.datasets import DATASETS
+from core.engine import validation as v
+from core.engine.activations import ACTIVATIONS
+from core.engine.initializers import INITIALIZERS
+from core.engine.losses import LOSSES
+from core.engine.optimizers import OPTIMIZERS
+from core.engine.schedules import SCHEDULES
 
 FORMAT = "gradient-workbench.experiment"
 VERSION = 1
@@ -64,7 +64,7 @@ def _join(path: str, key: str | int) -> str:
 
 
 def _check(path: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a ``core.validation`` check and re-raise its message under the full field path."""
+    """Run a ``core.engine.validation`` check and re-raise its message under the full field path."""
     try:
         return fn(path, *args, **kwargs)
     except ValueError as exc:
@@ -405,7 +405,7 @@ def _layer_indices(path: str, value: Any, n_layers: int, what: str) -> tuple[int
 
 def _parse_transfer(path: str, value: Any, n_layers: int) -> TransferSpec | None:
     """Only what the spec itself can show; whether the source file fits is checked when the
-    trainer is built (``core.transfer``), with the same field paths."""
+    trainer is built (``core.sessions.transfer``), with the same field paths."""
     if value is None:
         return None
     d = _object(path, value, ("from", "layers", "freeze", "unfreeze_at_epoch", "learning_rate_factor"))

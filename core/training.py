@@ -20,12 +20,19 @@ from typing import Any
 
 import numpy as np
 
-from .datasets import Dataset, load_dataset
-from .diagnostics import LAYER_QUANTITIES, STEP_QUANTITIES, DiagnosticsRecorder, HealthIssue, assess_health
-from .losses import LOSSES, Loss
-from .network import Network
-from .optimizers import OPTIMIZERS, Optimizer
-from .regularization import (
+from core.data.datasets import Dataset, load_dataset
+from core.engine.diagnostics import (
+    EPOCH_METRICS,
+    LAYER_QUANTITIES,
+    STEP_QUANTITIES,
+    DiagnosticsRecorder,
+    HealthIssue,
+    assess_health,
+)
+from core.engine.losses import LOSSES, Loss
+from core.engine.network import Network
+from core.engine.optimizers import OPTIMIZERS, Optimizer
+from core.engine.regularization import (
     EarlyStopping,
     add_gaussian_noise,
     add_weight_penalty_gradient,
@@ -34,10 +41,10 @@ from .regularization import (
     shift_images,
     weight_penalty,
 )
-from .schedules import SCHEDULES, Schedule
-from .spec import Experiment, SpecError
+from core.engine.schedules import SCHEDULES, Schedule
+from core.sessions.transfer import apply_transfer
+from core.spec import Experiment, SpecError
 
-EPOCH_METRICS = ("epoch", "loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "seconds")
 # What every saved state holds (state.json); later additions are optional so older sessions load.
 STATE_KEYS = ("recorded_steps", "epochs_recorded", "step", "epoch", "batch_index", "lr_scale", "rollbacks",
               "finished", "optimizer_iterations", "schedule", "early_stopping", "rng", "events")
@@ -108,7 +115,7 @@ class Trainer:
         """``base_dir`` is the spec file's folder (relative data and transfer paths resolve
         against it). With ``transfer=False`` the layers named in ``model.transfer`` are not read
         from their source file: for a trainer whose state is about to be restored from a
-        session, which already holds them (``core.session.restore_trainer``)."""
+        session, which already holds them (``core.sessions.trainer_io.restore_trainer``)."""
         self.experiment = experiment
         spec = experiment
         self.dtype = np.dtype(spec.training.dtype)
@@ -198,8 +205,6 @@ class Trainer:
         # Transfer learning: where each reused layer came from (saved in state.json).
         self.lineage: list[dict[str, Any]] = []
         if spec.model.transfer is not None and transfer:
-            from .transfer import apply_transfer
-
             self.lineage = apply_transfer(self.network, spec.model.transfer, base_dir, dataset.name)
             self._apply_freeze()
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from .spec import parse_experiment
+from core.spec import parse_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES_DIR = ROOT / "resources" / "examples"
@@ -94,8 +94,8 @@ def write_examples(folder: Path = EXAMPLES_DIR) -> list[Path]:
 
 def make_zoo(zoo: Path = ZOO_DIR, examples: Path = EXAMPLES_DIR) -> list[Path]:
     """Train every zoo session from its example (sources first) and save it."""
-    from .session import save_trainer
-    from .training import Trainer
+    from core.sessions.trainer_io import save_trainer
+    from core.training import Trainer
 
     zoo.mkdir(parents=True, exist_ok=True)
     written = []
@@ -152,7 +152,7 @@ def measure(key: str, seeds: Sequence[int] = (100, 101, 102, 103, 104),
     """Validation accuracy per epoch for each variant: an array (seeds, epochs). A seed sets
     the split (which images are labelled), the initialization and the order, the same for
     every variant, so the variants can be compared seed by seed."""
-    from .training import Trainer
+    from core.training import Trainer
 
     results = []
     for label, (transfer, layers) in variants(key).items():

@@ -21,7 +21,7 @@ os.environ.setdefault("LANG", "C.UTF-8")
 from PySide6.QtCore import QItemSelectionModel, QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
-from core.session import save_trainer  # noqa: E402
+from core.sessions.trainer_io import save_trainer  # noqa: E402
 from core.spec import parse_experiment  # noqa: E402
 from core.training import Trainer  # noqa: E402
 

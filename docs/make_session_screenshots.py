@@ -19,8 +19,8 @@ OUT = Path(__file__).resolve().parent / "screenshots"
 
 
 def main() -> int:
-    from core.recovery import recovery_dir, recovery_path_for, register
-    from core.session import save_trainer
+    from core.sessions.recovery import recovery_dir, recovery_path_for, register
+    from core.sessions.trainer_io import save_trainer
     from core.spec import parse_experiment
     from core.training import Trainer
     from workbench.app import create_app

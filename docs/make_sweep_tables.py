@@ -23,10 +23,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core.session import load_session  # noqa: E402
-from core.sweep import load_sweep  # noqa: E402
-from core.sweep_report import format_table, machine_info, results_table  # noqa: E402
-from core.sweep_runner import run_sweep  # noqa: E402
+from core.sessions.format import load_session  # noqa: E402
+from core.sweeps.report import format_table, machine_info, results_table  # noqa: E402
+from core.sweeps.runner import run_sweep  # noqa: E402
+from core.sweeps.spec import load_sweep  # noqa: E402
 
 SWEEPS = ROOT / "resources" / "examples" / "sweeps"
 DOC = ROOT / "docs" / "sweeps.md"

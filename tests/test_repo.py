@@ -44,3 +44,27 @@ def test_every_package_ships_in_the_wheel():
     on_disk = {str(p.parent.relative_to(ROOT)).replace("/", ".")
                for top in ("core", "workbench") for p in (ROOT / top).rglob("__init__.py")}
     assert on_disk and on_disk <= found
+
+
+def test_import_contracts_hold():
+    """The layering in pyproject.toml ([tool.importlinter]): core never imports Qt or the app, the
+    engine imports nothing above it, core's packages are layered, and no package has a cycle."""
+    import subprocess
+    import sys
+
+    lint = Path(sys.executable).parent / "lint-imports"
+    proc = subprocess.run([str(lint), "--no-cache"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 broken" in proc.stdout
+
+
+def test_the_layering_contract_names_every_package_of_core():
+    """A new package of core that no contract names would escape the layering unnoticed."""
+    import tomllib
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    layers = next(c for c in config["contracts"] if c["type"] == "layers")["layers"]
+    named = {name.strip().split(".")[1] for row in layers for name in row.split("|")}
+    on_disk = {p.stem if p.suffix == ".py" else p.name for p in (ROOT / "core").iterdir()
+               if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
+    assert on_disk == named

@@ -18,7 +18,7 @@ HEADLESS = {"train", "resume", "info", "sweep", "sweep-report", "export", "--ver
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in HEADLESS:
-        from core.cli import run_headless
+        from core.cli.main import run_headless
 
         return run_headless(args)
     smoke_test = "--smoke-test" in args
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = None
     if args:
         if args[0] != "open" or len(args) != 2:
-            from core.cli import run_headless
+            from core.cli.main import run_headless
 
             return run_headless(args)  # prints the one-line usage error, exit status 2
         path = args[1]

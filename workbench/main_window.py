@@ -13,15 +13,15 @@ from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QWid
 
 from core import __version__
 from core.presets import default_experiment
-from core.session import SessionError
+from core.sessions.format import SessionError
 from core.spec import SpecError, load_experiment
 
-from .app import collect_garbage_on_the_gui_thread
 from .editor import create_editor_docks, create_presets_menu
 from .editor.model_panel import ModelPanel
 from .labs import create_labs_menu
 from .monitor import TrainingController, create_monitor
 from .runs import RunsTools
+from .runtime import collect_garbage_on_the_gui_thread
 from .sessions import SessionTools
 from .state import ExperimentState
 
@@ -268,7 +268,7 @@ class MainWindow(QMainWindow):
         path, _ = QFileDialog.getSaveFileName(self, "Export experiment", start, "Experiments (*.json)")
         if not path:
             return
-        from core.session import atomic_write
+        from core.sessions.format import atomic_write
 
         text = self.state.experiment.to_json().encode("utf-8")
         try:

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from core import activations
-from core.activations import ACTIVATIONS, SELU, Activation, get_activation
+from core.engine import activations
+from core.engine.activations import ACTIVATIONS, SELU, Activation, get_activation
 
 NAMES = ACTIVATIONS.names()
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cli import run_headless
+from core.cli.main import run_headless
 from core.presets import PRESETS
-from core.session import load_session
+from core.sessions.format import load_session
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,4 @@
-"""core.compare: several sessions' histories aligned by epoch and by step."""
+"""core.sessions.compare: several sessions' histories aligned by epoch and by step."""
 
 import csv
 import io
@@ -6,8 +6,9 @@ import io
 import numpy as np
 import pytest
 
-from core.compare import compare_sessions
-from core.session import load_session, save_trainer
+from core.sessions.compare import compare_sessions
+from core.sessions.format import load_session
+from core.sessions.trainer_io import save_trainer
 from core.spec import parse_experiment
 from core.training import Trainer
 

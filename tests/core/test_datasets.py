@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import datasets
-from core.datasets import (
+from core.data import datasets
+from core.data.datasets import (
     DATASETS,
     Dataset,
     DatasetError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.diagnostics import LAYER_QUANTITIES, STEP_QUANTITIES, DiagnosticsRecorder
+from core.engine.diagnostics import LAYER_QUANTITIES, STEP_QUANTITIES, DiagnosticsRecorder
 
 
 def test_rows_grow_and_unfilled_cells_read_nan_even_after_a_truncate() -> None:

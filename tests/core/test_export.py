@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cli import run_headless
-from core.export import export_pytorch, pytorch_script, torch_state
-from core.session import load_session, save_trainer
+from core.cli.main import run_headless
+from core.export.pytorch import export_pytorch, pytorch_script, torch_state
+from core.sessions.format import load_session
+from core.sessions.trainer_io import save_trainer
 from core.spec import parse_experiment
 from core.training import Trainer
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from core.activations import ACTIVATIONS
-from core.init_explorer import QUANTILES, Exploration, ExplorerSettings, explore, input_sources
-from core.initializers import INITIALIZERS
+from core.engine.activations import ACTIVATIONS
+from core.engine.initializers import INITIALIZERS
+from core.labs.init_explorer import QUANTILES, Exploration, ExplorerSettings, explore, input_sources
 
 N01 = {"name": "random_normal", "stddev": 1.0}
 N005 = {"name": "random_normal", "stddev": 0.05}

@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from core import initializers
-from core.initializers import INITIALIZERS, Initializer, get_initializer
+from core.engine import initializers
+from core.engine.initializers import INITIALIZERS, Initializer, get_initializer
 
 NAMES = INITIALIZERS.names()
 NORMAL = ["random_normal", "glorot_normal", "he_normal", "lecun_normal"]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.activations import ACTIVATIONS, get_activation
-from core.layers import ActivationStats, BatchNorm, Dense, HiddenLayer, dropout_mask
+from core.engine.activations import ACTIVATIONS, get_activation
+from core.engine.layers import ActivationStats, BatchNorm, Dense, HiddenLayer, dropout_mask
 
 from .gradcheck import numerical_gradient
 

@@ -8,8 +8,8 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from core import losses
-from core.losses import LOSSES, Loss, log_softmax, softmax
+from core.engine import losses
+from core.engine.losses import LOSSES, Loss, log_softmax, softmax
 
 NAMES = LOSSES.names()
 

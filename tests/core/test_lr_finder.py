@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from core.lr_finder import (
+from core.labs.lr_finder import (
     ExponentialRamp,
     SmoothedLoss,
     lr_range_test,

@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
-from core.layers import dropout_mask
-from core.losses import LOSSES, Loss
-from core.network import Network
+from core.engine.layers import dropout_mask
+from core.engine.losses import LOSSES, Loss
+from core.engine.network import Network
 from core.spec import LayerSpec, ModelSpec, OutputSpec
 
 from .gradcheck import numerical_gradient

@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from core.optimizer_race import (
+from core.engine.optimizers import OPTIMIZERS
+from core.labs.optimizer_race import (
     SURFACES,
     RaceEntry,
     book_rating,
@@ -17,7 +18,6 @@ from core.optimizer_race import (
     run_optimizer,
     tune_learning_rate,
 )
-from core.optimizers import OPTIMIZERS
 
 
 @pytest.mark.parametrize("name", SURFACES.names())

@@ -10,9 +10,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from core import optimizers
-from core.network import pack_flat
-from core.optimizers import OPTIMIZERS, Optimizer, flat_layout, get_optimizer
+from core.engine import optimizers
+from core.engine.network import pack_flat
+from core.engine.optimizers import OPTIMIZERS, Optimizer, flat_layout, get_optimizer
 
 NAMES = OPTIMIZERS.names()
 
@@ -48,7 +48,7 @@ def make(name: str, **extra) -> Optimizer:
 
 
 def reference(name: str, params, grad_seq, lrs) -> list[dict[str, np.ndarray]]:
-    """The update equations, written independently of core.optimizers (not in place)."""
+    """The update equations, written independently of core.engine.optimizers (not in place)."""
     hp = {**OPTIMIZERS.get(name).parameters(), **HYPER[name]}
     theta = {k: p.copy() for k, p in params.items()}
     init = hp.get("initial_accumulator_value", 0.0)

@@ -1,4 +1,4 @@
-"""Autosave and crash recovery (core.recovery and the CLI's recovery copies)."""
+"""Autosave and crash recovery (core.sessions.recovery and the CLI's recovery copies)."""
 
 import json
 import os
@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import core.recovery as recovery
-from core.cli import run_headless
-from core.recovery import (
+import core.sessions.recovery as recovery
+from core.cli.main import run_headless
+from core.sessions.format import SessionError, load_session, peek_session
+from core.sessions.recovery import (
     Autosaver,
     discard,
     list_recoverable,
@@ -22,7 +23,7 @@ from core.recovery import (
     register,
     user_data_dir,
 )
-from core.session import SessionError, load_session, peek_session, restore_trainer, save_trainer
+from core.sessions.trainer_io import restore_trainer, save_trainer
 from core.spec import parse_experiment
 from core.training import Trainer
 

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from core.losses import LOSSES
-from core.network import Network
-from core.regularization import (
+from core.engine.losses import LOSSES
+from core.engine.network import Network
+from core.engine.regularization import (
     EarlyStopping,
     add_gaussian_noise,
     add_weight_penalty_gradient,

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from core import schedules
-from core.schedules import SCHEDULES, Schedule, get_schedule
+from core.engine import schedules
+from core.engine.schedules import SCHEDULES, Schedule, get_schedule
 
 NAMES = SCHEDULES.names()
 ETA0 = 0.01

@@ -10,15 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.optimizers import OPTIMIZERS
-from core.schedules import SCHEDULES
-from core.session import (
-    load_session,
-    restore_trainer,
-    save_trainer,
-    take_snapshot,
-    write_snapshot,
-)
+from core.engine.optimizers import OPTIMIZERS
+from core.engine.schedules import SCHEDULES
+from core.sessions.format import load_session
+from core.sessions.trainer_io import restore_trainer, save_trainer, take_snapshot, write_snapshot
 from core.spec import parse_experiment
 from core.training import Trainer
 
@@ -209,7 +204,7 @@ def _tiny_trained(epochs: int = 1) -> Trainer:
 CHILD = """
 import os, sys, zipfile
 sys.path.insert(0, {root!r})
-from core.session import save_trainer
+from core.sessions.trainer_io import save_trainer
 from core.spec import parse_experiment
 from core.training import Trainer
 from tests.core.test_session import resumable_spec

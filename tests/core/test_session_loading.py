@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import core.session as session_module
-from core.session import SessionError, load_session, peek_session, restore_trainer, save_trainer
+import core.sessions.format as session_module
+from core.sessions.format import SessionError, load_session, peek_session
+from core.sessions.trainer_io import restore_trainer, save_trainer, trainer_arrays
 from core.spec import parse_experiment
 from core.training import Trainer
 
@@ -287,7 +288,7 @@ def test_load_state_dict_checks_everything_before_changing_anything(good_file):
     session = load_session(good_file)
     trainer = Trainer(session.experiment)
     before_arrays, before_state = trainer.state_dict()
-    arrays = session_module.trainer_arrays(session)
+    arrays = trainer_arrays(session)
     for broken_state in ({**session.state, "schedule": {"unexpected": 1}},
                          {**session.state, "rng": "nonsense"},
                          {**session.state, "batch_index": 99}):

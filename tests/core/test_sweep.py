@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cli import run_headless
-from core.session import load_session
+from core.cli.main import run_headless
+from core.sessions.format import load_session
 from core.spec import parse_experiment
-from core.sweep import SweepError, load_sweep, parse_path, parse_sweep, run_id, set_path
-from core.sweep_report import format_table, results_table, sort_configurations
-from core.sweep_runner import execute_run, run_sweep
+from core.sweeps.report import format_table, results_table, sort_configurations
+from core.sweeps.runner import execute_run, run_sweep
+from core.sweeps.spec import SweepError, load_sweep, parse_path, parse_sweep, run_id, set_path
 from core.training import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cli import describe_session, run_headless
-from core.session import load_session, restore_trainer, save_trainer
+from core.cli.main import describe_session, run_headless
+from core.sessions.format import load_session
+from core.sessions.trainer_io import restore_trainer, save_trainer
 from core.spec import SpecError, parse_experiment
 from core.training import Trainer
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.cli import run_headless
-from core.session import load_session
+from core.cli.main import run_headless
+from core.sessions.format import load_session
 from core.zoo import EXAMPLES, EXAMPLES_DIR, MAX_ZOO_BYTES, ZOO, ZOO_DIR
 
 

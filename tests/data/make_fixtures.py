@@ -15,7 +15,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from core.session import VERSION, save_trainer  # noqa: E402
+from core.sessions.format import VERSION  # noqa: E402
+from core.sessions.trainer_io import save_trainer  # noqa: E402
 from core.spec import parse_experiment  # noqa: E402
 from core.training import Trainer  # noqa: E402
 

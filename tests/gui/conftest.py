@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from core.recovery import DATA_ENV
+from core.sessions.recovery import DATA_ENV
 
 
 @pytest.fixture(autouse=True)
@@ -39,7 +39,7 @@ def unsaved_questions(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 def _free_closed_windows_now() -> Any:
     """After each test, the windows it closed are deleted and its garbage collected, here on the
     GUI thread: the app collects on a timer on the GUI thread (automatic collection is off, see
-    ``workbench.app.collect_garbage_on_the_gui_thread``), and a whole session's closed windows
+    ``workbench.runtime.collect_garbage_on_the_gui_thread``), and a whole session's closed windows
     left for one late full collection stalled a later test's GUI thread for 5 s."""
     yield
     from PySide6.QtCore import QCoreApplication, QEvent

@@ -29,11 +29,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.activations import ACTIVATIONS
-from core.network import Network
-from core.optimizers import OPTIMIZERS
+from core.engine.activations import ACTIVATIONS
+from core.engine.network import Network
+from core.engine.optimizers import OPTIMIZERS
+from core.engine.schedules import SCHEDULES
 from core.presets import PRESETS
-from core.schedules import SCHEDULES
 from core.spec import parse_experiment
 
 COL_UNITS, COL_INIT, COL_ACTIVATION, COL_PARAM, COL_BN, COL_DROPOUT, COL_BIAS, COL_COUNT = range(8)
@@ -666,7 +666,7 @@ def test_cancel_stops_a_big_file_load_within_a_block(make_window: Any, qtbot: An
     and the previous data's preview are untouched by it, and no load is left running."""
     import threading
 
-    from core.datasets import LoadCancelled
+    from core.data.datasets import LoadCancelled
     from workbench.editor import dataset_info
 
     big = tmp_path / f"big.{kind}"

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QSettings, Qt, QThread
 from PySide6.QtWidgets import QMainWindow
 
-from core.optimizer_race import SURFACES, run_optimizer
+from core.labs.optimizer_race import SURFACES, run_optimizer
 from core.spec import parse_experiment
 from workbench.labs import LABS, create_labs_menu
 from workbench.labs.worker import JobRunner

@@ -219,7 +219,7 @@ def error_text(window):
 
 
 def test_drag_and_drop_opens_sessions_and_experiments_and_ignores_other_files(open_window, qtbot, tmp_path):
-    from core.session import save_trainer
+    from core.sessions.trainer_io import save_trainer
     from core.training import Trainer
 
     session = tmp_path / "dropped.gwb"
@@ -286,7 +286,7 @@ def test_open_recent_lists_opened_files_and_reopens_them(open_window, qtbot, tmp
 @pytest.mark.parametrize("suffix", [".json", ".gwb"])
 def test_a_recent_file_that_was_deleted_is_explained_and_dropped_from_the_list(open_window, qtbot, tmp_path,
                                                                               suffix):
-    from core.session import save_trainer
+    from core.sessions.trainer_io import save_trainer
     from core.training import Trainer
 
     gone = tmp_path / f"gone{suffix}"
@@ -434,7 +434,7 @@ def test_reused_layers_from_another_number_of_features_are_explained_and_nothing
     """Layers reused (model.transfer) from a session trained on moons (2 features) in an
     experiment on iris (4 features): Train says which layer and why; the run on screen, the
     experiment and its undo history are kept, and undoing the data change trains."""
-    from core.session import save_trainer
+    from core.sessions.trainer_io import save_trainer
     from core.training import Trainer
 
     source = tmp_path / "moons.gwb"
@@ -513,7 +513,7 @@ def test_a_session_whose_data_file_changed_shape_is_explained_and_the_run_kept(m
     np.savez(data, X=rng.standard_normal((100, 2)).astype(np.float32), y=np.arange(100) % 2)
     spec = tiny_spec(epochs=2)
     spec["data"] = {"source": "npz", "path": str(data), "validation_split": 0.2}
-    from core.session import save_trainer
+    from core.sessions.trainer_io import save_trainer
     from core.spec import parse_experiment
     from core.training import Trainer
 

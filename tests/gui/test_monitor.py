@@ -14,7 +14,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox, QPushButton, QToolBar, QToolButton
 
-from core.session import load_session
+from core.sessions.format import load_session
 from core.training import Trainer
 
 from .monitor_support import make_window_fixture, monitor_of, tiny_experiment, wait_idle  # noqa: F401 (fixture)
@@ -565,7 +565,7 @@ def test_layers_frozen_by_transfer_are_marked_until_their_unfreeze_epoch(make_wi
                                                                         tmp_path: Path) -> None:
     from PySide6.QtGui import QPen
 
-    from core.session import save_trainer
+    from core.sessions.trainer_io import save_trainer
     from core.spec import parse_experiment
 
     from .monitor_support import tiny_spec

@@ -1,6 +1,6 @@
 """The Runs panel (issue 4) and File › Export › PyTorch script (issue 7), driven through the real
 main window: sessions saved or opened are listed, ticked ones are overlaid (the curves are the
-sessions' own histories, aligned by core.compare), and the export writes a script that compiles."""
+sessions' own histories, aligned by core.sessions.compare), and the export writes a script that compiles."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
-from core.session import load_session, save_trainer
+from core.sessions.format import load_session
+from core.sessions.trainer_io import save_trainer
 from core.training import Trainer
 
 from .monitor_support import make_window_fixture, tiny_experiment, wait_idle  # noqa: F401 (fixture)

@@ -13,8 +13,9 @@ import pytest
 from PySide6.QtCore import Qt, QThread, QTimer
 from PySide6.QtWidgets import QFileDialog
 
-from core.recovery import recovery_dir, recovery_path_for, register
-from core.session import load_session, save_trainer, take_snapshot, write_snapshot
+from core.sessions.format import load_session
+from core.sessions.recovery import recovery_dir, recovery_path_for, register
+from core.sessions.trainer_io import save_trainer, take_snapshot, write_snapshot
 from core.spec import parse_experiment
 from core.training import Trainer
 from workbench.sessions.autosave import INTERVAL_KEY, LIVE_COPIES

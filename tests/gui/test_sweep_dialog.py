@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QItemSelectionModel, Qt
 
-from core.session import load_session
+from core.sessions.format import load_session
 
 from .monitor_support import make_window_fixture, tiny_experiment  # noqa: F401 (fixture)
 

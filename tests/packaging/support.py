@@ -28,7 +28,7 @@ def require_tool(name: str, package: str) -> str:
 
 def write_small_session(path: Path) -> Path:
     """A real session file, as the app writes it, of a tiny untrained model (fast)."""
-    from core.session import save_trainer
+    from core.sessions.trainer_io import save_trainer
     from core.spec import parse_experiment
     from core.training import Trainer
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QWidget
 
-from core.schedules import MONITORS
+from core.engine.schedules import MONITORS
 
 from .fields import Binder, CheckField, ChoiceCombo, Field, IntSpin, NumberEdit, add_row, edit, error_label, new_form
 from .help import MONITOR_TIPS, parameter_help, summary_of

@@ -13,7 +13,7 @@ from PySide6.QtCore import QLocale, Qt, QTimer
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from core.datasets import DATASETS, DatasetError, read_csv_header
+from core.data.datasets import DATASETS, DatasetError, read_csv_header
 from core.spec import AUGMENTATIONS
 
 from ..state import ExperimentState

@@ -3,7 +3,7 @@ preview, and the preview of a file (shape, classes, class balance) loaded off th
 
 Sizes of the built-in sources are known without loading anything (bundled sets from a small
 table, generators from their parameters); a file's come from its preview. Loading runs on a
-``QThreadPool`` worker with ``core.datasets.load_csv`` / ``load_npz``, the same readers training
+``QThreadPool`` worker with ``core.data.datasets.load_csv`` / ``load_npz``, the same readers training
 uses: a CSV reports the fraction of the file parsed, an NPZ the fraction of its arrays' bytes
 read, after each block of about a megabyte, and Cancel stops either at the next block
 (``LoadCancelled``). Results are cached per (source, parameters, file, size, modification
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
-from core.datasets import DATASETS, Dataset, LoadCancelled, load_csv, load_dataset, load_npz
+from core.data.datasets import DATASETS, Dataset, LoadCancelled, load_csv, load_dataset, load_npz
 from core.spec import DataSpec
 
 # (samples, features, classes) of the bundled data sets, so that the parameter count is

@@ -28,9 +28,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.activations import ACTIVATIONS
-from core.initializers import INITIALIZERS
-from core.losses import LOSSES
+from core.engine.activations import ACTIVATIONS
+from core.engine.initializers import INITIALIZERS
+from core.engine.losses import LOSSES
 from core.spec import MAX_LAYERS, Experiment, LayerSpec
 
 from ..state import ExperimentState

@@ -1,6 +1,6 @@
 """The Optimizer panel: the optimizer and its hyperparameters, the learning-rate schedule and
 its parameters, and a live preview of the learning rate over the planned steps computed with
-the real schedule classes of ``core.schedules``."""
+the real schedule classes of ``core.engine.schedules``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QLocale, Qt
 from PySide6.QtWidgets import QLabel, QWidget
 
-from core.optimizers import OPTIMIZERS
-from core.schedules import SCHEDULES, Schedule
+from core.engine.optimizers import OPTIMIZERS
+from core.engine.schedules import SCHEDULES, Schedule
 from core.spec import Experiment
 
 from ..state import ExperimentState

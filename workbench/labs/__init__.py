@@ -1,7 +1,7 @@
 """Labs that make chapter 11 visible in seconds: the initialization explorer, the optimizer race on
 2-D surfaces and the learning-rate finder. Each is a window of its own, opened from the Labs
-menu; their computations live in ``core`` (``core.init_explorer``, ``core.optimizer_race``,
-``core.lr_finder``) and run on worker threads.
+menu; their computations live in ``core`` (``core.labs.init_explorer``, ``core.labs.optimizer_race``,
+``core.labs.lr_finder``) and run on worker threads.
 
 ``create_labs_menu(state, parent)`` is all the main window needs: the menu creates each lab
 window on first use, keeps it (closing a lab only hides it) and shuts the labs and their threads

@@ -1,6 +1,6 @@
 """The initialization explorer lab: pick depth, width, initializer, activation and batch norm, and
 see per layer how the activations are distributed, how their standard deviation drifts on the
-way up, and how the gradient's drifts on the way down (``core.init_explorer``).
+way up, and how the gradient's drifts on the way down (``core.labs.init_explorer``).
 
 The computation runs on the lab's worker thread (a 100-layer stack of wide layers takes a
 moment); the plots update when it is done. One button applies the initializer / activation pair
@@ -29,8 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.activations import ACTIVATIONS
-from core.init_explorer import (
+from core.engine.activations import ACTIVATIONS
+from core.engine.initializers import INITIALIZERS
+from core.labs.init_explorer import (
     MAX_BATCH,
     MAX_DEPTH,
     MAX_DRAWS,
@@ -40,7 +41,6 @@ from core.init_explorer import (
     explore,
     input_sources,
 )
-from core.initializers import INITIALIZERS
 
 from ..state import ExperimentState
 from .widgets import ParamEditor, plot_widget, registry_combo, safe_log10

@@ -1,5 +1,5 @@
 """The learning-rate finder lab: Smith's range test on the current experiment
-(``core.lr_finder``), run on a worker thread with a Stop button, plotted as loss against the
+(``core.labs.lr_finder``), run on a worker thread with a Stop button, plotted as loss against the
 learning rate on a log axis, with the suggestion marked and two buttons that write it into the
 experiment (undoable edits through the state).
 
@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.lr_finder import RangeTest, lr_range_test, with_learning_rate, with_one_cycle_peak
+from core.labs.lr_finder import RangeTest, lr_range_test, with_learning_rate, with_one_cycle_peak
 from core.spec import Experiment
 
 from ..state import ExperimentState

@@ -1,6 +1,6 @@
 """The optimizer race lab: every registered optimizer from the same start on a 2-D surface, drawn
 over its contour plot and animated step by step, with the measured table beside it
-(``core.optimizer_race``; the steps are the optimizers' own ``apply``).
+(``core.labs.optimizer_race``; the steps are the optimizers' own ``apply``).
 
 Races and learning-rate tuning run on the lab's worker threads; the animation is a QTimer that
 reveals more of the precomputed trajectories each tick (the plot pulls, nothing is computed per
@@ -39,7 +39,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.optimizer_race import (
+from core.engine.optimizers import OPTIMIZERS
+from core.labs.optimizer_race import (
     DEFAULT_TOLERANCE,
     MAX_STEPS,
     SURFACES,
@@ -53,7 +54,6 @@ from core.optimizer_race import (
     race,
     tune_learning_rate,
 )
-from core.optimizers import OPTIMIZERS
 
 from .widgets import RateSpin, colour, plot_widget, safe_log10
 from .worker import JobRunner

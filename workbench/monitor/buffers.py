@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from core.diagnostics import LAYER_QUANTITIES
+from core.engine.diagnostics import LAYER_QUANTITIES
 from core.training import EPOCH_METRICS
 
 #: Per-layer quantities the monitor keeps (the recorder has a few more).

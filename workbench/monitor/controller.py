@@ -17,7 +17,8 @@ from PySide6.QtCore import QAbstractEventDispatcher, QObject, QThread, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from core.session import Session, SessionError, restore_trainer, session_members, write_session
+from core.sessions.format import Session, SessionError, session_members, write_session
+from core.sessions.trainer_io import restore_trainer
 from core.spec import Experiment, SpecError
 from core.training import Trainer
 

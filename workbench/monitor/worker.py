@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from core.diagnostics import LAYER_QUANTITIES
-from core.schedules import SCHEDULES
-from core.session import SessionError, load_session, restore_trainer
+from core.engine.diagnostics import LAYER_QUANTITIES
+from core.engine.schedules import SCHEDULES
+from core.sessions.format import SessionError, load_session
+from core.sessions.trainer_io import restore_trainer
 from core.spec import Experiment, SpecError
 from core.training import EPOCH_METRICS, Trainer
 

@@ -16,8 +16,8 @@ from PySide6.QtCore import QCoreApplication, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox
 
-from core.export import ExportError, export_pytorch
-from core.session import SessionError, load_session
+from core.export.pytorch import ExportError, export_pytorch
+from core.sessions.format import SessionError, load_session
 
 from .panel import RunsPanel
 

@@ -1,7 +1,7 @@
 """Loading and aligning sessions off the GUI thread for the Runs panel.
 
 A session file can hold hundreds of thousands of recorded steps, so reading it and aligning
-several histories (``core.compare.compare_sessions``, never reimplemented here) happens on a
+several histories (``core.sessions.compare.compare_sessions``, never reimplemented here) happens on a
 worker thread. The worker keeps the sessions it has read (history and experiment only, no
 weights) keyed by path and modification time, so ticking a box again costs only the alignment.
 """
@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from core.compare import Comparison, compare_sessions
-from core.session import Session, SessionError, load_session
+from core.sessions.compare import Comparison, compare_sessions
+from core.sessions.format import Session, SessionError, load_session
 
 EPOCH_QUANTITIES = ("loss", "val_loss", "accuracy", "val_accuracy")
 
@@ -57,7 +57,7 @@ def _grad_columns(sessions: list[Session]) -> list[str]:
 
 
 def build_runs_data(paths: list[Path], cache: dict[Path, tuple[float, Session]] | None = None) -> RunsData:
-    """Read (or take from ``cache``) each session and align the histories with ``core.compare``.
+    """Read (or take from ``cache``) each session and align the histories with ``core.sessions.compare``.
     Files that cannot be read are left out and reported in ``errors``."""
     cache = {} if cache is None else cache
     sessions: list[Session] = []

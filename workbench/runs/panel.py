@@ -2,7 +2,7 @@
 comparison plots that overlay the ticked ones — loss and accuracy per epoch (train solid,
 validation dashed) and the gradient norm of a chosen layer per step.
 
-The histories are read and aligned on a worker thread (``RunsLoader`` → ``core.compare``); the
+The histories are read and aligned on a worker thread (``RunsLoader`` → ``core.sessions.compare``); the
 plots reuse the monitor's ``PlotPanel`` (palette-aware, Freeze / Fit / PNG / CSV), with pen
 width 1, pyqtgraph's peak downsampling and clip-to-view, and NaN drawn as a gap.
 """
@@ -33,7 +33,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.session import SessionError, peek_session
+from core.sessions.format import SessionError, peek_session
 
 from ..monitor.buffers import safe_log10
 from ..monitor.plots import PlotPanel
@@ -141,7 +141,7 @@ class AccuracyPlot(EpochPlot):
 
 class GradNormPlot(ComparisonPlot):
     """The kernel gradient norm of one layer per optimizer step, log y. The layer is chosen by
-    position (first / last hidden, output, or hidden layer k), as ``core.compare`` aligns them."""
+    position (first / last hidden, output, or hidden layer k), as ``core.sessions.compare`` aligns them."""
 
     title = "Gradient norm per step"
     x_label = "optimizer step"
@@ -163,7 +163,7 @@ class GradNormPlot(ComparisonPlot):
         self.layer_combo.currentIndexChanged.connect(lambda _: self._redraw())
 
     def column_for(self, run: int, n_hidden: int) -> str | None:
-        """The ``core.compare`` column of the chosen layer for a run with ``n_hidden`` hidden layers."""
+        """The ``core.sessions.compare`` column of the chosen layer for a run with ``n_hidden`` hidden layers."""
         choice = self.layer_combo.currentIndex()
         if choice == 0:
             return "grad_norm[0]" if n_hidden else "grad_norm[output]"

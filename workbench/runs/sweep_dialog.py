@@ -1,10 +1,10 @@
 """The Sweep dialog (issue 7, Tools › Sweep…): pick axes from the current experiment's fields,
-validate with ``core.sweep``, run on a worker thread (the sweep's own process pool trains),
+validate with ``core.sweeps.spec``, run on a worker thread (the sweep's own process pool trains),
 watch and cancel, and rank the configurations in a sortable table whose selected rows are
 overlaid in the Runs panel.
 
 The sweep spec is derived from the dialog's fields and the experiment state; it is never
-kept anywhere else. Every refusal of ``core.sweep.parse_sweep`` is shown at the field it names.
+kept anywhere else. Every refusal of ``core.sweeps.spec.parse_sweep`` is shown at the field it names.
 """
 
 from __future__ import annotations
@@ -48,14 +48,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.activations import ACTIVATIONS
-from core.initializers import INITIALIZERS
-from core.losses import LOSSES
-from core.optimizers import OPTIMIZERS
-from core.schedules import SCHEDULES
+from core.engine.activations import ACTIVATIONS
+from core.engine.initializers import INITIALIZERS
+from core.engine.losses import LOSSES
+from core.engine.optimizers import OPTIMIZERS
+from core.engine.schedules import SCHEDULES
 from core.spec import SpecError
-from core.sweep import TARGET_METRICS, Sweep, parse_sweep
-from core.sweep_report import table_rows
+from core.sweeps.report import table_rows
+from core.sweeps.spec import TARGET_METRICS, Sweep, parse_sweep
 
 from ..state import ExperimentState
 from .panel import RunsPanel
@@ -206,7 +206,7 @@ class AxisEditor(QFrame):
 
 
 class ResultsModel(QAbstractTableModel):
-    """One row per configuration (``core.sweep_report`` rows); sorts on numbers (``UserRole``)."""
+    """One row per configuration (``core.sweeps.report`` rows); sorts on numbers (``UserRole``)."""
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
@@ -548,7 +548,7 @@ class SweepDialog(QDialog):
         return out
 
     def validate(self) -> Sweep | None:
-        """Parse the spec with ``core.sweep``; on refusal mark the field it names and return None."""
+        """Parse the spec with ``core.sweeps.spec``; on refusal mark the field it names and return None."""
         for editor in self.axes:
             editor.set_error(None)
         for w in (self.samples, self.repeats, self.target_value, self.mode):

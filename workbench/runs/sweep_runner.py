@@ -1,8 +1,8 @@
-"""Driving ``core.sweep_runner.run_sweep`` from the GUI: a QObject on its own QThread. The
+"""Driving ``core.sweeps.runner.run_sweep`` from the GUI: a QObject on its own QThread. The
 sweep's own process pool trains; this thread only submits, listens and, when asked, cancels.
 
 Progress dicts come from ``run_sweep``'s callback on the sweep thread and reach the GUI as
-queued signals; the results table (``core.sweep_report.results_table``, which reads the session
+queued signals; the results table (``core.sweeps.report.results_table``, which reads the session
 files) is built on the sweep thread too.
 """
 
@@ -15,9 +15,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from core.sweep import Sweep, SweepError
-from core.sweep_report import results_table
-from core.sweep_runner import run_sweep
+from core.sweeps.report import results_table
+from core.sweeps.runner import run_sweep
+from core.sweeps.spec import Sweep, SweepError
 
 
 class _SweepWorker(QObject):

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressBar
 
-from core.recovery import Recoverable, discard
+from core.sessions.recovery import Recoverable, discard
 
 from .autosave import AutosaveManager
 from .preferences import AutosaveDialog

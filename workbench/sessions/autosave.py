@@ -1,7 +1,7 @@
-"""Autosave during training (issue 3): the GUI half of ``core.recovery``.
+"""Autosave during training (issue 3): the GUI half of ``core.sessions.recovery``.
 
 ``AutosaveHook`` is called by the training worker after every step and epoch (on the worker
-thread, between batches). When ``core.recovery.Autosaver.due`` says so it copies the trainer's
+thread, between batches). When ``core.sessions.recovery.Autosaver.due`` says so it copies the trainer's
 state (``take_snapshot``: copies only, the one cost training pays) and hands the copy to a
 one-thread writer, so serializing and the fsync never hold training up. A copy that comes due
 while the previous one is still being written is skipped (the next step retries).
@@ -20,8 +20,8 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from core.recovery import DEFAULT_INTERVAL, Autosaver, discard, new_untitled_id, recovery_path_for
-from core.session import Snapshot, take_snapshot
+from core.sessions.recovery import DEFAULT_INTERVAL, Autosaver, discard, new_untitled_id, recovery_path_for
+from core.sessions.trainer_io import Snapshot, take_snapshot
 
 INTERVAL_KEY = "autosave/interval_seconds"
 EVERY_EPOCH_KEY = "autosave/every_epoch"

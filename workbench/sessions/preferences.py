@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.recovery import recovery_dir
+from core.sessions.recovery import recovery_dir
 
 from .autosave import ENABLED_KEY, EVERY_EPOCH_KEY, INTERVAL_KEY, autosave_settings
 

@@ -1,5 +1,5 @@
 """The "restore after a crash?" dialog: the recovery copies a run that did not end cleanly left
-(``core.recovery.list_recoverable``), with when each was written, the experiment's name, its
+(``core.sessions.recovery.list_recoverable``), with when each was written, the experiment's name, its
 epochs and steps and which session it belongs to. Restore opens the selected copy as an
 unsaved session, Discard deletes the selected copies, Later keeps them all for the next start.
 """
@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.recovery import Recoverable, list_recoverable
+from core.sessions.recovery import Recoverable, list_recoverable
 
 from .autosave import LIVE_COPIES
 

@@ -5,7 +5,7 @@ Pick a saved session, tick which of its hidden layers to reuse and which of thos
 when to unfreeze them and by how much to lower the learning rate then. The new experiment is
 the current one with ``model.transfer`` filled in and the reused rows copied from the source
 into ``model.layers`` (so the shapes fit by construction). Every choice is checked as it is
-made by ``core``'s own validation — ``parse_experiment`` and ``core.transfer``'s layer
+made by ``core``'s own validation — ``parse_experiment`` and ``core.sessions.transfer``'s layer
 checks, the ones ``Trainer`` runs — and a refusal is shown at the field with its
 ``model.transfer.*`` message; OK stays disabled until the choice is valid.
 """
@@ -38,8 +38,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core import transfer as core_transfer
-from core.session import SessionError, peek_session
+from core.sessions import transfer as core_transfer
+from core.sessions.format import SessionError, peek_session
 from core.spec import Experiment, SpecError, parse_experiment
 
 from ..editor.dataset_info import estimate
@@ -100,7 +100,7 @@ def transfer_experiment(current: dict[str, Any], source: SourceInfo, reuse: list
 
 def check_transfer(data: dict[str, Any], source: SourceInfo) -> tuple[Experiment | None, SpecError | None]:
     """Validate the candidate with ``core``: the spec (``parse_experiment``), then the layer
-    choice and every reused layer's shapes (``core.transfer.resolve_layers`` and the same
+    choice and every reused layer's shapes (``core.sessions.transfer.resolve_layers`` and the same
     per-layer check ``apply_transfer`` runs at training, on shapes instead of arrays)."""
     try:
         experiment = parse_experiment(data)

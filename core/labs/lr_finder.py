@@ -47,11 +47,11 @@ from typing import Any
 
 import numpy as np
 
-from . import validation as check
-from .datasets import Dataset
-from .schedules import Schedule
-from .spec import Experiment, parse_experiment
-from .training import Trainer
+from core.data.datasets import Dataset
+from core.engine import validation as check
+from core.engine.schedules import Schedule
+from core.spec import Experiment, parse_experiment
+from core.training import Trainer
 
 #: Progress observer: called after every step with {"step", "steps", "learning_rate", "loss",
 #: "smoothed"} (plain floats and ints).

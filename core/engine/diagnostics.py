@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# The per-epoch history a trainer keeps and a session stores (history.npz), in this order.
+EPOCH_METRICS = ("epoch", "loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "seconds")
 LAYER_QUANTITIES = ("grad_norm", "bias_grad_norm", "weight_norm", "update_ratio", "activation_mean",
                     "activation_std", "dead_fraction", "saturated_fraction")
 STEP_QUANTITIES = ("loss", "learning_rate")

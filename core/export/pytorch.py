@@ -28,12 +28,12 @@ from typing import Any
 
 import numpy as np
 
-from . import __version__
-from .datasets import DATASETS, _balanced_labels
-from .regularization import add_gaussian_noise, shift_images
-from .session import Session, atomic_write
-from .spec import Experiment
-from .training import stratified_split
+from core import __version__
+from core.data.datasets import DATASETS, _balanced_labels
+from core.engine.regularization import add_gaussian_noise, shift_images
+from core.sessions.format import Session, atomic_write
+from core.spec import Experiment
+from core.training import stratified_split
 
 
 class ExportError(ValueError):
@@ -156,7 +156,7 @@ def _schedule_code(exp: Experiment, plan: dict[str, Any]) -> str:
     """``lr_factor(t)``: η(t)/η0 for torch's LambdaLR, or the plateau scheduler."""
     name, p = exp.schedule.name, dict(exp.schedule.params)
     eta0 = exp.learning_rate
-    from .schedules import SCHEDULES
+    from core.engine.schedules import SCHEDULES
 
     sched = SCHEDULES.get(name).from_config(p, eta0)
     cfg = {k: v for k, v in sched.get_config().items() if k != "name"}
@@ -230,7 +230,7 @@ def _optimizer_class(name: str, doc: str, args: list[str], update: str) -> str:
 
 def _optimizer_code(exp: Experiment) -> tuple[str, str]:
     """(helper classes, the body of make_optimizer) for ``optimizer.name``."""
-    from .optimizers import OPTIMIZERS
+    from core.engine.optimizers import OPTIMIZERS
 
     name = exp.optimizer.name
     cfg = OPTIMIZERS.get(name).from_config(dict(exp.optimizer.params)).get_config()

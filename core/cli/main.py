@@ -19,46 +19,36 @@ from typing import Any, TextIO
 
 import numpy as np
 
+from core import __version__
+from core.sessions.format import Session, SessionError, load_session, peek_session
+from core.sessions.recovery import DEFAULT_INTERVAL, Autosaver, recovery_path_for
+from core.sessions.trainer_io import restore_trainer, save_trainer
+from core.sessions.transfer import describe_lineage
+from core.spec import SpecError, load_experiment
+
+from .args import EXIT_BAD_INPUT, EXIT_WRITE_FAILED, Parser, UsageError, check_out, positive_float, positive_int
 from .commands import COMMANDS as MORE_COMMANDS
 from .commands import add_commands
-from .recovery import DEFAULT_INTERVAL, Autosaver, recovery_path_for
-from .session import Session, SessionError, load_session, peek_session, restore_trainer, save_trainer
-from .spec import SpecError, load_experiment
-from .transfer import describe_lineage
-
-EXIT_BAD_INPUT = 2
-EXIT_WRITE_FAILED = 1
-
-
-class UsageError(Exception):
-    """Bad input on the command line: reported in one line, exit status 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would print the usage block; we print one line
-        raise UsageError(f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="gradient-workbench",
+    parser = Parser(prog="gradient-workbench",
                      description="Train deep feed-forward networks and see why they train or fail.")
-    from . import __version__
-
     parser.add_argument("--version", action="version", version=f"gradient-workbench {__version__}")
-    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", parser_class=Parser)
     t = sub.add_parser("train", help="train an experiment headless and write a session file")
     t.add_argument("spec", help="experiment JSON file")
     t.add_argument("--out", required=True, help="session file to write (*.gwb)")
-    t.add_argument("--epochs", type=_positive_int, help="train this many epochs (default: the spec's)")
+    t.add_argument("--epochs", type=positive_int, help="train this many epochs (default: the spec's)")
     r = sub.add_parser("resume", help="continue a saved session (or a recovery copy) for more epochs")
     r.add_argument("session", help="session file (*.gwb, or a .RUN.gwb.recovery copy)")
-    r.add_argument("--epochs", type=_positive_int,
+    r.add_argument("--epochs", type=positive_int,
                    help="epochs to train further; a half-done epoch counts as one (default: the rest of the "
                         "planned training.epochs)")
     r.add_argument("--out", required=True, help="session file to write (may be the same file)")
     for command in (t, r):
         command.add_argument("--quiet", action="store_true", help="no progress on stderr")
-        command.add_argument("--autosave-seconds", type=_positive_float, default=DEFAULT_INTERVAL, metavar="S",
+        command.add_argument("--autosave-seconds", type=positive_float, default=DEFAULT_INTERVAL, metavar="S",
                              help="write the recovery copy .OUT.gwb.recovery after every epoch and at least every "
                                   f"S seconds (default {DEFAULT_INTERVAL:g}); deleted when the run ends cleanly")
         command.add_argument("--no-autosave", action="store_true", help="write no recovery copy")
@@ -66,39 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("session", help="session file (*.gwb)")
     o = sub.add_parser("open", help="open a session or experiment in the window")
     o.add_argument("file", help="session (*.gwb) or experiment (*.json)")
-    add_commands(sub)  # sweep, sweep-report, export (core/commands.py)
+    add_commands(sub)  # sweep, sweep-report, export (core/cli/commands.py)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}") from None
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text!r}")
-    return value
-
-
-def _check_out(out: str) -> Path:
-    path = Path(out)
-    if path.suffix != ".gwb":
-        raise UsageError(f"--out: a session file must end in .gwb, got {out!r}")
-    if not path.parent.exists() and str(path.parent):
-        raise UsageError(f"--out: folder {str(path.parent)!r} does not exist")
-    if path.is_dir():
-        raise UsageError(f"--out: {out!r} is a folder, not a file name")
-    return path
 
 
 class Progress:
@@ -207,7 +166,7 @@ def _run(trainer: Any, epochs: int | None, out: Path, args: argparse.Namespace, 
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    out = _check_out(args.out)
+    out = check_out(args.out)
     spec_path = Path(args.spec)
     experiment = load_experiment(spec_path)
     if args.epochs is not None:
@@ -215,7 +174,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         experiment = experiment.replace(training=replace(experiment.training, epochs=args.epochs))
     if not args.no_autosave:
         _check_no_recovery(recovery_path_for(out))
-    from .training import Trainer
+    from core.training import Trainer
 
     folder = spec_path.parent.resolve()  # absolute, so the session says where its data and sources are
     trainer = Trainer(experiment, folder)
@@ -223,7 +182,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    out = _check_out(args.out)
+    out = check_out(args.out)
     session = load_session(args.session)
     if not args.no_autosave:
         _check_no_recovery(recovery_path_for(out), resuming=Path(args.session))

@@ -1,12 +1,12 @@
-"""The headless commands for many runs and for leaving the workbench (``core.cli`` registers them):
+"""The headless commands for many runs and for leaving the workbench (``core.cli.main`` registers them):
 
 * ``sweep SWEEP.json --out DIR [--workers N] [--scheduler ADDRESS]`` — run a sweep
-  (``core.sweep_runner``), progress on stderr, the results table on stdout at the end;
+  (``core.sweeps.runner``), progress on stderr, the results table on stdout at the end;
 * ``sweep-report DIR [--sort KEY] [--reverse] [--format text|markdown|csv|json]`` — the
-  table of a sweep's folder (``core.sweep_report``), also while the sweep runs;
-* ``export RUN.gwb --to pytorch OUT.py [--with-weights]`` — a PyTorch script (``core.export``).
+  table of a sweep's folder (``core.sweeps.report``), also while the sweep runs;
+* ``export RUN.gwb --to pytorch OUT.py [--with-weights]`` — a PyTorch script (``core.export.pytorch``).
 
-Bad input exits 2 with one line on stderr (as every command of ``core.cli``); a sweep in which
+Bad input exits 2 with one line on stderr (as every command of ``core.cli.main``); a sweep in which
 some runs failed exits 1 after recording them; one stopped with Ctrl-C exits 130.
 """
 
@@ -20,22 +20,23 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from .args import UsageError, positive_int
+
 EXIT_RUNS_FAILED = 1
 EXIT_INTERRUPTED = 130
 FORMATS = ("text", "markdown", "csv", "json")
 
 
 def add_commands(sub: Any) -> None:
-    """Add the subcommands to ``core.cli``'s parser (``sub`` is its subparsers object)."""
-    from .cli import _positive_int
-    from .sweep_report import SORT_KEYS
+    """Add the subcommands to ``core.cli.main``'s parser (``sub`` is its subparsers object)."""
+    from core.sweeps.report import SORT_KEYS
 
     s = sub.add_parser("sweep", help="run a sweep of experiments in parallel and rank the configurations")
     s.add_argument("sweep", help="sweep JSON file (docs/sweeps.md)")
     s.add_argument("--out", required=True, help="folder for the session files and results (created if needed; "
                                                 "a sweep started again there skips its finished runs)")
     where = s.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_positive_int, help="local worker processes (default: one per core)")
+    where.add_argument("--workers", type=positive_int, help="local worker processes (default: one per core)")
     where.add_argument("--scheduler", metavar="ADDRESS",
                        help="run on a Dask distributed cluster, e.g. tcp://host:8786 (needs the extra 'cluster')")
     s.add_argument("--sort", default="val_accuracy", help=f"sort the table by {', '.join(SORT_KEYS)} or an axis name")
@@ -86,10 +87,9 @@ class SweepProgress:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .cli import UsageError
-    from .sweep import load_sweep
-    from .sweep_report import format_table, results_table
-    from .sweep_runner import run_sweep
+    from core.sweeps.report import format_table, results_table
+    from core.sweeps.runner import run_sweep
+    from core.sweeps.spec import load_sweep
 
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -129,8 +129,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _check_sort(sweep: Any, key: str) -> None:
-    from .sweep import SweepError
-    from .sweep_report import SORT_KEYS
+    from core.sweeps.report import SORT_KEYS
+    from core.sweeps.spec import SweepError
 
     if key not in SORT_KEYS and key not in [a.name for a in sweep.axes]:
         raise SweepError("--sort", f"must be one of {', '.join([*SORT_KEYS, *(a.name for a in sweep.axes)])}, "
@@ -138,7 +138,7 @@ def _check_sort(sweep: Any, key: str) -> None:
 
 
 def cmd_sweep_report(args: argparse.Namespace) -> int:
-    from .sweep_report import format_table, read_sweep, results_table
+    from core.sweeps.report import format_table, read_sweep, results_table
 
     _check_sort(read_sweep(args.dir), args.sort)
     sys.stdout.write(format_table(results_table(args.dir, args.sort, args.reverse), args.format))
@@ -146,9 +146,8 @@ def cmd_sweep_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .cli import UsageError
-    from .export import export_pytorch
-    from .session import load_session
+    from core.export.pytorch import export_pytorch
+    from core.sessions.format import load_session
 
     out = Path(args.out)
     if out.suffix != ".py":

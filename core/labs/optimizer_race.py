@@ -3,13 +3,13 @@ Table 11-2 (convergence speed and quality) measured instead of quoted (chapter 1
 Optimizers").
 
 A surface is a function f(θ) of θ = (x, y) with its gradient, its minima, a start point and a
-plot range. Every registered optimizer (``core.optimizers.OPTIMIZERS``) runs on it from the
+plot range. Every registered optimizer (``core.engine.optimizers.OPTIMIZERS``) runs on it from the
 same start: the parameter is one float64 array of shape (2,), the gradient is the surface's,
 and each step is the optimizer object's own ``apply`` — the lab never re-implements an
-update. So a new optimizer registered in ``core.optimizers`` races here by itself, and what
+update. So a new optimizer registered in ``core.engine.optimizers`` races here by itself, and what
 is drawn is exactly what training would do with the same gradients.
 
-Nesterov keeps the look-ahead point θ + βm as its parameter (see ``core.optimizers.Nesterov``);
+Nesterov keeps the look-ahead point θ + βm as its parameter (see ``core.engine.optimizers.Nesterov``);
 its trajectory is that point, the one whose gradient it measures.
 
 Measured quantities, for a tolerance τ:
@@ -33,9 +33,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from . import validation as check
-from .optimizers import OPTIMIZERS, Optimizer
-from .registry import Registry
+from core.engine import validation as check
+from core.engine.optimizers import OPTIMIZERS, Optimizer
+from core.engine.registry import Registry
 
 __all__ = [
     "DEFAULT_TOLERANCE",

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from .activations import ACTIVATIONS
-from .spec import MONITORS, SpecError, parse_experiment
+from core.engine.activations import ACTIVATIONS
+from core.spec import MONITORS, SpecError, parse_experiment
 
 FORMAT = "gradient-workbench.sweep"
 VERSION = 1

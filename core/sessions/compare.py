@@ -18,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .diagnostics import LAYER_QUANTITIES, STEP_QUANTITIES
-from .session import Session, load_session
+from core.engine.diagnostics import LAYER_QUANTITIES, STEP_QUANTITIES
+
+from .format import Session, load_session
 
 AXES = ("epoch", "step")
 EPOCH_QUANTITIES = ("loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "seconds")

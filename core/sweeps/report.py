@@ -7,7 +7,7 @@ results can always be rebuilt from its sessions.
 
 Per run: best validation accuracy and loss over the epochs, the first epoch at which the
 sweep's target was reached, the mean training seconds per epoch, and whether
-``core.diagnostics.assess_health`` flagged vanishing or exploding gradients at the end of
+``core.engine.diagnostics.assess_health`` flagged vanishing or exploding gradients at the end of
 any epoch (or at the end of the run). Per configuration: the mean and the sample standard
 deviation (ddof = 1) over the runs that have a value, and the share of runs flagged.
 """
@@ -26,9 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from .diagnostics import DiagnosticsRecorder, assess_health
-from .session import Session, SessionError, atomic_write, load_session
-from .sweep import Run, Sweep, SweepError, Target, parse_sweep
+from core.engine.diagnostics import DiagnosticsRecorder, assess_health
+from core.sessions.format import Session, SessionError, atomic_write, load_session
+
+from .spec import Run, Sweep, SweepError, Target, parse_sweep
 
 SWEEP_FILE = "sweep.json"
 RESULTS_FILE = "results.json"

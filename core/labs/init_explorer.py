@@ -35,11 +35,11 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from . import validation as check
-from .activations import ACTIVATIONS, get_activation
-from .datasets import DATASETS, Dataset, load_dataset
-from .initializers import get_initializer
-from .layers import HiddenLayer
+from core.data.datasets import DATASETS, Dataset, load_dataset
+from core.engine import validation as check
+from core.engine.activations import ACTIVATIONS, get_activation
+from core.engine.initializers import get_initializer
+from core.engine.layers import HiddenLayer
 
 MAX_DEPTH = 100
 MAX_WIDTH = 2048
@@ -103,7 +103,7 @@ class Exploration:
     """Per-layer statistics of one forward and one backward pass; row l is hidden layer l.
 
     ``mean``/``std``: of the layer's output a_l (the next layer's input); ``saturated_fraction`` /
-    ``dead_fraction``: as the training diagnostics count them (``core.layers.ActivationStats``);
+    ``dead_fraction``: as the training diagnostics count them (``core.engine.layers.ActivationStats``);
     ``quantiles``: rows of ``QUANTILES``; ``hist_edges`` / ``hist_density``: a density
     histogram of a_l over its 1 %–99 % range (for violins); ``grad_std``: of ∂L/∂a_l;
     ``kernel_grad_std``: of ∂L/∂W_l; ``nonfinite``: fraction of a_l that overflowed.
@@ -238,7 +238,7 @@ def explore(settings: ExplorerSettings, rng: np.random.Generator, *, dataset: Da
             m, s, bad, q, e, d = _finite_stats(np.concatenate(hs), bins)
             out["mean"][i], out["std"][i], out["nonfinite"][i] = m, s, bad
             quantiles[i], edges[i], density[i] = q, e, d
-            # Of f(z_l) itself, as the training diagnostics count them (core.layers.ActivationStats).
+            # Of f(z_l) itself, as the training diagnostics count them (core.engine.layers.ActivationStats).
             out["saturated_fraction"][i] = np.mean([layer.stats.saturated_fraction for layer in layers])  # type: ignore[union-attr]
             out["dead_fraction"][i] = np.mean([layer.stats.dead_fraction for layer in layers])  # type: ignore[union-attr]
         gs = [rng.standard_normal(h.shape).astype(h.dtype, copy=False) for h in hs]

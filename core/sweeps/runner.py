@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .session import atomic_write, remove_stale_temporaries, save_trainer
-from .spec import SpecError, parse_experiment
-from .sweep import Run, Sweep, SweepError
-from .sweep_report import (
+from core.sessions.format import atomic_write, remove_stale_temporaries
+from core.sessions.trainer_io import save_trainer
+from core.spec import SpecError, parse_experiment
+
+from .report import (
     FAILED_SUFFIX,
     SWEEP_FILE,
     failure_summary,
@@ -48,6 +49,7 @@ from .sweep_report import (
     run_row,
     write_results,
 )
+from .spec import Run, Sweep, SweepError
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
@@ -66,7 +68,7 @@ def execute_run(task: Mapping[str, Any]) -> dict[str, Any]:
     ``task``: ``run_id``, ``experiment`` (canonical dict), ``base_dir`` (or None). Returns
     ``run_id``, ``status`` ("ok" or "failed"), ``reason``, ``wall_seconds`` and, if ok,
     ``session`` (the bytes of the session file)."""
-    from .training import Trainer  # the heavy part, imported in the worker
+    from core.training import Trainer  # the heavy part, imported in the worker
 
     t0 = time.perf_counter()
     run_id = str(task["run_id"])
@@ -221,7 +223,7 @@ def _write_bytes(path: Path, data: bytes) -> None:
 def preflight(sweep: Sweep) -> None:
     """Build a trainer for each distinct data / output / transfer choice, so a missing data
     file or a loss that does not fit the data is reported before anything runs."""
-    from .training import Trainer
+    from core.training import Trainer
 
     seen: set[str] = set()
     for config in sweep.configurations:

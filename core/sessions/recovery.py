@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .session import SessionError, Snapshot, atomic_write, peek_session, take_snapshot, write_snapshot
+from .format import SessionError, atomic_write, peek_session
+from .trainer_io import Snapshot, take_snapshot, write_snapshot
 
 DATA_ENV = "GRADIENT_WORKBENCH_DATA"
 RECOVERY_SUFFIX = ".recovery"

@@ -15,6 +15,7 @@ them 100 values, where per-call overhead, not arithmetic, set the cost.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -22,7 +23,11 @@ from .activations import get_activation
 from .initializers import get_initializer
 from .layers import ActivationStats, Dense, HiddenLayer, dropout_mask
 from .losses import Loss
-from .spec import ModelSpec
+
+if TYPE_CHECKING:
+    # Only the annotation: the spec sits above the engine (it names the data sources too), so the
+    # engine reads a model spec's fields without importing its module.
+    from core.spec import ModelSpec
 
 
 def parameter_shapes(model: ModelSpec, n_inputs: int, n_outputs: int) -> dict[str, tuple[int, ...]]:

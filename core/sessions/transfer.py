@@ -17,9 +17,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .network import Network
-from .session import Session, SessionError, load_session
-from .spec import SpecError, TransferSpec
+from core.engine.network import Network
+from core.spec import SpecError, TransferSpec
+
+from .format import Session, SessionError, load_session
 
 LAYER_ARRAYS = ("kernel", "bias", "gamma", "beta", "moving_mean", "moving_variance")
 
