@@ -17,7 +17,7 @@ from core.sessions.trainer_io import restore_trainer, save_trainer, take_snapsho
 from core.spec import parse_experiment
 from core.training import Trainer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 SCHEDULE_PARAMS = {
     "constant": {}, "power": {"steps": 5}, "exponential": {"steps": 10},
@@ -207,7 +207,7 @@ sys.path.insert(0, {root!r})
 from core.sessions.trainer_io import save_trainer
 from core.spec import parse_experiment
 from core.training import Trainer
-from tests.core.test_session import resumable_spec
+from tests.core.sessions.test_session import resumable_spec
 trainer = Trainer(parse_experiment(resumable_spec(epochs=3)))
 trainer.fit(epochs=2)
 {attack}

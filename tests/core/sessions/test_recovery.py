@@ -27,7 +27,7 @@ from core.sessions.trainer_io import restore_trainer, save_trainer
 from core.spec import parse_experiment
 from core.training import Trainer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)

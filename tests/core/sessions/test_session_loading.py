@@ -17,7 +17,7 @@ from core.sessions.trainer_io import restore_trainer, save_trainer, trainer_arra
 from core.spec import parse_experiment
 from core.training import Trainer
 
-DATA = Path(__file__).resolve().parents[1] / "data"
+DATA = Path(__file__).resolve().parents[2] / "data"
 
 
 def small_spec(**training) -> dict:

@@ -11,7 +11,7 @@ from core.cli.main import run_headless
 from core.presets import PRESETS
 from core.sessions.format import load_session
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def small_spec(tmp_path: Path, **training) -> Path:

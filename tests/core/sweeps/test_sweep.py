@@ -21,7 +21,7 @@ from core.sweeps.runner import execute_run, run_sweep
 from core.sweeps.spec import SweepError, load_sweep, parse_path, parse_sweep, run_id, set_path
 from core.training import Trainer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 BUNDLED = sorted((ROOT / "resources" / "examples" / "sweeps").glob("*.json"))
 
 BASE = {"name": "tiny", "seed": 3,

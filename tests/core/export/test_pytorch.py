@@ -21,7 +21,7 @@ from core.sessions.trainer_io import save_trainer
 from core.spec import parse_experiment
 from core.training import Trainer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 LAYERS = [{"units": 24, "activation": "elu", "alpha": 0.7, "batch_norm": "before_activation", "init": "he_uniform"},
           {"units": 16, "activation": "leaky_relu", "batch_norm": "after_activation", "init": "glorot_normal"},
