@@ -2,7 +2,8 @@
 
 A hidden layer is one row of the spec: Dense → optional batch norm → activation → optional
 batch norm → optional dropout. Conventions are Keras's: kernel shape ``(fan_in, fan_out)``,
-forward ``X @ kernel + bias``. Every layer keeps three things apart (STYLE.md §4):
+forward ``X @ kernel + bias``. Every layer keeps three things apart, so the optimizer, the
+session file and the diagnostics each see only what is theirs:
 
 * ``params``  — trainable parameters, keyed ``kernel``, ``bias``, ``gamma``, ``beta``;
 * ``grads``   — their gradients, same keys, preallocated, written with ``out=``;

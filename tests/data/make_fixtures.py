@@ -1,6 +1,6 @@
 """Write the session-format fixtures of tests/data (run from the repository root).
 
-One file per released session format, kept forever (STYLE.md §13): a file written by format
+One file per released session format, kept forever (CONTRIBUTING.md, "Formats"): a file written by format
 1 must load, be migrated and resume in every later version. So this script writes only the
 fixture of the *current* format, and only if it does not exist yet; never regenerate an old
 one (pass --force only while that format is still unreleased).

@@ -328,7 +328,7 @@ def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def global_random_state() -> tuple:
-    """The legacy global generator's state: the thing that must not move (STYLE.md §5)."""
+    """The legacy global generator's state: the thing that must not move (CONTRIBUTING.md, "Style": randomness is passed in)."""
     return np.random.get_state()  # noqa: NPY002
 
 
