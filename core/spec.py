@@ -11,7 +11,9 @@ experiment, and a canonical file round-trips to identical JSON.
 
 from __future__ import annotations
 
+import copy
 import json
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -553,3 +555,150 @@ def load_experiment(path: str | Path) -> Experiment:
     except json.JSONDecodeError as exc:
         raise SpecError("", f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     return parse_experiment(obj)
+
+
+# ----------------------------------------------------------------------------- field paths
+
+_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\*|\d+)\]|(\.)")
+
+
+def parse_path(text: str) -> tuple[str | int, ...]:
+    """``"model.layers[*].activation"`` → ``("model", "layers", "*", "activation")``.
+
+    Field names are identifiers, indices non-negative integers, ``*`` every element."""
+    if not isinstance(text, str) or not text:
+        raise ValueError(f"must be a field path such as \"optimizer.learning_rate\", got {text!r}")
+    tokens: list[str | int] = []
+    pos, expect_name = 0, True
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if m is None:
+            raise ValueError(f"cannot read {text!r} at character {pos + 1} ({text[pos]!r}); a path is "
+                             "names joined by dots, with [i] or [*] after a list")
+        name, index, dot = m.groups()
+        if name is not None:
+            if not expect_name:
+                raise ValueError(f"cannot read {text!r}: a dot must separate {tokens[-1]!r} and {name!r}")
+            tokens.append(name)
+            expect_name = False
+        elif index is not None:
+            if expect_name:
+                raise ValueError(f"cannot read {text!r}: [{index}] must follow a field name")
+            tokens.append("*" if index == "*" else int(index))
+        else:
+            if expect_name:
+                raise ValueError(f"cannot read {text!r}: a field name is missing before character {pos + 1}")
+            expect_name = True
+        pos = m.end()
+    if expect_name:
+        raise ValueError(f"cannot read {text!r}: it ends with a dot")
+    return tuple(tokens)
+
+
+def format_path(tokens: tuple[str | int, ...]) -> str:
+    out = ""
+    for t in tokens:
+        out += f"[{t}]" if isinstance(t, int) or t == "*" else (f".{t}" if out else t)
+    return out
+
+
+def set_path(obj: Any, tokens: tuple[str | int, ...], value: Any) -> list[tuple[str | int, ...]]:
+    """Set ``value`` (a deep copy each time) at every place ``tokens`` address in ``obj``, in
+    place; returns the concrete paths set. The last field may be new (a parameter the
+    canonical form leaves out); everything before it must exist."""
+    done: list[tuple[str | int, ...]] = []
+
+    def walk(node: Any, i: int, where: tuple[str | int, ...]) -> None:
+        token = tokens[i]
+        last = i == len(tokens) - 1
+        keys: list[str | int]
+        if isinstance(token, str) and token != "*":
+            if not isinstance(node, dict):
+                raise ValueError(f"{format_path(where) or 'the experiment'} is not an object, so it has "
+                                 f"no field {token!r}")
+            if token not in node and not last:
+                known = ", ".join(node) or "none"
+                raise ValueError(f"{format_path((*where, token))} does not exist in the base experiment "
+                                 f"(fields here: {known})")
+            keys = [token]
+        else:
+            if not isinstance(node, list):
+                raise ValueError(f"{format_path(where)} is not a list, so [{token}] does not apply")
+            if token != "*" and token >= len(node):
+                raise ValueError(f"{format_path((*where, token))} does not exist: the base has {len(node)} "
+                                 f"element(s) there")
+            keys = list(range(len(node))) if token == "*" else [token]
+        for key in keys:
+            if last:
+                node[key] = copy.deepcopy(value)
+                done.append((*where, key))
+            else:
+                walk(node[key], i + 1, (*where, key))
+
+    walk(obj, 0, ())
+    return done
+
+
+def get_path(obj: Any, tokens: tuple[str | int, ...]) -> Any:
+    """The value at a concrete path (no ``*``)."""
+    for t in tokens:
+        obj = obj[t]
+    return obj
+
+def path_exists(obj: Any, tokens: tuple[str | int, ...]) -> bool:
+    for t in tokens:
+        if isinstance(t, int):
+            if not isinstance(obj, list) or t >= len(obj):
+                return False
+        elif not isinstance(obj, dict) or t not in obj:
+            return False
+        obj = obj[t]
+    return True
+
+
+class FieldPathError(ValueError):
+    """A change that cannot be applied; ``index`` says which of the changes."""
+
+    def __init__(self, index: int, message: str) -> None:
+        self.index = index
+        super().__init__(message)
+
+
+# Parameters owned by a component's name: when a change renames the component, these are reset
+# (Adam's beta_1 means nothing to SGD), unless a change sets them explicitly too.
+_ACTIVATION_PARAMS = sorted({p for name in ACTIVATIONS.names() for p in ACTIVATIONS.get(name).parameters()})
+_KEPT_ON_RENAME = {"optimizer": ("name", "learning_rate"), "schedule": ("name",)}
+
+
+def apply_changes(base: Mapping[str, Any], changes: list[tuple[tuple[str | int, ...], Any]]) -> dict[str, Any]:
+    """A copy of the experiment dict ``base`` with each ``(path tokens, value)`` set in turn (the
+    sweep's axes, the ``branch`` command's ``--set``). Renaming an activation, optimizer or
+    schedule drops the old one's parameters that no change sets. The result is not validated:
+    ``parse_experiment`` does that."""
+    exp = copy.deepcopy(dict(base))
+    explicit: set[tuple[str | int, ...]] = set()
+    renamed: list[tuple[str | int, ...]] = []   # components whose name a change renamed
+    for i, (tokens, value) in enumerate(changes):
+        try:
+            paths = set_path(exp, tokens, value)
+        except ValueError as exc:
+            raise FieldPathError(i, str(exc)) from None
+        explicit.update(paths)
+        for p in paths:
+            parent, key = p[:-1], p[-1]
+            old = get_path(base, p) if path_exists(base, p) else None
+            if old == value:
+                continue
+            if key == "activation" or (parent in (("optimizer",), ("schedule",)) and key == "name"):
+                renamed.append(p)
+    for p in renamed:
+        parent, key = p[:-1], p[-1]
+        node = get_path(exp, parent)
+        if key == "activation":
+            stale = [k for k in _ACTIVATION_PARAMS if k in node]
+        else:
+            stale = [k for k in list(node) if k not in _KEPT_ON_RENAME[str(parent[0])]]
+        for k in stale:
+            if (*parent, k) not in explicit:
+                del node[k]
+    return exp

@@ -11,34 +11,13 @@ state, never scraped from widgets.
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from core.spec import Experiment, SpecError, parse_experiment
-
-_TOKEN = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
-
-
-def split_path(path: str) -> list[str | int]:
-    """``"model.layers[3].units"`` → ``["model", "layers", 3, "units"]``."""
-    return [int(index) if index else name for name, index in _TOKEN.findall(path)]
-
-
-def get_path(data: Any, path: str) -> Any:
-    for key in split_path(path):
-        data = data[key]
-    return data
-
-
-def set_path(data: Any, path: str, value: Any) -> None:
-    keys = split_path(path)
-    for key in keys[:-1]:
-        data = data[key]
-    data[keys[-1]] = value
+from core.spec import Experiment, SpecError, get_path, parse_experiment, parse_path, set_path
 
 
 class _Edit(QUndoCommand):
@@ -86,7 +65,7 @@ class ExperimentState(QObject):
         return copy.deepcopy(self._data)
 
     def get(self, path: str) -> Any:
-        return copy.deepcopy(get_path(self._data, path))
+        return copy.deepcopy(get_path(self._data, parse_path(path)))
 
     @property
     def valid(self) -> bool:
@@ -104,7 +83,7 @@ class ExperimentState(QObject):
         ``errors[path]`` until a valid value is set for that field)."""
         data = self.data
         try:
-            set_path(data, path, value)
+            set_path(data, parse_path(path), value)
         except (KeyError, IndexError, TypeError) as exc:
             return self._refuse(path, f"{path}: no such field ({exc})")
         return self.replace_data(data, text or f"Set {path}", error_path=path)

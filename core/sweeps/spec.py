@@ -30,7 +30,6 @@ import hashlib
 import itertools
 import json
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,8 +37,16 @@ from typing import Any
 
 import numpy as np
 
-from core.engine.activations import ACTIVATIONS
-from core.spec import MONITORS, SpecError, parse_experiment
+from core.spec import (  # noqa: F401  (parse_path, set_path: also this module's names, as before)
+    MONITORS,
+    FieldPathError,
+    SpecError,
+    apply_changes,
+    format_path,
+    parse_experiment,
+    parse_path,
+    set_path,
+)
 
 FORMAT = "gradient-workbench.sweep"
 VERSION = 1
@@ -49,101 +56,10 @@ MAX_AXIS_VALUES = 1_000
 TARGET_METRICS = MONITORS   # val_loss, val_accuracy, loss, accuracy
 AXIS_KINDS = ("values", "range", "log_range")
 
-# Parameters owned by a component name: when an axis changes the name, these are reset.
-_ACTIVATION_PARAMS = sorted({p for name in ACTIVATIONS.names() for p in ACTIVATIONS.get(name).parameters()})
-_KEPT_ON_RENAME = {"optimizer": ("name", "learning_rate"), "schedule": ("name",)}
 
 
 class SweepError(SpecError):
     """A refused sweep; ``str()`` is ``"<field path>: <what is wrong and what is allowed>"``."""
-
-
-# ----------------------------------------------------------------------------- paths
-
-_TOKEN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)|\[(\*|\d+)\]|(\.)")
-
-
-def parse_path(text: str) -> tuple[str | int, ...]:
-    """``"model.layers[*].activation"`` → ``("model", "layers", "*", "activation")``.
-
-    Field names are identifiers, indices non-negative integers, ``*`` every element."""
-    if not isinstance(text, str) or not text:
-        raise ValueError(f"must be a field path such as \"optimizer.learning_rate\", got {text!r}")
-    tokens: list[str | int] = []
-    pos, expect_name = 0, True
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if m is None:
-            raise ValueError(f"cannot read {text!r} at character {pos + 1} ({text[pos]!r}); a path is "
-                             "names joined by dots, with [i] or [*] after a list")
-        name, index, dot = m.groups()
-        if name is not None:
-            if not expect_name:
-                raise ValueError(f"cannot read {text!r}: a dot must separate {tokens[-1]!r} and {name!r}")
-            tokens.append(name)
-            expect_name = False
-        elif index is not None:
-            if expect_name:
-                raise ValueError(f"cannot read {text!r}: [{index}] must follow a field name")
-            tokens.append("*" if index == "*" else int(index))
-        else:
-            if expect_name:
-                raise ValueError(f"cannot read {text!r}: a field name is missing before character {pos + 1}")
-            expect_name = True
-        pos = m.end()
-    if expect_name:
-        raise ValueError(f"cannot read {text!r}: it ends with a dot")
-    return tuple(tokens)
-
-
-def format_path(tokens: tuple[str | int, ...]) -> str:
-    out = ""
-    for t in tokens:
-        out += f"[{t}]" if isinstance(t, int) or t == "*" else (f".{t}" if out else t)
-    return out
-
-
-def set_path(obj: Any, tokens: tuple[str | int, ...], value: Any) -> list[tuple[str | int, ...]]:
-    """Set ``value`` (a deep copy each time) at every place ``tokens`` address in ``obj``, in
-    place; returns the concrete paths set. The last field may be new (a parameter the
-    canonical form leaves out); everything before it must exist."""
-    done: list[tuple[str | int, ...]] = []
-
-    def walk(node: Any, i: int, where: tuple[str | int, ...]) -> None:
-        token = tokens[i]
-        last = i == len(tokens) - 1
-        keys: list[str | int]
-        if isinstance(token, str) and token != "*":
-            if not isinstance(node, dict):
-                raise ValueError(f"{format_path(where) or 'the experiment'} is not an object, so it has "
-                                 f"no field {token!r}")
-            if token not in node and not last:
-                known = ", ".join(node) or "none"
-                raise ValueError(f"{format_path((*where, token))} does not exist in the base experiment "
-                                 f"(fields here: {known})")
-            keys = [token]
-        else:
-            if not isinstance(node, list):
-                raise ValueError(f"{format_path(where)} is not a list, so [{token}] does not apply")
-            if token != "*" and token >= len(node):
-                raise ValueError(f"{format_path((*where, token))} does not exist: the base has {len(node)} "
-                                 f"element(s) there")
-            keys = list(range(len(node))) if token == "*" else [token]
-        for key in keys:
-            if last:
-                node[key] = copy.deepcopy(value)
-                done.append((*where, key))
-            else:
-                walk(node[key], i + 1, (*where, key))
-
-    walk(obj, 0, ())
-    return done
-
-
-def _get(obj: Any, tokens: tuple[str | int, ...]) -> Any:
-    for t in tokens:
-        obj = obj[t]
-    return obj
 
 
 # ----------------------------------------------------------------------------- the typed sweep
@@ -519,44 +435,10 @@ def _points(sweep: Sweep) -> list[tuple[Any, ...]]:
 
 
 def _apply(base: dict[str, Any], axes: tuple[Axis, ...], point: tuple[Any, ...], where: str) -> dict[str, Any]:
-    exp = copy.deepcopy(base)
-    explicit: set[tuple[str | int, ...]] = set()
-    renamed: list[tuple[str | int, ...]] = []   # components whose name an axis changed
-    for i, (axis, value) in enumerate(zip(axes, point, strict=True)):
-        try:
-            paths = set_path(exp, axis.tokens, value)
-        except ValueError as exc:
-            raise SweepError(f"axes[{i}].path", f"{exc}{where}") from None
-        explicit.update(paths)
-        for p in paths:
-            parent, key = p[:-1], p[-1]
-            old = _get(base, p) if _exists(base, p) else None
-            if old == value:
-                continue
-            if key == "activation" or (parent in (("optimizer",), ("schedule",)) and key == "name"):
-                renamed.append(p)
-    for p in renamed:
-        parent, key = p[:-1], p[-1]
-        node = _get(exp, parent)
-        if key == "activation":
-            stale = [k for k in _ACTIVATION_PARAMS if k in node]
-        else:
-            stale = [k for k in list(node) if k not in _KEPT_ON_RENAME[str(parent[0])]]
-        for k in stale:
-            if (*parent, k) not in explicit:
-                del node[k]
-    return exp
-
-
-def _exists(obj: Any, tokens: tuple[str | int, ...]) -> bool:
-    for t in tokens:
-        if isinstance(t, int):
-            if not isinstance(obj, list) or t >= len(obj):
-                return False
-        elif not isinstance(obj, dict) or t not in obj:
-            return False
-        obj = obj[t]
-    return True
+    try:
+        return apply_changes(base, [(axis.tokens, value) for axis, value in zip(axes, point, strict=True)])
+    except FieldPathError as exc:
+        raise SweepError(f"axes[{exc.index}].path", f"{exc}{where}") from None
 
 
 def _expand(sweep: Sweep) -> list[Configuration]:
