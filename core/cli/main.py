@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import signal
 import sys
@@ -17,16 +18,25 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
 from core import __version__
+from core.sessions.branch import branch_record, branch_trainer, parse_changes
 from core.sessions.format import Session, SessionError, load_session, peek_session
 from core.sessions.recovery import DEFAULT_INTERVAL, Autosaver, recovery_path_for
+from core.sessions.summary import layer_names, session_summary
 from core.sessions.trainer_io import restore_trainer, save_trainer
 from core.sessions.transfer import describe_lineage
 from core.spec import SpecError, load_experiment
 
-from .args import EXIT_BAD_INPUT, EXIT_WRITE_FAILED, Parser, UsageError, check_out, positive_float, positive_int
+from .args import (
+    EXIT_BAD_INPUT,
+    EXIT_WRITE_FAILED,
+    Parser,
+    UsageError,
+    check_out,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from .commands import COMMANDS as MORE_COMMANDS
 from .commands import add_commands
 
@@ -54,6 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--no-autosave", action="store_true", help="write no recovery copy")
     i = sub.add_parser("info", help="print a session's architecture, metrics and last gradient norms")
     i.add_argument("session", help="session file (*.gwb)")
+    i.add_argument("--json", action="store_true",
+                   help="print the summary as one JSON object (findings under 'health'; docs/DESIGN.md)")
+    b = sub.add_parser("branch", help="fork a saved run at an optimizer step, optionally with changed settings")
+    b.add_argument("session", help="session file (*.gwb)")
+    b.add_argument("--at-step", type=non_negative_int, required=True, metavar="K",
+                   help="the optimizer step to fork at (0 to the run's last step)")
+    b.add_argument("--out", required=True, help="session file to write for the branch (*.gwb)")
+    b.add_argument("--set", action="append", default=[], metavar="PATH=VALUE",
+                   help="change a field of the experiment from step K on, e.g. optimizer.learning_rate=0.001 "
+                        "(PATH as in the experiment JSON, VALUE as JSON or a plain word); repeatable")
     o = sub.add_parser("open", help="open a session or experiment in the window")
     o.add_argument("file", help="session (*.gwb) or experiment (*.json)")
     add_commands(sub)  # sweep, sweep-report, export (core/cli/commands.py)
@@ -198,63 +218,80 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def describe_session(session: Session) -> str:
-    """The text ``gradient-workbench info`` prints."""
+    """The text ``gradient-workbench info`` prints (``session_summary`` rendered)."""
+    s = session_summary(session)
     exp = session.experiment
     lines = [f"session      {session.path}",
              f"experiment   {exp.name!r} (seed {exp.seed})",
              f"data         {exp.data.source}" + (f" ({exp.data.path})" if exp.data.path else ""),
              f"optimizer    {exp.optimizer.name} {dict(exp.optimizer.params) or ''}".rstrip(),
              f"schedule     {exp.schedule.name} {dict(exp.schedule.params) or ''}".rstrip(),
-             f"app version  {session.manifest.get('app_version', '?')}, "
-             f"saved {session.manifest.get('created', '?')}",
+             f"app version  {s['app_version'] or '?'}, saved {s['saved'] or '?'}",
              "", "architecture"]
-    names = [str(n) for n in session.history.get("layer_names", [])]
-    keys = [f"layers.{i}" for i in range(len(exp.model.layers))] + ["output"]
-    total = 0
-    for j, key in enumerate(keys):
-        count = sum(int(a.size) for k, a in session.weights.items()
-                    if k.startswith(key + ".") and not k.endswith(("moving_mean", "moving_variance")))
-        total += count
-        kernel = session.weights.get(f"{key}.kernel")
-        shape = "x".join(map(str, kernel.shape)) if kernel is not None else "?"
-        label = names[j] if j < len(names) else key
+    for row in s["architecture"]:
+        shape = "x".join(map(str, row["kernel_shape"])) if row["kernel_shape"] else "?"
         extra = ""
-        if key != "output":
-            row = exp.model.layers[j]
-            extra = "".join([f", BN {row.batch_norm}" if row.batch_norm else "",
-                             f", dropout {row.dropout:g}" if row.dropout else "",
-                             f", init {row.init_name}"])
-        lines.append(f"  {label:<32} kernel {shape:<10} {count:>10,} parameters{extra}")
-    lines.append(f"  {'total':<32} {'':<17} {total:>10,} parameters")
-    epochs = session.history.get("epoch", np.zeros(0))
-    lines += ["", f"epochs       {len(epochs)} trained, {int(session.state.get('step', 0)):,} steps"]
-    for metric, best in (("val_accuracy", np.nanmax), ("val_loss", np.nanmin), ("accuracy", np.nanmax),
-                         ("loss", np.nanmin)):
-        values = session.history.get(metric)
-        if values is not None and len(values) and np.isfinite(values).any():
-            i = int(np.nanargmax(values) if best is np.nanmax else np.nanargmin(values))
-            lines.append(f"best {metric:<12} {values[i]:.4f} (epoch {int(epochs[i])}), last {values[-1]:.4f}")
-    grad = session.history.get("grad_norm")
-    if grad is not None and len(grad):
-        step = int(session.history["step"][-1])
-        lines += ["", f"gradient norms at step {step:,} (input → output)"]
-        for label, value in zip(names, grad[-1], strict=False):
-            lines.append(f"  {label:<32} {value:.3e}")
+        if row["key"] != "output":
+            extra = "".join([f", BN {row['batch_norm']}" if row["batch_norm"] else "",
+                             f", dropout {row['dropout']:g}" if row["dropout"] else "",
+                             f", init {row['init']}"])
+        lines.append(f"  {row['name']:<32} kernel {shape:<10} {row['parameters']:>10,} parameters{extra}")
+    lines.append(f"  {'total':<32} {'':<17} {s['parameters']:>10,} parameters")
+    lines += ["", f"epochs       {s['epochs']} trained, {s['steps']:,} steps"]
+    for metric, best in s["best"].items():
+        lines.append(f"best {metric:<12} {best['value']:.4f} (epoch {best['epoch']}), last "
+                     + (f"{best['last']:.4f}" if best["last"] is not None else "nan"))
+    if s["last_grad_norm"]:
+        lines += ["", f"gradient norms at step {s['last_grad_norm']['step']:,} (input → output)"]
+        for layer in s["last_grad_norm"]["layers"]:
+            value = layer["grad_norm"]
+            lines.append(f"  {layer['name']:<32} " + (f"{value:.3e}" if value is not None else "nan"))
+    lines += ["", "health (the detector's findings at the last recorded steps)"]
+    lines += [f"  {h['kind']:<10} {h['layer_name']} at step {h['step']:,}: {h['message']}"
+              for h in s["health"]] or ["  nothing found"]
     transfer = exp.model.transfer
     lines += ["", "lineage (layers reused from saved sessions)"]
-    lines += describe_lineage(session.lineage, names, transfer.unfreeze_at_epoch if transfer else None)
-    events = session.state.get("events", [])
-    if events:
-        lines += ["", "events"] + [f"  step {e['step']:>7}: {e['message']}" for e in events]
+    lines += describe_lineage(session.lineage, layer_names(session),
+                              transfer.unfreeze_at_epoch if transfer else None)
+    if s["branch"]:
+        lines += ["", f"branched from {s['branch'].get('from')} at step {s['branch'].get('at_step')}"]
+    if s["events"]:
+        lines += ["", "events"] + [f"  step {e.get('step', '?'):>7}: {e.get('message', '')}" for e in s["events"]]
     return "\n".join(lines)
 
 
-def cmd_info(args: argparse.Namespace) -> int:
-    sys.stdout.write(describe_session(load_session(args.session)) + "\n")
+def cmd_branch(args: argparse.Namespace) -> int:
+    """Replay the run to step K, apply the changes, write the branch; ``resume`` trains it on."""
+    out = check_out(args.out)
+    try:
+        changes = parse_changes(args.set)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    session = load_session(args.session)
+    trainer = branch_trainer(session, args.at_step, changes)
+    extra: dict[str, Any] = {"branch": branch_record(session.path, args.at_step, changes)}
+    if isinstance(session.state.get("base_dir"), str):
+        extra["base_dir"] = session.state["base_dir"]
+    try:
+        save_trainer(out, trainer, extra)
+    except OSError as exc:
+        raise WriteFailed(f"could not write {out} ({exc})") from None
+    sys.stderr.write(f"branched {args.session} at step {args.at_step:,} (epoch {trainer.epoch}, batch "
+                     f"{trainer.batch_index}){' with ' + ', '.join(args.set) if args.set else ''}; wrote {out}\n"
+                     f"continue it with: gradient-workbench resume {out} --out {out}\n")
     return 0
 
 
-COMMANDS = {"train": cmd_train, "resume": cmd_resume, "info": cmd_info, **MORE_COMMANDS}
+def cmd_info(args: argparse.Namespace) -> int:
+    session = load_session(args.session)
+    if args.json:
+        sys.stdout.write(json.dumps(session_summary(session), indent=2, allow_nan=False) + "\n")
+    else:
+        sys.stdout.write(describe_session(session) + "\n")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "info": cmd_info, "branch": cmd_branch, **MORE_COMMANDS}
 
 
 def run_headless(argv: Sequence[str]) -> int:
