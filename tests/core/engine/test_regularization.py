@@ -328,7 +328,8 @@ def shifted(image: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def global_random_state() -> tuple:
-    """The legacy global generator's state: the thing that must not move (CONTRIBUTING.md, "Style": randomness is passed in)."""
+    """The legacy global generator's state: the thing that must not move (randomness is passed in:
+    CONTRIBUTING.md, "Style")."""
     return np.random.get_state()  # noqa: NPY002
 
 
