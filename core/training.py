@@ -77,6 +77,22 @@ def stratified_split(y: np.ndarray, validation: float, test: float, rng: np.rand
     return Split(*(np.sort(np.concatenate(parts[k])).astype(np.int64) for k in ("train", "val", "test")))
 
 
+def split_dataset(dataset: Dataset, validation: float, test: float, rng: np.random.Generator,
+                  stratify: bool) -> Split:
+    """The experiment's split of ``dataset``: ``stratified_split`` of its rows, except that a
+    published test set (``dataset.test_rows``, the book's data sets) is the test split as it
+    is, and the validation split is cut from the other rows."""
+    y = dataset.y if stratify else np.zeros(len(dataset.y))
+    if dataset.test_rows is None:
+        return stratified_split(y, validation, test, rng, stratify)
+    if test:
+        raise SpecError("data.test_split", f"must be 0 for {dataset.name}, which keeps its published test set "
+                                           f"({len(dataset.test_rows):,} images) as the test split; got {test!r}")
+    rest = np.setdiff1d(np.arange(len(y)), dataset.test_rows, assume_unique=True)
+    part = stratified_split(y[rest], validation, 0.0, rng, stratify)
+    return Split(rest[part.train], rest[part.val], dataset.test_rows.copy())
+
+
 def _flat_view(a: np.ndarray) -> np.ndarray:
     """A 1-D view of ``a``; never a copy, which would leave the diagnostics reading stale values."""
     flat = a.reshape(-1)
@@ -131,9 +147,8 @@ class Trainer:
         self.dataset = dataset
         self.loss, n_outputs = choose_loss(spec, dataset)
         self.classification = dataset.task == "classification"
-        self.split = stratified_split(dataset.y if self.classification else np.zeros(len(dataset.y)),
-                                      spec.data.validation_split, spec.data.test_split, split_rng,
-                                      stratify=self.classification)
+        self.split = split_dataset(dataset, spec.data.validation_split, spec.data.test_split, split_rng,
+                                   stratify=self.classification)
         if len(self.split.train) == 0:
             raise SpecError("data", f"{dataset.name} has too few examples to leave any for training")
         X = dataset.X.astype(self.dtype, copy=False)

@@ -101,6 +101,9 @@ class Dataset:
     class_names: list[str]
     image_shape: tuple[int, int] | None
     name: str
+    # Rows of a published test set (the book's data sets keep theirs): the trainer makes them the
+    # test split and cuts the validation split from the other rows. ``None``: no fixed split.
+    test_rows: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         # Invariants, so that every consumer can rely on dtypes and shapes without re-checking.
@@ -125,6 +128,12 @@ class Dataset:
         if len(self.feature_names) != self.X.shape[1]:
             raise ValueError(
                 f"feature_names: must name all {self.X.shape[1]} features, got {len(self.feature_names)}")
+        if self.test_rows is not None:
+            rows = self.test_rows
+            if (not isinstance(rows, np.ndarray) or rows.ndim != 1 or rows.dtype != np.int64
+                    or (len(rows) and (rows[0] < 0 or rows[-1] >= len(self.X) or np.any(np.diff(rows) <= 0)))):
+                raise ValueError(f"test_rows: must be increasing int64 row indices below {len(self.X)}, got "
+                                 f"{_describe(rows)}")
         if self.image_shape is not None:
             self.image_shape = (int(self.image_shape[0]), int(self.image_shape[1]))
             if self.image_shape[0] * self.image_shape[1] != self.X.shape[1]:
@@ -191,6 +200,10 @@ class DatasetSource(Component):
 
     def load(self, rng: np.random.Generator) -> Dataset:
         raise NotImplementedError
+
+    def load_with_progress(self, rng: np.random.Generator, progress: Progress | None) -> Dataset:
+        """``load``, reporting progress where a source has any (a download, a large file)."""
+        return self.load(rng)
 
 
 def _check_size(n_samples: Any, n_classes: int = 2) -> int:
@@ -901,4 +914,4 @@ def load_dataset(source: str, params: Mapping[str, Any], *, path: str | None = N
         if value is not None:
             raise DatasetError(f"{key}: only used when source is 'npz' or 'csv', not {source!r}")
     dataset_source = DATASETS.get(source).from_config(params or {})
-    return dataset_source.load(rng)  # type: ignore[attr-defined]
+    return dataset_source.load_with_progress(rng, progress)  # type: ignore[attr-defined]

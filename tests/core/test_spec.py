@@ -102,7 +102,7 @@ BAD = [
     ("optimizer.lr", 0.1, "optimizer.lr: unknown parameter"),
     ("schedule.name", "cosine", "schedule.name: must be one of constant"),
     ("schedule.max_learning_rate", -1, "schedule.max_learning_rate:"),
-    ("data.source", "mnist", "data.source: must be one of spirals"),
+    ("data.source", "imagenet", "data.source: must be one of spirals"),
     ("data.validation_split", 1.5, "data.validation_split: must be a number in [0, 1)"),
     ("data.test_split", 0.8, "data.test_split: validation_split + test_split must leave"),
     ("data.augmentation", {"type": "rotate"}, "data.augmentation.type: must be one of none, shift, noise"),

@@ -25,6 +25,7 @@ from core.data.datasets import (
 SYNTHETIC = ["spirals", "moons", "circles", "blobs", "xor"]
 BUNDLED = ["digits", "iris", "wine", "breast_cancer"]
 AUXILIARY = ["corrupted"]
+BOOK = ["fashion_mnist", "mnist", "cifar10"]   # downloaded on first use: tests/core/data/test_book.py
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -55,8 +56,8 @@ def assert_global_state_untouched(action) -> None:
 
 
 def test_registry_names_exact():
-    assert DATASETS.names() == SYNTHETIC + BUNDLED + AUXILIARY
-    assert dataset_names() == SYNTHETIC + BUNDLED + AUXILIARY + ["npz", "csv"]
+    assert DATASETS.names() == SYNTHETIC + BUNDLED + AUXILIARY + BOOK
+    assert dataset_names() == SYNTHETIC + BUNDLED + AUXILIARY + BOOK + ["npz", "csv"]
 
 
 @pytest.mark.parametrize("name", SYNTHETIC + BUNDLED)
@@ -597,8 +598,9 @@ def test_load_dataset_errors(tmp_path):
     assert_error(load_dataset, "npz", {}, rng=rng(), words=["path: required", "'npz'"])
     assert_error(load_dataset, "csv", {}, path="x.csv", rng=rng(), words=["target: required", "'csv'"])
     assert_error(load_dataset, "npz", {}, path="x.npz", target="t", rng=rng(), words=["target: only used"])
-    assert_error(load_dataset, "mnist", {}, rng=rng(),
-                 words=["unknown dataset 'mnist'", "allowed: spirals, moons", "breast_cancer, corrupted, npz, csv"])
+    assert_error(load_dataset, "imagenet", {}, rng=rng(),
+                 words=["unknown dataset 'imagenet'", "allowed: spirals, moons",
+                        "breast_cancer, corrupted, fashion_mnist, mnist, cifar10, npz, csv"])
     assert_error(load_dataset, "moons", {}, path="x.npz", rng=rng(), words=["path: only used"])
     with pytest.raises(ValueError, match="noise: unknown parameter for dataset 'npz'; allowed: none"):
         load_dataset("npz", {"noise": 1}, path="x.npz", rng=rng())
@@ -683,7 +685,7 @@ def test_noise_corruption_touches_about_the_fraction_of_features():
 
 @pytest.mark.parametrize(("params", "message"), [
     ({"base": "corrupted"}, "base: must be one of spirals"),
-    ({"base": "mnist"}, "base: must be one of"),
+    ({"base": "imagenet"}, "base: must be one of"),
     ({"base_params": {"classes": [11]}}, "base_params: classes: unknown class 11"),
     ({"base_params": [1]}, "base_params: must be null or an object"),
     ({"corruption": "blur"}, "corruption: must be one of"),
