@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.data.datasets import Dataset, load_dataset
+from core.data.datasets import Dataset, Progress, load_dataset
 from core.engine.diagnostics import (
     EPOCH_METRICS,
     LAYER_QUANTITIES,
@@ -127,11 +127,14 @@ class Trainer:
     """Trains one experiment; see the module docstring."""
 
     def __init__(self, experiment: Experiment, base_dir: str | Path | None = None, *,
-                 dataset: Dataset | None = None, transfer: bool = True) -> None:
+                 dataset: Dataset | None = None, transfer: bool = True,
+                 data_progress: Progress | None = None) -> None:
         """``base_dir`` is the spec file's folder (relative data and transfer paths resolve
-        against it). With ``transfer=False`` the layers named in ``model.transfer`` are not read
-        from their source file: for a trainer whose state is about to be restored from a
-        session, which already holds them (``core.sessions.trainer_io.restore_trainer``)."""
+        against it). ``data_progress`` hears how far loading the data has come (a download, a
+        large file; see ``core.data.datasets.Progress``). With ``transfer=False`` the layers
+        named in ``model.transfer`` are not read from their source file: for a trainer whose
+        state is about to be restored from a session, which already holds them
+        (``core.sessions.trainer_io.restore_trainer``)."""
         self.experiment = experiment
         spec = experiment
         self.dtype = np.dtype(spec.training.dtype)
@@ -141,7 +144,8 @@ class Trainer:
             try:
                 dataset = load_dataset(spec.data.source, spec.data.params, path=spec.data.path,
                                        target=spec.data.target,
-                                       base_dir=Path(base_dir) if base_dir is not None else None, rng=data_rng)
+                                       base_dir=Path(base_dir) if base_dir is not None else None, rng=data_rng,
+                                       progress=data_progress)
             except ValueError as exc:
                 raise SpecError("data", str(exc)) from None
         self.dataset = dataset

@@ -110,6 +110,23 @@ class Progress:
             self.stream.write(f"{self._cr}{info['message']}\n")
 
 
+class DataProgress:
+    """One self-overwriting line on stderr while the data loads (a first download of the book's
+    data sets takes a while), at most every whole per cent."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.shown = -1
+
+    def __call__(self, fraction: float) -> None:
+        percent = int(fraction * 100)
+        if percent != self.shown:
+            self.shown = percent
+            end = "\n" if percent >= 100 else ""
+            self.stream.write(f"\rloading data {percent:3d}%{end}")
+            self.stream.flush()
+
+
 class WriteFailed(Exception):
     """The run could not be saved (a full disk, a read-only folder): exit status 1."""
 
@@ -197,7 +214,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from core.training import Trainer
 
     folder = spec_path.parent.resolve()  # absolute, so the session says where its data and sources are
-    trainer = Trainer(experiment, folder)
+    trainer = Trainer(experiment, folder, data_progress=None if args.quiet else DataProgress(sys.stderr))
     return _run(trainer, None, out, args, folder)
 
 

@@ -248,3 +248,25 @@ def test_bad_parameters_name_the_field():
         parse_experiment({"data": {"source": "cifar10", "params": {"grayscale": "yes"}}})
     with pytest.raises(SpecError, match="unknown"):
         parse_experiment({"data": {"source": "fashion_mnist", "params": {"grayscale": True}}})
+
+
+def test_the_cli_shows_a_progress_line_while_the_data_downloads(cache, fashion, monkeypatch, tmp_path, capsys):
+    import json
+
+    from core.cli.main import run_headless
+
+    files, _ = fashion
+    spec = tmp_path / "f.json"
+    spec.write_text(json.dumps({"data": {"source": "fashion_mnist", "params": {"n_train": 20}},
+                                "model": {"layers": [{"units": 4}]}, "training": {"epochs": 1}}))
+    with serve(files) as (url, _):
+        monkeypatch.setenv(MIRROR_VARIABLE, url)
+        assert run_headless(["train", str(spec), "--out", str(tmp_path / "f.gwb"), "--no-autosave"]) == 0
+    err = capsys.readouterr().err
+    assert "loading data 100%" in err and "\rloading data" in err
+    monkeypatch.setenv(MIRROR_VARIABLE, f"http://127.0.0.1:{free_port()}")
+    for name in files:
+        (cache / name).unlink()
+    assert run_headless(["train", str(spec), "--out", str(tmp_path / "g.gwb"), "--no-autosave", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: data: ") and "cannot reach" in err and err.count("\n") == 1
