@@ -42,6 +42,7 @@ from core.engine.regularization import (
     weight_penalty,
 )
 from core.engine.schedules import SCHEDULES, Schedule
+from core.engine.threads import choose_blas_threads, limit_blas_threads
 from core.sessions.transfer import apply_transfer
 from core.spec import Experiment, SpecError
 
@@ -183,6 +184,10 @@ class Trainer:
         self.schedule: Schedule = SCHEDULES.get(spec.schedule.name).from_config(spec.schedule.params,
                                                                                spec.learning_rate)
         self.batch_size = min(spec.training.batch_size, len(self.split.train))
+        # BLAS threads for fit(): one unless the products are large enough to gain from more
+        # (core.engine.threads); a caller that keeps cores for itself, or knows better, sets it.
+        widths = [self.network.n_inputs, *(row.units for row in spec.model.layers), self.network.n_outputs]
+        self.blas_threads: int | None = choose_blas_threads(widths, self.batch_size)
         self.steps_per_epoch = math.ceil(len(self.split.train) / self.batch_size)
         # The schedule is planned once, for training.epochs; the plan is saved with the state, so a
         # resumed run follows the plan it started with (fit(epochs=k) never re-plans).
@@ -292,7 +297,11 @@ class Trainer:
         plan made for ``training.epochs``; past it, 1cycle stays at its final rate.
 
         Returns why it ended: ``"completed"``, ``"stopped"``, ``"early_stopping"`` or
-        ``"diverged: ..."``."""
+        ``"diverged: ..."``. The matrix products use ``blas_threads`` BLAS threads."""
+        with limit_blas_threads(self.blas_threads):
+            return self._fit(epochs, observer, should_stop)
+
+    def _fit(self, epochs: int | None, observer: Observer | None, should_stop: Callable[[], bool] | None) -> str:
         target = self.experiment.training.epochs if epochs is None else self.epoch + int(epochs)
         self._stop_flag.clear()
         notify = observer or (lambda kind, info: None)

@@ -1,0 +1,70 @@
+"""BLAS threads per run (``core.engine.threads``)."""
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info
+
+from core.engine.threads import (
+    PARALLEL_WORK,
+    busy_elsewhere,
+    choose_blas_threads,
+    largest_product,
+    limit_blas_threads,
+)
+from core.spec import parse_experiment
+from core.training import Trainer
+
+
+def blas_threads() -> int:
+    return max(info["num_threads"] for info in threadpool_info() if info["user_api"] == "blas")
+
+
+def test_largest_product_counts_batch_times_fan_in_times_fan_out():
+    assert largest_product([784, 300, 100, 10], 32) == 32 * 784 * 300
+    assert largest_product([2, 2048, 2048, 10], 128) == 128 * 2048 * 2048
+    assert largest_product([5], 32) == 0
+
+
+@pytest.mark.parametrize("widths, batch, cores, busy, reserved, want", [
+    ([64, 100, 100, 10], 32, 2, 0, 0, 1),          # small products: one thread whatever the cores
+    ([784, 300, 100, 10], 32, 2, 0, 0, 2),         # 7.5 M multiply-adds: both cores when idle
+    ([784, 300, 100, 10], 32, 2, 1, 0, 1),         # ... one when another task runs
+    ([784, 300, 100, 10], 32, 2, 0, 1, 1),         # ... one when the window keeps a core
+    ([784, 300, 100, 10], 32, 8, 2, 1, 5),
+    ([784, 300, 100, 10], 32, 2, 5, 0, 1),         # never fewer than one
+])
+def test_the_choice_follows_size_and_free_cores(widths, batch, cores, busy, reserved, want):
+    assert choose_blas_threads(widths, batch, cores=cores, busy=busy, reserved=reserved) == want
+
+
+def test_the_threshold_sits_between_the_reference_networks():
+    assert largest_product([64, 100, 100, 100, 10], 32) < PARALLEL_WORK <= largest_product([784, 300, 100, 10], 32)
+
+
+def test_busy_elsewhere_reads_the_runnable_count(tmp_path):
+    path = tmp_path / "loadavg"
+    path.write_text("0.50 0.40 0.30 3/412 12345\n")
+    assert busy_elsewhere(str(path)) == 2
+    assert busy_elsewhere(str(tmp_path / "missing")) == 0
+    path.write_text("garbage")
+    assert busy_elsewhere(str(path)) == 0
+
+
+def test_limit_applies_inside_the_block_and_restores_after():
+    before = blas_threads()
+    with limit_blas_threads(1):
+        assert blas_threads() == 1
+    assert blas_threads() == before
+    with limit_blas_threads(None):
+        assert blas_threads() == before
+
+
+def test_fit_runs_with_the_trainers_choice():
+    trainer = Trainer(parse_experiment({"data": {"source": "xor", "params": {"n_samples": 64}},
+                                        "model": {"layers": [{"units": 4}]}, "training": {"epochs": 1}}))
+    assert trainer.blas_threads == 1
+    seen = []
+    trainer.fit(observer=lambda kind, info: seen.append(blas_threads()) if kind == "epoch" else None)
+    assert seen == [1]
+    a = np.ones((4, 4), np.float32)
+    assert np.array_equal(a @ a, np.full((4, 4), 4, np.float32))
