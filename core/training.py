@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.data.datasets import Dataset, load_dataset
+from core.data import Dataset, load_dataset
 from core.engine.diagnostics import (
     EPOCH_METRICS,
     LAYER_QUANTITIES,

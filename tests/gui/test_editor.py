@@ -666,8 +666,7 @@ def test_cancel_stops_a_big_file_load_within_a_block(make_window: Any, qtbot: An
     and the previous data's preview are untouched by it, and no load is left running."""
     import threading
 
-    from core.data.datasets import LoadCancelled
-    from workbench.editor import dataset_info
+    from core.data import IMPORTERS, LoadCancelled
 
     big = tmp_path / f"big.{kind}"
     if kind == "csv":
@@ -680,9 +679,10 @@ def test_cancel_stops_a_big_file_load_within_a_block(make_window: Any, qtbot: An
     seen: list[float] = []
     ended: list[str] = []
     clicked = threading.Event()
-    real_load = getattr(dataset_info, f"load_{kind}")
+    importer = IMPORTERS.get(kind)
+    real_load = importer.load
 
-    def watched_load(path: Path, *args: Any, progress: Any = None) -> Any:
+    def watched_load(self: Any, path: Path, *args: Any, progress: Any = None) -> Any:
         def hook(fraction: float) -> bool:
             seen.append(fraction)
             if len(seen) == 2:
@@ -690,14 +690,14 @@ def test_cancel_stops_a_big_file_load_within_a_block(make_window: Any, qtbot: An
             return progress(fraction)
 
         try:
-            dataset = real_load(path, *args, progress=hook)
+            dataset = real_load(self, path, *args, progress=hook)
         except LoadCancelled:
             ended.append("cancelled")
             raise
         ended.append("finished")
         return dataset
 
-    monkeypatch.setattr(dataset_info, f"load_{kind}", watched_load)
+    monkeypatch.setattr(importer, "load", watched_load)
     window = make_window()
     show_dock(window, "Data")
     preview = window.findChild(QLabel, "dataPreview")
