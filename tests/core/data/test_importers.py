@@ -10,10 +10,29 @@ import pytest
 
 from core.data import importers
 from core.data.dataset import DatasetError, LoadCancelled
-from core.data.importers import load_csv, load_npz, read_csv_header
+from core.data.importers import (
+    IMPORTERS,
+    FileImporter,
+    FilePreview,
+    load_csv,
+    load_npz,
+    read_csv_header,
+    target_sources,
+)
 from core.data.loading import load_dataset
+from core.data.sources import DATASETS
 
-from .support import GOOD_X, GOOD_Y, assert_error, rng, write, write_npz
+from .support import (
+    GOOD_X,
+    GOOD_Y,
+    PointsImporter,
+    assert_error,
+    registered_importer,
+    rng,
+    write,
+    write_npz,
+    write_points,
+)
 
 # ------------------------------------------------------------------------------------ npz
 
@@ -340,3 +359,57 @@ def test_npz_with_an_array_cut_short_is_refused(tmp_path):
     assert_error(load_npz, path, words=["short.npz", "cannot read array 'X'", "100 bytes early"])
 
 
+
+
+# ------------------------------------------------------------------------------------ the registry
+
+
+def test_importers_registered_in_order_with_what_the_gui_and_the_spec_need():
+    assert IMPORTERS.names() == ["npz", "csv"]
+    assert not set(IMPORTERS.names()) & set(DATASETS.names())  # one name, one meaning in data.source
+    for name in IMPORTERS:
+        cls = IMPORTERS.get(name)
+        assert issubclass(cls, FileImporter) and cls.name == name
+        assert cls.label and cls.file_type and "\n" not in cls.summary and cls.summary
+        assert cls.extensions and all(ext.startswith(".") and ext == ext.lower() for ext in cls.extensions)
+    assert IMPORTERS.get("npz").extensions == (".npz",) and not IMPORTERS.get("npz").needs_target
+    assert IMPORTERS.get("csv").extensions == (".csv", ".tsv", ".txt") and IMPORTERS.get("csv").needs_target
+    assert IMPORTERS.get("csv").name_filter() == "CSV files (*.csv *.tsv *.txt)"
+    assert IMPORTERS.get("npz").name_filter() == "NumPy archives (*.npz)"
+    assert target_sources() == ["csv"]
+
+
+def test_importer_load_is_the_reader_with_its_progress_and_cancel(tmp_path):
+    csv_path = write(tmp_path / "t.csv", "a,b,t\n1,2,x\n3,4,y\n5,6,x\n")
+    via_importer = IMPORTERS.get("csv")().load(csv_path, "t")
+    direct = load_csv(csv_path, "t")
+    np.testing.assert_array_equal(via_importer.X, direct.X)
+    np.testing.assert_array_equal(via_importer.y, direct.y)
+    assert via_importer.class_names == direct.class_names == ["x", "y"]
+    with pytest.raises(LoadCancelled):
+        IMPORTERS.get("csv")().load(csv_path, "t", progress=lambda f: False)
+    npz_path = write_npz(tmp_path / "d.npz", X=GOOD_X, y=GOOD_Y)
+    calls: list[float] = []
+    data = IMPORTERS.get("npz")().load(npz_path, progress=lambda f: calls.append(f) or True)
+    np.testing.assert_array_equal(data.X, load_npz(npz_path).X)
+    assert calls and calls[-1] == 1.0
+    with pytest.raises(LoadCancelled):
+        IMPORTERS.get("npz")().load(npz_path, progress=lambda f: False)
+
+
+def test_importer_preview_is_cheap_and_names_the_target_columns(tmp_path):
+    csv_path = write(tmp_path / "t.csv", "a; b ;label\n1;2;x\n")
+    assert IMPORTERS.get("csv")().preview(csv_path) == FilePreview(columns=("a", "b", "label"))
+    assert_error(IMPORTERS.get("csv")().preview, write(tmp_path / "n.csv", "1,2\n"), words=["column names"])
+    npz_path = write_npz(tmp_path / "d.npz", X=GOOD_X, y=GOOD_Y)
+    assert IMPORTERS.get("npz")().preview(npz_path) == FilePreview(columns=())   # y is in the file
+    assert_error(IMPORTERS.get("npz")().preview, tmp_path / "gone.npz", words=["gone.npz", "file not found"])
+
+
+def test_a_registered_importer_is_listed_and_removed_again(tmp_path):
+    with registered_importer("points", PointsImporter):
+        assert IMPORTERS.names() == ["npz", "csv", "points"] and PointsImporter.name == "points"
+        assert PointsImporter.name_filter() == "Point lists (*.pts *.points)"
+        data = IMPORTERS.get("points")().load(write_points(tmp_path / "p.pts", rows=30, features=3))
+        assert (data.n_samples, data.n_features, data.n_classes) == (30, 3, 3)
+    assert IMPORTERS.names() == ["npz", "csv"]
