@@ -300,7 +300,8 @@ class DataPanel(Panel):
                 self.binder.refresh_field(self.source.name_field)
                 return str(exc)
             current = self.state.experiment.data
-            target = current.target if current.source == source and current.target in columns else columns[-1]
+            target = (current.target if current.source == source and current.target in columns
+                      else columns[-1] if columns else None)
 
         def change(d: dict) -> None:
             d["data"].update(source=source, params={}, path=path)
