@@ -1,4 +1,4 @@
-"""How fast ``core.data.datasets.load_csv`` parses a large CSV, and how soon a stop request ends it.
+"""How fast ``core.data.importers.load_csv`` parses a large CSV, and how soon a stop request ends it.
 
 Writes a CSV of about ``--mb`` megabytes (``--features`` float columns with 4-6 significant
 digits and an integer class column, like an exported table) into a temporary folder, then:
@@ -9,7 +9,8 @@ digits and an integer class column, like an exported table) into a temporary fol
    GUI does), so the cost of the hook shows as a ratio;
 3. **stop** — a second thread asks to stop at about 30 % of the file; the time from that
    request until ``LoadCancelled`` reaches the caller, and the fraction of the file read;
-4. with ``--baseline REV``, ``core/datasets.py`` as it was at git revision ``REV`` is loaded
+4. with ``--baseline REV``, the CSV reader as it was at git revision ``REV``
+   (``core/data/importers.py``, or the older ``core/data/datasets.py`` / ``core/datasets.py``) is loaded
    beside the current one and timed in the same run, alternating with it (before / after).
 
     python benchmarks/bench_csv.py [--mb 50] [--features 20] [--repeat 5] [--baseline HEAD~1]
@@ -33,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from core import datasets  # noqa: E402
+from core.data import importers  # noqa: E402
 
 
 def write_csv(path: Path, megabytes: float, features: int, seed: int = 0) -> int:
@@ -53,17 +54,27 @@ def write_csv(path: Path, megabytes: float, features: int, seed: int = 0) -> int
     return blocks * block_rows
 
 
+# Where the CSV reader lived, newest first: the module of the first one present at a revision is timed.
+READER_PATHS = ("core/data/importers.py", "core/data/datasets.py", "core/datasets.py")
+
+
 def baseline_module(rev: str):
-    """``core/datasets.py`` at git revision ``rev``, imported as ``core._datasets_<rev>``."""
+    """The CSV reader's module at git revision ``rev``, imported as ``core.data._importers_baseline``
+    (``core._importers_baseline`` for the oldest path; relative imports resolve against the current package)."""
     root = Path(__file__).resolve().parents[1]
-    source = subprocess.run(["git", "show", f"{rev}:core/datasets.py"], cwd=root, check=True,
-                            capture_output=True, text=True).stdout
-    name = "core._datasets_baseline"
+    for where in READER_PATHS:
+        shown = subprocess.run(["git", "show", f"{rev}:{where}"], cwd=root, capture_output=True, text=True)
+        if shown.returncode == 0 and "def load_csv" in shown.stdout:
+            break
+    else:
+        raise SystemExit(f"no CSV reader at {rev} (looked in {', '.join(READER_PATHS)})")
+    package = where.rpartition("/")[0].replace("/", ".")
+    name = f"{package}._importers_baseline"
     spec = importlib.util.spec_from_loader(name, loader=None)
     module = importlib.util.module_from_spec(spec)
-    module.__package__ = "core"
+    module.__package__ = package
     sys.modules[name] = module
-    exec(compile(source, f"{rev}:core/datasets.py", "exec"), module.__dict__)
+    exec(compile(shown.stdout, f"{rev}:{where}", "exec"), module.__dict__)
     return module
 
 
@@ -81,9 +92,9 @@ def main() -> int:
     parser.add_argument("--mb", type=float, default=50.0, help="file size in MB (default 50)")
     parser.add_argument("--features", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--baseline", metavar="REV", help="also time core/datasets.py of this git revision")
+    parser.add_argument("--baseline", metavar="REV", help="also time the CSV reader of this git revision")
     args = parser.parse_args()
-    has_hook = hasattr(datasets, "LoadCancelled")
+    has_hook = hasattr(importers, "LoadCancelled")
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "big.csv"
@@ -91,7 +102,7 @@ def main() -> int:
         size = path.stat().st_size
         mb = size / 2**20
         print(f"file: {mb:.1f} MB, {rows:,} rows × {args.features} features + label; numpy {np.__version__}")
-        data = datasets.load_csv(path, "label")   # warm-up (page cache)
+        data = importers.load_csv(path, "label")   # warm-up (page cache)
         assert data.n_samples == rows, (data.n_samples, rows)
 
         def report(name: str, times: list[float]) -> float:
@@ -105,14 +116,14 @@ def main() -> int:
             before, after = [], []
             for _ in range(args.repeat):   # alternated, so that a busy moment hits both
                 before += timed(lambda: old.load_csv(path, "label"), 1)
-                after += timed(lambda: datasets.load_csv(path, "label"), 1)
+                after += timed(lambda: importers.load_csv(path, "label"), 1)
             b = report(f"parse at {args.baseline}", before)
             a = report("parse now", after)
             print(f"{'now / baseline':<22} {a / b:7.3f}× time, {b / a:.3f}× MB/s")
 
-        plain = report("parse", timed(lambda: datasets.load_csv(path, "label"), args.repeat))
+        plain = report("parse", timed(lambda: importers.load_csv(path, "label"), args.repeat))
         if not has_hook:
-            print("(no progress hook in this version of core.data.datasets)")
+            print("(no progress hook in this version of the CSV reader)")
             return 0
 
         calls: list[float] = []
@@ -121,7 +132,7 @@ def main() -> int:
             calls.append(fraction)
             return True
 
-        hooked = report("parse with progress", timed(lambda: datasets.load_csv(path, "label", progress=progress),
+        hooked = report("parse with progress", timed(lambda: importers.load_csv(path, "label", progress=progress),
                                                      args.repeat))
         print(f"{'progress / plain':<22} {hooked / plain:7.3f}×   ({len(calls) // args.repeat} calls a load)")
 
@@ -143,8 +154,8 @@ def main() -> int:
             thread = threading.Thread(target=ask)
             thread.start()
             try:
-                datasets.load_csv(path, "label", progress=check)
-            except datasets.LoadCancelled:
+                importers.load_csv(path, "label", progress=check)
+            except importers.LoadCancelled:
                 latencies.append(time.perf_counter() - asked[0])
                 read.append(seen[0])
             thread.join()

@@ -55,7 +55,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.data.datasets import Dataset  # noqa: E402
+from core.data import Dataset  # noqa: E402
 from core.engine.network import BUFFER_NAMES, parameter_shapes  # noqa: E402
 from core.engine.regularization import (  # noqa: E402
     add_weight_penalty_gradient,

@@ -1,8 +1,9 @@
 """Old import path, kept for users' scripts and notebooks: the data sources now live in
-``core.data``. New code imports from there."""
+``core.data`` (``dataset``, ``sources``, ``importers``, ``loading``). New code imports from there."""
 
-from core.data.datasets import (  # noqa: F401
+from core.data import (  # noqa: F401
     DATASETS,
+    IMPORTERS,
     Dataset,
     DatasetError,
     DatasetSource,

@@ -19,7 +19,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from core.data.datasets import DATASETS
+from core.data import DATASETS, IMPORTERS, dataset_names
+from core.data.importers import target_sources
+from core.data.loading import quoted_names
 from core.engine import validation as v
 from core.engine.activations import ACTIVATIONS
 from core.engine.initializers import INITIALIZERS
@@ -131,10 +133,10 @@ class DataSpec:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"source": self.source}
-        if self.source in ("npz", "csv"):
+        if self.source in IMPORTERS:
             out["path"] = self.path
-        if self.source == "csv":
-            out["target"] = self.target
+            if IMPORTERS.get(self.source).needs_target:
+                out["target"] = self.target
         out["params"] = dict(self.params)
         out.update(validation_split=self.validation_split, test_split=self.test_split,
                    standardize=self.standardize, augmentation=self.augmentation.to_dict())
@@ -319,7 +321,7 @@ def _parse_data(path: str, value: Any) -> DataSpec:
                               "standardize", "augmentation"))
     default = DataSpec()
     source = d.get("source", default.source)
-    sources = [*DATASETS.names(), "npz", "csv"]
+    sources = dataset_names()
     if source not in sources:
         raise SpecError(_join(path, "source"), f"must be one of {', '.join(sources)}, got {source!r}")
     params = d.get("params", {})
@@ -331,16 +333,19 @@ def _parse_data(path: str, value: Any) -> DataSpec:
         raise SpecError(_join(path, "params"), f"must be empty for source {source!r} (use path/target)")
     file_path = d.get("path")
     target = d.get("target")
-    if source in ("npz", "csv"):
+    importer = IMPORTERS.get(source) if source in IMPORTERS else None
+    if importer is not None:
         if not isinstance(file_path, str) or not file_path:
             raise SpecError(_join(path, "path"), f"must be a file path for source {source!r}, got {file_path!r}")
     elif file_path is not None:
-        raise SpecError(_join(path, "path"), f"is only used with source 'npz' or 'csv', not {source!r}")
-    if source == "csv":
+        raise SpecError(_join(path, "path"), f"is only used with source {quoted_names(IMPORTERS.names())}, "
+                                             f"not {source!r}")
+    if importer is not None and importer.needs_target:
         if not isinstance(target, str) or not target:
             raise SpecError(_join(path, "target"), f"must name the target column, got {target!r}")
     elif target is not None:
-        raise SpecError(_join(path, "target"), f"is only used with source 'csv', not {source!r}")
+        raise SpecError(_join(path, "target"), f"is only used with source {quoted_names(target_sources())}, "
+                                               f"not {source!r}")
     val = _check(_join(path, "validation_split"), v.fraction, d.get("validation_split", default.validation_split))
     test = _check(_join(path, "test_split"), v.fraction, d.get("test_split", default.test_split))
     if val + test >= 0.9:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from core.data.datasets import Dataset, Progress, load_dataset
+from core.data import Dataset, Progress, load_dataset
 from core.engine.diagnostics import (
     EPOCH_METRICS,
     LAYER_QUANTITIES,
@@ -132,7 +132,7 @@ class Trainer:
                  data_progress: Progress | None = None) -> None:
         """``base_dir`` is the spec file's folder (relative data and transfer paths resolve
         against it). ``data_progress`` hears how far loading the data has come (a download, a
-        large file; see ``core.data.datasets.Progress``). With ``transfer=False`` the layers
+        large file; see ``core.data.Progress``). With ``transfer=False`` the layers
         named in ``model.transfer`` are not read from their source file: for a trainer whose
         state is about to be restored from a session, which already holds them
         (``core.sessions.trainer_io.restore_trainer``)."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from core.engine import validation as check
 
-from .datasets import DATASETS, Dataset, DatasetSource, LoadCancelled, Progress
+from .dataset import Dataset, LoadCancelled, Progress
 from .download import RemoteFile, fetch
 from .formats import (
     CIFAR10_CLASSES,
@@ -34,6 +34,7 @@ from .formats import (
     read_cifar10,
     read_idx_pair,
 )
+from .sources import DATASETS, DatasetSource
 
 FASHION_MNIST_URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com"
 MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist"   # Google's copy of LeCun's files

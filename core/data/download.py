@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .datasets import DatasetError, LoadCancelled
+from .dataset import DatasetError, LoadCancelled
 
 CACHE_VARIABLE = "GRADIENT_WORKBENCH_CACHE"
 MIRROR_VARIABLE = "GRADIENT_WORKBENCH_MIRROR"

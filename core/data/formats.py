@@ -24,7 +24,7 @@ from typing import IO
 
 import numpy as np
 
-from .datasets import DatasetError
+from .dataset import DatasetError
 
 # IDX type codes → big-endian NumPy dtypes.
 IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from core import __version__
-from core.data.datasets import DATASETS, _balanced_labels
+from core.data.sources import DATASETS, _balanced_labels
 from core.engine.regularization import add_gaussian_noise, shift_images
 from core.sessions.format import Session, atomic_write
 from core.spec import Experiment

@@ -35,7 +35,7 @@ from typing import Any, overload
 import numpy as np
 import numpy.typing as npt
 
-from core.data.datasets import DATASETS, Dataset, load_dataset
+from core.data import DATASETS, Dataset, load_dataset
 from core.engine import validation as check
 from core.engine.activations import ACTIVATIONS, get_activation
 from core.engine.initializers import get_initializer

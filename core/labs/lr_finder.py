@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from core.data.datasets import Dataset
+from core.data import Dataset
 from core.engine import validation as check
 from core.engine.schedules import Schedule
 from core.spec import Experiment, parse_experiment

@@ -5,9 +5,11 @@ from pathlib import Path
 
 import pytest
 
+from core.data import DATASETS, IMPORTERS
 from core.presets import PRESETS
 from core.spec import Experiment, SpecError, load_experiment, parse_experiment
 from core.zoo import EXAMPLES as ZOO_EXAMPLES
+from tests.core.data.support import LabelledPointsImporter, PointsImporter, registered_importer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "resources" / "examples"
 
@@ -189,6 +191,64 @@ def test_csv_source_needs_path_and_target():
     spec["data"]["target"] = "label"
     e = parse_experiment(spec)
     assert e.data.to_dict()["path"] == "data.csv" and e.data.to_dict()["target"] == "label"
+
+
+def test_data_sources_allowed_by_the_parser_are_the_registries():
+    """data.source is a registered source or a file importer, whatever the registries hold."""
+    spec = base()
+    spec["data"] = {"source": "imagenet"}
+    with pytest.raises(SpecError) as info:
+        parse_experiment(spec)
+    assert str(info.value).endswith(f"must be one of {', '.join(DATASETS.names() + IMPORTERS.names())}, "
+                                    f"got 'imagenet'")
+    for name in IMPORTERS:
+        importer = IMPORTERS.get(name)
+        spec["data"] = {"source": name}
+        with pytest.raises(SpecError, match=rf"^data\.path: must be a file path for source '{name}'"):
+            parse_experiment(spec)
+        spec["data"] = {"source": name, "path": f"data{importer.extensions[0]}"}
+        if importer.needs_target:
+            with pytest.raises(SpecError, match=r"^data\.target: must name the target column"):
+                parse_experiment(spec)
+            spec["data"]["target"] = "label"
+        else:
+            spec["data"]["target"] = "label"
+            with pytest.raises(SpecError, match=r"^data\.target: is only used with source 'csv', not"):
+                parse_experiment(spec)
+            del spec["data"]["target"]
+        data = parse_experiment(spec).data
+        assert data.source == name and data.path == f"data{importer.extensions[0]}"
+        assert ("target" in data.to_dict()) == importer.needs_target
+        spec["data"]["params"] = {"noise": 0.1}
+        with pytest.raises(SpecError, match=rf"^data\.params: must be empty for source '{name}'"):
+            parse_experiment(spec)
+
+
+@pytest.mark.parametrize("needs_target", [False, True])
+def test_a_registered_importer_is_accepted_by_the_parser(needs_target):
+    importer = LabelledPointsImporter if needs_target else PointsImporter
+    spec = base()
+    spec["data"] = {"source": "points", "path": "p.pts"}
+    with pytest.raises(SpecError, match=r"^data\.source: must be one of .*, npz, csv, got 'points'"):
+        parse_experiment(spec)
+    with registered_importer("points", importer):
+        if needs_target:
+            with pytest.raises(SpecError, match=r"^data\.target: must name the target column"):
+                parse_experiment(spec)
+            spec["data"]["target"] = "label"
+        e = parse_experiment(spec)
+        assert (e.data.source, e.data.path, e.data.target) == ("points", "p.pts", "label" if needs_target else None)
+        assert parse_experiment(e.to_dict()) == e   # the canonical form round-trips
+        bad = copy.deepcopy(spec)
+        bad["data"]["source"] = "moons"
+        with pytest.raises(SpecError, match=r"^data\.path: is only used with source 'npz' or 'csv' or 'points', "):
+            parse_experiment(bad)
+        if not needs_target:
+            spec["data"]["target"] = "label"
+            with pytest.raises(SpecError, match=r"^data\.target: is only used with source 'csv', not 'points'"):
+                parse_experiment(spec)
+    with pytest.raises(SpecError, match=r"^data\.source: must be one of"):   # removed again
+        parse_experiment(e.to_dict())
 
 
 def test_experiment_is_immutable_and_replaceable():

@@ -4,7 +4,7 @@ import threading
 import numpy as np
 import pytest
 
-from core.data.datasets import Dataset
+from core.data import Dataset
 from core.presets import preset_experiment
 from core.spec import SpecError, parse_experiment
 from core.training import Trainer, stratified_split

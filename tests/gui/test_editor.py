@@ -29,12 +29,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.data import DATASETS, IMPORTERS
 from core.engine.activations import ACTIVATIONS
 from core.engine.network import Network
 from core.engine.optimizers import OPTIMIZERS
 from core.engine.schedules import SCHEDULES
 from core.presets import PRESETS
 from core.spec import parse_experiment
+from tests.core.data.support import LabelledPointsImporter, PointsImporter, registered_importer, write_points
 
 COL_UNITS, COL_INIT, COL_ACTIVATION, COL_PARAM, COL_BN, COL_DROPOUT, COL_BIAS, COL_COUNT = range(8)
 
@@ -595,6 +597,73 @@ def test_a_bad_csv_is_reported_in_the_preview(make_window: Any, qtbot: Any, tmp_
     assert window.state.experiment.data.source == "csv"
 
 
+def data_panel(window: Any) -> Any:
+    from workbench.editor.data_panel import DataPanel
+
+    return window.findChild(DataPanel)
+
+
+def test_data_panel_lists_the_registered_sources_then_the_importers_with_their_file_filters(
+        make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    show_dock(window, "Data")
+    source = field(window, "data.source", QComboBox)
+    importers = [IMPORTERS.get(name) for name in IMPORTERS]
+    assert [source.itemText(i) for i in range(source.count())] == (
+        DATASETS.names() + [f"{importer.label}…" for importer in importers])
+    tips = [source.itemData(i, Qt.ItemDataRole.ToolTipRole) for i in range(len(DATASETS), source.count())]
+    assert tips == [importer.summary for importer in importers]
+    for importer in importers:
+        source.setCurrentText(f"{importer.label}…")
+        qtbot.waitUntil(lambda: data_panel(window).file_dialog is not None)
+        dialog = data_panel(window).file_dialog
+        assert dialog.isVisible()
+        assert dialog.nameFilters() == [importer.name_filter(), "All files (*)"]
+        assert all(f"*{ext}" in dialog.nameFilters()[0] for ext in importer.extensions)
+        dialog.reject()   # nothing chosen: the data and the choice shown stay as they were
+        assert window.state.experiment.data.source == "moons" and source.currentText() == "moons"
+        data_panel(window).file_dialog = None
+
+
+@pytest.fixture(params=[False, True], ids=["holds_its_targets", "needs_a_target"])
+def points_importer(request: Any) -> Iterator[Any]:
+    """A file importer only the tests know, registered before the window is made (the Data panel
+    reads the registry when it is built) and removed after the window is closed."""
+    importer = LabelledPointsImporter if request.param else PointsImporter
+    with registered_importer("points", importer):
+        yield importer
+
+
+def test_a_registered_importer_appears_in_the_data_panel_and_loads_the_preview(
+        points_importer: Any, make_window: Any, qtbot: Any, tmp_path: Path) -> None:
+    window = make_window()
+    show_dock(window, "Data")
+    source = field(window, "data.source", QComboBox)
+    assert source.itemText(source.count() - 1) == f"{points_importer.label}…"
+    header = "height weight age label" if points_importer.needs_target else None
+    path = write_points(tmp_path / f"flock{points_importer.extensions[0]}", rows=30, features=3, header=header)
+    source.setCurrentText(f"{points_importer.label}…")
+    qtbot.waitUntil(lambda: data_panel(window).file_dialog is not None)
+    assert data_panel(window).file_dialog.nameFilters()[0] == points_importer.name_filter()
+    choose_file_in_dialog(qtbot, window, path)
+    data = window.state.experiment.data
+    assert (data.source, data.path) == ("points", str(path))
+    assert window.findChild(QWidget, "data.path").isVisible()
+    target = window.findChild(QComboBox, "data.target")
+    if points_importer.needs_target:   # the columns come from the importer's preview, the last one first
+        assert data.target == "label" and target.isVisible()
+        assert [target.itemText(i) for i in range(target.count())] == ["height", "weight", "age", "label"]
+    else:
+        assert data.target is None and target.isHidden()
+    preview = window.findChild(QLabel, "dataPreview")
+    qtbot.waitUntil(lambda: "30 samples × 3 features" in preview.text(), timeout=10_000)
+    assert "3 classes" in preview.text()
+    assert points_importer.loads and points_importer.loads[-1] == path   # read by the registered importer
+    qtbot.waitUntil(lambda: "Widths 3 → 16 → 8 → 3" in window.findChild(QLabel, "parameterSummary").text())
+    window.undo_action.trigger()
+    assert window.state.experiment.data.source == "moons" and source.currentText() == "moons"
+
+
 def write_big_csv(path: Path, megabytes: float) -> int:
     """A CSV of at least ``megabytes`` MB (x1, x2, an integer label); returns its number of rows."""
     block = "".join(f"{i % 7}.25,{i % 5}.5,{i % 3}\n" for i in range(1000)).encode()
@@ -666,8 +735,7 @@ def test_cancel_stops_a_big_file_load_within_a_block(make_window: Any, qtbot: An
     and the previous data's preview are untouched by it, and no load is left running."""
     import threading
 
-    from core.data.datasets import LoadCancelled
-    from workbench.editor import dataset_info
+    from core.data import IMPORTERS, LoadCancelled
 
     big = tmp_path / f"big.{kind}"
     if kind == "csv":
@@ -680,9 +748,10 @@ def test_cancel_stops_a_big_file_load_within_a_block(make_window: Any, qtbot: An
     seen: list[float] = []
     ended: list[str] = []
     clicked = threading.Event()
-    real_load = getattr(dataset_info, f"load_{kind}")
+    importer = IMPORTERS.get(kind)
+    real_load = importer.load
 
-    def watched_load(path: Path, *args: Any, progress: Any = None) -> Any:
+    def watched_load(self: Any, path: Path, *args: Any, progress: Any = None) -> Any:
         def hook(fraction: float) -> bool:
             seen.append(fraction)
             if len(seen) == 2:
@@ -690,14 +759,14 @@ def test_cancel_stops_a_big_file_load_within_a_block(make_window: Any, qtbot: An
             return progress(fraction)
 
         try:
-            dataset = real_load(path, *args, progress=hook)
+            dataset = real_load(self, path, *args, progress=hook)
         except LoadCancelled:
             ended.append("cancelled")
             raise
         ended.append("finished")
         return dataset
 
-    monkeypatch.setattr(dataset_info, f"load_{kind}", watched_load)
+    monkeypatch.setattr(importer, "load", watched_load)
     window = make_window()
     show_dock(window, "Data")
     preview = window.findChild(QLabel, "dataPreview")

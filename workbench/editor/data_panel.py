@@ -1,6 +1,6 @@
-"""The Data panel: dataset (built-in with its parameters, or an NPZ / CSV file with a target
-column), a preview of shape, classes and class balance, the splits, standardization and
-augmentation."""
+"""The Data panel: dataset (built-in with its parameters, or a file of a registered importer, with
+a target column when the importer needs one), a preview of shape, classes and class balance, the
+splits, standardization and augmentation."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from PySide6.QtCore import QLocale, Qt, QTimer
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
-from core.data.datasets import DATASETS, DatasetError, read_csv_header
+from core.data import DATASETS, IMPORTERS, DatasetError, FileImporter
 from core.spec import AUGMENTATIONS
 
 from ..state import ExperimentState
@@ -35,23 +35,30 @@ from .fields import (
 from .help import AUGMENTATION, field_help
 from .panel import Panel
 
-FILE_FILTERS = {"csv": "CSV files (*.csv *.tsv *.txt);;All files (*)", "npz": "NumPy archives (*.npz);;All files (*)"}
 MAX_BARS = 60
+
+
+def importer_of(source: str) -> type[FileImporter] | None:
+    """The file importer a ``data.source`` names, or None for a registered source."""
+    return IMPORTERS.get(source) if source in IMPORTERS else None
+
+
+def file_filter(importer: type[FileImporter]) -> str:
+    """The file dialog's name filters: the importer's extensions, then any file."""
+    return f"{importer.name_filter()};;All files (*)"
 
 
 class DataPanel(Panel):
     def __init__(self, state: ExperimentState, info: DataInfo, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
         self.info = info
-        self._headers: dict[tuple[str, int], list[str]] = {}
+        self._headers: dict[tuple[str, str, int], list[str]] = {}
         self.file_dialog: QFileDialog | None = None
 
         # ---- the dataset
         label, tip = field_help("data.source")
-        extra = [("npz", "NPZ file…", "Your own data: a NumPy .npz archive with arrays X (samples × features) "
-                                     "and y (labels or targets)."),
-                 ("csv", "CSV file…", "Your own data: a CSV file with a header row; pick the target column, "
-                                     "the other columns are the features.")]
+        # After the registered sources, one choice per file importer; choosing one opens the file dialog.
+        extra = [(name, f"{IMPORTERS.get(name).label}…", IMPORTERS.get(name).summary) for name in IMPORTERS]
         self.source = ComponentEditor(
             self.binder, DATASETS, family="dataset", name_path="data.source", label=label, tooltip=tip,
             read=lambda: (state.experiment.data.source, dict(state.experiment.data.params)),
@@ -175,11 +182,12 @@ class DataPanel(Panel):
 
     def refresh(self) -> None:
         data = self.state.experiment.data
-        is_file = data.source in ("npz", "csv")
-        self.path_caption.setVisible(is_file)
-        self.path_row.setVisible(is_file)
-        self.target_caption.setVisible(data.source == "csv")
-        self.target.setVisible(data.source == "csv")
+        importer = importer_of(data.source)
+        self.path_caption.setVisible(importer is not None)
+        self.path_row.setVisible(importer is not None)
+        needs_target = importer is not None and importer.needs_target
+        self.target_caption.setVisible(needs_target)
+        self.target.setVisible(needs_target)
         aug = data.augmentation.type
         for aug_type, (widget, caption) in self.aug_rows.items():
             widget.setVisible(aug_type == aug)
@@ -193,7 +201,7 @@ class DataPanel(Panel):
         while this panel is shown (its sizes are known without loading it); a file always is,
         since the model's input width comes from it."""
         data = self.state.experiment.data
-        if self.isVisible() or data.source in ("npz", "csv"):
+        if self.isVisible() or data.source in IMPORTERS:
             self.info.update(data, self.base_dir)
 
     def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 (Qt override)
@@ -202,10 +210,11 @@ class DataPanel(Panel):
 
     def _fill_targets(self) -> None:
         data = self.state.experiment.data
-        if data.source != "csv" or not data.path:
+        importer = importer_of(data.source)
+        if importer is None or not importer.needs_target or not data.path:
             return
         try:
-            columns = self.header(Path(data.path))
+            columns = self.columns(importer, Path(data.path))
         except DatasetError as exc:
             self.file_error.setText(str(exc))
             self.file_error.show()
@@ -218,22 +227,23 @@ class DataPanel(Panel):
             self.target.set_items([(c, c, f"Predict column {c!r} from the others") for c in columns])
             self.target.set_value(data.target)
 
-    def header(self, path: Path) -> list[str]:
-        """The CSV's column names (first line only: cheap even for a huge file), cached."""
+    def columns(self, importer: type[FileImporter], path: Path) -> list[str]:
+        """The file's columns a target can be chosen from, from the importer's preview (a CSV's
+        first line only: cheap even for a huge file), cached per file and modification time."""
         file = resolve(str(path), self.base_dir)
         try:
             stamp = file.stat().st_mtime_ns
         except OSError:
             raise DatasetError(f"{file}: file not found") from None
-        key = (str(file), stamp)
+        key = (importer.name, str(file), stamp)
         if key not in self._headers:
-            self._headers[key] = read_csv_header(file)[0]
+            self._headers[key] = list(importer().preview(file).columns)
         return self._headers[key]
 
     # ------------------------------------------------------------------ writing
 
     def _set_source(self, source: str) -> Any:
-        if source in ("npz", "csv"):
+        if source in IMPORTERS:
             self.choose_file(source)
             return None
 
@@ -259,11 +269,14 @@ class DataPanel(Panel):
         return message
 
     def choose_file(self, source: str) -> None:
-        """Open the file chooser (not blocking: the window keeps running while it is open)."""
-        if source not in ("npz", "csv"):
-            source = "csv"
+        """Open the file chooser for importer ``source`` (not blocking: the window keeps running
+        while it is open); its name filter is the importer's extensions. Anything else than an
+        importer's name (the Browse button of a built-in source, which is hidden) does nothing."""
+        importer = importer_of(source)
+        if importer is None:
+            return
         start = self.state.experiment.data.path or (str(self.base_dir) if self.base_dir else "")
-        dialog = QFileDialog(self, f"Choose a {source.upper()} data file", start, FILE_FILTERS[source])
+        dialog = QFileDialog(self, f"Choose a {source.upper()} data file", start, file_filter(importer))
         dialog.setObjectName("dataFileDialog")
         dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
         dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
@@ -274,18 +287,21 @@ class DataPanel(Panel):
         dialog.open()
 
     def use_file(self, source: str, path: str) -> str | None:
-        """Make ``path`` the data (one undoable edit); a CSV's target starts as its last column."""
+        """Make ``path`` the data (one undoable edit); when the importer needs a target column, the
+        target stays if the new file has it, else it starts as the file's last column."""
+        importer = IMPORTERS.get(source)
         target = None
-        if source == "csv":
+        if importer.needs_target:
             try:
-                columns = self.header(Path(path))
+                columns = self.columns(importer, Path(path))
             except DatasetError as exc:
                 self.file_error.setText(str(exc))
                 self.file_error.show()
                 self.binder.refresh_field(self.source.name_field)
                 return str(exc)
             current = self.state.experiment.data
-            target = current.target if current.source == "csv" and current.target in columns else columns[-1]
+            target = (current.target if current.source == source and current.target in columns
+                      else columns[-1] if columns else None)
 
         def change(d: dict) -> None:
             d["data"].update(source=source, params={}, path=path)

@@ -3,7 +3,7 @@ preview, and the preview of a file (shape, classes, class balance) loaded off th
 
 Sizes of the built-in sources are known without loading anything (bundled sets from a small
 table, generators from their parameters); a file's come from its preview. Loading runs on a
-``QThreadPool`` worker with ``core.data.datasets.load_csv`` / ``load_npz``, the same readers training
+``QThreadPool`` worker with the file's importer from ``core.data.IMPORTERS``, the same reader training
 uses: a CSV reports the fraction of the file parsed, an NPZ the fraction of its arrays' bytes
 read, after each block of about a megabyte, and Cancel stops either at the next block
 (``LoadCancelled``). Results are cached per (source, parameters, file, size, modification
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
-from core.data.datasets import DATASETS, Dataset, LoadCancelled, load_csv, load_dataset, load_npz
+from core.data import DATASETS, IMPORTERS, Dataset, LoadCancelled, load_dataset
 from core.spec import DataSpec
 
 # (samples, features, classes) of the bundled data sets, so that the parameter count is
@@ -116,10 +116,8 @@ def load_for_preview(data: DataSpec, base_dir: Path | None, cancel: threading.Ev
             last[0] = fraction
         return not cancel.is_set()
 
-    if data.source == "csv":
-        dataset = load_csv(resolve(data.path or "", base_dir), data.target or "", progress=report)
-    elif data.source == "npz":
-        dataset = load_npz(resolve(data.path or "", base_dir), progress=report)
+    if data.source in IMPORTERS:
+        dataset = IMPORTERS.get(data.source)().load(resolve(data.path or "", base_dir), data.target, progress=report)
     else:
         dataset = load_dataset(data.source, data.params, rng=np.random.default_rng(0))
     if cancel.is_set():

@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.data import IMPORTERS
 from core.engine.activations import ACTIVATIONS
 from core.engine.initializers import INITIALIZERS
 from core.engine.losses import LOSSES
@@ -558,7 +559,7 @@ class ModelPanel(Panel):
         widths = " → ".join([str(facts.n_features or "?"), *[str(layer.units) for layer in experiment.model.layers],
                              str(n_out or "?")])
         if any(c is None for c in counts):
-            what = "the file's preview" if experiment.data.source in ("npz", "csv") else "the data"
+            what = "the file's preview" if experiment.data.source in IMPORTERS else "the data"
             self.count_label.setText(f"Widths {widths}. The total is known once {what} is loaded.")
             self.warning.hide()
             return

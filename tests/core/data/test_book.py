@@ -8,8 +8,7 @@ import socket
 import numpy as np
 import pytest
 
-from core.data import book
-from core.data.datasets import DatasetError, LoadCancelled, load_dataset
+from core.data import DatasetError, LoadCancelled, book, load_dataset
 from core.data.download import CACHE_VARIABLE, MIRROR_VARIABLE, fetch
 from core.data.formats import read_cifar10, read_idx, read_idx_pair
 from core.spec import SpecError, parse_experiment

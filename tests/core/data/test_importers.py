@@ -1,242 +1,38 @@
-"""Tests for core/datasets.py: generators, bundled sets, file import and the spec entry point."""
+"""Tests for core/data/importers.py: the NPZ and CSV readers (their rules, errors, progress and
+cancel) and the IMPORTERS registry."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.data import datasets
-from core.data.datasets import (
-    DATASETS,
-    Dataset,
-    DatasetError,
-    DatasetSource,
-    LoadCancelled,
-    dataset_names,
+from core.data import importers
+from core.data.dataset import DatasetError, LoadCancelled
+from core.data.importers import (
+    IMPORTERS,
+    FileImporter,
+    FilePreview,
     load_csv,
-    load_dataset,
     load_npz,
     read_csv_header,
+    target_sources,
 )
+from core.data.loading import load_dataset
+from core.data.sources import DATASETS
 
-SYNTHETIC = ["spirals", "moons", "circles", "blobs", "xor"]
-BUNDLED = ["digits", "iris", "wine", "breast_cancer"]
-AUXILIARY = ["corrupted"]
-BOOK = ["fashion_mnist", "mnist", "cifar10"]   # downloaded on first use: tests/core/data/test_book.py
-
-
-def rng(seed: int = 0) -> np.random.Generator:
-    return np.random.default_rng(seed)
-
-
-def assert_error(func, *args, words: list[str], **kwargs) -> str:
-    """``func`` raises a one-line DatasetError containing every one of ``words``."""
-    with pytest.raises(DatasetError) as info:
-        func(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    for word in words:
-        assert word in message, f"{word!r} not in {message!r}"
-    return message
-
-
-def assert_global_state_untouched(action) -> None:
-    # The legacy global state is exactly what must stay untouched, so it is read here on purpose.
-    before = np.random.get_state()  # noqa: NPY002
-    action()
-    after = np.random.get_state()  # noqa: NPY002
-    assert before[0] == after[0] and before[2:] == after[2:]
-    np.testing.assert_array_equal(before[1], after[1])
-
-
-# ------------------------------------------------------------------------------------ registry
-
-
-def test_registry_names_exact():
-    assert DATASETS.names() == SYNTHETIC + BUNDLED + AUXILIARY + BOOK
-    assert dataset_names() == SYNTHETIC + BUNDLED + AUXILIARY + BOOK + ["npz", "csv"]
-
-
-@pytest.mark.parametrize("name", SYNTHETIC + BUNDLED)
-def test_source_metadata_and_config_round_trip(name):
-    cls = DATASETS.get(name)
-    assert issubclass(cls, DatasetSource)
-    assert cls.family == "dataset" and cls.name == name
-    assert cls.kind == ("synthetic" if name in SYNTHETIC else "bundled")
-    assert isinstance(cls.summary, str) and cls.summary and "\n" not in cls.summary
-    source = cls()
-    config = source.get_config()
-    assert config["name"] == name
-    assert cls.from_config(config) == source
-    assert repr(source).startswith(cls.__name__ + "(")
-
-
-# ------------------------------------------------------------------------------------ generators
-
-
-@pytest.mark.parametrize("name", SYNTHETIC)
-def test_generator_shapes_dtypes_balance(name):
-    data = load_dataset(name, {"n_samples": 301}, rng=rng())
-    k = data.n_classes
-    assert data.X.shape == (301, 2) and data.X.dtype == np.float32
-    assert data.y.shape == (301,) and data.y.dtype == np.int64
-    assert data.task == "classification" and k == (3 if name == "blobs" else 2)
-    assert len(data.class_names) == k and data.feature_names == ["x1", "x2"]
-    assert data.image_shape is None and data.name == name
-    assert np.isfinite(data.X).all()
-    counts = np.bincount(data.y, minlength=k)
-    assert len(counts) == k and counts.max() - counts.min() <= 1
-    # shuffled: the classes do not come in blocks
-    assert (np.diff(data.y) != 0).sum() > 20
-
-
-@pytest.mark.parametrize("name", SYNTHETIC)
-def test_generator_is_reproducible_and_seed_dependent(name):
-    a = load_dataset(name, {}, rng=rng(1))
-    b = load_dataset(name, {}, rng=rng(1))
-    c = load_dataset(name, {}, rng=rng(2))
-    np.testing.assert_array_equal(a.X, b.X)
-    np.testing.assert_array_equal(a.y, b.y)
-    assert not np.array_equal(a.X, c.X)
-
-
-@pytest.mark.parametrize("name", SYNTHETIC + ["digits"])
-def test_global_random_state_untouched(name):
-    np.random.seed(123)  # noqa: NPY002
-    assert_global_state_untouched(lambda: load_dataset(name, {}, rng=rng()))
-
-
-@pytest.mark.parametrize("name", ["spirals", "blobs"])
-def test_many_classes(name):
-    data = load_dataset(name, {"n_classes": 7, "n_samples": 700}, rng=rng())
-    assert data.n_classes == 7
-    assert (np.bincount(data.y) == 100).all()
-
-
-def test_blobs_in_more_dimensions():
-    data = load_dataset("blobs", {"n_features": 5, "n_samples": 90}, rng=rng())
-    assert data.X.shape == (90, 5) and data.X.dtype == np.float32
-    assert data.feature_names == ["x1", "x2", "x3", "x4", "x5"]
-
-
-def test_generators_have_expected_geometry():
-    circles = load_dataset("circles", {"noise": 0.0, "factor": 0.3}, rng=rng())
-    radius = np.hypot(circles.X[:, 0], circles.X[:, 1])
-    np.testing.assert_allclose(radius[circles.y == 0], 1.0, atol=1e-6)
-    np.testing.assert_allclose(radius[circles.y == 1], 0.3, atol=1e-6)
-    xor = load_dataset("xor", {"noise": 0.0}, rng=rng())
-    same_sign = (xor.X[:, 0] * xor.X[:, 1]) > 0
-    np.testing.assert_array_equal(same_sign, xor.y == 0)
-    spirals = load_dataset("spirals", {"noise": 0.0}, rng=rng())
-    assert np.hypot(spirals.X[:, 0], spirals.X[:, 1]).max() <= 1.0 + 1e-6
-
-
-@pytest.mark.parametrize(
-    ("name", "params", "message"),
-    [
-        ("spirals", {"n_samples": 0}, "n_samples: must be a positive integer, got 0"),
-        ("moons", {"n_samples": -5}, "n_samples: must be a positive integer, got -5"),
-        ("circles", {"n_samples": 10.0}, "n_samples: must be an integer, got 10.0"),
-        ("xor", {"n_samples": True}, "n_samples: must be an integer, got True"),
-        ("spirals", {"n_classes": 1}, "n_classes: must be an integer >= 2, got 1"),
-        ("blobs", {"n_classes": 21}, "n_classes: must be an integer <= 20, got 21"),
-        ("blobs", {"n_samples": 2, "n_classes": 3}, "n_samples: must be >= n_classes (3), got 2"),
-        ("moons", {"noise": -0.1}, "noise: must be a non-negative number, got -0.1"),
-        ("xor", {"noise": float("nan")}, "noise: must be a non-negative number"),
-        ("circles", {"factor": 1.0}, "factor: must be < 1, got 1.0"),
-        ("spirals", {"turns": 0}, "turns: must be a positive number, got 0"),
-        ("blobs", {"cluster_std": 0}, "cluster_std: must be a positive number, got 0"),
-        ("blobs", {"n_features": 0}, "n_features: must be a positive integer, got 0"),
-        ("blobs", {"n_samples": 1_000_000, "n_features": 100}, "n_samples × n_features must be <="),
-    ],
+from .support import (
+    GOOD_X,
+    GOOD_Y,
+    PointsImporter,
+    assert_error,
+    registered_importer,
+    rng,
+    write,
+    write_npz,
+    write_points,
 )
-def test_generator_argument_errors(name, params, message):
-    with pytest.raises(ValueError) as info:
-        load_dataset(name, params, rng=rng())
-    assert message in str(info.value)
-
-
-@pytest.mark.parametrize("name", SYNTHETIC)
-def test_absurd_sizes_refused_before_allocating(name):
-    start = time.perf_counter()
-    with pytest.raises(ValueError, match=r"n_samples: must be an integer <= 1000000, got 1000000000000"):
-        load_dataset(name, {"n_samples": 10**12}, rng=rng())
-    assert time.perf_counter() - start < 0.5
-
-
-def test_unknown_parameter_names_allowed_ones():
-    with pytest.raises(ValueError) as info:
-        load_dataset("moons", {"n_sample": 10}, rng=rng())
-    assert str(info.value) == ("n_sample: unknown parameter for dataset 'moons'; allowed: n_samples, noise")
-    with pytest.raises(ValueError, match="allowed: classes"):
-        load_dataset("iris", {"noise": 0.1}, rng=rng())
-
-
-# ------------------------------------------------------------------------------------ bundled
-
-
-@pytest.mark.parametrize("name", BUNDLED)
-def test_bundled_sets_load(name):
-    from sklearn import datasets as skdata
-
-    data = load_dataset(name, {}, rng=rng())
-    bunch = getattr(skdata, f"load_{name}")()
-    assert data.X.dtype == np.float32 and data.y.dtype == np.int64
-    assert data.X.shape == bunch.data.shape
-    np.testing.assert_array_equal(data.y, bunch.target)
-    assert data.class_names == [str(c) for c in bunch.target_names]
-    assert data.feature_names == list(bunch.feature_names)
-    assert data.n_classes == len(bunch.target_names) and data.task == "classification"
-    assert data.summary()["class_counts"] == np.bincount(bunch.target).tolist()
-
-
-def test_digits_image_shape_and_transfer_split():
-    full = load_dataset("digits", {}, rng=rng())
-    assert full.image_shape == (8, 8) and full.n_features == 64
-    assert full.X.min() == 0 and full.X.max() == 16
-    low = load_dataset("digits", {"classes": [0, 1, 2, 3, 4]}, rng=rng())
-    high = load_dataset("digits", {"classes": [5, 6, 7, 8, 9]}, rng=rng())
-    assert low.n_classes == 5 and sorted(set(low.y.tolist())) == [0, 1, 2, 3, 4]
-    assert high.n_classes == 5 and sorted(set(high.y.tolist())) == [0, 1, 2, 3, 4]
-    assert high.class_names == ["5", "6", "7", "8", "9"]
-    assert low.n_samples + high.n_samples == full.n_samples
-    np.testing.assert_array_equal(high.X, full.X[full.y >= 5])
-    np.testing.assert_array_equal(high.y, full.y[full.y >= 5] - 5)
-    assert high.image_shape == (8, 8)
-
-
-def test_bundled_classes_keep_listed_order_and_accept_names():
-    data = load_dataset("iris", {"classes": ["virginica", 0]}, rng=rng())
-    assert data.class_names == ["virginica", "setosa"]
-    assert np.bincount(data.y).tolist() == [50, 50]
-    np.testing.assert_array_equal(data.X[data.y == 1][:3], data.X[:3])  # setosa rows come first in iris
-    digits = load_dataset("digits", {"classes": [9, "5"]}, rng=rng())
-    assert digits.class_names == ["9", "5"]
-
-
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"classes": [3]}, "classes: must list at least 2 classes, got [3]"),
-        ({"classes": [1, 1]}, "classes: must not repeat a class"),
-        ({"classes": [0, 10]}, "classes: unknown class 10; allowed: 0..9"),
-        ({"classes": [0, True]}, "classes: unknown class True"),
-        ({"classes": "0-4"}, "classes: must be null or a list of classes"),
-    ],
-)
-def test_bundled_classes_errors(params, message):
-    with pytest.raises(ValueError) as info:
-        load_dataset("digits", params, rng=rng())
-    assert message in str(info.value)
-
-
-def test_bundled_unknown_class_name_lists_names():
-    with pytest.raises(ValueError, match="allowed: 0..2 or 'setosa', 'versicolor', 'virginica'"):
-        load_dataset("iris", {"classes": ["rose", "setosa"]}, rng=rng())
-
 
 # ------------------------------------------------------------------------------------ npz
 
@@ -276,15 +72,6 @@ def test_npz_float_targets_are_regression(tmp_path):
     assert two.y.shape == (5, 3) and two.n_targets == 3
     summary = two.summary()
     assert summary["n_targets"] == 3 and summary["target_mean"] == [1.0, 1.0, 1.0]
-
-
-def write_npz(path: Path, **arrays) -> Path:
-    np.savez(path, **arrays)
-    return path
-
-
-GOOD_X = np.ones((4, 2))
-GOOD_Y = np.array([0, 1, 0, 1])
 
 
 def test_npz_errors(tmp_path):
@@ -338,11 +125,6 @@ def test_npz_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------------------ csv
-
-
-def write(path: Path, text: str, encoding: str = "utf-8") -> Path:
-    path.write_text(text, encoding=encoding)
-    return path
 
 
 def test_csv_integer_target_is_classification(tmp_path):
@@ -457,7 +239,7 @@ def write_blocks(path: Path, rows: int, tail: str = "") -> Path:
 
 def test_csv_progress_gets_increasing_fractions_of_the_file(tmp_path, monkeypatch):
     # blocks of 16 kB (the real ones are 1 MB) of a ~0.5 MB file
-    monkeypatch.setattr(datasets, "CSV_BLOCK_BYTES", 2**14)
+    monkeypatch.setattr(importers, "CSV_BLOCK_BYTES", 2**14)
     path = write_blocks(tmp_path / "big.csv", 40_000)
     calls: list[float] = []
     data = load_csv(path, "label", progress=lambda f: calls.append(f) or True)
@@ -472,7 +254,7 @@ def test_csv_progress_gets_increasing_fractions_of_the_file(tmp_path, monkeypatc
 
 
 def test_csv_progress_returning_false_stops_before_the_rest_is_read(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "CSV_BLOCK_BYTES", 2**14)
+    monkeypatch.setattr(importers, "CSV_BLOCK_BYTES", 2**14)
     # the last line is bad: had the parser got that far, the load would fail with a DatasetError
     path = write_blocks(tmp_path / "big.csv", 40_000, tail="1,oops,2\n")
     assert_error(load_csv, path, "label", words=["non-numeric value 'oops'", "line 40002"])
@@ -493,7 +275,7 @@ def test_csv_progress_returning_false_stops_before_the_rest_is_read(tmp_path, mo
 
     # A stop asked for after the parser failed, while the slow search for the bad cell runs,
     # ends that search too; the progress reported meanwhile never goes back.
-    monkeypatch.setattr(datasets, "CSV_DIAGNOSE_ROWS", 1000)
+    monkeypatch.setattr(importers, "CSV_DIAGNOSE_ROWS", 1000)
     calls.clear()
     parsed = (path.stat().st_size - 1) // 2**14 + 1   # progress calls of the whole parse
 
@@ -507,7 +289,7 @@ def test_csv_progress_returning_false_stops_before_the_rest_is_read(tmp_path, mo
 
 
 def test_csv_quoted_newline_across_a_block_boundary(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "CSV_BLOCK_BYTES", 64)
+    monkeypatch.setattr(importers, "CSV_BLOCK_BYTES", 64)
     rows = [f'{i},"two\nlines"' if i % 2 else f"{i},one" for i in range(40)]
     data = load_csv(write(tmp_path / "q.csv", "x,t\n" + "\n".join(rows) + "\n"), "t")
     assert data.class_names == ["one", "two\nlines"] and data.n_samples == 40
@@ -525,7 +307,7 @@ def test_npz_progress_after_each_array_and_stop(tmp_path):
 
 
 def test_npz_large_arrays_are_read_in_blocks_and_a_stop_ends_the_load_mid_array(tmp_path, monkeypatch):
-    monkeypatch.setattr(datasets, "CSV_BLOCK_BYTES", 256)
+    monkeypatch.setattr(importers, "CSV_BLOCK_BYTES", 256)
     X = np.arange(150, dtype=np.float64).reshape(50, 3)  # 1,200 bytes: 5 blocks
     y = np.arange(50) % 2                                 # 400 bytes: 2 blocks
     path = tmp_path / "d.npz"
@@ -544,7 +326,7 @@ def test_npz_large_arrays_are_read_in_blocks_and_a_stop_ends_the_load_mid_array(
 @pytest.mark.parametrize("compressed", [False, True])
 def test_npz_block_reads_give_what_numpy_load_gives(tmp_path, monkeypatch, compressed):
     """Fortran order, byte order, narrow integer and string dtypes survive the block reads."""
-    monkeypatch.setattr(datasets, "CSV_BLOCK_BYTES", 100)
+    monkeypatch.setattr(importers, "CSV_BLOCK_BYTES", 100)
     rng = np.random.default_rng(0)
     cases = {
         "fortran": (np.asfortranarray(rng.normal(size=(40, 3))), np.arange(40) % 3),
@@ -577,122 +359,57 @@ def test_npz_with_an_array_cut_short_is_refused(tmp_path):
     assert_error(load_npz, path, words=["short.npz", "cannot read array 'X'", "100 bytes early"])
 
 
-# ------------------------------------------------------------------------------------ load_dataset
 
 
-def test_load_dataset_resolves_relative_paths(tmp_path):
-    (tmp_path / "data").mkdir()
-    write_npz(tmp_path / "data" / "set.npz", X=GOOD_X, y=GOOD_Y)
-    write(tmp_path / "data" / "set.csv", "a,t\n1,x\n2,y\n")
-    data = load_dataset("npz", {}, path="data/set.npz", base_dir=tmp_path, rng=rng())
-    assert data.n_samples == 4
-    data = load_dataset("csv", {}, path="data/set.csv", target="t", base_dir=tmp_path, rng=rng())
-    assert data.class_names == ["x", "y"]
-    absolute = str(tmp_path / "data" / "set.npz")
-    assert load_dataset("npz", {}, path=absolute, base_dir=Path("/elsewhere"), rng=rng()).n_samples == 4
-    assert_error(load_dataset, "npz", {}, path="data/missing.npz", base_dir=tmp_path, rng=rng(),
-                 words=[str(tmp_path / "data" / "missing.npz"), "file not found"])
+# ------------------------------------------------------------------------------------ the registry
 
 
-def test_load_dataset_errors(tmp_path):
-    assert_error(load_dataset, "npz", {}, rng=rng(), words=["path: required", "'npz'"])
-    assert_error(load_dataset, "csv", {}, path="x.csv", rng=rng(), words=["target: required", "'csv'"])
-    assert_error(load_dataset, "npz", {}, path="x.npz", target="t", rng=rng(), words=["target: only used"])
-    assert_error(load_dataset, "imagenet", {}, rng=rng(),
-                 words=["unknown dataset 'imagenet'", "allowed: spirals, moons",
-                        "breast_cancer, corrupted, fashion_mnist, mnist, cifar10, npz, csv"])
-    assert_error(load_dataset, "moons", {}, path="x.npz", rng=rng(), words=["path: only used"])
-    with pytest.raises(ValueError, match="noise: unknown parameter for dataset 'npz'; allowed: none"):
-        load_dataset("npz", {"noise": 1}, path="x.npz", rng=rng())
-    assert issubclass(DatasetError, ValueError)
+def test_importers_registered_in_order_with_what_the_gui_and_the_spec_need():
+    assert IMPORTERS.names() == ["npz", "csv"]
+    assert not set(IMPORTERS.names()) & set(DATASETS.names())  # one name, one meaning in data.source
+    for name in IMPORTERS:
+        cls = IMPORTERS.get(name)
+        assert issubclass(cls, FileImporter) and cls.name == name
+        assert cls.label and cls.file_type and "\n" not in cls.summary and cls.summary
+        assert cls.extensions and all(ext.startswith(".") and ext == ext.lower() for ext in cls.extensions)
+    assert IMPORTERS.get("npz").extensions == (".npz",) and not IMPORTERS.get("npz").needs_target
+    assert IMPORTERS.get("csv").extensions == (".csv", ".tsv", ".txt") and IMPORTERS.get("csv").needs_target
+    assert IMPORTERS.get("csv").name_filter() == "CSV files (*.csv *.tsv *.txt)"
+    assert IMPORTERS.get("npz").name_filter() == "NumPy archives (*.npz)"
+    assert target_sources() == ["csv"]
 
 
-# ------------------------------------------------------------------------------------ Dataset
+def test_importer_load_is_the_reader_with_its_progress_and_cancel(tmp_path):
+    csv_path = write(tmp_path / "t.csv", "a,b,t\n1,2,x\n3,4,y\n5,6,x\n")
+    via_importer = IMPORTERS.get("csv")().load(csv_path, "t")
+    direct = load_csv(csv_path, "t")
+    np.testing.assert_array_equal(via_importer.X, direct.X)
+    np.testing.assert_array_equal(via_importer.y, direct.y)
+    assert via_importer.class_names == direct.class_names == ["x", "y"]
+    with pytest.raises(LoadCancelled):
+        IMPORTERS.get("csv")().load(csv_path, "t", progress=lambda f: False)
+    npz_path = write_npz(tmp_path / "d.npz", X=GOOD_X, y=GOOD_Y)
+    calls: list[float] = []
+    data = IMPORTERS.get("npz")().load(npz_path, progress=lambda f: calls.append(f) or True)
+    np.testing.assert_array_equal(data.X, load_npz(npz_path).X)
+    assert calls and calls[-1] == 1.0
+    with pytest.raises(LoadCancelled):
+        IMPORTERS.get("npz")().load(npz_path, progress=lambda f: False)
 
 
-def test_dataset_invariants_and_summary():
-    X = np.zeros((3, 4), dtype=np.float32)
-    y = np.array([0, 1, 1], dtype=np.int64)
-    data = Dataset(X=X, y=y, task="classification", n_classes=2, feature_names=list("abcd"),
-                   class_names=["no", "yes"], image_shape=(2, 2), name="toy")
-    assert data.n_samples == 3 and data.n_features == 4 and data.n_targets == 0
-    assert data.summary() == {
-        "name": "toy", "task": "classification", "shape": [3, 4], "n_samples": 3, "n_features": 4,
-        "image_shape": [2, 2], "n_classes": 2, "classes": ["no", "yes"], "class_counts": [1, 2],
-    }
-    assert "toy" in repr(data)
-    common = dict(task="classification", n_classes=2, feature_names=list("abcd"), class_names=["no", "yes"],
-                  image_shape=None, name="toy")
-    with pytest.raises(ValueError, match="X: must be a 2-D float32 array"):
-        Dataset(X=X.astype(np.float64), y=y, **common)
-    with pytest.raises(ValueError, match="classification labels must be 1-D int64"):
-        Dataset(X=X, y=y.astype(np.int32), **common)
-    with pytest.raises(ValueError, match="y: must be an array with 3 rows"):
-        Dataset(X=X, y=y[:2], **common)
-    with pytest.raises(ValueError, match="image_shape"):
-        Dataset(X=X, y=y, **{**common, "image_shape": (3, 3)})
-    with pytest.raises(ValueError, match="task"):
-        Dataset(X=X, y=y, **{**common, "task": "ranking"})
+def test_importer_preview_is_cheap_and_names_the_target_columns(tmp_path):
+    csv_path = write(tmp_path / "t.csv", "a; b ;label\n1;2;x\n")
+    assert IMPORTERS.get("csv")().preview(csv_path) == FilePreview(columns=("a", "b", "label"))
+    assert_error(IMPORTERS.get("csv")().preview, write(tmp_path / "n.csv", "1,2\n"), words=["column names"])
+    npz_path = write_npz(tmp_path / "d.npz", X=GOOD_X, y=GOOD_Y)
+    assert IMPORTERS.get("npz")().preview(npz_path) == FilePreview(columns=())   # y is in the file
+    assert_error(IMPORTERS.get("npz")().preview, tmp_path / "gone.npz", words=["gone.npz", "file not found"])
 
 
-# ------------------------------------------------------------------------------------ real vs corrupted
-
-
-def test_corrupted_metadata_and_config_round_trip():
-    cls = DATASETS.get("corrupted")
-    assert cls.kind == "auxiliary" and "\n" not in cls.summary
-    source = cls(base="moons", base_params={"n_samples": 50}, corruption="noise", fraction=0.5, stddev=0.3)
-    config = source.get_config()
-    assert config == {"name": "corrupted", "base": "moons", "base_params": {"n_samples": 50}, "corruption": "noise",
-                      "fraction": 0.5, "stddev": 0.3}
-    assert cls.from_config(config) == source
-
-
-def test_swap_corruption_keeps_each_feature_s_values_and_breaks_rows():
-    base = load_dataset("moons", {"n_samples": 400}, rng=rng(3))
-    data = load_dataset("corrupted", {"base": "moons", "base_params": {"n_samples": 400}, "fraction": 0.5},
-                        rng=rng(3))
-    assert data.X.shape == (800, 2) and data.class_names == ["corrupted", "real"]
-    assert np.bincount(data.y).tolist() == [400, 400]
-    real, fake = data.X[data.y == 1], data.X[data.y == 0]
-    # the real rows are the base rows (labels dropped), in another order
-    np.testing.assert_array_equal(np.sort(real, axis=0), np.sort(base.X, axis=0))
-    # every corrupted value is a value of the same feature somewhere in the base data ...
-    for j in range(2):
-        assert np.isin(fake[:, j], base.X[:, j]).all()
-    # ... but the rows are new: none of them is a real row (continuous features never collide)
-    real_rows = {tuple(r) for r in base.X}
-    assert not any(tuple(r) in real_rows for r in fake)
-    again = load_dataset("corrupted", {"base": "moons", "base_params": {"n_samples": 400}, "fraction": 0.5},
-                         rng=rng(3))
-    np.testing.assert_array_equal(again.X, data.X)
-
-
-def test_noise_corruption_touches_about_the_fraction_of_features():
-    data = load_dataset("corrupted", {"base": "digits", "corruption": "noise", "fraction": 0.25, "stddev": 2.0},
-                        rng=rng(1))
-    assert data.X.shape == (2 * 1797, 64) and data.image_shape == (8, 8) and data.name == "corrupted(digits)"
-    base = load_dataset("digits", {}, rng=rng(1))
-    real = np.sort(data.X[data.y == 1].view(np.dtype((np.void, 64 * 4))).ravel())
-    fake = data.X[data.y == 0]
-    changed = ~np.isin(fake.view(np.dtype((np.void, 64 * 4))).ravel(), real)
-    assert changed.all()
-    # rows are shuffled, so compare value statistics: about a quarter of the pixels moved
-    moved = 1.0 - np.isin(fake, np.arange(17)).mean()  # digits pixels are integers 0..16
-    assert 0.2 < moved < 0.3
-    assert np.sort(data.X[data.y == 1], axis=0).tolist() == np.sort(base.X, axis=0).tolist()
-
-
-@pytest.mark.parametrize(("params", "message"), [
-    ({"base": "corrupted"}, "base: must be one of spirals"),
-    ({"base": "imagenet"}, "base: must be one of"),
-    ({"base_params": {"classes": [11]}}, "base_params: classes: unknown class 11"),
-    ({"base_params": [1]}, "base_params: must be null or an object"),
-    ({"corruption": "blur"}, "corruption: must be one of"),
-    ({"fraction": 0.0}, "fraction: must be > 0"),
-    ({"fraction": 1.5}, "fraction: must be <= 1"),
-    ({"stddev": -1}, "stddev: must be a positive number"),
-])
-def test_corrupted_parameter_errors(params, message):
-    with pytest.raises(ValueError, match=message):
-        load_dataset("corrupted", params, rng=rng())
+def test_a_registered_importer_is_listed_and_removed_again(tmp_path):
+    with registered_importer("points", PointsImporter):
+        assert IMPORTERS.names() == ["npz", "csv", "points"] and PointsImporter.name == "points"
+        assert PointsImporter.name_filter() == "Point lists (*.pts *.points)"
+        data = IMPORTERS.get("points")().load(write_points(tmp_path / "p.pts", rows=30, features=3))
+        assert (data.n_samples, data.n_features, data.n_classes) == (30, 3, 3)
+    assert IMPORTERS.names() == ["npz", "csv"]
