@@ -137,6 +137,9 @@ def test_the_command_line_accepts_it_and_lists_it(new_optimizer: Any, tmp_path: 
     assert session.experiment.optimizer.name == NAME
     assert dict(session.experiment.optimizer.params) == {"learning_rate": 0.01, "threshold": 0.001}
     assert list(session.history["epoch"]) == [1, 2] and np.all(np.isfinite(session.history["loss"]))
+    resumed = tmp_path / "more.gwb"
+    assert run_headless(["resume", str(out), "--epochs", "1", "--out", str(resumed), "--quiet"]) == 0
+    assert list(load_session(resumed).history["epoch"]) == [1, 2, 3]
 
     bad = tmp_path / "typo.json"
     bad.write_text(json.dumps(spec("sign_descnet")))
