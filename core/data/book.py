@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from core.engine import validation as check
+from core.engine.component import Hyperparameter
 
 from .dataset import Dataset, LoadCancelled, Progress
 from .download import RemoteFile, fetch
@@ -64,6 +65,13 @@ class _BookImages(DatasetSource):
     """A published image set with a fixed train / test split, downloaded on first use."""
 
     kind = "book"
+    hyperparameters = {
+        "n_train": Hyperparameter("training images", "Train on a random subset of this many of the published "
+                                  "training images (drawn with the experiment's seed); empty: all of them. The "
+                                  "validation split is cut from these.", "10 to the published count, or null"),
+        "n_test": Hyperparameter("test images", "Keep a random subset of this many of the published test images "
+                                 "as the test split; empty: all of them.", "10 to the published count, or null"),
+    }
     files: ClassVar[dict[str, RemoteFile]] = {}
     class_names: ClassVar[tuple[str, ...]] = ()
     n_train_max: ClassVar[int] = 0
@@ -170,6 +178,11 @@ class CIFAR10(_BookImages):
     n_train_max = 50_000
     n_test_max = 10_000
     records_per_file: ClassVar[int] = CIFAR10_PER_FILE
+    hyperparameters = {
+        "grayscale": Hyperparameter("grayscale", "Grey levels (0.299 R + 0.587 G + 0.114 B): 1,024 inputs per "
+                                    "image instead of 3,072 colour values, three times less to learn from.",
+                                    "true or false"),
+    }
     files = {"cifar-10-binary.tar.gz": RemoteFile(
         "cifar-10-binary.tar.gz", CIFAR10_URL, 170_052_171,
         "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd")}

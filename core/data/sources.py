@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from core.engine import validation as check
-from core.engine.component import Component
+from core.engine.component import Component, Hyperparameter
 from core.engine.registry import Registry
 
 from .dataset import Dataset, DatasetError, Progress
@@ -47,6 +47,13 @@ class DatasetSource(Component):
     def load_with_progress(self, rng: np.random.Generator, progress: Progress | None) -> Dataset:
         """``load``, reporting progress where a source has any (a download, a large file)."""
         return self.load(rng)
+
+
+# Hyperparameters several generators share, documented once.
+_N_SAMPLES = Hyperparameter("samples", "How many points to generate.", f"1 to {MAX_SAMPLES:,}, at least n_classes")
+_N_CLASSES = Hyperparameter("classes", "How many classes (spiral arms, blobs).", f"2 to {MAX_CLASSES}")
+_NOISE = Hyperparameter("noise", "Amount of random jitter; more noise blurs the classes into each other.",
+                        "0 to 100")
 
 
 def _check_size(n_samples: Any, n_classes: int = 2) -> int:
@@ -84,6 +91,11 @@ class Spirals(DatasetSource):
 
     summary = "Interleaved spiral arms, one per class; hard for shallow nets (noise = angle jitter, radians)"
     kind = "synthetic"
+    hyperparameters = {
+        "n_samples": _N_SAMPLES, "n_classes": _N_CLASSES, "noise": _NOISE,
+        "turns": Hyperparameter("turns", "How many times each spiral arm winds around the centre; more turns "
+                                         "is harder.", "0 < turns ≤ 20"),
+    }
 
     def __init__(self, n_samples: int = 1000, n_classes: int = 2, noise: float = 0.2,
                  turns: float = 1.5) -> None:
@@ -110,6 +122,7 @@ class Moons(DatasetSource):
 
     summary = "Two interleaving half moons; needs one bent boundary (noise = Gaussian std)"
     kind = "synthetic"
+    hyperparameters = {"n_samples": _N_SAMPLES, "noise": _NOISE}
 
     def __init__(self, n_samples: int = 1000, noise: float = 0.1) -> None:
         self.n_samples = _check_size(n_samples)
@@ -131,6 +144,11 @@ class Circles(DatasetSource):
 
     summary = "A small circle inside a large one; not linearly separable (factor = inner/outer radius)"
     kind = "synthetic"
+    hyperparameters = {
+        "n_samples": _N_SAMPLES, "noise": _NOISE,
+        "factor": Hyperparameter("inner radius", "Radius of the inner circle relative to the outer one (0 to 1).",
+                                 "0 ≤ factor < 1"),
+    }
 
     def __init__(self, n_samples: int = 1000, noise: float = 0.05, factor: float = 0.5) -> None:
         self.n_samples = _check_size(n_samples)
@@ -152,6 +170,13 @@ class Blobs(DatasetSource):
 
     summary = "Gaussian clusters, one per class; nearly linearly separable (works in any dimension)"
     kind = "synthetic"
+    hyperparameters = {
+        "n_samples": _N_SAMPLES, "n_classes": _N_CLASSES,
+        "cluster_std": Hyperparameter("cluster spread", "Standard deviation of each Gaussian blob; larger blobs "
+                                                        "overlap.", "0 < σ ≤ 1000", "σ"),
+        "n_features": Hyperparameter("features", "Dimension of each point (the input width).",
+                                     f"1 to 1000, with n_samples × n_features ≤ {MAX_VALUES:,}"),
+    }
 
     def __init__(self, n_samples: int = 1000, n_classes: int = 3, cluster_std: float = 1.0,
                  n_features: int = 2) -> None:
@@ -184,6 +209,7 @@ class Xor(DatasetSource):
 
     summary = "XOR of the signs of x1 and x2 (four quadrants); impossible without a hidden layer"
     kind = "synthetic"
+    hyperparameters = {"n_samples": _N_SAMPLES, "noise": _NOISE}
 
     def __init__(self, n_samples: int = 1000, noise: float = 0.1) -> None:
         self.n_samples = _check_size(n_samples)
@@ -208,6 +234,12 @@ class _Bundled(DatasetSource):
     """
 
     kind = "bundled"
+    hyperparameters = {
+        "classes": Hyperparameter("classes", "Keep only these classes (labels or names, separated by spaces or "
+                                             ";), relabelled in that order; empty keeps all. Digits 0-4, then "
+                                             "5-9, is the book's transfer-learning exercise.",
+                                  "empty, or at least 2 distinct classes of the dataset"),
+    }
     _loader: ClassVar[str] = ""  # function name in sklearn.datasets
     _class_names: ClassVar[tuple[str, ...]] = ()  # as scikit-learn names them, in label order
     _image_shape: ClassVar[tuple[int, int] | None] = None
@@ -321,6 +353,20 @@ class Corrupted(DatasetSource):
     summary = ("Real vs corrupted rows of another dataset (labels unused): pretrain lower layers on "
                "unlabeled data, then reuse them")
     kind = "auxiliary"
+    hyperparameters = {
+        "base": Hyperparameter("base dataset", "The dataset whose rows are kept as real and corrupted into "
+                                               "copies; its labels are not used.",
+                               "a registered dataset other than corrupted"),
+        "base_params": Hyperparameter("base parameters", "The base dataset's own parameters; empty uses its "
+                                                         "defaults.", "empty, or the base dataset's parameters"),
+        "corruption": Hyperparameter("corruption", "How a copy is corrupted: swap takes each chosen feature "
+                                                   "from another random row, noise adds Gaussian noise.",
+                                     "one of " + ", ".join(CORRUPTIONS)),
+        "fraction": Hyperparameter("corrupted fraction", "Fraction of each copy's features that are corrupted "
+                                                         "(at least one).", "0 < fraction ≤ 1"),
+        "stddev": Hyperparameter("noise std. dev.", "For noise: the noise's standard deviation, in units of "
+                                                    "each feature's own standard deviation.", "0 < σ ≤ 100", "σ"),
+    }
 
     def __init__(self, base: str = "digits", base_params: dict | None = None, corruption: str = "swap",
                  fraction: float = 0.3, stddev: float = 1.0) -> None:

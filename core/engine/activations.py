@@ -22,7 +22,7 @@ from typing import ClassVar, cast
 
 import numpy as np
 
-from .component import Component
+from .component import Component, Hyperparameter
 from .registry import Registry
 from .validation import positive
 
@@ -120,6 +120,10 @@ class ReLU(Activation):
 class LeakyReLU(Activation):
     summary = ("Leaky ReLU max(αz, z): the small slope α for z < 0 keeps units from dying; beats ReLU, "
                "second to ELU in the book's ranking (He init; the book uses α = 0.2).")
+    hyperparameters = {
+        "alpha": Hyperparameter("α", "α: the slope for z < 0; a small leak keeps units from dying "
+                                     "(the book uses 0.2).", "0 < α ≤ 1", "α"),
+    }
 
     def __init__(self, alpha: float = 0.2) -> None:
         # α > 1 would make the negative side steeper than the positive one: no longer a "leak".
@@ -142,6 +146,10 @@ class LeakyReLU(Activation):
 class ELU(Activation):
     summary = ("ELU (Eq. 11-2): smooth, negative outputs down to −α keep the mean near 0 and never die; "
                "first in the book's ranking (He init), a little slower to compute.")
+    hyperparameters = {
+        "alpha": Hyperparameter("α", "α: the level negative outputs approach, −α; 1 is the usual value.",
+                                "α > 0", "α"),
+    }
 
     def __init__(self, alpha: float = 1.0) -> None:
         self.alpha = positive("alpha", alpha)

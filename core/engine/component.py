@@ -6,20 +6,52 @@ From that one signature come ``parameters()`` (the allowed names and defaults, u
 spec validator and the GUI), ``get_config()`` / ``from_config()`` with JSON-only values, and a
 ``__repr__`` that reads like the constructor call. Arguments without a default (an
 optimizer's parameter list, a schedule's initial learning rate) are context, not config.
+
+Each hyperparameter is documented on the class that takes it, as Keras documents its
+arguments: ``hyperparameters`` maps its name to a :class:`Hyperparameter` (a short label, one
+line of help, the values allowed). A subclass documents only what it adds or means
+differently; ``hyperparameter(name)`` looks the name up from the class towards its bases.
+The GUI's tooltips and labels, the labs and the docs read these; nothing keeps a second copy.
 """
 
 from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from .validation import check_params
 
 
+@dataclass(frozen=True)
+class Hyperparameter:
+    """How one hyperparameter is explained: ``label`` (a short caption, e.g. ``"momentum β"``),
+    ``help`` (one line: what it does and what is usual), ``range`` (the values the class
+    accepts, as its ``__init__`` checks them, e.g. ``"0 ≤ β < 1"``) and ``symbol`` (the
+    book's letter, when it has one, e.g. ``"β"``)."""
+
+    label: str
+    help: str
+    range: str
+    symbol: str = ""
+
+
 class Component:
     name: ClassVar[str] = ""
     family: ClassVar[str] = "component"
+    #: Help for the hyperparameters this class adds or redefines (see ``hyperparameter``).
+    hyperparameters: ClassVar[Mapping[str, Hyperparameter]] = {}
+
+    @classmethod
+    def hyperparameter(cls, name: str) -> Hyperparameter | None:
+        """The help for ``name``: from this class's ``hyperparameters``, else the nearest base's
+        that documents it; ``None`` if none does."""
+        for klass in cls.__mro__:
+            documented = klass.__dict__.get("hyperparameters")
+            if documented is not None and name in documented:
+                return documented[name]
+        return None
 
     @classmethod
     def parameters(cls) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from typing import Any, ClassVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from .component import Component
+from .component import Component, Hyperparameter
 from .registry import Registry
 from .validation import number, positive
 
@@ -132,6 +132,11 @@ class Zeros(Initializer):
 class RandomNormal(Initializer):
     summary = ("Random normal N(mean, stddev²), default N(0, 1): the naive init of early deep nets, blind "
                "to fan-in, so signals explode or vanish layer by layer (Keras's own default is 0.05).")
+    hyperparameters = {
+        "mean": Hyperparameter("mean", "Mean of the random weights.", "any finite number"),
+        "stddev": Hyperparameter("std. dev.", "Standard deviation of the weights; 1.0 is the naive N(0, 1), "
+                                              "blind to fan-in.", "σ > 0", "σ"),
+    }
 
     # stddev 1.0, not Keras's 0.05: the app demonstrates the naive N(0, 1) that made deep
     # networks hard to train before Glorot and Bengio (2010).
@@ -153,6 +158,10 @@ class RandomNormal(Initializer):
 class RandomUniform(Initializer):
     summary = ("Random uniform U(minval, maxval), default ±0.05: a fixed small scale blind to fan-in, so "
                "signals shrink layer by layer in deep stacks.")
+    hyperparameters = {
+        "minval": Hyperparameter("min", "Lower end of the uniform range.", "any finite number below maxval"),
+        "maxval": Hyperparameter("max", "Upper end of the uniform range.", "any finite number above minval"),
+    }
 
     def __init__(self, minval: float = -0.05, maxval: float = 0.05) -> None:
         self.minval = number("minval", minval)

@@ -30,6 +30,9 @@ Why the code looks the way it does:
   memory once per pass; a rule is written once, for any block.
 * Hyperparameters and bias corrections are Python floats, never NumPy float64 scalars, so a
   float32 model stays float32 (one float64 scalar would upcast whole arrays).
+* Each class documents itself for the GUI, the labs and the docs: ``summary`` (one line),
+  ``hyperparameters`` (label, help and allowed range of each ``__init__`` argument it adds)
+  and ``rating``, the book's Table 11-2 stars for convergence speed and quality.
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from . import validation as check
-from .component import Component
+from .component import Component, Hyperparameter
 from .registry import Registry
 
 __all__ = [
@@ -55,6 +58,7 @@ __all__ = [
     "Nesterov",
     "Optimizer",
     "RMSProp",
+    "Rating",
     "get_optimizer",
 ]
 
@@ -65,6 +69,29 @@ OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
 # thread: momentum 255 → 228 µs, Adam 870 → 677 µs against whole arrays; 32k and 128k
 # blocks do slightly worse.
 BLOCK_ELEMENTS = 65_536
+
+
+class Rating(NamedTuple):
+    """An optimizer's row of the book's Table 11-2: convergence speed and convergence quality,
+    in stars as the book prints them (``"***"``, ``"** or ***"``)."""
+
+    speed: str
+    quality: str
+
+
+# Hyperparameters several optimizers share, documented once.
+_MOMENTUM_HELP = Hyperparameter(
+    "momentum β", "β: friction on the velocity; 0 is plain SGD, 0.9 (the usual value) keeps 90 % "
+                  "of the previous step.", "0 ≤ β < 1", "β")
+_EPSILON_HELP = Hyperparameter("ε", "ε: smoothing term that avoids a division by zero; rarely worth changing.",
+                               "ε > 0", "ε")
+_ADAM_HELP = {
+    "beta_1": Hyperparameter("β₁", "β₁: decay of the momentum (first-moment) estimate; 0.9 by default.",
+                             "0 ≤ β₁ < 1", "β₁"),
+    "beta_2": Hyperparameter("β₂", "β₂: decay of the squared-gradient (second-moment) estimate; 0.999 by "
+                                   "default.", "0 ≤ β₂ < 1", "β₂"),
+    "epsilon": _EPSILON_HELP,
+}
 
 
 def flat_layout(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, dict[str, int]] | None:
@@ -140,6 +167,13 @@ class Optimizer(Component):
 
     family: ClassVar[str] = "optimizer"
     summary: ClassVar[str] = ""
+    #: The book's Table 11-2 ratings; None for an optimizer the table does not rate.
+    rating: ClassVar[Rating | None] = None
+    hyperparameters: ClassVar[Mapping[str, Hyperparameter]] = {
+        "learning_rate": Hyperparameter(
+            "learning rate η", "η: the step size. Too high diverges (loss goes to NaN), too low crawls; "
+                               "the schedule starts from it.", "η > 0", "η"),
+    }
     slot_names: ClassVar[tuple[str, ...]] = ()
     # Scalar (not per-parameter) state, saved in state_dict()["slots"] as 0-d float64 arrays
     # under a key without "/" (e.g. "u_product"); the value lives in the attribute "_<name>".
@@ -438,6 +472,7 @@ class SGD(Optimizer):
 
     summary = ("Plain gradient descent θ ← θ − η∇J: slow but reliable (speed *, quality ***); "
                "the baseline the others are measured against.")
+    rating = Rating("*", "***")
     _uses_scratch = False
 
     def __init__(self, learning_rate: float = 0.01) -> None:
@@ -460,6 +495,8 @@ class Momentum(Optimizer):
 
     summary = ("Momentum: gradients accelerate a velocity (β is friction), so it rolls through "
                "plateaus and ravines much faster than SGD (speed **, quality ***).")
+    rating = Rating("**", "***")
+    hyperparameters = {"momentum": _MOMENTUM_HELP}
     slot_names = ("m",)
     _uses_scratch = False
 
@@ -501,6 +538,8 @@ class Nesterov(Optimizer):
 
     summary = ("Nesterov momentum: the gradient is measured slightly ahead in the direction of "
                "the momentum; almost always faster than plain momentum (speed **, quality ***).")
+    rating = Rating("**", "***")
+    hyperparameters = {"momentum": _MOMENTUM_HELP}
     slot_names = ("m",)
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.9) -> None:
@@ -533,6 +572,12 @@ class AdaGrad(Optimizer):
 
     summary = ("AdaGrad: scales each step down along steep dimensions; good on simple quadratics "
                "but usually stops too early on neural networks (speed ***, quality *).")
+    rating = Rating("***", "*")
+    hyperparameters = {
+        "initial_accumulator_value": Hyperparameter(
+            "initial accumulator", "Starting value of AdaGrad's sum of squared gradients.", "≥ 0"),
+        "epsilon": _EPSILON_HELP,
+    }
     slot_names = ("s",)
 
     def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
@@ -571,6 +616,12 @@ class RMSProp(Optimizer):
 
     summary = ("RMSProp: AdaGrad that forgets old gradients (decay ρ), so it does not stop early; "
                "was the researchers' favourite before Adam (speed ***, quality ** or ***).")
+    rating = Rating("***", "** or ***")
+    hyperparameters = {
+        "rho": Hyperparameter("decay ρ", "ρ: how fast RMSProp forgets old squared gradients (0.9 keeps the "
+                                         "last ~10 steps).", "0 ≤ ρ < 1", "ρ"),
+        "epsilon": _EPSILON_HELP,
+    }
     slot_names = ("s",)
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, epsilon: float = 1e-7) -> None:
@@ -607,6 +658,8 @@ class Adam(Optimizer):
 
     summary = ("Adam: momentum plus RMSProp's adaptive scaling with bias correction; a robust "
                "default that needs little tuning (speed ***, quality ** or ***).")
+    rating = Rating("***", "** or ***")
+    hyperparameters = _ADAM_HELP
     slot_names = ("m", "v")
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
@@ -659,6 +712,8 @@ class Nadam(Optimizer):
 
     summary = ("Nadam: Adam with Nesterov momentum; often converges slightly faster than Adam "
                "(speed ***, quality ** or ***).")
+    rating = Rating("***", "** or ***")
+    hyperparameters = _ADAM_HELP
     slot_names = ("m", "v")
     scalar_state_names = ("u_product",)
 
@@ -719,6 +774,12 @@ class AdamW(Adam):
 
     summary = ("AdamW: Adam with decoupled weight decay, which regularizes better than ℓ2 "
                "with Adam (speed ***, quality ** or ***).")
+    rating = Rating("***", "** or ***")
+    hyperparameters = {
+        "weight_decay": Hyperparameter("weight decay", "AdamW's decoupled decay: each step shrinks the weights "
+                                                       "by η·weight_decay·θ, independently of the gradient.",
+                                       "λ ≥ 0", "λ"),
+    }
 
     def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004, beta_1: float = 0.9,
                  beta_2: float = 0.999, epsilon: float = 1e-7) -> None:

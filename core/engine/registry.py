@@ -2,7 +2,8 @@
 
 A registry maps the name used in the experiment JSON to a small class. Names read from a
 file are only ever looked up here, never imported, so a spec cannot make the engine load
-code. Registering a name twice is a programming error and raises.
+code. Registering a name twice is a programming error and raises; ``unregister`` exists
+for tests that add a throwaway entry and must leave the registry as they found it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ class Registry(Generic[T]):
             return obj
 
         return decorator
+
+    def unregister(self, name: str) -> T:
+        """Remove a registered name and return its class (for tests: a throwaway entry is
+        registered, exercised and removed). An unknown name raises ``KeyError``."""
+        if name not in self._entries:
+            raise KeyError(f"unknown {self.family} {name!r}; allowed: {', '.join(self._entries)}")
+        return self._entries.pop(name)
 
     def get(self, name: str) -> T:
         """Look a name up; an unknown name raises ``KeyError`` listing the allowed ones."""

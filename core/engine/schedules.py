@@ -9,6 +9,9 @@ The trainer calls ``bind(steps_per_epoch, total_steps)`` before training (piecew
 in epochs, 1cycle needs the length of the run), ``schedule(t)`` before every step, and
 ``on_epoch_end(epoch, logs)`` after every epoch (only performance scheduling reacts; it
 returns True when it changed the rate, which the trainer records as an event).
+
+Each schedule documents its hyperparameters (``hyperparameters``: label, help, range) for the
+GUI's editor and the docs.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 from . import validation as check
-from .component import Component
+from .component import Component, Hyperparameter
 from .registry import Registry
 
 __all__ = [
@@ -39,6 +42,10 @@ SCHEDULES: Registry[type[Schedule]] = Registry("schedule")
 
 #: Quantities performance scheduling can watch; accuracies are maximized, losses minimized.
 MONITORS = ("val_loss", "loss", "val_accuracy", "accuracy")
+
+# Power and exponential scheduling share the meaning of s.
+_STEPS_HELP = Hyperparameter("steps s", "s: optimizer steps over which the rate falls (power: to η0/2 for c = 1; "
+                                        "exponential: to η0/10).", "a positive integer", "s")
 
 
 class Schedule(Component):
@@ -128,6 +135,11 @@ class PowerSchedule(Schedule):
 
     summary = ("Power scheduling η0/(1 + t/s)^c: the rate drops quickly at first, then more and "
                "more slowly (η0/2 after s steps, η0/3 after 2s for c = 1).")
+    hyperparameters = {
+        "steps": _STEPS_HELP,
+        "power": Hyperparameter("power c", "c: how sharply power scheduling falls; 1 is the usual value.",
+                                "c > 0", "c"),
+    }
 
     def __init__(self, initial_learning_rate: float, *, steps: int = 1000, power: float = 1.0) -> None:
         super().__init__(initial_learning_rate)
@@ -145,6 +157,7 @@ class ExponentialSchedule(Schedule):
 
     summary = ("Exponential scheduling η0·0.1^(t/s): divides the rate by 10 every s steps; "
                "simple and effective.")
+    hyperparameters = {"steps": _STEPS_HELP}
 
     def __init__(self, initial_learning_rate: float, *, steps: int = 1000) -> None:
         super().__init__(initial_learning_rate)
@@ -166,6 +179,14 @@ class PiecewiseSchedule(Schedule):
 
     summary = ("Piecewise constant: a fixed rate per range of epochs (e.g. 0.1 for 5 epochs, then "
                "0.001); works, but the boundaries and rates take fiddling.")
+    hyperparameters = {
+        "boundaries": Hyperparameter("boundaries (epochs)", "Epochs at which the rate changes, strictly "
+                                                            "increasing, e.g. 5, 15.",
+                                     "a non-empty list of strictly increasing positive integers"),
+        "values": Hyperparameter("rates", "The rate in each range of epochs: one more value than boundaries, "
+                                          "e.g. 0.01, 0.005, 0.001.",
+                                 "positive numbers, one more than boundaries"),
+    }
 
     def __init__(self, initial_learning_rate: float, *, boundaries: Sequence[int] = (),
                  values: Sequence[float] = ()) -> None:
@@ -207,6 +228,17 @@ class PerformanceSchedule(Schedule):
 
     summary = ("Performance scheduling: multiply the rate by a factor when the monitored metric has "
                "not improved for `patience` epochs (reduce on plateau).")
+    hyperparameters = {
+        "factor": Hyperparameter("factor", "Multiply the rate by this when the metric has not improved "
+                                           "for `patience` epochs (0 < factor < 1).", "0 < factor < 1"),
+        "patience": Hyperparameter("patience (epochs)", "Epochs without improvement to wait before acting.",
+                                   "an integer ≥ 0"),
+        "monitor": Hyperparameter("monitor", "The metric watched: losses must go down, accuracies up; val_ "
+                                             "metrics use the validation split.", "one of " + ", ".join(MONITORS)),
+        "min_delta": Hyperparameter("min. improvement", "A change smaller than this does not count as an "
+                                                        "improvement.", "≥ 0"),
+        "min_learning_rate": Hyperparameter("min. rate", "Never reduce the rate below this.", "≥ 0"),
+    }
 
     def __init__(self, initial_learning_rate: float, *, factor: float = 0.1, patience: int = 10,
                  monitor: str = "val_loss", min_delta: float = 1e-4, min_learning_rate: float = 0.0) -> None:
@@ -284,6 +316,16 @@ class OneCycleSchedule(Schedule):
 
     summary = ("1cycle: rise linearly to a high rate, fall back, then drop by orders of magnitude "
                "over the last steps; the book found it fastest and best.")
+    hyperparameters = {
+        "max_learning_rate": Hyperparameter(
+            "peak rate", "1cycle's peak η_max, reached halfway through the cycle; empty means 10·η0 "
+                         "(the book picks it with a learning-rate range test).", "empty, or > η0", "η_max"),
+        "final_learning_rate": Hyperparameter("final rate", "The rate at the very end; empty means η0/1000.",
+                                              "empty, or 0 < rate < η0"),
+        "annihilation_fraction": Hyperparameter(
+            "annihilation", "Fraction of the run spent dropping the rate by orders of magnitude after the "
+                            "cycle (0.1 = last 10 %).", "0 ≤ fraction < 1"),
+    }
 
     def __init__(self, initial_learning_rate: float, *, max_learning_rate: float | None = None,
                  final_learning_rate: float | None = None, annihilation_fraction: float = 0.1) -> None:

@@ -26,7 +26,6 @@ short and marked ``diverged``.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -358,13 +357,11 @@ def tune_learning_rate(surface: Surface, optimizer: str, steps: int | None = Non
 
 # ------------------------------------------------------------------------------------ Table 11-2
 
-_BOOK = re.compile(r"speed\s+(\*+)\s*,\s*quality\s+([*]+(?:\s+or\s+\*+)?)")
-
-
 def book_rating(optimizer: str) -> tuple[str, str] | None:
-    """The book's (speed, quality) stars for an optimizer, as its ``summary`` quotes Table 11-2."""
-    match = _BOOK.search(OPTIMIZERS.get(optimizer).summary)
-    return (match.group(1), match.group(2)) if match else None
+    """The book's (speed, quality) stars for an optimizer: its class's ``rating`` (None if the
+    book's Table 11-2 does not rate it)."""
+    rating = OPTIMIZERS.get(optimizer).rating
+    return None if rating is None else (rating.speed, rating.quality)
 
 
 @dataclass

@@ -1,6 +1,7 @@
 """A registry choice and its hyperparameters: the optimizer, the schedule, an initializer, a
 dataset. The choice list is built from the registry (a newly registered class appears by
-itself, its ``summary`` as tooltip) and only the chosen class's ``parameters()`` get fields."""
+itself, its ``summary`` as tooltip) and only the chosen class's ``parameters()`` get fields, each
+labelled and explained by the class's own ``hyperparameter(name)`` help."""
 
 from __future__ import annotations
 
@@ -133,7 +134,7 @@ class ComponentEditor(QWidget):
             kind = parameter_kind(cls, key, default)
             widget = make_widget(kind, key)
             widget.setObjectName(self._param_path(key))
-            caption, tip = parameter_help(self.family, key)
+            caption, tip = parameter_help(cls, key)
             err = error_label()
             self.form.insertRow(row, caption, widget)
             self.form.insertRow(row + 1, err)

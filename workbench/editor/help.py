@@ -1,66 +1,14 @@
 """One-line explanations for every field of the experiment editor (tooltips and labels).
 
 The choices themselves (optimizers, schedules, activations, initializers, losses, datasets)
-explain themselves through their class's ``summary`` in the registries; this module holds the
-texts for hyperparameter names and for the spec's plain fields, keyed by the spec's names.
+explain themselves through their registered class: its ``summary``, and for each
+hyperparameter the label and help of its ``hyperparameter(name)``. This module holds only the
+texts for the spec's plain fields and fixed choices, keyed by the spec's paths and values.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-# Hyperparameters of registered components, by name. ``(family, name)`` overrides a name whose
-# meaning depends on the family (``factor`` of the circles dataset vs performance scheduling).
-PARAMETERS: dict[str | tuple[str, str], tuple[str, str]] = {
-    # optimizers
-    "learning_rate": ("learning rate η", "η: the step size. Too high diverges (loss goes to NaN), too low crawls; "
-                                         "the schedule starts from it."),
-    "momentum": ("momentum β", "β: friction on the velocity; 0 is plain SGD, 0.9 (the usual value) keeps 90 % "
-                               "of the previous step."),
-    "rho": ("decay ρ", "ρ: how fast RMSProp forgets old squared gradients (0.9 keeps the last ~10 steps)."),
-    "beta_1": ("β₁", "β₁: decay of the momentum (first-moment) estimate; 0.9 by default."),
-    "beta_2": ("β₂", "β₂: decay of the squared-gradient (second-moment) estimate; 0.999 by default."),
-    "epsilon": ("ε", "ε: smoothing term that avoids a division by zero; rarely worth changing."),
-    "initial_accumulator_value": ("initial accumulator", "Starting value of AdaGrad's sum of squared gradients."),
-    "weight_decay": ("weight decay", "AdamW's decoupled decay: each step shrinks the weights by "
-                                     "η·weight_decay·θ, independently of the gradient."),
-    # schedules
-    "steps": ("steps s", "s: optimizer steps over which the rate falls (power: to η0/2 for c = 1; "
-                         "exponential: to η0/10)."),
-    "power": ("power c", "c: how sharply power scheduling falls; 1 is the usual value."),
-    "boundaries": ("boundaries (epochs)", "Epochs at which the rate changes, strictly increasing, e.g. 5, 15."),
-    "values": ("rates", "The rate in each range of epochs: one more value than boundaries, e.g. 0.01, 0.005, "
-                        "0.001."),
-    ("schedule", "factor"): ("factor", "Multiply the rate by this when the metric has not improved "
-                                       "for `patience` epochs (0 < factor < 1)."),
-    "patience": ("patience (epochs)", "Epochs without improvement to wait before acting."),
-    "monitor": ("monitor", "The metric watched: losses must go down, accuracies up; val_ metrics use the "
-                           "validation split."),
-    "min_delta": ("min. improvement", "A change smaller than this does not count as an improvement."),
-    "min_learning_rate": ("min. rate", "Never reduce the rate below this."),
-    "max_learning_rate": ("peak rate", "1cycle's peak η_max, reached halfway through the cycle; empty means 10·η0 "
-                                       "(the book picks it with a learning-rate range test)."),
-    "final_learning_rate": ("final rate", "The rate at the very end; empty means η0/1000."),
-    "annihilation_fraction": ("annihilation", "Fraction of the run spent dropping the rate by orders of "
-                                              "magnitude after the cycle (0.1 = last 10 %)."),
-    # datasets
-    "n_samples": ("samples", "How many points to generate."),
-    "n_classes": ("classes", "How many classes (spiral arms, blobs)."),
-    "noise": ("noise", "Amount of random jitter; more noise blurs the classes into each other."),
-    "turns": ("turns", "How many times each spiral arm winds around the centre; more turns is harder."),
-    ("dataset", "factor"): ("inner radius", "Radius of the inner circle relative to the outer one (0 to 1)."),
-    "cluster_std": ("cluster spread", "Standard deviation of each Gaussian blob; larger blobs overlap."),
-    "n_features": ("features", "Dimension of each point (the input width)."),
-    "classes": ("classes", "Keep only these classes (labels or names, separated by spaces or ;), relabelled in "
-                           "that order; empty keeps all. Digits 0-4, then 5-9, is the book's transfer-learning "
-                           "exercise."),
-    # initializers and activations
-    "mean": ("mean", "Mean of the random weights."),
-    "stddev": ("std. dev.", "Standard deviation of the weights; 1.0 is the naive N(0, 1), blind to fan-in."),
-    "minval": ("min", "Lower end of the uniform range."),
-    "maxval": ("max", "Upper end of the uniform range."),
-    "alpha": ("α", "α: the slope for z < 0 (leaky ReLU) or the level negative outputs approach, −α (ELU)."),
-}
 
 # The spec's own fields, by path.
 FIELDS: dict[str, tuple[str, str]] = {
@@ -157,9 +105,11 @@ DTYPES = [("float32", "float32", "Single precision: fast, what the book uses."),
           ("float64", "float64", "Double precision: slower, for checking numerics.")]
 
 
-def parameter_help(family: str, name: str) -> tuple[str, str]:
-    """(label, tooltip) for a component hyperparameter."""
-    label, tip = PARAMETERS.get((family, name)) or PARAMETERS.get(name) or (name.replace("_", " "), name)
+def parameter_help(cls: Any, name: str) -> tuple[str, str]:
+    """(label, tooltip) for hyperparameter ``name`` of a registered class, as the class documents
+    it (``cls.hyperparameter(name)``); the bare name if it does not."""
+    documented = cls.hyperparameter(name) if hasattr(cls, "hyperparameter") else None
+    label, tip = (documented.label, documented.help) if documented is not None else (name.replace("_", " "), name)
     if label[:1].isascii():  # "learning rate η" → "Learning rate η", but β₁ stays β₁ (not Β₁)
         label = label[:1].upper() + label[1:]
     return label, tip

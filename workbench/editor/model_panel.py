@@ -187,6 +187,10 @@ class LayerTableModel(QAbstractTableModel):
                 return f"{escape(_init_text(layer.init))}: {summary_of(INITIALIZERS, layer.init_name)}"
             if key == "activation":
                 return summary_of(ACTIVATIONS, layer.activation)
+            if key == "param" and (param := _activation_param(layer.activation)) is not None:
+                documented = ACTIVATIONS.get(layer.activation).hyperparameter(param)
+                if documented is not None:
+                    return documented.help
             return COLUMNS[index.column()][2]
         if role == Qt.ItemDataRole.TextAlignmentRole and key in ("units", "param", "dropout", "count"):
             return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -63,15 +63,6 @@ ANIMATION_FRAMES = 150        # a whole race plays in about 5 s at the default s
 CONTOUR_LEVELS = 14
 TUNING_GRID = learning_rate_grid(1e-4, 3.0, per_decade=2)
 
-MOMENTUM_TIPS = {
-    "momentum": "β, the momentum: 1 − β is the friction. m ← βm − η∇J; the terminal speed is η∇J/(1 − β) "
-                "(Eq. 11-4; 0.9 is the usual value).",
-    "beta_1": "β1, the decay of the running mean of the gradients (Adam's momentum part, Eq. 11-8; 0.9 by default).",
-    "rho": "ρ, the decay of the running mean of the squared gradients (RMSProp, Eq. 11-7; 0.9 by default): "
-           "how quickly old gradients are forgotten.",
-}
-
-
 def _fmt_distance(t: Trajectory) -> str:
     return "diverged" if t.diverged else f"{t.final_distance:.2e}"
 
@@ -103,8 +94,9 @@ class Lane:
             spin.setKeyboardTracking(False)
             spin.setValue(float(cls.parameters()[self.momentum_name]))
             spin.setObjectName(f"momentum_{name}")
-            spin.setPrefix({"momentum": "β ", "beta_1": "β1 ", "rho": "ρ "}.get(self.momentum_name, ""))
-            spin.setToolTip(MOMENTUM_TIPS.get(self.momentum_name, self.momentum_name))
+            documented = cls.hyperparameter(self.momentum_name)
+            spin.setPrefix(f"{documented.symbol} " if documented is not None and documented.symbol else "")
+            spin.setToolTip(documented.help if documented is not None else self.momentum_name)
             self.momentum = spin
 
     def entry(self) -> RaceEntry:

@@ -68,7 +68,8 @@ def registry_combo(registry: Any, tooltip: str) -> QComboBox:
 
 class ParamEditor(QWidget):
     """Spin boxes for the numeric hyperparameters of a registered component class (its
-    ``parameters()``), rebuilt when the class changes; ``changed`` fires on every edit."""
+    ``parameters()``), rebuilt when the class changes; ``changed`` fires on every edit. Each spin
+    box's tooltip is the class's help for that hyperparameter (``tooltip`` where it has none)."""
 
     changed = Signal()
 
@@ -92,7 +93,8 @@ class ParamEditor(QWidget):
             spin.setKeyboardTracking(False)
             spin.setValue(float((values or {}).get(name, default)))
             spin.setObjectName(f"param_{name}")
-            spin.setToolTip(tooltip)
+            documented = cls.hyperparameter(name) if hasattr(cls, "hyperparameter") else None
+            spin.setToolTip(documented.help if documented is not None else tooltip)
             spin.valueChanged.connect(self.changed)
             self._form.addRow(f"  {name}", spin)
             self._spins[name] = spin

@@ -14,7 +14,7 @@ import math
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,21 +62,23 @@ from .panel import RunsPanel
 from .sweep_runner import SweepRunner
 
 ERROR_STYLE = "border: 1px solid #d62728;"
-# Fields whose value is a registry name: the axis offers those names as a multi-select.
-CHOICES: dict[str, list[str]] = {
-    "activation": ACTIVATIONS.names(),
-    "init": INITIALIZERS.names(),
-    "optimizer.name": OPTIMIZERS.names(),
-    "schedule.name": SCHEDULES.names(),
-    "loss": LOSSES.names(),
-    "batch_norm": ["none", "before_activation", "after_activation"],
+# Fields whose value is a registry name: the axis offers those names as a multi-select, read from
+# the registry when the axis is built (so an entry registered later is offered too).
+CHOICES: dict[str, Callable[[], list[str]]] = {
+    "activation": ACTIVATIONS.names,
+    "init": INITIALIZERS.names,
+    "optimizer.name": OPTIMIZERS.names,
+    "schedule.name": SCHEDULES.names,
+    "loss": LOSSES.names,
+    "batch_norm": lambda: ["none", "before_activation", "after_activation"],
 }
 KINDS = (("values", "values"), ("range", "range"), ("log range", "log_range"))
 
 
 def choices_for(path: str) -> list[str] | None:
     last = path.rsplit(".", 1)[-1]
-    return CHOICES.get(path) or (CHOICES.get(last) if last in ("activation", "init", "loss", "batch_norm") else None)
+    names = CHOICES.get(path) or (CHOICES.get(last) if last in ("activation", "init", "loss", "batch_norm") else None)
+    return None if names is None else names()
 
 
 def parse_value(text: str) -> Any:

@@ -258,3 +258,14 @@ def test_noise_corruption_touches_about_the_fraction_of_features():
 def test_corrupted_parameter_errors(params, message):
     with pytest.raises(ValueError, match=message):
         load_dataset("corrupted", params, rng=rng())
+
+
+@pytest.mark.parametrize("name", DATASETS.names())
+def test_every_source_documents_its_hyperparameters(name):
+    cls = DATASETS.get(name)
+    for key in cls.parameters():
+        documented = cls.hyperparameter(key)
+        assert documented is not None, f"dataset {name!r}: no help for {key!r}; add it to its hyperparameters"
+        assert documented.label.strip() and documented.help.strip() and documented.range.strip(), key
+    assert not set(cls.__dict__.get("hyperparameters", {})) - set(cls.parameters())
+

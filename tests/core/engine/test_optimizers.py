@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import sys
 import tracemalloc
 
 import numpy as np
@@ -17,7 +18,8 @@ from core.engine.optimizers import OPTIMIZERS, Optimizer, flat_layout, get_optim
 NAMES = OPTIMIZERS.names()
 
 # Non-default hyperparameters, so a rule that silently used a default would be caught; a
-# large ε makes its placement (inside or outside the square root) visible.
+# large ε makes its placement (inside or outside the square root) visible. An optimizer without a
+# line here runs with its defaults.
 HYPER = {
     "sgd": {"learning_rate": 0.1},
     "momentum": {"momentum": 0.8},
@@ -44,12 +46,12 @@ def make_grads(params, n_steps, seed=1) -> list[dict[str, np.ndarray]]:
 
 
 def make(name: str, **extra) -> Optimizer:
-    return get_optimizer({"name": name, **HYPER[name], **extra})
+    return get_optimizer({"name": name, **HYPER.get(name, {}), **extra})
 
 
 def reference(name: str, params, grad_seq, lrs) -> list[dict[str, np.ndarray]]:
     """The update equations, written independently of core.engine.optimizers (not in place)."""
-    hp = {**OPTIMIZERS.get(name).parameters(), **HYPER[name]}
+    hp = {**OPTIMIZERS.get(name).parameters(), **HYPER.get(name, {})}
     theta = {k: p.copy() for k, p in params.items()}
     init = hp.get("initial_accumulator_value", 0.0)
     m = {k: np.zeros_like(p) for k, p in params.items()}
@@ -113,6 +115,23 @@ def test_class_attributes(name):
     assert "learning_rate" in cls.parameters()
 
 
+def test_ratings_are_the_books_table_11_2():
+    stars = {name: tuple(OPTIMIZERS.get(name).rating) for name in NAMES if OPTIMIZERS.get(name).rating}
+    assert stars == {"sgd": ("*", "***"), "momentum": ("**", "***"), "nesterov": ("**", "***"),
+                     "adagrad": ("***", "*"), "rmsprop": ("***", "** or ***"), "adam": ("***", "** or ***"),
+                     "nadam": ("***", "** or ***"), "adamw": ("***", "** or ***")}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_summary_quotes_the_rating_it_has(name):
+    """The one-line summary the GUI shows quotes the class's ``rating``, not stars of its own."""
+    cls = OPTIMIZERS.get(name)
+    if cls.rating is not None:
+        assert f"(speed {cls.rating.speed}, quality {cls.rating.quality})" in cls.summary
+    else:
+        assert "speed *" not in cls.summary and "quality *" not in cls.summary
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_config_round_trip_and_repr(name):
     opt = make(name)
@@ -122,7 +141,8 @@ def test_config_round_trip_and_repr(name):
     assert again == opt and again.get_config() == opt.get_config()
     assert type(again) is type(opt)
     assert repr(opt).startswith(f"{type(opt).__name__}(learning_rate=")
-    assert eval(repr(opt), vars(optimizers)) == opt  # the repr reads like the constructor call
+    # the repr reads like the constructor call (in the module that defines the class)
+    assert eval(repr(opt), vars(sys.modules[type(opt).__module__])) == opt
 
 
 def test_keras_defaults():
