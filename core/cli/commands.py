@@ -4,7 +4,8 @@
   (``core.sweeps.runner``), progress on stderr, the results table on stdout at the end;
 * ``sweep-report DIR [--sort KEY] [--reverse] [--format text|markdown|csv|json]`` — the
   table of a sweep's folder (``core.sweeps.report``), also while the sweep runs;
-* ``export RUN.gwb --to pytorch OUT.py [--with-weights]`` — a PyTorch script (``core.export.pytorch``).
+* ``export RUN.gwb --to pytorch OUT.py [--with-weights]`` — a PyTorch script (``core.export.pytorch``);
+  a session naming something the exporter cannot translate is bad input (exit 2).
 
 Bad input exits 2 with one line on stderr (as every command of ``core.cli.main``); a sweep in which
 some runs failed exits 1 after recording them; one stopped with Ctrl-C exits 130.
@@ -146,7 +147,7 @@ def cmd_sweep_report(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from core.export.pytorch import export_pytorch
+    from core.export.pytorch import ExportError, export_pytorch
     from core.sessions.format import load_session
 
     out = Path(args.out)
@@ -154,7 +155,10 @@ def cmd_export(args: argparse.Namespace) -> int:
         raise UsageError(f"OUT: the script must end in .py, got {args.out!r}")
     if str(out.parent) and not out.parent.is_dir():
         raise UsageError(f"OUT: folder {str(out.parent)!r} does not exist")
-    written = export_pytorch(load_session(args.session), out, with_weights=args.with_weights)
+    try:
+        written = export_pytorch(load_session(args.session), out, with_weights=args.with_weights)
+    except ExportError as exc:  # something the exporter cannot translate: bad input, not a crash
+        raise UsageError(f"{args.session}: {exc}") from None
     sys.stderr.write("wrote " + ", ".join(str(p) for p in written) + "\n")
     return 0
 

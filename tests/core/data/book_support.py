@@ -114,3 +114,21 @@ def serve(files: dict[str, bytes], fail_after: dict[str, int] | None = None) -> 
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@contextmanager
+def served_book_sets(monkeypatch) -> Iterator[None]:
+    """fashion_mnist, mnist and cifar10 as small generated files from 127.0.0.1, for a test that
+    needs a run on them (the real files are never fetched: their digests are patched)."""
+    from core.data import book
+    from core.data.download import MIRROR_VARIABLE
+
+    idx_files, _ = mnist_like(40, 20)
+    cifar, _, _ = cifar_like(per_file=8)
+    monkeypatch.setattr(book.FashionMNIST, "files", remote_files(idx_files))
+    monkeypatch.setattr(book.MNIST, "files", remote_files(idx_files))
+    monkeypatch.setattr(book.CIFAR10, "files", remote_files({"cifar-10-binary.tar.gz": cifar}))
+    monkeypatch.setattr(book.CIFAR10, "records_per_file", 8)
+    with serve({**idx_files, "cifar-10-binary.tar.gz": cifar}) as (url, _):
+        monkeypatch.setenv(MIRROR_VARIABLE, url)
+        yield

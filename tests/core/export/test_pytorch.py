@@ -1,7 +1,14 @@
 """Export to PyTorch: the script (torch-free checks, in every run) and, with the marker ``torch``,
 the script run under PyTorch: same data, same logits as the workbench's network, the first
 epoch's training loss within 1 % from the session's weights with shuffling off, and a run from
-the command line. The ``torch`` tests are deselected by default (pyproject's addopts); CI
+the command line.
+
+The torch-free checks are parametrized over the registries (optimizers, schedules, activations,
+initializers, losses, data sources, augmentations): every registered name is either translated
+(and its script compiles) or refused on purpose with ``ExportError``, so a newly registered name
+the exporter lacks fails here until it gets an entry or a stated reason. User strings (the
+experiment's name, the session's file name) are checked with hostile values: the script compiles
+and gives them back unchanged. The ``torch`` tests are deselected by default (pyproject's addopts); CI
 installs the CPU build of torch and runs them with ``pytest -m torch`` (.ci/run)."""
 
 import ast
@@ -15,11 +22,28 @@ import numpy as np
 import pytest
 
 from core.cli.main import run_headless
-from core.export.pytorch import export_pytorch, pytorch_script, torch_state
+from core.data import DATASETS, dataset_names
+from core.engine.activations import ACTIVATIONS
+from core.engine.initializers import INITIALIZERS
+from core.engine.losses import LOSSES
+from core.engine.optimizers import OPTIMIZERS as OPTIMIZER_REGISTRY
+from core.engine.optimizers import SGD
+from core.engine.schedules import SCHEDULES as SCHEDULE_REGISTRY
+from core.export import pytorch_template
+from core.export.pytorch import (
+    REFUSED,
+    TRANSLATIONS,
+    ExportError,
+    export_pytorch,
+    pytorch_script,
+    torch_state,
+    translation,
+)
 from core.sessions.format import load_session
 from core.sessions.trainer_io import save_trainer
-from core.spec import parse_experiment
+from core.spec import AUGMENTATIONS, parse_experiment
 from core.training import Trainer
+from tests.core.data.book_support import served_book_sets
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -38,12 +62,12 @@ SCHEDULES = {"constant": {}, "power": {"steps": 20, "power": 1.5}, "exponential"
 
 def experiment(source="moons", optimizer="nadam", schedule="constant", **sections):
     data = {"source": source}
-    if source in ("moons", "spirals", "xor", "circles", "blobs"):
+    if source in DATASETS and "n_samples" in DATASETS.get(source).parameters():
         data["params"] = {"n_samples": 240}
     spec = {"name": f"export {source} {optimizer} {schedule}", "seed": 11, "data": data,
             "model": {"layers": LAYERS},
-            "optimizer": {"name": optimizer, **OPTIMIZERS[optimizer]},
-            "schedule": {"name": schedule, **SCHEDULES[schedule]},
+            "optimizer": {"name": optimizer, **OPTIMIZERS.get(optimizer, {})},
+            "schedule": {"name": schedule, **SCHEDULES.get(schedule, {})},
             "regularization": {"l1": 1e-5, "l2": 1e-4, "max_norm": 4.0, "gradient_clip": {"mode": "global_norm",
                                                                                            "threshold": 5.0}},
             "training": {"epochs": 3, "batch_size": 32, "shuffle": False}}
@@ -137,6 +161,200 @@ def test_export_command(tmp_path, capsys):
     assert "must end in .py" in capsys.readouterr().err
     assert run_headless(["export", str(tmp_path / "none.gwb"), "--to", "pytorch", str(out)]) == 2
     assert run_headless(["export", str(session.path), "--to", "keras", str(out)]) == 2
+
+
+# ----------------------------------------------------------------------------- every registry name
+
+# (family as the exporter names it, the names the workbench accepts there)
+FAMILIES = [(registry.family, registry.names()) for registry in
+            (OPTIMIZER_REGISTRY, SCHEDULE_REGISTRY, ACTIVATIONS, INITIALIZERS, LOSSES)] \
+    + [("dataset", dataset_names()), ("augmentation", list(AUGMENTATIONS))]
+REGISTERED = [(family, name) for family, names in FAMILIES for name in names]
+
+
+def spec_using(family, name, tmp_path):
+    """An experiment that uses ``name`` of ``family`` (and defaults elsewhere), and its base folder."""
+    data_files(tmp_path)
+    if family == "optimizer":
+        return experiment(optimizer=name), None
+    if family == "schedule":
+        return experiment(schedule=name), None
+    if family == "activation":
+        return experiment(model={"layers": [{"units": 8, "activation": name}, *LAYERS[1:]]}), None
+    if family == "initializer":
+        return experiment(model={"layers": [{"units": 8, "init": name}], "output": {"init": name}}), None
+    if family == "loss":
+        if name == "mse":  # float targets
+            rng = np.random.default_rng(1)
+            X = rng.standard_normal((80, 3))
+            np.savez(tmp_path / "regression.npz", X=X, y=X @ np.array([1.0, -2.0, 0.5]))
+            return experiment(source="npz", data={"path": "regression.npz"},
+                              model={"output": {"loss": name}}), tmp_path
+        return experiment(model={"output": {"loss": name}}), None
+    if family == "augmentation":
+        return experiment(source="digits", data={"augmentation": {"type": name}}), None
+    if name in ("npz", "csv"):
+        return experiment(source=name, data={"path": f"data.{name}", **({"target": "kind"} if name == "csv" else {})}),\
+            tmp_path
+    if name == "corrupted":
+        return experiment(source=name, data={"params": {"base": "moons", "base_params": {"n_samples": 100}}}), None
+    return experiment(source=name), None
+
+
+@pytest.mark.parametrize("family, name", REGISTERED)
+def test_every_registered_name_is_translated_or_refused_on_purpose(family, name):
+    translated, refused = name in TRANSLATIONS[family], name in REFUSED.get(family, {})
+    assert translated != refused, (
+        f"{family} {name!r} is registered but the PyTorch exporter has no entry for it in "
+        f"core.export.pytorch.TRANSLATIONS[{family!r}] (nor a reason to refuse it in REFUSED)" if not translated
+        else f"{family} {name!r} is both translated and refused")
+
+
+@pytest.mark.parametrize("family, names", FAMILIES, ids=[family for family, _ in FAMILIES])
+def test_the_exporter_s_tables_name_only_registered_names(family, names):
+    assert set(TRANSLATIONS[family]) | set(REFUSED.get(family, {})) <= set(names)
+
+
+@pytest.mark.parametrize("family, name", REGISTERED)
+def test_every_registered_name_exports_a_script_that_compiles_or_is_refused_by_name(tmp_path, monkeypatch, family,
+                                                                                    name):
+    spec, base_dir = spec_using(family, name, tmp_path)
+    with served_book_sets(monkeypatch):      # the book's sets as small local files, never the network
+        session, _ = session_at_start(tmp_path, spec, base_dir=base_dir)
+    if name in REFUSED.get(family, {}):
+        with pytest.raises(ExportError, match=rf"{family} {name!r}.*; supported {family} names: ") as refusal:
+            pytorch_script(session)
+        assert "\n" not in str(refusal.value)
+        assert REFUSED[family][name] in str(refusal.value)
+        return
+    text = pytorch_script(session, "run.weights.npz")
+    compile(text, "model.py", "exec")
+    assert not re.search(r"^\s*(from|import) (core|workbench)\b", text, re.M)
+
+
+SCRIPT_TABLES = {"activation": "ACTIVATIONS", "initializer": "INITIALIZERS", "loss": "LOSSES",
+                 "augmentation": "AUGMENTATIONS"}
+
+
+@pytest.mark.parametrize("family", list(SCRIPT_TABLES))
+def test_the_script_dispatches_on_every_translated_name(tmp_path, family):
+    """The script's own tables (its build_model, init_kernel, make_loss and augment look names up in
+    them) hold every name of the family, so a layer table edited in the script can use any."""
+    session, _ = session_at_start(tmp_path, experiment())
+    tree = ast.parse(pytorch_script(session))
+    tables = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+              for t in node.targets if isinstance(t, ast.Name)}
+    keys = [ast.literal_eval(k) for k in tables[SCRIPT_TABLES[family]].keys]
+    assert keys == dict(FAMILIES)[family]
+
+
+@pytest.fixture
+def throwaway_optimizer():
+    """An optimizer registered for one test (plain SGD under a new name), removed again afterwards."""
+    name = "throwaway_sgd"
+
+    class ThrowawaySGD(SGD):
+        """SGD under another name: a new registry entry the exporter has never heard of."""
+
+    OPTIMIZER_REGISTRY.register(name)(ThrowawaySGD)
+    try:
+        yield name
+    finally:
+        OPTIMIZER_REGISTRY._entries.pop(name)  # the registry has no public removal: it is filled once at import
+    assert name not in OPTIMIZER_REGISTRY
+
+
+def test_a_newly_registered_optimizer_is_refused_by_name(tmp_path, capsys, throwaway_optimizer):
+    session, _ = session_at_start(tmp_path, experiment(optimizer=throwaway_optimizer))
+    assert session.experiment.optimizer.name == throwaway_optimizer
+    with pytest.raises(ExportError) as refusal:
+        pytorch_script(session)
+    message = str(refusal.value)
+    assert f"optimizer {throwaway_optimizer!r}" in message
+    assert "supported optimizer names: " + ", ".join(TRANSLATIONS["optimizer"]) in message
+    assert throwaway_optimizer not in message.split("supported")[1]
+    # the command line: bad input, exit 2, one line naming it, nothing written
+    out = tmp_path / "net.py"
+    assert run_headless(["export", str(session.path), "--to", "pytorch", str(out), "--with-weights"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"optimizer {throwaway_optimizer!r}" in err
+    assert not out.exists() and not (tmp_path / "net.weights.npz").exists()
+
+
+@pytest.mark.parametrize("family", [family for family, _ in FAMILIES])
+def test_an_unknown_name_is_refused_for_every_family(family):
+    with pytest.raises(ExportError, match=rf"cannot export {family} 'no_such_thing' to PyTorch: .*; supported "
+                                          rf"{family} names: {re.escape(', '.join(TRANSLATIONS[family]))}$"):
+        translation(family, "no_such_thing")
+
+
+# ----------------------------------------------------------------------------- user strings
+
+HOSTILE_NAMES = [
+    'ends the docstring """',
+    'x"""\nimport os\nos.system("echo injected")\n"""',
+    "C:\\Users\\runs\\x",
+    "trailing backslash \\",
+    "it's \"quoted\" and '''triple'''",
+    "line one\nline two\r\n\ttabbed",
+    "@@DATA@@ @@NAME@@ @@SEED@@",
+    "\\N{BULLET} \\u2022 {braces} %s ✓",
+]
+
+
+def script_constants(text):
+    tree = ast.parse(text)
+    return tree, {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+                  for t in node.targets if isinstance(t, ast.Name)}
+
+
+@pytest.mark.parametrize("name", HOSTILE_NAMES)
+def test_hostile_experiment_names_compile_and_round_trip(tmp_path, name):
+    session, _ = session_at_start(tmp_path, experiment(name=name))
+    assert session.experiment.name == name
+    text = pytorch_script(session, "run.weights.npz")
+    compile(text, "model.py", "exec")
+    tree, constants = script_constants(text)
+    assert ast.literal_eval(constants["EXPERIMENT"]) == name
+    assert name not in ast.get_docstring(tree)
+    imported = {alias.name for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
+                for alias in node.names}
+    assert "os" not in imported and "injected" not in ast.dump(tree).replace(repr(name), "")
+    assert ast.literal_eval(constants["SEED"]) == 11  # the slots after NAME are filled as usual
+
+
+@pytest.mark.parametrize("file_name", ['run """ x.gwb', "back\\slash.gwb", "quo'te\".gwb", "new\nline.gwb"])
+def test_hostile_session_file_names_compile_and_round_trip(tmp_path, file_name):
+    session, _ = session_at_start(tmp_path, experiment(), name=file_name)
+    out = tmp_path / "model.py"
+    export_pytorch(session, out, with_weights=True)
+    text = out.read_text(encoding="utf-8")
+    compile(text, str(out), "exec")
+    _, constants = script_constants(text)
+    assert ast.literal_eval(constants["EXPORTED_FROM"]) == file_name
+
+
+def test_hostile_data_paths_and_target_columns_are_literals(tmp_path):
+    folder = tmp_path / 'da"""ta\\dir'
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 2))
+    target = 'ki"""nd\\'
+    lines = [f'a,b,"{target.replace(chr(34), chr(34) * 2)}"'] + [f"{a:.4f},{b:.4f},{int(a > 0)}" for a, b in X]
+    (folder / "d.csv").write_text("\n".join(lines) + "\n")
+    spec = experiment(source="csv", data={"path": "d.csv", "target": target})
+    session, _ = session_at_start(tmp_path, spec, base_dir=folder)
+    text = pytorch_script(session)
+    compile(text, "model.py", "exec")
+    _, constants = script_constants(text)
+    assert ast.literal_eval(constants["TARGET"]) == target
+    assert ast.literal_eval(constants["DATA_PATH"].args[0]) == str(folder / "d.csv")
+
+
+def test_every_template_slot_is_filled(tmp_path):
+    session, _ = session_at_start(tmp_path, experiment())
+    text = pytorch_script(session)
+    assert pytorch_template.SLOTS and not re.search(r"@@[A-Z0-9]+@@", text)
 
 
 # ----------------------------------------------------------------------------- with torch
