@@ -1,5 +1,6 @@
 """The monitor's widgets: central gradient-norm plot under the health banner, the docked
-plots, the status-bar progress, and the timer that makes the plots pull (``REFRESH_HZ``)."""
+plots (each docked where its class declares, see ``PlotPanel.dock``), the status-bar progress,
+and the timer that makes the plots pull (``REFRESH_HZ``)."""
 
 from __future__ import annotations
 
