@@ -451,7 +451,7 @@ def test_plots_follow_a_dark_palette(make_window: Any, qtbot: Any) -> None:
 
 
 def test_block_reducer_is_incremental_and_matches_a_direct_reduction() -> None:
-    from workbench.monitor.plots import BlockReducer
+    from workbench.monitor.plots.downsample import BlockReducer
 
     rng = np.random.default_rng(1)
     rows = rng.normal(size=(3, 5000))

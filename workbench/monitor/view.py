@@ -1,28 +1,58 @@
 """The monitor's widgets: central gradient-norm plot under the health banner, the docked
-plots, the status-bar progress, and the timer that makes the plots pull (``REFRESH_HZ``)."""
+plots (each docked where its class declares, see ``PlotPanel.dock``), the status-bar progress,
+and the timer that makes the plots pull (``REFRESH_HZ``)."""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
+from itertools import pairwise
 
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QVBoxLayout, QWidget
 
 from .banner import HealthBanner
 from .controller import TrainingController
-from .plots import (
-    ActivationPanel,
-    BoundaryPanel,
-    ConfusionPanel,
-    GradientFlowPanel,
-    GradientNormPanel,
-    HeatmapPanel,
-    MetricsPanel,
-    PlotPanel,
-)
+from .plots import DOCKED_PANELS
+from .plots.base import DockPlace, PlotPanel
+from .plots.gradient_norm import GradientNormPanel
 
 REFRESH_HZ = 30                    # ticks; each redraws one panel (the central one at most every other)
+PANEL_MIN_WIDTH = 320              # a docked panel's narrowest
+SIDE_COLUMN_WIDTH = 470            # a side area's width at start
+
+
+def docked_panels() -> list[tuple[type[PlotPanel], DockPlace]]:
+    """The docked panel classes with their places, in the order of their docks (area, group, tab):
+    the order of the View menu's entries."""
+    undeclared = [cls.__name__ for cls in DOCKED_PANELS if cls.dock is None]
+    if undeclared:
+        raise TypeError(f"{', '.join(undeclared)} listed in DOCKED_PANELS without a place: set the class's "
+                        "`dock` to a DockPlace")
+    return sorted(((cls, cls.dock) for cls in DOCKED_PANELS if cls.dock is not None), key=lambda pair: pair[1].order)
+
+
+def arrange_docks(window: QMainWindow, placed: Sequence[tuple[DockPlace, QDockWidget]]) -> None:
+    """Put each dock where its panel declares. In each area the tab groups are stacked in group
+    order (top to bottom at the sides, left to right above and below the centre) and each group's
+    docks tabbed in tab order, the first in front; a side area starts ``SIDE_COLUMN_WIDTH`` wide."""
+    groups_of: dict[Qt.DockWidgetArea, dict[int, list[tuple[int, QDockWidget]]]] = {}
+    for place, dock in placed:
+        groups_of.setdefault(place.area, {}).setdefault(place.group, []).append((place.tab, dock))
+    for area, by_group in groups_of.items():
+        groups = [[dock for _, dock in sorted(by_group[g], key=lambda t: t[0])] for g in sorted(by_group)]
+        side = area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea)
+        for group in groups:
+            window.addDockWidget(area, group[0])
+        for first, second in pairwise(groups):
+            window.splitDockWidget(first[0], second[0], Qt.Orientation.Vertical if side else Qt.Orientation.Horizontal)
+        for group in groups:
+            for dock in group[1:]:
+                window.tabifyDockWidget(group[0], dock)
+            group[0].raise_()
+        if side:
+            window.resizeDocks([groups[0][0]], [SIDE_COLUMN_WIDTH], Qt.Orientation.Horizontal)
 
 
 def format_duration(seconds: float) -> str:
@@ -54,35 +84,22 @@ class Monitor(QObject):
         self.grad_norm.set_gate(controller.worker.gate)
         self.panels: dict[str, PlotPanel] = {"grad_norm": self.grad_norm}
         self.docks: list[QDockWidget] = []
-        specs = [
-            ("metrics", "Loss and accuracy", MetricsPanel, "metricsDock"),
-            ("flow", "Gradient flow", GradientFlowPanel, "gradientFlowDock"),
-            ("activations", "Activations", ActivationPanel, "activationsDock"),
-            ("heatmap", "Gradient heatmap", HeatmapPanel, "heatmapDock"),
-            ("boundary", "Decision boundary", BoundaryPanel, "boundaryDock"),
-            ("confusion", "Confusion matrix", ConfusionPanel, "confusionDock"),
-        ]
-        for key, title, cls, name in specs:
+        self.dock_of: dict[str, QDockWidget] = {}
+        placed: list[tuple[DockPlace, QDockWidget]] = []
+        for cls, place in docked_panels():
             panel = cls(buffers)
-            panel.setObjectName(f"{key}Panel")
-            panel.setMinimumWidth(320)
+            panel.setObjectName(f"{place.key}Panel")
+            panel.setMinimumWidth(PANEL_MIN_WIDTH)
             panel.set_gate(controller.worker.gate)
-            dock = QDockWidget(title, window)
-            dock.setObjectName(name)
+            dock = QDockWidget(place.title, window)
+            dock.setObjectName(place.name)
             dock.setWidget(panel)
             dock.setAllowedAreas(Qt.DockWidgetArea.AllDockWidgetAreas)
-            self.panels[key] = panel
+            self.panels[place.key] = panel
             self.docks.append(dock)
-        # Right column: metrics / flow / activations on top, heatmap / boundary / confusion below.
-        top, bottom = self.docks[:3], self.docks[3:]
-        for group in (top, bottom):
-            window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, group[0])
-        window.splitDockWidget(top[0], bottom[0], Qt.Orientation.Vertical)
-        for group in (top, bottom):
-            for dock in group[1:]:
-                window.tabifyDockWidget(group[0], dock)
-            group[0].raise_()
-        window.resizeDocks([top[0]], [470], Qt.Orientation.Horizontal)
+            self.dock_of[place.key] = dock
+            placed.append((place, dock))
+        arrange_docks(window, placed)
 
         # Status bar: epoch / step / rate / time left, and a progress bar.
         self.progress_label = QLabel("")
@@ -108,10 +125,11 @@ class Monitor(QObject):
     def _on_run_reset(self) -> None:
         for panel in self.panels.values():
             panel.clear_run()
-        if self.controller.buffers.meta.get("points") is not None:
-            self.docks[4].raise_()          # a 2-D dataset: show its decision boundary
-        elif self.controller.buffers.meta.get("classification"):
-            self.docks[5].raise_()
+        fronted: set[tuple[Qt.DockWidgetArea, int]] = set()
+        for _, place in docked_panels():
+            if (place.area, place.group) not in fronted and self.panels[place.key].comes_forward():
+                self.dock_of[place.key].raise_()
+                fronted.add((place.area, place.group))
 
     def _on_updated(self) -> None:
         b = self.controller.buffers

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from core.sessions.format import SessionError, peek_session
 
 from ..monitor.buffers import safe_log10
-from ..monitor.plots import PlotPanel
+from ..monitor.plots.base import PlotPanel
 from .loader import RunsData, RunsLoader
 
 #: One colour per run (categorical, readable on light and dark backgrounds).

@@ -1,0 +1,206 @@
+"""Each docked panel says where it docks (``PlotPanel.dock``) and the monitor docks it there: the
+declarations, the real window's docks built from them, the layout the window had before the panels
+declared their places, and a new panel added by one class and one entry in ``DOCKED_PANELS``."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from typing import Any
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDockWidget, QMenu, QTabBar
+
+import workbench.monitor.plots as plots_package
+from workbench.monitor import view
+from workbench.monitor.plots import DOCKED_PANELS
+from workbench.monitor.plots.base import DockPlace, PlotPanel
+from workbench.monitor.plots.gradient_norm import GradientNormPanel
+
+from ..monitor_support import make_window_fixture, monitor_of, tiny_spec, wait_idle  # noqa: F401 (fixture)
+
+RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
+
+#: The window as it was when view.py placed the docks by index: the right column holds two tab
+#: groups, top to bottom, each listed in tab order with the tab in front first. (The Runs dock is
+#: not a plot panel: the Runs tools tab it behind the metrics.)
+LAYOUT_BEFORE_THE_SPLIT = [
+    (RIGHT, ["metricsDock", "gradientFlowDock", "activationsDock", "runsDock"]),
+    (RIGHT, ["heatmapDock", "boundaryDock", "confusionDock"]),
+]
+TITLES_BEFORE_THE_SPLIT = {"metricsDock": "Loss and accuracy", "gradientFlowDock": "Gradient flow",
+                           "activationsDock": "Activations", "heatmapDock": "Gradient heatmap",
+                           "boundaryDock": "Decision boundary", "confusionDock": "Confusion matrix",
+                           "runsDock": "Runs"}
+
+
+def panel_classes() -> list[type[PlotPanel]]:
+    """Every plot panel class defined in the plots package, module by module."""
+    found = []
+    for info in pkgutil.iter_modules(plots_package.__path__):
+        module = importlib.import_module(f"{plots_package.__name__}.{info.name}")
+        found += [cls for _, cls in inspect.getmembers(module, inspect.isclass)
+                  if issubclass(cls, PlotPanel) and cls is not PlotPanel and cls.__module__ == module.__name__]
+    return found
+
+
+def visible_tab_orders(window: Any) -> list[list[str]]:
+    return [[bar.tabText(i) for i in range(bar.count())] for bar in window.findChildren(QTabBar) if bar.isVisible()]
+
+
+def in_front(dock: QDockWidget) -> bool:
+    return dock.isVisible() and not dock.visibleRegion().isEmpty()
+
+
+def check_groups(window: Any, groups: list[tuple[Qt.DockWidgetArea, list[str]]]) -> None:
+    """Each group: its docks in the area, tabbed with each other and nothing else, in this tab
+    order with the first in front; the groups of an area stacked top to bottom in list order."""
+    tabs = visible_tab_orders(window)
+    fronts: list[QDockWidget] = []
+    for area, names in groups:
+        docks = [window.findChild(QDockWidget, name) for name in names]
+        assert all(d is not None for d in docks), names
+        for dock in docks:
+            assert window.dockWidgetArea(dock) == area, dock.objectName()
+            others = {d.objectName() for d in window.tabifiedDockWidgets(dock)}
+            assert others == set(names) - {dock.objectName()}, dock.objectName()
+        assert [d.windowTitle() for d in docks] in tabs
+        assert in_front(docks[0]) and not any(in_front(d) for d in docks[1:])
+        fronts.append(docks[0])
+    for above, below in zip(fronts, fronts[1:], strict=False):
+        if window.dockWidgetArea(above) == window.dockWidgetArea(below):
+            assert above.geometry().bottom() < below.geometry().top()
+            assert above.geometry().left() == below.geometry().left()
+
+
+# ----------------------------------------------------------------------------- the declarations
+
+
+def test_every_docked_panel_declares_a_place_and_a_title() -> None:
+    assert DOCKED_PANELS
+    places = [cls.dock for cls in DOCKED_PANELS]
+    for cls, place in zip(DOCKED_PANELS, places, strict=True):
+        assert isinstance(place, DockPlace), f"{cls.__name__} declares no dock"
+        assert isinstance(place.area, Qt.DockWidgetArea) and place.area != Qt.DockWidgetArea.NoDockWidgetArea
+        assert place.title.strip() and place.name.endswith("Dock") and place.key
+        assert place.group >= 0 and place.tab >= 0
+    for field in ("key", "name", "title", "order"):
+        values = [getattr(p, field) for p in places]
+        assert len(set(values)) == len(values), f"two panels declare the same {field}"
+
+
+def test_a_panel_that_declares_a_place_is_docked_and_the_central_one_declares_none() -> None:
+    classes = panel_classes()
+    assert set(DOCKED_PANELS) <= set(classes) and GradientNormPanel in classes
+    assert {cls for cls in classes if cls.dock is not None} == set(DOCKED_PANELS)
+    assert GradientNormPanel.dock is None          # the central plot, under the health banner
+
+
+def test_a_panel_listed_without_a_place_is_refused_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(view, "DOCKED_PANELS", (*DOCKED_PANELS, GradientNormPanel))
+    with pytest.raises(TypeError, match="GradientNormPanel"):
+        view.docked_panels()
+
+
+# ----------------------------------------------------------------------------- the real window
+
+
+def test_the_window_docks_every_panel_where_it_declares(make_window: Any) -> None:
+    window = make_window()
+    monitor = monitor_of(window)
+    assert [d.objectName() for d in window.monitor_docks] == \
+        [place.name for _, place in view.docked_panels()]
+    groups: dict[tuple[Qt.DockWidgetArea, int], list[tuple[int, str]]] = {}
+    for cls in DOCKED_PANELS:
+        place = cls.dock
+        dock = window.findChild(QDockWidget, place.name)
+        assert dock is not None and dock in window.monitor_docks
+        assert dock.windowTitle() == place.title
+        assert window.dockWidgetArea(dock) == place.area
+        assert type(dock.widget()) is cls and dock.widget() is monitor.panels[place.key]
+        assert dock.widget().objectName() == f"{place.key}Panel"
+        groups.setdefault((place.area, place.group), []).append((place.tab, place.name))
+    declared = []
+    for area, group in sorted(groups, key=lambda g: (g[0].value, g[1])):
+        names = [name for _, name in sorted(groups[(area, group)])]
+        runs = window.findChild(QDockWidget, "runsDock")            # tabbed in by the Runs tools
+        if names[0] in {d.objectName() for d in window.tabifiedDockWidgets(runs)}:
+            names.append("runsDock")
+        declared.append((area, names))
+    check_groups(window, declared)
+
+
+def test_the_layout_is_the_one_from_before_the_panels_declared_it(make_window: Any) -> None:
+    window = make_window()
+    check_groups(window, LAYOUT_BEFORE_THE_SPLIT)
+    assert {d.objectName(): d.windowTitle() for d in [*window.monitor_docks, window.runs.dock]} == \
+        TITLES_BEFORE_THE_SPLIT
+    view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    assert isinstance(view_menu, QMenu)
+    entries = [a.text() for a in view_menu.actions()]
+    start = entries.index("Loss and accuracy")
+    assert entries[start:start + 7] == ["Loss and accuracy", "Gradient flow", "Activations", "Gradient heatmap",
+                                        "Decision boundary", "Confusion matrix", "Runs"]
+    assert list(monitor_of(window).panels) == ["grad_norm", "metrics", "flow", "activations", "heatmap", "boundary",
+                                               "confusion"]
+
+
+@pytest.mark.parametrize(("source", "front", "behind"), [
+    ("moons", "boundaryDock", "confusionDock"),         # 2-D: its decision boundary
+    ("iris", "confusionDock", "boundaryDock"),          # classification in 4-D: the confusion matrix
+])
+def test_a_new_run_brings_forward_the_panel_that_shows_its_data(make_window: Any, qtbot: Any, source: str,
+                                                                  front: str, behind: str) -> None:
+    from core.spec import parse_experiment
+
+    spec = tiny_spec(epochs=1)
+    spec["data"] = {"source": source, "validation_split": 0.2, "test_split": 0.0}
+    window = make_window(parse_experiment(spec))
+    assert in_front(window.findChild(QDockWidget, "heatmapDock"))
+    window.controller.actions["step"].trigger()
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: in_front(window.findChild(QDockWidget, front)), timeout=5_000)
+    assert not in_front(window.findChild(QDockWidget, behind))
+    assert not in_front(window.findChild(QDockWidget, "heatmapDock"))
+    assert in_front(window.findChild(QDockWidget, "metricsDock"))       # no panel of that group asks
+
+
+# ----------------------------------------------------------------------------- adding a panel
+
+
+class StepCountPanel(PlotPanel):
+    """A throwaway panel: how many steps the buffers hold, as one bar."""
+
+    title = "Steps recorded"
+    dock = DockPlace(key="step_count", name="stepCountDock", title="Steps", group=1, tab=3)
+
+    def __init__(self, buffers: Any, parent: Any = None) -> None:
+        super().__init__(buffers, parent)
+        self.plot = self.add_plot()
+        self.drawn_sizes: list[int] = []
+
+    def draw(self) -> None:
+        self.drawn_sizes.append(self.buffers.size)
+        self.plot.plot([0], [self.buffers.size], clear=True)
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        return ["steps"], [[self.buffers.size]]
+
+
+def test_a_new_panel_is_one_class_and_one_entry(make_window: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(view, "DOCKED_PANELS", (*DOCKED_PANELS, StepCountPanel))
+    window = make_window()
+    dock = window.findChild(QDockWidget, "stepCountDock")
+    assert dock is not None and dock.windowTitle() == "Steps" and dock in window.monitor_docks
+    check_groups(window, [(RIGHT, ["metricsDock", "gradientFlowDock", "activationsDock", "runsDock"]),
+                          (RIGHT, ["heatmapDock", "boundaryDock", "confusionDock", "stepCountDock"])])
+    view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    assert "Steps" in [a.text() for a in view_menu.actions()]
+    panel = monitor_of(window).panels["step_count"]
+    assert isinstance(panel, StepCountPanel)
+    window.controller.actions["step"].trigger()
+    wait_idle(qtbot, window)
+    dock.raise_()
+    qtbot.waitUntil(lambda: panel.drawn_sizes[-1:] == [1], timeout=5_000)     # the monitor's timer draws it

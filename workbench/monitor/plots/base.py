@@ -1,0 +1,230 @@
+"""What every live plot shares: ``PlotPanel`` (a tool row over a pyqtgraph layout, the pull-based
+refresh protocol, PNG and CSV export) and ``DockPlace``, the declaration of where a panel docks.
+
+Each panel PULLS from ``RunBuffers`` when the monitor's timer asks it to (``wants_redraw`` /
+``redraw``): no ``setData`` per batch, pen width 1, downsampling and clip-to-view on the long
+curves, ``connect="finite"`` so a NaN is a gap. Every panel can be frozen, zoomed (mouse) and
+reset, and exported as PNG (what is shown) or CSV (the data behind it).
+
+Log-scale curves are drawn from log10 values kept in the buffers, on an axis in log mode: the
+logarithm of the whole history is never taken at frame rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
+
+from ..buffers import RunBuffers, write_csv
+
+
+@dataclass(frozen=True)
+class DockPlace:
+    """Where a panel docks in the main window, declared on its class (``PlotPanel.dock``).
+
+    An area holds tab groups stacked in ``group`` order (top to bottom in the side areas, left to
+    right above and below the central plot); a group's docks are tabbed in ``tab`` order, the
+    first in front when the window opens."""
+
+    key: str            # the panel's key in ``Monitor.panels``; its widget is named "<key>Panel"
+    name: str           # the dock's objectName: saved window layouts refer to it, never rename it
+    title: str          # the dock's title bar, tab and View-menu entry
+    area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea
+    group: int = 0
+    tab: int = 0
+
+    @property
+    def order(self) -> tuple[int, int, int]:
+        """Sort key: area, then group, then tab (the order of the docks and of the View menu)."""
+        return int(self.area.value), self.group, self.tab
+
+
+class GatedGraphicsLayout(pg.GraphicsLayoutWidget):
+    """A GraphicsLayoutWidget that holds the worker's GUI gate while it paints (see GuiGate)."""
+
+    gate: Any = None
+
+    def paintEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        if self.gate is None:
+            super().paintEvent(event)
+            return
+        with self.gate:
+            super().paintEvent(event)
+
+
+class PlotPanel(QWidget):
+    """Base: a small tool row (freeze, reset zoom, PNG, CSV) over a pyqtgraph layout.
+
+    A panel that the monitor docks declares where in ``dock``; one shown elsewhere (the central
+    gradient-norm plot, the Runs dock's plots) leaves it ``None``."""
+
+    title = ""                         # the caption over the plot (and the export dialogs' name)
+    min_interval = 0.0                 # seconds between redraws (heavy panels draw less often)
+    dock: ClassVar[DockPlace | None] = None
+
+    def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.buffers = buffers
+        self.drawn_version = -1
+        self.last_draw = 0.0
+        self.redraws = 0
+        self.graphics = GatedGraphicsLayout()
+        self.graphics.setMinimumSize(220, 160)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 2, 2, 2)
+        layout.setSpacing(2)
+        tools = QHBoxLayout()
+        tools.setContentsMargins(0, 0, 0, 0)
+        self.caption = QLabel(self.title)
+        self.caption.setObjectName("plotCaption")
+        self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.caption.setMinimumWidth(40)
+        tools.addWidget(self.caption, 1)
+        self._tools = tools
+        self.freeze_button = self._tool("Freeze", "Stop redrawing this plot (training goes on); click again "
+                                        "to catch up", checkable=True)
+        self._tool("Fit", "Reset the zoom: show all the data again (after zooming with the wheel or panning)",
+                   self.reset_zoom)
+        self._tool("PNG", "Export this plot as a PNG image…", self._ask_png)
+        self._tool("CSV", "Export the data behind this plot as CSV…", self._ask_csv)
+        tools_widget = QWidget()
+        tools_widget.setLayout(tools)
+        layout.addWidget(tools_widget)
+        layout.addWidget(self.graphics, 1)
+        self.plots: list[pg.PlotItem] = []
+
+    def _tool(self, text: str, tip: str, slot: Any = None, checkable: bool = False) -> QToolButton:
+        button = QToolButton()
+        button.setText(text)
+        button.setToolTip(tip)
+        button.setAutoRaise(True)
+        button.setCheckable(checkable)
+        if slot is not None:
+            button.clicked.connect(lambda _=False: slot())
+        self._tools.addWidget(button)
+        return button
+
+    # ------------------------------------------------------------------ plots and palette
+
+    def add_plot(self, row: int = 0, col: int = 0, title: str | None = None, size: str = "9pt") -> pg.PlotItem:
+        plot = self.graphics.addPlot(row=row, col=col)
+        if title:
+            plot.setTitle(title, size=size)
+        for name in ("left", "bottom"):
+            plot.getAxis(name).enableAutoSIPrefix(False)
+        # No grid: semi-transparent grid lines cost ~20 ms a frame in software rendering (measured).
+        plot.setMenuEnabled(True)
+        self.plots.append(plot)
+        self.apply_palette()
+        return plot
+
+    def apply_palette(self) -> None:
+        """Plot background and text follow the window's palette (light or dark)."""
+        pal = self.palette()
+        self.graphics.setBackground(pal.color(QPalette.ColorRole.Base))
+        text = pal.color(QPalette.ColorRole.Text)
+        for plot in self.plots:
+            for name in ("left", "bottom", "right", "top"):
+                axis = plot.getAxis(name)
+                axis.setPen(pg.mkPen(text))
+                axis.setTextPen(pg.mkPen(text))
+            plot.titleLabel.setAttr("color", text.name())
+            legends = [plot.legend] + [getattr(self, "legend", None)]
+            for legend in legends:
+                if legend is None:
+                    continue
+                legend.setLabelTextColor(text)
+                for _, label in legend.items:
+                    label.setAttr("color", text.name())
+                    label.setText(label.text)
+
+    def showEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        self.apply_palette()
+        super().showEvent(event)
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt override)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.apply_palette()
+            self.drawn_version = -1
+        super().changeEvent(event)
+
+    @property
+    def text_colour(self) -> QColor:
+        return self.palette().color(QPalette.ColorRole.Text)
+
+    @property
+    def dark(self) -> bool:
+        return self.palette().color(QPalette.ColorRole.Base).lightness() < 128
+
+    # ------------------------------------------------------------------ refresh protocol
+
+    @property
+    def frozen(self) -> bool:
+        return self.freeze_button.isChecked()
+
+    def set_gate(self, gate: Any) -> None:
+        self.graphics.gate = gate
+
+    @property
+    def on_screen(self) -> bool:
+        """Shown and not hidden behind another tab."""
+        return self.isVisible() and not self.visibleRegion().isEmpty()
+
+    def wants_redraw(self, now: float) -> bool:
+        return (not self.frozen and self.buffers.version != self.drawn_version
+                and now - self.last_draw >= self.min_interval)
+
+    def redraw(self, now: float = 0.0) -> None:
+        self.draw()
+        self.drawn_version = self.buffers.version
+        self.last_draw = now
+        self.redraws += 1
+
+    def draw(self) -> None:
+        raise NotImplementedError
+
+    def clear_run(self) -> None:
+        """A new run: forget per-run items (curves per layer...)."""
+        self.drawn_version = -1
+
+    def comes_forward(self) -> bool:
+        """Whether a new run should bring this panel's dock in front of its tab group (the first
+        panel of a group that says so wins): what this run's data shows best."""
+        return False
+
+    def reset_zoom(self) -> None:
+        for plot in self.plots:
+            plot.enableAutoRange()
+
+    # ------------------------------------------------------------------ export
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        raise NotImplementedError
+
+    def export_png(self, path: str | Path) -> bool:
+        return self.graphics.grab().save(str(path))
+
+    def export_csv(self, path: str | Path) -> None:
+        header, columns = self.csv_data()
+        write_csv(path, header, columns)
+
+    def _ask_png(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {self.title} as PNG", f"{self.file_stem()}.png",
+                                              "PNG images (*.png)")
+        if path:
+            self.export_png(path)
+
+    def _ask_csv(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, f"Export {self.title} data as CSV", f"{self.file_stem()}.csv",
+                                              "CSV files (*.csv)")
+        if path:
+            self.export_csv(path)
+
+    def file_stem(self) -> str:
+        return self.title.lower().replace(" ", "_").replace("/", "_").replace("&", "and")

@@ -1,0 +1,100 @@
+"""The validation confusion matrix, refreshed each epoch (classification only)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QWidget
+
+from ..buffers import RunBuffers
+from .base import DockPlace, PlotPanel
+
+
+class ConfusionPanel(PlotPanel):
+    """Validation confusion matrix (rows: true class, columns: predicted), refreshed each epoch."""
+
+    title = "Confusion matrix (validation)"
+    dock = DockPlace(key="confusion", name="confusionDock", title="Confusion matrix", group=1, tab=2)
+
+    def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
+        super().__init__(buffers, parent)
+        self.plot = self.add_plot()
+        self.plot.setLabel("bottom", "predicted class")
+        self.plot.setLabel("left", "true class")
+        self.plot.setAspectLocked(True)
+        self.plot.invertY(True)
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.image.setColorMap(pg.colormap.get("CET-L12"))
+        self.plot.addItem(self.image)
+        self.labels: list[pg.TextItem] = []
+        self.drawn_extras = -1
+        self.note = pg.TextItem("classification only", anchor=(0.5, 0.5))
+        self.plot.addItem(self.note)
+
+    def wants_redraw(self, now: float) -> bool:
+        return not self.frozen and self.drawn_extras != self.buffers.extras_version
+
+    def redraw(self, now: float = 0.0) -> None:
+        super().redraw(now)
+        self.drawn_extras = self.buffers.extras_version
+
+    def clear_run(self) -> None:
+        super().clear_run()
+        self.drawn_extras = -1
+
+    def comes_forward(self) -> bool:
+        return bool(self.buffers.meta.get("classification"))
+
+    def draw(self) -> None:
+        m = self.buffers.confusion
+        if m is None or m.size == 0:
+            self.image.clear()
+            for t in self.labels:
+                t.hide()
+            self.note.setVisible(True)
+            self.note.setColor(self.text_colour)
+            self.note.setText("The confusion matrix on the validation split appears\nafter the first epoch "
+                              "(classification only).")
+            self.note.setPos(0.5, 0.5)
+            self.plot.setRange(xRange=(-0.5, 1.5), yRange=(-0.5, 1.5), padding=0)
+            return
+        self.note.setVisible(False)
+        k = m.shape[0]
+        rows = m.sum(axis=1, keepdims=True)
+        share = np.divide(m, rows, out=np.zeros(m.shape, dtype=np.float64), where=rows > 0)
+        self.image.setImage(share, autoLevels=False, levels=(0.0, 1.0))
+        self.image.setRect(QRectF(-0.5, -0.5, k, k))
+        show_text = k <= 12
+        while len(self.labels) < k * k:
+            item = pg.TextItem(anchor=(0.5, 0.5))
+            self.plot.addItem(item)
+            self.labels.append(item)
+        for idx, item in enumerate(self.labels):
+            i, j = divmod(idx, k)
+            if idx >= k * k or not show_text:
+                item.hide()
+                continue
+            item.setText(str(int(m[i, j])))
+            item.setColor(QColor("black") if share[i, j] < 0.6 else QColor("white"))
+            item.setPos(j, i)
+            item.show()
+        names = self.buffers.meta.get("class_names") or [str(i) for i in range(k)]
+        ticks = [[(i, str(names[i])[:10]) for i in range(min(k, len(names)))]]
+        self.plot.getAxis("bottom").setTicks(ticks)
+        self.plot.getAxis("left").setTicks(ticks)
+        total = m.sum()
+        acc = np.trace(m) / total if total else float("nan")
+        self.caption.setText(f"{self.title}: accuracy {acc:.1%} of {int(total)}")
+        self.plot.setRange(xRange=(-0.5, k - 0.5), yRange=(-0.5, k - 0.5), padding=0.02)
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        m = self.buffers.confusion
+        if m is None:
+            return ["true\\predicted"], []
+        names = self.buffers.meta.get("class_names") or [str(i) for i in range(m.shape[0])]
+        return ["true\\predicted", *map(str, names)], [list(map(str, names)), *[m[:, j] for j in range(m.shape[1])]]
+
