@@ -14,6 +14,8 @@ from PySide6.QtCore import QCoreApplication, QObject, QThread
 
 from workbench.concurrent import MAX_PROGRESS_PER_SECOND, JobRunner, ProgressGate, shutdown_all
 
+from .monitor_support import make_window_fixture  # noqa: F401 (fixture)
+
 
 @pytest.fixture
 def make_runner(qapp: Any) -> Iterator[Callable[..., JobRunner]]:
@@ -308,4 +310,21 @@ def test_shutdown_all_ends_every_runner_an_owner_holds(qapp: Any) -> None:
     runners[1].submit(until_stopped)
     assert started.wait(5)
     shutdown_all(owner)
+    assert all(r.closed and r.thread.isFinished() for r in runners)
+
+
+def test_closing_the_main_window_ends_every_runner_it_owns(make_window: Any, qtbot: Any) -> None:
+    """The window's runners (the data preview's, the Runs loader's) end with its close: a thread
+    still running when Qt deletes the window would abort the process."""
+    from workbench.editor.dataset_info import DataInfo
+    from workbench.runs.loader import RunsLoader
+
+    window = make_window()
+    preview = window.findChild(DataInfo)
+    qtbot.waitUntil(lambda: preview.facts.exact, timeout=10_000)      # the preview has loaded on its runner
+    runners = window.findChildren(JobRunner)
+    owners = {type(r.parent()) for r in runners}
+    assert {DataInfo, RunsLoader} <= owners
+    assert all(r.thread.isRunning() for r in runners)
+    window.close()
     assert all(r.closed and r.thread.isFinished() for r in runners)
