@@ -16,6 +16,7 @@ from core.presets import default_experiment
 from core.sessions.format import SessionError
 from core.spec import SpecError, load_experiment
 
+from .concurrent import shutdown_all
 from .editor import create_editor_docks, create_presets_menu
 from .editor.model_panel import ModelPanel
 from .labs import create_labs_menu
@@ -371,6 +372,7 @@ class MainWindow(QMainWindow):
             return
         self.controller.shutdown()
         self.runs.shutdown()                # after the question: its Save may have queued a load
+        shutdown_all(self)                  # every other job runner the window owns (the data preview)
         self.sessions.clean_exit()
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())

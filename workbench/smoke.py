@@ -51,6 +51,7 @@ def run_smoke_test(path: str | None = None, event_seconds: float = EVENT_SECONDS
         from core import __version__
 
         from .app import create_app
+        from .concurrent import shutdown_all
         from .icon import icon_path
         from .main_window import MainWindow
 
@@ -82,6 +83,7 @@ def run_smoke_test(path: str | None = None, event_seconds: float = EVENT_SECONDS
             if window.isVisible():
                 problems.append("the window refused to close")
                 window.controller.shutdown()
+                shutdown_all(window)
             app.processEvents()
             del settings
     finally:

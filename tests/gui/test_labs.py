@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QMainWindow
 
 from core.labs.optimizer_race import SURFACES, run_optimizer
 from core.spec import parse_experiment
+from workbench.concurrent import JobRunner
 from workbench.labs import LABS, create_labs_menu
-from workbench.labs.worker import JobRunner
 from workbench.state import ExperimentState
 
 

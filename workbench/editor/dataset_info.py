@@ -3,7 +3,7 @@ preview, and the preview of a file (shape, classes, class balance) loaded off th
 
 Sizes of the built-in sources are known without loading anything (bundled sets from a small
 table, generators from their parameters); a file's come from its preview. Loading runs on a
-``QThreadPool`` worker with the file's importer from ``core.data.IMPORTERS``, the same reader training
+``workbench.concurrent`` worker with the file's importer from ``core.data.IMPORTERS``, the same reader training
 uses: a CSV reports the fraction of the file parsed, an NPZ the fraction of its arrays' bytes
 read, after each block of about a megabyte, and Cancel stops either at the next block
 (``LoadCancelled``). Results are cached per (source, parameters, file, size, modification
@@ -13,17 +13,19 @@ time).
 from __future__ import annotations
 
 import json
-import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThreadPool, Signal
+from PySide6.QtCore import QObject, Signal
 
 from core.data import DATASETS, IMPORTERS, Dataset, LoadCancelled, load_dataset
 from core.spec import DataSpec
+
+from ..concurrent import JobRunner
 
 # (samples, features, classes) of the bundled data sets, so that the parameter count is
 # immediate; the preview (which loads them) confirms it.
@@ -103,39 +105,35 @@ def preview_key(data: DataSpec, base_dir: Path | None) -> str:
     return json.dumps(key, sort_keys=True, default=str)
 
 
-def load_for_preview(data: DataSpec, base_dir: Path | None, cancel: threading.Event,
+def load_for_preview(data: DataSpec, base_dir: Path | None, should_stop: Callable[[], bool],
                      progress: Any = None) -> Dataset:
     """Load the data a spec names (in a worker thread). ``progress(fraction)`` gets values in
-    [0, 1] while a file is read (a CSV: parsed; an NPZ: its arrays' bytes); once ``cancel`` is
-    set the load raises ``LoadCancelled`` at its next block (about a megabyte)."""
+    [0, 1] while a file is read (a CSV: parsed; an NPZ: its arrays' bytes); once ``should_stop()``
+    is true the load raises ``LoadCancelled`` at its next block (about a megabyte)."""
     last = [-1.0]
 
     def report(fraction: float) -> bool:
         if progress is not None and (fraction - last[0] >= PROGRESS_STEP or fraction < 0):
             progress(fraction)
             last[0] = fraction
-        return not cancel.is_set()
+        return not should_stop()
 
     if data.source in IMPORTERS:
         dataset = IMPORTERS.get(data.source)().load(resolve(data.path or "", base_dir), data.target, progress=report)
     else:
-        dataset = load_dataset(data.source, data.params, rng=np.random.default_rng(0))
-    if cancel.is_set():
+        # a book data set downloads on first use: the same progress and Cancel as a file
+        dataset = load_dataset(data.source, data.params, rng=np.random.default_rng(0), progress=report)
+    if should_stop():
         raise LoadCancelled("loading cancelled")
     return dataset
-
-
-class _Signals(QObject):
-    progress = Signal(int, float)
-    finished = Signal(int, object)
-    failed = Signal(int, str)
 
 
 class DataInfo(QObject):
     """The current data's sizes and preview; ``changed`` fires when they change.
 
     ``request(data, base_dir)`` starts loading a preview unless it is cached; a newer request or
-    ``cancel()`` makes an older one's result be dropped.
+    ``cancel()`` stops an older one at its next block and drops its result. The loads run one at
+    a time on the preview's runner; the window shuts it down when it closes.
     """
 
     changed = Signal()
@@ -145,19 +143,14 @@ class DataInfo(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        # The pool is created before the signal carrier: children are destroyed in creation
-        # order, so the pool waits for a running load before the carrier goes away.
-        self._pool = QThreadPool(self)
-        self._pool.setMaxThreadCount(2)
-        self._signals = _Signals(self)
-        self._signals.progress.connect(self._on_progress)
-        self._signals.finished.connect(self._on_finished)
-        self._signals.failed.connect(self._on_failed)
+        # Any failure to read the data is shown in the preview by its message alone.
+        self._runner = JobRunner(self, "data-preview", plain_errors=(Exception,))
+        self._runner.progress.connect(self._on_progress)
+        self._runner.finished.connect(self._on_finished)
+        self._runner.failed.connect(self._on_failed)
         self._cache: dict[str, dict[str, Any]] = {}
         self._errors: dict[str, str] = {}
-        self._request = 0
         self._pending_key: str | None = None
-        self._cancel: threading.Event | None = None
         self._key: str | None = None
         self._estimate = DataFacts()
         self.started_at = 0.0
@@ -181,7 +174,7 @@ class DataInfo(QObject):
     @property
     def running(self) -> bool:
         """A load is still running on a worker thread (a cancelled one too, until it stops)."""
-        return self._pool.activeThreadCount() > 0
+        return self._runner.busy
 
     # ------------------------------------------------------------------ loading
 
@@ -214,22 +207,17 @@ class DataInfo(QObject):
             self.changed.emit()
 
     def _drop(self) -> None:
-        if self._cancel is not None:
-            self._cancel.set()
+        self._runner.request_stop()
         self._pending_key = None
-        self._request += 1
         self.loading.emit(False)
 
     def wait(self, msecs: int = -1) -> bool:
         """Wait for running loads (tests, shutdown)."""
-        return self._pool.waitForDone(msecs)
+        return self._runner.wait(msecs)
 
     def _start(self, data: DataSpec, base_dir: Path | None, key: str) -> None:
-        if self._cancel is not None:
-            self._cancel.set()
-        self._request += 1
-        request, cancel, signals = self._request, threading.Event(), self._signals
-        self._cancel, self._pending_key = cancel, key
+        self._runner.request_stop()      # a load still running ends at its next block
+        self._pending_key = key
         self.started_at = time.monotonic()
         self.file_size = 0
         if data.path is not None:
@@ -238,32 +226,32 @@ class DataInfo(QObject):
             except OSError:
                 pass
 
-        def run() -> None:
+        def job(progress: Callable[[float], None], should_stop: Callable[[], bool]) -> dict[str, Any] | None:
             try:
-                dataset = load_for_preview(data, base_dir, cancel, lambda f: signals.progress.emit(request, f))
-                signals.finished.emit(request, dataset.summary())
+                return load_for_preview(data, base_dir, should_stop, progress).summary()
             except LoadCancelled:
-                pass
-            except Exception as exc:  # noqa: BLE001 — any failure is shown in the preview, never raised
-                signals.failed.emit(request, str(exc) or type(exc).__name__)
+                return None
 
         self.loading.emit(True)
-        self._pool.start(run)
+        self._runner.submit(job)     # waits for a stopping older load; its outcome is dropped
 
-    def _on_progress(self, request: int, fraction: float) -> None:
-        if request == self._request and self._pending_key is not None:
+    # A result or error still comes from a load that was cancelled without a newer one: it is
+    # dropped here (nothing is pending). One overtaken by a newer load never arrives (the runner).
+
+    def _on_progress(self, fraction: float) -> None:
+        if self._pending_key is not None:
             self.progress.emit(fraction)
 
-    def _on_finished(self, request: int, summary: dict[str, Any]) -> None:
-        if request != self._request or self._pending_key is None:
+    def _on_finished(self, summary: dict[str, Any] | None) -> None:
+        if summary is None or self._pending_key is None:
             return
         self._cache[self._pending_key] = summary
         self._pending_key = None
         self.loading.emit(False)
         self.changed.emit()
 
-    def _on_failed(self, request: int, message: str) -> None:
-        if request != self._request or self._pending_key is None:
+    def _on_failed(self, message: str) -> None:
+        if self._pending_key is None:
             return
         self._errors[self._pending_key] = message
         self._pending_key = None

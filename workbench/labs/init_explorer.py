@@ -42,9 +42,9 @@ from core.labs.init_explorer import (
     input_sources,
 )
 
+from ..concurrent import JobRunner
 from ..state import ExperimentState
 from .widgets import ParamEditor, plot_widget, registry_combo, safe_log10
-from .worker import JobRunner
 
 GUI_MAX_WIDTH = 1000            # the core allows more; a GUI pass should stay interactive
 DEBOUNCE_MS = 150

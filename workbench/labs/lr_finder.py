@@ -30,9 +30,9 @@ from PySide6.QtWidgets import (
 from core.labs.lr_finder import RangeTest, lr_range_test, with_learning_rate, with_one_cycle_peak
 from core.spec import Experiment
 
+from ..concurrent import JobRunner
 from ..state import ExperimentState
 from .widgets import RateSpin, plot_widget, safe_log10
-from .worker import JobRunner
 
 RAW_COLOUR = (120, 120, 120, 110)
 SMOOTH_COLOUR = "#1f77b4"

@@ -55,8 +55,8 @@ from core.labs.optimizer_race import (
     tune_learning_rate,
 )
 
+from ..concurrent import JobRunner
 from .widgets import RateSpin, colour, plot_widget, safe_log10
-from .worker import JobRunner
 
 FRAME_MS = 33                 # ~30 frames a second
 ANIMATION_FRAMES = 150        # a whole race plays in about 5 s at the default speed

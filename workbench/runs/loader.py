@@ -2,8 +2,9 @@
 
 A session file can hold hundreds of thousands of recorded steps, so reading it and aligning
 several histories (``core.sessions.compare.compare_sessions``, never reimplemented here) happens on a
-worker thread. The worker keeps the sessions it has read (history and experiment only, no
-weights) keyed by path and modification time, so ticking a box again costs only the alignment.
+worker thread (``workbench.concurrent``). The loader keeps the sessions it has read (history and
+experiment only, no weights) keyed by path and modification time, so ticking a box again costs
+only the alignment.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from core.sessions.compare import Comparison, compare_sessions
 from core.sessions.format import Session, SessionError, load_session
+
+from ..concurrent import JobRunner
 
 EPOCH_QUANTITIES = ("loss", "val_loss", "accuracy", "val_accuracy")
 
@@ -91,65 +94,45 @@ def build_runs_data(paths: list[Path], cache: dict[Path, tuple[float, Session]] 
     return data
 
 
-class _Worker(QObject):
-    done = Signal(int, object)          # request number, RunsData
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.cache: dict[Path, tuple[float, Session]] = {}
-
-    @Slot(int, object)
-    def load(self, request: int, paths: list[Path]) -> None:
-        try:
-            data = build_runs_data(paths, self.cache)
-        except Exception as exc:  # noqa: BLE001 (reported in the panel, the thread keeps working)
-            data = RunsData(paths=[], errors={Path("?"): f"{type(exc).__name__}: {exc}"})
-        self.done.emit(request, data)
+def load_or_report(paths: list[Path], cache: dict[Path, tuple[float, Session]]) -> RunsData:
+    """``build_runs_data``, with any failure reported in the result instead of raised (the panel
+    shows it; the loading thread keeps working)."""
+    try:
+        return build_runs_data(paths, cache)
+    except Exception as exc:  # noqa: BLE001 (reported in the panel)
+        return RunsData(paths=[], errors={Path("?"): f"{type(exc).__name__}: {exc}"})
 
 
 class RunsLoader(QObject):
-    """GUI-thread front of the loading thread. ``load(paths)`` queues a request; ``loaded``
-    fires (on the GUI thread) with the newest request's ``RunsData`` only. The thread starts on
-    first use; ``shutdown()`` (the window closes) ends it for good: later requests and results
+    """GUI-thread front of the loading thread (a ``workbench.concurrent.JobRunner``).
+    ``load(paths)`` submits a request; ``loaded`` fires (on the GUI thread) with the newest
+    request's ``RunsData`` only (requests overtaken by a newer one while waiting are never read).
+    ``shutdown()`` (the window closes) ends the thread for good: later requests and results
     still queued from the thread are dropped, so nothing starts a thread the window's deletion
     would destroy while running."""
 
     loaded = Signal(object)
-    _request = Signal(int, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: _Worker | None = None
-        self._latest = 0
+        # Sessions read so far, by path and modification time: used by the jobs only, which run
+        # one at a time on the loading thread.
+        self._cache: dict[Path, tuple[float, Session]] = {}
+        self._runner = JobRunner(self, "runs-loader")
+        self._runner.finished.connect(self._on_loaded)
         self.pending = False
-        self._closed = False
 
     def load(self, paths: list[Path]) -> None:
-        if self._closed:
+        if self._runner.closed:
             return
-        if self._thread is None:
-            self._thread = QThread(self)
-            self._thread.setObjectName("RunsLoaderThread")
-            self._worker = _Worker()
-            self._worker.moveToThread(self._thread)
-            self._request.connect(self._worker.load)
-            self._worker.done.connect(self._on_done)
-            self._thread.finished.connect(self._worker.deleteLater)
-            self._thread.start()
-        self._latest += 1
+        paths, cache = list(paths), self._cache
         self.pending = True
-        self._request.emit(self._latest, list(paths))
+        self._runner.submit(lambda _progress, _should_stop: load_or_report(paths, cache))
 
-    def _on_done(self, request: int, data: Any) -> None:
-        if request == self._latest and not self._closed:
-            self.pending = False
-            self.loaded.emit(data)
+    def _on_loaded(self, data: Any) -> None:
+        self.pending = False
+        self.loaded.emit(data)
 
     def shutdown(self) -> None:
-        self._closed = True
-        if self._thread is not None:
-            self._thread.quit()
-            self._thread.wait()
-            self._thread = self._worker = None
-            self.pending = False
+        self._runner.shutdown()
+        self.pending = False
