@@ -13,6 +13,10 @@ At every recorded step the trainer writes, for each layer with parameters (input
 
 The arrays are preallocated and grow geometrically, so a 100,000-step run of 20 layers
 appends rows without per-step Python lists.
+
+The per-epoch history (``EPOCH_METRICS``) and the per-step tables are stored together in a
+session's ``history.npz``; ``check_history`` is the one check of those arrays, used when a
+session is read and when a trainer's state is put back.
 """
 
 from __future__ import annotations
@@ -119,6 +123,43 @@ class DiagnosticsRecorder:
                 rec._scalar[q][:n] = arrays[f"step_{q}"]
         rec.size = n
         return rec
+
+
+def check_history(history: Mapping[str, np.ndarray], n_layers: int, where: str = "history",
+                  complete: bool = False) -> None:
+    """Check the arrays of a stored history (as ``history.npz`` holds them, or ``history/…`` in a
+    trainer's state) against a model of ``n_layers`` layers with parameters (output included);
+    ``ValueError`` names the first that does not fit, as ``where[key]``.
+
+    The per-epoch metrics (``EPOCH_METRICS``) are numbers, one per epoch; ``step`` holds one
+    integer per recorded step; ``layer_names`` names the layers; every other array is floats of
+    shape (recorded steps, layers), or (recorded steps,) for ``step_*``. With ``complete`` the
+    arrays must be enough to rebuild a recorder (``step`` and ``layer_names`` present).
+    """
+    if complete:
+        for key in ("step", "layer_names"):
+            if key not in history:
+                raise ValueError(f"{where}[{key}] is missing")
+    epochs = history.get("epoch")
+    n_epochs = len(epochs) if epochs is not None and epochs.ndim == 1 else 0
+    for key in EPOCH_METRICS:
+        a = history.get(key)
+        if a is not None and (a.ndim != 1 or len(a) != n_epochs or a.dtype.kind not in "iuf"):
+            raise ValueError(f"{where}[{key}] must hold one number per epoch ({n_epochs}), got {a.dtype} {a.shape}")
+    names = history.get("layer_names")
+    if names is not None and (names.shape != (n_layers,) or names.dtype.kind != "U"):
+        raise ValueError(f"{where}[layer_names] must name the {n_layers} layers, got {names.shape}")
+    steps = history.get("step")
+    if steps is not None and (steps.ndim != 1 or steps.dtype.kind not in "iu"):
+        raise ValueError(f"{where}[step] must hold one integer per recorded step, got {steps.dtype} {steps.shape}")
+    n_steps = len(steps) if steps is not None else 0
+    for key, a in history.items():
+        if key in EPOCH_METRICS or key in ("layer_names", "step"):
+            continue
+        want = (n_steps,) if key.startswith("step_") else (n_steps, n_layers)
+        if a.shape != want or a.dtype.kind != "f":
+            raise ValueError(f"{where}[{key}] must be floats of shape {want} (recorded steps × layers), "
+                             f"got {a.dtype} {a.shape}")
 
 
 # ----------------------------------------------------------------------------- health detector
