@@ -199,7 +199,7 @@ def test_snapshots_coalesce_into_what_applying_them_in_order_gives() -> None:
         merged = merged.then(snap)
     coalesced.apply(merged)
     assert merged.reset and merged.run is snaps[0].run
-    assert merged.progress == snaps[-1].progress and merged.health == snaps[-1].health
+    assert merged.progress is snaps[-1].progress and merged.health is snaps[-1].health
     assert merged.confusion is snaps[1].confusion      # the newest extras any of them carried
     for q in one_by_one.rows:
         np.testing.assert_array_equal(coalesced.rows[q], one_by_one.rows[q], err_msg=q)
@@ -388,3 +388,24 @@ def test_two_d_points_are_the_split_rows_inside_a_padded_box() -> None:
     assert points.n_classes == 2
     digits = Trainer(parse_experiment(tiny_spec(data={"source": "digits", "params": {}})))
     assert two_d_points(digits) is None
+
+
+def test_a_snapshot_is_plain_data_that_crosses_a_process_boundary_whole() -> None:
+    """What a training process will send: it pickles (arrays, scalars, tuples and dicts only) and
+    the copy applies exactly as the original."""
+    import pickle
+
+    trainer = tiny_trainer(epochs=2)
+    source = SnapshotSource(trainer)
+    trainer.fit(epochs=1)
+    snap = source.take(extras=True)
+    again = pickle.loads(pickle.dumps(snap))
+    a, b = Reader(), Reader()
+    a.apply(snap)
+    b.apply(again)
+    for q in a.rows:
+        np.testing.assert_array_equal(b.rows[q], a.rows[q], err_msg=q)
+    assert b.epochs == a.epochs and again.health == snap.health
+    assert repr(again.progress) == repr(snap.progress)           # (NaN time left: NaN != NaN)
+    assert again.run.layer_names == snap.run.layer_names and again.run.points.bounds == snap.run.points.bounds
+    np.testing.assert_array_equal(again.boundary, snap.boundary)
