@@ -23,40 +23,40 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from core.engine.diagnostics import LAYER_QUANTITIES  # noqa: E402
-from core.training import EPOCH_METRICS  # noqa: E402
+from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES, STEP_QUANTITIES, Rows  # noqa: E402
+from core.monitor import RunInfo, TrainingProgress, TrainingSnapshot  # noqa: E402
 
 
 def synthetic_snapshot(start: int, n: int, layers: int, rng: np.random.Generator, reset: bool = False,
-                       steps_per_epoch: int = 100) -> dict:
+                       steps_per_epoch: int = 100) -> TrainingSnapshot:
     steps = np.arange(start + 1, start + n + 1, dtype=np.int64)
     depth = np.linspace(-4, 0, layers)[None, :]
     noise = rng.normal(0, 0.3, (n, layers))
     grad = (10 ** (depth + noise - 1e-5 * steps[:, None])).astype(np.float32)
-    layers_q = {q: np.abs(rng.normal(0.1, 0.05, (n, layers))).astype(np.float32) for q in LAYER_QUANTITIES}
-    layers_q["grad_norm"] = grad
-    layers_q["update_ratio"] = (grad * 1e-2).astype(np.float32)
+    columns = {q: np.abs(rng.normal(0.1, 0.05, (n, layers))).astype(np.float32) for q in LAYER_QUANTITIES}
+    columns["grad_norm"] = grad
+    columns["update_ratio"] = (grad * 1e-2).astype(np.float32)
     if n > 10:
-        layers_q["grad_norm"][n // 2, 3] = np.nan          # a NaN gap, as after a divergence
+        columns["grad_norm"][n // 2, 3] = np.nan          # a NaN gap, as after a divergence
+    columns["step"] = steps
+    scalars = {"loss": (1 / np.sqrt(steps)).astype(np.float32), "learning_rate": np.full(n, 1e-3, np.float32)}
+    columns.update({q: scalars[q] for q in STEP_QUANTITIES})
     epochs_done = (start + n) // steps_per_epoch
     first_epoch = start // steps_per_epoch
     ep = np.arange(first_epoch + 1, epochs_done + 1, dtype=np.float64)
-    snap = {
-        "reset": reset, "paused": False, "row_start": start, "steps": steps, "layers": layers_q,
-        "loss": (1 / np.sqrt(steps)).astype(np.float32), "learning_rate": np.full(n, 1e-3, np.float32),
-        "epoch_start": first_epoch,
-        "epochs": {k: list(ep if k == "epoch" else 1 / np.sqrt(ep + 1)) for k in EPOCH_METRICS},
-        "events": [], "health": [],
-        "progress": {"step": start + n, "epoch": epochs_done, "epochs": 1000, "batch": 0, "batches": steps_per_epoch,
-                     "done": start + n, "total": 100_000, "rate": 5000.0, "eta": 10.0, "finished": False},
-    }
+    run = None
     if reset:
-        snap["meta"] = {"layer_names": [f"dense_{i} (elu, 100)" for i in range(layers - 1)] + ["output (softmax, 10)"],
-                        "steps_per_epoch": steps_per_epoch, "epochs": 1000, "classification": True,
-                        "class_names": [str(i) for i in range(10)],
-                        "planned_lr": (np.linspace(0, 1000, 2000), np.full(2000, 1e-3)), "points": None,
-                        "dataset": "synthetic"}
-    return snap
+        run = RunInfo(layer_names=tuple(f"dense_{i} (elu, 100)" for i in range(layers - 1)) + ("output (softmax, 10)",),
+                      steps_per_epoch=steps_per_epoch, epochs=1000, classification=True,
+                      class_names=tuple(str(i) for i in range(10)),
+                      planned_lr=(np.linspace(0, 1000, 2000), np.full(2000, 1e-3)), points=None, dataset="synthetic")
+    return TrainingSnapshot(
+        progress=TrainingProgress(step=start + n, epoch=epochs_done, epochs=1000, batch=0, batches=steps_per_epoch,
+                                  done=start + n, total=100_000, rate=5000.0, eta=10.0, loss=float(scalars["loss"][-1]),
+                                  paused=False, finished=False),
+        rows=Rows(start, columns),
+        epochs=Rows(first_epoch, {k: ep if k == "epoch" else 1 / np.sqrt(ep + 1) for k in EPOCH_METRICS}),
+        events=(), health=(), frozen_layers=(False,) * layers, run=run)
 
 
 def main() -> int:

@@ -23,11 +23,10 @@ import numpy as np
 from core.data import Dataset, Progress, load_dataset
 from core.engine.diagnostics import (
     EPOCH_METRICS,
-    LAYER_QUANTITIES,
-    STEP_QUANTITIES,
     DiagnosticsRecorder,
     HealthIssue,
     assess_health,
+    check_history,
 )
 from core.engine.losses import LOSSES, Loss
 from core.engine.network import Network
@@ -772,24 +771,6 @@ class Trainer:
                                                                    DiagnosticsRecorder | None]:
         if not hist:
             return None, None
-        n_epochs = len(hist.get("epoch", ()))
-        for k in EPOCH_METRICS:
-            a = hist.get(k)
-            if a is not None and (a.ndim != 1 or len(a) != n_epochs):
-                raise ValueError(f"history/{k}: must hold one value per epoch ({n_epochs}), got shape {a.shape}")
-        names = [str(n) for n in hist.get("layer_names", ())]
-        if len(names) != len(self.network.layer_names):
-            raise ValueError(f"history/layer_names: {len(names)} layers, the model has "
-                             f"{len(self.network.layer_names)}")
-        steps = hist.get("step")
-        if steps is None or steps.ndim != 1:
-            raise ValueError("history/step: missing or not one-dimensional")
-        n = len(steps)
-        for q in LAYER_QUANTITIES:
-            if q in hist and hist[q].shape != (n, len(names)):
-                raise ValueError(f"history/{q}: must have shape {(n, len(names))}, got {hist[q].shape}")
-        for q in STEP_QUANTITIES:
-            if f"step_{q}" in hist and hist[f"step_{q}"].shape != (n,):
-                raise ValueError(f"history/step_{q}: must have shape {(n,)}, got {hist[f'step_{q}'].shape}")
+        check_history(hist, len(self.network.layer_names), "history", complete=True)
         history = {k: [float(x) for x in hist.get(k, [])] for k in EPOCH_METRICS}
         return history, DiagnosticsRecorder.from_arrays(hist)

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from core import __version__
+from core.engine.diagnostics import EPOCH_METRICS
+from core.monitor import SnapshotSource
 from core.sessions.branch import branch_record, branch_trainer, parse_changes
 from core.sessions.format import Session, SessionError, load_session, peek_session
 from core.sessions.recovery import DEFAULT_INTERVAL, Autosaver, recovery_path_for
@@ -81,11 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Progress:
-    """Epoch lines (and a live step counter on a terminal) on stderr."""
+    """Epoch lines (and a live step counter on a terminal) on stderr: a trainer's observer that
+    reads what it prints from the trainer's snapshots (``core.monitor.TrainingSnapshot``, what
+    the window reads), taken when there is something to print."""
 
-    def __init__(self, stream: TextIO, total_epochs: int, quiet: bool = False) -> None:
+    def __init__(self, stream: TextIO, total_epochs: int, source: SnapshotSource, quiet: bool = False) -> None:
         self.stream = stream
         self.total = total_epochs
+        self.source = source
         self.quiet = quiet
         self.live = stream.isatty()
         self._cr = "\r" if self.live else ""  # return over the live step counter
@@ -96,18 +101,23 @@ class Progress:
             return
         if kind == "step" and self.live and time.monotonic() - self._last > 0.2:
             self._last = time.monotonic()
-            self.stream.write(f"\r  epoch {info['epoch'] + 1}/{self.total}  batch {info['batch']}/"
-                              f"{info['batches']}  loss {info['loss']:.4f}  ")
+            p = self.source.take().progress
+            self.stream.write(f"\r  epoch {p.epoch + 1}/{self.total}  batch {p.batch}/{p.batches}  "
+                              f"loss {p.loss:.4f}  ")
             self.stream.flush()
-        elif kind == "epoch":
-            acc = "" if math.isnan(info["accuracy"]) else f"  accuracy {info['accuracy']:.4f}"
-            val = "" if math.isnan(info["val_loss"]) else f"  val_loss {info['val_loss']:.4f}"
-            vacc = "" if math.isnan(info["val_accuracy"]) else f"  val_accuracy {info['val_accuracy']:.4f}"
-            self.stream.write(f"{self._cr}epoch {int(info['epoch'])}/{self.total}  "
-                              f"loss {info['loss']:.4f}{acc}{val}{vacc}  lr {info['learning_rate']:.3g}  "
-                              f"{info['seconds']:.2f}s\n")
-        elif kind == "event":
-            self.stream.write(f"{self._cr}{info['message']}\n")
+        elif kind in ("epoch", "event"):
+            snap = self.source.take()
+            for i in range(len(snap.epochs)):
+                self.stream.write(self._cr + self.epoch_line({k: float(snap.epochs[k][i]) for k in EPOCH_METRICS}))
+            if kind == "event" and snap.events:
+                self.stream.write(f"{self._cr}{snap.events[-1]['message']}\n")
+
+    def epoch_line(self, row: dict[str, float]) -> str:
+        acc = "" if math.isnan(row["accuracy"]) else f"  accuracy {row['accuracy']:.4f}"
+        val = "" if math.isnan(row["val_loss"]) else f"  val_loss {row['val_loss']:.4f}"
+        vacc = "" if math.isnan(row["val_accuracy"]) else f"  val_accuracy {row['val_accuracy']:.4f}"
+        return (f"epoch {int(row['epoch'])}/{self.total}  loss {row['loss']:.4f}{acc}{val}{vacc}  "
+                f"lr {row['learning_rate']:.3g}  {row['seconds']:.2f}s\n")
 
 
 class DataProgress:
@@ -167,7 +177,7 @@ def _check_no_recovery(recovery: Path, resuming: Path | None = None) -> None:
 def _run(trainer: Any, epochs: int | None, out: Path, args: argparse.Namespace, base_dir: Path | None) -> int:
     quiet = args.quiet
     total = trainer.epoch + epochs if epochs else trainer.experiment.training.epochs
-    progress = Progress(sys.stderr, total, quiet)
+    progress = Progress(sys.stderr, total, SnapshotSource(trainer, history=False), quiet)
     extra = {"base_dir": str(base_dir.resolve())} if base_dir is not None else {}
     autosaver = None if args.no_autosave else Autosaver(recovery_path_for(out), interval=args.autosave_seconds)
     if autosaver is not None and not quiet:
@@ -196,7 +206,7 @@ def _run(trainer: Any, epochs: int | None, out: Path, args: argparse.Namespace, 
     if autosaver is not None:
         autosaver.finish()
     if not quiet:
-        for issue in trainer.health():
+        for issue in progress.source.take().health:
             sys.stderr.write(f"health: {issue.message}\n")
         sys.stderr.write(f"{reason}; wrote {out}\n")
     return 0

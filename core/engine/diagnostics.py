@@ -12,7 +12,13 @@ At every recorded step the trainer writes, for each layer with parameters (input
 * ``saturated_fraction`` share of logistic / tanh outputs within 1 % of an asymptote.
 
 The arrays are preallocated and grow geometrically, so a 100,000-step run of 20 layers
-appends rows without per-step Python lists.
+appends rows without per-step Python lists. A reader that follows a run as it trains (the
+window, a training process's messages) takes only what is new: ``DiagnosticsRecorder.since(row)``
+copies the rows from ``row`` on into a ``Rows``, and consecutive ``Rows`` coalesce with ``then``.
+
+The per-epoch history (``EPOCH_METRICS``) and the per-step tables are stored together in a
+session's ``history.npz``; ``check_history`` is the one check of those arrays, used when a
+session is read and when a trainer's state is put back.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -37,6 +44,59 @@ DEAD_FRACTION = 0.5         # more than half of a layer's units dead
 HEALTH_WINDOW = 20          # recorded steps whose median the detector reads (one step is noisy)
 
 
+def own_copy(a: Any, dtype: Any = None) -> np.ndarray:
+    """A private, read-only copy of ``a``: what a snapshot holds, so neither the trainer writing on
+    nor a reader scribbling can change what another reader sees."""
+    out = np.array(a, dtype=dtype, copy=True)
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Rows:
+    """Rows ``start, start + 1, …`` of a table whose columns share their first axis (the recorded
+    steps, or the epochs), as copies: what an incremental reader appends.
+
+    A reader that holds rows ``[0, k)`` of the table with ``k ≥ start`` keeps ``[0, start)`` and
+    puts these after them; ``k > start`` happens after a NaN roll-back rewound the table, and the
+    rows past ``start`` it holds are then replaced, not kept.
+    """
+
+    start: int
+    columns: dict[str, np.ndarray]
+
+    def __post_init__(self) -> None:
+        lengths = {name: len(a) for name, a in self.columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"rows: every column needs the same number of rows, got {lengths}")
+        if self.start < 0:
+            raise ValueError(f"rows: start must be ≥ 0, got {self.start}")
+
+    def __len__(self) -> int:
+        return next((len(a) for a in self.columns.values()), 0)
+
+    @property
+    def end(self) -> int:
+        """The table's length once these rows are in."""
+        return self.start + len(self)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.columns[name]
+
+    def then(self, later: Rows) -> Rows:
+        """These rows followed by ``later`` ones (taken afterwards from the same table) as one
+        ``Rows``: what a reader would hold after taking both, in order."""
+        if later.start > self.end:
+            raise ValueError(f"rows: the later rows start at {later.start}, after a gap from {self.end}")
+        if later.start <= self.start:
+            return later
+        if set(later.columns) != set(self.columns):
+            raise ValueError("rows: the later rows have other columns")
+        keep = later.start - self.start
+        return Rows(self.start, {name: own_copy(np.concatenate([a[:keep], later.columns[name]]))
+                                 for name, a in self.columns.items()})
+
+
 class DiagnosticsRecorder:
     """Growable per-step tables: ``step`` (n,), per-layer arrays (n, layers), per-step scalars (n,)."""
 
@@ -48,6 +108,9 @@ class DiagnosticsRecorder:
         self._step = np.zeros(cap, dtype=np.int64)
         self._layer = {q: np.full((cap, self.n_layers), np.nan, dtype=np.float32) for q in LAYER_QUANTITIES}
         self._scalar = {q: np.full(cap, np.nan, dtype=np.float32) for q in STEP_QUANTITIES}
+        # The sizes ``truncate`` cut the tables to, in order: a reader that copies rows as they come
+        # re-reads from the smallest one it has not seen (rows past it were rewritten).
+        self.truncated_to: list[int] = []
 
     @property
     def capacity(self) -> int:
@@ -84,6 +147,7 @@ class DiagnosticsRecorder:
             for a in store.values():
                 a[size:self.size] = np.nan
         self.size = size
+        self.truncated_to.append(size)
 
     # -------------------------------------------------------------- read access (views)
 
@@ -96,6 +160,15 @@ class DiagnosticsRecorder:
 
     def last(self, quantity: str) -> np.ndarray:
         return self.table(quantity)[self.size - 1].copy()
+
+    def since(self, row: int) -> Rows:
+        """Copies of the rows from ``row`` on (from ``size`` if ``row`` is past it): ``step`` and
+        every per-layer and per-step quantity, under the names ``self[...]`` reads."""
+        start = min(max(int(row), 0), self.size)
+        columns = {"step": own_copy(self._step[start:self.size])}
+        columns.update({q: own_copy(self._layer[q][start:self.size]) for q in LAYER_QUANTITIES})
+        columns.update({q: own_copy(self._scalar[q][start:self.size]) for q in STEP_QUANTITIES})
+        return Rows(start, columns)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Copies of everything recorded, as stored in ``history.npz``."""
@@ -119,6 +192,43 @@ class DiagnosticsRecorder:
                 rec._scalar[q][:n] = arrays[f"step_{q}"]
         rec.size = n
         return rec
+
+
+def check_history(history: Mapping[str, np.ndarray], n_layers: int, where: str = "history",
+                  complete: bool = False) -> None:
+    """Check the arrays of a stored history (as ``history.npz`` holds them, or ``history/…`` in a
+    trainer's state) against a model of ``n_layers`` layers with parameters (output included);
+    ``ValueError`` names the first that does not fit, as ``where[key]``.
+
+    The per-epoch metrics (``EPOCH_METRICS``) are numbers, one per epoch; ``step`` holds one
+    integer per recorded step; ``layer_names`` names the layers; every other array is floats of
+    shape (recorded steps, layers), or (recorded steps,) for ``step_*``. With ``complete`` the
+    arrays must be enough to rebuild a recorder (``step`` and ``layer_names`` present).
+    """
+    if complete:
+        for key in ("step", "layer_names"):
+            if key not in history:
+                raise ValueError(f"{where}[{key}] is missing")
+    epochs = history.get("epoch")
+    n_epochs = len(epochs) if epochs is not None and epochs.ndim == 1 else 0
+    for key in EPOCH_METRICS:
+        a = history.get(key)
+        if a is not None and (a.ndim != 1 or len(a) != n_epochs or a.dtype.kind not in "iuf"):
+            raise ValueError(f"{where}[{key}] must hold one number per epoch ({n_epochs}), got {a.dtype} {a.shape}")
+    names = history.get("layer_names")
+    if names is not None and (names.shape != (n_layers,) or names.dtype.kind != "U"):
+        raise ValueError(f"{where}[layer_names] must name the {n_layers} layers, got {names.shape}")
+    steps = history.get("step")
+    if steps is not None and (steps.ndim != 1 or steps.dtype.kind not in "iu"):
+        raise ValueError(f"{where}[step] must hold one integer per recorded step, got {steps.dtype} {steps.shape}")
+    n_steps = len(steps) if steps is not None else 0
+    for key, a in history.items():
+        if key in EPOCH_METRICS or key in ("layer_names", "step"):
+            continue
+        want = (n_steps,) if key.startswith("step_") else (n_steps, n_layers)
+        if a.shape != want or a.dtype.kind != "f":
+            raise ValueError(f"{where}[{key}] must be floats of shape {want} (recorded steps × layers), "
+                             f"got {a.dtype} {a.shape}")
 
 
 # ----------------------------------------------------------------------------- health detector

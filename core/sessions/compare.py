@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from core.engine.diagnostics import LAYER_QUANTITIES, STEP_QUANTITIES
+from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES, STEP_QUANTITIES
 
 from .format import Session, load_session
 
 AXES = ("epoch", "step")
-EPOCH_QUANTITIES = ("loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "seconds")
+#: The per-epoch columns (the history's epoch metrics but the epoch number, which is the index).
+EPOCH_QUANTITIES = tuple(k for k in EPOCH_METRICS if k != "epoch")
 
 
 @dataclass

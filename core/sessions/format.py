@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from core import __version__
-from core.engine.diagnostics import EPOCH_METRICS
+from core.engine.diagnostics import check_history
 from core.engine.network import parameter_shapes
 from core.engine.optimizers import OPTIMIZERS
 from core.spec import Experiment, SpecError, parse_experiment
@@ -480,22 +480,7 @@ def _check_optimizer(session: Session, shapes: Mapping[str, tuple[int, ...]], wh
 
 
 def _check_history(session: Session, where: Path) -> None:
-    h = session.history
-    n_epochs = len(h["epoch"]) if "epoch" in h and h["epoch"].ndim == 1 else 0
-    for key in EPOCH_METRICS:
-        if key in h and (h[key].ndim != 1 or len(h[key]) != n_epochs or h[key].dtype.kind not in "iuf"):
-            raise SessionError(f"{where}: history.npz[{key}] must hold one number per epoch ({n_epochs}), "
-                               f"got {h[key].dtype} {h[key].shape}")
-    n_layers = len(session.experiment.model.layers) + 1
-    names = h.get("layer_names")
-    if names is not None and (names.shape != (n_layers,) or names.dtype.kind != "U"):
-        raise SessionError(f"{where}: history.npz[layer_names] must name the {n_layers} layers, got {names.shape}")
-    steps = h.get("step")
-    n_steps = len(steps) if steps is not None and steps.ndim == 1 else 0
-    for key, a in h.items():
-        if key in EPOCH_METRICS or key in ("layer_names", "step"):
-            continue
-        want = (n_steps,) if key.startswith("step_") else (n_steps, n_layers)
-        if a.shape != want or a.dtype.kind != "f":
-            raise SessionError(f"{where}: history.npz[{key}] must be floats of shape {want} (recorded steps × "
-                               f"layers), got {a.dtype} {a.shape}")
+    try:
+        check_history(session.history, len(session.experiment.model.layers) + 1, "history.npz")
+    except ValueError as exc:
+        raise SessionError(f"{where}: {exc}") from None

@@ -130,6 +130,25 @@ def test_history_and_diagnostics_shapes():
     assert hist["layer_names"].dtype.kind == "U"
 
 
+@pytest.mark.parametrize(("change", "message"), [
+    ({"history/grad_norm": np.zeros((2, 3), np.float32)}, r"history\[grad_norm\] must be floats of shape"),
+    ({"history/val_loss": np.zeros(5)}, r"history\[val_loss\] must hold one number per epoch \(3\)"),
+    ({"history/layer_names": np.array(["a"])}, r"history\[layer_names\] must name the 3 layers"),
+])
+def test_a_state_with_a_history_that_does_not_fit_is_refused_and_changes_nothing(change, message):
+    """The trainer checks a history as a session file's is checked (core.engine.diagnostics.check_history)."""
+    t = Trainer(parse_experiment(tiny()))
+    t.fit(epochs=3)
+    arrays, state = t.state_dict()
+    before = (t.recorder, dict(t.history))
+    with pytest.raises(ValueError, match=message):
+        t.load_state_dict({**arrays, **change}, state)
+    del arrays["history/step"]
+    with pytest.raises(ValueError, match=r"history\[step\] is missing"):
+        t.load_state_dict(arrays, state)
+    assert (t.recorder, t.history) == before
+
+
 def test_diagnostics_every_k_steps():
     t = Trainer(parse_experiment(tiny(training={"diagnostics_every": 4})))
     t.fit()

@@ -139,6 +139,30 @@ def test_save_and_reopen_shows_the_same_history(make_window: Any, qtbot: Any, tm
     assert oc.buffers.epochs["epoch"] == [1, 2, 3]
 
 
+def test_a_second_run_shows_its_own_record_only(make_window: Any, qtbot: Any) -> None:
+    """Train on a complete run starts a new trainer: its first snapshot resets the buffers, and
+    what the window then holds is the new trainer's record, row for row."""
+    window = make_window(tiny_experiment(epochs=3))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    wait_idle(qtbot, window)
+    first = c.trainer
+    click_action(window, qtbot, "train")          # the run is complete: a fresh one
+    wait_idle(qtbot, window)
+    second = c.trainer
+    assert second is not first and second.step == first.step
+    rec = second.recorder
+    qtbot.waitUntil(lambda: c.buffers.size == rec.size, timeout=2_000)
+    np.testing.assert_array_equal(c.buffers.steps, rec.steps)
+    for q in ("grad_norm", "update_ratio", "dead_fraction"):
+        np.testing.assert_array_equal(c.buffers.layer(q), rec[q], err_msg=q)
+    np.testing.assert_array_equal(c.buffers.loss, rec["loss"])
+    assert c.buffers.epochs == {k: [float(v) for v in second.history[k]] for k in second.history}
+    assert c.buffers.events == second.events and c.buffers.progress["step"] == second.step
+    assert c.buffers.health == [issue.to_dict() for issue in second.health()]
+    np.testing.assert_array_equal(c.buffers.confusion, second.confusion_matrix("val"))
+
+
 def test_save_while_training_copies_at_a_batch_boundary(make_window: Any, qtbot: Any, tmp_path: Path) -> None:
     window = make_window(tiny_experiment(epochs=500))
     c = window.controller
@@ -499,31 +523,6 @@ def test_divergence_is_reported_and_the_plots_keep_what_was_recorded(make_window
     assert c.buffers.size == c.trainer.recorder.size
     box.close()
     assert c.actions["train"].isEnabled() and c.actions["reset"].isEnabled()
-
-
-def test_what_a_running_trainer_can_take_between_batches() -> None:
-    from core.spec import parse_experiment
-    from workbench.monitor.worker import hyperparameter_only_change
-
-    base = tiny_experiment().to_dict()
-
-    def changed(**edits: Any) -> Any:
-        d = tiny_experiment().to_dict()
-        for path, value in edits.items():
-            section, key = path.split("__")
-            d[section][key] = value
-        return parse_experiment(d)
-
-    old = parse_experiment(base)
-    assert hyperparameter_only_change(old, changed(optimizer__learning_rate=0.5))
-    assert hyperparameter_only_change(old, changed(schedule__name="exponential"))
-    assert not hyperparameter_only_change(old, changed(optimizer__name="sgd"))
-    assert not hyperparameter_only_change(old, changed(training__batch_size=8))
-    with_transfer = dict(base, model={**base["model"], "transfer": {"from": "base.gwb", "unfreeze_at_epoch": 5}})
-    later = dict(base, model={**base["model"], "transfer": {"from": "base.gwb", "unfreeze_at_epoch": 8}})
-    a, b = parse_experiment(with_transfer), parse_experiment(later)
-    assert hyperparameter_only_change(a, b, epoch=3)
-    assert not hyperparameter_only_change(b, a, epoch=6)         # epoch 5 is already behind
 
 
 def test_the_gui_gate_slows_the_worker_but_never_stops_it() -> None:

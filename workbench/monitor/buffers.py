@@ -1,4 +1,5 @@
-"""GUI-side growing buffers fed by the worker's snapshots; the plots read them at their own pace.
+"""GUI-side growing buffers fed by the run's snapshots (``core.monitor.TrainingSnapshot``); the
+plots read them at their own pace.
 
 Appending a snapshot is cheap (a slice copy into preallocated, geometrically grown arrays);
 every append bumps ``version`` so a plot redraws only when something new arrived. The
@@ -10,14 +11,14 @@ from __future__ import annotations
 
 import csv
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from core.engine.diagnostics import LAYER_QUANTITIES
-from core.training import EPOCH_METRICS
+from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES
+from core.monitor import RunInfo, TrainingSnapshot
 
 #: Per-layer quantities the monitor keeps (the recorder has a few more).
 KEPT = ("grad_norm", "update_ratio", "weight_norm", "activation_mean", "activation_std", "dead_fraction",
@@ -95,42 +96,41 @@ class RunBuffers:
         self._lr = grow(self._lr)
         self._cap = cap
 
-    def apply(self, snap: Mapping[str, Any]) -> None:
-        """Take one worker snapshot (see ``worker.TrainingWorker._emit``)."""
-        if snap.get("reset"):
-            meta = dict(snap["meta"])
-            self.clear(meta["layer_names"])
-            self.meta = meta
-        steps = np.asarray(snap["steps"])
-        start = min(int(snap["row_start"]), self.size)
-        n = len(steps)
+    def apply(self, snap: TrainingSnapshot) -> None:
+        """Take one snapshot of the run (``core.monitor.TrainingSnapshot``): a reset starts over,
+        the new rows replace what is held from their start on and extend it."""
+        if snap.run is not None:
+            self.clear(snap.run.layer_names)
+            self.meta = _meta(snap.run)
+        rows = snap.rows
+        start = min(rows.start, self.size)
+        n = len(rows)
         if n or start < self.size:
             end = start + n
             self._reserve(end)
-            self._steps[start:end] = steps
+            self._steps[start:end] = rows["step"]
             for q in KEPT:
-                block = snap["layers"][q]
+                block = rows[q]
                 if block.shape[1:] == self._layer[q].shape[1:]:
                     self._layer[q][start:end] = block
-            self._log_grad[:, start:end] = safe_log10(snap["layers"]["grad_norm"]).T
-            self._loss[start:end] = snap["loss"]
-            self._lr[start:end] = snap["learning_rate"]
+            self._log_grad[:, start:end] = safe_log10(rows["grad_norm"]).T
+            self._loss[start:end] = rows["loss"]
+            self._lr[start:end] = rows["learning_rate"]
             self.size = end
-        e0 = int(snap["epoch_start"])
+        e0 = snap.epochs.start
         for k in EPOCH_METRICS:
             del self.epochs[k][e0:]
-            self.epochs[k].extend(float(v) for v in snap["epochs"][k])
-        self.events = list(snap["events"])
-        self.health = list(snap["health"])
-        self.progress = dict(snap["progress"])
-        frozen = snap.get("frozen_layers")
-        if frozen is not None and len(frozen) == self.n_layers:
-            self.frozen_layers = [bool(f) for f in frozen]
-        if "confusion" in snap:
-            self.confusion = np.asarray(snap["confusion"])
+            self.epochs[k].extend(float(v) for v in snap.epochs[k])
+        self.events = [dict(e) for e in snap.events]
+        self.health = [issue.to_dict() for issue in snap.health]
+        self.progress = snap.progress.to_dict()
+        if len(snap.frozen_layers) == self.n_layers:
+            self.frozen_layers = list(snap.frozen_layers)
+        if snap.confusion is not None:
+            self.confusion = snap.confusion
             self.extras_version += 1
-        if "boundary" in snap:
-            self.boundary = np.asarray(snap["boundary"])
+        if snap.boundary is not None:
+            self.boundary = snap.boundary
             self.extras_version += 1
         self.version += 1
 
@@ -187,6 +187,16 @@ def write_csv(path: str | Path, header: Sequence[str], columns: Iterable[Sequenc
                 else:
                     row.append(str(v))
             writer.writerow(row)
+
+
+def _meta(run: RunInfo) -> dict[str, Any]:
+    """What the panels read of a run that does not change while it trains (``RunBuffers.meta``)."""
+    p = run.points
+    points = None if p is None else {"X": p.X, "y": p.y, "X_val": p.X_val, "y_val": p.y_val, "bounds": p.bounds,
+                                     "n_classes": p.n_classes}
+    return {"layer_names": list(run.layer_names), "steps_per_epoch": run.steps_per_epoch, "epochs": run.epochs,
+            "classification": run.classification, "class_names": list(run.class_names),
+            "planned_lr": run.planned_lr, "points": points, "dataset": run.dataset}
 
 
 __all__ = ["KEPT", "LAYER_QUANTITIES", "ZERO_LOG10", "RunBuffers", "safe_log10", "write_csv"]

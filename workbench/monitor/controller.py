@@ -17,6 +17,7 @@ from PySide6.QtCore import QAbstractEventDispatcher, QObject, QThread, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from core.monitor import TrainingSnapshot, hyperparameter_only_change
 from core.sessions.format import Session, SessionError, session_members, write_session
 from core.sessions.trainer_io import restore_trainer
 from core.spec import Experiment, SpecError
@@ -24,7 +25,7 @@ from core.training import Trainer
 
 from ..state import ExperimentState
 from .buffers import RunBuffers
-from .worker import TrainingWorker, apply_hyperparameters, hyperparameter_only_change
+from .worker import TrainingWorker
 
 SAVE_WAIT_SECONDS = 10.0
 
@@ -335,16 +336,15 @@ class TrainingController(QObject):
         t = self.trainer
         if t is not None and not self.worker.active.is_set() and \
                 t.experiment.to_dict() != self.state.experiment.to_dict():
-            apply_hyperparameters(t, self.state.experiment)
+            t.set_hyperparameters(self.state.experiment)
 
     def _on_built(self, trainer: Trainer) -> None:
         self.trainer = trainer
 
-    def _on_snapshot(self, snap: dict[str, Any]) -> None:
+    def _on_snapshot(self, snap: TrainingSnapshot) -> None:
         self.snapshot_times.append(time.perf_counter())
-        reset = bool(snap.get("reset"))
         self.buffers.apply(snap)
-        if reset:
+        if snap.reset:
             # A new trainer: fresh weights (step 0) or an opened session, whose steps are in its file.
             self._saved_step = self.current_step
             self.run_reset.emit()
@@ -389,7 +389,7 @@ class TrainingController(QObject):
         if t.experiment.to_dict() == experiment.to_dict():
             return
         if hyperparameter_only_change(t.experiment, experiment, t.epoch):
-            self.worker.post(lambda trainer, e=experiment: apply_hyperparameters(trainer, e))
+            self.worker.post(lambda trainer, e=experiment: trainer.set_hyperparameters(e))
             self.status.emit(f"Applied from the next batch: learning rate {experiment.learning_rate:g} "
                              f"({experiment.schedule.name} schedule)")
             return
