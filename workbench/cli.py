@@ -1,6 +1,6 @@
 """Entry point of the ``gradient-workbench`` console script.
 
-Headless commands (``train``, ``resume``, ``info``) run from ``core`` without importing Qt, so
+Headless commands (``train``, ``resume``, ``info``, ``inspect``, ...) run from ``core`` without importing Qt, so
 they work on a server; no command (or ``open FILE``) starts the window. A bare ``FILE.gwb`` or
 ``FILE.json`` means ``open FILE``: that is how the desktop entry (``Exec=gradient-workbench %f``)
 passes a double-clicked session. ``--smoke-test`` starts the window, opens the file, closes it
@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-HEADLESS = {"train", "resume", "info", "sweep", "sweep-report", "export", "--version", "-h", "--help"}
+HEADLESS = {"train", "resume", "info", "inspect", "sweep", "sweep-report", "export", "--version", "-h", "--help"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
