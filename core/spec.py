@@ -281,13 +281,16 @@ class SharpnessSpec(InstrumentSpec):
 @dataclass(frozen=True)
 class InstrumentsSpec:
     """What ``core.engine.instruments`` measures while training, on the first ``probe_examples``
-    training examples. The defaults are what costs under a tenth of the training time on the bundled
-    examples (benchmarks/bench_instruments.py)."""
+    training examples. The defaults keep the instruments under a tenth of the training time
+    (benchmarks/bench_instruments.py): the sharpness costs tens to hundreds of training steps per
+    measurement (a dozen Hessian-vector products, each two float64 passes over the probe batch), so
+    it is off until asked for; the noise scale costs about one such pass, the effective rates a
+    partial sort of each kernel's second moments."""
 
     probe_examples: int = 256
-    sharpness: SharpnessSpec = field(default_factory=lambda: SharpnessSpec(enabled=True, every=100))
-    noise: InstrumentSpec = field(default_factory=lambda: InstrumentSpec(enabled=True, every=100))
-    effective_learning_rate: InstrumentSpec = field(default_factory=lambda: InstrumentSpec(enabled=True, every=10))
+    sharpness: SharpnessSpec = field(default_factory=lambda: SharpnessSpec(enabled=False, every=500))
+    noise: InstrumentSpec = field(default_factory=lambda: InstrumentSpec(enabled=True, every=500))
+    effective_learning_rate: InstrumentSpec = field(default_factory=lambda: InstrumentSpec(enabled=True, every=50))
 
     def to_dict(self) -> dict[str, Any]:
         return {"probe_examples": self.probe_examples, "sharpness": self.sharpness.to_dict(),

@@ -145,7 +145,7 @@ def regression_trainer(learning_rate: float) -> Trainer:
         "model": {"layers": [{"units": 16, "activation": "tanh", "init": "glorot_uniform"}]},
         "optimizer": {"name": "sgd", "learning_rate": learning_rate},
         "training": {"epochs": 40, "batch_size": 64, "shuffle": False, "dtype": "float64",
-                     "instruments": {"probe_examples": 64, "sharpness": {"every": 1, "iterations": 40},
+                     "instruments": {"probe_examples": 64, "sharpness": {"enabled": True, "every": 1, "iterations": 40},
                                      "noise": {"enabled": False}}}})
     return Trainer(experiment, dataset=data)
 

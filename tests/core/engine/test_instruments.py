@@ -227,7 +227,7 @@ def test_the_momentum_threshold_is_where_heavy_ball_on_a_quadratic_turns_unstabl
 
 
 def test_effective_learning_rates():
-    net = tiny_network("mse", batch_norm="before_activation", activation="elu")
+    net = tiny_network("mse", batch_norm="before_activation", activation="elu", n_outputs=3)  # 9 output weights
     params = net.parameters()
     for name, expected in (("sgd", 0.05), ("momentum", 0.05 / (1 - 0.8))):
         opt = OPTIMIZERS.get(name)(learning_rate=0.05, **({"momentum": 0.8} if name == "momentum" else {}))
@@ -245,7 +245,26 @@ def test_effective_learning_rates():
     state = opt.state_dict()["slots"]
     v_hat = state["output.kernel/v"] / (1 - 0.999)
     eps_hat = 1e-7 / math.sqrt(1 - 0.999)
-    assert effective_learning_rates(net, opt, 0.05)[-1] == pytest.approx(np.median(0.05 / (np.sqrt(v_hat) + eps_hat)))
+    rates = effective_learning_rates(net, opt, 0.05)
+    assert rates[-1] == pytest.approx(np.median(0.05 / (np.sqrt(v_hat) + eps_hat)))
+    w = net.layers[0].dense.kernel  # feeds batch norm: the adaptive rate of each weight over its unit's ‖w_j‖²
+    per_weight = 0.05 / (np.sqrt(state["layers.0.kernel/v"] / (1 - 0.999)) + eps_hat) / (w * w).sum(axis=0)
+    assert rates[0] == pytest.approx(np.median(per_weight))
+
+
+def test_the_effective_rate_of_a_large_kernel_is_the_median_of_a_sample_of_its_rows():
+    model = parse_experiment({"model": {"layers": [{"units": 300, "activation": "relu"}]}}).model
+    net = Network(model, 784, 10, LOSSES.get("softmax_cross_entropy")(), np.random.default_rng(0), np.float32)
+    opt = OPTIMIZERS.get("adam")(learning_rate=0.001)
+    opt.build(net.parameters())
+    rng = np.random.default_rng(1)
+    scale = rng.lognormal(0, 2, size=(784, 1)).astype(np.float32)  # rows of very different gradient size
+    for _ in range(3):
+        grads = {k: rng.normal(size=a.shape).astype(np.float32) for k, a in net.parameters().items()}
+        grads["layers.0.kernel"] *= scale
+        opt.apply(net.parameters(), grads, 0.001)
+    exact = np.median(0.001 / adaptive_preconditioner(opt, "layers.0.kernel"))
+    assert effective_learning_rates(net, opt, 0.001)[0] == pytest.approx(exact, rel=0.03)
 
 
 def per_example_gradients_by_backward(net: Network, X, y) -> np.ndarray:
