@@ -635,6 +635,7 @@ class InstrumentRecorder:
         self._tables = {k: np.full((cap,) if k in STEP_INSTRUMENTS else (cap, self.n_layers), np.nan)
                         for k in INSTRUMENT_KEYS}
         self._probe: ProbeNetwork | None = None
+        self._probe_examples = 0
         self.seconds: dict[str, float] = {"sharpness": 0.0, "noise": 0.0, "effective_learning_rate": 0.0}
 
     @property
@@ -681,9 +682,10 @@ class InstrumentRecorder:
         want_sharpness, want_noise = "sharpness" in due, "noise" in due
         if not (want_sharpness or want_noise):
             return
-        if self._probe is None:
+        if self._probe is None or self._probe_examples != s.probe_examples:  # built once, again if edited
             X, y = probe_batch(s.probe_examples)
             self._probe = ProbeNetwork(network, X, y, l1, l2)
+            self._probe_examples = s.probe_examples
         probe = self._probe
         probe.sync(network)
         probe.l1, probe.l2 = float(l1), float(l2)
