@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.cli.inspection import describe_inspection, inspect_session
 from core.cli.main import run_headless
 from core.engine.network import Network
 from core.sessions.format import load_session
@@ -160,3 +161,13 @@ def test_a_missing_or_broken_file_exits_2(tmp_path, capsys):
     assert run_headless(["inspect", str(broken)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 2 and all(line.startswith("error: ") for line in err.splitlines())
+
+
+def test_a_diverged_session_reads_as_nulls(tmp_path, capsys):
+    session = load_session(trained(tmp_path, {"name": "sgd", "learning_rate": 0.05}))
+    session.weights["layers.0.kernel"][0, 0] = np.nan
+    r = inspect_session(session, 30)
+    assert r["sharpness"] is None and r["noise_scale"] is None and r["loss"] is None
+    assert all(g is None for g in r["grad_norm"]) and r["stability_threshold"] == pytest.approx(40.0)
+    json.dumps(r, allow_nan=False)  # still valid JSON
+    assert "sharpness             n/a" in describe_inspection(r)
