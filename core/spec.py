@@ -262,6 +262,46 @@ class RegularizationSpec:
 
 
 @dataclass(frozen=True)
+class InstrumentSpec:
+    """One instrument of ``training.instruments``: on or off, and every how many steps it measures."""
+
+    enabled: bool = False
+    every: int = 100
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "every": self.every}
+
+
+@dataclass(frozen=True)
+class SharpnessSpec(InstrumentSpec):
+    """The sharpness instrument also has its Lanczos budget (Hessian-vector products per measure)."""
+
+    iterations: int = 20
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "iterations": self.iterations}
+
+
+@dataclass(frozen=True)
+class InstrumentsSpec:
+    """What ``core.engine.instruments`` measures while training, on the first ``probe_examples``
+    training examples. The defaults keep the instruments under a tenth of the training time
+    (benchmarks/bench_instruments.py): the sharpness costs tens to hundreds of training steps per
+    measurement (a dozen Hessian-vector products, each two float64 passes over the probe batch), so
+    it is off until asked for; the noise scale costs about one such pass, the effective rates a
+    partial sort of each kernel's second moments."""
+
+    probe_examples: int = 256
+    sharpness: SharpnessSpec = field(default_factory=lambda: SharpnessSpec(enabled=False, every=500))
+    noise: InstrumentSpec = field(default_factory=lambda: InstrumentSpec(enabled=True, every=500))
+    effective_learning_rate: InstrumentSpec = field(default_factory=lambda: InstrumentSpec(enabled=True, every=50))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"probe_examples": self.probe_examples, "sharpness": self.sharpness.to_dict(),
+                "noise": self.noise.to_dict(), "effective_learning_rate": self.effective_learning_rate.to_dict()}
+
+
+@dataclass(frozen=True)
 class TrainingSpec:
     epochs: int = 30
     batch_size: int = 32
@@ -270,11 +310,15 @@ class TrainingSpec:
     on_nan: str = "stop"
     max_rollbacks: int = 3
     dtype: str = "float32"
+    instruments: InstrumentsSpec = field(default_factory=InstrumentsSpec)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"epochs": self.epochs, "batch_size": self.batch_size, "shuffle": self.shuffle,
-                "diagnostics_every": self.diagnostics_every, "on_nan": self.on_nan,
-                "max_rollbacks": self.max_rollbacks, "dtype": self.dtype}
+        out = {"epochs": self.epochs, "batch_size": self.batch_size, "shuffle": self.shuffle,
+               "diagnostics_every": self.diagnostics_every, "on_nan": self.on_nan,
+               "max_rollbacks": self.max_rollbacks, "dtype": self.dtype}
+        if self.instruments != InstrumentsSpec():  # left out at the defaults, so older experiments keep their JSON
+            out["instruments"] = self.instruments.to_dict()
+        return out
 
 
 @dataclass(frozen=True)
@@ -499,8 +543,34 @@ def _parse_regularization(path: str, value: Any) -> RegularizationSpec:
                               early_stopping=es)
 
 
+def _parse_instrument(path: str, value: Any, default: InstrumentSpec) -> dict[str, Any]:
+    extra = ("iterations",) if isinstance(default, SharpnessSpec) else ()
+    d = _object(path, value, ("enabled", "every", *extra))
+    out = {"enabled": _check(_join(path, "enabled"), v.boolean, d.get("enabled", default.enabled)),
+           "every": _check(_join(path, "every"), v.positive_int, d.get("every", default.every), high=1_000_000)}
+    if extra:
+        out["iterations"] = _check(_join(path, "iterations"), v.positive_int,
+                                   d.get("iterations", default.iterations), high=200)  # type: ignore[attr-defined]
+    return out
+
+
+def _parse_instruments(path: str, value: Any) -> InstrumentsSpec:
+    d = _object(path, value, tuple(InstrumentsSpec().to_dict()))
+    default = InstrumentsSpec()
+    return InstrumentsSpec(
+        probe_examples=_check(_join(path, "probe_examples"), v.positive_int,
+                              d.get("probe_examples", default.probe_examples), high=MAX_BATCH_SIZE),
+        sharpness=SharpnessSpec(**_parse_instrument(_join(path, "sharpness"), d.get("sharpness", {}),
+                                                    default.sharpness)),
+        noise=InstrumentSpec(**_parse_instrument(_join(path, "noise"), d.get("noise", {}), default.noise)),
+        effective_learning_rate=InstrumentSpec(**_parse_instrument(
+            _join(path, "effective_learning_rate"), d.get("effective_learning_rate", {}),
+            default.effective_learning_rate)),
+    )
+
+
 def _parse_training(path: str, value: Any) -> TrainingSpec:
-    d = _object(path, value, tuple(TrainingSpec().to_dict()))
+    d = _object(path, value, (*TrainingSpec().to_dict(), "instruments"))
     t = TrainingSpec()
     return TrainingSpec(
         epochs=_check(_join(path, "epochs"), v.positive_int, d.get("epochs", t.epochs), high=MAX_EPOCHS),
@@ -513,6 +583,7 @@ def _parse_training(path: str, value: Any) -> TrainingSpec:
         max_rollbacks=_check(_join(path, "max_rollbacks"), v.integer, d.get("max_rollbacks", t.max_rollbacks),
                              low=0, high=100),
         dtype=_check(_join(path, "dtype"), v.choice, d.get("dtype", t.dtype), DTYPES),
+        instruments=_parse_instruments(_join(path, "instruments"), d.get("instruments", {})),
     )
 
 

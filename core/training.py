@@ -28,6 +28,7 @@ from core.engine.diagnostics import (
     assess_health,
     check_history,
 )
+from core.engine.instruments import InstrumentRecorder
 from core.engine.losses import LOSSES, Loss
 from core.engine.network import Network
 from core.engine.optimizers import OPTIMIZERS, Optimizer
@@ -196,6 +197,8 @@ class Trainer:
         self.best_weights: dict[str, np.ndarray] | None = None
 
         self.recorder = DiagnosticsRecorder(self.network.layer_names)
+        # Sharpness, gradient noise and effective learning rates, in rows of the recorder's.
+        self.instruments = InstrumentRecorder(spec.training.instruments, len(self.network.layer_names))
         self.history: dict[str, list[float]] = {k: [] for k in EPOCH_METRICS}
         self.events: list[dict[str, Any]] = []
         self.step = 0           # optimizer steps taken
@@ -347,6 +350,7 @@ class Trainer:
         idx = self._perm[self.batch_index * self.batch_size:(self.batch_index + 1) * self.batch_size]
         Xb, yb = self._augment(self.X_train[idx]), self.y_train[idx]
         record = self.step % spec.training.diagnostics_every == 0
+        instruments_due = self.instruments.due(self.step, spec.training.diagnostics_every) if record else ()
         net = self.network
         reg = spec.regularization
         logits = net.forward(Xb, training=True, rng=self.rng, record=record)
@@ -377,6 +381,10 @@ class Trainer:
         self._epoch_sums[2] += n
         if record:
             self._record(row, loss, lr)
+        if instruments_due:  # on the weights after the step, which the next step's rate meets
+            next_lr = self.schedule(self.step) * self.lr_scale
+            self.instruments.measure(instruments_due, row, net, self.optimizer, next_lr, self.probe_examples,
+                                     reg.l1, reg.l2)
         self._epoch_seconds += time.perf_counter() - t0
         notify("step", {"step": self.step, "epoch": self.epoch, "batch": self.batch_index,
                         "batches": self.steps_per_epoch, "loss": loss, "learning_rate": lr, "recorded": record})
@@ -420,6 +428,12 @@ class Trainer:
             rec.table(q)[row] = [getattr(s, attr) for s in stats]
         rec.table("loss")[row] = loss
         rec.table("learning_rate")[row] = lr
+
+    def probe_examples(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The first ``n`` training examples in split order (standardized, not augmented): the
+        fixed probe batch of the instruments and of ``gradient-workbench inspect``."""
+        X = self.X_train[:n]
+        return (self.standardize(X) if self._standardize_per_batch else X), self.y_train[:n]
 
     def _count_correct(self, logits: np.ndarray, y: np.ndarray) -> int:
         if logits.shape[1] == 1:
@@ -569,6 +583,7 @@ class Trainer:
                 pass  # the parameters changed what the state means: start the new schedule fresh
         self.schedule = schedule
         self.experiment = experiment
+        self.instruments.spec = experiment.training.instruments
 
     def health(self) -> list[HealthIssue]:
         return assess_health(self.recorder)
@@ -577,6 +592,7 @@ class Trainer:
         """Per-epoch metrics and per-step diagnostics, as ``history.npz`` stores them."""
         out = {k: np.asarray(v, dtype=np.int64 if k == "epoch" else np.float64) for k, v in self.history.items()}
         out.update(self.recorder.to_arrays())
+        out.update(self.instruments.to_arrays(self.recorder.size))
         return out
 
     # ------------------------------------------------------------------ state
@@ -635,9 +651,12 @@ class Trainer:
         if new["recorder"] is not None:
             self.history = new["history"]
             self.recorder = new["recorder"]
+            self.instruments.load_arrays({k[len("history/"):]: a for k, a in arrays.items()
+                                          if k.startswith("history/")}, self.recorder.size)
         else:
             self.history = {k: v[: int(state["epochs_recorded"])] for k, v in self.history.items()}
             self.recorder.truncate(int(state["recorded_steps"]))
+            self.instruments.truncate(int(state["recorded_steps"]))
         for key in ("step", "epoch", "batch_index", "rollbacks"):
             setattr(self, key, new[key])
         self.lr_scale = new["lr_scale"]

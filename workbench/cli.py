@@ -1,6 +1,7 @@
 """Entry point of the ``gradient-workbench`` console script.
 
-Headless commands (``train``, ``resume``, ``info``) run from ``core`` without importing Qt, so
+Headless commands (``train``, ``resume``, ``info``, ``branch``, ``inspect``, ...: every command of
+``core.cli.main.COMMANDS``) run from ``core`` without importing Qt, so
 they work on a server; no command (or ``open FILE``) starts the window. A bare ``FILE.gwb`` or
 ``FILE.json`` means ``open FILE``: that is how the desktop entry (``Exec=gradient-workbench %f``)
 passes a double-clicked session. ``--smoke-test`` starts the window, opens the file, closes it
@@ -12,14 +13,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
-HEADLESS = {"train", "resume", "info", "sweep", "sweep-report", "export", "--version", "-h", "--help"}
+from core.cli.main import COMMANDS, run_headless
+
+# Every command core's command line defines (a new one is headless without an edit here), and its options.
+HEADLESS = set(COMMANDS) | {"--version", "-h", "--help"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in HEADLESS:
-        from core.cli.main import run_headless
-
         return run_headless(args)
     smoke_test = "--smoke-test" in args
     if smoke_test:
@@ -29,8 +31,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     path = None
     if args:
         if args[0] != "open" or len(args) != 2:
-            from core.cli.main import run_headless
-
             return run_headless(args)  # prints the one-line usage error, exit status 2
         path = args[1]
     if smoke_test:

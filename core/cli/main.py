@@ -1,4 +1,5 @@
-"""The headless commands of ``gradient-workbench``: ``train``, ``resume`` and ``info``.
+"""The headless commands of ``gradient-workbench``: ``train``, ``resume``, ``info`` and ``inspect``
+(``core.cli.inspection``).
 
 Bad input (a spec that fails validation, a missing or damaged file, a bad flag) exits with
 status 2 and one line on stderr; nothing is written half (sessions are saved atomically).
@@ -41,6 +42,7 @@ from .args import (
 )
 from .commands import COMMANDS as MORE_COMMANDS
 from .commands import add_commands
+from .inspection import add_inspect, cmd_inspect
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -79,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     o = sub.add_parser("open", help="open a session or experiment in the window")
     o.add_argument("file", help="session (*.gwb) or experiment (*.json)")
     add_commands(sub)  # sweep, sweep-report, export (core/cli/commands.py)
+    add_inspect(sub)   # inspect (core/cli/inspection.py)
     return parser
 
 
@@ -318,7 +321,8 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "resume": cmd_resume, "info": cmd_info, "branch": cmd_branch, **MORE_COMMANDS}
+COMMANDS = {"train": cmd_train, "resume": cmd_resume, "info": cmd_info, "branch": cmd_branch,
+            "inspect": cmd_inspect, **MORE_COMMANDS}
 
 
 def run_headless(argv: Sequence[str]) -> int:

@@ -386,6 +386,14 @@ class Optimizer(Component):
         self._part_cache[path] = (param, grad, out, parts)
         return parts
 
+    def slot(self, path: str, name: str) -> np.ndarray:
+        """Slot ``name`` (one of ``slot_names``) of parameter ``path``: the optimizer's own array,
+        to read (the instruments read the second moments), never to write."""
+        if path not in self._slots or name not in self.slot_names:
+            raise KeyError(f"{path}/{name}: no such slot; this {self.name} optimizer keeps "
+                           f"{', '.join(self.slot_names) or 'none'} for {len(self._slots)} parameters")
+        return self._slots[path][self.slot_names.index(name)]
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
         """``{"iterations": int, "slots": {"<path>/<slot>": array, ...}}`` (copies).
