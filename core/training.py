@@ -30,7 +30,7 @@ from core.engine.diagnostics import (
     assess_health,
 )
 from core.engine.losses import LOSSES, Loss
-from core.engine.network import Network
+from core.engine.network import Network, parameter_shapes
 from core.engine.optimizers import OPTIMIZERS, Optimizer
 from core.engine.regularization import (
     EarlyStopping,
@@ -42,8 +42,9 @@ from core.engine.regularization import (
     weight_penalty,
 )
 from core.engine.schedules import SCHEDULES, Schedule
+from core.engine.validation import quote
 from core.sessions.transfer import apply_transfer
-from core.spec import Experiment, SpecError
+from core.spec import MAX_PARAMETERS, Experiment, SpecError
 
 # What every saved state holds (state.json); later additions are optional so older sessions load.
 STATE_KEYS = ("recorded_steps", "epochs_recorded", "step", "epoch", "batch_index", "lr_scale", "rollbacks",
@@ -107,6 +108,19 @@ def choose_loss(experiment: Experiment, data: Dataset) -> tuple[Loss, int]:
     return LOSSES.get(name)(), data.n_classes
 
 
+def check_parameter_count(spec: Experiment, n_inputs: int, n_outputs: int) -> int:
+    """The network's parameter count, n_in·u_1 + Σ u_i·u_(i+1) + u_L·n_out (plus biases and
+    batch-norm vectors), refused above ``MAX_PARAMETERS`` before any array exists: the input
+    layer grows with the data's width, which the spec alone does not know."""
+    count = sum(math.prod(shape) for shape in parameter_shapes(spec.model, n_inputs, n_outputs).values())
+    if count > MAX_PARAMETERS:
+        first = spec.model.layers[0].units
+        raise SpecError("model.layers", f"the network would have {count:,} parameters ({n_inputs:,} input features "
+                                        f"× {first:,} units of model.layers[0].units = {n_inputs * first:,} in the "
+                                        f"input layer alone); at most {MAX_PARAMETERS:,} are allowed")
+    return count
+
+
 class Trainer:
     """Trains one experiment; see the module docstring."""
 
@@ -130,6 +144,7 @@ class Trainer:
                 raise SpecError("data", str(exc)) from None
         self.dataset = dataset
         self.loss, n_outputs = choose_loss(spec, dataset)
+        check_parameter_count(spec, dataset.n_features, n_outputs)
         self.classification = dataset.task == "classification"
         self.split = stratified_split(dataset.y if self.classification else np.zeros(len(dataset.y)),
                                       spec.data.validation_split, spec.data.test_split, split_rng,
@@ -633,12 +648,12 @@ class Trainer:
             raise ValueError(f"the state must be a mapping, got {type(state).__name__}")
         missing = [k for k in STATE_KEYS if k not in state]
         if missing:
-            raise ValueError(f"the state has no {missing[0]!r}")
+            raise ValueError(f"the state has no {quote(missing[0])}")
 
         def count(key: str, high: float = math.inf) -> int:
             value = state[key]
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-                raise ValueError(f"state {key}: must be an integer in [0, {high:g}], got {value!r}")
+                raise ValueError(f"state {key}: must be an integer in [0, {high:g}], got {quote(value)}")
             return value
 
         def group(prefix: str) -> dict[str, np.ndarray]:
@@ -682,10 +697,10 @@ class Trainer:
         new["history"], new["recorder"] = self._check_history(group("history/"))
         lr_scale = state["lr_scale"]
         if isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not 0 < lr_scale < math.inf:
-            raise ValueError(f"state lr_scale: must be a positive number, got {lr_scale!r}")
+            raise ValueError(f"state lr_scale: must be a positive number, got {quote(lr_scale)}")
         new["lr_scale"] = float(lr_scale)
         if not isinstance(state["finished"], bool):
-            raise ValueError(f"state finished: must be true or false, got {state['finished']!r}")
+            raise ValueError(f"state finished: must be true or false, got {quote(state['finished'])}")
         new["finished"] = state["finished"]
         seconds = state.get("epoch_seconds", 0.0)
         new["epoch_seconds"] = float(seconds) if isinstance(seconds, (int, float)) else 0.0
@@ -700,11 +715,11 @@ class Trainer:
             try:
                 EarlyStopping(self.early_stopping.monitor).load_state_dict(es)
             except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"state early_stopping: {exc!r}") from None
+                raise ValueError(f"state early_stopping: {quote(exc)}") from None
         try:
             np.random.PCG64().state = state["rng"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"state rng: not a PCG64 bit-generator state ({exc})") from None
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # a state integer beyond 128 bits
+            raise ValueError(f"state rng: not a PCG64 bit-generator state ({quote(str(exc))})") from None
         events = state["events"]
         if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
             raise ValueError("state events: must be a list of objects")
@@ -731,13 +746,13 @@ class Trainer:
         if plan is None:  # sessions written before the plan was saved: the spec's plan
             return None
         if not isinstance(plan, Mapping):
-            raise ValueError(f"state schedule_plan: must be an object, got {plan!r}")
+            raise ValueError(f"state schedule_plan: must be an object, got {quote(plan)}")
         spe, total = plan.get("steps_per_epoch"), plan.get("total_steps")
         if spe != self.steps_per_epoch:
-            raise ValueError(f"state schedule_plan: planned for {spe!r} steps per epoch, but this experiment "
+            raise ValueError(f"state schedule_plan: planned for {quote(spe)} steps per epoch, but this experiment "
                              f"takes {self.steps_per_epoch}")
         if isinstance(total, bool) or not isinstance(total, int) or total < 1:
-            raise ValueError(f"state schedule_plan: total_steps must be a positive integer, got {total!r}")
+            raise ValueError(f"state schedule_plan: total_steps must be a positive integer, got {quote(total)}")
         return spe, total
 
     def _check_history(self, hist: dict[str, np.ndarray]) -> tuple[dict[str, list[float]] | None,

@@ -1,7 +1,8 @@
 """The headless commands of ``gradient-workbench``: ``train``, ``resume`` and ``info``.
 
 Bad input (a spec that fails validation, a missing or damaged file, a bad flag) exits with
-status 2 and one line on stderr; nothing is written half (sessions are saved atomically).
+status 2 and one line on stderr; nothing is written half (sessions are saved atomically). A
+save that fails exits 1; a run that diverged is saved (its last finite state) and exits 3.
 """
 
 from __future__ import annotations
@@ -20,13 +21,23 @@ from typing import Any, TextIO
 import numpy as np
 
 from core import __version__
+from core.engine.validation import printable, quote
 from core.sessions.format import Session, SessionError, load_session, peek_session
 from core.sessions.recovery import DEFAULT_INTERVAL, Autosaver, recovery_path_for
 from core.sessions.trainer_io import restore_trainer, save_trainer
 from core.sessions.transfer import describe_lineage
 from core.spec import SpecError, load_experiment
 
-from .args import EXIT_BAD_INPUT, EXIT_WRITE_FAILED, Parser, UsageError, check_out, positive_float, positive_int
+from .args import (
+    EXIT_BAD_INPUT,
+    EXIT_DIVERGED,
+    EXIT_WRITE_FAILED,
+    Parser,
+    UsageError,
+    check_out,
+    positive_float,
+    positive_int,
+)
 from .commands import COMMANDS as MORE_COMMANDS
 from .commands import add_commands
 
@@ -161,7 +172,13 @@ def _run(trainer: Any, epochs: int | None, out: Path, args: argparse.Namespace, 
     if not quiet:
         for issue in trainer.health():
             sys.stderr.write(f"health: {issue.message}\n")
-        sys.stderr.write(f"{reason}; wrote {out}\n")
+        if not reason.startswith("diverged"):
+            sys.stderr.write(f"{reason}; wrote {out}\n")
+    if reason.startswith("diverged"):
+        # Saved (the last finite state, for inspection or a resume with other settings), but a
+        # script must not take a run that blew up for a finished one.
+        sys.stderr.write(f"error: the run {reason}; wrote {out}\n")
+        return EXIT_DIVERGED
     return 0
 
 
@@ -201,14 +218,14 @@ def describe_session(session: Session) -> str:
     """The text ``gradient-workbench info`` prints."""
     exp = session.experiment
     lines = [f"session      {session.path}",
-             f"experiment   {exp.name!r} (seed {exp.seed})",
-             f"data         {exp.data.source}" + (f" ({exp.data.path})" if exp.data.path else ""),
+             f"experiment   {quote(exp.name)} (seed {exp.seed})",
+             f"data         {exp.data.source}" + (f" ({quote(exp.data.path)})" if exp.data.path else ""),
              f"optimizer    {exp.optimizer.name} {dict(exp.optimizer.params) or ''}".rstrip(),
              f"schedule     {exp.schedule.name} {dict(exp.schedule.params) or ''}".rstrip(),
-             f"app version  {session.manifest.get('app_version', '?')}, "
-             f"saved {session.manifest.get('created', '?')}",
+             f"app version  {printable(str(session.manifest.get('app_version', '?'))[:40])}, "
+             f"saved {printable(str(session.manifest.get('created', '?'))[:40])}",
              "", "architecture"]
-    names = [str(n) for n in session.history.get("layer_names", [])]
+    names = [printable(str(n)[:60]) for n in session.history.get("layer_names", [])]
     keys = [f"layers.{i}" for i in range(len(exp.model.layers))] + ["output"]
     total = 0
     for j, key in enumerate(keys):
@@ -245,7 +262,7 @@ def describe_session(session: Session) -> str:
     lines += describe_lineage(session.lineage, names, transfer.unfreeze_at_epoch if transfer else None)
     events = session.state.get("events", [])
     if events:
-        lines += ["", "events"] + [f"  step {e['step']:>7}: {e['message']}" for e in events]
+        lines += ["", "events"] + [f"  step {e['step']:>7}: {printable(e['message'][:300])}" for e in events]
     return "\n".join(lines)
 
 
@@ -265,8 +282,8 @@ def run_headless(argv: Sequence[str]) -> int:
             raise UsageError(f"gradient-workbench: unknown command {args.command!r}")
         return COMMANDS[args.command](args)
     except (UsageError, SpecError, SessionError, FileNotFoundError, IsADirectoryError) as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {printable(str(exc))}\n")  # one line, whatever a file held
         return EXIT_BAD_INPUT
     except WriteFailed as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {printable(str(exc))}\n")
         return EXIT_WRITE_FAILED

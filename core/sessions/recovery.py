@@ -190,7 +190,7 @@ class Autosaver:
         self.last_saved = clock()
         self.saved_at: tuple[int, int] | None = None  # (step, epoch) of the last copy
         self.saves = 0
-        self.last_error: OSError | None = None
+        self.last_error: Exception | None = None
 
     def due(self, kind: str, step: int, epoch: int) -> bool:
         if (step, epoch) == self.saved_at:
@@ -210,7 +210,7 @@ class Autosaver:
             if self.register_copy:
                 register(self.path, self.session_path)
             write_snapshot(self.path, snapshot)
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:  # a full disk, or a state that cannot be written
             self.last_error = exc
             return False
         self.last_error = None
