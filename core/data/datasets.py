@@ -19,8 +19,10 @@ import contextlib
 import csv
 import itertools
 import math
+import stat
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +55,7 @@ MAX_VALUES = 50_000_000
 MAX_CLASSES = 20  # for the generators: more arms or blobs than that is just noise
 MAX_FILE_CLASSES = 1000  # for files: more distinct labels than that is almost surely a regression target
 FILE_SOURCES = ("npz", "csv")
+MAX_HEADER_CHARS = 1_000_000  # a CSV header row longer than this is not a list of column names
 
 TASKS = ("classification", "regression")
 
@@ -367,7 +370,7 @@ class _Bundled(DatasetSource):
         allowed = (f"0..{len(names) - 1}" if numbered else
                    f"0..{len(names) - 1} or {', '.join(repr(n) for n in names)}")
         if not isinstance(classes, (list, tuple)):
-            raise ValueError(f"classes: must be null or a list of classes ({allowed}), got {classes!r}")
+            raise ValueError(f"classes: must be null or a list of classes ({allowed}), got {check.quote(classes)}")
         labels = []
         for c in classes:
             if isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(names):
@@ -375,11 +378,11 @@ class _Bundled(DatasetSource):
             elif isinstance(c, str) and c in names:
                 labels.append(names.index(c))
             else:
-                raise ValueError(f"classes: unknown class {c!r}; allowed: {allowed}")
+                raise ValueError(f"classes: unknown class {check.quote(c)}; allowed: {allowed}")
         if len(set(labels)) != len(labels):
-            raise ValueError(f"classes: must not repeat a class, got {classes!r}")
+            raise ValueError(f"classes: must not repeat a class, got {check.quote(classes)}")
         if len(labels) < 2:
-            raise ValueError(f"classes: must list at least 2 classes, got {classes!r}")
+            raise ValueError(f"classes: must list at least 2 classes, got {check.quote(classes)}")
         return labels
 
     def load(self, rng: np.random.Generator) -> Dataset:
@@ -513,10 +516,24 @@ class Corrupted(DatasetSource):
 
 
 def _require_file(path: Path) -> None:
-    if not path.exists():
-        raise DatasetError(f"{path}: file not found")
-    if not path.is_file():
-        raise DatasetError(f"{path}: not a file")
+    """Refuse a path that is missing or not a regular file: a named pipe would block the load
+    forever and a device such as /dev/zero never ends."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({check.quote(exc.strerror or str(exc))})") from None
+    if not stat.S_ISREG(mode):
+        raise DatasetError(f"{path}: not a file (it is {check.file_kind(mode)}); only regular files are read")
+
+
+def _check_data_size(path: Path, n_rows: int, n_columns: int, what: str = "rows") -> None:
+    """Refuse data larger than a desktop training loop is meant for, before it is allocated:
+    at most ``MAX_SAMPLES`` rows and ``MAX_VALUES`` values (rows × columns)."""
+    if n_rows > MAX_SAMPLES or n_rows * n_columns > MAX_VALUES:
+        raise DatasetError(f"{path}: {n_rows:,} {what} × {n_columns:,} columns is too much data; at most "
+                           f"{MAX_SAMPLES:,} rows and {MAX_VALUES:,} values (rows × columns) are loaded")
 
 
 def _features_to_float32(path: Path, X: np.ndarray, names: Sequence[str], row_offset: int = 1) -> np.ndarray:
@@ -634,6 +651,8 @@ def _read_npz_arrays(path: Path, archive: np.lib.npyio.NpzFile, keys: tuple[str,
             for key in keys:
                 f = stack.enter_context(archive.zip.open(f"{key}.npy"))
                 members[key] = (f, *_npy_header(path, key, f))
+                shape = members[key][1]
+                _check_data_size(path, shape[0] if shape else 1, math.prod(shape[1:]), f"rows of {key}")
             total = max(sum(dtype.itemsize * math.prod(shape) for _, shape, _, dtype in members.values()), 1)
             done = reported = 0
             arrays = {}
@@ -656,7 +675,7 @@ def _read_npz_arrays(path: Path, archive: np.lib.npyio.NpzFile, keys: tuple[str,
             if progress is not None and not reported and progress(1.0) is False:  # empty arrays only
                 raise LoadCancelled(f"{path}: loading cancelled")
             return arrays
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
         raise DatasetError(f"{path}: cannot read array {key!r} ({_first_line(exc)})") from None
 
 
@@ -703,9 +722,13 @@ def read_csv_header(path: Path) -> tuple[list[str], str]:
     _require_file(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            first = f.readline()
+            first = f.readline(MAX_HEADER_CHARS + 1)
     except UnicodeDecodeError:
         raise DatasetError(f"{path}: not UTF-8 text; save the CSV file as UTF-8") from None
+    except OSError as exc:  # /proc/self/mem and the like are "regular" files that fail to read
+        raise DatasetError(f"{path}: cannot be read ({check.quote(exc.strerror or str(exc))})") from None
+    if len(first) > MAX_HEADER_CHARS:
+        raise DatasetError(f"{path}: the header row is longer than {MAX_HEADER_CHARS:,} characters")
     if not first.strip():
         raise DatasetError(f"{path}: the file is empty; expected a header row with column names, "
                            f"then data rows")
@@ -722,7 +745,7 @@ def read_csv_header(path: Path) -> tuple[list[str], str]:
     seen = set()
     for name in header:
         if name in seen:
-            raise DatasetError(f"{path}: column name {name!r} appears twice in the header; "
+            raise DatasetError(f"{path}: column name {check.quote(name)} appears twice in the header; "
                                f"names must be unique")
         seen.add(name)
     return header, delimiter
@@ -759,15 +782,21 @@ def _diagnose_csv(path: Path, header: list[str], delimiter: str, target: int,
                                        f"feature columns must hold numbers")
 
 
-def _line_blocks(fh: Any, path: Path, progress: Progress | None, read: list[float]) -> Iterator[list[str]]:
+def _line_blocks(fh: Any, path: Path, progress: Progress | None, read: list[float],
+                 n_columns: int) -> Iterator[list[str]]:
     """The rest of an open text file as lists of whole lines, about ``CSV_BLOCK_BYTES`` each.
 
     NumPy's reader takes the lines one by one from a C-level chain over these lists (only the
     blocks go through Python, so this costs ~10 % of parse speed, not a Python call per line).
     ``progress`` runs before each block is handed over; ``read[0]`` keeps the fraction it got.
+    The rows are counted as they come, so a file too large to load is refused (``MAX_VALUES``)
+    before the parser has allocated much more than the limit.
     """
     size = max(path.stat().st_size, 1)
+    rows = 0
     while block := fh.readlines(CSV_BLOCK_BYTES):
+        rows += len(block)
+        _check_data_size(path, rows, n_columns, "rows (at least)")
         read[0] = min(fh.buffer.tell() / size, 1.0)
         if progress is not None and progress(read[0]) is False:
             raise LoadCancelled(f"{path}: loading cancelled")
@@ -790,7 +819,8 @@ def load_csv(path: Path, target: str, progress: Progress | None = None) -> Datas
     path = Path(path)
     header, delimiter = read_csv_header(path)
     if target not in header:
-        raise DatasetError(f"{path}: no column {target!r}; available columns: {', '.join(header)}")
+        raise DatasetError(f"{path}: no column {check.quote(target)}; available columns: "
+                           f"{check.excerpt(', '.join(header), 200)}")
     t = header.index(target)
     features = [j for j in range(len(header)) if j != t]
     if not features:
@@ -816,13 +846,15 @@ def load_csv(path: Path, target: str, progress: Progress | None = None) -> Datas
         with warnings.catch_warnings(), open(path, encoding="utf-8-sig") as fh:
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": handled below
             fh.readline()  # the header, read above
-            lines = itertools.chain.from_iterable(_line_blocks(fh, path, progress, read))
+            lines = itertools.chain.from_iterable(_line_blocks(fh, path, progress, read, len(header)))
             table = np.loadtxt(lines, delimiter=delimiter, comments=None, quotechar='"', ndmin=2,
                                converters={t: encode}, dtype=np.float64)
     except UnicodeDecodeError:
         raise DatasetError(f"{path}: not UTF-8 text; save the CSV file as UTF-8") from None
-    except LoadCancelled:
+    except (LoadCancelled, DatasetError):
         raise
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({check.quote(exc.strerror or str(exc))})") from None
     except ValueError as exc:
         # The search for the bad cell can be stopped too; progress stays where the parser failed.
         wanted = None if progress is None else (lambda: progress(read[0]) is not False)
@@ -837,7 +869,11 @@ def load_csv(path: Path, target: str, progress: Progress | None = None) -> Datas
     texts = np.array(list(codes), dtype=str)  # the distinct target strings, by code
     try:
         as_int = texts.astype(np.int64)
-    except (ValueError, OverflowError):
+    except OverflowError:
+        # Whole numbers beyond int64 are still class labels, not a regression target: compared
+        # as Python integers (an object array, sorted by value).
+        as_int = np.array([int(text) for text in texts], dtype=object)
+    except ValueError:
         as_int = None
     if as_int is not None:
         labels, class_names = _classes_from_values(path, as_int[codes_col], f"target column {target!r}")
