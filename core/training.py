@@ -365,6 +365,14 @@ class Trainer:
         self._epoch_sums[2] += n
         if record:
             self._record(row, loss, lr)
+            weight_norm = self.recorder.table("weight_norm")[row]
+            if not np.isfinite(weight_norm).all():
+                # The loss and gradients can stay finite (tanh saturates) while the weights grow
+                # past what float32 can measure: the run has diverged as surely as with a NaN
+                # (the weights themselves are still finite numbers, so they are kept).
+                layer = self.network.layer_names[int(np.argmin(np.isfinite(weight_norm)))]
+                what = f"the weight norm of {layer} overflowed float32 (above 3.4e38) at step {self.step}"
+                return self._diverged(loss, grad_sq, notify, what)
         self._epoch_seconds += time.perf_counter() - t0
         notify("step", {"step": self.step, "epoch": self.epoch, "batch": self.batch_index,
                         "batches": self.steps_per_epoch, "loss": loss, "learning_rate": lr, "recorded": record})
@@ -478,10 +486,11 @@ class Trainer:
     def _event(self, kind: str, message: str) -> None:
         self.events.append({"kind": kind, "step": self.step, "epoch": self.epoch, "message": message})
 
-    def _diverged(self, loss: float, grad_sq: list[float], notify: Observer) -> str | None:
-        where = "the loss" if not math.isfinite(loss) else \
-            f"the gradient of {self.network.layer_names[int(np.argmin(np.isfinite(grad_sq)))]}"
-        what = f"{where} became {'NaN' if math.isnan(loss) else 'infinite or NaN'} at step {self.step + 1}"
+    def _diverged(self, loss: float, grad_sq: list[float], notify: Observer, what: str | None = None) -> str | None:
+        if what is None:
+            where = "the loss" if not math.isfinite(loss) else \
+                f"the gradient of {self.network.layer_names[int(np.argmin(np.isfinite(grad_sq)))]}"
+            what = f"{where} became {'NaN' if math.isnan(loss) else 'infinite or NaN'} at step {self.step + 1}"
         spec = self.experiment.training
         if spec.on_nan == "rollback" and self.rollbacks < spec.max_rollbacks and self._good_state is not None:
             arrays, state = self._good_state

@@ -387,3 +387,28 @@ def test_saving_after_a_structural_edit_warns_that_the_trained_run_is_not_in_it(
     kept = tmp_path / "run.gwb"
     save_as(window, kept, monkeypatch)
     assert asked == [] and load_session(kept).state["step"] == steps
+
+
+# ----------------------------------------------------------------------------- a failed save
+
+
+def test_a_failed_save_says_what_is_left_on_disk(make_window: Any, qtbot: Any, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """"The previous file is intact" only when it is: after its folder was deleted, the
+    message says nothing was written."""
+    import shutil
+
+    from PySide6.QtWidgets import QMessageBox
+
+    window = make_window(tiny_experiment(epochs=1))
+    train_to_end(qtbot, window)
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    path = folder / "run.gwb"
+    save_as(window, path, monkeypatch)
+    assert path.is_file()
+    shutil.rmtree(folder)
+    window.save_action.trigger()
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None, timeout=5_000)
+    text = window.findChild(QMessageBox, "errorDialog").text()
+    assert "Could not save run.gwb" in text and "intact" not in text and "nothing was written" in text
