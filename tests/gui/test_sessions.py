@@ -412,3 +412,33 @@ def test_a_failed_save_says_what_is_left_on_disk(make_window: Any, qtbot: Any, t
     qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None, timeout=5_000)
     text = window.findChild(QMessageBox, "errorDialog").text()
     assert "Could not save run.gwb" in text and "intact" not in text and "nothing was written" in text
+
+
+def test_an_open_that_fails_unexpectedly_changes_nothing(make_window: Any, qtbot: Any, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a file makes the loader raise (here a RecursionError, as deeply nested JSON once
+    did), the run already open stays: not marked stale, trained on, and saved whole."""
+    from PySide6.QtWidgets import QMessageBox
+
+    import workbench.monitor.worker as worker_module
+
+    window = make_window(tiny_experiment(epochs=2))
+    train_to_end(qtbot, window)
+    first = tmp_path / "first.gwb"
+    save_as(window, first, monkeypatch)
+    trainer, step = window.controller.trainer, window.controller.trainer.step
+
+    def explode(path: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+
+    monkeypatch.setattr(worker_module, "load_session", explode)
+    (tmp_path / "second.gwb").write_bytes(b"PK")
+    window.open_file(tmp_path / "second.gwb")
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None, timeout=5_000)
+    text = window.findChild(QMessageBox, "errorDialog").text()
+    assert "Cannot open second.gwb" in text and "RecursionError" in text and "Training failed" not in text
+    wait_idle(qtbot, window)
+    assert window.controller.trainer is trainer and not window.controller.stale
+    assert window.state.file == first
+    window.save_action.trigger()
+    assert load_session(first).state["step"] == step  # not a fresh model's 0 steps

@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core.engine.diagnostics import LAYER_QUANTITIES
 from core.engine.schedules import SCHEDULES
+from core.engine.validation import excerpt
 from core.sessions.format import SessionError, load_session
 from core.sessions.trainer_io import restore_trainer
 from core.spec import Experiment, SpecError
@@ -297,6 +298,11 @@ class TrainingWorker(QObject):
                 return "open_failed"
             except (SpecError, ValueError, OSError) as exc:
                 self.open_failed.emit(f"Cannot open {Path(path).name}:\n{path}: {exc}")
+                return "open_failed"
+            except Exception as exc:  # noqa: BLE001 — whatever a file does, a failed open is only that
+                # (as a training failure it would mark the open run stale and lose it on the next Train)
+                self.open_failed.emit(f"Cannot open {Path(path).name}:\n{path}: {type(exc).__name__}: "
+                                      f"{excerpt(str(exc), 300)}")
                 return "open_failed"
             self.trainer = trainer
             self._reset_counters()
