@@ -103,8 +103,13 @@ resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 from core.cli.main import run_headless
 start = time.perf_counter()
 rc = run_headless(sys.argv[2:])
-sys.stdout.write(json.dumps({"rc": rc, "seconds": time.perf_counter() - start,
-                             "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+seconds = time.perf_counter() - start
+try:  # this process's own peak (ru_maxrss would include the forking parent's size on Linux)
+    with open("/proc/self/status") as f:
+        peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
+except (OSError, StopIteration):
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+sys.stdout.write(json.dumps({"rc": rc, "seconds": seconds, "peak_mb": peak}))
 """
 
 
