@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, QThread, QTimer
 from PySide6.QtWidgets import QFileDialog
 
 from core.sessions.format import load_session
-from core.sessions.recovery import recovery_dir, recovery_path_for, register
+from core.sessions.recovery import instance_id, recovery_dir, recovery_path_for, register
 from core.sessions.trainer_io import save_trainer, take_snapshot, write_snapshot
 from core.spec import parse_experiment
 from core.training import Trainer
@@ -62,7 +62,7 @@ def test_autosave_writes_a_recovery_copy_during_a_run_and_a_clean_save_deletes_i
     path = tmp_path / "run.gwb"
     save_as(window, path, monkeypatch)
     assert path.is_file() and not untitled.exists()
-    beside = recovery_path_for(path)
+    beside = recovery_path_for(path, instance=instance_id())  # this instance's own copy
     qtbot.waitUntil(beside.is_file, timeout=10_000)
     later = load_session(beside)
     assert later.state["step"] > load_session(path).state["step"] - 1
