@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import reprlib
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -113,6 +114,16 @@ def quote(value: Any, limit: int = ECHO_CHARS) -> str:
     10 MB "one-line" error, and a newline or a terminal escape in a key cannot forge a line."""
     if isinstance(value, str):
         text = value
+    elif isinstance(value, (list, tuple, dict, set)) and len(value) > limit:
+        # a long container: its first items only (printing all of a million-item list is slow)
+        short = reprlib.Repr()
+        short.maxlist = short.maxtuple = short.maxdict = short.maxset = 16
+        short.maxstring = short.maxother = limit
+        try:
+            shown = short.repr(value)
+        except (RecursionError, ValueError):
+            shown = "..."
+        return f"{printable(shown[:limit])}… ({type(value).__name__} of {len(value):,} items)"
     else:
         try:
             text = repr(value)

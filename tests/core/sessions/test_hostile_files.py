@@ -303,6 +303,7 @@ def test_echoed_values_are_quoted_cut_and_escaped():
     assert long.startswith("'xxxx") and long.endswith("… (10,000,000 characters)") and len(long) < 120
     assert "\n" not in quote("a\nb\x1b[31m") and "\\n" in quote("a\nb\x1b[31m") and "\\x1b" in quote("\x1b")
     assert quote({"k\n": 1}) == "{'k\\n': 1}"
+    assert quote(list(range(10**6))).endswith("… (list of 1,000,000 items)")
     nested: list = []
     for _ in range(100_000):
         nested = [nested]
@@ -332,4 +333,4 @@ def test_a_huge_class_list_is_cut_in_the_message():
     spec["data"] = {"source": "digits", "params": {"classes": list(range(10)) * 100_000}}
     with pytest.raises(SpecError) as info:
         Trainer(parse_experiment(spec))
-    assert len(str(info.value)) < 400 and "characters when printed" in str(info.value)
+    assert len(str(info.value)) < 400 and "(list of 1,000,000 items)" in str(info.value)
