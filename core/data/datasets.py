@@ -530,10 +530,10 @@ def _require_file(path: Path) -> None:
 
 def _check_data_size(path: Path, n_rows: int, n_columns: int, what: str = "rows") -> None:
     """Refuse data larger than a desktop training loop is meant for, before it is allocated:
-    at most ``MAX_SAMPLES`` rows and ``MAX_VALUES`` values (rows × columns)."""
-    if n_rows > MAX_SAMPLES or n_rows * n_columns > MAX_VALUES:
+    at most ``MAX_VALUES`` values (rows × columns; 200 MB as float32)."""
+    if n_rows * n_columns > MAX_VALUES:
         raise DatasetError(f"{path}: {n_rows:,} {what} × {n_columns:,} columns is too much data; at most "
-                           f"{MAX_SAMPLES:,} rows and {MAX_VALUES:,} values (rows × columns) are loaded")
+                           f"{MAX_VALUES:,} values (rows × columns) are loaded")
 
 
 def _features_to_float32(path: Path, X: np.ndarray, names: Sequence[str], row_offset: int = 1) -> np.ndarray:

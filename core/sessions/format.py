@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from core import __version__
-from core.data.datasets import MAX_SAMPLES
+from core.data.datasets import MAX_VALUES
 from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES, STEP_QUANTITIES
 from core.engine.network import parameter_shapes
 from core.engine.optimizers import OPTIMIZERS
@@ -425,7 +425,8 @@ def _array_budgets(where: Path, manifest: dict[str, Any], raw: Mapping[str, byte
         weights = n_values * itemsize + per_array * len(shapes)
         n_slots = len(OPTIMIZERS.get(experiment.optimizer.name).slot_names)
         # slots, plus a roll-back copy of weights, best weights and slots; row indices of the data
-        optimizer = (2 * n_slots + 2) * weights + 4 * MAX_SAMPLES * 8 + 64 * per_array
+        rows = _rows_bound(experiment, state, counts["n_inputs"])
+        optimizer = (2 * n_slots + 2) * weights + 4 * rows * 8 + 64 * per_array
         budgets.update({"weights.npz": weights, "best_weights.npz": weights, "optimizer.npz": optimizer})
     if counts["recorded_steps"] is not None and counts["epochs_recorded"] is not None:
         per_step = (len(LAYER_QUANTITIES) * n_layers + len(STEP_QUANTITIES) + 1) * itemsize
@@ -434,6 +435,19 @@ def _array_budgets(where: Path, manifest: dict[str, Any], raw: Mapping[str, byte
         budgets["history.npz"] = history
     # Room to spare (2x and 1 MiB), but never past the absolute cap.
     return {name: min(2 * size + 2**20, MAX_MEMBER_BYTES) for name, size in budgets.items()}
+
+
+def _rows_bound(experiment: Experiment, state: Mapping[str, Any], n_inputs: int) -> int:
+    """How many data rows the session's index arrays (split, permutation) can cover: the
+    training rows its schedule was planned for (steps per epoch × batch size) over the share
+    of the data kept for training; without a plan, all that ``MAX_VALUES`` allows."""
+    most = MAX_VALUES // max(n_inputs, 1)
+    plan = state.get("schedule_plan")
+    steps = plan.get("steps_per_epoch") if isinstance(plan, dict) else None
+    kept = 1.0 - experiment.data.validation_split - experiment.data.test_split
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or kept <= 0:
+        return most
+    return min(most, int(steps * experiment.training.batch_size / kept) + 1)
 
 
 def _state_count(state: Mapping[str, Any], key: str, where: Path) -> int | None:

@@ -25,13 +25,14 @@ def npz_claiming(shape: tuple[int, ...]) -> bytes:
 
 
 @pytest.mark.parametrize(("shape", "numbers"), [((100_000_000, 2), "100,000,000 rows of X × 2 columns"),
-                                                ((500_000, 1_000), "500,000 rows of X × 1,000 columns")])
+                                                ((500_000, 1_000), "500,000 rows of X × 1,000 columns"),
+                                                ((60_000_000,), "60,000,000 rows of X × 1 columns")])
 def test_an_npz_too_large_to_load_is_refused_from_its_header(tmp_path, shape, numbers):
     path = tmp_path / "big.npz"
     path.write_bytes(npz_claiming(shape))
     with pytest.raises(DatasetError, match="too much data") as info:
         load_npz(path)
-    assert numbers in str(info.value) and "1,000,000 rows and 50,000,000 values" in str(info.value)
+    assert numbers in str(info.value) and "at most 50,000,000 values (rows × columns)" in str(info.value)
 
 
 def test_an_npz_claiming_gigabytes_is_refused_in_a_capped_child(tmp_path):
