@@ -442,3 +442,37 @@ def test_an_open_that_fails_unexpectedly_changes_nothing(make_window: Any, qtbot
     assert window.state.file == first
     window.save_action.trigger()
     assert load_session(first).state["step"] == step  # not a fresh model's 0 steps
+
+
+def test_recovery_copies_are_looked_for_off_the_gui_thread(make_window: Any, qtbot: Any, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the copies is file input (a copy may be a bomb, a slow disk, a huge JSON): the
+    window's event loop keeps running while they are looked for, and the dialog follows."""
+    import threading
+
+    import workbench.sessions as sessions_module
+
+    gui_thread = threading.current_thread()
+    looked_from: list[threading.Thread] = []
+    real = sessions_module.crashed_copies
+
+    def slow_scan() -> list:
+        looked_from.append(threading.current_thread())
+        time.sleep(1.0)
+        return real()
+
+    monkeypatch.setattr(sessions_module, "crashed_copies", slow_scan)
+    recovery_dir().mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(tiny_experiment(epochs=1))
+    trainer.fit()
+    write_snapshot(recovery_dir() / "untitled-crashed.gwb", take_snapshot(trainer))
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(10)
+    window = make_window(tiny_experiment())
+    qtbot.waitUntil(lambda: window.sessions.recovery_dialog is not None, timeout=10_000)
+    timer.stop()
+    assert looked_from and looked_from[0] is not gui_thread
+    gaps = np.diff(ticks)
+    assert len(ticks) > 20 and gaps.max() < 0.5, f"the GUI thread stalled {gaps.max():.2f} s"
