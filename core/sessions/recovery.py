@@ -39,6 +39,8 @@ except ImportError:  # Windows
     fcntl = None  # type: ignore[assignment]
     import msvcrt
 
+from core.engine.validation import read_regular
+
 from .format import SessionError, atomic_write, peek_session
 from .trainer_io import Snapshot, take_snapshot, write_snapshot
 
@@ -208,10 +210,10 @@ def list_recoverable() -> list[Recoverable]:
     folder = recovery_dir()
     for index in sorted((folder / "index").glob("*.json")) if (folder / "index").is_dir() else []:
         try:
-            entry = json.loads(index.read_text(encoding="utf-8"))
+            entry = json.loads(read_regular(index, 64 * 1024))  # small files of ours; a pipe is skipped
             path = Path(entry["recovery"])
             session = None if entry.get("session") is None else Path(entry["session"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
         if owner_alive(entry.get("owner")):
             live.add(path.resolve())

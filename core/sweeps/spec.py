@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from core.engine.activations import ACTIVATIONS
-from core.engine.validation import quote, read_regular
+from core.engine.validation import NotARegularFile, quote, read_regular
 from core.spec import MAX_SPEC_BYTES, MONITORS, SpecError, parse_experiment
 
 FORMAT = "gradient-workbench.sweep"
@@ -393,8 +393,11 @@ def _load_json(path: Path, what: str) -> Any:
         text = read_regular(path, MAX_SPEC_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise SweepError(what, f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:  # a pipe or a device is refused, not read
-        raise SweepError(what, f"{path}: cannot be read ({quote(str(exc))})") from None
+    except NotARegularFile as exc:  # a pipe or a device is refused, not read
+        raise SweepError(what, f"{path}: is {exc.kind}, not a file; only regular files are read") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SweepError(what, f"{path}: cannot be read ({quote(getattr(exc, 'strerror', None) or str(exc))})") \
+            from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:

@@ -335,3 +335,16 @@ def test_a_huge_class_list_is_cut_in_the_message():
     with pytest.raises(SpecError) as info:
         Trainer(parse_experiment(spec))
     assert len(str(info.value)) < 400 and "(list of 1,000,000 items)" in str(info.value)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_sweep_files_that_are_pipes_are_refused_not_waited_on(tmp_path):
+    sweep_fifo = tmp_path / "sweep.json"
+    os.mkfifo(sweep_fifo)
+    outcome = run_cli("sweep", str(sweep_fifo), "--out", str(tmp_path / "out"), timeout=20)
+    assert outcome.rc == 2 and "named pipe" in outcome.error_line
+    results = tmp_path / "results"
+    results.mkdir()
+    os.mkfifo(results / "sweep.json")
+    outcome = run_cli("sweep-report", str(results), timeout=20)
+    assert outcome.rc == 2 and "named pipe" in outcome.error_line
