@@ -458,7 +458,7 @@ def test_recovery_copies_are_looked_for_off_the_gui_thread(make_window: Any, qtb
 
     def slow_scan() -> list:
         looked_from.append(threading.current_thread())
-        time.sleep(1.0)
+        time.sleep(1.5)
         return real()
 
     monkeypatch.setattr(sessions_module, "crashed_copies", slow_scan)
@@ -475,4 +475,6 @@ def test_recovery_copies_are_looked_for_off_the_gui_thread(make_window: Any, qtb
     timer.stop()
     assert looked_from and looked_from[0] is not gui_thread
     gaps = np.diff(ticks)
-    assert len(ticks) > 20 and gaps.max() < 0.5, f"the GUI thread stalled {gaps.max():.2f} s"
+    # on the GUI thread the scan would stop the timer for its whole 1.5 s; a loaded machine
+    # delays ticks too, but never by that much
+    assert len(ticks) > 5 and gaps.max() < 1.0, f"the GUI thread stalled {gaps.max():.2f} s"
