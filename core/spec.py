@@ -36,9 +36,15 @@ VERSION = 1
 # while it is still a number in a JSON file.
 MAX_UNITS = 65_536
 MAX_LAYERS = 1_000
-MAX_HIDDEN_PARAMETERS = 200_000_000
+# Every weight and bias of the network, the input layer (features × first units) included: 20
+# million float32 parameters are 80 MB, and training holds several copies (gradients, optimizer
+# slots, best weights, a save's snapshot). The hidden-to-hidden part is checked here; the input
+# and output layers once the data's width is known (``check_parameter_count``).
+MAX_PARAMETERS = 20_000_000
+MAX_HIDDEN_PARAMETERS = MAX_PARAMETERS
 MAX_EPOCHS = 1_000_000
 MAX_BATCH_SIZE = 1_048_576
+MAX_SPEC_BYTES = 16 * 1024**2  # an experiment file is a few kilobytes; this refuses /dev/zero-like input
 
 BATCH_NORM_POSITIONS = ("before_activation", "after_activation", False)
 AUGMENTATIONS = {"none": {}, "shift": {"max_shift": 1}, "noise": {"stddev": 0.1}}
@@ -64,6 +70,9 @@ class SpecError(ValueError):
 def _join(path: str, key: str | int) -> str:
     if isinstance(key, int):
         return f"{path}[{key}]"
+    name = v.field_name(key)
+    if name != key:  # not a plain name: shown quoted, as an index
+        return f"{path}[{name}]"
     return f"{path}.{key}" if path else key
 
 
@@ -92,10 +101,10 @@ def _component(path: str, value: Any, registry: Any, *args: Any) -> tuple[str, d
     if isinstance(value, str):
         value = {"name": value}
     if not isinstance(value, Mapping):
-        raise SpecError(path, f"must be a name or an object with \"name\", got {value!r}")
+        raise SpecError(path, f"must be a name or an object with \"name\", got {v.quote(value)}")
     name = value.get("name")
     if name not in registry:
-        raise SpecError(_join(path, "name"), f"must be one of {', '.join(registry.names())}, got {name!r}")
+        raise SpecError(_join(path, "name"), f"must be one of {', '.join(registry.names())}, got {v.quote(name)}")
     params = {k: val for k, val in value.items() if k != "name"}
     try:
         registry.get(name).from_config(params, *args)
@@ -367,29 +376,30 @@ def _parse_data(path: str, value: Any) -> DataSpec:
     source = d.get("source", default.source)
     sources = dataset_names()
     if source not in sources:
-        raise SpecError(_join(path, "source"), f"must be one of {', '.join(sources)}, got {source!r}")
+        raise SpecError(_join(path, "source"), f"must be one of {', '.join(sources)}, got {v.quote(source)}")
     params = d.get("params", {})
     if not isinstance(params, Mapping):
-        raise SpecError(_join(path, "params"), f"must be a JSON object, got {params!r}")
+        raise SpecError(_join(path, "params"), f"must be a JSON object, got {v.quote(params)}")
     if source in DATASETS:
         _component(_join(path, "params"), {"name": source, **params}, DATASETS)
     elif params:
-        raise SpecError(_join(path, "params"), f"must be empty for source {source!r} (use path/target)")
+        raise SpecError(_join(path, "params"), f"must be empty for source {v.quote(source)} (use path/target)")
     file_path = d.get("path")
     target = d.get("target")
     importer = IMPORTERS.get(source) if source in IMPORTERS else None
     if importer is not None:
         if not isinstance(file_path, str) or not file_path:
-            raise SpecError(_join(path, "path"), f"must be a file path for source {source!r}, got {file_path!r}")
+            raise SpecError(_join(path, "path"),
+                            f"must be a file path for source {v.quote(source)}, got {v.quote(file_path)}")
     elif file_path is not None:
         raise SpecError(_join(path, "path"), f"is only used with source {quoted_names(IMPORTERS.names())}, "
-                                             f"not {source!r}")
+                                             f"not {v.quote(source)}")
     if importer is not None and importer.needs_target:
         if not isinstance(target, str) or not target:
-            raise SpecError(_join(path, "target"), f"must name the target column, got {target!r}")
+            raise SpecError(_join(path, "target"), f"must name the target column, got {v.quote(target)}")
     elif target is not None:
         raise SpecError(_join(path, "target"), f"is only used with source {quoted_names(target_sources())}, "
-                                               f"not {source!r}")
+                                               f"not {v.quote(source)}")
     val = _check(_join(path, "validation_split"), v.fraction, d.get("validation_split", default.validation_split))
     test = _check(_join(path, "test_split"), v.fraction, d.get("test_split", default.test_split))
     if val + test >= 0.9:
@@ -399,10 +409,10 @@ def _parse_data(path: str, value: Any) -> DataSpec:
     aug_path = _join(path, "augmentation")
     aug = d.get("augmentation", {"type": "none"})
     if not isinstance(aug, Mapping):
-        raise SpecError(aug_path, f"must be a JSON object, got {aug!r}")
+        raise SpecError(aug_path, f"must be a JSON object, got {v.quote(aug)}")
     aug_type = aug.get("type", "none")
     if aug_type not in AUGMENTATIONS:
-        raise SpecError(_join(aug_path, "type"), f"must be one of {', '.join(AUGMENTATIONS)}, got {aug_type!r}")
+        raise SpecError(_join(aug_path, "type"), f"must be one of {', '.join(AUGMENTATIONS)}, got {v.quote(aug_type)}")
     aug = _object(aug_path, aug, ("type", *AUGMENTATIONS[aug_type]))
     aug_params = {**AUGMENTATIONS[aug_type], **{k: val for k, val in aug.items() if k != "type"}}
     if aug_type == "shift":
@@ -416,12 +426,12 @@ def _parse_data(path: str, value: Any) -> DataSpec:
 
 def _parse_layer(path: str, value: Any) -> LayerSpec:
     if not isinstance(value, Mapping):
-        raise SpecError(path, f"must be a JSON object, got {value!r}")
+        raise SpecError(path, f"must be a JSON object, got {v.quote(value)}")
     default = LayerSpec()
     activation = value.get("activation", default.activation)
     if activation not in ACTIVATIONS:
         raise SpecError(_join(path, "activation"),
-                        f"must be one of {', '.join(ACTIVATIONS.names())}, got {activation!r}")
+                        f"must be one of {', '.join(ACTIVATIONS.names())}, got {v.quote(activation)}")
     act_params = ACTIVATIONS.get(activation).parameters()
     d = _object(path, value, ("units", "init", "activation", *act_params, "batch_norm", "dropout", "use_bias"))
     units = _check(_join(path, "units"), v.positive_int, d.get("units", default.units), high=MAX_UNITS)
@@ -431,7 +441,7 @@ def _parse_layer(path: str, value: Any) -> LayerSpec:
     batch_norm = d.get("batch_norm", default.batch_norm)
     if batch_norm not in BATCH_NORM_POSITIONS or batch_norm is True:
         raise SpecError(_join(path, "batch_norm"),
-                        f"must be \"before_activation\", \"after_activation\" or false, got {batch_norm!r}")
+                        f"must be \"before_activation\", \"after_activation\" or false, got {v.quote(batch_norm)}")
     dropout = _check(_join(path, "dropout"), v.fraction, d.get("dropout", default.dropout))
     use_bias = _check(_join(path, "use_bias"), v.boolean, d.get("use_bias", default.use_bias))
     return LayerSpec(units=units, init=init, activation=activation,
@@ -441,7 +451,7 @@ def _parse_layer(path: str, value: Any) -> LayerSpec:
 
 def _layer_indices(path: str, value: Any, n_layers: int, what: str) -> tuple[int, ...]:
     if not isinstance(value, list):
-        raise SpecError(path, f"must be null or a list of hidden-layer indices, got {value!r}")
+        raise SpecError(path, f"must be null or a list of hidden-layer indices, got {v.quote(value)}")
     seen: list[int] = []
     for i, index in enumerate(value):
         index = _check(_join(path, i), v.integer, index, low=0)
@@ -462,7 +472,7 @@ def _parse_transfer(path: str, value: Any, n_layers: int) -> TransferSpec | None
     d = _object(path, value, ("from", "layers", "freeze", "unfreeze_at_epoch", "learning_rate_factor"))
     source = d.get("from")
     if not isinstance(source, str) or not source.strip() or len(source) > 4096:
-        raise SpecError(_join(path, "from"), f"must be the path of a saved session (*.gwb), got {source!r}")
+        raise SpecError(_join(path, "from"), f"must be the path of a saved session (*.gwb), got {v.quote(source)}")
     layers = d.get("layers")
     if layers is not None:
         layers = _layer_indices(_join(path, "layers"), layers, n_layers, "copy")
@@ -494,7 +504,7 @@ def _parse_model(path: str, value: Any) -> ModelSpec:
     d = _object(path, value, ("input_dropout", "layers", "output", "transfer"))
     layers = d.get("layers", [])
     if not isinstance(layers, list):
-        raise SpecError(_join(path, "layers"), f"must be a list of layer objects, got {layers!r}")
+        raise SpecError(_join(path, "layers"), f"must be a list of layer objects, got {v.quote(layers)}")
     if len(layers) > MAX_LAYERS:
         raise SpecError(_join(path, "layers"), f"must hold at most {MAX_LAYERS} layers, got {len(layers)}")
     parsed = tuple(_parse_layer(_join(_join(path, "layers"), i), layer) for i, layer in enumerate(layers))
@@ -509,7 +519,7 @@ def _parse_model(path: str, value: Any) -> ModelSpec:
     out_init = _parse_init(_join(out_path, "init"), o.get("init", OutputSpec().init))
     loss = o.get("loss", "auto")
     if loss not in OUTPUT_LOSSES:
-        raise SpecError(_join(out_path, "loss"), f"must be one of {', '.join(OUTPUT_LOSSES)}, got {loss!r}")
+        raise SpecError(_join(out_path, "loss"), f"must be one of {', '.join(OUTPUT_LOSSES)}, got {v.quote(loss)}")
     transfer = _parse_transfer(_join(path, "transfer"), d.get("transfer"), len(parsed))
     return ModelSpec(layers=parsed, input_dropout=input_dropout, output=OutputSpec(out_init, loss),
                      transfer=transfer)
@@ -592,16 +602,16 @@ def parse_experiment(obj: Any) -> Experiment:
     d = _object("", obj, ("format", "version", "name", "seed", "data", "model", "optimizer", "schedule",
                           "regularization", "training"))
     if d.get("format", FORMAT) != FORMAT:
-        raise SpecError("format", f"must be {FORMAT!r}, got {d.get('format')!r}")
+        raise SpecError("format", f"must be {FORMAT!r}, got {v.quote(d.get('format'))}")
     version = d.get("version", VERSION)
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise SpecError("version", f"must be a positive integer, got {version!r}")
+        raise SpecError("version", f"must be a positive integer, got {v.quote(version)}")
     if version > VERSION:
         raise SpecError("version", f"this file was written by a newer Gradient Workbench (experiment "
                                    f"version {version}); this one reads versions up to {VERSION}")
     name = d.get("name", "experiment")
     if not isinstance(name, str) or len(name) > 200:
-        raise SpecError("name", f"must be a text of at most 200 characters, got {name!r}")
+        raise SpecError("name", f"must be a text of at most 200 characters, got {v.quote(name)}")
     seed = _check("seed", v.integer, d.get("seed", 42), low=0, high=2**63 - 1)
     data = _parse_data("data", d.get("data", {}))
     model = _parse_model("model", d.get("model", {}))
@@ -621,15 +631,23 @@ def load_experiment(path: str | Path) -> Experiment:
     """Read and validate an experiment JSON file; unreadable files raise ``SpecError`` too."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        text = v.read_regular(p, MAX_SPEC_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise SpecError("", f"{p}: no such experiment file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except v.NotARegularFile as exc:
+        raise SpecError("", f"{p}: is {exc.kind}, not an experiment file; only regular files are read") from None
+    except OSError as exc:
+        raise SpecError("", f"{p}: cannot be read ({v.quote(exc.strerror or str(exc))})") from None
+    except UnicodeDecodeError as exc:
         raise SpecError("", f"{p}: cannot be read ({exc})") from None
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SpecError("", f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    except RecursionError:
+        raise SpecError("", f"{p}: nested too deeply to be an experiment") from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise SpecError("", f"{p}: not valid JSON ({v.quote(str(exc))})") from None
     return parse_experiment(obj)
 
 

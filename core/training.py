@@ -30,7 +30,7 @@ from core.engine.diagnostics import (
 )
 from core.engine.instruments import InstrumentRecorder
 from core.engine.losses import LOSSES, Loss
-from core.engine.network import Network
+from core.engine.network import Network, parameter_shapes
 from core.engine.optimizers import OPTIMIZERS, Optimizer
 from core.engine.regularization import (
     EarlyStopping,
@@ -43,8 +43,9 @@ from core.engine.regularization import (
 )
 from core.engine.schedules import SCHEDULES, Schedule
 from core.engine.threads import choose_blas_threads, limit_blas_threads
+from core.engine.validation import quote
 from core.sessions.transfer import apply_transfer
-from core.spec import Experiment, SpecError
+from core.spec import MAX_PARAMETERS, Experiment, SpecError
 
 # What every saved state holds (state.json); later additions are optional so older sessions load.
 STATE_KEYS = ("recorded_steps", "epochs_recorded", "step", "epoch", "batch_index", "lr_scale", "rollbacks",
@@ -124,6 +125,19 @@ def choose_loss(experiment: Experiment, data: Dataset) -> tuple[Loss, int]:
     return LOSSES.get(name)(), data.n_classes
 
 
+def check_parameter_count(spec: Experiment, n_inputs: int, n_outputs: int) -> int:
+    """The network's parameter count, n_in·u_1 + Σ u_i·u_(i+1) + u_L·n_out (plus biases and
+    batch-norm vectors), refused above ``MAX_PARAMETERS`` before any array exists: the input
+    layer grows with the data's width, which the spec alone does not know."""
+    count = sum(math.prod(shape) for shape in parameter_shapes(spec.model, n_inputs, n_outputs).values())
+    if count > MAX_PARAMETERS:
+        first = spec.model.layers[0].units
+        raise SpecError("model.layers", f"the network would have {count:,} parameters ({n_inputs:,} input features "
+                                        f"× {first:,} units of model.layers[0].units = {n_inputs * first:,} in the "
+                                        f"input layer alone); at most {MAX_PARAMETERS:,} are allowed")
+    return count
+
+
 class Trainer:
     """Trains one experiment; see the module docstring."""
 
@@ -151,6 +165,7 @@ class Trainer:
                 raise SpecError("data", str(exc)) from None
         self.dataset = dataset
         self.loss, n_outputs = choose_loss(spec, dataset)
+        check_parameter_count(spec, dataset.n_features, n_outputs)
         self.classification = dataset.task == "classification"
         self.split = split_dataset(dataset, spec.data.validation_split, spec.data.test_split, split_rng,
                                    stratify=self.classification)
@@ -381,6 +396,14 @@ class Trainer:
         self._epoch_sums[2] += n
         if record:
             self._record(row, loss, lr)
+            weight_norm = self.recorder.table("weight_norm")[row]
+            if not np.isfinite(weight_norm).all():
+                # The loss and gradients can stay finite (tanh saturates) while the weights grow
+                # past what float32 can measure: the run has diverged as surely as with a NaN
+                # (the weights themselves are still finite numbers, so they are kept).
+                layer = self.network.layer_names[int(np.argmin(np.isfinite(weight_norm)))]
+                what = f"the weight norm of {layer} overflowed float32 (above 3.4e38) at step {self.step}"
+                return self._diverged(loss, grad_sq, notify, what)
         if instruments_due:  # on the weights after the step, which the next step's rate meets
             next_lr = self.schedule(self.step) * self.lr_scale
             self.instruments.measure(instruments_due, row, net, self.optimizer, next_lr, self.probe_examples,
@@ -504,10 +527,11 @@ class Trainer:
     def _event(self, kind: str, message: str) -> None:
         self.events.append({"kind": kind, "step": self.step, "epoch": self.epoch, "message": message})
 
-    def _diverged(self, loss: float, grad_sq: list[float], notify: Observer) -> str | None:
-        where = "the loss" if not math.isfinite(loss) else \
-            f"the gradient of {self.network.layer_names[int(np.argmin(np.isfinite(grad_sq)))]}"
-        what = f"{where} became {'NaN' if math.isnan(loss) else 'infinite or NaN'} at step {self.step + 1}"
+    def _diverged(self, loss: float, grad_sq: list[float], notify: Observer, what: str | None = None) -> str | None:
+        if what is None:
+            where = "the loss" if not math.isfinite(loss) else \
+                f"the gradient of {self.network.layer_names[int(np.argmin(np.isfinite(grad_sq)))]}"
+            what = f"{where} became {'NaN' if math.isnan(loss) else 'infinite or NaN'} at step {self.step + 1}"
         spec = self.experiment.training
         if spec.on_nan == "rollback" and self.rollbacks < spec.max_rollbacks and self._good_state is not None:
             arrays, state = self._good_state
@@ -679,12 +703,12 @@ class Trainer:
             raise ValueError(f"the state must be a mapping, got {type(state).__name__}")
         missing = [k for k in STATE_KEYS if k not in state]
         if missing:
-            raise ValueError(f"the state has no {missing[0]!r}")
+            raise ValueError(f"the state has no {quote(missing[0])}")
 
         def count(key: str, high: float = math.inf) -> int:
             value = state[key]
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= high:
-                raise ValueError(f"state {key}: must be an integer in [0, {high:g}], got {value!r}")
+                raise ValueError(f"state {key}: must be an integer in [0, {high:g}], got {quote(value)}")
             return value
 
         def group(prefix: str) -> dict[str, np.ndarray]:
@@ -728,10 +752,10 @@ class Trainer:
         new["history"], new["recorder"] = self._check_history(group("history/"))
         lr_scale = state["lr_scale"]
         if isinstance(lr_scale, bool) or not isinstance(lr_scale, (int, float)) or not 0 < lr_scale < math.inf:
-            raise ValueError(f"state lr_scale: must be a positive number, got {lr_scale!r}")
+            raise ValueError(f"state lr_scale: must be a positive number, got {quote(lr_scale)}")
         new["lr_scale"] = float(lr_scale)
         if not isinstance(state["finished"], bool):
-            raise ValueError(f"state finished: must be true or false, got {state['finished']!r}")
+            raise ValueError(f"state finished: must be true or false, got {quote(state['finished'])}")
         new["finished"] = state["finished"]
         seconds = state.get("epoch_seconds", 0.0)
         new["epoch_seconds"] = float(seconds) if isinstance(seconds, (int, float)) else 0.0
@@ -746,11 +770,11 @@ class Trainer:
             try:
                 EarlyStopping(self.early_stopping.monitor).load_state_dict(es)
             except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(f"state early_stopping: {exc!r}") from None
+                raise ValueError(f"state early_stopping: {quote(exc)}") from None
         try:
             np.random.PCG64().state = state["rng"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"state rng: not a PCG64 bit-generator state ({exc})") from None
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:  # a state integer beyond 128 bits
+            raise ValueError(f"state rng: not a PCG64 bit-generator state ({quote(str(exc))})") from None
         events = state["events"]
         if not isinstance(events, list) or not all(isinstance(e, Mapping) for e in events):
             raise ValueError("state events: must be a list of objects")
@@ -777,13 +801,13 @@ class Trainer:
         if plan is None:  # sessions written before the plan was saved: the spec's plan
             return None
         if not isinstance(plan, Mapping):
-            raise ValueError(f"state schedule_plan: must be an object, got {plan!r}")
+            raise ValueError(f"state schedule_plan: must be an object, got {quote(plan)}")
         spe, total = plan.get("steps_per_epoch"), plan.get("total_steps")
         if spe != self.steps_per_epoch:
-            raise ValueError(f"state schedule_plan: planned for {spe!r} steps per epoch, but this experiment "
+            raise ValueError(f"state schedule_plan: planned for {quote(spe)} steps per epoch, but this experiment "
                              f"takes {self.steps_per_epoch}")
         if isinstance(total, bool) or not isinstance(total, int) or total < 1:
-            raise ValueError(f"state schedule_plan: total_steps must be a positive integer, got {total!r}")
+            raise ValueError(f"state schedule_plan: total_steps must be a positive integer, got {quote(total)}")
         return spe, total
 
     def _check_history(self, hist: dict[str, np.ndarray]) -> tuple[dict[str, list[float]] | None,

@@ -256,7 +256,15 @@ class MainWindow(QMainWindow):
         try:
             self.controller.save_session(path)
         except (OSError, SessionError, ValueError) as exc:
-            self._show_error(f"Could not save {path.name}; the previous file is intact.\n{exc}")
+            # Say what is on disk now, not what a failed atomic write usually leaves: the file (or
+            # its folder) may have been deleted while the window was open.
+            if path.is_file():
+                left = "the previous file is intact"
+            elif not path.parent.is_dir():
+                left = f"its folder {path.parent} no longer exists, and nothing was written"
+            else:
+                left = "nothing was written"
+            self._show_error(f"Could not save {path.name}; {left}.\n{exc}")
             return False
         self.state.mark_saved(path)
         self.sessions.saved(path)           # the recovery copy holds nothing new any more

@@ -13,6 +13,7 @@ from pathlib import Path
 
 EXIT_BAD_INPUT = 2
 EXIT_WRITE_FAILED = 1
+EXIT_DIVERGED = 3  # the run blew up (NaN or infinity); its last finite state was saved
 
 
 class UsageError(Exception):

@@ -2,7 +2,8 @@
 (``core.cli.inspection``).
 
 Bad input (a spec that fails validation, a missing or damaged file, a bad flag) exits with
-status 2 and one line on stderr; nothing is written half (sessions are saved atomically).
+status 2 and one line on stderr; nothing is written half (sessions are saved atomically). A
+save that fails exits 1; a run that diverged is saved (its last finite state) and exits 3.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, TextIO
 
 from core import __version__
 from core.engine.diagnostics import EPOCH_METRICS
+from core.engine.validation import printable, quote
 from core.monitor import SnapshotSource
 from core.sessions.branch import branch_record, branch_trainer, parse_changes
 from core.sessions.format import Session, SessionError, load_session, peek_session
@@ -32,6 +34,7 @@ from core.spec import SpecError, load_experiment
 
 from .args import (
     EXIT_BAD_INPUT,
+    EXIT_DIVERGED,
     EXIT_WRITE_FAILED,
     Parser,
     UsageError,
@@ -124,16 +127,18 @@ class Progress:
 
 
 class DataProgress:
-    """One self-overwriting line on stderr while the data loads (a first download of the book's
-    data sets takes a while), at most every whole per cent."""
+    """One self-overwriting line on a terminal while the data loads (a first download of the
+    book's data sets takes a while), at most every whole per cent; nothing when stderr is a file
+    or a pipe, whose reader wants the one-line result, not a stream of percentages."""
 
     def __init__(self, stream: TextIO) -> None:
         self.stream = stream
         self.shown = -1
+        self.live = bool(getattr(stream, "isatty", lambda: False)())
 
     def __call__(self, fraction: float) -> None:
         percent = int(fraction * 100)
-        if percent != self.shown:
+        if self.live and percent != self.shown:
             self.shown = percent
             end = "\n" if percent >= 100 else ""
             self.stream.write(f"\rloading data {percent:3d}%{end}")
@@ -211,7 +216,13 @@ def _run(trainer: Any, epochs: int | None, out: Path, args: argparse.Namespace, 
     if not quiet:
         for issue in progress.source.take().health:
             sys.stderr.write(f"health: {issue.message}\n")
-        sys.stderr.write(f"{reason}; wrote {out}\n")
+        if not reason.startswith("diverged"):
+            sys.stderr.write(f"{reason}; wrote {out}\n")
+    if reason.startswith("diverged"):
+        # Saved (the last finite state, for inspection or a resume with other settings), but a
+        # script must not take a run that blew up for a finished one.
+        sys.stderr.write(f"error: the run {reason}; wrote {out}\n")
+        return EXIT_DIVERGED
     return 0
 
 
@@ -252,11 +263,12 @@ def describe_session(session: Session) -> str:
     s = session_summary(session)
     exp = session.experiment
     lines = [f"session      {session.path}",
-             f"experiment   {exp.name!r} (seed {exp.seed})",
-             f"data         {exp.data.source}" + (f" ({exp.data.path})" if exp.data.path else ""),
+             f"experiment   {quote(exp.name)} (seed {exp.seed})",
+             f"data         {exp.data.source}" + (f" ({quote(exp.data.path)})" if exp.data.path else ""),
              f"optimizer    {exp.optimizer.name} {dict(exp.optimizer.params) or ''}".rstrip(),
              f"schedule     {exp.schedule.name} {dict(exp.schedule.params) or ''}".rstrip(),
-             f"app version  {s['app_version'] or '?'}, saved {s['saved'] or '?'}",
+             f"app version  {printable(str(s['app_version'] or '?')[:40])}, "
+             f"saved {printable(str(s['saved'] or '?')[:40])}",
              "", "architecture"]
     for row in s["architecture"]:
         shape = "x".join(map(str, row["kernel_shape"])) if row["kernel_shape"] else "?"
@@ -265,7 +277,8 @@ def describe_session(session: Session) -> str:
             extra = "".join([f", BN {row['batch_norm']}" if row["batch_norm"] else "",
                              f", dropout {row['dropout']:g}" if row["dropout"] else "",
                              f", init {row['init']}"])
-        lines.append(f"  {row['name']:<32} kernel {shape:<10} {row['parameters']:>10,} parameters{extra}")
+        name = printable(str(row["name"])[:60])
+        lines.append(f"  {name:<32} kernel {shape:<10} {row['parameters']:>10,} parameters{extra}")
     lines.append(f"  {'total':<32} {'':<17} {s['parameters']:>10,} parameters")
     lines += ["", f"epochs       {s['epochs']} trained, {s['steps']:,} steps"]
     for metric, best in s["best"].items():
@@ -277,16 +290,18 @@ def describe_session(session: Session) -> str:
             value = layer["grad_norm"]
             lines.append(f"  {layer['name']:<32} " + (f"{value:.3e}" if value is not None else "nan"))
     lines += ["", "health (the detector's findings at the last recorded steps)"]
-    lines += [f"  {h['kind']:<10} {h['layer_name']} at step {h['step']:,}: {h['message']}"
+    lines += [f"  {h['kind']:<10} {printable(h['layer_name'][:60])} at step {h['step']:,}: {printable(h['message'])}"
               for h in s["health"]] or ["  nothing found"]
     transfer = exp.model.transfer
     lines += ["", "lineage (layers reused from saved sessions)"]
-    lines += describe_lineage(session.lineage, layer_names(session),
+    lines += describe_lineage(session.lineage, [printable(n[:60]) for n in layer_names(session)],
                               transfer.unfreeze_at_epoch if transfer else None)
     if s["branch"]:
-        lines += ["", f"branched from {s['branch'].get('from')} at step {s['branch'].get('at_step')}"]
+        lines += ["", f"branched from {printable(str(s['branch'].get('from'))[:200])} at step "
+                      f"{s['branch'].get('at_step')}"]
     if s["events"]:
-        lines += ["", "events"] + [f"  step {e.get('step', '?'):>7}: {e.get('message', '')}" for e in s["events"]]
+        lines += ["", "events"] + [f"  step {e.get('step', '?'):>7}: {printable(str(e.get('message', ''))[:300])}"
+                                   for e in s["events"]]
     return "\n".join(lines)
 
 
@@ -333,8 +348,8 @@ def run_headless(argv: Sequence[str]) -> int:
             raise UsageError(f"gradient-workbench: unknown command {args.command!r}")
         return COMMANDS[args.command](args)
     except (UsageError, SpecError, SessionError, FileNotFoundError, IsADirectoryError) as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {printable(str(exc))}\n")  # one line, whatever a file held
         return EXIT_BAD_INPUT
     except WriteFailed as exc:
-        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.write(f"error: {printable(str(exc))}\n")
         return EXIT_WRITE_FAILED

@@ -13,6 +13,7 @@ rules, written once for every importer.
 
 from __future__ import annotations
 
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,17 +21,21 @@ from typing import Any
 
 import numpy as np
 
+from core.engine import validation as check
+
 __all__ = [
     "Dataset",
     "DatasetError",
     "LoadCancelled",
     "Progress",
+    "check_data_size",
     "classes_from_values",
     "features_to_float32",
     "first_line",
     "require_file",
 ]
 
+MAX_VALUES = 50_000_000  # values (rows × columns) a data set may hold: 200 MB as float32
 MAX_FILE_CLASSES = 1000  # for files: more distinct labels than that is almost surely a regression target
 
 TASKS = ("classification", "regression")
@@ -164,11 +169,24 @@ def _describe(a: object) -> str:
 
 
 def require_file(path: Path) -> None:
-    """Refuse a path that does not exist or is not a regular file."""
-    if not path.exists():
-        raise DatasetError(f"{path}: file not found")
-    if not path.is_file():
-        raise DatasetError(f"{path}: not a file")
+    """Refuse a path that is missing or not a regular file: a named pipe would block the load
+    forever and a device such as /dev/zero never ends."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({check.quote(exc.strerror or str(exc))})") from None
+    if not stat.S_ISREG(mode):
+        raise DatasetError(f"{path}: not a file (it is {check.file_kind(mode)}); only regular files are read")
+
+
+def check_data_size(path: Path, n_rows: int, n_columns: int, what: str = "rows") -> None:
+    """Refuse data larger than a desktop training loop is meant for, before it is allocated:
+    at most ``MAX_VALUES`` values (rows × columns; 200 MB as float32)."""
+    if n_rows * n_columns > MAX_VALUES:
+        raise DatasetError(f"{path}: {n_rows:,} {what} × {n_columns:,} columns is too much data; at most "
+                           f"{MAX_VALUES:,} values (rows × columns) are loaded")
 
 
 def features_to_float32(path: Path, X: np.ndarray, names: Sequence[str], row_offset: int = 1) -> np.ndarray:

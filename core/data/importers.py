@@ -19,6 +19,7 @@ import itertools
 import math
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from core.engine import validation as check
 from core.engine.registry import Registry
 
 from .dataset import (
@@ -33,6 +35,7 @@ from .dataset import (
     DatasetError,
     LoadCancelled,
     Progress,
+    check_data_size,
     classes_from_values,
     features_to_float32,
     first_line,
@@ -44,6 +47,7 @@ __all__ = ["IMPORTERS", "FileImporter", "FilePreview", "load_csv", "load_npz", "
 # A large file is handed to the parser in blocks of about this many bytes; the progress callback
 # runs between blocks, so a stop request takes effect within one block (~10 ms of parsing).
 CSV_BLOCK_BYTES = 2**20
+MAX_HEADER_CHARS = 1_000_000  # a CSV header row longer than this is not a list of column names
 CSV_DIAGNOSE_ROWS = 20_000  # rows between stop checks while looking for a bad cell (after a parse error)
 
 
@@ -187,6 +191,8 @@ def _read_npz_arrays(path: Path, archive: np.lib.npyio.NpzFile, keys: tuple[str,
             for key in keys:
                 f = stack.enter_context(archive.zip.open(f"{key}.npy"))
                 members[key] = (f, *_npy_header(path, key, f))
+                shape = members[key][1]
+                check_data_size(path, shape[0] if shape else 1, math.prod(shape[1:]), f"rows of {key}")
             total = max(sum(dtype.itemsize * math.prod(shape) for _, shape, _, dtype in members.values()), 1)
             done = reported = 0
             arrays = {}
@@ -209,7 +215,7 @@ def _read_npz_arrays(path: Path, archive: np.lib.npyio.NpzFile, keys: tuple[str,
             if progress is not None and not reported and progress(1.0) is False:  # empty arrays only
                 raise LoadCancelled(f"{path}: loading cancelled")
             return arrays
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
         raise DatasetError(f"{path}: cannot read array {key!r} ({first_line(exc)})") from None
 
 
@@ -255,9 +261,13 @@ def read_csv_header(path: Path) -> tuple[list[str], str]:
     require_file(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as f:
-            first = f.readline()
+            first = f.readline(MAX_HEADER_CHARS + 1)
     except UnicodeDecodeError:
         raise DatasetError(f"{path}: not UTF-8 text; save the CSV file as UTF-8") from None
+    except OSError as exc:  # /proc/self/mem and the like are "regular" files that fail to read
+        raise DatasetError(f"{path}: cannot be read ({check.quote(exc.strerror or str(exc))})") from None
+    if len(first) > MAX_HEADER_CHARS:
+        raise DatasetError(f"{path}: the header row is longer than {MAX_HEADER_CHARS:,} characters")
     if not first.strip():
         raise DatasetError(f"{path}: the file is empty; expected a header row with column names, "
                            f"then data rows")
@@ -274,7 +284,7 @@ def read_csv_header(path: Path) -> tuple[list[str], str]:
     seen = set()
     for name in header:
         if name in seen:
-            raise DatasetError(f"{path}: column name {name!r} appears twice in the header; "
+            raise DatasetError(f"{path}: column name {check.quote(name)} appears twice in the header; "
                                f"names must be unique")
         seen.add(name)
     return header, delimiter
@@ -311,15 +321,21 @@ def _diagnose_csv(path: Path, header: list[str], delimiter: str, target: int,
                                        f"feature columns must hold numbers")
 
 
-def _line_blocks(fh: Any, path: Path, progress: Progress | None, read: list[float]) -> Iterator[list[str]]:
+def _line_blocks(fh: Any, path: Path, progress: Progress | None, read: list[float],
+                 n_columns: int) -> Iterator[list[str]]:
     """The rest of an open text file as lists of whole lines, about ``CSV_BLOCK_BYTES`` each.
 
     NumPy's reader takes the lines one by one from a C-level chain over these lists (only the
     blocks go through Python, so this costs ~10 % of parse speed, not a Python call per line).
     ``progress`` runs before each block is handed over; ``read[0]`` keeps the fraction it got.
+    The rows are counted as they come, so a file too large to load is refused (``MAX_VALUES``)
+    before the parser has allocated much more than the limit.
     """
     size = max(path.stat().st_size, 1)
+    rows = 0
     while block := fh.readlines(CSV_BLOCK_BYTES):
+        rows += len(block)
+        check_data_size(path, rows, n_columns, "rows (at least)")
         read[0] = min(fh.buffer.tell() / size, 1.0)
         if progress is not None and progress(read[0]) is False:
             raise LoadCancelled(f"{path}: loading cancelled")
@@ -342,7 +358,8 @@ def load_csv(path: Path, target: str, progress: Progress | None = None) -> Datas
     path = Path(path)
     header, delimiter = read_csv_header(path)
     if target not in header:
-        raise DatasetError(f"{path}: no column {target!r}; available columns: {', '.join(header)}")
+        raise DatasetError(f"{path}: no column {check.quote(target)}; available columns: "
+                           f"{check.excerpt(', '.join(header), 200)}")
     t = header.index(target)
     features = [j for j in range(len(header)) if j != t]
     if not features:
@@ -368,13 +385,15 @@ def load_csv(path: Path, target: str, progress: Progress | None = None) -> Datas
         with warnings.catch_warnings(), open(path, encoding="utf-8-sig") as fh:
             warnings.simplefilter("ignore", UserWarning)  # "input contained no data": handled below
             fh.readline()  # the header, read above
-            lines = itertools.chain.from_iterable(_line_blocks(fh, path, progress, read))
+            lines = itertools.chain.from_iterable(_line_blocks(fh, path, progress, read, len(header)))
             table = np.loadtxt(lines, delimiter=delimiter, comments=None, quotechar='"', ndmin=2,
                                converters={t: encode}, dtype=np.float64)
     except UnicodeDecodeError:
         raise DatasetError(f"{path}: not UTF-8 text; save the CSV file as UTF-8") from None
-    except LoadCancelled:
+    except (LoadCancelled, DatasetError):
         raise
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({check.quote(exc.strerror or str(exc))})") from None
     except ValueError as exc:
         # The search for the bad cell can be stopped too; progress stays where the parser failed.
         wanted = None if progress is None else (lambda: progress(read[0]) is not False)
@@ -389,7 +408,11 @@ def load_csv(path: Path, target: str, progress: Progress | None = None) -> Datas
     texts = np.array(list(codes), dtype=str)  # the distinct target strings, by code
     try:
         as_int = texts.astype(np.int64)
-    except (ValueError, OverflowError):
+    except OverflowError:
+        # Whole numbers beyond int64 are still class labels, not a regression target: compared
+        # as Python integers (an object array, sorted by value).
+        as_int = np.array([int(text) for text in texts], dtype=object)
+    except ValueError:
         as_int = None
     if as_int is not None:
         labels, class_names = classes_from_values(path, as_int[codes_col], f"target column {target!r}")

@@ -20,14 +20,13 @@ from core.engine import validation as check
 from core.engine.component import Component, Hyperparameter
 from core.engine.registry import Registry
 
-from .dataset import Dataset, DatasetError, Progress
+from .dataset import MAX_VALUES, Dataset, DatasetError, Progress
 
 __all__ = ["DATASETS", "DatasetSource"]
 
 # Refuse absurd sizes before allocating anything: a million 2-D points is already far more
 # than a desktop training loop wants, and a generated X never exceeds 200 MB of float32.
 MAX_SAMPLES = 1_000_000
-MAX_VALUES = 50_000_000
 MAX_CLASSES = 20  # for the generators: more arms or blobs than that is just noise
 
 
@@ -255,7 +254,7 @@ class _Bundled(DatasetSource):
         allowed = (f"0..{len(names) - 1}" if numbered else
                    f"0..{len(names) - 1} or {', '.join(repr(n) for n in names)}")
         if not isinstance(classes, (list, tuple)):
-            raise ValueError(f"classes: must be null or a list of classes ({allowed}), got {classes!r}")
+            raise ValueError(f"classes: must be null or a list of classes ({allowed}), got {check.quote(classes)}")
         labels = []
         for c in classes:
             if isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(names):
@@ -263,11 +262,11 @@ class _Bundled(DatasetSource):
             elif isinstance(c, str) and c in names:
                 labels.append(names.index(c))
             else:
-                raise ValueError(f"classes: unknown class {c!r}; allowed: {allowed}")
+                raise ValueError(f"classes: unknown class {check.quote(c)}; allowed: {allowed}")
         if len(set(labels)) != len(labels):
-            raise ValueError(f"classes: must not repeat a class, got {classes!r}")
+            raise ValueError(f"classes: must not repeat a class, got {check.quote(classes)}")
         if len(labels) < 2:
-            raise ValueError(f"classes: must list at least 2 classes, got {classes!r}")
+            raise ValueError(f"classes: must list at least 2 classes, got {check.quote(classes)}")
         return labels
 
     def load(self, rng: np.random.Generator) -> Dataset:

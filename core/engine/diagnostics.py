@@ -209,6 +209,16 @@ def check_history(history: Mapping[str, np.ndarray], n_layers: int, where: str =
         for key in ("step", "layer_names"):
             if key not in history:
                 raise ValueError(f"{where}[{key}] is missing")
+    for key in ("epoch", "step"):
+        # Counters: a NaN, an infinity or a fraction here would load and then fail every save.
+        a = history.get(key)
+        if a is None or a.ndim != 1:
+            continue    # a missing or misshapen counter is reported below
+        whole = a.dtype.kind in "iu" or (a.dtype.kind == "f" and bool(np.all(np.isfinite(a)))
+                                         and bool(np.all(a == np.round(a))))
+        if a.ndim != 1 or not whole or (a.size and a.min() < 0):
+            raise ValueError(f"{where}[{key}] must hold non-negative whole numbers (1-D), got {a.dtype} {a.shape}"
+                             + ("" if whole else " with a NaN, an infinity or a fraction"))
     epochs = history.get("epoch")
     n_epochs = len(epochs) if epochs is not None and epochs.ndim == 1 else 0
     for key in EPOCH_METRICS:

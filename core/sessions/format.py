@@ -19,16 +19,19 @@ and shape of every array against the shapes the experiment implies.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import io
 import json
+import math
 import os
 import secrets
 import stat
 import time
 import zipfile
-from collections.abc import Callable, Mapping
+import zlib
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -36,10 +39,13 @@ from typing import Any
 import numpy as np
 
 from core import __version__
-from core.engine.diagnostics import check_history
+from core.data.dataset import MAX_VALUES
+from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES, STEP_QUANTITIES, check_history
+from core.engine.instruments import LAYER_INSTRUMENTS, STEP_INSTRUMENTS
 from core.engine.network import parameter_shapes
 from core.engine.optimizers import OPTIMIZERS
-from core.spec import Experiment, SpecError, parse_experiment
+from core.engine.validation import NotARegularFile, open_regular, quote
+from core.spec import MAX_PARAMETERS, Experiment, SpecError, parse_experiment
 
 FORMAT = "gradient-workbench.session"
 VERSION = 1
@@ -48,6 +54,7 @@ MEMBERS = ("manifest.json", "experiment.json", "weights.npz", "best_weights.npz"
 REQUIRED = ("manifest.json", "experiment.json", "weights.npz", "history.npz")
 MAX_MEMBER_BYTES = 2 * 1024**3      # a member claiming more than 2 GiB is refused unread
 MAX_JSON_BYTES = 16 * 1024**2
+READ_CHUNK = 2**20                  # members are inflated and checksummed this many bytes at a time
 STALE_TEMPORARY_SECONDS = 600       # a save's temporary file older than this was left by a crash
 ALLOWED_KINDS = "fiub"               # float, signed / unsigned integer, bool; also unicode for names
 
@@ -247,90 +254,258 @@ def _check_name(name: str, where: Path) -> None:
                            "never paths (this one points outside the archive's folder)")
 
 
-def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: Path) -> bytes:
-    limit = MAX_JSON_BYTES if info.filename.endswith(".json") else MAX_MEMBER_BYTES
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, where: Path, limit: int,
+                 sha256: str | None = None) -> bytearray:
+    """A member's bytes, streamed a chunk at a time: never more than ``limit`` bytes, nor more
+    than its header claims (``zipfile`` stops there; data past it fails the CRC), are
+    inflated, and the checksum is computed while reading, so a damaged or oversized member is
+    refused before anything parses it."""
+    name = _quoted_name(info.filename)
     if info.file_size > limit:
-        raise SessionError(f"{where}: member {info.filename} claims {info.file_size:,} bytes, "
-                           f"more than the {limit:,} allowed; refused unread")
+        why = "" if name.endswith(".json") else " (what this experiment's arrays can need, with room to spare)"
+        raise SessionError(f"{where}: member {name} claims {info.file_size:,} bytes, more than the {limit:,} "
+                           f"allowed; refused unread{why}")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise SessionError(f"{where}: member {name} uses zip compression method {info.compress_type}; "
+                           "sessions are stored or deflated only")
+    data = bytearray(info.file_size)
+    view = memoryview(data)
+    digest = hashlib.sha256()
+    done = 0
     try:
         with zf.open(info) as fh:
-            data = fh.read(limit + 1)
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # zlib errors are ValueErrors
-        raise SessionError(f"{where}: member {info.filename} is damaged ({exc})") from None
-    if len(data) > limit:
-        raise SessionError(f"{where}: member {info.filename} is larger than the {limit:,} bytes allowed")
+            while done < info.file_size:
+                got = fh.readinto(view[done:done + READ_CHUNK])
+                if not got:
+                    break
+                digest.update(view[done:done + got])
+                done += got
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, zlib.error, NotImplementedError,
+            RuntimeError) as exc:  # zlib errors, a bad CRC, an unsupported zip version
+        raise SessionError(f"{where}: member {name} is damaged ({quote(str(exc))})") from None
+    if done != info.file_size:
+        raise SessionError(f"{where}: member {name} ends after {done:,} of the {info.file_size:,} bytes "
+                           "its header claims; the file is damaged")
+    if sha256 is not None and digest.hexdigest() != sha256:
+        raise SessionError(f"{where}: checksum mismatch in {name}: the file is damaged")
     return data
 
 
-def _load_npz(data: bytes, name: str, where: Path) -> dict[str, np.ndarray]:
+def _quoted_name(name: str) -> str:
+    """A member name as messages show it: bare when it is one of ours, quoted otherwise."""
+    return name if name in MEMBERS else quote(name)
+
+
+def _load_npz(data: bytes | bytearray, name: str, where: Path) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` member, read from each ``.npy`` header (never unpickled): an
+    array's size is checked against the bytes its entry holds before anything is allocated."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            out = {k: npz[k] for k in npz.files}
-    except ValueError as exc:
-        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
-            raise SessionError(f"{where}: {name} holds an object array, which is never loaded "
-                               "(unpickling it could run code)") from None
-        raise SessionError(f"{where}: {name} is not a readable .npz archive ({exc})") from None
-    except (OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise SessionError(f"{where}: {name} is not a readable .npz archive ({exc})") from None
-    for key, a in out.items():
-        if a.dtype.kind not in ALLOWED_KINDS + "U":
-            raise SessionError(f"{where}: {name}[{key}] has dtype {a.dtype}, which sessions never hold")
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as exc:
+        raise SessionError(f"{where}: {name} is not a readable .npz archive ({quote(str(exc))})") from None
+    out: dict[str, np.ndarray] = {}
+    with archive:
+        infos = archive.infolist()
+        # np.savez stores its arrays uncompressed, so together they hold about as many bytes as
+        # the member itself: an entry claiming more is a bomb, refused before it is inflated.
+        claimed = sum(info.file_size for info in infos)
+        if claimed > len(data) + 2**20:
+            raise SessionError(f"{where}: {name} claims to unpack to {claimed:,} bytes from {len(data):,}; "
+                               "a session's arrays are stored uncompressed, so it is refused unread")
+        for info in infos:
+            key = info.filename[:-4] if info.filename.endswith(".npy") else None
+            if not key or key in out:
+                problem = "a second" if key in out else "a member that is not an .npy array:"
+                raise SessionError(f"{where}: {name} holds {problem} {quote(info.filename)}")
+            out[key] = _read_npy(archive, info, f"{name}[{quote(key)}]", where)
     return out
 
 
-def _load_json(data: bytes, name: str, where: Path) -> Any:
+def _read_npy(archive: zipfile.ZipFile, info: zipfile.ZipInfo, label: str, where: Path) -> np.ndarray:
+    """One array: its header parsed by ``numpy.lib.format`` (never unpickled), its size checked
+    against the entry's before the buffer is allocated, then its bytes read into that buffer."""
+    try:
+        with archive.open(info) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version == (1, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_1_0(fh)
+            elif version == (2, 0):
+                shape, fortran_order, dtype = np.lib.format.read_array_header_2_0(fh)
+            else:
+                raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+            if dtype.hasobject:
+                raise SessionError(f"{where}: {label.split('[')[0]} holds an object array, which is never loaded "
+                                   f"(unpickling it could run code): {label}")
+            if dtype.kind not in ALLOWED_KINDS + "U":
+                raise SessionError(f"{where}: {label} has dtype {quote(str(dtype))}, which sessions never hold")
+            nbytes = math.prod(shape) * dtype.itemsize
+            if fh.tell() + nbytes != info.file_size:
+                raise SessionError(f"{where}: {label} has shape {quote(tuple(shape))} of {dtype} "
+                                   f"({nbytes:,} bytes), but its entry holds {info.file_size - fh.tell():,} bytes")
+            raw = np.empty(nbytes, dtype=np.uint8)
+            view = memoryview(raw)
+            done = 0
+            while done < nbytes:
+                got = fh.readinto(view[done:done + READ_CHUNK])
+                if not got:
+                    raise EOFError(f"the array ends {nbytes - done:,} bytes early")
+                done += got
+            return raw.view(dtype).reshape(shape, order="F" if fortran_order else "C")
+    except SessionError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, SyntaxError, zlib.error, NotImplementedError,
+            RuntimeError, TypeError, OverflowError) as exc:
+        raise SessionError(f"{where}: {label} is not a readable .npy array ({quote(str(exc))})") from None
+
+
+def _load_json(data: bytes | bytearray, name: str, where: Path) -> Any:
     try:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SessionError(f"{where}: {name} is not valid JSON ({exc})") from None
+    except RecursionError:
+        raise SessionError(f"{where}: {name} is nested too deeply to be a session's JSON") from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise SessionError(f"{where}: {name} is not valid JSON ({quote(str(exc))})") from None
 
 
-def _open(where: Path) -> zipfile.ZipFile:
+@contextlib.contextmanager
+def _open(where: Path) -> Iterator[zipfile.ZipFile]:
     try:
-        return zipfile.ZipFile(where)
+        fh = open_regular(where)
     except FileNotFoundError:
         raise SessionError(f"{where}: no such session file") from None
     except IsADirectoryError:
         raise SessionError(f"{where}: is a folder, not a session file") from None
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
-        raise SessionError(f"{where}: not a Gradient Workbench session (not a readable zip archive: "
-                           f"{exc}); it may be truncated") from None
+    except NotARegularFile as exc:
+        raise SessionError(f"{where}: is {exc.kind}, not a session file; only regular files are read") from None
+    except PermissionError:
+        raise SessionError(f"{where}: cannot be read: permission denied") from None
+    except OSError as exc:
+        raise SessionError(f"{where}: cannot be read ({quote(exc.strerror or str(exc))})") from None
+    with fh:
+        try:
+            zf = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, EOFError, ValueError, NotImplementedError) as exc:
+            raise SessionError(f"{where}: not a Gradient Workbench session (not a readable zip archive: "
+                               f"{quote(str(exc))}); it may be truncated") from None
+        except OSError as exc:
+            raise SessionError(f"{where}: cannot be read ({quote(exc.strerror or str(exc))})") from None
+        with zf:
+            yield zf
+
+
+def _array_budgets(where: Path, manifest: dict[str, Any], raw: Mapping[str, bytes | bytearray]) -> dict[str, int]:
+    """How many bytes each ``.npz`` member may hold: what the experiment's architecture (and the
+    input and output widths and recorded steps in ``state.json``) can need, with room to
+    spare, never more than ``MAX_MEMBER_BYTES``. A member claiming more is refused unread, so a
+    small file cannot make the loader inflate gigabytes of zeros."""
+    generic = dict.fromkeys(("weights.npz", "best_weights.npz", "optimizer.npz", "history.npz"), MAX_MEMBER_BYTES)
+    if manifest["version"] != VERSION or "experiment.json" not in raw:  # older files: migrated later
+        return generic
+    try:
+        experiment = parse_experiment(_load_json(raw["experiment.json"], "experiment.json", where))
+    except SpecError as exc:
+        raise SessionError(f"{where}: experiment.json is not a valid experiment: {exc}") from None
+    state = _load_json(raw["state.json"], "state.json", where) if "state.json" in raw else {}
+    if not isinstance(state, dict):
+        raise SessionError(f"{where}: state.json must hold a JSON object")
+    counts = {key: _state_count(state, key, where) for key in ("n_inputs", "n_outputs", "recorded_steps",
+                                                                "epochs_recorded")}
+    itemsize = 8  # float64 at most (float32 sessions need half)
+    n_layers = len(experiment.model.layers) + 1
+    per_array = 1024  # an .npy header plus its zip entries
+    budgets = dict(generic)
+    if counts["n_inputs"] is not None and counts["n_outputs"] is not None:
+        shapes = parameter_shapes(experiment.model, counts["n_inputs"], counts["n_outputs"])
+        n_values = sum(math.prod(s) for s in shapes.values())
+        if n_values > MAX_PARAMETERS:
+            raise SessionError(f"{where}: state.json says the model takes {counts['n_inputs']:,} inputs and "
+                               f"{counts['n_outputs']:,} outputs, which with this experiment's layers makes "
+                               f"{n_values:,} parameters; at most {MAX_PARAMETERS:,} are allowed")
+        weights = n_values * itemsize + per_array * len(shapes)
+        n_slots = len(OPTIMIZERS.get(experiment.optimizer.name).slot_names)
+        # slots, plus a roll-back copy of weights, best weights and slots; row indices of the data
+        rows = _rows_bound(experiment, state, counts["n_inputs"])
+        optimizer = (2 * n_slots + 2) * weights + 4 * rows * 8 + 64 * per_array
+        budgets.update({"weights.npz": weights, "best_weights.npz": weights, "optimizer.npz": optimizer})
+    if counts["recorded_steps"] is not None and counts["epochs_recorded"] is not None:
+        # every per-step table: the diagnostics, the instruments' and the step counter itself
+        per_step = ((len(LAYER_QUANTITIES) + len(LAYER_INSTRUMENTS)) * n_layers
+                    + len(STEP_QUANTITIES) + len(STEP_INSTRUMENTS) + 1) * itemsize
+        history = (counts["recorded_steps"] * per_step + counts["epochs_recorded"] * len(EPOCH_METRICS) * itemsize
+                   + n_layers * 4 * 1024 + 32 * per_array)
+        budgets["history.npz"] = history
+    # Room to spare (2x and 1 MiB), but never past the absolute cap.
+    return {name: min(2 * size + 2**20, MAX_MEMBER_BYTES) for name, size in budgets.items()}
+
+
+def _rows_bound(experiment: Experiment, state: Mapping[str, Any], n_inputs: int) -> int:
+    """How many data rows the session's index arrays (split, permutation) can cover: the
+    training rows its schedule was planned for (steps per epoch × batch size) over the share
+    of the data kept for training; without a plan, all that ``MAX_VALUES`` allows."""
+    most = MAX_VALUES // max(n_inputs, 1)
+    plan = state.get("schedule_plan")
+    steps = plan.get("steps_per_epoch") if isinstance(plan, dict) else None
+    kept = 1.0 - experiment.data.validation_split - experiment.data.test_split
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1 or kept <= 0:
+        return most
+    return min(most, int(steps * experiment.training.batch_size / kept) + 1)
+
+
+def _state_count(state: Mapping[str, Any], key: str, where: Path) -> int | None:
+    """A count from ``state.json`` (None when absent); anything but a non-negative integer is refused."""
+    if key not in state:
+        return None
+    value = state[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SessionError(f"{where}: state.json[{key}] must be a non-negative integer, got {quote(value)}")
+    return value
 
 
 def _read_verified(where: Path, names: tuple[str, ...] | None = None) -> tuple[dict[str, Any], dict[str, bytes]]:
     """(manifest, raw member bytes) after the archive-level checks; ``names`` limits which
-    members are read (all by default)."""
+    members are read (all by default). Every member is checked against its manifest checksum
+    while it is read; the JSON members are read first, so the arrays' size limits can follow
+    from the experiment they describe."""
     with _open(where) as zf:
         infos: dict[str, zipfile.ZipInfo] = {}
         for info in zf.infolist():
             _check_name(info.filename, where)
             if info.filename in infos:
-                raise SessionError(f"{where}: member {info.filename} appears twice; which one is meant is unclear")
+                raise SessionError(f"{where}: member {_quoted_name(info.filename)} appears twice; "
+                                   "which one is meant is unclear")
             if info.flag_bits & 0x1:
-                raise SessionError(f"{where}: member {info.filename} is encrypted; sessions never are")
+                raise SessionError(f"{where}: member {_quoted_name(info.filename)} is encrypted; sessions never are")
             infos[info.filename] = info
         if "manifest.json" not in infos:
             raise SessionError(f"{where}: missing member manifest.json; the file is incomplete "
                                "or not a Gradient Workbench session")
-        manifest = _load_json(_read_member(zf, infos["manifest.json"], where), "manifest.json", where)
+        manifest = _load_json(_read_member(zf, infos["manifest.json"], where, MAX_JSON_BYTES),
+                              "manifest.json", where)
         version = _check_manifest(manifest, where)
         for name in infos:
             if name not in MEMBERS:
-                raise SessionError(f"{where}: unexpected member {name!r}; a format-{version} session holds only "
-                                   f"{', '.join(MEMBERS)}")
+                raise SessionError(f"{where}: unexpected member {quote(name)}; a format-{version} session holds "
+                                   f"only {', '.join(MEMBERS)}")
         missing = [m for m in REQUIRED if m not in infos]
         if missing:
             raise SessionError(f"{where}: missing member {missing[0]}; the file is incomplete")
+        sums = manifest.get("sha256")
+        if not isinstance(sums, dict):
+            raise SessionError(f"{where}: manifest.json has no checksums (sha256)")
         wanted = [n for n in infos if n != "manifest.json" and (names is None or n in names)]
-        raw = {name: _read_member(zf, infos[name], where) for name in wanted}
-    sums = manifest.get("sha256", {})
-    for name, data in raw.items():
-        expected = sums.get(name) if isinstance(sums, dict) else None
-        if expected is None:
-            raise SessionError(f"{where}: manifest.json has no checksum for {name}")
-        if hashlib.sha256(data).hexdigest() != expected:
-            raise SessionError(f"{where}: checksum mismatch in {name}: the file is damaged")
+        for name in wanted:
+            if not isinstance(sums.get(name), str):
+                raise SessionError(f"{where}: manifest.json has no checksum for {name}")
+        raw: dict[str, Any] = {}
+        for name in wanted:
+            if name.endswith(".json"):
+                raw[name] = _read_member(zf, infos[name], where, MAX_JSON_BYTES, sums[name])
+        budgets = _array_budgets(where, manifest, raw) if any(n.endswith(".npz") for n in wanted) else {}
+        for name in wanted:
+            if name.endswith(".npz"):
+                raw[name] = _read_member(zf, infos[name], where, budgets[name], sums[name])
     return manifest, raw
 
 
@@ -365,8 +540,7 @@ def load_session(path: str | Path) -> Session:
     except SpecError as exc:
         raise SessionError(f"{where}: experiment.json is not a valid experiment: {exc}") from None
     state = members["state"]
-    if not isinstance(state, dict):
-        raise SessionError(f"{where}: state.json must hold a JSON object")
+    check_state(state, where)
     session = Session(experiment=experiment, weights=members["weights"], history=members["history"], state=state,
                       optimizer=members.get("optimizer", {}), best_weights=members.get("best_weights"),
                       manifest=manifest, path=where)
@@ -381,9 +555,45 @@ def peek_session(path: str | Path) -> tuple[dict[str, Any], dict[str, Any], dict
     manifest, raw = _read_verified(where, ("experiment.json", "state.json"))
     experiment = _load_json(raw["experiment.json"], "experiment.json", where)
     state = _load_json(raw["state.json"], "state.json", where) if "state.json" in raw else {}
-    if not isinstance(experiment, dict) or not isinstance(state, dict):
-        raise SessionError(f"{where}: experiment.json and state.json must hold JSON objects")
+    if not isinstance(experiment, dict):
+        raise SessionError(f"{where}: experiment.json must hold a JSON object")
+    check_state(state, where)
     return manifest, experiment, state
+
+
+#: Counts in ``state.json``: each, when present, a non-negative integer.
+STATE_COUNTS = ("step", "epoch", "batch_index", "rollbacks", "recorded_steps", "epochs_recorded",
+                "optimizer_iterations", "n_inputs", "n_outputs")
+
+
+def check_state(state: Any, where: Path) -> None:
+    """The values of ``state.json`` that readers use (counts, flags, events, lineage) have the
+    types a save writes: a file that loads can be shown, resumed and saved again."""
+    if not isinstance(state, dict):
+        raise SessionError(f"{where}: state.json must hold a JSON object")
+    for key in STATE_COUNTS:
+        _state_count(state, key, where)
+    if "finished" in state and not isinstance(state["finished"], bool):
+        raise SessionError(f"{where}: state.json[finished] must be true or false, got {quote(state['finished'])}")
+    for key in ("lr_scale", "epoch_seconds"):
+        value = state.get(key, 1.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                or value < 0:
+            raise SessionError(f"{where}: state.json[{key}] must be a finite non-negative number, got {quote(value)}")
+    for key in ("events", "lineage"):
+        entries = state.get(key, [])
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise SessionError(f"{where}: state.json[{key}] must be a list of JSON objects, got {quote(entries)}")
+    for i, event in enumerate(state.get("events", [])):
+        step, message = event.get("step"), event.get("message")
+        if isinstance(step, bool) or not isinstance(step, int) or not isinstance(message, str):
+            raise SessionError(f"{where}: state.json[events][{i}] must have an integer step and a text message, "
+                               f"got {quote(event)}")
+    for i, entry in enumerate(state.get("lineage", [])):
+        layer = entry.get("layer")
+        if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
+            raise SessionError(f"{where}: state.json[lineage][{i}][layer] must be a hidden-layer index, "
+                               f"got {quote(layer)}")
 
 
 # ----------------------------------------------------------------------------- array checks
@@ -428,7 +638,7 @@ def _width(session: Session, key: str, axis: int, what: str, where: Path) -> int
     if a is None or a.ndim != 2:
         raise SessionError(f"{where}: weights.npz has no 2-D array {key!r} ({what})")
     width = int(a.shape[axis])
-    stored = session.state.get(what)
+    stored = _state_count(session.state, what, where)
     if stored is not None and stored != width:
         raise SessionError(f"{where}: state.json says the model has {stored} {what[2:]}, but weights.npz[{key}] "
                            f"has {width}")

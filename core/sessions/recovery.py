@@ -8,7 +8,10 @@ the copy of a session never saved lives in the user-data folder
 (``recovery_dir()``). A clean finish (the session saved, or the run discarded) deletes the
 copy, so a copy that is still there at the next start means the run did not end cleanly:
 ``list_recoverable()`` finds them all (copies next to sessions are found through small
-index files in ``recovery_dir()/index``) and ``discard()`` deletes one.
+index files in ``recovery_dir()/index``) and ``discard()`` deletes one. Each window instance
+writes its own copy and records itself as its owner; it holds an OS file lock for as long as
+it runs (the kernel drops it when the process dies, however it dies), so only copies whose
+owner is gone are offered: another running instance's live copy never is.
 
 The platform's user-data folder: ``$XDG_DATA_HOME`` (default ``~/.local/share``) on Linux,
 ``~/Library/Application Support`` on macOS, ``%LOCALAPPDATA%`` on Windows; the environment
@@ -17,6 +20,7 @@ variable ``GRADIENT_WORKBENCH_DATA`` replaces it (tests, portable installs).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import hashlib
 import json
@@ -28,6 +32,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
+from core.engine.validation import read_regular
 
 from .format import SessionError, atomic_write, peek_session
 from .trainer_io import Snapshot, take_snapshot, write_snapshot
@@ -67,12 +79,72 @@ def new_untitled_id() -> str:
     return f"untitled-{stamp}-{os.getpid()}-{secrets.token_hex(2)}"
 
 
-def recovery_path_for(session_path: str | Path | None, untitled_id: str | None = None) -> Path:
-    """``.RUN.gwb.recovery`` next to a saved session; ``recovery_dir()/<id>.gwb`` for an unsaved one."""
+def recovery_path_for(session_path: str | Path | None, untitled_id: str | None = None,
+                      instance: str | None = None) -> Path:
+    """``.RUN.gwb.recovery`` next to a saved session (``.RUN.gwb.<instance>.recovery`` for the
+    copy of one instance of the window, so two windows on the same file never share one);
+    ``recovery_dir()/<id>.gwb`` for an unsaved one."""
     if session_path is not None:
         path = Path(session_path)
-        return path.with_name(f".{path.name}{RECOVERY_SUFFIX}")
+        return path.with_name(f".{path.name}{'.' + instance if instance else ''}{RECOVERY_SUFFIX}")
     return recovery_dir() / f"{untitled_id or new_untitled_id()}.gwb"
+
+
+# ----------------------------------------------------------------------------- who owns a copy
+
+# Each running instance holds an OS lock on its own lock file for as long as it lives; the
+# kernel releases it when the process ends, however it ends. A recovery copy records its
+# owner, and is offered as "left by a crash" only when its owner's lock can be taken.
+_instance: tuple[str, Any] | None = None
+
+
+def _lock_file(owner: str) -> Path:
+    return recovery_dir() / "locks" / f"{owner}.lock"
+
+
+def _try_lock(fh: Any) -> bool:
+    try:
+        if fcntl is not None:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        else:  # Windows
+            fh.seek(0)
+            msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+    except OSError:
+        return False
+    return True
+
+
+def instance_id() -> str:
+    """This process's name as the owner of recovery copies; the first call takes its lock."""
+    global _instance
+    if _instance is None:
+        owner = f"{os.getpid()}-{secrets.token_hex(3)}"
+        path = _lock_file(owner)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fh = open(path, "a+b")  # kept open (and locked) until the process ends
+        _try_lock(fh)
+        _instance = (owner, fh)
+    return _instance[0]
+
+
+def owner_alive(owner: Any) -> bool:
+    """True while the instance that owns a copy runs (its lock is held). Copies without an
+    owner (written by the command line, or by an older version) count as left behind."""
+    if not isinstance(owner, str) or not owner or "/" in owner or "\\" in owner:
+        return False
+    if _instance is not None and owner == _instance[0]:
+        return True
+    path = _lock_file(owner)
+    try:
+        fh = open(path, "a+b")
+    except OSError:
+        return False
+    with fh:
+        if not _try_lock(fh):
+            return True
+    with contextlib.suppress(OSError):
+        path.unlink()  # its owner is gone; the lock file is not needed any more
+    return False
 
 
 def _index_file(recovery_path: Path) -> Path:
@@ -117,15 +189,16 @@ def _describe(path: Path, session_path: Path | None) -> Recoverable | None:
                        saved=saved, session_saved=session_saved)
 
 
-def register(recovery_path: str | Path, session_path: str | Path | None) -> None:
-    """Note a recovery copy that lives outside ``recovery_dir()`` so the next start finds it."""
+def register(recovery_path: str | Path, session_path: str | Path | None, owner: str | None = None) -> None:
+    """Note a recovery copy that lives outside ``recovery_dir()`` so the next start finds it,
+    and (any copy) the instance that owns it."""
     recovery_path = Path(recovery_path)
-    if recovery_path.resolve().parent == recovery_dir().resolve():
+    if recovery_path.resolve().parent == recovery_dir().resolve() and owner is None:
         return
     index = _index_file(recovery_path)
     index.parent.mkdir(parents=True, exist_ok=True)
     entry = {"recovery": str(recovery_path.resolve()),
-             "session": None if session_path is None else str(Path(session_path).resolve())}
+             "session": None if session_path is None else str(Path(session_path).resolve()), "owner": owner}
     atomic_write(index, lambda fh: fh.write(json.dumps(entry).encode("utf-8")))
 
 
@@ -133,19 +206,23 @@ def list_recoverable() -> list[Recoverable]:
     """Every recovery copy that a run which did not end cleanly left, newest first. Reads only;
     copies that cannot be read (half-written by a crash) are left out."""
     found: dict[Path, Recoverable] = {}
+    live: set[Path] = set()  # copies whose owner still runs: being written, not left behind
     folder = recovery_dir()
-    for path in sorted(folder.glob("*.gwb")) if folder.is_dir() else []:
-        item = _describe(path, None)
-        if item is not None:
-            found[path.resolve()] = item
     for index in sorted((folder / "index").glob("*.json")) if (folder / "index").is_dir() else []:
         try:
-            entry = json.loads(index.read_text(encoding="utf-8"))
+            entry = json.loads(read_regular(index, 64 * 1024))  # small files of ours; a pipe is skipped
             path = Path(entry["recovery"])
             session = None if entry.get("session") is None else Path(entry["session"])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             continue
-        item = _describe(path, session) if path.is_file() else None
+        if owner_alive(entry.get("owner")):
+            live.add(path.resolve())
+            continue
+        item = _describe(path, session) if path.is_file() and path.resolve().parent != folder.resolve() else None
+        if item is not None:
+            found[path.resolve()] = item
+    for path in sorted(folder.glob("*.gwb")) if folder.is_dir() else []:
+        item = _describe(path, None) if path.resolve() not in live else None
         if item is not None:
             found[path.resolve()] = item
     return sorted(found.values(), key=lambda r: r.saved, reverse=True)
@@ -178,7 +255,7 @@ class Autosaver:
 
     def __init__(self, path: str | Path, *, every_epoch: bool = True, interval: float = DEFAULT_INTERVAL,
                  clock: Callable[[], float] = time.monotonic, session_path: str | Path | None = None,
-                 register_copy: bool = False) -> None:
+                 register_copy: bool = False, owner: str | None = None) -> None:
         if not (isinstance(interval, (int, float)) and interval > 0):
             raise ValueError(f"interval: must be a positive number of seconds, got {interval!r}")
         self.path = Path(path)
@@ -187,10 +264,11 @@ class Autosaver:
         self.clock = clock
         self.session_path = None if session_path is None else Path(session_path)
         self.register_copy = register_copy
+        self.owner = owner  # the instance writing the copy (``instance_id()``), recorded in its index entry
         self.last_saved = clock()
         self.saved_at: tuple[int, int] | None = None  # (step, epoch) of the last copy
         self.saves = 0
-        self.last_error: OSError | None = None
+        self.last_error: Exception | None = None
 
     def due(self, kind: str, step: int, epoch: int) -> bool:
         if (step, epoch) == self.saved_at:
@@ -208,9 +286,9 @@ class Autosaver:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)  # the user-data folder may be new
             if self.register_copy:
-                register(self.path, self.session_path)
+                register(self.path, self.session_path, self.owner)
             write_snapshot(self.path, snapshot)
-        except OSError as exc:
+        except (OSError, ValueError, TypeError) as exc:  # a full disk, or a state that cannot be written
             self.last_error = exc
             return False
         self.last_error = None

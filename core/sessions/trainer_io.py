@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from core.engine.validation import printable
 from core.spec import Experiment, SpecError
 from core.training import Trainer
 
@@ -85,6 +86,7 @@ def restore_trainer(session: Session, base_dir: str | Path | None = None) -> Tra
                            "(has the data file changed?)")
     try:
         trainer.load_state_dict(trainer_arrays(session), session.state)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise SessionError(f"{where}: saved state does not fit the experiment: {exc}") from None
+    except (KeyError, ValueError, TypeError, OverflowError, IndexError, AttributeError, RecursionError) as exc:
+        # (a malformed schedule or early-stopping state is the wrong type; roll-back states nested too deep)
+        raise SessionError(f"{where}: saved state does not fit the experiment: {printable(str(exc))}") from None
     return trainer

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from core.engine.network import Network
+from core.engine.validation import excerpt, printable, quote
 from core.spec import SpecError, TransferSpec
 
 from .format import Session, SessionError, load_session
@@ -38,7 +39,7 @@ def load_source(transfer: TransferSpec, base_dir: str | Path | None) -> Session:
     try:
         return load_session(path)
     except SessionError as exc:
-        raise SpecError("model.transfer.from", f"cannot reuse layers of {transfer.source!r}: {exc}") from None
+        raise SpecError("model.transfer.from", f"cannot reuse layers of {quote(transfer.source)}: {exc}") from None
 
 
 def resolve_layers(transfer: TransferSpec, n_source: int, n_target: int,
@@ -134,7 +135,8 @@ def describe_lineage(lineage: list[dict[str, Any]], layer_names: list[str],
         return ["  none: every layer was trained from its initialization"]
     lines = []
     for entry in lineage:
-        index = int(entry.get("layer", -1))
+        layer = entry.get("layer", -1)
+        index = layer if isinstance(layer, int) and not isinstance(layer, bool) else -1
         label = layer_names[index] if 0 <= index < len(layer_names) else f"layers.{index}"
         frozen = ""
         if entry.get("frozen"):
@@ -150,7 +152,8 @@ def describe_lineage(lineage: list[dict[str, Any]], layer_names: list[str],
 
 
 def _origin(entry: dict[str, Any]) -> str:
-    sha = str(entry.get("weights_sha256") or "?")[:12]
-    return (f"layer {entry.get('source_layer', '?')} of {entry.get('from', '?')} "
-            f"({entry.get('source_experiment', '?')!r}, {entry.get('source_epochs', '?')} epochs, "
+    sha = printable(str(entry.get("weights_sha256") or "?")[:12])
+    # Every value comes from a file: quoted and cut, so none can run to megabytes or forge a line.
+    return (f"layer {excerpt(entry.get('source_layer', '?'))} of {excerpt(entry.get('from', '?'), 200)} "
+            f"({quote(entry.get('source_experiment', '?'))}, {excerpt(entry.get('source_epochs', '?'))} epochs, "
             f"weights sha256 {sha}…)")

@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from core.engine.diagnostics import DiagnosticsRecorder, assess_health
-from core.sessions.format import Session, SessionError, atomic_write, load_session
+from core.engine.validation import NotARegularFile, quote, read_regular
+from core.sessions.format import MAX_JSON_BYTES, Session, SessionError, atomic_write, load_session
 
 from .spec import Run, Sweep, SweepError, Target, parse_sweep
 
@@ -225,8 +226,8 @@ def load_run_summaries(sweep: Sweep, out_dir: Path, runs: Sequence[Run] | None =
         failed = out_dir / (run.file_name[:-4] + FAILED_SUFFIX)
         if failed.exists():
             try:
-                out[run.run_id] = failure_summary(json.loads(failed.read_text(encoding="utf-8")))
-            except (OSError, ValueError):
+                out[run.run_id] = failure_summary(json.loads(read_regular(failed, MAX_JSON_BYTES)))
+            except (OSError, ValueError, RecursionError):
                 pass
     return out
 
@@ -272,9 +273,12 @@ def read_sweep(out_dir: str | Path) -> Sweep:
     if not path.exists():
         raise SweepError("", f"{folder}: holds no {SWEEP_FILE}; is it the --out folder of a sweep?")
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise SweepError("", f"{path}: cannot be read ({exc})") from None
+        obj = json.loads(read_regular(path, MAX_JSON_BYTES))
+    except NotARegularFile as exc:  # a pipe or a device is refused, not read
+        raise SweepError("", f"{path}: is {exc.kind}, not a file; only regular files are read") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        raise SweepError("", f"{path}: cannot be read ({quote(getattr(exc, 'strerror', None) or str(exc))})") \
+            from None
     return parse_sweep(obj, folder)
 
 
@@ -288,8 +292,8 @@ def results_table(out_dir: str | Path, sort: str = "val_accuracy", reverse: bool
     rows = [run_row(sweep, run, summaries.get(run.run_id)) for run in runs]
     results: dict[str, Any] = {}
     try:
-        results = json.loads((folder / RESULTS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        results = json.loads(read_regular(folder / RESULTS_FILE, MAX_JSON_BYTES))
+    except (OSError, ValueError, RecursionError):
         pass
     return {"sweep": sweep.name, "target": sweep.target.to_dict() if sweep.target else None,
             "axes": [a.name for a in sweep.axes], "machine": results.get("machine"),

@@ -15,6 +15,10 @@ so the results folder needs to be visible to this process only, not to the clust
 * Local (default): ``concurrent.futures.ProcessPoolExecutor`` with the ``spawn`` start
   method, one process per core; each worker's BLAS runs one thread (``OPENBLAS_NUM_THREADS``
   and friends set to 1 while the workers start), so N workers do not fight over the cores.
+  Each worker tells the sweep which run it starts: when a worker dies (killed, out of
+  memory) the whole pool breaks, but only the run that worker had is charged with the loss
+  (recorded as failed the second time); the others start again on a fresh pool. Workers
+  exit as soon as the sweep's own process dies.
 * ``scheduler="tcp://host:8786"`` (or a ``dask.distributed.Client``): the runs go to that
   cluster through ``dask.distributed`` (the optional extra ``cluster``), imported only here.
   Its workers need Gradient Workbench installed; Dask's nanny already starts them with one
@@ -28,8 +32,11 @@ import contextlib
 import datetime as _dt
 import json
 import multiprocessing
+import multiprocessing.connection
 import os
+import signal
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -54,7 +61,9 @@ from .spec import Run, Sweep, SweepError
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "VECLIB_MAXIMUM_THREADS",
                     "NUMEXPR_NUM_THREADS")
 POLL_SECONDS = 0.2
-MAX_POOL_BREAKS = 2   # a run in flight when the process pool broke this often is recorded as failed
+MAX_POOL_BREAKS = 2   # a run whose worker died this often is recorded as failed
+LOST_WORKER_WAIT = 5.0  # seconds to learn how the workers of a broken pool ended
+EXIT_ORPHANED = 70    # a worker's exit status when it ends because the sweep's process died
 
 Progress = Callable[[dict[str, Any]], None]
 
@@ -78,7 +87,9 @@ def execute_run(task: Mapping[str, Any]) -> dict[str, Any]:
         trainer = Trainer(experiment, base_dir)
         reason = trainer.fit()
         wall = time.perf_counter() - t0
-        extra = {"sweep": {"run_id": run_id, "reason": reason, "wall_seconds": wall}}
+        extra: dict[str, Any] = {"sweep": {"run_id": run_id, "reason": reason, "wall_seconds": wall}}
+        if task.get("worker_losses"):
+            extra["sweep"]["worker_losses"] = int(task["worker_losses"])  # lost with its worker before
         if base_dir:
             extra["base_dir"] = str(base_dir)
         with tempfile.TemporaryDirectory(prefix="gw-sweep-") as tmp:
@@ -90,6 +101,35 @@ def execute_run(task: Mapping[str, Any]) -> dict[str, Any]:
         message = str(exc) if isinstance(exc, SpecError) else f"{type(exc).__name__}: {exc}"
         return {"run_id": run_id, "status": "failed", "reason": message, "wall_seconds": time.perf_counter() - t0,
                 "traceback": traceback.format_exc(limit=8)}
+
+
+# The worker's end of the local pool: where it says which run it starts (set by _init_worker).
+_started_runs: Any = None
+
+
+def _init_worker(started: Any) -> None:
+    """Initializer of every local worker: keep the queue that hears which run each worker
+    starts, and exit as soon as the sweep's process dies (otherwise a killed sweep would leave
+    its workers training for minutes, with nobody to receive their results)."""
+    global _started_runs
+    _started_runs = started
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_exit_with, args=(parent.sentinel,), daemon=True,
+                         name="exit-with-the-sweep").start()
+
+
+def _exit_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])  # ready when the parent process has ended
+    os._exit(EXIT_ORPHANED)
+
+
+def _execute_local(task: Mapping[str, Any]) -> dict[str, Any]:
+    """``execute_run`` in a local worker, first telling the sweep which process runs it (so a
+    worker's death is charged to the run it had, not to runs still waiting in the queue)."""
+    if _started_runs is not None:
+        _started_runs.put((str(task["run_id"]), os.getpid()))  # SimpleQueue: written before training starts
+    return execute_run(task)
 
 
 # ----------------------------------------------------------------------------- backends
@@ -119,23 +159,55 @@ class LocalBackend:
         self.description = f"{workers} local worker process{'es' if workers != 1 else ''}"
         self._env = single_threaded_blas_for_children()
         self._env.__enter__()
+        self._context = multiprocessing.get_context("spawn")
+        self.running: dict[str, int] = {}  # run id → pid of the worker training it
         self._pool = self._new_pool()
 
     def _new_pool(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"))
+        self._started = self._context.SimpleQueue()
+        self.running = {}
+        return cf.ProcessPoolExecutor(max_workers=self.workers, mp_context=self._context,
+                                      initializer=_init_worker, initargs=(self._started,))
 
     def submit(self, task: dict[str, Any]) -> cf.Future:
-        return self._pool.submit(execute_run, task)
+        return self._pool.submit(_execute_local, task)
+
+    def _hear_starts(self) -> None:
+        while not self._started.empty():
+            run_id, pid = self._started.get()
+            self.running[run_id] = pid
 
     def wait(self, futures: set[Any]) -> set[Any]:
         done, _ = cf.wait(futures, timeout=POLL_SECONDS, return_when=cf.FIRST_COMPLETED)
+        self._hear_starts()
         return done
 
     def result(self, future: cf.Future) -> dict[str, Any]:
-        return future.result()
+        outcome = future.result()
+        self.running.pop(str(outcome.get("run_id")), None)
+        return outcome
 
     def is_broken(self, exc: BaseException) -> bool:
         return isinstance(exc, cf.process.BrokenProcessPool)
+
+    def lost_runs(self) -> set[str]:
+        """After the pool broke: the runs that were on a worker that died by itself (killed,
+        out of memory), not those the pool then stopped (SIGTERM) or that never started."""
+        self._hear_starts()
+        processes = dict(getattr(self._pool, "_processes", None) or {})
+        # The pool reports the break as soon as a worker's pipe closes, which can be a moment
+        # before that process has fully ended; the pool stops the others right after. Wait
+        # (briefly) until every exit status is known, so the SIGTERM ones can be told apart.
+        deadline = time.monotonic() + LOST_WORKER_WAIT
+        for process in processes.values():
+            with contextlib.suppress(Exception):
+                process.join(max(0.0, deadline - time.monotonic()))
+        died = {pid for pid, process in processes.items()
+                if process.exitcode is not None and process.exitcode != -signal.SIGTERM}
+        lost = {run_id for run_id, pid in self.running.items() if pid in died}
+        # a worker ended by SIGTERM from outside looks like one the pool stopped: then every
+        # run that was training is charged (never one that was only waiting)
+        return lost or set(self.running)
 
     def renew(self) -> None:
         """After a worker died (killed, out of memory): a fresh pool for the runs left."""
@@ -190,6 +262,9 @@ class DaskBackend:
 
     def is_broken(self, exc: BaseException) -> bool:
         return False
+
+    def lost_runs(self) -> set[str]:  # never asked: is_broken is always False
+        return set()
 
     def renew(self) -> None:  # Dask reschedules the tasks of a lost worker itself
         pass
@@ -288,16 +363,18 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, *, workers: int | None = None, 
                     stopped = True
                     break
                 broken: list[Run] = []
+                lost: set[str] = set()
                 for future in backend.wait(set(futures)):
                     run = futures.pop(future)
                     try:
                         outcome = backend.result(future)
                     except BaseException as exc:  # the worker died, or the cluster lost the task
                         if backend.is_broken(exc):
-                            breaks[run.run_id] = breaks.get(run.run_id, 0) + 1
-                            if breaks[run.run_id] < MAX_POOL_BREAKS:
-                                broken.append(run)  # tried again on a fresh pool
-                                continue
+                            # Every run in the pool fails with it; which ones were on the worker
+                            # that died is asked once, while the pool's processes are still known.
+                            lost = lost or backend.lost_runs()
+                            broken.append(run)
+                            continue
                         outcome = {"run_id": run.run_id, "status": "failed",
                                    "reason": f"worker lost: {type(exc).__name__}: {exc}", "wall_seconds": None}
                     completed, failed = _record(folder, sweep, run, outcome, summaries, completed, failed)
@@ -307,7 +384,25 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, *, workers: int | None = None, 
                     save_results()
                 if broken:
                     backend.renew()
-                    futures = {backend.submit(_task(sweep, r)): r for r in [*futures.values(), *broken]}
+                    retry = []
+                    # Only the runs that were on the dead worker are charged (also when their
+                    # futures had not reported the break yet); the others just start again.
+                    for run in [*broken, *futures.values()]:
+                        if run.run_id in lost:
+                            breaks[run.run_id] = breaks.get(run.run_id, 0) + 1
+                            if progress is not None:
+                                progress({**_progress_info(runs, summaries, {}, backend.workers, t0, skipped, None),
+                                          "worker_lost": {"run_id": run.run_id, "times": breaks[run.run_id]}})
+                            if breaks[run.run_id] >= MAX_POOL_BREAKS:
+                                outcome = {"run_id": run.run_id, "status": "failed", "wall_seconds": None,
+                                           "reason": f"worker lost: the process training it died "
+                                                     f"{breaks[run.run_id]} times (killed, or out of memory)"}
+                                completed, failed = _record(folder, sweep, run, outcome, summaries, completed,
+                                                            failed)
+                                save_results()
+                                continue
+                        retry.append(run)
+                    futures = {backend.submit(_task(sweep, r, breaks.get(r.run_id, 0))): r for r in retry}
                 if progress is not None and time.perf_counter() - last_tick > 1.0:
                     last_tick = time.perf_counter()
                     progress(_progress_info(runs, summaries, futures, backend.workers, t0, skipped, None))
@@ -319,8 +414,11 @@ def run_sweep(sweep: Sweep, out_dir: str | Path, *, workers: int | None = None, 
                         wall_seconds=time.perf_counter() - t0, results=results)
 
 
-def _task(sweep: Sweep, run: Run) -> dict[str, Any]:
-    return {"run_id": run.run_id, "experiment": run.experiment, "base_dir": sweep.base_dir}
+def _task(sweep: Sweep, run: Run, worker_losses: int = 0) -> dict[str, Any]:
+    task = {"run_id": run.run_id, "experiment": run.experiment, "base_dir": sweep.base_dir}
+    if worker_losses:
+        task["worker_losses"] = worker_losses
+    return task
 
 
 def _record(folder: Path, sweep: Sweep, run: Run, outcome: Mapping[str, Any], summaries: dict[str, Any],

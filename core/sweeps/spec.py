@@ -37,7 +37,9 @@ from typing import Any
 
 import numpy as np
 
+from core.engine.validation import NotARegularFile, quote, read_regular
 from core.spec import (  # noqa: F401  (parse_path, set_path: also this module's names, as before)
+    MAX_SPEC_BYTES,
     MONITORS,
     FieldPathError,
     SpecError,
@@ -305,16 +307,23 @@ def _parse_seeds(d: Mapping[str, Any], base_seed: int) -> tuple[int, ...]:
 
 def _load_json(path: Path, what: str) -> Any:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_regular(path, MAX_SPEC_BYTES).decode("utf-8")
     except FileNotFoundError:
         raise SweepError(what, f"{path}: no such file") from None
+    except NotARegularFile as exc:  # a pipe or a device is refused, not read
+        raise SweepError(what, f"{path}: is {exc.kind}, not a file; only regular files are read") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise SweepError(what, f"{path}: cannot be read ({exc})") from None
+        raise SweepError(what, f"{path}: cannot be read ({quote(getattr(exc, 'strerror', None) or str(exc))})") \
+            from None
     try:
         return json.loads(text)
     except json.JSONDecodeError as exc:
         raise SweepError(what, f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") \
             from None
+    except RecursionError:
+        raise SweepError(what, f"{path}: nested too deeply to be read") from None
+    except ValueError as exc:  # an integer with more digits than Python converts
+        raise SweepError(what, f"{path}: not valid JSON ({quote(str(exc))})") from None
 
 
 def _parse_base(value: Any, folder: Path | None) -> tuple[dict[str, Any], Path | None]:

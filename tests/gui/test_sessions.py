@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, QThread, QTimer
 from PySide6.QtWidgets import QFileDialog
 
 from core.sessions.format import load_session
-from core.sessions.recovery import recovery_dir, recovery_path_for, register
+from core.sessions.recovery import instance_id, recovery_dir, recovery_path_for, register
 from core.sessions.trainer_io import save_trainer, take_snapshot, write_snapshot
 from core.spec import parse_experiment
 from core.training import Trainer
@@ -62,7 +62,7 @@ def test_autosave_writes_a_recovery_copy_during_a_run_and_a_clean_save_deletes_i
     path = tmp_path / "run.gwb"
     save_as(window, path, monkeypatch)
     assert path.is_file() and not untitled.exists()
-    beside = recovery_path_for(path)
+    beside = recovery_path_for(path, instance=instance_id())  # this instance's own copy
     qtbot.waitUntil(beside.is_file, timeout=10_000)
     later = load_session(beside)
     assert later.state["step"] > load_session(path).state["step"] - 1
@@ -387,3 +387,94 @@ def test_saving_after_a_structural_edit_warns_that_the_trained_run_is_not_in_it(
     kept = tmp_path / "run.gwb"
     save_as(window, kept, monkeypatch)
     assert asked == [] and load_session(kept).state["step"] == steps
+
+
+# ----------------------------------------------------------------------------- a failed save
+
+
+def test_a_failed_save_says_what_is_left_on_disk(make_window: Any, qtbot: Any, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """"The previous file is intact" only when it is: after its folder was deleted, the
+    message says nothing was written."""
+    import shutil
+
+    from PySide6.QtWidgets import QMessageBox
+
+    window = make_window(tiny_experiment(epochs=1))
+    train_to_end(qtbot, window)
+    folder = tmp_path / "runs"
+    folder.mkdir()
+    path = folder / "run.gwb"
+    save_as(window, path, monkeypatch)
+    assert path.is_file()
+    shutil.rmtree(folder)
+    window.save_action.trigger()
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None, timeout=5_000)
+    text = window.findChild(QMessageBox, "errorDialog").text()
+    assert "Could not save run.gwb" in text and "intact" not in text and "nothing was written" in text
+
+
+def test_an_open_that_fails_unexpectedly_changes_nothing(make_window: Any, qtbot: Any, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a file makes the loader raise (here a RecursionError, as deeply nested JSON once
+    did), the run already open stays: not marked stale, trained on, and saved whole."""
+    from PySide6.QtWidgets import QMessageBox
+
+    import workbench.monitor.worker as worker_module
+
+    window = make_window(tiny_experiment(epochs=2))
+    train_to_end(qtbot, window)
+    first = tmp_path / "first.gwb"
+    save_as(window, first, monkeypatch)
+    trainer, step = window.controller.trainer, window.controller.trainer.step
+
+    def explode(path: Any) -> Any:
+        raise RecursionError("maximum recursion depth exceeded while decoding a JSON array")
+
+    monkeypatch.setattr(worker_module, "load_session", explode)
+    (tmp_path / "second.gwb").write_bytes(b"PK")
+    window.open_file(tmp_path / "second.gwb")
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None, timeout=5_000)
+    text = window.findChild(QMessageBox, "errorDialog").text()
+    assert "Cannot open second.gwb" in text and "RecursionError" in text and "Training failed" not in text
+    wait_idle(qtbot, window)
+    assert window.controller.trainer is trainer and not window.controller.stale
+    assert window.state.file == first
+    window.save_action.trigger()
+    assert load_session(first).state["step"] == step  # not a fresh model's 0 steps
+
+
+def test_recovery_copies_are_looked_for_off_the_gui_thread(make_window: Any, qtbot: Any, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reading the copies is file input (a copy may be a bomb, a slow disk, a huge JSON): the
+    window's event loop keeps running while they are looked for, and the dialog follows."""
+    import threading
+
+    import workbench.sessions as sessions_module
+
+    gui_thread = threading.current_thread()
+    looked_from: list[threading.Thread] = []
+    real = sessions_module.crashed_copies
+
+    def slow_scan() -> list:
+        looked_from.append(threading.current_thread())
+        time.sleep(1.5)
+        return real()
+
+    monkeypatch.setattr(sessions_module, "crashed_copies", slow_scan)
+    recovery_dir().mkdir(parents=True, exist_ok=True)
+    trainer = Trainer(tiny_experiment(epochs=1))
+    trainer.fit()
+    write_snapshot(recovery_dir() / "untitled-crashed.gwb", take_snapshot(trainer))
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.monotonic()))
+    timer.start(10)
+    window = make_window(tiny_experiment())
+    qtbot.waitUntil(lambda: window.sessions.recovery_dialog is not None, timeout=10_000)
+    timer.stop()
+    assert looked_from and looked_from[0] is not gui_thread
+    gaps = np.diff(ticks)
+    # on the GUI thread the scan would stop the timer for its whole 1.5 s; a loaded machine
+    # delays ticks too, but never by that much
+    assert len(ticks) > 5 and gaps.max() < 1.0, f"the GUI thread stalled {gaps.max():.2f} s"

@@ -93,6 +93,7 @@ class TrainingController(QObject):
         self.worker.opened.connect(self._on_opened)
         self.worker.open_failed.connect(self._on_open_failed)
         self._open_callbacks: tuple[Any, Any] | None = None
+        self._stale_before_open = (False, False)
         self.worker.built.connect(self._on_built)
         self.worker.snapshot.connect(self._on_snapshot)
         self.worker.job_done.connect(self._on_job_done)
@@ -258,6 +259,7 @@ class TrainingController(QObject):
         if self.mode != IDLE:
             return False
         self._open_callbacks = (on_opened, on_failed)
+        self._stale_before_open = (self.stale, self._stale_by_edit)  # put back if the open fails
         self.stale = False
         self.opening.emit(Path(path))
         self.status.emit(f"Opening {Path(path).name}…")
@@ -272,6 +274,7 @@ class TrainingController(QObject):
 
     def _on_open_failed(self, message: str) -> None:
         callbacks, self._open_callbacks = self._open_callbacks, None
+        self.stale, self._stale_by_edit = self._stale_before_open  # a failed open changes nothing
         self.opening.emit(None)
         if callbacks is not None and callbacks[1] is not None:
             callbacks[1](message)

@@ -23,6 +23,7 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from core.engine.validation import excerpt
 from core.monitor import SnapshotSource, TrainingSnapshot
 from core.sessions.format import SessionError, load_session
 from core.sessions.trainer_io import restore_trainer
@@ -217,6 +218,11 @@ class TrainingWorker(QObject):
                 return "open_failed"
             except (SpecError, ValueError, OSError) as exc:
                 self.open_failed.emit(f"Cannot open {Path(path).name}:\n{path}: {exc}")
+                return "open_failed"
+            except Exception as exc:  # noqa: BLE001 — whatever a file does, a failed open is only that
+                # (as a training failure it would mark the open run stale and lose it on the next Train)
+                self.open_failed.emit(f"Cannot open {Path(path).name}:\n{path}: {type(exc).__name__}: "
+                                      f"{excerpt(str(exc), 300)}")
                 return "open_failed"
             self.trainer = trainer
             self.built.emit(trainer)

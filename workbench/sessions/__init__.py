@@ -8,10 +8,12 @@ after a clean save and ``clean_exit()`` when it closes normally.
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QTimer
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressBar
 
@@ -49,8 +51,11 @@ def _menu(window: Any, title: str) -> QMenu | None:
 class SessionTools(QObject):
     """The window's session features; see the module docstring."""
 
+    _copies_found = Signal(list)  # from the thread that looked for recovery copies
+
     def __init__(self, window: Any, offer_recovery: bool = True) -> None:
         super().__init__(window)
+        self._copies_found.connect(self._show_recovery)  # queued: shown on the GUI thread
         self.window = window
         self.controller = window.controller
         self.state = window.state
@@ -128,9 +133,20 @@ class SessionTools(QObject):
 
     # ------------------------------------------------------------------ recovery
 
-    def offer_recovery(self) -> RecoveryDialog | None:
-        """Show the restore dialog (non-blocking) if runs left recovery copies."""
-        items = crashed_copies()
+    def offer_recovery(self) -> None:
+        """Look for recovery copies on a worker thread (reading them is file input: the GUI never
+        waits on it), then show the restore dialog (non-blocking) if runs left some."""
+        def find() -> None:
+            try:
+                items = crashed_copies()
+            except Exception:  # noqa: BLE001 — nothing to offer is better than a crash at start-up
+                items = []
+            with contextlib.suppress(RuntimeError):  # the window closed meanwhile
+                self._copies_found.emit(items)
+
+        threading.Thread(target=find, name="gw-find-recovery-copies", daemon=True).start()
+
+    def _show_recovery(self, items: list[Recoverable]) -> RecoveryDialog | None:
         if not items or self.recovery_dialog is not None:
             return None
         dialog = RecoveryDialog(items, self.window)

@@ -6,8 +6,9 @@ state (``take_snapshot``: copies only, the one cost training pays) and hands the
 one-thread writer, so serializing and the fsync never hold training up. A copy that comes due
 while the previous one is still being written is skipped (the next step retries).
 
-``AutosaveManager`` (GUI thread) decides where the copy goes — ``.RUN.gwb.recovery`` next to a
-saved session, ``<user data>/recovery/untitled-….gwb`` for an unsaved one — and deletes it on
+``AutosaveManager`` (GUI thread) decides where the copy goes — ``.RUN.gwb.<instance>.recovery``
+next to a saved session (each running instance its own, owned under its OS lock),
+``<user data>/recovery/untitled-….gwb`` for an unsaved one — and deletes it on
 a clean save or a clean close. A crash leaves it for the next start (``recovery_dialog``).
 """
 
@@ -20,7 +21,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QSettings, Signal
 
-from core.sessions.recovery import DEFAULT_INTERVAL, Autosaver, discard, new_untitled_id, recovery_path_for
+from core.sessions.recovery import (
+    DEFAULT_INTERVAL,
+    Autosaver,
+    discard,
+    instance_id,
+    new_untitled_id,
+    recovery_path_for,
+)
 from core.sessions.trainer_io import Snapshot, take_snapshot
 
 INTERVAL_KEY = "autosave/interval_seconds"
@@ -139,6 +147,7 @@ class AutosaveManager(QObject):
         self._written_any_thread.connect(self.written)   # queued: from the writer thread to here
         self.restored_from: list[Path] = []   # recovery copies this window restored (kept until saved)
         self._untitled = new_untitled_id()
+        self._instance = instance_id()      # this process's copies are its own, under its lock
         self._closed = False
         controller.worker.autosave = self.hook
         controller.mode_changed.connect(self._on_mode)
@@ -157,11 +166,11 @@ class AutosaveManager(QObject):
         old = self.hook.autosaver
         enabled, interval, every_epoch = autosave_settings(self.settings)
         file = self.state.file if self.state.file is not None and self.state.file.suffix == ".gwb" else None
-        target = recovery_path_for(file, self._untitled)
+        target = recovery_path_for(file, self._untitled, instance=self._instance)
         saver = None
         if enabled:
             saver = Autosaver(target, every_epoch=every_epoch, interval=interval, session_path=file,
-                              register_copy=True)
+                              register_copy=True, owner=self._instance)
         base = self.state.base_dir          # relative data paths of the restored copy resolve here
         self.hook.configure(saver, {"base_dir": str(Path(base).resolve())} if base is not None else None)
         if old is not None and (discard_old or old.path != target or saver is None):

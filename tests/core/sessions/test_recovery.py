@@ -17,13 +17,14 @@ from core.sessions.format import SessionError, load_session, peek_session
 from core.sessions.recovery import (
     Autosaver,
     discard,
+    instance_id,
     list_recoverable,
     recovery_dir,
     recovery_path_for,
     register,
     user_data_dir,
 )
-from core.sessions.trainer_io import restore_trainer, save_trainer
+from core.sessions.trainer_io import restore_trainer, save_trainer, take_snapshot
 from core.spec import parse_experiment
 from core.training import Trainer
 
@@ -274,3 +275,50 @@ def test_resume_without_epochs_finishes_the_plan(tmp_path, capsys):
     save_trainer(half, trainer)
     assert run_headless(["resume", str(half), "--out", str(half), "--quiet"]) == 0
     assert load_session(half).state["epoch"] == 3
+
+
+# ----------------------------------------------------------------------------- two instances
+
+INSTANCE = """
+import sys, time
+from core.sessions.recovery import Autosaver, instance_id, recovery_path_for
+from core.sessions.trainer_io import take_snapshot
+from core.spec import parse_experiment
+from core.training import Trainer
+import json
+session = sys.argv[1]
+trainer = Trainer(parse_experiment(json.loads(sys.argv[2])))
+trainer.fit(epochs=1)
+owner = instance_id()
+saver = Autosaver(recovery_path_for(session, instance=owner), session_path=session, register_copy=True, owner=owner)
+assert saver.write(take_snapshot(trainer))
+print(saver.path, flush=True)
+time.sleep(600)
+"""
+
+
+def test_each_instance_owns_its_copy_and_only_a_dead_owners_copy_is_offered(tmp_path, data_dir):
+    """Instance A (a child process) writes its copy of RUN.gwb and lives on; this process is
+    instance B. B's copy of the same session is another file, A's live copy is not offered,
+    B's clean finish deletes only B's copy, and A's copy is offered once A is killed."""
+    session = tmp_path / "RUN.gwb"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
+    a = subprocess.Popen([sys.executable, "-c", INSTANCE, str(session), json.dumps(spec_dict(epochs=1))],
+                         env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        a_copy = Path(a.stdout.readline().strip())
+        assert a_copy.is_file() and a_copy.name.startswith(".RUN.gwb.") and a_copy.name.endswith(".recovery")
+        trainer = Trainer(parse_experiment(spec_dict(epochs=1)))
+        trainer.fit(epochs=1)
+        mine = instance_id()
+        b = Autosaver(recovery_path_for(session, instance=mine), session_path=session, register_copy=True,
+                      owner=mine)
+        assert b.path != a_copy and b.write(take_snapshot(trainer))
+        assert list_recoverable() == []        # A is running, and B is this process
+        b.finish()
+        assert a_copy.is_file() and not b.path.exists()
+    finally:
+        a.kill()
+        a.wait()
+    offered = list_recoverable()
+    assert [item.path for item in offered] == [a_copy] and offered[0].session_path == session
