@@ -313,8 +313,8 @@ def check_overfitting(run: RunRecord) -> Verdict:
     text = (f"Training accuracy {_percent(train)} against {_percent(val)} on validation: a "
             f"{100 * gap:.0f}-point gap")
     if gap >= 0.05:
-        return Verdict(True, gap, text + ": the network memorizes its training examples.")
-    return Verdict(False, gap, text + ": it generalizes about as well as it fits.")
+        return Verdict(True, gap, text + "; the network memorizes its training examples.")
+    return Verdict(False, gap, text + "; it generalizes about as well as it fits.")
 
 
 # ----------------------------------------------------------------------------- the lessons

@@ -256,7 +256,8 @@ class TransferDialog(QDialog):
         self.factor.setSingleStep(0.1)
         self.factor.setValue(DEFAULT_RATE_FACTOR)
         self.factor.setToolTip("Multiply the learning rate by this at the unfreeze (the book: lower it then, so "
-                               "the reused weights are not wrecked)")
+                               "the reused weights are not wrecked). It applies to every layer, the new top ones "
+                               "too: after a short frozen phase, 1.0 can learn faster")
         self.name_edit = QLineEdit()
         self.name_edit.setObjectName("transferName")
         self.classes_edit = QLineEdit()
