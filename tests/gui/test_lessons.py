@@ -122,3 +122,21 @@ def test_the_transfer_dialog_refuses_an_unknown_class_at_its_field(make_window: 
     assert dialog.ok_button.isEnabled(), dialog.error_label.text()
     dialog.reject()
     window.state.undo_stack.setClean()
+
+
+def test_a_hidden_panel_checks_nothing_and_check_the_run_checks_on_demand(make_window: Any, qtbot: Any) -> None:
+    window = make_window()                      # tiny moons, not a lesson's example
+    panel = window.lessons.panel
+    shown: list[Any] = []
+    panel.verdict_shown.connect(lambda key, verdict: shown.append((key, verdict)))
+    train(qtbot, window, epochs=2)
+    qtbot.wait(300)
+    assert not shown and panel.verdict_label.text() == ""
+    open_lessons(window)
+    panel.select("initialization")
+    qtbot.mouseClick(panel.check_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: bool(shown), timeout=20_000)
+    key, verdict = shown[0]
+    assert key == "initialization" and np.isfinite(verdict.value)
+    assert "gradient" in panel.verdict_label.text()
+    window.state.undo_stack.setClean()

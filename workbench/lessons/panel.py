@@ -175,7 +175,9 @@ class LessonsPanel(QWidget):
 
     def _on_mode_changed(self, mode: str) -> None:
         was, self._previous_mode = self._previous_mode, mode
-        if mode == IDLE and was in (RUNNING, PAUSED, STOPPING) and not self.controller.stale:
+        # Only while the panel is shown: a hidden panel's student is not doing a lesson (and the
+        # transfer check would train a second network for nothing).
+        if mode == IDLE and was in (RUNNING, PAUSED, STOPPING) and not self.controller.stale and self.isVisible():
             self.check_run()
 
     def check_run(self) -> bool:
