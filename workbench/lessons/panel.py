@@ -12,6 +12,8 @@ verdict appears under the steps.
 from __future__ import annotations
 
 import html
+import sys
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -37,6 +39,13 @@ from ..monitor.controller import IDLE, PAUSED, RUNNING, STOPPING
 
 SEEN_STYLE = "color: #1e7b34;"
 NOT_SEEN_STYLE = "color: #a35200;"
+
+
+def examples_folder() -> Path:
+    """The bundled examples: ``resources/examples`` of a source tree or an installed package, or
+    ``examples/`` beside the program of the self-contained build (packaging/build.sh)."""
+    beside = Path(sys.executable).resolve().parent / "examples"
+    return EXAMPLES_DIR if EXAMPLES_DIR.is_dir() or not beside.is_dir() else beside
 
 
 def _markdown_inline(text: str) -> str:
@@ -166,7 +175,7 @@ class LessonsPanel(QWidget):
             if message is not None:
                 self._set_verdict(None, message)
                 return False
-        elif not self.window_.open_file(EXAMPLES_DIR / lesson.file_name):  # type: ignore[attr-defined]
+        elif not self.window_.open_file(examples_folder() / lesson.file_name):  # type: ignore[attr-defined]
             return False
         self._set_verdict(None, "Loaded. Press Train (F5).")
         return True
