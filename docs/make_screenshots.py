@@ -249,6 +249,25 @@ def transfer_trained():
     return trained(ZOO / "digits_5-9_transfer.gwb")
 
 
+@screenshot("lessons-transfer")
+def lessons_transfer():
+    """Help › Lessons › Transfer learning: Load the example, Train, and the check's verdict (the
+    gain over the same network trained from scratch on the same labels)."""
+    win = window()
+    win.lessons.action.trigger()
+    panel = win.lessons.panel
+    panel.select("transfer")
+    if not panel.load():
+        raise SystemExit("make_screenshots: the transfer lesson did not load its example")
+    verdicts: list[Any] = []
+    panel.verdict_shown.connect(lambda key, verdict: verdicts.append(verdict))
+    train(win)
+    wait_until(lambda: bool(verdicts), TRAIN_TIMEOUT, "the lesson's check")
+    win.statusBar().clearMessage()
+    settle(0.6)
+    return win
+
+
 # ---------------------------------------------------------------------- main
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from .concurrent import shutdown_all
 from .editor import create_editor_docks, create_presets_menu
 from .editor.model_panel import ModelPanel
 from .labs import create_labs_menu
+from .lessons import LessonsTools
 from .monitor import TrainingController, create_monitor
 from .runs import RunsTools
 from .runtime import collect_garbage_on_the_gui_thread
@@ -59,6 +60,7 @@ class MainWindow(QMainWindow):
             if self.dockWidgetArea(dock) == Qt.DockWidgetArea.NoDockWidgetArea:
                 self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.runs = RunsTools(self)        # Runs dock, File › Export, Tools › Sweep…
+        self.lessons = LessonsTools(self)  # Lessons dock (Help › Lessons)
         self._default_layout = self.saveState()
         self._build_menus()
         self.sessions = SessionTools(self)  # autosave, crash recovery, transfer dialog, opening on the worker
@@ -136,7 +138,7 @@ class MainWindow(QMainWindow):
         toolbar.addActions(list(self.controller.actions.values()))
 
         view_menu = bar.addMenu("&View")
-        for dock in [*self.editor_docks, *self.monitor_docks, self.runs.dock]:
+        for dock in [*self.editor_docks, *self.monitor_docks, self.runs.dock, self.lessons.dock]:
             view_menu.addAction(dock.toggleViewAction())
         view_menu.addSeparator()
         view_menu.addAction(self._action("Reset &layout", self.reset_layout, "Ctrl+Shift+R",
@@ -146,6 +148,7 @@ class MainWindow(QMainWindow):
         bar.addMenu(create_labs_menu(self.state, self))
 
         help_menu = bar.addMenu("&Help")
+        help_menu.addAction(self.lessons.action)
         help_menu.addAction(self._action("&About Gradient Workbench", self.about, QKeySequence.StandardKey.HelpContents,
                                          "What Gradient Workbench is, and its version"))
 

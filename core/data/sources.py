@@ -248,6 +248,11 @@ class _Bundled(DatasetSource):
         self.classes = None if classes is None else list(classes)
 
     @classmethod
+    def labels(cls, classes: list | None) -> list[int]:
+        """The labels ``classes`` names (every label of the data set for ``None``)."""
+        return list(range(len(cls._class_names))) if classes is None else cls._resolve(classes)
+
+    @classmethod
     def _resolve(cls, classes: Any) -> list[int]:
         names = cls._class_names
         numbered = all(name == str(i) for i, name in enumerate(names))

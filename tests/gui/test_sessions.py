@@ -157,7 +157,9 @@ def test_transfer_dialog_reuses_and_freezes_layers_bit_for_bit(make_window: Any,
     assert isinstance(dialog, TransferDialog) and dialog.isVisible()
     assert dialog.source is not None and dialog.source.path == path
     assert dialog.table.rowCount() == 4          # three hidden layers and the output (never reused)
-    assert dialog.choice() == ([0, 1, 2], [0, 1, 2])
+    assert dialog.choice() == ([0, 1], [0, 1])   # the book's default: reuse the lower layers, freeze them
+    dialog.unfreeze.setValue(0)                  # frozen for the whole run: the weights must stay bit for bit
+    dialog.box("reuse", 2).setChecked(True)
     dialog.box("freeze", 2).setChecked(False)    # reuse layer 2 but let it train
     assert dialog.ok_button.isEnabled(), dialog.error_label.text()
     qtbot.mouseClick(dialog.ok_button, Qt.MouseButton.LeftButton)
@@ -190,6 +192,7 @@ def test_a_conflicting_choice_is_explained_at_the_field(make_window: Any, qtbot:
     assert dialog.error is not None and dialog.error.path == "model.transfer.layers[0]"
     assert "2 inputs" in dialog.error_label.text() and "iris" in dialog.error_label.text()
     assert "border" in dialog.table.cellWidget(0, 4).styleSheet()   # marked at the layer's Reuse box
+    dialog.box("reuse", 2).setChecked(True)
     dialog.box("reuse", 0).setChecked(False)     # keep layer 0 new: layers 1 and 2 fit
     assert dialog.error is None and dialog.ok_button.isEnabled()
     assert not dialog.box("freeze", 0).isEnabled()

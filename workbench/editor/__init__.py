@@ -73,5 +73,7 @@ def create_presets_menu(state: ExperimentState, parent: QMainWindow) -> QMenu:
         action.setStatusTip(description)
         if i < 10:      # Ctrl+1 … Ctrl+9, Ctrl+0: the first ten presets, the ones a lesson starts from
             action.setShortcut(QKeySequence(f"Ctrl+{(i + 1) % 10}"))
+        elif i < 20:    # Ctrl+Alt+1 … Ctrl+Alt+0: the next ten (gradient clipping, the book's own data sets)
+            action.setShortcut(QKeySequence(f"Ctrl+Alt+{(i - 9) % 10}"))
         action.triggered.connect(lambda _checked=False, k=key: apply_preset(state, k))
     return menu
