@@ -1,13 +1,15 @@
 """What the editor knows about the chosen data: sizes for the parameter count and the schedule
-preview, and the preview of a file (shape, classes, class balance) loaded off the GUI thread.
+preview, and the preview of a file (shape, classes, class balance, a few images of each class
+when the rows are images) loaded off the GUI thread.
 
 Sizes of the built-in sources are known without loading anything (bundled sets from a small
 table, generators from their parameters); a file's come from its preview. Loading runs on a
-``workbench.concurrent`` worker with the file's importer from ``core.data.IMPORTERS``, the same reader training
-uses: a CSV reports the fraction of the file parsed, an NPZ the fraction of its arrays' bytes
-read, after each block of about a megabyte, and Cancel stops either at the next block
-(``LoadCancelled``). Results are cached per (source, parameters, file, size, modification
-time).
+``workbench.concurrent`` worker through ``core.data.load_dataset``, the same reader training
+uses (a book data set downloads there on first use, with the same progress and Cancel): a CSV
+reports the fraction of the file parsed, an NPZ the fraction of its arrays' bytes read, after
+each block of about a megabyte (an IDX file likewise, an image folder after each image), and
+Cancel stops any of them at the next block (``LoadCancelled``). Results are cached per
+(source, parameters, files, sizes, modification times).
 """
 
 from __future__ import annotations

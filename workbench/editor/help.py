@@ -15,7 +15,8 @@ FIELDS: dict[str, tuple[str, str]] = {
     "name": ("Name", "A name for this experiment; shown in the title bar and stored in sessions."),
     "seed": ("Seed", "Seeds every random choice (data, split, initialization, shuffling, dropout): the same "
                      "seed gives the same run."),
-    "data.source": ("Dataset", "Where the examples come from: a built-in problem or your own NPZ / CSV file."),
+    "data.source": ("Dataset", "Where the examples come from: a built-in problem, one of the book's image sets, or "
+                               "your own NPZ / CSV / IDX files or folder of images."),
     "data.path": ("File", "The data file (for an image folder: the folder); relative paths are relative to the "
                           "experiment file's folder."),
     "data.labels_path": ("Labels file", "The file holding one label per image (an IDX labels file); relative "
