@@ -14,6 +14,8 @@ import pytest
 from core.data import IMPORTERS, LoadCancelled, load_dataset
 from core.data import images as image_module
 from core.data.sources import MAX_VALUES
+from core.sessions.format import load_session
+from core.sessions.trainer_io import restore_trainer, save_trainer
 from core.spec import SpecError, parse_experiment
 from core.training import Trainer
 
@@ -240,3 +242,22 @@ def test_an_image_folder_experiment_trains_through_the_trainer(tmp_path):
     assert trainer.dataset.n_features == 25 and trainer.dataset.n_classes == 3
     trainer.fit(1)
     assert len(trainer.history["loss"]) == 1 and np.isfinite(trainer.history["loss"][-1])
+
+
+def test_a_session_keeps_labels_path_and_restores_an_idx_run(tmp_path):
+    """The session stores the spec with labels_path; restoring rebuilds the trainer on the same data.
+    Sessions written before labels_path existed still load (tests/data/session_v1.gwb)."""
+    write_idx_pair(tmp_path, n=40, shape=(3, 3))
+    spec = parse_experiment({"seed": 2, "data": {"source": "idx", "path": "images-idx3-ubyte.gz",
+                                                 "labels_path": "labels-idx1-ubyte.gz"},
+                             "model": {"layers": [{"units": 4}]}, "training": {"epochs": 1, "batch_size": 8}})
+    trainer = Trainer(spec, tmp_path)
+    trainer.fit(1)
+    save_trainer(tmp_path / "run.gwb", trainer, {"base_dir": str(tmp_path)})
+    session = load_session(tmp_path / "run.gwb")
+    assert session.experiment == spec and session.experiment.data.labels_path == "labels-idx1-ubyte.gz"
+    restored = restore_trainer(session)
+    np.testing.assert_array_equal(restored.dataset.X, trainer.dataset.X)
+    np.testing.assert_array_equal(restored.dataset.y, trainer.dataset.y)
+    old = load_session(Path(__file__).parents[2] / "data" / "session_v1.gwb")
+    assert old.experiment.data.labels_path is None and "labels_path" not in old.experiment.to_dict()["data"]
