@@ -82,6 +82,7 @@ class SessionTools(QObject):
         self.autosave_action.triggered.connect(self.autosave_settings)
         self.download_action = QAction("&Data set downloads…", self)
         self.download_action.setObjectName("downloadSettingsAction")
+        self.download_action.setShortcut(QKeySequence("Ctrl+Alt+D"))
         self.download_action.setStatusTip("A mirror to download Fashion-MNIST, MNIST and CIFAR-10 from")
         self.download_action.triggered.connect(self.download_settings)
         apply_mirror(window.settings)
