@@ -536,6 +536,7 @@ class SampleGrid(QWidget):
         self.grid.setContentsMargins(0, 0, 0, 0)
         self.grid.setHorizontalSpacing(6)
         self.grid.setVerticalSpacing(2)
+        self.grid.setColumnStretch(1, 1)          # the images get the width, the names what they need
         self.rows: list[tuple[QLabel, QLabel]] = []
         self.hide()
 
