@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from core.data import DATASETS, IMPORTERS, dataset_names
-from core.data.importers import target_sources
+from core.data.importers import labels_file_sources, target_sources
 from core.data.loading import quoted_names
 from core.engine import validation as v
 from core.engine.activations import ACTIVATIONS
@@ -135,6 +135,7 @@ class DataSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
     path: str | None = None
     target: str | None = None
+    labels_path: str | None = None     # the labels file of an importer that reads two (idx)
     validation_split: float = 0.2
     test_split: float = 0.0
     standardize: bool = True
@@ -146,6 +147,8 @@ class DataSpec:
             out["path"] = self.path
             if IMPORTERS.get(self.source).needs_target:
                 out["target"] = self.target
+            if IMPORTERS.get(self.source).needs_labels_file:
+                out["labels_path"] = self.labels_path
         out["params"] = dict(self.params)
         out.update(validation_split=self.validation_split, test_split=self.test_split,
                    standardize=self.standardize, augmentation=self.augmentation.to_dict())
@@ -370,8 +373,8 @@ def _parse_init(path: str, value: Any) -> str | dict[str, Any]:
 
 
 def _parse_data(path: str, value: Any) -> DataSpec:
-    d = _object(path, value, ("source", "params", "path", "target", "validation_split", "test_split",
-                              "standardize", "augmentation"))
+    d = _object(path, value, ("source", "params", "path", "target", "labels_path", "validation_split",
+                              "test_split", "standardize", "augmentation"))
     default = DataSpec()
     source = d.get("source", default.source)
     sources = dataset_names()
@@ -380,17 +383,21 @@ def _parse_data(path: str, value: Any) -> DataSpec:
     params = d.get("params", {})
     if not isinstance(params, Mapping):
         raise SpecError(_join(path, "params"), f"must be a JSON object, got {v.quote(params)}")
+    importer = IMPORTERS.get(source) if source in IMPORTERS else None
     if source in DATASETS:
         _component(_join(path, "params"), {"name": source, **params}, DATASETS)
-    elif params:
+    elif params and not importer.parameters():
         raise SpecError(_join(path, "params"), f"must be empty for source {v.quote(source)} (use path/target)")
+    elif params:
+        _component(_join(path, "params"), {"name": source, **params}, IMPORTERS)
     file_path = d.get("path")
     target = d.get("target")
-    importer = IMPORTERS.get(source) if source in IMPORTERS else None
+    labels_path = d.get("labels_path")
     if importer is not None:
         if not isinstance(file_path, str) or not file_path:
+            what = "folder" if importer.reads_folder else "file"
             raise SpecError(_join(path, "path"),
-                            f"must be a file path for source {v.quote(source)}, got {v.quote(file_path)}")
+                            f"must be a {what} path for source {v.quote(source)}, got {v.quote(file_path)}")
     elif file_path is not None:
         raise SpecError(_join(path, "path"), f"is only used with source {quoted_names(IMPORTERS.names())}, "
                                              f"not {v.quote(source)}")
@@ -400,6 +407,13 @@ def _parse_data(path: str, value: Any) -> DataSpec:
     elif target is not None:
         raise SpecError(_join(path, "target"), f"is only used with source {quoted_names(target_sources())}, "
                                                f"not {v.quote(source)}")
+    if importer is not None and importer.needs_labels_file:
+        if not isinstance(labels_path, str) or not labels_path:
+            raise SpecError(_join(path, "labels_path"), f"must be the path of the labels file for source "
+                                                        f"{v.quote(source)}, got {v.quote(labels_path)}")
+    elif labels_path is not None:
+        raise SpecError(_join(path, "labels_path"), f"is only used with source "
+                                                    f"{quoted_names(labels_file_sources())}, not {v.quote(source)}")
     val = _check(_join(path, "validation_split"), v.fraction, d.get("validation_split", default.validation_split))
     test = _check(_join(path, "test_split"), v.fraction, d.get("test_split", default.test_split))
     if val + test >= 0.9:
@@ -419,7 +433,8 @@ def _parse_data(path: str, value: Any) -> DataSpec:
         _check(_join(aug_path, "max_shift"), v.positive_int, aug_params["max_shift"], high=8)
     elif aug_type == "noise":
         _check(_join(aug_path, "stddev"), v.positive, aug_params["stddev"], high=100.0)
-    return DataSpec(source=source, params=dict(params), path=file_path, target=target, validation_split=val,
+    return DataSpec(source=source, params=dict(params), path=file_path, target=target, labels_path=labels_path,
+                    validation_split=val,
                     test_split=test, standardize=standardize,
                     augmentation=AugmentationSpec(aug_type, aug_params))
 

@@ -158,7 +158,7 @@ class Trainer:
         if dataset is None:
             try:
                 dataset = load_dataset(spec.data.source, spec.data.params, path=spec.data.path,
-                                       target=spec.data.target,
+                                       target=spec.data.target, labels_path=spec.data.labels_path,
                                        base_dir=Path(base_dir) if base_dir is not None else None, rng=data_rng,
                                        progress=data_progress)
             except ValueError as exc:

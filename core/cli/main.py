@@ -264,7 +264,8 @@ def describe_session(session: Session) -> str:
     exp = session.experiment
     lines = [f"session      {session.path}",
              f"experiment   {quote(exp.name)} (seed {exp.seed})",
-             f"data         {exp.data.source}" + (f" ({quote(exp.data.path)})" if exp.data.path else ""),
+             f"data         {exp.data.source}" + (f" ({quote(exp.data.path)})" if exp.data.path else "")
+             + (f", labels {quote(exp.data.labels_path)}" if exp.data.labels_path else ""),
              f"optimizer    {exp.optimizer.name} {dict(exp.optimizer.params) or ''}".rstrip(),
              f"schedule     {exp.schedule.name} {dict(exp.schedule.params) or ''}".rstrip(),
              f"app version  {printable(str(s['app_version'] or '?')[:40])}, "

@@ -84,9 +84,10 @@ class _BookImages(DatasetSource):
     def load(self, rng: np.random.Generator) -> Dataset:
         return self.load_with_progress(rng, None)
 
-    def download_size(self) -> int:
+    @classmethod
+    def download_size(cls) -> int:
         """Bytes to download on first use (for the window's progress and the CLI's line)."""
-        return sum(f.size for f in self.files.values())
+        return sum(f.size for f in cls.files.values())
 
     def fetch_all(self, progress: Progress | None) -> dict[str, Any]:
         """The local, verified copy of every file; ``progress`` gets the fraction of all bytes."""

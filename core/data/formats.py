@@ -19,12 +19,13 @@ from __future__ import annotations
 import gzip
 import tarfile
 import zlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
 import numpy as np
 
-from .dataset import DatasetError
+from .dataset import DatasetError, LoadCancelled, Progress
 
 # IDX type codes → big-endian NumPy dtypes.
 IDX_TYPES = {0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
@@ -40,8 +41,10 @@ CIFAR10_PER_FILE = 10_000
 CIFAR10_PYTHON_NAME = "cifar-10-python.tar.gz"
 
 
-def _read_exactly(fh: IO[bytes], out: memoryview, where: str, what: str) -> None:
-    """Fill ``out`` from ``fh`` in blocks; a short file is a truncation error."""
+def _read_exactly(fh: IO[bytes], out: memoryview, where: str, what: str,
+                  on_block: Callable[[int], None] | None = None) -> None:
+    """Fill ``out`` from ``fh`` in blocks; a short file is a truncation error. ``on_block(done)``
+    runs after each block (it may raise ``LoadCancelled`` to stop the read)."""
     done, total = 0, len(out)
     try:
         while done < total:
@@ -49,6 +52,8 @@ def _read_exactly(fh: IO[bytes], out: memoryview, where: str, what: str) -> None
             if not n:
                 raise DatasetError(f"{where}: truncated: {what} needs {total:,} bytes, the file holds {done:,}")
             done += n
+            if on_block is not None:
+                on_block(done)
     except (EOFError, OSError, zlib.error) as exc:
         raise DatasetError(f"{where}: damaged compressed data after {done:,} bytes of {what} ({exc})") from None
 
@@ -64,8 +69,13 @@ def _open_maybe_gzip(path: Path) -> IO[bytes]:
     return fh
 
 
-def read_idx(path: str | Path) -> np.ndarray:
-    """An IDX file (gzipped or not) as a native-endian array of the shape its header gives."""
+def read_idx(path: str | Path, *, max_values: int | None = None, progress: Progress | None = None) -> np.ndarray:
+    """An IDX file (gzipped or not) as a native-endian array of the shape its header gives.
+
+    ``max_values``: refuse, from the header alone, an array of more values than that (a file
+    import's memory bound). ``progress(fraction)`` hears the fraction of the values read after
+    each block; returning ``False`` stops the read with ``LoadCancelled``.
+    """
     path = Path(path)
     with _open_maybe_gzip(path) as fh:
         try:
@@ -85,8 +95,19 @@ def read_idx(path: str | Path) -> np.ndarray:
         if n_bytes > MAX_IDX_BYTES:
             raise DatasetError(f"{path}: the header announces {shape} values ({n_bytes:,} bytes), more than the "
                                f"{MAX_IDX_BYTES:,} this reader accepts")
+        n_values = n_bytes // dtype.itemsize
+        if max_values is not None and n_values > max_values:
+            raise DatasetError(f"{path}: the header announces {shape}, {n_values:,} values "
+                               f"({4 * n_values / 2**20:,.0f} MB as float32), more than the {max_values:,} values "
+                               f"({4 * max_values / 2**20:,.0f} MB) a data file may hold; use a subset of the images")
         out = np.empty(shape, dtype=dtype)
-        _read_exactly(fh, memoryview(out.reshape(-1).view(np.uint8)), str(path), f"an array of shape {shape}")
+
+        def report(done: int, total: int = max(n_bytes, 1)) -> None:
+            if progress is not None and progress(done / total) is False:
+                raise LoadCancelled(f"{path}: loading cancelled")
+
+        _read_exactly(fh, memoryview(out.reshape(-1).view(np.uint8)), str(path), f"an array of shape {shape}",
+                      report if progress is not None else None)
         if fh.read(1):
             raise DatasetError(f"{path}: has data after the {shape} values its header announces")
     return out.astype(dtype.newbyteorder("="), copy=False)
@@ -100,19 +121,32 @@ def pixels_to_unit(raw: np.ndarray, out: np.ndarray | None = None) -> np.ndarray
     return out
 
 
-def read_idx_pair(images_path: str | Path, labels_path: str | Path) -> tuple[np.ndarray, np.ndarray]:
-    """Byte images (n, rows·cols) and labels (n,) int64 from two IDX files (see ``pixels_to_unit``)."""
-    images, labels = read_idx(images_path), read_idx(labels_path)
-    if images.dtype != np.uint8 or images.ndim < 2:
-        raise DatasetError(f"{images_path}: must hold byte images (type 08, at least 2 dimensions), got "
-                           f"{images.dtype} of shape {images.shape}")
+def read_idx_images(images_path: str | Path, labels_path: str | Path, *, max_values: int | None = None,
+                    progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Byte images (n, ...) as the file shapes them and labels (n,) int64 from two IDX files.
+
+    ``max_values`` bounds the images (see :func:`read_idx`); ``progress`` hears the fraction of
+    the images read (the labels are small and read first)."""
+    labels = read_idx(labels_path, max_values=max_values)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
         raise DatasetError(f"{labels_path}: must hold one integer label per image (1 dimension), got "
                            f"{labels.dtype} of shape {labels.shape}")
+    images = read_idx(images_path, max_values=max_values, progress=progress)
+    if images.dtype != np.uint8 or images.ndim < 2:
+        raise DatasetError(f"{images_path}: must hold byte images (type 08, at least 2 dimensions), got "
+                           f"{images.dtype} of shape {images.shape}")
     if len(labels) != len(images):
         raise DatasetError(f"{labels_path}: holds {len(labels):,} labels for the {len(images):,} images of "
                            f"{Path(images_path).name}")
-    return images.reshape(len(images), -1), labels.astype(np.int64)
+    return images, labels.astype(np.int64)
+
+
+def read_idx_pair(images_path: str | Path, labels_path: str | Path, *, max_values: int | None = None,
+                  progress: Progress | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Byte images flattened to (n, rows·cols) and labels (n,) int64 from two IDX files (see
+    :func:`read_idx_images`, and ``pixels_to_unit`` for the scaling)."""
+    images, labels = read_idx_images(images_path, labels_path, max_values=max_values, progress=progress)
+    return images.reshape(len(images), -1), labels
 
 
 def refuse_cifar10_python(path: Path) -> None:

@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from core.engine import validation as check
+from core.engine.component import Component, Hyperparameter
 from core.engine.registry import Registry
 
 from .dataset import (
@@ -41,8 +42,12 @@ from .dataset import (
     first_line,
     require_file,
 )
+from .formats import pixels_to_unit, read_idx_images
+from .images import IMAGE_EXTENSIONS, class_folders, load_image_folder
+from .sources import MAX_VALUES
 
-__all__ = ["IMPORTERS", "FileImporter", "FilePreview", "load_csv", "load_npz", "read_csv_header", "target_sources"]
+__all__ = ["IMPORTERS", "FileImporter", "FilePreview", "labels_file_sources", "load_csv", "load_file", "load_npz",
+           "read_csv_header", "target_sources"]
 
 # A large file is handed to the parser in blocks of about this many bytes; the progress callback
 # runs between blocks, so a stop request takes effect within one block (~10 ms of parsing).
@@ -50,6 +55,8 @@ CSV_BLOCK_BYTES = 2**20
 MAX_HEADER_CHARS = 1_000_000  # a CSV header row longer than this is not a list of column names
 CSV_DIAGNOSE_ROWS = 20_000  # rows between stop checks while looking for a bad cell (after a parse error)
 
+
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 2, 512  # an image folder's size × size pixels
 
 # --------------------------------------------------------------------------------------------
 # The registry
@@ -68,24 +75,34 @@ class FilePreview:
     columns: tuple[str, ...] = ()
 
 
-class FileImporter:
+class FileImporter(Component):
     """A file format the user's data can come in; registered under its ``data.source`` name.
 
     ``label`` is the choice the Data panel lists ("CSV file"), ``summary`` its one-line help,
     ``file_type`` and ``extensions`` (with the dot, lower case) make a file dialog's filter.
     ``needs_target`` says whether the spec must name the label column (``data.target``); an
-    importer without one refuses a target. Importers keep no state: one instance per load.
+    importer without one refuses a target. ``needs_labels_file`` says whether the labels come in
+    a second file (``data.labels_path``, an IDX pair); an importer without one refuses it.
+    ``reads_folder`` says that ``data.path`` is a folder, not a file (an image folder).
+    Hyperparameters (``data.params``, e.g. an image folder's ``size``) are ``__init__``
+    keywords, as for every component; most importers have none. One instance per load.
     """
 
-    name: ClassVar[str] = ""
+    family: ClassVar[str] = "dataset"
     label: ClassVar[str] = ""
     summary: ClassVar[str] = ""
     file_type: ClassVar[str] = ""
     extensions: ClassVar[tuple[str, ...]] = ()
     needs_target: ClassVar[bool] = False
+    needs_labels_file: ClassVar[bool] = False
+    reads_folder: ClassVar[bool] = False
 
-    def load(self, path: Path, target: str | None = None, progress: Progress | None = None) -> Dataset:
-        """Read the whole file; ``progress`` (see :data:`Progress`) may stop it with LoadCancelled."""
+    def load(self, path: Path, target: str | None = None, progress: Progress | None = None,
+             labels_path: Path | None = None) -> Dataset:
+        """Read the whole file; ``progress`` (see :data:`Progress`) may stop it with LoadCancelled.
+
+        ``labels_path`` is only passed to an importer that ``needs_labels_file`` (so an importer
+        written without it keeps working)."""
         raise NotImplementedError
 
     def preview(self, path: Path) -> FilePreview:
@@ -99,9 +116,22 @@ class FileImporter:
         return f"{cls.file_type} ({' '.join('*' + ext for ext in cls.extensions)})"
 
 
+def load_file(importer: FileImporter, path: Path, target: str | None, labels_path: Path | None,
+              progress: Progress | None) -> Dataset:
+    """``importer.load`` with the labels file only for an importer that reads one."""
+    if type(importer).needs_labels_file:
+        return importer.load(path, target, progress=progress, labels_path=labels_path)
+    return importer.load(path, target, progress=progress)
+
+
 def target_sources() -> list[str]:
     """The ``data.source`` names whose importer needs ``data.target`` (the label column)."""
     return [name for name in IMPORTERS if IMPORTERS.get(name).needs_target]
+
+
+def labels_file_sources() -> list[str]:
+    """The ``data.source`` names whose importer reads its labels from ``data.labels_path``."""
+    return [name for name in IMPORTERS if IMPORTERS.get(name).needs_labels_file]
 
 
 # --------------------------------------------------------------------------------------------
@@ -467,3 +497,72 @@ class CsvImporter(FileImporter):
 
     def preview(self, path: Path) -> FilePreview:
         return FilePreview(columns=tuple(read_csv_header(path)[0]))
+
+
+@IMPORTERS.register("idx")
+class IdxImporter(FileImporter):
+    """A pair of IDX files, images and labels, as the MNIST family is published (gzipped or not).
+
+    The images file holds bytes (type 08) of shape (n, rows, cols) or (n, features); the labels
+    file one integer per image. Pixels are scaled to [0, 1] (x / 255, float32) as the book does;
+    the labels become classes 0..k-1 in sorted order, named by their values.
+    """
+
+    label = "IDX image and label files"
+    summary = ("Your own images in the MNIST family's format: an IDX images file (n × rows × cols bytes) and an "
+               "IDX labels file, gzipped or not.")
+    file_type = "IDX files"
+    # train-images-idx3-ubyte.gz as the MNIST family is published; unpacked files have no extension
+    # (the dialog's "All files" shows them)
+    extensions = (".gz", ".idx")
+    needs_labels_file = True
+
+    def load(self, path: Path, target: str | None = None, progress: Progress | None = None,
+             labels_path: Path | None = None) -> Dataset:
+        path = Path(path)
+        if labels_path is None:
+            raise DatasetError(f"{path}: an IDX images file needs its labels file (data.labels_path)")
+        labels_path = Path(labels_path)
+        for file in (path, labels_path):
+            require_file(file)
+        images, values = read_idx_images(path, labels_path, max_values=MAX_VALUES, progress=progress)
+        if len(images) < 2:
+            raise DatasetError(f"{path}: holds {len(images)} image{'s' if len(images) != 1 else ''}; at least 2 "
+                               "are needed")
+        labels, class_names = classes_from_values(labels_path, values, "the labels file")
+        X = pixels_to_unit(images.reshape(len(images), -1))
+        if X.shape[1] == 0:
+            raise DatasetError(f"{path}: the images have no pixels (shape {images.shape})")
+        return Dataset(X=X, y=labels, task="classification", n_classes=len(class_names),
+                       feature_names=[f"pixel_{i}" for i in range(X.shape[1])], class_names=class_names,
+                       image_shape=images.shape[1:] if images.ndim == 3 else None, name=path.name.split(".")[0])
+
+
+@IMPORTERS.register("image_folder")
+class ImageFolderImporter(FileImporter):
+    """A folder with one sub-folder of PNG or JPEG images per class (see :mod:`core.data.images`)."""
+
+    label = "Image folder"
+    summary = ("Your own images: a folder with one sub-folder of PNG or JPEG images per class, resized to "
+               "size × size pixels (needs Pillow).")
+    file_type = "Image folders"
+    extensions = IMAGE_EXTENSIONS
+    reads_folder = True
+    hyperparameters = {
+        "size": Hyperparameter("image size", "Every image is resized to size × size pixels (stretched) and "
+                               "flattened into size² inputs (3 × size² in colour).", f"{MIN_IMAGE_SIZE} to "
+                               f"{MAX_IMAGE_SIZE}"),
+        "grayscale": Hyperparameter("grayscale", "Grey levels (one value per pixel) instead of red, green and "
+                                    "blue values: three times fewer inputs.", "true or false"),
+    }
+
+    def __init__(self, size: int = 28, grayscale: bool = True) -> None:
+        self.size = check.integer("size", size, low=MIN_IMAGE_SIZE, high=MAX_IMAGE_SIZE)
+        self.grayscale = check.boolean("grayscale", grayscale)
+
+    def load(self, path: Path, target: str | None = None, progress: Progress | None = None) -> Dataset:
+        return load_image_folder(Path(path), self.size, self.grayscale, progress)
+
+    def preview(self, path: Path) -> FilePreview:
+        class_folders(Path(path))
+        return FilePreview()

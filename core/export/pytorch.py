@@ -484,7 +484,11 @@ REFUSED: dict[str, dict[str, str]] = {
                              "the script does not reproduce (export a run on the base data set instead)",
                 **{name: "the script does not read the downloaded files of the book's data sets and their "
                          "published split yet (save the arrays as an npz file and export a run on that)"
-                   for name in ("fashion_mnist", "mnist", "cifar10")}},
+                   for name in ("fashion_mnist", "mnist", "cifar10")},
+                "idx": "the script does not read IDX files yet (save the arrays as an npz file and export a run on "
+                       "that)",
+                "image_folder": "the script does not decode and resize image folders yet (save the arrays as an npz "
+                                "file and export a run on that)"},
 }
 
 

@@ -204,9 +204,11 @@ def test_data_sources_allowed_by_the_parser_are_the_registries():
     for name in IMPORTERS:
         importer = IMPORTERS.get(name)
         spec["data"] = {"source": name}
-        with pytest.raises(SpecError, match=rf"^data\.path: must be a file path for source '{name}'"):
+        what = "folder" if importer.reads_folder else "file"
+        with pytest.raises(SpecError, match=rf"^data\.path: must be a {what} path for source '{name}'"):
             parse_experiment(spec)
-        spec["data"] = {"source": name, "path": f"data{importer.extensions[0]}"}
+        path = "images" if importer.reads_folder else f"data{importer.extensions[0]}"
+        spec["data"] = {"source": name, "path": path}
         if importer.needs_target:
             with pytest.raises(SpecError, match=r"^data\.target: must name the target column"):
                 parse_experiment(spec)
@@ -216,12 +218,47 @@ def test_data_sources_allowed_by_the_parser_are_the_registries():
             with pytest.raises(SpecError, match=r"^data\.target: is only used with source 'csv', not"):
                 parse_experiment(spec)
             del spec["data"]["target"]
+        if importer.needs_labels_file:
+            with pytest.raises(SpecError, match=rf"^data\.labels_path: must be the path of the labels file for "
+                                                rf"source '{name}', got None"):
+                parse_experiment(spec)
+            spec["data"]["labels_path"] = "labels.gz"
+        else:
+            spec["data"]["labels_path"] = "labels.gz"
+            with pytest.raises(SpecError, match=r"^data\.labels_path: is only used with source 'idx', not"):
+                parse_experiment(spec)
+            del spec["data"]["labels_path"]
         data = parse_experiment(spec).data
-        assert data.source == name and data.path == f"data{importer.extensions[0]}"
+        assert data.source == name and data.path == path
         assert ("target" in data.to_dict()) == importer.needs_target
+        assert ("labels_path" in data.to_dict()) == importer.needs_labels_file
         spec["data"]["params"] = {"noise": 0.1}
-        with pytest.raises(SpecError, match=rf"^data\.params: must be empty for source '{name}'"):
-            parse_experiment(spec)
+        if importer.parameters():
+            with pytest.raises(SpecError, match=rf"^data\.params\.noise: unknown parameter for dataset '{name}'; "
+                                                rf"allowed: {', '.join(importer.parameters())}"):
+                parse_experiment(spec)
+        else:
+            with pytest.raises(SpecError, match=rf"^data\.params: must be empty for source '{name}'"):
+                parse_experiment(spec)
+
+
+def test_idx_labels_path_and_image_folder_params_round_trip():
+    spec = base()
+    spec["data"] = {"source": "idx", "path": "train-images.gz", "labels_path": "sub/train-labels.gz"}
+    e = parse_experiment(spec)
+    assert (e.data.path, e.data.labels_path) == ("train-images.gz", "sub/train-labels.gz")
+    assert parse_experiment(e.to_dict()) == e
+    assert json.dumps(parse_experiment(e.to_dict()).to_dict()) == json.dumps(e.to_dict())
+    spec["data"] = {"source": "image_folder", "path": "photos", "params": {"size": 16, "grayscale": False}}
+    e = parse_experiment(spec)
+    assert dict(e.data.params) == {"size": 16, "grayscale": False} and e.data.labels_path is None
+    assert parse_experiment(e.to_dict()) == e and "labels_path" not in e.to_dict()["data"]
+    spec["data"]["params"] = {"size": 1}
+    with pytest.raises(SpecError, match=r"^data\.params\.size: must be .*2"):
+        parse_experiment(spec)
+    spec["data"] = {"source": "digits", "labels_path": "l.gz"}
+    with pytest.raises(SpecError, match=r"^data\.labels_path: is only used with source 'idx', not 'digits'"):
+        parse_experiment(spec)
 
 
 @pytest.mark.parametrize("needs_target", [False, True])
@@ -229,7 +266,7 @@ def test_a_registered_importer_is_accepted_by_the_parser(needs_target):
     importer = LabelledPointsImporter if needs_target else PointsImporter
     spec = base()
     spec["data"] = {"source": "points", "path": "p.pts"}
-    with pytest.raises(SpecError, match=r"^data\.source: must be one of .*, npz, csv, got 'points'"):
+    with pytest.raises(SpecError, match=r"^data\.source: must be one of .*, npz, csv, idx, image_folder, got 'points'"):
         parse_experiment(spec)
     with registered_importer("points", importer):
         if needs_target:
@@ -241,7 +278,8 @@ def test_a_registered_importer_is_accepted_by_the_parser(needs_target):
         assert parse_experiment(e.to_dict()) == e   # the canonical form round-trips
         bad = copy.deepcopy(spec)
         bad["data"]["source"] = "moons"
-        with pytest.raises(SpecError, match=r"^data\.path: is only used with source 'npz' or 'csv' or 'points', "):
+        with pytest.raises(SpecError, match=r"^data\.path: is only used with source 'npz' or 'csv' or 'idx' or "
+                                            r"'image_folder' or 'points', "):
             parse_experiment(bad)
         if not needs_target:
             spec["data"]["target"] = "label"

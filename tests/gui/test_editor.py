@@ -618,8 +618,12 @@ def test_data_panel_lists_the_registered_sources_then_the_importers_with_their_f
         qtbot.waitUntil(lambda: data_panel(window).file_dialog is not None)
         dialog = data_panel(window).file_dialog
         assert dialog.isVisible()
-        assert dialog.nameFilters() == [importer.name_filter(), "All files (*)"]
-        assert all(f"*{ext}" in dialog.nameFilters()[0] for ext in importer.extensions)
+        if importer.reads_folder:     # a folder chooser: folders only, no file filter
+            assert dialog.fileMode() == QFileDialog.FileMode.Directory
+        else:
+            assert dialog.fileMode() == QFileDialog.FileMode.ExistingFile
+            assert dialog.nameFilters() == [importer.name_filter(), "All files (*)"]
+            assert all(f"*{ext}" in dialog.nameFilters()[0] for ext in importer.extensions)
         dialog.reject()   # nothing chosen: the data and the choice shown stay as they were
         assert window.state.experiment.data.source == "moons" and source.currentText() == "moons"
         data_panel(window).file_dialog = None

@@ -6,7 +6,7 @@ labelled and explained by the class's own ``hyperparameter(name)`` help."""
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from PySide6.QtWidgets import QWidget
@@ -70,7 +70,9 @@ def make_widget(kind: str, name: str) -> Any:
 class ComponentEditor(QWidget):
     """A form: the registry choice, then one row per hyperparameter of the chosen class.
 
-    The caller says how to read the section (``read() -> (name, params)``), how to change the
+    ``extra`` choices (name, text, tooltip) follow the registry's; those named in ``extra_classes``
+    get rows for their class's hyperparameters too (an image folder's size). The caller says how
+    to read the section (``read() -> (name, params)``), how to change the
     choice (``set_name``), where the hyperparameters sit in the canonical dict (``params_at(d)``
     returns that mutable dict) and under which spec path a hyperparameter's errors are kept
     (``param_path``); the fields are bound through the panel's ``binder``.
@@ -83,10 +85,12 @@ class ComponentEditor(QWidget):
     def __init__(self, binder: Binder, registry: Any, *, family: str, name_path: str, label: str,
                  tooltip: str, read: Callable[[], tuple[str, dict[str, Any]]], set_name: Callable[[str], Any],
                  params_at: Callable[[dict], dict], param_path: Callable[[str], str],
-                 extra: Sequence[tuple[str, str, str]] = (), parent: QWidget | None = None) -> None:
+                 extra: Sequence[tuple[str, str, str]] = (), extra_classes: Mapping[str, type] | None = None,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.binder = binder
         self.registry = registry
+        self.extra_classes = dict(extra_classes or {})   # the classes of ``extra`` choices that take parameters
         self.family = family
         self._read, self._params_at, self._param_path = read, params_at, param_path
         self.form = new_form()
@@ -125,9 +129,9 @@ class ComponentEditor(QWidget):
                 self.form.removeRow(field.label)
         self.binder.unbind(self.param_fields)
         self.param_fields, self.param_widgets = [], {}
-        if name not in self.registry:
+        cls = self.registry.get(name) if name in self.registry else self.extra_classes.get(name)
+        if cls is None:
             return True
-        cls = self.registry.get(name)
         row, _ = self.form.getWidgetPosition(self.combo)
         row += 2  # after the choice and its error label
         for key, default in cls.parameters().items():

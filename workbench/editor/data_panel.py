@@ -1,6 +1,8 @@
 """The Data panel: dataset (built-in with its parameters, or a file of a registered importer, with
-a target column when the importer needs one), a preview of shape, classes and class balance, the
-splits, standardization and augmentation."""
+a target column or a labels file when the importer needs one, or a folder for an importer that
+reads one), a preview of shape, classes, class balance and, for images, a grid of samples per
+class, the splits, standardization and augmentation. A book data set downloads on first use
+with its progress and Cancel in the preview; Reload retries after an error or a cancel."""
 
 from __future__ import annotations
 
@@ -8,10 +10,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QLocale, Qt, QTimer
-from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtGui import QImage, QPixmap, QShowEvent
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from core.data import DATASETS, IMPORTERS, DatasetError, FileImporter
 from core.spec import AUGMENTATIONS
@@ -63,7 +75,8 @@ class DataPanel(Panel):
             self.binder, DATASETS, family="dataset", name_path="data.source", label=label, tooltip=tip,
             read=lambda: (state.experiment.data.source, dict(state.experiment.data.params)),
             set_name=self._set_source, params_at=lambda d: d["data"]["params"], param_path=lambda k: f"data.params.{k}",
-            extra=extra)
+            extra=extra, extra_classes={name: IMPORTERS.get(name) for name in IMPORTERS
+                                        if IMPORTERS.get(name).parameters()})
         self.components.append(self.source)
         form = self.source.form
         self.path_edit = NumberEdit("text", placeholder="no file chosen")
@@ -81,6 +94,22 @@ class DataPanel(Panel):
         self.path_caption, err = add_row(form, label, path_row, tip)
         self.binder.bind(self.path_edit, "data.path", tooltip=tip, label=err, text="Change data file")
         self.path_row = path_row
+        # The second file of an importer that reads two (an IDX images file and its labels).
+        self.labels_edit = NumberEdit("text", placeholder="no labels file chosen")
+        self.labels_edit.setObjectName("data.labels_path")
+        self.browse_labels = QPushButton("Browse…")
+        self.browse_labels.setObjectName("browseLabelsFile")
+        self.browse_labels.setToolTip("Choose the labels file")
+        self.browse_labels.clicked.connect(lambda: self.choose_labels_file(self.state.experiment.data.source))
+        labels_row = QWidget()
+        row = QHBoxLayout(labels_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.labels_edit, 1)
+        row.addWidget(self.browse_labels)
+        label, tip = field_help("data.labels_path")
+        self.labels_caption, err = add_row(form, label, labels_row, tip)
+        self.binder.bind(self.labels_edit, "data.labels_path", tooltip=tip, label=err, text="Change labels file")
+        self.labels_row = labels_row
         self.target = ChoiceCombo()
         self.target.setObjectName("data.target")
         label, tip = field_help("data.target")
@@ -112,17 +141,21 @@ class DataPanel(Panel):
         self.balance_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(70, 130, 200))
         self.balance_plot.addItem(self.balance_bars)
         preview.addWidget(self.balance_plot)
+        self.samples = SampleGrid()
+        preview.addWidget(self.samples)
         loading = QHBoxLayout()
         self.progress = QProgressBar()
         self.progress.setObjectName("dataLoadProgress")
         self.progress.setTextVisible(True)
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setObjectName("cancelDataLoad")
-        self.cancel_button.setToolTip("Stop loading the file (the experiment keeps the file; Reload tries again)")
+        self.cancel_button.setToolTip("Stop loading or downloading the data (the experiment keeps it; Reload tries "
+                                      "again)")
         self.cancel_button.clicked.connect(self.info.cancel)
         self.reload_button = QPushButton("Reload")
         self.reload_button.setObjectName("reloadData")
-        self.reload_button.setToolTip("Read the data again (after the file changed on disk)")
+        self.reload_button.setToolTip("Read the data again (after the file changed on disk, an error or a cancelled "
+                                      "download)")
         self.reload_button.clicked.connect(self.reload)
         loading.addWidget(self.progress, 1)
         loading.addWidget(self.cancel_button)
@@ -185,6 +218,12 @@ class DataPanel(Panel):
         importer = importer_of(data.source)
         self.path_caption.setVisible(importer is not None)
         self.path_row.setVisible(importer is not None)
+        if importer is not None:
+            self.path_caption.setText("Folder" if importer.reads_folder else "File")
+            self.browse.setToolTip("Choose the data folder" if importer.reads_folder else "Choose the data file")
+        needs_labels = importer is not None and importer.needs_labels_file
+        self.labels_caption.setVisible(needs_labels)
+        self.labels_row.setVisible(needs_labels)
         needs_target = importer is not None and importer.needs_target
         self.target_caption.setVisible(needs_target)
         self.target.setVisible(needs_target)
@@ -249,14 +288,13 @@ class DataPanel(Panel):
 
         def change(d: dict) -> None:
             d["data"].update(source=source, params={})
-            d["data"].pop("path", None)
-            d["data"].pop("target", None)
+            for key in ("path", "target", "labels_path"):
+                d["data"].pop(key, None)
 
         message = edit(self.state, "data.source", change, f"Dataset: {source}")
         if message is None:
-            clear_errors(self.state, "data.params.")
-            clear_errors(self.state, "data.path")
-            clear_errors(self.state, "data.target")
+            for path in ("data.params.", "data.path", "data.target", "data.labels_path"):
+                clear_errors(self.state, path)
         return message
 
     def _set_augmentation(self, aug_type: str) -> Any:
@@ -270,25 +308,78 @@ class DataPanel(Panel):
 
     def choose_file(self, source: str) -> None:
         """Open the file chooser for importer ``source`` (not blocking: the window keeps running
-        while it is open); its name filter is the importer's extensions. Anything else than an
-        importer's name (the Browse button of a built-in source, which is hidden) does nothing."""
+        while it is open); its name filter is the importer's extensions, or a folder chooser for
+        an importer that reads a folder. Anything else than an importer's name (the Browse button
+        of a built-in source, which is hidden) does nothing."""
         importer = importer_of(source)
         if importer is None:
             return
         start = self.state.experiment.data.path or (str(self.base_dir) if self.base_dir else "")
-        dialog = QFileDialog(self, f"Choose a {source.upper()} data file", start, file_filter(importer))
+        if importer.reads_folder:
+            dialog = QFileDialog(self, f"Choose the folder of {importer.label.lower()}s", start)
+            dialog.setFileMode(QFileDialog.FileMode.Directory)
+            dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        else:
+            what = "images" if importer.needs_labels_file else "data"
+            dialog = QFileDialog(self, f"Choose a {source.upper()} {what} file", start, file_filter(importer))
+            dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
         dialog.setObjectName("dataFileDialog")
-        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
         dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
-        dialog.fileSelected.connect(lambda path, s=source: self.use_file(s, path))
+        dialog.fileSelected.connect(lambda path, s=source: self._file_chosen(s, path))
         dialog.rejected.connect(lambda: self.binder.refresh_field(self.source.name_field))
         dialog.finished.connect(dialog.deleteLater)
         self.file_dialog = dialog
         dialog.open()
 
-    def use_file(self, source: str, path: str) -> str | None:
+    def _file_chosen(self, source: str, path: str) -> None:
+        """A file (or folder) was chosen. An importer that also needs a labels file keeps the
+        current one, else takes the matching file next to it (``train-labels-idx1-ubyte.gz``
+        beside ``train-images-idx3-ubyte.gz``), else asks for it before changing anything."""
+        importer = IMPORTERS.get(source)
+        if not importer.needs_labels_file:
+            self.use_file(source, path)
+            return
+        current = self.state.experiment.data
+        labels = current.labels_path if current.source == source and current.labels_path else labels_beside(path)
+        if labels is not None:
+            self.use_file(source, path, labels)
+        else:
+            self.choose_labels_file(source, images=path)
+
+    def choose_labels_file(self, source: str, images: str | None = None) -> None:
+        """Open the chooser of the labels file; with ``images`` (a new images file not yet in the
+        experiment) both become the data at once, else only the labels file changes."""
+        importer = importer_of(source)
+        if importer is None or not importer.needs_labels_file:
+            return
+        start = self.state.experiment.data.labels_path or images or self.state.experiment.data.path or (
+            str(self.base_dir) if self.base_dir else "")
+        dialog = QFileDialog(self, f"Choose the {source.upper()} labels file", start, file_filter(importer))
+        dialog.setObjectName("labelsFileDialog")
+        dialog.setFileMode(QFileDialog.FileMode.ExistingFile)
+        dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+        if images is None:
+            dialog.fileSelected.connect(self.use_labels_file)
+        else:
+            dialog.fileSelected.connect(lambda labels, s=source, i=images: self.use_file(s, i, labels))
+            dialog.rejected.connect(lambda: self.binder.refresh_field(self.source.name_field))
+        dialog.finished.connect(dialog.deleteLater)
+        self.file_dialog = dialog
+        dialog.open()
+
+    def use_labels_file(self, path: str) -> str | None:
+        def change(d: dict) -> None:
+            d["data"]["labels_path"] = path
+
+        message = edit(self.state, "data.labels_path", change, f"Use labels file {Path(path).name}")
+        if message is None:
+            clear_errors(self.state, "data.labels_path")
+        return message
+
+    def use_file(self, source: str, path: str, labels_path: str | None = None) -> str | None:
         """Make ``path`` the data (one undoable edit); when the importer needs a target column, the
-        target stays if the new file has it, else it starts as the file's last column."""
+        target stays if the new file has it, else it starts as the file's last column; an importer
+        that reads a labels file gets ``labels_path``."""
         importer = IMPORTERS.get(source)
         target = None
         if importer.needs_target:
@@ -302,17 +393,23 @@ class DataPanel(Panel):
             current = self.state.experiment.data
             target = (current.target if current.source == source and current.target in columns
                       else columns[-1] if columns else None)
+        current = self.state.experiment.data
+        params = dict(current.params) if current.source == source else {}
 
         def change(d: dict) -> None:
-            d["data"].update(source=source, params={}, path=path)
+            d["data"].update(source=source, params=params, path=path)
             d["data"].pop("target", None)
+            d["data"].pop("labels_path", None)
             if target is not None:
                 d["data"]["target"] = target
+            if importer.needs_labels_file and labels_path is not None:
+                d["data"]["labels_path"] = labels_path
 
-        message = edit(self.state, "data.source", change, f"Use data file {Path(path).name}")
+        message = edit(self.state, "data.source", change, f"Use data {'folder' if importer.reads_folder else 'file'} "
+                                                          f"{Path(path).name}")
         if message is None:
-            clear_errors(self.state, "data.params.")
-            clear_errors(self.state, "data.path")
+            for error_path in ("data.params.", "data.path", "data.labels_path"):
+                clear_errors(self.state, error_path)
             self.file_error.hide()
         return message
 
@@ -345,6 +442,13 @@ class DataPanel(Panel):
     def _tick(self) -> None:
         seconds = time.monotonic() - self.info.started_at
         size = self.info.file_size
+        download = self.info.download_size
+        if download:
+            self.progress.setFormat("%p %")
+            self.preview_label.setText(f"Downloading {escape(self.info.source)} on first use, or checking the "
+                                       f"copy in the cache ({download / 2**20:,.0f} MB, {seconds:.0f} s)… "
+                                       "Cancel stops it; Reload goes on later.")
+            return
         if not size:
             self.preview_label.setText(f"Loading… ({seconds:.0f} s)")
             return
@@ -364,8 +468,11 @@ class DataPanel(Panel):
         if self.info.error:
             self.preview_label.setText(f"<span style='color:#d32f2f'>{escape(self.info.error)}</span>")
             self.balance_bars.setOpts(x=[], height=[])
+            self.samples.show_images(None, [])
             return
         summary = facts.summary
+        self.samples.show_images(None if summary is None else summary.get("sample_images"),
+                                 [] if summary is None else summary["classes"])
         if summary is None:
             if facts.n_samples is not None:
                 self.preview_label.setText(f"{locale.toString(facts.n_samples)} samples × "
@@ -403,3 +510,64 @@ class DataPanel(Panel):
         self.preview_label.setText("<br>".join(lines))
 
 
+
+
+def labels_beside(images: str) -> str | None:
+    """The labels file published next to an IDX images file, if it is there:
+    ``train-images-idx3-ubyte.gz`` → ``train-labels-idx1-ubyte.gz``."""
+    path = Path(images)
+    if "images" not in path.name:
+        return None
+    guess = path.with_name(path.name.replace("images", "labels").replace("idx3", "idx1"))
+    return str(guess) if guess != path and guess.is_file() else None
+
+
+class SampleGrid(QWidget):
+    """A few images of each class, one row per class (name on the left), for image data."""
+
+    CELL = 28                    # pixels per image on screen (8×8 digits are scaled up)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("sampleGrid")
+        self.setToolTip("The first images of each class, as the network sees them (each stretched to its own "
+                        "range): a quick check that the images and their labels belong together.")
+        self.grid = QGridLayout(self)
+        self.grid.setContentsMargins(0, 0, 0, 0)
+        self.grid.setHorizontalSpacing(6)
+        self.grid.setVerticalSpacing(2)
+        self.grid.setColumnStretch(1, 1)          # the images get the width, the names what they need
+        self.rows: list[tuple[QLabel, QLabel]] = []
+        self.hide()
+
+    def show_images(self, images: np.ndarray | None, class_names: list[str]) -> None:
+        """``images`` (classes, per class, rows, cols) bytes from the preview, or None to hide."""
+        while self.grid.count():
+            item = self.grid.takeAt(0)
+            if item.widget() is not None:
+                item.widget().deleteLater()
+        self.rows = []
+        if images is None or not len(images):
+            self.hide()
+            return
+        k, per, h, w = images.shape
+        scale = max(1, self.CELL // max(h, w))
+        for c in range(k):
+            strip = np.zeros((h, per * (w + 1) - 1), dtype=np.uint8)
+            for i in range(per):
+                strip[:, i * (w + 1):i * (w + 1) + w] = images[c, i]
+            strip = np.ascontiguousarray(strip)
+            image = QImage(strip.data, strip.shape[1], strip.shape[0], strip.strides[0],
+                           QImage.Format.Format_Grayscale8).copy()
+            pixmap = QPixmap.fromImage(image).scaled(strip.shape[1] * scale, strip.shape[0] * scale,
+                                                     Qt.AspectRatioMode.KeepAspectRatio,
+                                                     Qt.TransformationMode.FastTransformation)
+            name = QLabel(escape(str(class_names[c]) if c < len(class_names) else str(c)))
+            name.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            picture = QLabel()
+            picture.setObjectName(f"samples_{c}")
+            picture.setPixmap(pixmap)
+            self.grid.addWidget(name, c, 0)
+            self.grid.addWidget(picture, c, 1, Qt.AlignmentFlag.AlignLeft)
+            self.rows.append((name, picture))
+        self.show()

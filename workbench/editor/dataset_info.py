@@ -1,13 +1,15 @@
 """What the editor knows about the chosen data: sizes for the parameter count and the schedule
-preview, and the preview of a file (shape, classes, class balance) loaded off the GUI thread.
+preview, and the preview of a file (shape, classes, class balance, a few images of each class
+when the rows are images) loaded off the GUI thread.
 
 Sizes of the built-in sources are known without loading anything (bundled sets from a small
 table, generators from their parameters); a file's come from its preview. Loading runs on a
-``workbench.concurrent`` worker with the file's importer from ``core.data.IMPORTERS``, the same reader training
-uses: a CSV reports the fraction of the file parsed, an NPZ the fraction of its arrays' bytes
-read, after each block of about a megabyte, and Cancel stops either at the next block
-(``LoadCancelled``). Results are cached per (source, parameters, file, size, modification
-time).
+``workbench.concurrent`` worker through ``core.data.load_dataset``, the same reader training
+uses (a book data set downloads there on first use, with the same progress and Cancel): a CSV
+reports the fraction of the file parsed, an NPZ the fraction of its arrays' bytes read, after
+each block of about a megabyte (an IDX file likewise, an image folder after each image), and
+Cancel stops any of them at the next block (``LoadCancelled``). Results are cached per
+(source, parameters, files, sizes, modification times).
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from core.data import DATASETS, IMPORTERS, Dataset, LoadCancelled, load_dataset
+from core.data import DATASETS, Dataset, LoadCancelled, load_dataset
+from core.data.loading import resolve_path
 from core.spec import DataSpec
 
 from ..concurrent import JobRunner
@@ -32,6 +35,8 @@ from ..concurrent import JobRunner
 BUNDLED = {"digits": (1797, 64, 10), "iris": (150, 4, 3), "wine": (178, 13, 3), "breast_cancer": (569, 30, 2)}
 
 PROGRESS_STEP = 0.01            # progress is sent to the GUI thread when it moved by this much
+SAMPLES_PER_CLASS = 8           # the preview's grid: this many images of each class...
+MAX_SAMPLE_CLASSES = 20         # ...for at most this many classes
 
 
 @dataclass(frozen=True)
@@ -85,24 +90,45 @@ def estimate(data: DataSpec) -> DataFacts:
 
 
 def resolve(path: str, base_dir: Path | None) -> Path:
-    file = Path(path).expanduser()
-    if not file.is_absolute() and base_dir is not None:
-        file = base_dir / file
-    return file
+    return resolve_path(path, base_dir)
 
 
 def preview_key(data: DataSpec, base_dir: Path | None) -> str:
-    """Identifies what a preview was loaded from; a changed file gets a new key."""
+    """Identifies what a preview was loaded from; a changed file (or labels file) gets a new key."""
     key: dict[str, Any] = {"source": data.source, "params": dict(data.params), "target": data.target}
-    if data.path is not None:
-        file = resolve(data.path, base_dir)
-        key["path"] = str(file)
+    for name, path in (("path", data.path), ("labels_path", data.labels_path)):
+        if path is None:
+            continue
+        file = resolve(path, base_dir)
+        key[name] = str(file)
         try:
             st = file.stat()
-            key["stat"] = [st.st_size, st.st_mtime_ns]
+            key[f"{name}_stat"] = [st.st_size, st.st_mtime_ns]
         except OSError:
-            key["stat"] = None
+            key[f"{name}_stat"] = None
     return json.dumps(key, sort_keys=True, default=str)
+
+
+def sample_images(dataset: Dataset, per_class: int = SAMPLES_PER_CLASS,
+                  max_classes: int = MAX_SAMPLE_CLASSES) -> np.ndarray | None:
+    """The first ``per_class`` images of each class (of the first ``max_classes``) as bytes,
+    shape (classes, per_class, rows, cols), for the preview's grid; ``None`` when the rows of
+    ``X`` are not images. Each image is stretched to its own range (a standardized or 0-16
+    image shows as well as a 0-1 one); a class with fewer images leaves its last cells black."""
+    if dataset.image_shape is None or dataset.task != "classification":
+        return None
+    rows, cols = dataset.image_shape
+    k = min(dataset.n_classes, max_classes)
+    grid = np.zeros((k, per_class, rows, cols), dtype=np.uint8)
+    for c in range(k):
+        chosen = np.flatnonzero(dataset.y == c)[:per_class]
+        if not len(chosen):
+            continue
+        images = dataset.X[chosen].astype(np.float64)
+        low = images.min(axis=1, keepdims=True)
+        span = np.maximum(images.max(axis=1, keepdims=True) - low, 1e-12)
+        grid[c, :len(chosen)] = np.round(255 * (images - low) / span).reshape(len(chosen), rows, cols)
+    return grid
 
 
 def load_for_preview(data: DataSpec, base_dir: Path | None, should_stop: Callable[[], bool],
@@ -118,11 +144,11 @@ def load_for_preview(data: DataSpec, base_dir: Path | None, should_stop: Callabl
             last[0] = fraction
         return not should_stop()
 
-    if data.source in IMPORTERS:
-        dataset = IMPORTERS.get(data.source)().load(resolve(data.path or "", base_dir), data.target, progress=report)
-    else:
-        # a book data set downloads on first use: the same progress and Cancel as a file
-        dataset = load_dataset(data.source, data.params, rng=np.random.default_rng(0), progress=report)
+    # The same checks and paths as training; a book data set downloads on first use, with the
+    # same progress and Cancel as a file.
+    dataset = load_dataset(data.source, data.params, path=data.path, target=data.target,
+                           labels_path=data.labels_path, base_dir=base_dir, rng=np.random.default_rng(0),
+                           progress=report)
     if should_stop():
         raise LoadCancelled("loading cancelled")
     return dataset
@@ -155,6 +181,8 @@ class DataInfo(QObject):
         self._estimate = DataFacts()
         self.started_at = 0.0
         self.file_size = 0
+        self.download_size = 0          # bytes a book data set downloads on first use (0: not one)
+        self.source = ""
 
     # ------------------------------------------------------------------ reading
 
@@ -220,6 +248,10 @@ class DataInfo(QObject):
         self._pending_key = key
         self.started_at = time.monotonic()
         self.file_size = 0
+        self.source = data.source
+        source_class = DATASETS.get(data.source) if data.source in DATASETS else None
+        download_size = getattr(source_class, "download_size", None)      # a book data set's classmethod
+        self.download_size = download_size() if callable(download_size) else 0
         if data.path is not None:
             try:
                 self.file_size = resolve(data.path, base_dir).stat().st_size
@@ -228,9 +260,11 @@ class DataInfo(QObject):
 
         def job(progress: Callable[[float], None], should_stop: Callable[[], bool]) -> dict[str, Any] | None:
             try:
-                return load_for_preview(data, base_dir, should_stop, progress).summary()
+                dataset = load_for_preview(data, base_dir, should_stop, progress)
             except LoadCancelled:
                 return None
+            # The grid's few images are copied out here, so the full data set is not kept.
+            return {**dataset.summary(), "sample_images": sample_images(dataset)}
 
         self.loading.emit(True)
         self._runner.submit(job)     # waits for a stopping older load; its outcome is dropped

@@ -15,8 +15,12 @@ FIELDS: dict[str, tuple[str, str]] = {
     "name": ("Name", "A name for this experiment; shown in the title bar and stored in sessions."),
     "seed": ("Seed", "Seeds every random choice (data, split, initialization, shuffling, dropout): the same "
                      "seed gives the same run."),
-    "data.source": ("Dataset", "Where the examples come from: a built-in problem or your own NPZ / CSV file."),
-    "data.path": ("File", "The data file; relative paths are relative to the experiment file's folder."),
+    "data.source": ("Dataset", "Where the examples come from: a built-in problem, one of the book's image sets, or "
+                               "your own NPZ / CSV / IDX files or folder of images."),
+    "data.path": ("File", "The data file (for an image folder: the folder); relative paths are relative to the "
+                          "experiment file's folder."),
+    "data.labels_path": ("Labels file", "The file holding one label per image (an IDX labels file); relative "
+                                        "paths are relative to the experiment file's folder."),
     "data.target": ("Target column", "The CSV column holding the labels (whole numbers or names: "
                                      "classification) or the values to predict (decimals: regression)."),
     "data.validation_split": ("Validation split", "Fraction held out to measure generalization each epoch "

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressBar
 from core.sessions.recovery import Recoverable, discard
 
 from .autosave import AutosaveManager
-from .preferences import AutosaveDialog
+from .preferences import AutosaveDialog, DownloadDialog, apply_mirror
 from .recovery_dialog import DISCARD, RESTORE, RecoveryDialog, crashed_copies
 from .transfer_dialog import TransferDialog
 
@@ -63,6 +63,7 @@ class SessionTools(QObject):
         self.suggested_path: Path | None = None      # Save As starts here (a restored session's file)
         self.recovery_dialog: RecoveryDialog | None = None
         self.transfer_dialog: TransferDialog | None = None
+        self.download_dialog: DownloadDialog | None = None
 
         self.busy = QProgressBar()
         self.busy.setObjectName("openingBusy")
@@ -84,6 +85,12 @@ class SessionTools(QObject):
         self.autosave_action.setShortcut(QKeySequence("Ctrl+Alt+S"))
         self.autosave_action.setStatusTip("How often a recovery copy is written while training")
         self.autosave_action.triggered.connect(self.autosave_settings)
+        self.download_action = QAction("&Data set downloads…", self)
+        self.download_action.setObjectName("downloadSettingsAction")
+        self.download_action.setShortcut(QKeySequence("Ctrl+Alt+D"))
+        self.download_action.setStatusTip("A mirror to download Fashion-MNIST, MNIST and CIFAR-10 from")
+        self.download_action.triggered.connect(self.download_settings)
+        apply_mirror(window.settings)
         file_menu = _menu(window, "File")
         if file_menu is not None:
             file_menu.insertAction(window.open_action, self.transfer_action)
@@ -91,6 +98,7 @@ class SessionTools(QObject):
         if train_menu is not None:
             train_menu.addSeparator()
             train_menu.addAction(self.autosave_action)
+            train_menu.addAction(self.download_action)
         self.controller.mode_changed.connect(lambda _: self._update_actions())
         self._update_actions()
         self.state.file_changed.connect(self._on_file_changed)
@@ -237,6 +245,13 @@ class SessionTools(QObject):
                                             "press Train", 8000)
 
     # ------------------------------------------------------------------ preferences
+
+    def download_settings(self) -> None:
+        dialog = DownloadDialog(self.window.settings, self.window)
+        dialog.setObjectName("downloadDialog")
+        dialog.finished.connect(lambda _: dialog.deleteLater())
+        self.download_dialog = dialog
+        dialog.open()
 
     def autosave_settings(self) -> None:
         dialog = AutosaveDialog(self.window.settings, self.window)

@@ -1,6 +1,15 @@
-"""Training › Autosave settings…: how often the recovery copy is written (kept in QSettings)."""
+"""Preferences kept in QSettings: Training › Autosave settings… (how often the recovery copy is
+written) and Training › Data set downloads… (a mirror for the book's data sets).
+
+The mirror reaches ``core.data.download`` the way a user outside the app would set it: as the
+``GRADIENT_WORKBENCH_MIRROR`` environment variable of the app's process. A value set outside
+the app wins: the preference is then shown but not applied.
+"""
 
 from __future__ import annotations
+
+import os
+from urllib.parse import urlparse
 
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import (
@@ -10,10 +19,12 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QLabel,
+    QLineEdit,
     QVBoxLayout,
     QWidget,
 )
 
+from core.data.download import MIRROR_VARIABLE, cache_dir
 from core.sessions.recovery import recovery_dir
 
 from .autosave import ENABLED_KEY, EVERY_EPOCH_KEY, INTERVAL_KEY, autosave_settings
@@ -65,4 +76,95 @@ class AutosaveDialog(QDialog):
         self.settings.setValue(ENABLED_KEY, self.enabled.isChecked())
         self.settings.setValue(EVERY_EPOCH_KEY, self.every_epoch.isChecked())
         self.settings.setValue(INTERVAL_KEY, float(self.interval.value()))
+        super().accept()
+
+
+# ---------------------------------------------------------------------------- the download mirror
+
+MIRROR_KEY = "data/mirror"
+_applied: list[str | None] = [None]     # the value this process itself put into the environment
+
+
+def mirror_from_outside() -> str | None:
+    """The mirror set in the environment by whoever started the app (not by the preference)."""
+    value = os.environ.get(MIRROR_VARIABLE, "").strip()
+    return value if value and value != _applied[0] else None
+
+
+def mirror_preference(settings: QSettings) -> str:
+    return str(settings.value(MIRROR_KEY, "") or "").strip()
+
+
+def check_mirror(value: str) -> str | None:
+    """Why ``value`` cannot be a mirror base URL, or None (empty: the official locations)."""
+    if not value:
+        return None
+    url = urlparse(value)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        return f"must be an http:// or https:// address, like https://example.org/datasets; got {value!r}"
+    return None
+
+
+def apply_mirror(settings: QSettings) -> None:
+    """Put the preference into this process's environment, unless the variable was set outside."""
+    if mirror_from_outside() is not None:
+        return
+    value = mirror_preference(settings)
+    if value and check_mirror(value) is None:
+        os.environ[MIRROR_VARIABLE] = value
+        _applied[0] = value
+    elif _applied[0] is not None:
+        os.environ.pop(MIRROR_VARIABLE, None)
+        _applied[0] = None
+
+
+class DownloadDialog(QDialog):
+    """Edit the mirror the book's data sets are downloaded from; ``accept()`` stores and applies it."""
+
+    def __init__(self, settings: QSettings, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("downloadDialog")
+        self.setWindowTitle("Data set downloads")
+        self.settings = settings
+        layout = QVBoxLayout(self)
+        intro = QLabel("Fashion-MNIST, MNIST and CIFAR-10 are downloaded once, on first use, from their official "
+                       f"locations into <tt>{cache_dir()}</tt>. If your network blocks those hosts, give a mirror: "
+                       "each file is then fetched as <tt>MIRROR/&lt;official file name&gt;</tt> (and checked "
+                       "against the same SHA-256 digest).")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        form = QFormLayout()
+        self.mirror = QLineEdit(mirror_preference(settings))
+        self.mirror.setObjectName("mirrorUrl")
+        self.mirror.setPlaceholderText("empty: the official locations")
+        self.mirror.setToolTip("Base URL of a mirror of the data set files")
+        form.addRow("Mirror", self.mirror)
+        layout.addLayout(form)
+        self.error = QLabel()
+        self.error.setObjectName("mirrorError")
+        self.error.setStyleSheet("color: #d32f2f")
+        self.error.setWordWrap(True)
+        self.error.hide()
+        layout.addWidget(self.error)
+        outside = mirror_from_outside()
+        self.outside_note = QLabel(f"{MIRROR_VARIABLE} is set to <tt>{outside}</tt> where the app was started; "
+                                   "it is used instead of this preference." if outside else "")
+        self.outside_note.setObjectName("mirrorOverridden")
+        self.outside_note.setWordWrap(True)
+        self.outside_note.setVisible(outside is not None)
+        layout.addWidget(self.outside_note)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def accept(self) -> None:
+        value = self.mirror.text().strip()
+        problem = check_mirror(value)
+        if problem is not None:
+            self.error.setText(f"Mirror: {problem}")
+            self.error.show()
+            return
+        self.settings.setValue(MIRROR_KEY, value)
+        apply_mirror(self.settings)
         super().accept()

@@ -13,7 +13,8 @@ The defaults are the book's advice (chapter 11, "Reusing Pretrained Layers"): re
 lower layers and replace the top ones (``default_reuse``: all but the top quarter of the
 hidden layers, at least one replaced), freeze every reused layer first, unfreeze them after
 ``DEFAULT_UNFREEZE_EPOCH`` epochs (at ``DEFAULT_RATE_FACTOR`` times the rate: 1.0, the measured
-better choice here, rather than the book's 0.1, which the factor field still offers), and — when the source learned some classes of a bundled data set —
+better choice here, rather than the book's 0.1, which the factor field still offers), and —
+when the source learned some classes of a bundled data set —
 set the new task to the other classes (``default_target_classes``: digits 0-4, then 5-9).
 """
 

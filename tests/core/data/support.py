@@ -129,3 +129,40 @@ def write_points(path: Path, rows: int = 30, features: int = 3, header: str | No
     values = np.random.default_rng(0).normal(size=(rows, features))
     lines = [" ".join(f"{v:.4f}" for v in row) + f" {i % 3}" for i, row in enumerate(values)]
     return write(path, "\n".join(([header] if header else []) + lines) + "\n")
+
+
+# ------------------------------------------------------------------------------------ image files
+
+
+def write_idx_pair(folder: Path, n: int = 30, shape: tuple[int, ...] = (6, 5), n_classes: int = 3, seed: int = 0,
+                   compress: bool = True) -> tuple[Path, Path, np.ndarray, np.ndarray]:
+    """An IDX images file (n × shape bytes) and its labels file (0..n_classes-1); paths and arrays."""
+    from .book_support import idx_bytes
+
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, *shape), dtype=np.uint8)
+    labels = (np.arange(n) % n_classes).astype(np.uint8)
+    suffix = ".gz" if compress else ""
+    images_path = folder / f"images-idx{1 + len(shape)}-ubyte{suffix}"
+    labels_path = folder / f"labels-idx1-ubyte{suffix}"
+    images_path.write_bytes(idx_bytes(images, compress=compress))
+    labels_path.write_bytes(idx_bytes(labels, compress=compress))
+    return images_path, labels_path, images, labels
+
+
+def write_image_folder(folder: Path, per_class: dict[str, int] | None = None, size: tuple[int, int] = (12, 9),
+                       seed: int = 0) -> dict[str, list[np.ndarray]]:
+    """One sub-folder per class of RGB images (PNG, and JPEG for every third): the pixels written."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    written: dict[str, list[np.ndarray]] = {}
+    for name, count in (per_class or {"cat": 4, "dog": 3}).items():
+        (folder / name).mkdir(parents=True, exist_ok=True)
+        written[name] = []
+        for i in range(count):
+            pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+            ext = "jpg" if i % 3 == 2 else "png"
+            Image.fromarray(pixels, "RGB").save(folder / name / f"{i:03d}.{ext}")
+            written[name].append(pixels)
+    return written

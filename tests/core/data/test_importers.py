@@ -14,6 +14,7 @@ from core.data.importers import (
     IMPORTERS,
     FileImporter,
     FilePreview,
+    labels_file_sources,
     load_csv,
     load_npz,
     read_csv_header,
@@ -365,7 +366,7 @@ def test_npz_with_an_array_cut_short_is_refused(tmp_path):
 
 
 def test_importers_registered_in_order_with_what_the_gui_and_the_spec_need():
-    assert IMPORTERS.names() == ["npz", "csv"]
+    assert IMPORTERS.names() == ["npz", "csv", "idx", "image_folder"]
     assert not set(IMPORTERS.names()) & set(DATASETS.names())  # one name, one meaning in data.source
     for name in IMPORTERS:
         cls = IMPORTERS.get(name)
@@ -377,6 +378,9 @@ def test_importers_registered_in_order_with_what_the_gui_and_the_spec_need():
     assert IMPORTERS.get("csv").name_filter() == "CSV files (*.csv *.tsv *.txt)"
     assert IMPORTERS.get("npz").name_filter() == "NumPy archives (*.npz)"
     assert target_sources() == ["csv"]
+    assert labels_file_sources() == ["idx"]
+    assert [name for name in IMPORTERS if IMPORTERS.get(name).reads_folder] == ["image_folder"]
+    assert IMPORTERS.get("image_folder").parameters() == {"size": 28, "grayscale": True}
 
 
 def test_importer_load_is_the_reader_with_its_progress_and_cancel(tmp_path):
@@ -408,8 +412,8 @@ def test_importer_preview_is_cheap_and_names_the_target_columns(tmp_path):
 
 def test_a_registered_importer_is_listed_and_removed_again(tmp_path):
     with registered_importer("points", PointsImporter):
-        assert IMPORTERS.names() == ["npz", "csv", "points"] and PointsImporter.name == "points"
+        assert IMPORTERS.names() == ["npz", "csv", "idx", "image_folder", "points"] and PointsImporter.name == "points"
         assert PointsImporter.name_filter() == "Point lists (*.pts *.points)"
         data = IMPORTERS.get("points")().load(write_points(tmp_path / "p.pts", rows=30, features=3))
         assert (data.n_samples, data.n_features, data.n_classes) == (30, 3, 3)
-    assert IMPORTERS.names() == ["npz", "csv"]
+    assert IMPORTERS.names() == ["npz", "csv", "idx", "image_folder"]

@@ -28,7 +28,7 @@ from .support import (
 
 
 def test_dataset_names_are_the_sources_then_the_importers():
-    assert dataset_names() == SYNTHETIC + BUNDLED + AUXILIARY + BOOK + ["npz", "csv"]
+    assert dataset_names() == SYNTHETIC + BUNDLED + AUXILIARY + BOOK + ["npz", "csv", "idx", "image_folder"]
 
 
 
@@ -52,7 +52,7 @@ def test_load_dataset_errors(tmp_path):
     assert_error(load_dataset, "npz", {}, path="x.npz", target="t", rng=rng(), words=["target: only used"])
     assert_error(load_dataset, "imagenet", {}, rng=rng(),
                  words=["unknown dataset 'imagenet'", "allowed: spirals, moons",
-                        "breast_cancer, corrupted, fashion_mnist, mnist, cifar10, npz, csv"])
+                        "breast_cancer, corrupted, fashion_mnist, mnist, cifar10, npz, csv, idx, image_folder"])
     assert_error(load_dataset, "moons", {}, path="x.npz", rng=rng(), words=["path: only used"])
     with pytest.raises(ValueError, match="noise: unknown parameter for dataset 'npz'; allowed: none"):
         load_dataset("npz", {"noise": 1}, path="x.npz", rng=rng())
@@ -67,9 +67,10 @@ def test_a_registered_importer_is_a_data_source(tmp_path):
     write_points(tmp_path / "data" / "p.pts", rows=12, features=2)
     assert_error(load_dataset, "points", {}, path="data/p.pts", base_dir=tmp_path, rng=rng(),
                  words=["unknown dataset 'points'",
-                        "breast_cancer, corrupted, fashion_mnist, mnist, cifar10, npz, csv"])
+                        "breast_cancer, corrupted, fashion_mnist, mnist, cifar10, npz, csv, idx, image_folder"])
     with registered_importer("points", PointsImporter):
-        assert dataset_names() == SYNTHETIC + BUNDLED + AUXILIARY + BOOK + ["npz", "csv", "points"]
+        assert dataset_names() == SYNTHETIC + BUNDLED + AUXILIARY + BOOK + ["npz", "csv", "idx", "image_folder",
+                                                                            "points"]
         calls: list[float] = []
         data = load_dataset("points", {}, path="data/p.pts", base_dir=tmp_path, rng=rng(),
                             progress=lambda f: calls.append(f) or True)
@@ -79,7 +80,8 @@ def test_a_registered_importer_is_a_data_source(tmp_path):
                      words=["target: only used when source is 'csv'", "'points' file holds its own targets"])
         assert_error(load_dataset, "points", {}, rng=rng(), words=["path: required when source is 'points'"])
         assert_error(load_dataset, "moons", {}, path="x.pts", rng=rng(),
-                     words=["path: only used when source is 'npz' or 'csv' or 'points', not 'moons'"])
+                     words=["path: only used when source is 'npz' or 'csv' or 'idx' or 'image_folder' or 'points', "
+                            "not 'moons'"])
     with registered_importer("labelled", LabelledPointsImporter):
         write_points(tmp_path / "l.lpts", rows=9, features=2, header="a b label")
         assert_error(load_dataset, "labelled", {}, path=str(tmp_path / "l.lpts"), rng=rng(),

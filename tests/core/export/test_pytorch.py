@@ -44,6 +44,7 @@ from core.sessions.trainer_io import save_trainer
 from core.spec import AUGMENTATIONS, parse_experiment
 from core.training import Trainer
 from tests.core.data.book_support import served_book_sets
+from tests.core.data.support import write_idx_pair, write_image_folder
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -193,6 +194,13 @@ def spec_using(family, name, tmp_path):
         return experiment(model={"output": {"loss": name}}), None
     if family == "augmentation":
         return experiment(source="digits", data={"augmentation": {"type": name}}), None
+    if name == "idx":
+        write_idx_pair(tmp_path, n=60, shape=(4, 4))
+        return experiment(source=name, data={"path": "images-idx3-ubyte.gz",
+                                             "labels_path": "labels-idx1-ubyte.gz"}), tmp_path
+    if name == "image_folder":
+        write_image_folder(tmp_path / "photos", {"a": 20, "b": 20}, size=(5, 5))
+        return experiment(source=name, data={"path": "photos", "params": {"size": 4}}), tmp_path
     if name in ("npz", "csv"):
         return experiment(source=name, data={"path": f"data.{name}", **({"target": "kind"} if name == "csv" else {})}),\
             tmp_path
