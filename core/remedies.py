@@ -39,7 +39,7 @@ import numpy as np
 
 from core.engine.diagnostics import REMEDIES, HealthIssue
 from core.sessions.branch import continue_as
-from core.spec import parse_experiment
+from core.spec import Experiment, parse_experiment
 from core.training import Trainer
 
 TRIAL_STEPS = 200        # optimizer steps per trial
@@ -219,11 +219,14 @@ def _measure(trainer: Trainer, fix: tuple[str, ...], from_start: bool, start_ste
                  after if not diverged else math.inf, diverged)
 
 
-def _run_trial(trainer: Trainer, steps: int, seconds: float) -> tuple[str, float]:
+def _run_trial(trainer: Trainer, steps: int, seconds: float,
+               should_stop: Callable[[], bool] | None = None) -> tuple[str, float]:
     goal = trainer.step + steps
     t0 = time.perf_counter()
     deadline = t0 + seconds
-    reason = trainer.fit(epochs=10**6, should_stop=lambda: trainer.step >= goal or time.perf_counter() > deadline)
+    outer = should_stop or (lambda: False)
+    reason = trainer.fit(epochs=10**6, should_stop=lambda: trainer.step >= goal or time.perf_counter() > deadline
+                         or outer())
     return reason, time.perf_counter() - t0
 
 
@@ -238,10 +241,11 @@ def _trial_experiment(data: Mapping[str, Any], fix: tuple[str, ...]) -> dict[str
 
 
 def try_fix(trainer: Trainer, fix: tuple[str, ...], steps: int = TRIAL_STEPS,
-            seconds: float = TRIAL_SECONDS, from_start: bool | None = None) -> Trial:
+            seconds: float = TRIAL_SECONDS, from_start: bool | None = None,
+            should_stop: Callable[[], bool] | None = None) -> Trial:
     """Train ``fix`` (remedy keys; empty for the unchanged run) for the budget and measure it:
     from the start if it changes initialization or structure (or ``from_start`` says so), else
-    from the current step. ``trainer`` is left as it was."""
+    from the current step. ``trainer`` is left as it was; ``should_stop`` ends the trial early."""
     if from_start is None:
         from_start = bool(FROM_START.intersection(fix))
     data = _trial_experiment(trainer.experiment.to_dict(), fix)
@@ -253,7 +257,7 @@ def try_fix(trainer: Trainer, fix: tuple[str, ...], steps: int = TRIAL_STEPS,
         trial = continue_as(trainer, experiment, history=False)
         start = trial.step
     trial.blas_threads = 1
-    reason, took = _run_trial(trial, steps, seconds)
+    reason, took = _run_trial(trial, steps, seconds, should_stop)
     return _measure(trial, fix, from_start, start, reason, took)
 
 
@@ -288,22 +292,26 @@ def _with(trial: Trial, verdict: str, explanation: str) -> Trial:
 
 
 def try_remedies(trainer: Trainer, finding: HealthIssue, steps: int = TRIAL_STEPS,
-                 seconds: float = TRIAL_SECONDS,
-                 should_stop: Callable[[], bool] | None = None) -> RemedyReport:
+                 seconds: float = TRIAL_SECONDS, should_stop: Callable[[], bool] | None = None,
+                 progress: Callable[[str], None] | None = None) -> RemedyReport:
     """Try each remedy the finding names (``finding.remedies``) for the budget and report each
     one's measured effect against the unchanged run (see the module docstring). ``trainer`` is
-    left as it was; ``should_stop`` (checked between trials) ends early with the trials so far."""
+    left as it was; ``should_stop`` (checked at every step) ends early with the trials so far;
+    ``progress`` hears the label of each trial as it starts."""
     baselines: dict[bool, Trial] = {}
     trials: list[Trial] = []
     keys = [k for k in finding.remedies if k in REMEDY_EDITS]
+    tell = progress or (lambda label: None)
     for key in keys:
         if should_stop is not None and should_stop():
             break
         fix = (key,)
         from_start = key in FROM_START
         if from_start not in baselines:
-            baselines[from_start] = try_fix(trainer, (), steps, seconds, from_start=from_start)
-        trial = judge(try_fix(trainer, fix, steps, seconds), baselines[from_start])
+            tell("the unchanged run" + (" from the start" if from_start else ""))
+            baselines[from_start] = try_fix(trainer, (), steps, seconds, from_start, should_stop)
+        tell(key)
+        trial = judge(try_fix(trainer, fix, steps, seconds, should_stop=should_stop), baselines[from_start])
         trials.append(trial)
         # A fix that diverged may need a smaller step too: paired with the rate halved, up to
         # PAIR_HALVINGS times, until the pair stops diverging.
@@ -312,8 +320,9 @@ def try_remedies(trainer: Trainer, finding: HealthIssue, steps: int = TRIAL_STEP
             halvings += 1
             if should_stop is not None and should_stop():
                 break
-            trial = judge(try_fix(trainer, (*fix, *["learning_rate"] * halvings), steps, seconds),
-                          baselines[from_start])
+            paired = (*fix, *["learning_rate"] * halvings)
+            tell(" + ".join(paired))
+            trial = judge(try_fix(trainer, paired, steps, seconds, should_stop=should_stop), baselines[from_start])
             trials.append(trial)
     return RemedyReport(finding, baselines, tuple(trials))
 
@@ -327,3 +336,22 @@ def describe(trial: Trial) -> str:
                "diverged": "diverged", "baseline": "unchanged run"}[trial.verdict]
     where = "from the start" if trial.from_start else f"from step {trial.start_step:,}"
     return f"{names}: {verdict} ({trial.explanation}; trial of {trial.steps} steps {where}, {trial.seconds:.1f} s)"
+
+
+REPLAY_LIMIT = 5000      # steps a run is replayed to, at most, to try the fixes from where it is
+
+
+def try_remedies_for(experiment: Experiment, finding: HealthIssue, steps: int = TRIAL_STEPS,
+                     seconds: float = TRIAL_SECONDS, should_stop: Callable[[], bool] | None = None,
+                     progress: Callable[[str], None] | None = None) -> RemedyReport:
+    """``try_remedies`` for a run known by its experiment only (the window's, whose trainer is
+    elsewhere): the run is rebuilt and replayed to the finding's step (at most ``REPLAY_LIMIT``
+    steps: a run is deterministic given its experiment), then the fixes are tried from there."""
+    trainer = Trainer(experiment)
+    goal = min(max(int(finding.step), 0), REPLAY_LIMIT)
+    stop = should_stop or (lambda: False)
+    if goal:
+        if progress is not None:
+            progress(f"replaying the run to step {goal:,}")
+        trainer.fit(epochs=10**6, should_stop=lambda: trainer.step >= goal or stop())
+    return try_remedies(trainer, finding, steps, seconds, should_stop, progress)

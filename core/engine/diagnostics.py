@@ -273,6 +273,12 @@ class HealthIssue:
         return {"kind": self.kind, "layer": self.layer, "layer_name": self.layer_name, "step": self.step,
                 "message": self.message, "remedies": list(self.remedies)}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HealthIssue:
+        """The finding ``to_dict`` gave (without its evidence, which the dict does not carry)."""
+        return cls(str(data["kind"]), int(data["layer"]), str(data["layer_name"]), int(data["step"]),
+                   str(data["message"]), tuple(str(r) for r in data.get("remedies", ())))
+
     def measured(self, name: str) -> float:
         """One number of the evidence (NaN if the finding has none of that name)."""
         return dict(self.evidence).get(name, math.nan)
