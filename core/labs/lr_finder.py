@@ -23,6 +23,14 @@ which the loss starts to climb (typically about 10 times lower than the turning 
 
     suggestion = η at the minimum of L̃ / 10.
 
+A suggestion is made only when the curve can be read that way: the smoothed loss must rise
+after its minimum (by ``RISE_FACTOR``, or the run exploded or diverged), since a loss still
+falling at η_max has no turning point and a tenth of the range's end is not a rate the test
+has justified; it must fall by at least ``FLAT_DROP`` of where it started (else it is too flat
+to read); and the batch losses' scatter around the smoothed curve before the minimum must be
+below ``NOISE_RATIO`` of that fall (else it is too noisy). Otherwise ``suggestion`` is
+``None`` and ``problem`` says why.
+
 Also reported: the *steepest descent* rate, where L̃ falls fastest per factor of η,
 argmin_t dL̃/d(ln η) before the minimum (fastai's choice); the two usually agree within a
 factor of a few.
@@ -58,6 +66,9 @@ from core.training import Trainer
 Progress = Callable[[dict[str, Any]], None]
 
 WARMUP_STEPS = 10   # explosions are not judged before this many steps (the average is still settling)
+RISE_FACTOR = 1.3   # the smoothed loss must climb this far above its minimum after it: a turning point
+FLAT_DROP = 0.1     # ... and must have fallen by this share of where it started
+NOISE_RATIO = 0.5   # the batch losses' scatter (std around the smoothed curve) must stay below this share of the fall
 
 
 class ExponentialRamp(Schedule):
@@ -138,10 +149,38 @@ class RangeTest:
         return None if i is None else float(self.learning_rates[i])
 
     @property
+    def problem(self) -> str | None:
+        """Why the curve cannot be read (module docstring), or ``None`` when it can."""
+        best = self.best_index
+        if best is None:
+            return "the test ended before any finite loss"
+        smoothed = self.smoothed
+        low, start = float(smoothed[best]), float(smoothed[0])
+        after = smoothed[best:]
+        rose = self.reason in ("exploded", "diverged") or not np.isfinite(after).all() or \
+            float(np.max(after)) > RISE_FACTOR * low
+        if not rose:
+            lowest = float(self.learning_rates[best])
+            return (f"the loss did not rise by the end of the range: it is lowest at η = {lowest:.2g}"
+                    f"{' (the end of the range)' if best == self.n_steps - 1 else ''}, so the test shows no rate "
+                    "where training becomes unstable and a tenth of it is not justified (on a small training set "
+                    "the loss can fall to 0 at any rate); widen the range or judge by validation loss")
+        drop = start - low
+        if start <= 0 or drop < FLAT_DROP * start:
+            share = max(drop, 0.0) / max(start, 1e-30)
+            return f"the curve is too flat to read: the smoothed loss fell by only {share:.0%} from where it started"
+        scatter = float(np.std(self.losses[:best + 1] - smoothed[:best + 1]))
+        if best >= WARMUP_STEPS and scatter > NOISE_RATIO * drop:
+            return (f"the curve is too noisy to read: the batch losses scatter by {scatter:.3g} around the smoothed "
+                    f"curve, more than half of its fall ({drop:.3g}); use a larger batch or more steps")
+        return None
+
+    @property
     def suggestion(self) -> float | None:
-        """The book's pick: a tenth of η at the lowest smoothed loss."""
+        """The book's pick: a tenth of η at the lowest smoothed loss, when the curve can be read
+        (``problem`` is ``None``)."""
         lr = self.loss_minimum_rate
-        return None if lr is None else lr / 10.0
+        return None if lr is None or self.problem is not None else lr / 10.0
 
     @property
     def steepest_rate(self) -> float | None:

@@ -239,7 +239,9 @@ class LRFinderLab(QWidget):
         ended = {"completed": "ran all steps", "exploded": "stopped when the loss exploded",
                  "diverged": "stopped when the loss became NaN", "stopped": "stopped by you"}[result.reason]
         if suggestion is None:
-            self.suggestion_label.setText(f"The test {ended} before any finite loss: no suggestion.")
+            why = result.problem or "the curve cannot be read"
+            self.suggestion_label.setText(f"The test {ended} after {result.n_steps} steps: <b>no suggestion</b>, "
+                                          f"because {why}.")
         else:
             steep = result.steepest_rate
             self.suggestion_label.setText(
