@@ -463,10 +463,28 @@ def _adagrad(cfg: dict[str, Any]) -> tuple[str, str]:
                     f"{cfg['initial_accumulator_value']!r}, epsilon={cfg['epsilon']!r})\n")
 
 
+def _adamax(cfg: dict[str, Any]) -> tuple[str, str]:
+    helper = _optimizer_class(
+        "KerasAdamax",
+        """AdaMax as Keras and the workbench compute it: m ← β1m + (1 − β1)g, u ← max(β2u, |g|),
+    θ ← θ − ηm/((1 − β1^t)(u + ε)). torch.optim.Adamax adds ε inside the maximum (max(β2u, |g| + ε))
+    instead: a different u wherever |g| is as small as ε.""",
+        ["lr", "beta_1", "beta_2", "epsilon"],
+        """state = self.state[p]
+                m = state.setdefault("m", torch.zeros_like(p))
+                u = state.setdefault("u", torch.zeros_like(p))
+                state["t"] = t = state.get("t", 0) + 1
+                m.mul_(group["beta_1"]).add_(p.grad, alpha=1 - group["beta_1"])
+                torch.maximum(u.mul_(group["beta_2"]), p.grad.abs(), out=u)
+                p.addcdiv_(m, u + group["epsilon"], value=-group["lr"] / (1 - group["beta_1"] ** t))""")
+    return helper, (f"    return KerasAdamax(params, lr={cfg['learning_rate']!r}, beta_1={cfg['beta_1']!r}, "
+                    f"beta_2={cfg['beta_2']!r}, epsilon={cfg['epsilon']!r})\n")
+
+
 # ``optimizer.name`` → its code
 OPTIMIZER_CODE: dict[str, OptimizerCode] = {
     "sgd": _sgd, "momentum": _momentum, "nesterov": _momentum, "adagrad": _adagrad, "rmsprop": _rmsprop,
-    "adam": _adam, "nadam": _nadam, "adamw": _adam,
+    "adam": _adam, "nadam": _nadam, "adamw": _adam, "adamax": _adamax,
 }
 
 
