@@ -375,6 +375,9 @@ class Trainer:
                 self.recorder.table("clipped_grad_norm")[row] = [math.sqrt(float(np.dot(g, g)))
                                                                  for g in self._kernel_grads_flat]
         lr = self.schedule(self.step) * self.lr_scale
+        beta = self.schedule.momentum(self.step)
+        if beta is not None and hasattr(self.optimizer, "momentum"):
+            self.optimizer.momentum = beta     # 1cycle cycles β against η
         self.optimizer.apply(params, grads, lr, measure=self._kernel_key_set if record else ())
         if reg.max_norm is not None:
             apply_max_norm({k: params[k] for k in self._kernel_keys if k in grads}, reg.max_norm)
@@ -629,6 +632,10 @@ class Trainer:
         self.schedule = schedule
         self.experiment = experiment
         self.instruments.spec = experiment.training.instruments
+        if hasattr(self.optimizer, "momentum") and schedule.momentum(0) is None:
+            # a schedule that no longer cycles β: back to the optimizer's own
+            own = OPTIMIZERS.get(experiment.optimizer.name).from_config(experiment.optimizer.params)
+            self.optimizer.momentum = own.momentum  # type: ignore[attr-defined]
 
     def health_context(self) -> HealthContext:
         """What the detector reads besides the recorder: the chance-level loss of this data,

@@ -82,8 +82,9 @@ class Rating(NamedTuple):
 
 # Hyperparameters several optimizers share, documented once.
 _MOMENTUM_HELP = Hyperparameter(
-    "momentum β", "β: friction on the velocity; 0 is plain SGD, 0.9 (the usual value) keeps 90 % "
-                  "of the previous step.", "0 ≤ β < 1", "β")
+    "momentum β", "β, the momentum, sets the friction on the velocity: β = 0 is high friction (each step "
+                  "forgets the last: plain SGD), β close to 1 is almost none; 0.9 (the usual value) keeps "
+                  "90 % of the velocity from one step to the next.", "0 ≤ β < 1", "β")
 _EPSILON_HELP = Hyperparameter("ε", "ε: smoothing term that avoids a division by zero; rarely worth changing.",
                                "ε > 0", "ε")
 _ADAM_HELP = {

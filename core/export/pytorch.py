@@ -332,7 +332,27 @@ def _one_cycle_schedule(cfg: dict[str, Any], sched: Schedule, plan: dict[str, An
         "        rate = PEAK - (PEAK - ETA0) * (t - half) / half\n"
         "    else:\n"
         "        rate = ETA0 + (FINAL - ETA0) * (t - end) / (last - end)\n"
-        "    return rate / ETA0\n")
+        "    return rate / ETA0\n\n\n"
+        f"MAX_MOMENTUM, MIN_MOMENTUM = {sched.max_momentum!r}, {sched.min_momentum!r}  # β cycled against η\n\n\n"
+        "def momentum_at(t):\n"
+        "    \"\"\"1cycle's momentum (Smith): β_max → β_min while the rate rises, back while it falls, β_max\n"
+        "    after; None when it is not cycled.\"\"\"\n"
+        "    if MAX_MOMENTUM is None:\n"
+        "        return None\n"
+        "    half = int((1.0 - ANNIHILATION) * (TOTAL_STEPS - 1) // 2)\n"
+        "    if half == 0 or t >= 2 * half:\n"
+        "        return MAX_MOMENTUM\n"
+        "    if t <= half:\n"
+        "        return MAX_MOMENTUM - (MAX_MOMENTUM - MIN_MOMENTUM) * t / half\n"
+        "    return MIN_MOMENTUM + (MAX_MOMENTUM - MIN_MOMENTUM) * (t - half) / half\n\n\n"
+        "class OneCycle(torch.optim.lr_scheduler.LambdaLR):\n"
+        "    \"\"\"The rate through lr_factor; after each step also β of the optimizers that have a momentum.\"\"\"\n\n"
+        "    def step(self, epoch=None):\n"
+        "        super().step()\n"
+        "        beta = momentum_at(self.last_epoch)\n"
+        "        for group in self.optimizer.param_groups:\n"
+        "            if beta is not None and \"momentum\" in group:\n"
+        "                group[\"momentum\"] = beta\n")
 
 
 def _performance_schedule(cfg: dict[str, Any], sched: Schedule, plan: dict[str, Any]) -> str:
@@ -363,7 +383,7 @@ SCHEDULE_CODE: dict[str, ScheduleCode] = {
     "piecewise": ScheduleCode(_piecewise_schedule, _LAMBDA_LR),
     "performance": ScheduleCode(_performance_schedule, "torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "
                                                        "**PLATEAU)  # once per epoch"),
-    "one_cycle": ScheduleCode(_one_cycle_schedule, _LAMBDA_LR),
+    "one_cycle": ScheduleCode(_one_cycle_schedule, "OneCycle(optimizer, lr_factor)  # every batch, with β"),
 }
 
 

@@ -605,3 +605,10 @@ def test_flat_layout_recognises_only_views_of_one_flat_array():
     other = pack_flat({"x": np.ones(3, np.float32)}, np.dtype(np.float32))[1]
     assert flat_layout({**views, **other}) is None  # two bases
     assert flat_layout({"t": flat.reshape(-1, 2).T}) is None  # not C-contiguous
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov"])
+def test_the_momentum_help_describes_beta_as_the_book_does(name):
+    """The book: β = 0 means high friction, close to 1 means no friction."""
+    text = OPTIMIZERS.get(name).hyperparameter("momentum").help
+    assert "β = 0 is high friction" in text and "close to 1 is almost none" in text
