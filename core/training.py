@@ -555,10 +555,9 @@ class Trainer:
         for i, layer in enumerate(net.layers):
             if not all(finite(p) for p in layer.params.values()):
                 return found("weights", i, "its parameters")
-            if not finite(layer._z):
-                return found("forward", i, "pre-activation")
-            if not finite(layer._a):
-                return found("forward", i, "activation")
+            value = layer.nonfinite_value()
+            if value is not None:
+                return found("forward", i, value)
         out = len(net.layers)
         if not all(finite(p) for p in (net.output.kernel, net.output.bias)):
             return found("weights", out, "its parameters")
