@@ -255,6 +255,7 @@ class HealthBanner(QFrame):
                                          "at the next Train from the start (a learning-rate change applies at once)."]))
             button.clicked.connect(lambda _=False, k=key: self.apply(k))
             self.row.insertWidget(1 + i, button)
+            button.show()        # a widget added to a shown parent's layout is otherwise shown only later
             self.buttons[key] = button
         self.hint.setVisible(bool(offered))
 
