@@ -146,3 +146,15 @@ def test_a_readable_curve_is_suggested_and_flat_or_noisy_ones_are_not():
     assert noisy.suggestion is None and "too noisy" in noisy.problem
     still_falling = curve(np.linspace(2.0, 0.1, n), reason="completed")
     assert still_falling.suggestion is None and "end of the range" in still_falling.problem
+
+
+def test_a_checked_suggestion_trains_and_a_harmful_rate_fails_its_trial(default_test):
+    from core.labs.lr_finder import try_rate
+    r = lr_range_test(default_experiment(), check_suggestion=True)
+    assert r.suggestion is not None and r.trial is not None and r.trial.learning_rate == r.suggestion
+    assert r.trial.sound and r.trial.steps == 200 and r.trial.loss_after < r.trial.loss_before
+    harmful = try_rate(default_experiment(), 50.0, steps=100, seconds=60.0)
+    assert not harmful.sound
+    # a suggestion whose trial failed is not offered, and the reason says so
+    r.trial = harmful
+    assert r.suggestion is None and "a trial of" in r.problem
