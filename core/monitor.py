@@ -184,6 +184,8 @@ class RunInfo:
     planned_lr: tuple[np.ndarray, np.ndarray]   # (epochs, learning rate): ``planned_learning_rate``
     points: TwoDPoints | None
     dataset: str
+    # (mode, threshold) of the run's gradient clipping: the gradient-norm plot draws the threshold
+    gradient_clip: tuple[str, float] = ("none", math.nan)
 
 
 @dataclass(frozen=True, eq=False)
@@ -219,12 +221,14 @@ class TrainingSnapshot:
 def run_info(trainer: Trainer, points: TwoDPoints | None) -> RunInfo:
     """What a reader needs once per run (``points``: ``two_d_points(trainer)``)."""
     ds = trainer.dataset
+    clip = trainer.experiment.regularization.gradient_clip
     x, lr = planned_learning_rate(trainer)
     return RunInfo(layer_names=tuple(str(n) for n in trainer.network.layer_names),
                    steps_per_epoch=int(trainer.steps_per_epoch), epochs=int(trainer.experiment.training.epochs),
                    classification=bool(trainer.classification),
                    class_names=tuple(str(c) for c in ds.class_names) if trainer.classification else (),
-                   planned_lr=(own_copy(x), own_copy(lr)), points=points, dataset=str(ds.name))
+                   planned_lr=(own_copy(x), own_copy(lr)), points=points, dataset=str(ds.name),
+                   gradient_clip=(clip.mode, float(clip.threshold) if clip.mode != "none" else math.nan))
 
 
 class SnapshotSource:

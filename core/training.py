@@ -24,8 +24,10 @@ from core.data import Dataset, Progress, load_dataset
 from core.engine.diagnostics import (
     EPOCH_METRICS,
     DiagnosticsRecorder,
+    HealthContext,
     HealthIssue,
     assess_health,
+    chance_loss,
     check_history,
 )
 from core.engine.instruments import InstrumentRecorder
@@ -382,8 +384,15 @@ class Trainer:
             # Before clipping and the step, so the recorded norms are those of ∂L/∂θ itself.
             row = self._record_gradients(grad_sq)
         params, grads = self._trainable_arrays()
-        clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
+        if reg.gradient_clip.mode != "none":
+            clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
+            if record:   # what the optimizer is given, next to the gradient's own norm
+                self.recorder.table("clipped_grad_norm")[row] = [math.sqrt(float(np.dot(g, g)))
+                                                                 for g in self._kernel_grads_flat]
         lr = self.schedule(self.step) * self.lr_scale
+        beta = self.schedule.momentum(self.step)
+        if beta is not None and hasattr(self.optimizer, "momentum"):
+            self.optimizer.momentum = beta     # 1cycle cycles β against η
         self.optimizer.apply(params, grads, lr, measure=self._kernel_key_set if record else ())
         if reg.max_norm is not None:
             apply_max_norm({k: params[k] for k in self._kernel_keys if k in grads}, reg.max_norm)
@@ -532,6 +541,7 @@ class Trainer:
             where = "the loss" if not math.isfinite(loss) else \
                 f"the gradient of {self.network.layer_names[int(np.argmin(np.isfinite(grad_sq)))]}"
             what = f"{where} became {'NaN' if math.isnan(loss) else 'infinite or NaN'} at step {self.step + 1}"
+        origin = self._trace_nonfinite(loss)
         spec = self.experiment.training
         if spec.on_nan == "rollback" and self.rollbacks < spec.max_rollbacks and self._good_state is not None:
             arrays, state = self._good_state
@@ -541,12 +551,49 @@ class Trainer:
             self._event("rollback", f"{what}; rolled back to the start of epoch {self.epoch + 1} "
                                     f"with the learning rate halved (×{self.lr_scale:g}), "
                                     f"roll-back {self.rollbacks} of {spec.max_rollbacks}")
+            self.events[-1]["nonfinite"] = origin
             notify("event", dict(self.events[-1]))
             return None
         reason = f"diverged: {what}; the last finite weights are kept"
         self._event("diverged", reason)
+        self.events[-1]["nonfinite"] = origin
         notify("event", dict(self.events[-1]))
         return reason
+
+    def _trace_nonfinite(self, loss: float) -> dict[str, Any]:
+        """Where the diverging step's first non-finite value appeared, read from what its
+        forward and backward passes left in the layers: in the order the values were computed,
+        each hidden layer's weights, pre-activation and output, then the output layer, the loss,
+        and back down through the gradients. ``{"where": "weights" | "forward" | "loss" |
+        "backward", "layer", "layer_name", "step", "value"}``."""
+        net = self.network
+        names = net.layer_names
+        step = self.step + 1
+
+        def found(where: str, layer: int, value: str) -> dict[str, Any]:
+            return {"where": where, "layer": layer, "layer_name": names[layer], "step": step, "value": value}
+
+        def finite(a: np.ndarray | None) -> bool:
+            return a is None or bool(np.isfinite(a).all())
+
+        for i, layer in enumerate(net.layers):
+            if not all(finite(p) for p in layer.params.values()):
+                return found("weights", i, "its parameters")
+            value = layer.nonfinite_value()
+            if value is not None:
+                return found("forward", i, value)
+        out = len(net.layers)
+        if not all(finite(p) for p in (net.output.kernel, net.output.bias)):
+            return found("weights", out, "its parameters")
+        if not math.isfinite(loss):
+            with np.errstate(all="ignore"):
+                logits = net.output.forward(net.output._x) if net.output._x is not None else None
+            return found("forward", out, "logits") if not finite(logits) else found("loss", out, "the loss")
+        for j in range(out, -1, -1):
+            key = net.layer_keys[j]
+            if not all(finite(self._grads[k]) for k in self._grads if k.startswith(key + ".")):
+                return found("backward", j, "gradient")
+        return found("backward", 0, "gradient")
 
     # ------------------------------------------------------------------ evaluation
 
@@ -608,9 +655,22 @@ class Trainer:
         self.schedule = schedule
         self.experiment = experiment
         self.instruments.spec = experiment.training.instruments
+        if hasattr(self.optimizer, "momentum") and schedule.momentum(0) is None:
+            # a schedule that no longer cycles β: back to the optimizer's own
+            own = OPTIMIZERS.get(experiment.optimizer.name).from_config(experiment.optimizer.params)
+            self.optimizer.momentum = own.momentum  # type: ignore[attr-defined]
+
+    def health_context(self) -> HealthContext:
+        """What the detector reads besides the recorder: the chance-level loss of this data,
+        the clipping in force and the events (where a NaN first appeared)."""
+        clip = self.experiment.regularization.gradient_clip
+        counts = np.bincount(np.asarray(self.y_train).reshape(-1).astype(np.int64)) \
+            if self.classification and len(self.y_train) else None
+        return HealthContext(chance_loss(self.loss.name, self.network.n_outputs, counts), clip.mode,
+                             float(clip.threshold) if clip.mode != "none" else math.nan, tuple(self.events))
 
     def health(self) -> list[HealthIssue]:
-        return assess_health(self.recorder)
+        return assess_health(self.recorder, context=self.health_context())
 
     def history_arrays(self) -> dict[str, np.ndarray]:
         """Per-epoch metrics and per-step diagnostics, as ``history.npz`` stores them."""

@@ -5,6 +5,8 @@ At every recorded step the trainer writes, for each layer with parameters (input
 * ``grad_norm``        ‖∂L/∂W‖₂ of the kernel — the quantity that vanishes or explodes;
 * ``bias_grad_norm``   ‖∂L/∂b‖₂ (0 for a layer without bias); both gradient norms are taken
   before gradient clipping, which changes the step but must not hide an exploding gradient;
+* ``clipped_grad_norm`` the kernel's gradient norm after clipping, the size of what the
+  optimizer was given (NaN when clipping is off: it would equal ``grad_norm``);
 * ``weight_norm``      ‖W‖₂;
 * ``update_ratio``     ‖ΔW‖₂ / ‖W‖₂ of the step taken (healthy around 1e-3);
 * ``activation_mean``, ``activation_std`` of the layer's activation output;
@@ -32,8 +34,8 @@ import numpy as np
 
 # The per-epoch history a trainer keeps and a session stores (history.npz), in this order.
 EPOCH_METRICS = ("epoch", "loss", "val_loss", "accuracy", "val_accuracy", "learning_rate", "seconds")
-LAYER_QUANTITIES = ("grad_norm", "bias_grad_norm", "weight_norm", "update_ratio", "activation_mean",
-                    "activation_std", "dead_fraction", "saturated_fraction")
+LAYER_QUANTITIES = ("grad_norm", "bias_grad_norm", "clipped_grad_norm", "weight_norm", "update_ratio",
+                    "activation_mean", "activation_std", "dead_fraction", "saturated_fraction")
 STEP_QUANTITIES = ("loss", "learning_rate")
 
 # Thresholds of the health detector.
@@ -41,6 +43,14 @@ VANISHING_RATIO = 1000.0    # lowest layer's gradient norm this many times below
 EXPLODING_RATIO = 100.0     # ... or this many times above it
 EXPLODING_NORM = 1e4        # any gradient norm beyond this is exploding, whatever the ratio
 DEAD_FRACTION = 0.5         # more than half of a layer's units dead
+SATURATED_FRACTION = 0.5    # most logistic / tanh outputs within 1 % of an asymptote
+STALLED_RELATIVE = 1e-7     # a gradient norm below this share of its weight norm is float rounding (≈ ε of float32)
+CHANCE_TOLERANCE = 0.05     # a loss within 5 % of the chance level is "at chance"
+FLAT_TOLERANCE = 0.02       # ... and flat when its two halves' medians differ by less than 2 % of it
+STALL_WINDOW = 50           # recorded steps the loss must sit at chance before the run is called stalled
+DIVERGING_RATIO = 0.1       # update / weight ratio above this: each step rewrites a tenth of the weights
+RISE_FACTOR = 1.2           # loss's last-third median this many times its first-third median: rising
+DIVERGE_WINDOW = 30         # recorded steps over which a rising loss is read
 HEALTH_WINDOW = 20          # recorded steps whose median the detector reads (one step is noisy)
 
 
@@ -243,6 +253,8 @@ def check_history(history: Mapping[str, np.ndarray], n_layers: int, where: str =
 
 # ----------------------------------------------------------------------------- health detector
 
+KINDS = ("vanishing", "exploding", "dead", "saturated", "stalled", "diverging", "nan", "clipping")
+
 REMEDIES = {
     "init": "use an initialization matched to the activation (He for ReLU/ELU, Glorot for tanh/logistic, "
             "LeCun for SELU)",
@@ -256,18 +268,59 @@ REMEDIES = {
 
 @dataclass(frozen=True)
 class HealthIssue:
-    """One finding: what, where, why, and the book's remedies (keys of ``REMEDIES``)."""
+    """One finding: what (one of ``KINDS``), where, when, why (the message states the evidence
+    in numbers, also kept in ``evidence``), and the book's remedies (keys of ``REMEDIES``)."""
 
-    kind: str            # "vanishing" | "exploding" | "dead" | "nan"
+    kind: str
     layer: int           # column in the diagnostics (0 = first hidden layer)
     layer_name: str
     step: int
     message: str
     remedies: tuple[str, ...] = field(default_factory=tuple)
+    evidence: tuple[tuple[str, float], ...] = field(default_factory=tuple, compare=False)
 
     def to_dict(self) -> dict[str, object]:
         return {"kind": self.kind, "layer": self.layer, "layer_name": self.layer_name, "step": self.step,
                 "message": self.message, "remedies": list(self.remedies)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HealthIssue:
+        """The finding ``to_dict`` gave (without its evidence, which the dict does not carry)."""
+        return cls(str(data["kind"]), int(data["layer"]), str(data["layer_name"]), int(data["step"]),
+                   str(data["message"]), tuple(str(r) for r in data.get("remedies", ())))
+
+    def measured(self, name: str) -> float:
+        """One number of the evidence (NaN if the finding has none of that name)."""
+        return dict(self.evidence).get(name, math.nan)
+
+
+@dataclass(frozen=True)
+class HealthContext:
+    """What the detector needs besides the per-step tables.
+
+    ``chance_loss``: the loss of a model that predicts the class frequencies, whatever its
+    input (``chance_loss``; ``None`` for regression). ``clip_mode`` / ``clip_threshold``:
+    the run's gradient clipping. ``events``: the trainer's events, whose ``"nonfinite"``
+    entries say where a NaN first appeared."""
+
+    chance_loss: float | None = None
+    clip_mode: str = "none"
+    clip_threshold: float = math.nan
+    events: tuple[Mapping[str, Any], ...] = ()
+
+
+def chance_loss(loss: str, n_outputs: int, class_counts: np.ndarray | None = None) -> float | None:
+    """The loss of the best input-blind model: the entropy of the class frequencies, −Σ p_k ln p_k
+    (ln k for k balanced classes; ``class_counts`` gives the frequencies when known).
+    ``None`` for ``mse`` (no chance level without the targets' variance)."""
+    if loss == "mse":
+        return None
+    k = 2 if loss == "sigmoid_binary_cross_entropy" else max(int(n_outputs), 2)
+    if class_counts is None or not np.sum(class_counts):
+        return math.log(k)
+    p = np.asarray(class_counts, dtype=np.float64) / float(np.sum(class_counts))
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
 
 
 def _window_median(rec: DiagnosticsRecorder, quantity: str, end: int, window: int) -> np.ndarray:
@@ -276,53 +329,138 @@ def _window_median(rec: DiagnosticsRecorder, quantity: str, end: int, window: in
         return np.nanmedian(block, axis=0) if np.isfinite(block).any() else np.full(rec.n_layers, np.nan)
 
 
-def assess_health(rec: DiagnosticsRecorder, upto: int | None = None, window: int = HEALTH_WINDOW) -> list[HealthIssue]:
-    """Read the last ``window`` recorded steps (before row ``upto``) and report vanishing or
-    exploding gradients and dead layers, naming the layer and the step.
+def _effective_norms(rec: DiagnosticsRecorder, end: int, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rows of the window, kernel-gradient norms the optimizer was given): the post-clip norms
+    where clipping recorded them, else the gradient's own."""
+    start = max(0, end - window)
+    raw = rec["grad_norm"][start:end]
+    clipped = rec["clipped_grad_norm"][start:end]
+    return raw, np.where(np.isnan(clipped), raw, clipped)
 
-    Vanishing: the first hidden layer's kernel-gradient norm is more than 1000× below the
-    top hidden layer's. Exploding: more than 100× above it, or any norm past 1e4. These are
-    the symptoms Glorot & Bengio (2010) traced to saturating activations and ill-scaled
-    initialization.
+
+def _nan_finding(rec: DiagnosticsRecorder, end: int, window: int, context: HealthContext) -> HealthIssue | None:
+    """Where a non-finite value first appeared, from the trainer's record of the diverging step
+    (the ``nonfinite`` entry of its last ``diverged`` event, or of a roll-back within the window)."""
+    names = rec.layer_names
+    first_step = int(rec.steps[max(0, end - window)]) if end else 0
+    for event in reversed(context.events):
+        origin = event.get("nonfinite")
+        if not isinstance(origin, Mapping):
+            continue
+        step = int(origin.get("step", event.get("step", 0)))
+        if event.get("kind") != "diverged" and step < first_step:
+            return None          # rolled back long ago and healthy since
+        layer = int(origin.get("layer", 0))
+        layer = min(max(layer, 0), rec.n_layers - 1)
+        where = str(origin.get("where", "forward"))
+        what = {"weights": f"the weights of {names[layer]} were already not finite before the forward pass",
+                "forward": f"the forward pass first produced a non-finite value in {names[layer]}"
+                           f" ({origin.get('value', 'its output')})",
+                "loss": "every layer's output was finite but the loss was not",
+                "backward": f"the backward pass first produced a non-finite gradient in {names[layer]}"
+                            " (every forward value was finite)"}.get(where, where)
+        rolled = "; the run was rolled back" if event.get("kind") == "rollback" else "; training has diverged"
+        return HealthIssue("nan", layer, names[layer], step,
+                           f"not a number: at step {step} {what}{rolled}", ("learning_rate", "clip", "init"),
+                           (("step", float(step)),))
+    return None
+
+
+def assess_health(rec: DiagnosticsRecorder, upto: int | None = None, window: int = HEALTH_WINDOW,
+                  context: HealthContext | None = None) -> list[HealthIssue]:
+    """Read the last ``window`` recorded steps (before row ``upto``) and report what the lessons
+    of chapter 11 show, each finding naming the layer, the step and the evidence:
+
+    * ``nan``: where a non-finite value first appeared (``context.events``);
+    * ``vanishing``: the first hidden layer's kernel-gradient norm more than 1000× below the
+      top hidden layer's; ``exploding``: more than 100× above it, or any norm past 1e4 (the
+      symptoms Glorot & Bengio (2010) traced to saturating activations and ill-scaled
+      initialization). With clipping on, the norms read are those after clipping;
+    * ``clipping``: the share of steps clipped, with the norms before and after;
+    * ``stalled``: every hidden gradient at zero up to float rounding (‖g‖ ≤ 1e-7·‖W‖), or the
+      loss flat at the chance level for ``STALL_WINDOW`` recorded steps;
+    * ``saturated``: most of a logistic / tanh layer's outputs within 1 % of an asymptote
+      (where σ′ or tanh′ is close to 0: the saturation story behind vanishing gradients);
+    * ``diverging``: the loss rising over ``DIVERGE_WINDOW`` steps, or an update / weight
+      ratio above 1e-1 (healthy is about 1e-3);
+    * ``dead``: more than half of a layer's units output zero for a whole batch.
     """
+    context = context or HealthContext()
     end = rec.size if upto is None else int(upto)
     if end == 0 or rec.n_layers < 2:
         return []
     step = int(rec.steps[end - 1])
-    norms = _window_median(rec, "grad_norm", end, window)
     names = rec.layer_names
     issues: list[HealthIssue] = []
+    nan = _nan_finding(rec, end, window, context)
+    if nan is not None and context.events and context.events[-1].get("kind") == "diverged":
+        return [nan]
     last_row = rec["grad_norm"][end - 1]
     if not np.all(np.isfinite(last_row)):
         bad = int(np.flatnonzero(~np.isfinite(last_row))[0])
-        issues.append(HealthIssue("nan", bad, names[bad], step,
-                                  f"the gradient of {names[bad]} is not a finite number at step {step}: "
-                                  "training has diverged", ("learning_rate", "clip", "init")))
-        return issues
+        return [HealthIssue("nan", bad, names[bad], step,
+                            f"the gradient of {names[bad]} is not a finite number at step {step}: "
+                            "training has diverged", ("learning_rate", "clip", "init"))]
+    if nan is not None:
+        issues.append(nan)
+    raw, given = _effective_norms(rec, end, window)
+    with np.errstate(all="ignore"):
+        norms = np.nanmedian(given, axis=0) if np.isfinite(given).any() else np.full(rec.n_layers, np.nan)
+    clipping = context.clip_mode != "none" and np.isfinite(rec["clipped_grad_norm"][max(0, end - window):end]).any()
+    if clipping:
+        issues.append(_clipping_finding(rec, end, window, context))
+    clip_remedy: tuple[str, ...] = () if clipping else ("clip",)
     # The top hidden layer is the last one before the output, when there is one.
     top = rec.n_layers - 2 if rec.n_layers > 2 else rec.n_layers - 1
     low, high = float(norms[0]), float(norms[top])
-    if math.isfinite(low) and math.isfinite(high) and top > 0:
+    weights = _window_median(rec, "weight_norm", end, window)
+    hidden = slice(0, rec.n_layers - 1)    # every layer but the output
+    hidden_given = given[:, hidden]
+    hidden_weights = np.where(np.isfinite(weights[hidden]), weights[hidden], 1.0)
+    if len(hidden_given) and np.isfinite(hidden_given).all() and \
+            np.all(hidden_given <= STALLED_RELATIVE * np.maximum(hidden_weights, 1e-30)):
+        largest = float(np.max(hidden_given))
+        issues.append(HealthIssue(
+            "stalled", 0, names[0], step,
+            f"stalled: every hidden layer's gradient is zero up to float rounding (largest {largest:.2e}) over "
+            f"the last {len(hidden_given)} recorded steps to step {step}; nothing below the output learns",
+            ("learning_rate", "init", "leaky"), (("largest_hidden_grad_norm", largest),)))
+    elif math.isfinite(low) and math.isfinite(high) and top > 0:
         if high > 0 and low < high / VANISHING_RATIO:
             ratio = high / max(low, 1e-30)
             issues.append(HealthIssue(
                 "vanishing", 0, names[0], step,
                 f"vanishing gradients: the gradient norm of {names[0]} ({low:.2e}) is {ratio:,.0f}× smaller "
                 f"than that of {names[top]} ({high:.2e}) around step {step}; the lower layers barely learn",
-                ("init", "activation", "batch_norm")))
+                ("init", "activation", "batch_norm"), (("spread", low / high),)))
         elif high > 0 and low > high * EXPLODING_RATIO:
             issues.append(HealthIssue(
                 "exploding", 0, names[0], step,
                 f"exploding gradients: the gradient norm of {names[0]} ({low:.2e}) is {low / high:,.0f}× "
-                f"larger than that of {names[top]} ({high:.2e}) around step {step}; updates to the lower "
-                "layers are far too large",
-                ("init", "clip", "batch_norm", "learning_rate")))
+                f"larger than that of {names[top]} ({high:.2e}) around step {step}"
+                + ("" if not clipping else " even after clipping") + "; updates to the lower layers are far too large",
+                ("init", *clip_remedy, "batch_norm", "learning_rate"), (("spread", low / high),)))
     biggest = int(np.nanargmax(norms)) if np.isfinite(norms).any() else -1
     if biggest >= 0 and norms[biggest] > EXPLODING_NORM and not any(i.kind == "exploding" for i in issues):
         issues.append(HealthIssue(
             "exploding", biggest, names[biggest], step,
             f"exploding gradients: the gradient norm of {names[biggest]} reached {norms[biggest]:.2e} "
-            f"around step {step}", ("clip", "learning_rate", "init", "batch_norm")))
+            f"around step {step}", (*clip_remedy, "learning_rate", "init", "batch_norm"),
+            (("grad_norm", float(norms[biggest])),)))
+    stalled_loss = _stalled_loss(rec, end, context)
+    if stalled_loss is not None and not any(i.kind == "stalled" for i in issues):
+        issues.append(stalled_loss)
+    saturated = _window_median(rec, "saturated_fraction", end, window)
+    for i in range(rec.n_layers - 1):
+        if math.isfinite(saturated[i]) and saturated[i] > SATURATED_FRACTION:
+            issues.append(HealthIssue(
+                "saturated", i, names[i], step,
+                f"saturated units: {saturated[i]:.0%} of the outputs of {names[i]} lie within 1 % of an asymptote "
+                f"around step {step}, where the activation's derivative is close to 0, so little gradient "
+                "passes back through them", ("init", "activation", "batch_norm"),
+                (("saturated_fraction", float(saturated[i])),)))
+            break   # the lowest saturated layer; the ones above it say the same
+    issues += _diverging(rec, end, window)
     dead = _window_median(rec, "dead_fraction", end, window)
     for i in range(rec.n_layers - 1):
         if math.isfinite(dead[i]) and dead[i] > DEAD_FRACTION:
@@ -330,5 +468,73 @@ def assess_health(rec: DiagnosticsRecorder, upto: int | None = None, window: int
                 "dead", i, names[i], step,
                 f"dying ReLUs: {dead[i]:.0%} of the units of {names[i]} output zero for every example "
                 f"around step {step}; they get no gradient and stop learning",
-                ("leaky", "learning_rate", "init")))
+                ("leaky", "learning_rate", "init"), (("dead_fraction", float(dead[i])),)))
     return issues
+
+
+def _clipping_finding(rec: DiagnosticsRecorder, end: int, window: int, context: HealthContext) -> HealthIssue:
+    """The share of recorded steps whose gradient clipping shrank, with the norms (all kernels
+    together) before and after, medians over the window."""
+    raw, clipped = _effective_norms(rec, end, window)
+    with np.errstate(all="ignore"):
+        before = np.sqrt(np.nansum(raw.astype(np.float64) ** 2, axis=1))
+        after = np.sqrt(np.nansum(clipped.astype(np.float64) ** 2, axis=1))
+    shrunk = after < before * (1 - 1e-6)
+    share = float(np.mean(shrunk)) if len(shrunk) else 0.0
+    step = int(rec.steps[end - 1])
+    pre, post = float(np.median(before)), float(np.median(after))
+    threshold = f" at {context.clip_threshold:g}" if math.isfinite(context.clip_threshold) else ""
+    return HealthIssue(
+        "clipping", 0, rec.layer_names[0], step,
+        f"clipping active: {context.clip_mode} clipping{threshold} shrank {share:.0%} of the last {len(shrunk)} "
+        f"recorded steps to step {step} (kernel-gradient norm {pre:.3g} before, {post:.3g} after, medians); "
+        "clipping caps the step but does not change why the gradients grow", (),
+        (("clipped_share", share), ("norm_before", pre), ("norm_after", post)))
+
+
+def _stalled_loss(rec: DiagnosticsRecorder, end: int, context: HealthContext) -> HealthIssue | None:
+    """The loss at the chance level and flat for the last ``STALL_WINDOW`` recorded steps."""
+    chance = context.chance_loss
+    if chance is None or chance <= 0 or end < STALL_WINDOW:
+        return None
+    losses = rec["loss"][end - STALL_WINDOW:end].astype(np.float64)
+    if not np.isfinite(losses).all():
+        return None
+    half = STALL_WINDOW // 2
+    first, second, median = np.median(losses[:half]), np.median(losses[half:]), float(np.median(losses))
+    if abs(median - chance) > CHANCE_TOLERANCE * chance or abs(first - second) > FLAT_TOLERANCE * chance:
+        return None
+    step = int(rec.steps[end - 1])
+    return HealthIssue(
+        "stalled", rec.n_layers - 1, rec.layer_names[-1], step,
+        f"stalled: the loss has stayed at the chance level ({median:.3f}, chance {chance:.3f}) for the last "
+        f"{STALL_WINDOW} recorded steps to step {step}; the model predicts no better than the class frequencies",
+        ("learning_rate", "init", "batch_norm"), (("loss", median), ("chance_loss", chance)))
+
+
+def _diverging(rec: DiagnosticsRecorder, end: int, window: int) -> list[HealthIssue]:
+    """A loss rising over the last ``DIVERGE_WINDOW`` steps; update / weight ratios above 1e-1."""
+    out: list[HealthIssue] = []
+    step = int(rec.steps[end - 1])
+    names = rec.layer_names
+    ratios = _window_median(rec, "update_ratio", end, window)
+    if np.isfinite(ratios).any() and np.nanmax(ratios) > DIVERGING_RATIO:
+        i = int(np.nanargmax(ratios))
+        out.append(HealthIssue(
+            "diverging", i, names[i], step,
+            f"diverging: each step changes the weights of {names[i]} by {ratios[i]:.2g} of their norm (update / "
+            f"weight ratio, median around step {step}; healthy is about 1e-3, above 1e-1 the steps overshoot)",
+            ("learning_rate", "clip"), (("update_ratio", float(ratios[i])),)))
+    if end >= DIVERGE_WINDOW:
+        losses = rec["loss"][end - DIVERGE_WINDOW:end].astype(np.float64)
+        third = DIVERGE_WINDOW // 3
+        if np.isfinite(losses).all():
+            first, last = float(np.median(losses[:third])), float(np.median(losses[-third:]))
+            middle = float(np.median(losses[third:-third]))
+            if first > 0 and last > RISE_FACTOR * first and first <= middle <= last:
+                out.append(HealthIssue(
+                    "diverging", rec.n_layers - 1, names[-1], step,
+                    f"diverging: the loss rose from {first:.3g} to {last:.3g} over the last {DIVERGE_WINDOW} "
+                    f"recorded steps to step {step} (medians of the first and last thirds)",
+                    ("learning_rate", "clip"), (("loss_before", first), ("loss_after", last))))
+    return out

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from core.spec import InstrumentsSpec
 
 FLOAT64_EPS = float(np.finfo(np.float64).eps)
-ADAPTIVE_OPTIMIZERS = ("adagrad", "rmsprop", "adam", "nadam", "adamw")
+ADAPTIVE_OPTIMIZERS = ("adagrad", "rmsprop", "adam", "nadam", "adamw", "adamax")
 MOMENTUM_OPTIMIZERS = ("momentum", "nesterov")
 # Lanczos stops when the residual of its top Ritz pair is this share of the eigenvalue.
 LANCZOS_TOLERANCE = 1e-3
@@ -72,7 +72,7 @@ def momentum_stability_threshold(learning_rate: float, momentum: float) -> float
 def adam_stability_threshold(learning_rate: float, beta_1: float) -> float:
     """(2 + 2β1) / ((1 − β1)·η): the limit for the preconditioned sharpness λ_max(P⁻¹H) of Adam,
     whose first moment is an exponential average (1 − β1)·Σ β1^k g (Cohen et al. 2022);
-    38/η for β1 = 0.9. Nadam and AdamW are held to the same limit."""
+    38/η for β1 = 0.9. Nadam, AdamW and AdaMax are held to the same limit."""
     return (2.0 + 2.0 * beta_1) / ((1.0 - beta_1) * learning_rate)
 
 
@@ -84,21 +84,24 @@ def is_adaptive(optimizer: Optimizer) -> bool:
 def stability_threshold(optimizer: Optimizer, learning_rate: float) -> float:
     """The sharpness beyond which the optimizer's step is unstable at rate η: 2/η for SGD,
     RMSProp and AdaGrad (the latter two against λ_max(P⁻¹H)), (2 + 2β)/η for momentum and
-    Nesterov, (2 + 2β1)/((1 − β1)η) for Adam, Nadam and AdamW (against λ_max(P⁻¹H))."""
+    Nesterov, (2 + 2β1)/((1 − β1)η) for Adam, Nadam, AdamW and AdaMax (against λ_max(P⁻¹H))."""
     if not learning_rate > 0:
         return math.nan
     if optimizer.name in MOMENTUM_OPTIMIZERS:
         return momentum_stability_threshold(learning_rate, optimizer.momentum)  # type: ignore[attr-defined]
-    if optimizer.name in ("adam", "nadam", "adamw"):
+    if optimizer.name in ("adam", "nadam", "adamw", "adamax"):
         return adam_stability_threshold(learning_rate, optimizer.beta_1)  # type: ignore[attr-defined]
     return sgd_stability_threshold(learning_rate)
 
 
 def second_moment(optimizer: Optimizer, path: str) -> np.ndarray | None:
     """The optimizer's own second-moment slot of parameter ``path`` (s of AdaGrad and RMSProp, v of
-    the Adam family; not a copy), or ``None`` for a non-adaptive optimizer or before Adam's first step."""
+    the Adam family, AdaMax's running maximum u; not a copy), or ``None`` for a non-adaptive
+    optimizer or before Adam's first step."""
     if optimizer.name in ("adagrad", "rmsprop"):
         return optimizer.slot(path, "s")
+    if optimizer.name == "adamax" and optimizer.iterations > 0:
+        return optimizer.slot(path, "u")
     if optimizer.name in ("adam", "nadam", "adamw") and optimizer.iterations > 0:
         return optimizer.slot(path, "v")
     return None
@@ -111,10 +114,13 @@ def preconditioner(optimizer: Optimizer, moment: np.ndarray | float) -> np.ndarr
     * AdaGrad, RMSProp: P = √(s + ε)                     (ε inside the root, as in their rule)
     * Nadam:            P = √v̂ + ε,  v̂ = v / (1 − β2^t)
     * Adam, AdamW:      P = √v̂ + ε/√(1 − β2^t)           (Keras's ε: α_t·m/(√v + ε) = η·m̂/P)
+    * AdaMax:           P = u + ε                        (its step is η·m̂/(u + ε))
     """
     moment = np.asarray(moment, dtype=np.float64)
     if optimizer.name in ("adagrad", "rmsprop"):
         return np.sqrt(moment + optimizer.epsilon)  # type: ignore[attr-defined]
+    if optimizer.name == "adamax":
+        return moment + optimizer.epsilon  # type: ignore[attr-defined]
     correction = 1.0 - optimizer.beta_2 ** optimizer.iterations  # type: ignore[attr-defined]
     eps = optimizer.epsilon if optimizer.name == "nadam" else optimizer.epsilon / math.sqrt(correction)  # type: ignore[attr-defined]
     return np.sqrt(moment / correction) + eps

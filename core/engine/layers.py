@@ -233,6 +233,15 @@ class HiddenLayer:
             self._mask = None
         return out
 
+    def nonfinite_value(self) -> str | None:
+        """Which value of the last forward pass first holds a NaN or infinity, in the order they
+        were computed (``"pre-activation"``, ``"activation"``), or ``None``: where a diverging
+        step went wrong."""
+        for name, value in (("pre-activation", self._z), ("activation", self._a)):
+            if value is not None and not np.isfinite(value).all():
+                return name
+        return None
+
     def backward(self, grad_out: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         g = grad_out
         if self._mask is not None:

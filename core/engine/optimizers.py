@@ -51,6 +51,7 @@ __all__ = [
     "OPTIMIZERS",
     "SGD",
     "AdaGrad",
+    "AdaMax",
     "Adam",
     "AdamW",
     "Momentum",
@@ -81,8 +82,9 @@ class Rating(NamedTuple):
 
 # Hyperparameters several optimizers share, documented once.
 _MOMENTUM_HELP = Hyperparameter(
-    "momentum β", "β: friction on the velocity; 0 is plain SGD, 0.9 (the usual value) keeps 90 % "
-                  "of the previous step.", "0 ≤ β < 1", "β")
+    "momentum β", "β, the momentum, sets the friction on the velocity: β = 0 is high friction (each step "
+                  "forgets the last: plain SGD), β close to 1 is almost none; 0.9 (the usual value) keeps "
+                  "90 % of the velocity from one step to the next.", "0 ≤ β < 1", "β")
 _EPSILON_HELP = Hyperparameter("ε", "ε: smoothing term that avoids a division by zero; rarely worth changing.",
                                "ε > 0", "ε")
 _ADAM_HELP = {
@@ -697,6 +699,59 @@ class Adam(Optimizer):
         np.sqrt(v, out=tmp)
         tmp += self.epsilon
         np.multiply(m, -alpha, out=step)
+        step /= tmp
+        return step
+
+
+@OPTIMIZERS.register("adamax")
+class AdaMax(Optimizer):
+    """AdaMax (Kingma & Ba 2014, section 7.1; in the book next to Adam): Adam with the ℓ2 norm of
+    the recent gradients replaced by the ℓ∞ norm.
+
+    Adam scales its step by √v, a decaying mean of the squared gradients; AdaMax keeps
+    instead u, a decaying *maximum* of their absolute values, which needs no bias correction
+    (only m does). It can be more stable than Adam on some problems; in practice Adam usually
+    does better. As Keras 3 computes it (ε added to u)::
+
+        m ← β1 m + (1 − β1) g
+        u ← max(β2 u, |g|)
+        θ ← θ − η m ⊘ ((1 − β1^t)(u + ε))
+    """
+
+    summary = ("AdaMax: Adam scaled by a decaying maximum of |g| (the ℓ∞ norm) instead of √v; sometimes "
+               "more stable than Adam, usually not better (speed ***, quality ** or ***).")
+    rating = Rating("***", "** or ***")
+    hyperparameters = {
+        "beta_1": _ADAM_HELP["beta_1"],
+        "beta_2": Hyperparameter("β₂", "β₂: decay of AdaMax's running maximum of |g|; 0.999 by default.",
+                                 "0 ≤ β₂ < 1", "β₂"),
+        "epsilon": _EPSILON_HELP,
+    }
+    slot_names = ("m", "u")
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7) -> None:
+        super().__init__(learning_rate)
+        self.beta_1 = check.fraction("beta_1", beta_1)
+        self.beta_2 = check.fraction("beta_2", beta_2)
+        self.epsilon = check.positive("epsilon", epsilon)
+
+    def _compute_step(self, param: np.ndarray, grad: np.ndarray, step: np.ndarray,
+                      slots: tuple[np.ndarray, ...], tmp: np.ndarray | None, lr: float) -> np.ndarray:
+        """m ← β1 m + (1 − β1) g
+        u ← max(β2 u, |g|)
+        θ ← θ − η m ⊘ ((1 − β1^t)(u + ε))
+        """
+        m, u = slots
+        t = self.iterations
+        np.subtract(grad, m, out=tmp)
+        tmp *= 1.0 - self.beta_1
+        m += tmp
+        u *= self.beta_2
+        np.abs(grad, out=tmp)
+        np.maximum(u, tmp, out=u)
+        np.add(u, self.epsilon, out=tmp)
+        np.multiply(m, -lr / (1.0 - self.beta_1**t), out=step)
         step /= tmp
         return step
 

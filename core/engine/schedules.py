@@ -80,6 +80,11 @@ class Schedule(Component):
         """The learning rate for optimizer step ``step`` (0-based)."""
         raise NotImplementedError
 
+    def momentum(self, step: int) -> float | None:
+        """The momentum (β of momentum and Nesterov) for step ``step``, for a schedule that cycles
+        it; ``None`` leaves the optimizer's own."""
+        return None
+
     def on_epoch_end(self, epoch: int, logs: Mapping[str, float]) -> bool:
         """React to the end of an epoch; True if the learning rate changed."""
         return False
@@ -312,6 +317,15 @@ class OneCycleSchedule(Schedule):
 
     and η_final after the last step. Defaults follow the book's implementation:
     η_max = 10·η0, η_final = η0/1000.
+
+    Smith also cycles the momentum the other way, for the optimizers that have one (momentum,
+    Nesterov): β falls from β_max to β_min while the rate rises and climbs back while it falls,
+    and stays at β_max through the annihilation (0.95 → 0.85 → 0.95 by default; an empty
+    ``max_momentum`` leaves the optimizer's β alone)::
+
+        β(t) = β_max − (β_max − β_min) · t/h        for 0 ≤ t ≤ h
+        β(t) = β_min + (β_max − β_min) · (t − h)/h  for h ≤ t ≤ c
+        β(t) = β_max                                for t ≥ c
     """
 
     summary = ("1cycle: rise linearly to a high rate, fall back, then drop by orders of magnitude "
@@ -325,11 +339,24 @@ class OneCycleSchedule(Schedule):
         "annihilation_fraction": Hyperparameter(
             "annihilation", "Fraction of the run spent dropping the rate by orders of magnitude after the "
                             "cycle (0.1 = last 10 %).", "0 ≤ fraction < 1"),
+        "max_momentum": Hyperparameter(
+            "max momentum", "β at the start and end of the cycle, for momentum and Nesterov (Smith: 0.95); "
+                            "empty leaves the optimizer's β unchanged.", "empty, or min momentum ≤ β < 1", "β_max"),
+        "min_momentum": Hyperparameter("min momentum", "β at the peak rate, halfway through the cycle (Smith: 0.85).",
+                                       "0 ≤ β ≤ max momentum", "β_min"),
     }
 
     def __init__(self, initial_learning_rate: float, *, max_learning_rate: float | None = None,
-                 final_learning_rate: float | None = None, annihilation_fraction: float = 0.1) -> None:
+                 final_learning_rate: float | None = None, annihilation_fraction: float = 0.1,
+                 max_momentum: float | None = 0.95, min_momentum: float = 0.85) -> None:
         super().__init__(initial_learning_rate)
+        self.min_momentum = check.fraction("min_momentum", min_momentum)
+        if max_momentum is not None:
+            max_momentum = check.fraction("max_momentum", max_momentum)
+            if max_momentum < self.min_momentum:
+                raise ValueError(f"max_momentum: must be at least min_momentum {self.min_momentum:g}, "
+                                 f"got {max_momentum!r}")
+        self.max_momentum = max_momentum
         eta0 = self.initial_learning_rate
         if max_learning_rate is not None:
             max_learning_rate = check.positive("max_learning_rate", max_learning_rate)
@@ -366,6 +393,19 @@ class OneCycleSchedule(Schedule):
         if step <= end:
             return peak - (peak - eta0) * (step - half) / half
         return eta0 + (self.final_rate - eta0) * (step - end) / (last - end)
+
+    def momentum(self, step: int) -> float | None:
+        """β(t): down from β_max to β_min while η rises, back up while it falls, β_max after."""
+        high = self.max_momentum
+        if high is None:
+            return None
+        half, end, _ = self.phases()
+        low = self.min_momentum
+        if half == 0 or step >= end:
+            return high
+        if step <= half:
+            return high - (high - low) * step / half
+        return low + (high - low) * (step - half) / half
 
 
 def get_schedule(config: Mapping[str, Any], initial_learning_rate: float) -> Schedule:

@@ -332,7 +332,27 @@ def _one_cycle_schedule(cfg: dict[str, Any], sched: Schedule, plan: dict[str, An
         "        rate = PEAK - (PEAK - ETA0) * (t - half) / half\n"
         "    else:\n"
         "        rate = ETA0 + (FINAL - ETA0) * (t - end) / (last - end)\n"
-        "    return rate / ETA0\n")
+        "    return rate / ETA0\n\n\n"
+        f"MAX_MOMENTUM, MIN_MOMENTUM = {sched.max_momentum!r}, {sched.min_momentum!r}  # β cycled against η\n\n\n"
+        "def momentum_at(t):\n"
+        "    \"\"\"1cycle's momentum (Smith): β_max → β_min while the rate rises, back while it falls, β_max\n"
+        "    after; None when it is not cycled.\"\"\"\n"
+        "    if MAX_MOMENTUM is None:\n"
+        "        return None\n"
+        "    half = int((1.0 - ANNIHILATION) * (TOTAL_STEPS - 1) // 2)\n"
+        "    if half == 0 or t >= 2 * half:\n"
+        "        return MAX_MOMENTUM\n"
+        "    if t <= half:\n"
+        "        return MAX_MOMENTUM - (MAX_MOMENTUM - MIN_MOMENTUM) * t / half\n"
+        "    return MIN_MOMENTUM + (MAX_MOMENTUM - MIN_MOMENTUM) * (t - half) / half\n\n\n"
+        "class OneCycle(torch.optim.lr_scheduler.LambdaLR):\n"
+        "    \"\"\"The rate through lr_factor; after each step also β of the optimizers that have a momentum.\"\"\"\n\n"
+        "    def step(self, epoch=None):\n"
+        "        super().step()\n"
+        "        beta = momentum_at(self.last_epoch)\n"
+        "        for group in self.optimizer.param_groups:\n"
+        "            if beta is not None and \"momentum\" in group:\n"
+        "                group[\"momentum\"] = beta\n")
 
 
 def _performance_schedule(cfg: dict[str, Any], sched: Schedule, plan: dict[str, Any]) -> str:
@@ -363,7 +383,7 @@ SCHEDULE_CODE: dict[str, ScheduleCode] = {
     "piecewise": ScheduleCode(_piecewise_schedule, _LAMBDA_LR),
     "performance": ScheduleCode(_performance_schedule, "torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, "
                                                        "**PLATEAU)  # once per epoch"),
-    "one_cycle": ScheduleCode(_one_cycle_schedule, _LAMBDA_LR),
+    "one_cycle": ScheduleCode(_one_cycle_schedule, "OneCycle(optimizer, lr_factor)  # every batch, with β"),
 }
 
 
@@ -463,10 +483,28 @@ def _adagrad(cfg: dict[str, Any]) -> tuple[str, str]:
                     f"{cfg['initial_accumulator_value']!r}, epsilon={cfg['epsilon']!r})\n")
 
 
+def _adamax(cfg: dict[str, Any]) -> tuple[str, str]:
+    helper = _optimizer_class(
+        "KerasAdamax",
+        """AdaMax as Keras and the workbench compute it: m ← β1m + (1 − β1)g, u ← max(β2u, |g|),
+    θ ← θ − ηm/((1 − β1^t)(u + ε)). torch.optim.Adamax adds ε inside the maximum (max(β2u, |g| + ε))
+    instead: a different u wherever |g| is as small as ε.""",
+        ["lr", "beta_1", "beta_2", "epsilon"],
+        """state = self.state[p]
+                m = state.setdefault("m", torch.zeros_like(p))
+                u = state.setdefault("u", torch.zeros_like(p))
+                state["t"] = t = state.get("t", 0) + 1
+                m.mul_(group["beta_1"]).add_(p.grad, alpha=1 - group["beta_1"])
+                torch.maximum(u.mul_(group["beta_2"]), p.grad.abs(), out=u)
+                p.addcdiv_(m, u + group["epsilon"], value=-group["lr"] / (1 - group["beta_1"] ** t))""")
+    return helper, (f"    return KerasAdamax(params, lr={cfg['learning_rate']!r}, beta_1={cfg['beta_1']!r}, "
+                    f"beta_2={cfg['beta_2']!r}, epsilon={cfg['epsilon']!r})\n")
+
+
 # ``optimizer.name`` → its code
 OPTIMIZER_CODE: dict[str, OptimizerCode] = {
     "sgd": _sgd, "momentum": _momentum, "nesterov": _momentum, "adagrad": _adagrad, "rmsprop": _rmsprop,
-    "adam": _adam, "nadam": _nadam, "adamw": _adam,
+    "adam": _adam, "nadam": _nadam, "adamw": _adam, "adamax": _adamax,
 }
 
 

@@ -23,6 +23,14 @@ which the loss starts to climb (typically about 10 times lower than the turning 
 
     suggestion = η at the minimum of L̃ / 10.
 
+A suggestion is made only when the curve can be read that way: the smoothed loss must rise
+after its minimum (by ``RISE_FACTOR``, or the run exploded or diverged), since a loss still
+falling at η_max has no turning point and a tenth of the range's end is not a rate the test
+has justified; it must fall by at least ``FLAT_DROP`` of where it started (else it is too flat
+to read); and the batch losses' scatter around the smoothed curve before the minimum must be
+below ``NOISE_RATIO`` of that fall (else it is too noisy). Otherwise ``suggestion`` is
+``None`` and ``problem`` says why.
+
 Also reported: the *steepest descent* rate, where L̃ falls fastest per factor of η,
 argmin_t dL̃/d(ln η) before the minimum (fastai's choice); the two usually agree within a
 factor of a few.
@@ -40,6 +48,7 @@ a line of training code here.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +67,11 @@ from core.training import Trainer
 Progress = Callable[[dict[str, Any]], None]
 
 WARMUP_STEPS = 10   # explosions are not judged before this many steps (the average is still settling)
+RISE_FACTOR = 1.3   # the smoothed loss must climb this far above its minimum after it: a turning point
+FLAT_DROP = 0.1     # ... and must have fallen by this share of where it started
+NOISE_RATIO = 0.5   # the batch losses' scatter (std around the smoothed curve) must stay below this share of the fall
+TRIAL_STEPS = 200   # a suggestion is checked by training this many steps at it (or TRIAL_SECONDS)
+TRIAL_SECONDS = 2.0
 
 
 class ExponentialRamp(Schedule):
@@ -103,6 +117,47 @@ class SmoothedLoss:
         return self._m / (1.0 - self.beta**self._t)
 
 
+@dataclass(frozen=True)
+class RateTrial:
+    """A short training at one constant rate from the experiment's start: the check a suggestion
+    passes before it is offered. ``loss_before`` is the first batch's loss (taken before any
+    step), ``loss_after`` the median of the last 20 batch losses."""
+
+    learning_rate: float
+    steps: int
+    loss_before: float
+    loss_after: float
+    diverged: bool
+
+    @property
+    def sound(self) -> bool:
+        """It did not diverge and the loss came down."""
+        return not self.diverged and math.isfinite(self.loss_after) and self.loss_after < self.loss_before
+
+
+def try_rate(experiment: Experiment, learning_rate: float, *, dataset: Dataset | None = None,
+             base_dir: str | Path | None = None, steps: int = TRIAL_STEPS, seconds: float = TRIAL_SECONDS,
+             should_stop: Callable[[], bool] | None = None) -> RateTrial:
+    """Train ``experiment`` from its start at the constant rate η = ``learning_rate`` for ``steps``
+    optimizer steps or ``seconds`` of training, whichever comes first (a NaN stops it)."""
+    d = with_learning_rate(experiment.to_dict(), learning_rate)
+    d["schedule"] = {"name": "constant"}
+    d["regularization"]["early_stopping"]["enabled"] = False
+    d["training"].update(on_nan="stop", diagnostics_every=1_000_000, epochs=max(int(steps), 1))
+    trainer = Trainer(parse_experiment(d), base_dir, dataset=dataset)
+    losses: list[float] = []
+    deadline = time.perf_counter() + seconds
+    outer = should_stop or (lambda: False)
+    reason = trainer.fit(observer=lambda kind, info: losses.append(float(info["loss"])) if kind == "step" else None,
+                         should_stop=lambda: len(losses) >= steps or time.perf_counter() > deadline or outer())
+    window = max(1, min(20, len(losses) // 2))
+    finite = np.asarray(losses, dtype=np.float64)
+    diverged = reason.startswith("diverged") or not np.isfinite(finite).all()
+    before = float(finite[0]) if len(finite) else math.nan
+    after = float(np.median(finite[-window:])) if len(finite) and not diverged else math.inf
+    return RateTrial(float(learning_rate), len(losses), before, after, diverged)
+
+
 @dataclass
 class RangeTest:
     """A finished (or stopped) range test. ``learning_rates``, ``losses`` (raw batch loss, with the
@@ -118,6 +173,8 @@ class RangeTest:
     min_learning_rate: float
     max_learning_rate: float
     settings: dict[str, Any] = field(default_factory=dict)
+    #: The short training at the suggested rate, when the test was asked to check it.
+    trial: RateTrial | None = None
 
     @property
     def n_steps(self) -> int:
@@ -138,10 +195,43 @@ class RangeTest:
         return None if i is None else float(self.learning_rates[i])
 
     @property
+    def problem(self) -> str | None:
+        """Why the curve cannot be read (module docstring), or ``None`` when it can."""
+        best = self.best_index
+        if best is None:
+            return "the test ended before any finite loss"
+        smoothed = self.smoothed
+        low, start = float(smoothed[best]), float(smoothed[0])
+        after = smoothed[best:]
+        rose = self.reason in ("exploded", "diverged") or not np.isfinite(after).all() or \
+            float(np.max(after)) > RISE_FACTOR * low
+        if not rose:
+            lowest = float(self.learning_rates[best])
+            return (f"the loss did not rise by the end of the range: it is lowest at η = {lowest:.2g}"
+                    f"{' (the end of the range)' if best == self.n_steps - 1 else ''}, so the test shows no rate "
+                    "where training becomes unstable and a tenth of it is not justified (on a small training set "
+                    "the loss can fall to 0 at any rate); widen the range or judge by validation loss")
+        drop = start - low
+        if start <= 0 or drop < FLAT_DROP * start:
+            share = max(drop, 0.0) / max(start, 1e-30)
+            return f"the curve is too flat to read: the smoothed loss fell by only {share:.0%} from where it started"
+        scatter = float(np.std(self.losses[:best + 1] - smoothed[:best + 1]))
+        if best >= WARMUP_STEPS and scatter > NOISE_RATIO * drop:
+            return (f"the curve is too noisy to read: the batch losses scatter by {scatter:.3g} around the smoothed "
+                    f"curve, more than half of its fall ({drop:.3g}); use a larger batch or more steps")
+        trial = self.trial
+        if trial is not None and not trial.sound:
+            what = "diverged" if trial.diverged else \
+                f"did not lower the loss ({trial.loss_before:.3g} → {trial.loss_after:.3g})"
+            return f"a trial of {trial.steps} steps at the rule's η = {trial.learning_rate:.2g} {what}"
+        return None
+
+    @property
     def suggestion(self) -> float | None:
-        """The book's pick: a tenth of η at the lowest smoothed loss."""
+        """The book's pick: a tenth of η at the lowest smoothed loss, when the curve can be read
+        (``problem`` is ``None``)."""
         lr = self.loss_minimum_rate
-        return None if lr is None else lr / 10.0
+        return None if lr is None or self.problem is not None else lr / 10.0
 
     @property
     def steepest_rate(self) -> float | None:
@@ -172,13 +262,15 @@ def lr_range_test(experiment: Experiment, *, weights: Mapping[str, np.ndarray] |
                   dataset: Dataset | None = None, base_dir: str | Path | None = None,
                   min_learning_rate: float = 1e-6, max_learning_rate: float = 10.0, steps: int = 300,
                   smoothing: float = 0.9, explode_factor: float = 4.0,
-                  observer: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> RangeTest:
+                  observer: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+                  check_suggestion: bool = False) -> RangeTest:
     """Run the range test (module docstring) on a scratch trainer for ``experiment``.
 
     ``weights``: parameters and buffers to start from (``Trainer.network.state()`` or the
     ``weights/…`` arrays of ``Trainer.state_dict()`` without the prefix); default: the
     experiment's initial weights. ``dataset`` skips reloading the data (pass the live trainer's).
     ``observer`` gets a progress dict after each step; ``should_stop()`` is asked before each.
+    With ``check_suggestion`` a suggestion is tried (``try_rate``) and kept only if it trains.
     """
     check.positive("min_learning_rate", min_learning_rate)
     check.positive_int("steps", steps, high=100_000)
@@ -222,10 +314,15 @@ def lr_range_test(experiment: Experiment, *, weights: Mapping[str, np.ndarray] |
         reason = "completed"
     else:
         reason = "stopped"
-    return RangeTest(learning_rates=np.array(lrs), losses=np.array(losses), smoothed=np.array(smoothed),
-                     reason=reason, min_learning_rate=float(min_learning_rate),
-                     max_learning_rate=float(max_learning_rate),
-                     settings={"steps": steps, "smoothing": smoothing, "explode_factor": explode_factor})
+    result = RangeTest(learning_rates=np.array(lrs), losses=np.array(losses), smoothed=np.array(smoothed),
+                       reason=reason, min_learning_rate=float(min_learning_rate),
+                       max_learning_rate=float(max_learning_rate),
+                       settings={"steps": steps, "smoothing": smoothing, "explode_factor": explode_factor})
+    rate = result.suggestion
+    if check_suggestion and rate is not None and reason != "stopped":
+        result.trial = try_rate(experiment, rate, dataset=trainer.dataset, base_dir=base_dir,
+                                should_stop=should_stop)
+    return result
 
 
 def lr_range_test_for_trainer(trainer: Trainer, **options: Any) -> RangeTest:
@@ -284,10 +381,12 @@ def with_one_cycle_peak(spec: Mapping[str, Any], peak: float) -> dict[str, Any]:
 __all__ = [
     "ExponentialRamp",
     "RangeTest",
+    "RateTrial",
     "lr_range_test",
     "lr_range_test_for_trainer",
     "range_test_experiment",
     "SmoothedLoss",
+    "try_rate",
     "with_learning_rate",
     "with_one_cycle_peak",
 ]

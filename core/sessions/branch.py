@@ -151,10 +151,24 @@ def branch_trainer(session: Session, at_step: int, changes: Sequence[Change] = (
     experiment = parse_experiment(edited)
     if experiment == session.experiment:
         return trainer
-    _refuse_data_changes(session.experiment, experiment)
-    arrays, state = trainer.state_dict()
+    branch = continue_as(trainer, experiment, base_dir)
+    described = ", ".join(f"{format_path(parse_path(p))}={json.dumps(v)}" for p, v in changes)
+    branch.events.append({"kind": "branch", "step": branch.step, "epoch": branch.epoch,
+                          "message": f"branched at step {at_step:,}: {described}"})
+    return branch
+
+
+def continue_as(trainer: Trainer, experiment: Experiment, base_dir: str | Path | None = None,
+                history: bool = True) -> Trainer:
+    """A new trainer for ``experiment`` holding ``trainer``'s state at its current step (the
+    running trainer is not changed): what a branch at that step is, and what a trial of a
+    remedy continues from. With ``history=False`` the new trainer starts with empty tables, so
+    what it records is its own. Changes that cannot keep the state raise ``SessionError``."""
+    old, new = trainer.experiment, experiment
+    _refuse_data_changes(old, new)
+    arrays, state = trainer.state_dict(history=history)
     try:
-        branch = Trainer(experiment, base_dir, transfer=False)
+        branch = Trainer(experiment, base_dir, dataset=trainer.dataset, transfer=False)
     except SpecError as exc:
         raise SessionError(f"cannot build the changed experiment: {exc}") from None
     shapes = {k: a.shape for k, a in branch.network.state().items()}
@@ -164,7 +178,6 @@ def branch_trainer(session: Session, at_step: int, changes: Sequence[Change] = (
             raise SessionError(f"the changes alter {name}'s shape ({array.shape} → {shapes.get(name)}); a branch "
                                "keeps the run's weights, so only changes that keep every shape can branch "
                                "(start a new experiment with model.transfer instead)")
-    old, new = session.experiment, experiment
     if new.optimizer.name != old.optimizer.name:
         fresh = branch.optimizer.state_dict()
         arrays = {k: a for k, a in arrays.items() if not k.startswith("optimizer/")}
@@ -188,9 +201,6 @@ def branch_trainer(session: Session, at_step: int, changes: Sequence[Change] = (
             branch.load_state_dict(arrays, {**state, "schedule": branch.schedule.state_dict()})
     except ValueError as exc:
         raise SessionError(f"the changed experiment cannot continue the run's state: {exc}") from None
-    described = ", ".join(f"{format_path(parse_path(p))}={json.dumps(v)}" for p, v in changes)
-    branch.events.append({"kind": "branch", "step": branch.step, "epoch": branch.epoch,
-                          "message": f"branched at step {at_step:,}: {described}"})
     return branch
 
 

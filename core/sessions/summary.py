@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from core.engine.diagnostics import DiagnosticsRecorder, assess_health
+from core.engine.diagnostics import DiagnosticsRecorder, HealthContext, assess_health, chance_loss
 
 from .format import Session
 
@@ -75,7 +75,25 @@ def health_findings(session: Session) -> list[dict[str, Any]]:
     if "step" not in history or not len(history["step"]) or "layer_names" not in history:
         return []
     recorder = DiagnosticsRecorder.from_arrays(history)
-    return [issue.to_dict() for issue in assess_health(recorder)]
+    return [issue.to_dict() for issue in assess_health(recorder, context=health_context(session))]
+
+
+def health_context(session: Session) -> HealthContext:
+    """What the detector reads besides the tables, from the saved experiment and state: the
+    chance-level loss (classes taken as balanced: the class counts are not saved), the
+    clipping, and the events (where a NaN first appeared)."""
+    exp = session.experiment
+    n_outputs = session.state.get("n_outputs")
+    loss = exp.model.output.loss
+    if loss == "auto":
+        # auto is softmax + cross-entropy for class labels, MSE for float targets (one output
+        # per target, so a single output is a regression)
+        loss = "softmax_cross_entropy" if isinstance(n_outputs, int) and n_outputs > 1 else "mse"
+    chance = chance_loss(loss, n_outputs) if isinstance(n_outputs, int) and n_outputs > 0 else None
+    clip = exp.regularization.gradient_clip
+    events = session.state.get("events", [])
+    events = tuple(e for e in events if isinstance(e, dict)) if isinstance(events, list) else ()
+    return HealthContext(chance, clip.mode, float(clip.threshold) if clip.mode != "none" else math.nan, events)
 
 
 def session_summary(session: Session) -> dict[str, Any]:

@@ -240,3 +240,15 @@ def test_a_lab_job_hands_the_gil_over_between_its_steps(qtbot: Any, monkeypatch:
     expected = 0.2 / gil.YIELD_EVERY
     assert blocker.args[0] > 10 * len(sleeps)
     assert 0.5 * expected <= len(sleeps) <= 1.5 * expected + 1
+
+
+def test_lr_finder_says_why_it_suggests_nothing_and_offers_no_use(labs: Any, qtbot: Any) -> None:
+    from core.labs.lr_finder import RangeTest
+    lab = open_lab(labs, "lr_finder")
+    falling = np.linspace(2.0, 0.01, 50)            # still falling at the end of the range
+    result = RangeTest(learning_rates=np.geomspace(1e-5, 1.0, 50), losses=falling, smoothed=falling,
+                       reason="completed", min_learning_rate=1e-5, max_learning_rate=1.0)
+    lab._done(result)
+    text = lab.suggestion_label.text()
+    assert "no suggestion" in text and "did not rise" in text
+    assert not lab.use_rate_button.isEnabled() and not lab.use_peak_button.isEnabled()

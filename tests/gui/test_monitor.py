@@ -376,6 +376,8 @@ def test_health_banner_names_the_layer_and_a_remedy_is_one_undoable_edit(make_wi
     qtbot.waitUntil(banner.isVisible, timeout=2_000)
     assert "Vanishing gradients in dense_0" in banner.label.text()
     assert "step" in banner.label.text()
+    # the fixes are offered once they have been tried
+    qtbot.waitUntil(lambda: banner.report is not None, timeout=120_000)
     button = banner.buttons["init"]
     assert button.isVisible()
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)

@@ -200,7 +200,9 @@ class LRFinderLab(QWidget):
                 progress({"step": info["step"], "lr": list(points["lr"]), "loss": list(points["loss"]),
                           "smoothed": list(points["smoothed"])})
 
-            return lr_range_test(experiment, base_dir=base_dir, observer=observe, should_stop=stop, **options)
+            # The suggestion is tried (a short training at it) before "Use" is offered.
+            return lr_range_test(experiment, base_dir=base_dir, observer=observe, should_stop=stop,
+                                 check_suggestion=True, **options)
 
         self.runner.submit(job)
 
@@ -239,13 +241,19 @@ class LRFinderLab(QWidget):
         ended = {"completed": "ran all steps", "exploded": "stopped when the loss exploded",
                  "diverged": "stopped when the loss became NaN", "stopped": "stopped by you"}[result.reason]
         if suggestion is None:
-            self.suggestion_label.setText(f"The test {ended} before any finite loss: no suggestion.")
+            why = result.problem or "the curve cannot be read"
+            self.suggestion_label.setText(f"The test {ended} after {result.n_steps} steps: <b>no suggestion</b>, "
+                                          f"because {why}.")
         else:
             steep = result.steepest_rate
+            trial = result.trial
+            checked = "" if trial is None else (
+                f"<br>Checked: {trial.steps} steps at it from the start took the loss from {trial.loss_before:.3g} "
+                f"to {trial.loss_after:.3g}.")
             self.suggestion_label.setText(
                 f"The test {ended} after {result.n_steps} steps.<br><b>Suggested η = {suggestion:.2g}</b>: a tenth "
                 f"of {result.loss_minimum_rate:.2g}, where the smoothed loss is lowest."
-                + (f"<br>Steepest descent at η = {steep:.2g} (◆)." if steep is not None else ""))
+                + (f"<br>Steepest descent at η = {steep:.2g} (◆)." if steep is not None else "") + checked)
         for button in (self.use_rate_button, self.use_peak_button):
             button.setEnabled(suggestion is not None)
         self.finished.emit(result)

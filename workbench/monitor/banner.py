@@ -1,73 +1,52 @@
-"""The health banner: the engine's detector (``Trainer.health()``, run on the worker) in plain
-words, naming layer and step, with the book's remedies as one-click edits of the experiment
-(each one undoable edit through ``ExperimentState``)."""
+"""The health banner: the engine's detector (``Trainer.health()``) in plain words, naming layer
+and step, with the book's remedies offered only after they were tried.
+
+When a finding appears, a short trial of each remedy it names runs off the GUI thread (a
+``JobRunner`` job calling ``core.remedies.try_remedies_for``): the run is replayed to the
+finding's step and each fix trained for a bounded budget against the unchanged run. The banner
+then lists each fix with its measured effect: the ones that helped as one-click edits (each one
+undoable edit through ``ExperimentState``; a pair such as leaky ReLU with a lower rate is one
+edit), the ones that made things worse as such, each with what it does and does not address.
+After a fix is applied the banner says so and what to do next, and greys out the finding,
+which describes the run before the fix.
+"""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable
+import html
 from typing import Any
 
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from core.engine.diagnostics import REMEDIES
+from core.engine.diagnostics import REMEDIES, HealthIssue
+from core.remedies import (
+    MATCHED_INIT,
+    REMEDY_SCOPE,
+    TRIAL_SECONDS,
+    TRIAL_STEPS,
+    RemedyReport,
+    Trial,
+    apply_remedies,
+    describe,
+    remedy_activation,
+    remedy_batch_norm,
+    remedy_clip,
+    remedy_init,
+    remedy_leaky,
+    try_remedies_for,
+)
 
+from ..concurrent import JobRunner
 from ..state import ExperimentState
 
-#: Initialization matched to each activation (chapter 11, Table 11-1).
-MATCHED_INIT = {"relu": "he_normal", "leaky_relu": "he_normal", "elu": "he_normal", "gelu": "he_normal",
-                "swish": "he_normal", "selu": "lecun_normal", "logistic": "glorot_uniform", "tanh": "glorot_uniform",
-                "softplus": "glorot_uniform", "linear": "glorot_uniform"}
+__all__ = ["KIND_TITLES", "MATCHED_INIT", "REMEDY_BUTTONS", "HealthBanner", "remedy_activation", "remedy_batch_norm",
+           "remedy_clip", "remedy_edit", "remedy_init", "remedy_leaky"]
 
 KIND_TITLES = {"vanishing": "Vanishing gradients", "exploding": "Exploding gradients", "dead": "Dying ReLUs",
-               "nan": "Training diverged (NaN)"}
-
-
-def _layers(data: dict[str, Any]) -> list[dict[str, Any]]:
-    return data["model"]["layers"]
-
-
-def remedy_init(data: dict[str, Any]) -> dict[str, Any]:
-    for row in _layers(data):
-        row["init"] = MATCHED_INIT.get(row["activation"], "he_normal")
-    return data
-
-
-def remedy_activation(data: dict[str, Any]) -> dict[str, Any]:
-    for row in _layers(data):
-        row.pop("alpha", None)
-        row["activation"] = "elu"
-        row["init"] = "he_normal"
-    return data
-
-
-def remedy_batch_norm(data: dict[str, Any]) -> dict[str, Any]:
-    for row in _layers(data):
-        if not row.get("batch_norm"):
-            row["batch_norm"] = "before_activation"
-    return data
-
-
-def remedy_clip(data: dict[str, Any]) -> dict[str, Any]:
-    data["regularization"]["gradient_clip"] = {"mode": "global_norm", "threshold": 1.0}
-    return data
-
-
-def remedy_learning_rate(data: dict[str, Any], current: float) -> dict[str, Any]:
-    data["optimizer"]["learning_rate"] = float(f"{current / 2:.6g}")
-    return data
-
-
-def remedy_leaky(data: dict[str, Any]) -> dict[str, Any]:
-    for row in _layers(data):
-        if row["activation"] in ("relu", "logistic", "tanh"):
-            row.pop("alpha", None)
-            row["activation"] = "leaky_relu"
-            row["init"] = "he_normal"
-    return data
-
+               "nan": "Training diverged (NaN)", "saturated": "Saturated units", "stalled": "Training stalled",
+               "diverging": "Diverging", "clipping": "Clipping active"}
 
 #: remedy key → (button text, what the edit does)
 REMEDY_BUTTONS = {
@@ -81,28 +60,48 @@ REMEDY_BUTTONS = {
 }
 
 
-def remedy_edit(state: ExperimentState, key: str) -> str | None:
-    """Apply one remedy to the experiment as one undoable edit; returns the refusal message, if any."""
-    data = state.data
-    fixes: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-        "init": remedy_init, "activation": remedy_activation, "batch_norm": remedy_batch_norm,
-        "clip": remedy_clip, "leaky": remedy_leaky,
-        "learning_rate": lambda d: remedy_learning_rate(d, state.experiment.learning_rate),
-    }
-    if key not in fixes:
+def fix_text(fix: tuple[str, ...]) -> str:
+    """The button text of a fix: ``Leaky ReLU + learning rate ÷ 4`` for a pair."""
+    halvings = fix.count("learning_rate")
+    parts = [REMEDY_BUTTONS[k][0] for k in fix if k != "learning_rate"]
+    if halvings and parts:
+        parts.append(f"learning rate ÷ {2 ** halvings}")
+    elif halvings:
+        parts.append("Halve learning rate" if halvings == 1 else f"Learning rate ÷ {2 ** halvings}")
+    return " + ".join(parts)
+
+
+def fix_key(fix: tuple[str, ...]) -> str:
+    return "+".join(fix)
+
+
+def remedy_edit(state: ExperimentState, key: str | tuple[str, ...]) -> str | None:
+    """Apply one remedy (or a pair, as remedy keys) to the experiment as one undoable edit;
+    returns the refusal message, if any."""
+    fix = tuple(key.split("+")) if isinstance(key, str) else tuple(key)
+    if not fix or any(k not in REMEDY_BUTTONS for k in fix):
         return f"unknown remedy {key!r}"
-    new = fixes[key](copy.deepcopy(data))
-    return state.replace_data(new, f"Remedy: {REMEDY_BUTTONS[key][0].lower()}")
+    new = apply_remedies(state.data, fix)
+    return state.replace_data(new, f"Remedy: {fix_text(fix).lower()}")
+
+
+def scope(fix: tuple[str, ...]) -> str:
+    """What the fix does and does not address, in the book's terms."""
+    return " ".join(f"{REMEDY_BUTTONS[k][0]}: {REMEDY_SCOPE[k]}." for k in dict.fromkeys(fix))
 
 
 class HealthBanner(QFrame):
-    """Hidden while training is healthy; else the first finding and its remedies as buttons."""
+    """Hidden while training is healthy; else the first finding, the trials of its remedies, and
+    the fixes that helped as buttons."""
 
     remedy_applied = Signal(str)
+    trials_finished = Signal(object)        # the RemedyReport
 
     def __init__(self, state: ExperimentState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
+        self.trial_steps = TRIAL_STEPS
+        self.trial_seconds = TRIAL_SECONDS
         self.setObjectName("healthBanner")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setAutoFillBackground(True)
@@ -114,25 +113,37 @@ class HealthBanner(QFrame):
         self.label.setWordWrap(True)
         self.label.setTextFormat(Qt.TextFormat.RichText)
         outer.addWidget(self.label)
-        row = QHBoxLayout()
-        row.setSpacing(4)
-        self.hint = QLabel("Fix:")
-        row.addWidget(self.hint)
+        self.trials_label = QLabel()
+        self.trials_label.setObjectName("remedyTrials")
+        self.trials_label.setWordWrap(True)
+        self.trials_label.setTextFormat(Qt.TextFormat.RichText)
+        outer.addWidget(self.trials_label)
+        self.applied_label = QLabel()
+        self.applied_label.setObjectName("remedyApplied")
+        self.applied_label.setWordWrap(True)
+        self.applied_label.hide()
+        outer.addWidget(self.applied_label)
+        self.row = QHBoxLayout()
+        self.row.setSpacing(4)
+        self.hint = QLabel("Fix (tried):")
+        self.row.addWidget(self.hint)
+        self.row.addStretch(1)
+        outer.addLayout(self.row)
         self.buttons: dict[str, QPushButton] = {}
-        for key, (text, tip) in REMEDY_BUTTONS.items():
-            button = QPushButton(text)
-            button.setObjectName(f"remedy_{key}")
-            button.setToolTip(f"{tip}.\nThe book: {REMEDIES.get(key, '')}.\nOne undoable edit; takes effect "
-                              "at the next Train (a learning-rate change applies at once).")
-            button.clicked.connect(lambda _=False, k=key: self.apply(k))
-            row.addWidget(button)
-            self.buttons[key] = button
-        row.addStretch(1)
-        outer.addLayout(row)
         self.issues: list[dict[str, Any]] = []
-        self._shown_key: tuple[Any, ...] | None = None
+        self.report: RemedyReport | None = None
+        self.applied: list[tuple[str, ...]] = []
+        self._applied_step: int | None = None
+        self._tried_key: tuple[Any, ...] | None = None
+        self.runner = JobRunner(self, "remedy-trials")
+        self.runner.progress.connect(self._on_trial_progress)
+        self.runner.finished.connect(self._on_trials)
+        self.runner.failed.connect(self._on_trials_failed)
         self._colour()
+        self._show_buttons([])
         self.hide()
+
+    # ------------------------------------------------------------------ look
 
     def _colour(self) -> None:
         pal = self.palette()
@@ -146,37 +157,138 @@ class HealthBanner(QFrame):
             self._colour()
         super().changeEvent(event)
 
+    @property
+    def stale(self) -> bool:
+        """A fix was applied since the finding: it describes the run before the fix."""
+        return bool(self.applied)
+
+    # ------------------------------------------------------------------ findings
+
     def set_issues(self, issues: list[dict[str, Any]]) -> None:
         """Show the detector's findings (dicts of ``HealthIssue.to_dict()``)."""
+        newest = max((int(i["step"]) for i in issues), default=-1)
+        if self._applied_step is not None and (not issues or newest < self._applied_step):
+            self._forget_applied()                  # a new run: the fix is in it now
         self.issues = list(issues)
         if not issues:
-            self._shown_key = None
             self.hide()
             return
-        key = tuple((i["kind"], i["layer"]) for i in issues)
         first = issues[0]
         title = KIND_TITLES.get(first["kind"], first["kind"])
         more = ""
         if len(issues) > 1:
             others = "; ".join(KIND_TITLES.get(i["kind"], i["kind"]).lower() + f" in {i['layer_name']}"
                                for i in issues[1:])
-            more = f"<br><i>Also: {others}.</i>"
+            more = f"<br><i>Also: {html.escape(others)}.</i>"
         message = str(first["message"])
         head, sep, rest = message.partition(": ")
         if sep and head.lower() in (title.lower(), first["kind"], "dying relus"):
             message = rest                       # the bold title already says it
-        self.label.setText(f"<b>⚠ {title} in {first['layer_name']} at step {first['step']}.</b> "
-                           f"{message[0].upper()}{message[1:]}.{more}")
-        if key != self._shown_key:
-            remedies: list[str] = []
-            for issue in issues:
-                remedies += [r for r in issue["remedies"] if r not in remedies]
-            for k, button in self.buttons.items():
-                button.setVisible(k in remedies)
-            self._shown_key = key
+        text = (f"<b>⚠ {html.escape(title)} in {html.escape(first['layer_name'])} at step {first['step']}.</b> "
+                f"{html.escape(message[0].upper() + message[1:])}.{more}")
+        if self.stale:
+            text = f"<span style='color: gray'>{text} (before the fix)</span>"
+        self.label.setText(text)
+        key = tuple((i["kind"], i["layer"]) for i in issues)
+        if key != self._tried_key and not self.stale:
+            self._tried_key = key
+            self._start_trials(issues)
         self.show()
+
+    def _start_trials(self, issues: list[dict[str, Any]]) -> None:
+        """Try the remedies of the first finding that names any, off the GUI thread."""
+        self.report = None
+        self._show_buttons([])
+        finding = next((i for i in issues if i.get("remedies")), None)
+        if finding is None:
+            self.trials_label.setText("")
+            return
+        issue = HealthIssue.from_dict(finding)
+        experiment, steps, seconds = self.state.experiment, self.trial_steps, self.trial_seconds
+        self.trials_label.setText(f"<i>Trying the fixes for {html.escape(issue.kind)} ({steps} steps or "
+                                  f"{seconds:g} s each) before offering them…</i>")
+        self.runner.request_stop()
+        self.runner.submit(lambda progress, should_stop: try_remedies_for(
+            experiment, issue, steps, seconds, should_stop, progress))
+
+    def _on_trial_progress(self, label: str) -> None:
+        if self.report is None:
+            self.trials_label.setText(f"<i>Trying the fixes before offering them: {html.escape(str(label))}…</i>")
+
+    def _on_trials_failed(self, message: str) -> None:
+        self.trials_label.setText(f"<i>The fixes could not be tried ({html.escape(message.splitlines()[0])}); "
+                                  "none is offered. The book's remedies: "
+                                  + html.escape("; ".join(REMEDIES[k] for k in self._named_remedies())) + ".</i>")
+
+    def _named_remedies(self) -> list[str]:
+        first = next((i for i in self.issues if i.get("remedies")), None)
+        return [k for k in (first or {}).get("remedies", []) if k in REMEDIES]
+
+    def _on_trials(self, report: RemedyReport) -> None:
+        self.report = report
+        lines = []
+        for trial in report.trials:
+            mark = "✓" if trial.verdict == "helps" else "✗"
+            verdict = {"helps": "helped", "worse": "did not help here", "no_change": "made no clear difference",
+                       "diverged": "diverged"}.get(trial.verdict, trial.verdict)
+            lines.append(f"{mark} <b>{html.escape(fix_text(trial.fix))}</b> {verdict}: "
+                         f"{html.escape(_effect(trial))}")
+        if not report.offered:
+            lines.append("<i>No fix helped in its trial; none is offered.</i>")
+        self.trials_label.setText("<br>".join(lines))
+        self.trials_label.setToolTip("\n".join(describe(t) for t in report.trials))
+        self._show_buttons([t for t in report.offered if t.fix not in self.applied])
+        self.trials_finished.emit(report)
+
+    def _show_buttons(self, offered: list[Trial]) -> None:
+        for button in self.buttons.values():
+            self.row.removeWidget(button)
+            button.deleteLater()
+        self.buttons = {}
+        for i, trial in enumerate(offered):
+            key = fix_key(trial.fix)
+            button = QPushButton(fix_text(trial.fix))
+            button.setObjectName(f"remedy_{key}")
+            tips = [REMEDY_BUTTONS[k][1] + "." for k in dict.fromkeys(trial.fix)]
+            button.setToolTip("\n".join([*tips, f"In its trial: {_effect(trial)}.", f"What it does: {scope(trial.fix)}",
+                                         "One undoable edit; an initialization or structure change takes effect "
+                                         "at the next Train from the start (a learning-rate change applies at once)."]))
+            button.clicked.connect(lambda _=False, k=key: self.apply(k))
+            self.row.insertWidget(1 + i, button)
+            button.show()        # a widget added to a shown parent's layout is otherwise shown only later
+            self.buttons[key] = button
+        self.hint.setVisible(bool(offered))
+
+    # ------------------------------------------------------------------ applying
 
     def apply(self, key: str) -> None:
         message = remedy_edit(self.state, key)
-        if message is None:
-            self.remedy_applied.emit(key)
+        if message is not None:
+            return
+        fix = tuple(key.split("+"))
+        self.applied.append(fix)
+        self._applied_step = max((int(i["step"]) for i in self.issues), default=0)
+        button = self.buttons.get(key)
+        if button is not None:
+            button.setEnabled(False)
+        names = ", ".join(fix_text(f) for f in self.applied)
+        self.applied_label.setText(f"✓ Fix applied: {names}. Retrain to see its effect (Train from the start; "
+                                   f"the finding above describes the run before the fix). {scope(fix)}")
+        self.applied_label.show()
+        self.set_issues(self.issues)             # greys the finding out
+        self.remedy_applied.emit(key)
+
+    def _forget_applied(self) -> None:
+        self.applied = []
+        self._applied_step = None
+        self._tried_key = None
+        self.applied_label.hide()
+
+
+def _effect(trial: Trial) -> str:
+    if trial.diverged:
+        return f"diverged within {trial.steps} steps"
+    where = "from the start" if trial.from_start else f"from step {trial.start_step:,}"
+    change = trial.loss_change
+    return (f"{trial.explanation}; loss {'+' if change >= 0 else ''}{change:.3g} over {trial.steps} steps {where}")
+

@@ -64,7 +64,7 @@ class RunBuffers:
         self.frozen_layers: list[bool] = [False] * n_layers   # per layer: frozen by transfer learning now
         self.meta: dict[str, Any] = {"layer_names": self.layer_names, "steps_per_epoch": 1, "epochs": 0,
                                      "classification": False, "class_names": [], "planned_lr": None,
-                                     "points": None, "dataset": ""}
+                                     "points": None, "dataset": "", "gradient_clip": ("none", math.nan)}
         self.confusion: np.ndarray | None = None
         self.boundary: np.ndarray | None = None
         self.version = 0
@@ -113,7 +113,10 @@ class RunBuffers:
                 block = rows[q]
                 if block.shape[1:] == self._layer[q].shape[1:]:
                     self._layer[q][start:end] = block
-            self._log_grad[:, start:end] = safe_log10(rows["grad_norm"]).T
+            # What the optimizer was given: the post-clip norm where clipping recorded one.
+            clipped = rows["clipped_grad_norm"] if "clipped_grad_norm" in rows.columns else None
+            given = rows["grad_norm"] if clipped is None else np.where(np.isnan(clipped), rows["grad_norm"], clipped)
+            self._log_grad[:, start:end] = safe_log10(given).T
             self._loss[start:end] = rows["loss"]
             self._lr[start:end] = rows["learning_rate"]
             self.size = end
@@ -196,7 +199,8 @@ def _meta(run: RunInfo) -> dict[str, Any]:
                                      "n_classes": p.n_classes}
     return {"layer_names": list(run.layer_names), "steps_per_epoch": run.steps_per_epoch, "epochs": run.epochs,
             "classification": run.classification, "class_names": list(run.class_names),
-            "planned_lr": run.planned_lr, "points": points, "dataset": run.dataset}
+            "planned_lr": run.planned_lr, "points": points, "dataset": run.dataset,
+            "gradient_clip": run.gradient_clip}
 
 
 __all__ = ["KEPT", "LAYER_QUANTITIES", "ZERO_LOG10", "RunBuffers", "safe_log10", "write_csv"]

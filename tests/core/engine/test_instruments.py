@@ -181,11 +181,11 @@ def test_preconditioned_sharpness_is_the_top_eigenvalue_of_p_inverse_h():
     assert preconditioned_sharpness(probe, OPTIMIZERS.get("sgd")(), probe.start_vector(rng)) is None
 
 
-@pytest.mark.parametrize("name", ["adam", "adamw", "nadam", "rmsprop", "adagrad"])
+@pytest.mark.parametrize("name", ["adam", "adamw", "nadam", "rmsprop", "adagrad", "adamax"])
 def test_the_preconditioner_is_what_the_optimizer_divides_its_step_by(name):
     """One more step with β1 = 0 (adam-like) shows the step is −η·g/P elementwise."""
     params = {"w": np.random.default_rng(0).normal(size=(5, 4))}
-    kwargs = {"beta_1": 0.0} if name in ("adam", "adamw", "nadam") else {}
+    kwargs = {"beta_1": 0.0} if name in ("adam", "adamw", "nadam", "adamax") else {}
     if name == "adamw":
         kwargs["weight_decay"] = 0.0
     opt = OPTIMIZERS.get(name)(learning_rate=0.1, **kwargs)
@@ -205,7 +205,7 @@ def test_thresholds_follow_their_formulas():
     assert momentum_stability_threshold(0.01, 0.9) == pytest.approx(380.0)
     assert adam_stability_threshold(0.001, 0.9) == pytest.approx(38 / 0.001)
     for name, lr, expected in (("sgd", 0.1, 20.0), ("momentum", 0.1, 38.0), ("nesterov", 0.1, 38.0),
-                               ("adam", 0.1, 380.0), ("rmsprop", 0.1, 20.0)):
+                               ("adam", 0.1, 380.0), ("rmsprop", 0.1, 20.0), ("adamax", 0.1, 380.0)):
         assert stability_threshold(OPTIMIZERS.get(name)(learning_rate=lr), lr) == pytest.approx(expected)
 
 

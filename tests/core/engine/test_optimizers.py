@@ -29,6 +29,7 @@ HYPER = {
     "adam": {"beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-3},
     "nadam": {"beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-3},
     "adamw": {"weight_decay": 0.1, "beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-3},
+    "adamax": {"beta_1": 0.8, "beta_2": 0.95, "epsilon": 1e-3},
 }
 LRS = [0.1, 0.05, 0.2]  # a different rate per call, as a schedule would give
 
@@ -95,6 +96,11 @@ def reference(name: str, params, grad_seq, lrs) -> list[dict[str, np.ndarray]]:
                 m_hat = u_next * m[k] / (1 - u_product * u_next) + (1 - u_t) * g / (1 - u_product)
                 v_hat = v[k] / (1 - b2**t)
                 theta[k] = theta[k] - lr * m_hat / (np.sqrt(v_hat) + hp["epsilon"])
+            elif name == "adamax":
+                b1, b2 = hp["beta_1"], hp["beta_2"]
+                m[k] = b1 * m[k] + (1 - b1) * g
+                v[k] = np.maximum(b2 * v[k], np.abs(g))          # u, the decaying ℓ∞ norm
+                theta[k] = theta[k] - (lr / (1 - b1**t)) * m[k] / (v[k] + hp["epsilon"])
             else:  # pragma: no cover - a new optimizer needs its equations here
                 raise AssertionError(f"no reference equations for {name}")
         out.append({k: p.copy() for k, p in theta.items()})
@@ -103,7 +109,7 @@ def reference(name: str, params, grad_seq, lrs) -> list[dict[str, np.ndarray]]:
 
 # ---------------------------------------------------------------------- registry and config
 def test_registry_holds_the_books_optimizers():
-    assert NAMES == ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "nadam", "adamw"]
+    assert NAMES == ["sgd", "momentum", "nesterov", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw"]
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -119,7 +125,8 @@ def test_ratings_are_the_books_table_11_2():
     stars = {name: tuple(OPTIMIZERS.get(name).rating) for name in NAMES if OPTIMIZERS.get(name).rating}
     assert stars == {"sgd": ("*", "***"), "momentum": ("**", "***"), "nesterov": ("**", "***"),
                      "adagrad": ("***", "*"), "rmsprop": ("***", "** or ***"), "adam": ("***", "** or ***"),
-                     "nadam": ("***", "** or ***"), "adamw": ("***", "** or ***")}
+                     "nadam": ("***", "** or ***"), "adamw": ("***", "** or ***"),
+                     "adamax": ("***", "** or ***")}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -182,8 +189,8 @@ def test_bad_hyperparameters_name_the_field(name, field, value, message):
 
 
 def test_unknown_name_lists_the_allowed_ones():
-    with pytest.raises(ValueError, match=r"^name: must be one of 'sgd', 'momentum'.*got 'adamax'"):
-        get_optimizer({"name": "adamax"})
+    with pytest.raises(ValueError, match=r"^name: must be one of 'sgd', 'momentum'.*got 'adadelta'"):
+        get_optimizer({"name": "adadelta"})
     with pytest.raises(ValueError, match=r"^name: must be one of"):
         get_optimizer({"learning_rate": 0.1})
 
@@ -598,3 +605,10 @@ def test_flat_layout_recognises_only_views_of_one_flat_array():
     other = pack_flat({"x": np.ones(3, np.float32)}, np.dtype(np.float32))[1]
     assert flat_layout({**views, **other}) is None  # two bases
     assert flat_layout({"t": flat.reshape(-1, 2).T}) is None  # not C-contiguous
+
+
+@pytest.mark.parametrize("name", ["momentum", "nesterov"])
+def test_the_momentum_help_describes_beta_as_the_book_does(name):
+    """The book: β = 0 means high friction, close to 1 means no friction."""
+    text = OPTIMIZERS.get(name).hyperparameter("momentum").help
+    assert "β = 0 is high friction" in text and "close to 1 is almost none" in text

@@ -22,7 +22,7 @@ CONFIGS = {
     "performance": {"name": "performance", "factor": 0.5, "patience": 3, "monitor": "loss",
                     "min_delta": 0.01, "min_learning_rate": 1e-5},
     "one_cycle": {"name": "one_cycle", "max_learning_rate": 0.05, "final_learning_rate": None,
-                  "annihilation_fraction": 0.2},
+                  "annihilation_fraction": 0.2, "max_momentum": 0.9, "min_momentum": 0.8},
 }
 
 
@@ -60,7 +60,8 @@ def test_config_round_trip_and_repr(name):
 def test_one_cycle_config_keeps_none_as_given():
     schedule = get_schedule({"name": "one_cycle"}, ETA0)
     assert schedule.get_config() == {"name": "one_cycle", "max_learning_rate": None,
-                                     "final_learning_rate": None, "annihilation_fraction": 0.1}
+                                     "final_learning_rate": None, "annihilation_fraction": 0.1,
+                                     "max_momentum": 0.95, "min_momentum": 0.85}
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -306,3 +307,38 @@ def test_one_cycle_tiny_runs_do_not_divide_by_zero():
         schedule.bind(1, total)
         lr = _curve(schedule, total + 2)
         assert lr[0] == ETA0 and np.all(np.isfinite(lr)) and np.all(lr > 0)
+
+
+def test_one_cycle_cycles_momentum_against_the_rate():
+    """Smith: β falls 0.95 → 0.85 while η rises, climbs back while η falls, stays 0.95 after."""
+    schedule = make("one_cycle", annihilation_fraction=0.1, max_momentum=0.95, min_momentum=0.85)
+    schedule.bind(10, 201)
+    half, end, last = schedule.phases()
+    assert (half, end, last) == (90, 180, 200)
+    for t, beta in ((0, 0.95), (45, 0.90), (90, 0.85), (135, 0.90), (180, 0.95), (195, 0.95), (500, 0.95)):
+        assert schedule.momentum(t) == pytest.approx(beta)
+    # β and η move in opposite directions through the cycle
+    rates = np.array([schedule(t) for t in range(end + 1)])
+    betas = np.array([schedule.momentum(t) for t in range(end + 1)])
+    assert np.all(np.sign(np.diff(rates)) == -np.sign(np.diff(betas)))
+    assert make("one_cycle", max_momentum=None).momentum(3) is None
+    assert make("constant").momentum(3) is None
+    with pytest.raises(ValueError, match="max_momentum: must be at least min_momentum 0.8"):
+        make("one_cycle", max_momentum=0.7)
+
+
+def test_a_momentum_optimizer_under_one_cycle_takes_the_cycled_beta():
+    from core.spec import parse_experiment
+    from core.training import Trainer
+    spec = {"seed": 1, "data": {"source": "moons", "params": {"n_samples": 200}},
+            "model": {"layers": [{"units": 8}]}, "optimizer": {"name": "momentum", "momentum": 0.5},
+            "schedule": {"name": "one_cycle"}, "training": {"epochs": 2, "batch_size": 16}}
+    trainer = Trainer(parse_experiment(spec))
+    seen = []
+    trainer.fit(observer=lambda kind, info: seen.append(trainer.optimizer.momentum) if kind == "step" else None)
+    expected = [trainer.schedule.momentum(t) for t in range(trainer.step)]
+    assert seen == pytest.approx(expected) and min(seen) == pytest.approx(0.85, abs=0.01)
+    # switching to a schedule that does not cycle gives the optimizer its own β back
+    spec["schedule"] = {"name": "constant"}
+    trainer.set_hyperparameters(parse_experiment(spec))
+    assert trainer.optimizer.momentum == 0.5

@@ -55,7 +55,8 @@ LAYERS = [{"units": 24, "activation": "elu", "alpha": 0.7, "batch_norm": "before
 OPTIMIZERS = {"sgd": {"learning_rate": 0.05}, "momentum": {"learning_rate": 0.01, "momentum": 0.8},
               "nesterov": {"learning_rate": 0.01}, "adagrad": {"learning_rate": 0.02},
               "rmsprop": {"learning_rate": 0.002, "rho": 0.8}, "adam": {"learning_rate": 0.002},
-              "nadam": {"learning_rate": 0.002}, "adamw": {"learning_rate": 0.002, "weight_decay": 0.01}}
+              "nadam": {"learning_rate": 0.002}, "adamw": {"learning_rate": 0.002, "weight_decay": 0.01},
+              "adamax": {"learning_rate": 0.002, "beta_2": 0.99}}
 SCHEDULES = {"constant": {}, "power": {"steps": 20, "power": 1.5}, "exponential": {"steps": 30},
              "piecewise": {"boundaries": [1], "values": [0.01, 0.001]}, "performance": {"patience": 2},
              "one_cycle": {}}
@@ -106,7 +107,7 @@ def test_script_compiles_for_every_optimizer_and_schedule(tmp_path, optimizer, s
     compile(text, "model.py", "exec")
     expected = {"rmsprop": "KerasRMSprop(", "adagrad": "KerasAdagrad(", "momentum": "KerasMomentum(",
                 "nesterov": "nesterov=True", "nadam": "momentum_decay=1.0", "adam": "torch.optim.Adam(",
-                "adamw": "torch.optim.AdamW(", "sgd": "torch.optim.SGD("}[optimizer]
+                "adamw": "torch.optim.AdamW(", "sgd": "torch.optim.SGD(", "adamax": "KerasAdamax("}[optimizer]
     assert expected in text
     scheduler = {"constant": "scheduler = None", "performance": "ReduceLROnPlateau"}.get(schedule, "LambdaLR")
     assert scheduler in text

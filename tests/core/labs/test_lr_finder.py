@@ -112,3 +112,49 @@ def test_applying_the_suggestion_to_a_spec():
     constant = dict(spec, schedule={"name": "constant"})
     assert with_one_cycle_peak(constant, 0.05)["schedule"] == {"name": "one_cycle", "max_learning_rate": 0.05}
     assert math.isclose(parse_experiment(below).learning_rate, 5e-5)
+
+
+def test_a_loss_that_never_climbs_gives_no_suggestion_and_says_why():
+    """overfitting.json: the training loss falls to 0 across the whole range (a small training
+    set is memorized at any rate), so there is no turning point; η = 1 (a tenth of the range's
+    end) cuts validation accuracy from 0.90 to 0.36 and must not be suggested."""
+    from core.presets import preset_experiment
+    r = lr_range_test(preset_experiment("overfitting"))
+    assert r.reason == "completed" and r.best_index is not None
+    assert r.smoothed[-1] <= 1.3 * r.smoothed[r.best_index]       # it never rose
+    assert r.suggestion is None
+    assert "did not rise" in r.problem
+
+
+def curve(smoothed, losses=None, reason="exploded"):
+    from core.labs.lr_finder import RangeTest
+    smoothed = np.asarray(smoothed, dtype=float)
+    return RangeTest(learning_rates=np.geomspace(1e-5, 1.0, len(smoothed)),
+                     losses=np.asarray(smoothed if losses is None else losses, dtype=float),
+                     smoothed=smoothed, reason=reason, min_learning_rate=1e-5, max_learning_rate=1.0)
+
+
+def test_a_readable_curve_is_suggested_and_flat_or_noisy_ones_are_not():
+    n = 60
+    down_up = np.concatenate([np.linspace(2.0, 0.5, 40), np.linspace(0.5, 3.0, n - 40)])
+    readable = curve(down_up, reason="completed")
+    assert readable.problem is None and readable.suggestion == pytest.approx(readable.learning_rates[39] / 10)
+    flat = curve(np.concatenate([np.linspace(2.0, 1.9, 40), np.linspace(1.9, 3.0, n - 40)]))
+    assert flat.suggestion is None and "too flat" in flat.problem
+    rng = np.random.default_rng(0)
+    noisy = curve(down_up, losses=down_up + rng.normal(0, 1.5, n))
+    assert noisy.suggestion is None and "too noisy" in noisy.problem
+    still_falling = curve(np.linspace(2.0, 0.1, n), reason="completed")
+    assert still_falling.suggestion is None and "end of the range" in still_falling.problem
+
+
+def test_a_checked_suggestion_trains_and_a_harmful_rate_fails_its_trial(default_test):
+    from core.labs.lr_finder import try_rate
+    r = lr_range_test(default_experiment(), check_suggestion=True)
+    assert r.suggestion is not None and r.trial is not None and r.trial.learning_rate == r.suggestion
+    assert r.trial.sound and r.trial.steps == 200 and r.trial.loss_after < r.trial.loss_before
+    harmful = try_rate(default_experiment(), 50.0, steps=100, seconds=60.0)
+    assert not harmful.sound
+    # a suggestion whose trial failed is not offered, and the reason says so
+    r.trial = harmful
+    assert r.suggestion is None and "a trial of" in r.problem

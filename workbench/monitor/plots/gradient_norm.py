@@ -42,6 +42,12 @@ class GradientNormPanel(PlotPanel):
         self._curves_dark = False
         self._curves_frozen: list[bool] = []
         self.unfreeze_marks = UnfreezeMarks(self.plot)
+        # With clipping by norm or global norm the curves are the post-clip norms, and no layer's
+        # can rise above the threshold: drawn as a dashed line.
+        self.clip_line = pg.InfiniteLine(angle=0, movable=False, pen=pg.mkPen("#c0392b", style=Qt.PenStyle.DashLine),
+                                         label="clip threshold", labelOpts={"position": 0.05, "color": "#c0392b"})
+        self.clip_line.hide()
+        self.plot.addItem(self.clip_line, ignoreBounds=True)
         self.hover = pg.TextItem(anchor=(0, 1), border=pg.mkPen("#888"), fill=pg.mkBrush(0, 0, 0, 0))
         self.hover.setZValue(100)
         self.hover.hide()
@@ -102,8 +108,17 @@ class GradientNormPanel(PlotPanel):
         if not self.plot.vb.autoRangeEnabled()[0]:
             self.drawn_version = -1          # zoomed or panned: draw the new range in detail
 
+    def _show_clip_threshold(self) -> None:
+        mode, threshold = self.buffers.meta.get("gradient_clip", ("none", float("nan")))
+        shown = mode in ("norm", "global_norm") and threshold > 0
+        if shown:
+            self.clip_line.setPos(float(np.log10(threshold)))
+            self.clip_line.label.setFormat(f"clip threshold {threshold:g} ({mode}; curves after clipping)")
+        self.clip_line.setVisible(shown)
+
     def draw(self) -> None:
         self._ensure_curves()
+        self._show_clip_threshold()
         self.unfreeze_marks.update(self.buffers.events)
         x = self.buffers.steps
         self.hint.setVisible(x.shape[0] == 0)

@@ -1,0 +1,123 @@
+"""The health detector on hand-made tables: each kind fires on its evidence, names the layer and
+the step, and stays quiet on a healthy table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from core.engine.diagnostics import (
+    KINDS,
+    STALL_WINDOW,
+    DiagnosticsRecorder,
+    HealthContext,
+    assess_health,
+    chance_loss,
+)
+
+LAYERS = ["h0", "h1", "h2", "out"]
+
+
+def table(n: int = 60, *, grad=(1e-2, 1e-2, 1e-2, 1e-2), loss=None, ratio=1e-3, saturated=0.0, dead=0.0,
+          clipped=None, seed: int = 0) -> DiagnosticsRecorder:
+    """A healthy-looking run of ``n`` recorded steps, with the quantities given overridden."""
+    rng = np.random.default_rng(seed)
+    rec = DiagnosticsRecorder(LAYERS, capacity=16)
+    for k in range(n):
+        row = rec.append(k + 1)
+        rec.table("grad_norm")[row] = np.asarray(grad) * (1 + 0.1 * rng.random(4))
+        rec.table("weight_norm")[row] = [5.0] * 4
+        rec.table("update_ratio")[row] = [ratio] * 4
+        rec.table("saturated_fraction")[row] = [saturated] * 3 + [0.0]
+        rec.table("dead_fraction")[row] = [dead] * 3 + [0.0]
+        rec.table("loss")[row] = (1.0 - 0.01 * k) if loss is None else loss(k, rng)
+        if clipped is not None:
+            rec.table("clipped_grad_norm")[row] = clipped
+    return rec
+
+
+def kinds(issues) -> list[str]:
+    return [i.kind for i in issues]
+
+
+def test_a_healthy_table_has_no_finding() -> None:
+    assert assess_health(table(), context=HealthContext(chance_loss=math.log(10))) == []
+
+
+def test_every_kind_is_one_of_the_documented_kinds() -> None:
+    assert KINDS == ("vanishing", "exploding", "dead", "saturated", "stalled", "diverging", "nan", "clipping")
+
+
+def test_all_hidden_gradients_at_zero_are_a_stalled_run_not_a_silent_one() -> None:
+    issues = assess_health(table(grad=(0.0, 0.0, 0.0, 3.0)))
+    assert kinds(issues) == ["stalled"]
+    assert issues[0].step == 60 and issues[0].layer == 0 and "zero" in issues[0].message
+    # a gradient well above float rounding of the weights (5·1e-7) is not zero
+    assert "stalled" not in kinds(assess_health(table(grad=(1e-5, 1e-5, 1e-5, 3.0))))
+
+
+def test_a_loss_flat_at_the_chance_level_is_stalled() -> None:
+    chance = math.log(10)
+    flat = table(n=STALL_WINDOW, loss=lambda k, rng: chance + 0.01 * rng.standard_normal())
+    issues = assess_health(flat, context=HealthContext(chance_loss=chance))
+    assert kinds(issues) == ["stalled"] and f"{chance:.3f}" in issues[0].message
+    # too short a window, no chance level known, or a loss that falls: not stalled
+    short = table(n=STALL_WINDOW - 1, loss=lambda k, rng: chance)
+    assert assess_health(short, context=HealthContext(chance_loss=chance)) == []
+    assert assess_health(flat) == []
+    falling = table(n=STALL_WINDOW, loss=lambda k, rng: chance * (1 - 0.004 * k))
+    assert assess_health(falling, context=HealthContext(chance_loss=chance)) == []
+
+
+def test_chance_loss_is_the_entropy_of_the_class_frequencies() -> None:
+    assert chance_loss("softmax_cross_entropy", 10) == pytest.approx(math.log(10))
+    assert chance_loss("sigmoid_binary_cross_entropy", 1) == pytest.approx(math.log(2))
+    p = np.array([0.5, 0.25, 0.25])
+    assert chance_loss("softmax_cross_entropy", 3, np.array([2, 1, 1])) == pytest.approx(-(p * np.log(p)).sum())
+    assert chance_loss("mse", 1) is None
+
+
+def test_saturation_is_its_own_finding_naming_the_lowest_saturated_layer() -> None:
+    issues = assess_health(table(saturated=0.8))
+    assert kinds(issues) == ["saturated"]                  # balanced gradients: not vanishing
+    assert issues[0].layer == 0 and "80%" in issues[0].message and issues[0].measured("saturated_fraction") == \
+        pytest.approx(0.8)
+    assert assess_health(table(saturated=0.4)) == []       # most units, not some
+
+
+def test_large_update_ratios_and_a_rising_loss_are_diverging() -> None:
+    issues = assess_health(table(ratio=0.3))
+    assert kinds(issues) == ["diverging"] and "0.3" in issues[0].message
+    rising = assess_health(table(loss=lambda k, rng: 1.0 + 0.05 * k))
+    assert kinds(rising) == ["diverging"] and "rose" in rising[0].message
+    noisy = assess_health(table(loss=lambda k, rng: 1.0 + 0.1 * rng.standard_normal()))
+    assert noisy == []
+
+
+def test_with_clipping_the_detector_reads_post_clip_norms_and_says_clipping_is_on() -> None:
+    big = (5e4, 1e3, 1e2, 1e1)                     # exploding by norm and by ratio before clipping
+    unclipped = assess_health(table(grad=big))
+    assert "exploding" in kinds(unclipped) and any("clip" in i.remedies for i in unclipped)
+    after = np.array(big) / 5e4                     # global-norm clipping at 1: same ratios, norm ≤ 1
+    issues = assess_health(table(grad=big, clipped=after),
+                           context=HealthContext(clip_mode="global_norm", clip_threshold=1.0))
+    assert "clipping" in kinds(issues)
+    clip = issues[kinds(issues).index("clipping")]
+    assert clip.measured("clipped_share") == 1.0 and clip.measured("norm_after") < 1.1
+    assert clip.measured("norm_before") > 4e4 and "global_norm" in clip.message and "at 1" in clip.message
+    exploding = [i for i in issues if i.kind == "exploding"]
+    # the ratio is still 500×: the gradients still explode, but clipping is not offered again
+    assert exploding and all("clip" not in i.remedies for i in exploding) and "after clipping" in exploding[0].message
+
+
+def test_a_nan_is_traced_to_where_the_trainer_saw_it_first() -> None:
+    origin = {"where": "forward", "layer": 2, "layer_name": "h2", "step": 17, "value": "activation"}
+    events = ({"kind": "diverged", "step": 16, "nonfinite": origin},)
+    issues = assess_health(table(), context=HealthContext(events=events))
+    assert kinds(issues) == ["nan"]
+    assert issues[0].layer == 2 and issues[0].step == 17 and "forward pass" in issues[0].message
+    # a roll-back long before the window is history, not a finding
+    old = ({"kind": "rollback", "step": 0, "nonfinite": {**origin, "step": 3}},)
+    assert assess_health(table(), context=HealthContext(events=old)) == []

@@ -1,0 +1,114 @@
+"""Remedies are tried before they are offered: on the bundled presets, what is offered as
+helping measurably helped in its trial, what made things worse is reported as such, and a fix
+that needs a lower rate is offered as a pair."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from core.engine.diagnostics import HealthIssue
+from core.presets import preset_experiment
+from core.remedies import (
+    FROM_START,
+    REMEDY_EDITS,
+    Trial,
+    apply_remedies,
+    describe,
+    judge,
+    try_fix,
+    try_remedies,
+)
+from core.spec import parse_experiment
+from core.training import Trainer
+
+STEPS = 100          # short trials; a generous time budget so the step count decides (deterministic)
+SECONDS = 120.0
+
+
+def trained_until(name: str, kind: str, steps: int = 60) -> tuple[Trainer, HealthIssue]:
+    trainer = Trainer(preset_experiment(name))
+    trainer.fit(epochs=None, should_stop=lambda: trainer.step >= steps)
+    findings = [i for i in trainer.health() if i.kind == kind]
+    assert findings, f"{name} must show {kind} by step {steps}"
+    return trainer, findings[0]
+
+
+@pytest.fixture(scope="module")
+def exploding():
+    trainer, finding = trained_until("exploding", "exploding")
+    weights = {k: a.copy() for k, a in trainer.network.state().items()}
+    report = try_remedies(trainer, finding, steps=STEPS, seconds=SECONDS)
+    return trainer, weights, report
+
+
+def test_on_exploding_every_fix_offered_lowered_the_spread_or_the_loss(exploding) -> None:
+    _, _, report = exploding
+    assert report.offered, "at least one fix must be offered"
+    for trial in report.offered:
+        base = report.baselines[trial.from_start]
+        assert not trial.diverged
+        assert trial.imbalance < base.imbalance or trial.loss_after < base.loss_after, trial
+    offered = {t.fix for t in report.offered}
+    assert ("init",) in offered                       # Glorot for tanh: the book's first fix
+    # every remedy the finding names was tried, and each one not offered says why
+    assert {t.fix[0] for t in report.trials} == set(report.finding.remedies)
+    for trial in report.rejected:
+        assert trial.verdict in ("worse", "no_change", "diverged") and describe(trial)
+
+
+def test_trials_leave_the_run_as_it_was_and_start_where_they_should(exploding) -> None:
+    trainer, weights, report = exploding
+    assert trainer.step == 60
+    for key, array in trainer.network.state().items():
+        np.testing.assert_array_equal(array, weights[key])
+    for trial in report.trials:
+        assert trial.start_step == (0 if trial.from_start else 60)
+        assert trial.steps <= STEPS
+        assert trial.from_start == bool(FROM_START.intersection(trial.fix))
+
+
+def test_on_dying_relu_leaky_relu_is_offered_with_a_lower_rate_and_that_pair_does_not_diverge() -> None:
+    trainer, finding = trained_until("dying_relu", "dead")
+    report = try_remedies(trainer, finding, steps=STEPS, seconds=SECONDS)
+    by_fix = {t.fix: t for t in report.trials}
+    assert by_fix[("leaky",)].verdict == "diverged"      # the preset's rate blows the leaky net up
+    pairs = [t for t in report.offered if "leaky" in t.fix and "learning_rate" in t.fix]
+    assert pairs and all(not t.diverged and math.isfinite(t.loss_after) for t in pairs)
+    assert ("leaky",) not in {t.fix for t in report.offered}
+
+
+def test_the_time_budget_bounds_a_trial() -> None:
+    trainer = Trainer(preset_experiment("exploding"))
+    trial = try_fix(trainer, ("init",), steps=10**6, seconds=0.2)
+    assert 0 < trial.steps < 10**6 and 0.2 <= trial.seconds < 2.0
+
+
+def trial(spread: float, loss: float, diverged: bool = False) -> Trial:
+    return Trial(("clip",), False, 10, 100, 0.5, spread, 2.0, loss, diverged)
+
+
+@pytest.mark.parametrize(("spread", "loss", "diverged", "verdict"), [
+    (1.5, 2.0, False, "helps"),         # 2.8 decades closer to balanced, same loss
+    (900.0, 1.0, False, "helps"),       # same spread, half the loss
+    (900.0, 3.0, False, "worse"),       # same spread, loss up 50 %
+    (9e4, 2.0, False, "worse"),         # spread two decades further off
+    (1.5, 3.0, False, "worse"),         # balanced but the loss is much worse: not offered
+    (950.0, 2.02, False, "no_change"),
+    (1.5, 1.0, True, "diverged"),
+])
+def test_judge_compares_a_trial_with_the_unchanged_run(spread, loss, diverged, verdict) -> None:
+    assert judge(trial(spread, loss, diverged), trial(900.0, 2.0)).verdict == verdict
+
+
+def test_every_remedy_edit_gives_a_valid_experiment() -> None:
+    data = preset_experiment("exploding").to_dict()
+    for key in REMEDY_EDITS:
+        edited = apply_remedies(data, (key,))
+        assert edited != data and data == preset_experiment("exploding").to_dict()   # a copy is edited
+        parse_experiment(edited)
+    assert apply_remedies(data, ("learning_rate", "learning_rate"))["optimizer"]["learning_rate"] == 0.0025
+    with pytest.raises(ValueError, match="remedy: must be one of"):
+        apply_remedies(data, ("magic",))

@@ -1,0 +1,82 @@
+"""What the trainer records for the detector (post-clip norms, where a NaN first appeared) and
+the detector on real runs: the stalled momentum run, a NaN injected at a known layer and step."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from core.presets import preset_experiment
+from core.spec import parse_experiment
+from core.training import Trainer
+
+
+def preset(name: str, **sections) -> dict:
+    data = preset_experiment(name).to_dict()
+    for key, value in sections.items():
+        data[key] = {**data[key], **value}
+    return data
+
+
+def test_momentum_at_rate_20_with_roll_backs_ends_stalled_and_is_flagged() -> None:
+    trainer = Trainer(parse_experiment(preset("constant_lr", optimizer={"learning_rate": 20.0},
+                                              training={"on_nan": "rollback", "max_rollbacks": 10, "epochs": 4})))
+    trainer.fit()
+    hidden = trainer.recorder["grad_norm"][-20:, :-1]
+    assert np.all(hidden == 0) and trainer.history["val_accuracy"][-1] < 0.15   # the case of the lesson
+    stalled = [i for i in trainer.health() if i.kind == "stalled"]
+    assert stalled and stalled[0].step == int(trainer.recorder.steps[-1])
+
+
+@pytest.mark.parametrize(("where", "layer", "step"), [("forward", 2, 7), ("backward", 3, 5), ("forward", 0, 1)])
+def test_a_nan_injected_at_a_layer_and_step_is_traced_there(where: str, layer: int, step: int) -> None:
+    trainer = Trainer(preset_experiment("dying_relu"))
+    activation = trainer.network.layers[layer].activation
+
+    def poisoned(array: np.ndarray) -> np.ndarray:
+        if trainer.step == step - 1:            # the step being taken is trainer.step + 1
+            array = array.copy()
+            array.flat[3] = np.nan
+        return array
+
+    if where == "forward":
+        forward = activation.forward
+        activation.forward = lambda z: poisoned(forward(z))
+    else:
+        backward = activation.backward
+        activation.backward = lambda z, a, g: poisoned(backward(z, a, g))
+    reason = trainer.fit()
+    assert reason.startswith("diverged") and trainer.step == step - 1
+    origin = trainer.events[-1]["nonfinite"]
+    assert (origin["where"], origin["layer"], origin["step"]) == (where, layer, step)
+    issues = trainer.health() if trainer.recorder.size else []
+    if issues:
+        assert issues[0].kind == "nan" and issues[0].layer == layer and issues[0].step == step
+
+
+def test_clipping_records_the_norms_after_it_and_the_detector_reports_it() -> None:
+    trainer = Trainer(parse_experiment(preset("exploding", training={"epochs": 1}, regularization={
+        "gradient_clip": {"mode": "global_norm", "threshold": 1.0}})))
+    trainer.fit()
+    before = trainer.recorder["grad_norm"].astype(np.float64)
+    after = trainer.recorder["clipped_grad_norm"].astype(np.float64)
+    total_before, total_after = np.sqrt((before ** 2).sum(axis=1)), np.sqrt((after ** 2).sum(axis=1))
+    assert np.all(total_after <= 1.0 + 1e-3)
+    clipped = total_before > 1.0
+    # global-norm clipping scales every layer by the same factor 1/‖G‖ (kernels only here: ‖G‖ ≥ their norm)
+    scale = after[clipped] / before[clipped]
+    np.testing.assert_allclose(scale, np.broadcast_to(scale[:, :1], scale.shape), rtol=1e-4)
+    issues = trainer.health()
+    clip = [i for i in issues if i.kind == "clipping"]
+    assert clip and clip[0].measured("clipped_share") == pytest.approx(float(np.mean(clipped[-20:])))
+    assert all("clip" not in i.remedies for i in issues)
+
+
+def test_without_clipping_no_post_clip_norm_is_recorded() -> None:
+    trainer = Trainer(parse_experiment(preset("exploding", training={"epochs": 1})))
+    trainer.fit(epochs=None, should_stop=lambda: trainer.step >= 30)
+    assert np.isnan(trainer.recorder["clipped_grad_norm"]).all()
+    assert not [i for i in trainer.health() if i.kind == "clipping"]
+    assert math.isfinite(trainer.health_context().chance_loss)

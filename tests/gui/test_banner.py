@@ -1,0 +1,66 @@
+"""The health banner offers only fixes that helped in their trial, says what each does and does
+not address, and after a fix is applied says so and what to do next, greying the stale finding."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import Qt
+
+from core.presets import preset_experiment
+from core.training import Trainer
+from workbench.monitor.banner import HealthBanner, fix_text
+from workbench.state import ExperimentState
+
+
+def exploding_finding() -> dict[str, Any]:
+    trainer = Trainer(preset_experiment("exploding"))
+    trainer.fit(epochs=None, should_stop=lambda: trainer.step >= 40)
+    return next(i.to_dict() for i in trainer.health() if i.kind == "exploding")
+
+
+def test_tried_fixes_are_shown_with_their_effect_and_applying_one_changes_the_banner(qtbot: Any) -> None:
+    state = ExperimentState(preset_experiment("exploding"))
+    banner = HealthBanner(state)
+    qtbot.addWidget(banner)
+    banner.trial_steps, banner.trial_seconds = 60, 60.0
+    banner.show()
+    finding = exploding_finding()
+    with qtbot.waitSignal(banner.trials_finished, timeout=120_000) as done:
+        banner.set_issues([finding])
+        assert not banner.buttons                      # nothing is offered before it is tried
+        assert "Trying the fixes" in banner.trials_label.text()
+    report = done.args[0]
+    assert report is banner.report and report.offered
+    assert set(banner.buttons) == {"+".join(t.fix) for t in report.offered}
+    text = banner.trials_label.text()
+    for trial in report.trials:                         # every trial is listed with its verdict
+        assert fix_text(trial.fix) in text
+    for trial in report.rejected:
+        assert "✗ <b>" + fix_text(trial.fix) in text
+    assert "Exploding gradients in dense_0" in banner.label.text() and "gray" not in banner.label.text()
+
+    key = "+".join(report.offered[0].fix)
+    button = banner.buttons[key]
+    assert "What it does:" in button.toolTip() and "In its trial:" in button.toolTip()
+    before = state.data
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    assert state.data != before
+    assert banner.applied_label.isVisible() and "Fix applied" in banner.applied_label.text()
+    assert "Retrain to see its effect" in banner.applied_label.text()
+    assert "gray" in banner.label.text() and "before the fix" in banner.label.text()
+    assert not button.isEnabled()
+    # the same (stale) finding keeps arriving until the next run: it stays greyed, nothing is re-tried
+    banner.set_issues([finding])
+    assert banner.stale and "gray" in banner.label.text() and banner.report is report
+    # a new run (no findings, or findings from before the old step) forgets the applied fix
+    banner.set_issues([])
+    assert not banner.stale and not banner.applied_label.isVisible() and banner.isHidden()
+    banner.runner.shutdown()
+
+
+def test_clipping_is_explained_in_the_books_terms() -> None:
+    from workbench.monitor.banner import scope
+    assert "does not change why the gradients grow" in scope(("clip",))
+    assert "recurrent" in scope(("clip",))
+    assert fix_text(("leaky", "learning_rate", "learning_rate")) == "Leaky ReLU + learning rate ÷ 4"
