@@ -48,7 +48,7 @@ from core.engine.validation import NotARegularFile, open_regular, quote
 from core.spec import MAX_PARAMETERS, Experiment, SpecError, parse_experiment
 
 FORMAT = "gradient-workbench.session"
-VERSION = 1
+VERSION = 2
 MEMBERS = ("manifest.json", "experiment.json", "weights.npz", "best_weights.npz", "optimizer.npz",
            "state.json", "history.npz")
 REQUIRED = ("manifest.json", "experiment.json", "weights.npz", "history.npz")
@@ -89,11 +89,21 @@ class Session:
 # "best_weights", "optimizer", "history" (dicts of arrays; absent members are missing keys).
 Members = dict[str, Any]
 
+def _one_cycle_kept_its_momentum(members: Members) -> Members:
+    """Format 1 → 2. Since format 2, 1cycle also cycles the momentum β of the ``momentum`` and
+    ``nesterov`` optimizers (0.95 → 0.85 → 0.95, schedule parameters ``max_momentum`` and
+    ``min_momentum``); a format-1 run trained with a constant β. Its schedule is given
+    ``max_momentum: null`` (β left alone), so it resumes and branches exactly as it trained."""
+    schedule = members["experiment"].get("schedule") if isinstance(members["experiment"], dict) else None
+    if isinstance(schedule, dict) and schedule.get("name") == "one_cycle" and "max_momentum" not in schedule:
+        schedule["max_momentum"] = None
+    return members
+
+
 #: ``MIGRATIONS[v]`` turns the members of a format-``v`` file into format ``v + 1``. Loading
 #: applies them in turn up to ``VERSION``, so a file of every released format keeps loading
-#: (tests/data keeps one of each). Format 1 is the first and current one, so the chain is
-#: empty; the next format change adds ``MIGRATIONS[1]`` and bumps ``VERSION``.
-MIGRATIONS: dict[int, Callable[[Members], Members]] = {}
+#: (tests/data keeps one of each: tests/data/make_fixtures.py writes the current one).
+MIGRATIONS: dict[int, Callable[[Members], Members]] = {1: _one_cycle_kept_its_momentum}
 
 
 def migrate(members: Members, version: int, where: Path) -> Members:

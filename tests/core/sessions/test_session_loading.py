@@ -210,7 +210,7 @@ def test_a_newer_format_is_refused_with_the_versions(good_file, tmp_path):
     # a newer format may hold members this one does not know: the version is the reason given
     path = write_zip(tmp_path / "future.gwb", members, extra=[("attention.npz", b"")])
     refused(path, "written by a newer Gradient Workbench (session format 99, app 9.0); "
-                  "this version reads formats up to 1")
+                  f"this version reads formats up to {session_module.VERSION}")
 
 
 @pytest.mark.parametrize("member", ["history.npz", "weights.npz", "experiment.json", "manifest.json"])
@@ -313,7 +313,7 @@ def test_load_state_dict_checks_everything_before_changing_anything(good_file):
 
 def test_peek_reads_only_the_json_members(good_file, tmp_path):
     manifest, experiment, state = peek_session(good_file)
-    assert manifest["version"] == 1 and experiment["seed"] == 3 and state["epoch"] == 2
+    assert manifest["version"] == session_module.VERSION and experiment["seed"] == 3 and state["epoch"] == 2
     members = members_of(good_file)
     members["weights.npz"] = b"not even an npz"
     manifest, _, _ = peek_session(write_zip(tmp_path / "peek.gwb", members))
@@ -354,7 +354,7 @@ def test_the_version_1_fixture_loads_and_resumes_exactly(tmp_path):
 
 
 def test_older_formats_go_through_the_migration_chain(good_file, tmp_path, monkeypatch):
-    """Pretend format 2 renamed a state field: a format-1 file is migrated on load."""
+    """Pretend the next format renamed a state field: a file of today's format is migrated on load."""
     def one_to_two(members):
         members["state"]["epochs_done"] = members["state"].pop("epoch")
         return members
@@ -363,10 +363,63 @@ def test_older_formats_go_through_the_migration_chain(good_file, tmp_path, monke
         members["state"]["epoch"] = members["state"].pop("epochs_done")
         return members
 
-    monkeypatch.setattr(session_module, "VERSION", 3)
-    monkeypatch.setattr(session_module, "MIGRATIONS", {1: one_to_two, 2: rename_back})
+    v = session_module.VERSION          # the file is written in today's format v
+    monkeypatch.setattr(session_module, "VERSION", v + 2)
+    monkeypatch.setattr(session_module, "MIGRATIONS", {v: one_to_two, v + 1: rename_back})
     session = load_session(good_file)
-    assert session.manifest["version"] == 1 and session.state["epoch"] == 2
-    monkeypatch.setattr(session_module, "MIGRATIONS", {1: one_to_two})
-    with pytest.raises(SessionError, match="session format 2 cannot be converted to format 3"):
+    assert session.manifest["version"] == v and session.state["epoch"] == 2
+    monkeypatch.setattr(session_module, "MIGRATIONS", {v: one_to_two})
+    with pytest.raises(SessionError, match=f"session format {v + 1} cannot be converted to format {v + 2}"):
         load_session(good_file)
+
+
+def test_the_version_2_fixture_loads_and_resumes_exactly(tmp_path):
+    """tests/data/session_v2.gwb (format 2, written by tests/data/make_fixtures.py) is kept
+    forever like the format-1 file: continuing it equals continuing it saved again today."""
+    session = load_session(DATA / "session_v2.gwb")
+    assert session.manifest["version"] == 2
+    trainer = restore_trainer(session)
+    assert (trainer.epoch, trainer.batch_index) == (1, 3)
+    resaved = tmp_path / "today.gwb"
+    save_trainer(resaved, trainer)
+    again = restore_trainer(load_session(resaved))
+    assert trainer.fit() == again.fit() == "completed"
+    for key, value in again.network.state().items():
+        np.testing.assert_array_equal(trainer.network.state()[key], value, err_msg=key)
+    assert trainer.history["val_loss"] == again.history["val_loss"]
+
+
+def test_a_format_1_one_cycle_momentum_run_resumes_with_its_constant_momentum(tmp_path, monkeypatch):
+    """Format 2 made 1cycle cycle the momentum β. A format-1 session of a 1cycle + momentum run
+    (whose experiment.json has no max_momentum) is migrated to max_momentum null, so resuming
+    it continues the run it was, with β constant, bit for bit."""
+    from core.sessions.format import session_members, write_session
+
+    spec = {"seed": 2, "data": {"source": "moons", "params": {"n_samples": 80}},
+            "model": {"layers": [{"units": 6}]}, "optimizer": {"name": "momentum", "learning_rate": 0.05},
+            "schedule": {"name": "one_cycle", "max_momentum": None}, "training": {"epochs": 3, "batch_size": 8}}
+    original = Trainer(parse_experiment(spec))
+    original.fit(epochs=1)
+    arrays, state = original.state_dict()
+    old_experiment = original.experiment.to_dict()
+    for key in ("max_momentum", "min_momentum"):      # format 1 had neither
+        old_experiment["schedule"].pop(key, None)
+    members = session_members(original.experiment, arrays, state)
+    members["experiment.json"] = json.dumps(old_experiment).encode()
+    monkeypatch.setattr(session_module, "VERSION", 1)            # written as format 1 wrote it
+    write_session(tmp_path / "old.gwb", members)
+    monkeypatch.undo()
+    session = load_session(tmp_path / "old.gwb")
+    assert session.manifest["version"] == 1
+    assert session.experiment.schedule.params["max_momentum"] is None
+    resumed = restore_trainer(session)
+    original.fit()
+    resumed.fit()
+    assert resumed.optimizer.momentum == original.optimizer.momentum == 0.9
+    for key, value in original.network.state().items():
+        np.testing.assert_array_equal(resumed.network.state()[key], value, err_msg=key)
+    # without the migration the same file would cycle β and drift from the run it was
+    monkeypatch.setattr(session_module, "MIGRATIONS", {1: lambda m: m})
+    drifted = restore_trainer(load_session(tmp_path / "old.gwb"))
+    drifted.fit()
+    assert any(not np.array_equal(drifted.network.state()[k], v) for k, v in original.network.state().items())
