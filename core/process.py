@@ -21,6 +21,7 @@ Parent → child (``TrainingProcess.send``), served between batches (from ``fit`
 ``("stop",)``            end the current job before its next batch
 ``("set", experiment)``  ``Trainer.set_hyperparameters`` (an experiment dict)
 ``("state", request)``   reply ``("state", request, arrays, state, experiment dict)``
+``("modules", request)`` reply ``("modules", request, names)``: the child's ``sys.modules``
 ``("quit",)``            stop and end the process
 =======================  ============================================================
 
@@ -34,7 +35,6 @@ trainer could not be built (the user's to fix: a spec or a data file). ``summary
 from __future__ import annotations
 
 import multiprocessing
-import os
 import sys
 import traceback
 from collections.abc import Mapping
@@ -96,15 +96,22 @@ def summary_of(trainer: Trainer) -> RunSummary:
 class TrainingProcess:
     """The parent's handle on one child: start it, send it commands, read its messages, end it.
 
-    Qt-free; the window's worker thread reads ``recv`` and turns the messages into signals."""
+    Without an ``order`` the child starts, imports what training needs and waits for
+    ``build(order)``: a window keeps one such spare ready so that Train does not wait for an
+    interpreter to start (about half a second on a loaded 2-core machine). Qt-free; the window's
+    worker thread reads ``recv`` and turns the messages into signals."""
 
-    def __init__(self, order: BuildOrder, reserved_cores: int = RESERVED_CORES) -> None:
+    def __init__(self, order: BuildOrder | None = None, reserved_cores: int = RESERVED_CORES) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child_end = context.Pipe(duplex=True)
         self.process = context.Process(target=child_main, args=(child_end, order, reserved_cores),
                                        name="gradient-workbench-training", daemon=True)
         self.process.start()
         child_end.close()           # the child holds its end: EOF here when the child dies
+
+    def build(self, order: BuildOrder) -> bool:
+        """Give a spare child (started without an order) its trainer to build."""
+        return self.send("build", order)
 
     @property
     def pid(self) -> int | None:
@@ -169,8 +176,18 @@ class TrainingProcess:
 # ---------------------------------------------------------------------------------------- the child
 
 
-def child_main(conn: Connection, order: BuildOrder, reserved_cores: int = RESERVED_CORES) -> None:
-    """The child's whole life: build the trainer, report it, serve commands until ``quit`` or EOF."""
+def child_main(conn: Connection, order: BuildOrder | None, reserved_cores: int = RESERVED_CORES) -> None:
+    """The child's whole life: build the trainer (waiting for ``("build", order)`` first if it was
+    started without one), report it, serve commands until ``quit`` or EOF."""
+    while order is None:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message[0] == "quit":
+            return
+        if message[0] == "build":
+            order = message[1]
     try:
         trainer = order.build()
     except (SpecError, SessionError, OSError, ValueError, KeyError, TypeError) as exc:
@@ -194,7 +211,7 @@ def _refusal(exc: BaseException) -> str:
 def describe_failure(exc: BaseException) -> str:
     """One readable message with the innermost frame (for a bug report)."""
     frames = traceback.extract_tb(exc.__traceback__)
-    where = f"\n\nat {Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name}" if frames else ""
+    where = f"\n\n(in {Path(frames[-1].filename).name}, line {frames[-1].lineno}, {frames[-1].name})" if frames else ""
     return f"{type(exc).__name__}: {exc}{where}"
 
 
@@ -249,6 +266,8 @@ class ChildRunner:
         elif kind == "state":
             arrays, state = trainer.state_dict()
             _send(self.conn, ("state", message[1], arrays, state, trainer.experiment.to_dict()))
+        elif kind == "modules":
+            _send(self.conn, ("modules", message[1], sorted(sys.modules)))
         elif kind == "step" and not idle:
             self.step_request = True
         elif kind in ("train", "step", "refresh") and idle:
@@ -309,35 +328,3 @@ class ChildRunner:
         snap = self.source.observe(kind)
         if snap is not None:
             self.send_snapshot(snap)
-
-
-def child_modules() -> list[str]:
-    """The modules a fresh child has imported after building a trainer (tests check that Qt is not
-    among them): run in a child with ``probe_child_modules``."""
-    return sorted(sys.modules)
-
-
-def _probe(conn: Connection, order: BuildOrder) -> None:
-    order.build()
-    conn.send((os.getpid(), child_modules()))
-    conn.close()
-
-
-def probe_child_modules(order: BuildOrder, timeout: float = 60.0) -> list[str]:
-    """Start a child the way ``TrainingProcess`` does, build ``order`` there and return its
-    ``sys.modules`` names."""
-    context = multiprocessing.get_context("spawn")
-    here, there = context.Pipe(duplex=False)
-    process = context.Process(target=_probe, args=(there, order), daemon=True)
-    process.start()
-    there.close()
-    try:
-        if not here.poll(timeout):
-            raise TimeoutError("the probe child did not answer")
-        _, modules = here.recv()
-    finally:
-        process.join(5.0)
-        if process.is_alive():
-            process.kill()
-            process.join()
-    return list(modules)

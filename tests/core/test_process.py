@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.process import BuildOrder, RunSummary, TrainingProcess, probe_child_modules
+from core.process import BuildOrder, RunSummary, TrainingProcess
 from core.spec import parse_experiment
 from core.training import Trainer
 
@@ -74,8 +74,10 @@ def test_a_child_continues_from_sent_state_bit_for_bit() -> None:
     half = Trainer(parse_experiment(spec()))
     half.fit(epochs=1)
     arrays, state = half.state_dict()
-    child = TrainingProcess(BuildOrder(spec(), arrays=arrays, state=state))
+    child = TrainingProcess()                     # a spare: started before it knows what to build
     try:
+        assert not child.poll(0.2)
+        child.build(BuildOrder(spec(), arrays=arrays, state=state))
         assert wait_for(child, "built")[1].epoch == 1
         child.send("train", 1)
         wait_for(child, "done")
@@ -126,7 +128,16 @@ def test_a_spec_the_data_cannot_satisfy_is_refused_with_the_field() -> None:
 
 
 def test_the_child_never_imports_qt() -> None:
-    modules = probe_child_modules(BuildOrder(spec()))
+    child = TrainingProcess(BuildOrder(spec()))
+    try:
+        wait_for(child, "built")
+        child.send("train", 1)
+        wait_for(child, "done")
+        child.send("modules", 3)
+        _, request, modules = wait_for(child, "modules")
+    finally:
+        child.end()
+    assert request == 3
     assert "core.training" in modules and "numpy" in modules
     assert not [m for m in modules if m.startswith(("PySide6", "pyqtgraph", "shiboken6", "workbench"))]
 
