@@ -34,6 +34,7 @@ trainer could not be built (the user's to fix: a spec or a data file). ``summary
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
 import sys
 import traceback
@@ -179,6 +180,8 @@ class TrainingProcess:
 def child_main(conn: Connection, order: BuildOrder | None, reserved_cores: int = RESERVED_CORES) -> None:
     """The child's whole life: build the trainer (waiting for ``("build", order)`` first if it was
     started without one), report it, serve commands until ``quit`` or EOF."""
+    if order is None:
+        _warm_up()
     while order is None:
         try:
             message = conn.recv()
@@ -200,6 +203,15 @@ def child_main(conn: Connection, order: BuildOrder | None, reserved_cores: int =
               trainer.network.n_outputs]
     trainer.blas_threads = choose_blas_threads(widths, trainer.batch_size, reserved=reserved_cores)
     ChildRunner(conn, trainer).serve()
+
+
+def _warm_up() -> None:
+    """A spare child imports now what a first build would wait for: scikit-learn's data sets
+    (the default experiment's digits; seconds on a loaded machine)."""
+    try:
+        importlib.import_module("sklearn.datasets")
+    except ImportError:
+        pass                        # the sources that need it say so when they are used
 
 
 def _refusal(exc: BaseException) -> str:
@@ -244,7 +256,10 @@ class ChildRunner:
                 message = self.conn.recv()
             except (EOFError, OSError):
                 return              # the parent has gone: so does the child
-            self.handle(message, idle=True)
+            try:
+                self.handle(message, idle=True)
+            except Exception as exc:  # noqa: BLE001 — a bad command is reported; the child serves on
+                _send(self.conn, ("failed", None, describe_failure(exc), summary_of(self.trainer)))
 
     def handle(self, message: tuple[Any, ...], idle: bool) -> None:
         kind = message[0]
@@ -270,7 +285,7 @@ class ChildRunner:
             _send(self.conn, ("modules", message[1], sorted(sys.modules)))
         elif kind == "step" and not idle:
             self.step_request = True
-        elif kind in ("train", "step", "refresh") and idle:
+        elif kind in ("train", "step", "refresh") and idle and len(message) == 2:   # ("step",): a paused fit's
             self.run_job(kind, message[1])
 
     def run_job(self, kind: str, job: int) -> None:
