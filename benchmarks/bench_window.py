@@ -159,9 +159,11 @@ def main() -> int:
     args = parser.parse_args()
     seconds, repeats = (3.0, 1) if args.quick else (args.seconds, args.repeats)
 
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication, QMessageBox
 
     app = QApplication.instance() or QApplication(["bench_window"])
+    # Closing a window with an unsaved run asks Save / Discard: the benchmark discards.
+    QMessageBox.question = staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard)  # type: ignore[method-assign]
     results: dict[str, Any] = {"load_before": os.getloadavg(), "cores": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)

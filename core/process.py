@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import importlib
 import multiprocessing
+import os
 import sys
 import traceback
 from collections.abc import Mapping
@@ -180,6 +181,7 @@ class TrainingProcess:
 def child_main(conn: Connection, order: BuildOrder | None, reserved_cores: int = RESERVED_CORES) -> None:
     """The child's whole life: build the trainer (waiting for ``("build", order)`` first if it was
     started without one), report it, serve commands until ``quit`` or EOF."""
+    _own_session()
     if order is None:
         _warm_up()
     while order is None:
@@ -203,6 +205,17 @@ def child_main(conn: Connection, order: BuildOrder | None, reserved_cores: int =
               trainer.network.n_outputs]
     trainer.blas_threads = choose_blas_threads(widths, trainer.batch_size, reserved=reserved_cores)
     ChildRunner(conn, trainer).serve()
+
+
+def _own_session() -> None:
+    """Leave the window's session. Linux schedules by session under load ("autogroup"): a child
+    in the window's session would split one share of the cores with the window's painting, so a
+    busy machine would train a watched run at half the speed of a headless one (measured by
+    benchmarks/bench_window.py). The child still ends when the window does: its pipe closes."""
+    try:
+        os.setsid()
+    except (AttributeError, OSError):
+        pass                        # not POSIX, or already a session leader
 
 
 def _warm_up() -> None:

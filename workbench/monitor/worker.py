@@ -611,8 +611,7 @@ class ProcessWorker(QObject):
 
     def relay_loop(self) -> None:
         self._relay_thread = threading.get_ident()
-        if self.keep_spare:
-            self._spare = TrainingProcess()
+        self._start_spare()
         try:
             while not self._closing.is_set():
                 self._carry_out_orders()
@@ -631,6 +630,14 @@ class ProcessWorker(QObject):
         finally:
             self._end_all()
             self._closed.set()
+
+    def _start_spare(self) -> None:
+        if not self.keep_spare or self._spare is not None:
+            return
+        try:
+            self._spare = TrainingProcess()
+        except (OSError, RuntimeError):
+            self._spare = None            # only an optimization: a build starts its own child
 
     def _carry_out_orders(self) -> None:
         while True:
@@ -752,8 +759,7 @@ class ProcessWorker(QObject):
             if why == "opened":
                 self.opened.emit(session)
             self._after_snapshot = why
-            if self.keep_spare and self._spare is None:
-                self._spare = TrainingProcess()       # ready for the next build
+            self._start_spare()                       # ready for the next build
 
     def _flush(self, force: bool) -> None:
         snap = self._pending
