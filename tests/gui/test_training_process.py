@@ -63,7 +63,7 @@ def test_the_window_trains_in_a_child_that_never_imports_qt(make_window: Any, qt
 
 def test_saved_mid_run_reopened_and_continued_equals_a_headless_run(make_window: Any, qtbot: Any,
                                                                      tmp_path: Path) -> None:
-    spec = tiny_spec(epochs=30, samples=400)
+    spec = tiny_spec(epochs=200, samples=400)
     window = make_window(parse_experiment(spec))
     c = window.controller
     click_action(window, qtbot, "train")
@@ -73,7 +73,7 @@ def test_saved_mid_run_reopened_and_continued_equals_a_headless_run(make_window:
     path = tmp_path / "mid.gwb"
     c.save_session(path)                             # at a batch boundary, from the child
     saved_step = load_session(path).state["step"]
-    assert 30 < saved_step < 30 * c.trainer.steps_per_epoch
+    assert 30 < saved_step < 200 * c.trainer.steps_per_epoch
     click_action(window, qtbot, "stop")
     wait_idle(qtbot, window)
 
@@ -83,7 +83,7 @@ def test_saved_mid_run_reopened_and_continued_equals_a_headless_run(make_window:
     assert again.controller.trainer.step == saved_step
     again.controller.train()
     qtbot.waitUntil(lambda: again.controller.mode == "idle"
-                    and again.controller.current_step == 30 * again.controller.trainer.steps_per_epoch,
+                    and again.controller.current_step == 200 * again.controller.trainer.steps_per_epoch,
                     timeout=30_000)
     theirs, _ = again.controller.trainer.state_dict()
 

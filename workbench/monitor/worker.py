@@ -345,6 +345,8 @@ def _describe(exc: BaseException) -> str:
 
 #: After Stop, the seconds a child may take to reach its next batch boundary before it is ended.
 STOP_GRACE_SECONDS = 5.0
+#: On close, the seconds children get to quit by themselves before they are terminated.
+CLOSE_GRACE_SECONDS = 0.3
 #: How long the relay waits for a message before it looks at its orders again.
 RELAY_TICK = 0.02
 
@@ -849,8 +851,12 @@ class ProcessWorker(QObject):
         children += [c for c, _ in self._retiring] + ([self._spare] if self._spare else [])
         for child in children:
             self.send(child, "quit")
+        # Nothing in a child needs saving (autosaves are written here): a child that has not
+        # reached its batch boundary soon after is terminated, so closing never waits on it.
+        deadline = time.perf_counter() + CLOSE_GRACE_SECONDS
         for child in children:
-            child.end(grace=2.0)
+            child.process.join(max(0.0, deadline - time.perf_counter()))
+            child.end(grace=0.0)
         self._current = self._candidate = self._spare = None
         self._retiring = []
         if self.trainer is not None:
