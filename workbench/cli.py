@@ -10,6 +10,7 @@ again and exits 0 if all went well (``workbench.smoke``; how packaged builds are
 
 from __future__ import annotations
 
+import multiprocessing
 import sys
 from collections.abc import Sequence
 
@@ -20,6 +21,7 @@ HEADLESS = set(COMMANDS) | {"--version", "-h", "--help"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    multiprocessing.freeze_support()    # a frozen build's training process starts here: it must not run the app
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in HEADLESS:
         return run_headless(args)

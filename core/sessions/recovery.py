@@ -173,7 +173,8 @@ class Recoverable:
         return self.session_saved is None or self.saved > self.session_saved
 
 
-def _describe(path: Path, session_path: Path | None) -> Recoverable | None:
+def describe_copy(path: Path, session_path: Path | None) -> Recoverable | None:
+    """What a recovery copy holds, or ``None`` when it cannot be read (half-written by a crash)."""
     try:
         _, experiment, state = peek_session(path)
         saved = path.stat().st_mtime
@@ -218,11 +219,11 @@ def list_recoverable() -> list[Recoverable]:
         if owner_alive(entry.get("owner")):
             live.add(path.resolve())
             continue
-        item = _describe(path, session) if path.is_file() and path.resolve().parent != folder.resolve() else None
+        item = describe_copy(path, session) if path.is_file() and path.resolve().parent != folder.resolve() else None
         if item is not None:
             found[path.resolve()] = item
     for path in sorted(folder.glob("*.gwb")) if folder.is_dir() else []:
-        item = _describe(path, None) if path.resolve() not in live else None
+        item = describe_copy(path, None) if path.resolve() not in live else None
         if item is not None:
             found[path.resolve()] = item
     return sorted(found.values(), key=lambda r: r.saved, reverse=True)

@@ -71,21 +71,35 @@ def restore_trainer(session: Session, base_dir: str | Path | None = None) -> Tra
     Relative data paths resolve against the folder recorded at save time, else the session's.
     Layers reused through ``model.transfer`` come from the session itself (the source file
     is not needed again)."""
+    return restore_state(session.experiment, trainer_arrays(session), session.state,
+                         session_base_dir(session, base_dir), session.path or "session")
+
+
+def session_base_dir(session: Session, base_dir: str | Path | None = None) -> str | Path | None:
+    """Where a session's relative data paths resolve: ``base_dir`` if given, else the folder
+    recorded at save time if it still exists, else the session file's folder."""
+    if base_dir is not None:
+        return base_dir
     folder = session.state.get("base_dir")
-    if base_dir is None:
-        base_dir = folder if folder and Path(folder).is_dir() else (session.path.parent if session.path else None)
-    where = session.path or "session"
+    return folder if folder and Path(folder).is_dir() else (session.path.parent if session.path else None)
+
+
+def restore_state(experiment: Experiment, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any],
+                  base_dir: str | Path | None, where: object = "session") -> Trainer:
+    """A ``Trainer`` for ``experiment`` with ``Trainer.state_dict``'s ``arrays`` and ``state`` put
+    back (what ``restore_trainer`` does once the file is read; a training process does it with
+    state sent from the window). ``where`` names the run in the messages."""
     try:
-        trainer = Trainer(session.experiment, base_dir, transfer=False)
+        trainer = Trainer(experiment, base_dir, transfer=False)
     except SpecError as exc:
         raise SessionError(f"{where}: cannot rebuild the experiment: {exc}") from None
-    n_inputs = session.state.get("n_inputs", session.weights["layers.0.kernel"].shape[0])
+    n_inputs = state.get("n_inputs", arrays["weights/layers.0.kernel"].shape[0])
     if trainer.network.n_inputs != n_inputs:
         raise SessionError(f"{where}: the saved model takes {n_inputs} inputs, but the data "
                            f"({trainer.dataset.name}) now has {trainer.network.n_inputs} features "
                            "(has the data file changed?)")
     try:
-        trainer.load_state_dict(trainer_arrays(session), session.state)
+        trainer.load_state_dict(arrays, state)
     except (KeyError, ValueError, TypeError, OverflowError, IndexError, AttributeError, RecursionError) as exc:
         # (a malformed schedule or early-stopping state is the wrong type; roll-back states nested too deep)
         raise SessionError(f"{where}: saved state does not fit the experiment: {printable(str(exc))}") from None

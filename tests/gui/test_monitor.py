@@ -183,6 +183,11 @@ def test_save_while_training_copies_at_a_batch_boundary(make_window: Any, qtbot:
 
 def test_worker_exception_shows_a_dialog_and_the_window_keeps_working(make_window: Any, qtbot: Any,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The failure is injected into this interpreter's Trainer: the run trains on the worker thread
+    # (the child-process version is test_training_process's exception test).
+    from workbench.monitor.controller import TrainingController
+
+    monkeypatch.setattr(TrainingController, "child_process", False)
     window = make_window(tiny_experiment(epochs=50))
     c = window.controller
     original = Trainer.train_batch

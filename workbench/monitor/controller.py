@@ -1,13 +1,17 @@
 """The training controller: the GUI-thread half of training (actions, state machine, sessions).
 
-It owns the worker thread and the run's GUI-side buffers; it never calls the trainer while
-a job runs on the worker (``TrainingWorker.active``): it queues jobs with signals and asks
-for whatever it needs (a state copy for saving, a new learning rate) to be done at the next
-batch boundary.
+It owns the worker thread and the run's GUI-side buffers. By default training runs in a child
+process (``ProcessWorker``: the worker thread only relays the child's messages; ``trainer`` is
+then a ``RemoteTrainer`` stand-in); with ``child_process`` off it runs on the worker thread
+itself (``TrainingWorker``: a run that needs this interpreter, e.g. an optimizer registered at
+run time by a test). Either way the controller never calls the trainer while a job runs
+(``worker.active``): it queues jobs and asks for whatever it needs (a state copy for saving, a
+new learning rate) to be done at the next batch boundary.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -20,12 +24,12 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 from core.monitor import TrainingSnapshot, hyperparameter_only_change
 from core.sessions.format import Session, SessionError, session_members, write_session
 from core.sessions.trainer_io import restore_trainer
-from core.spec import Experiment, SpecError
+from core.spec import Experiment, SpecError, parse_experiment
 from core.training import Trainer
 
 from ..state import ExperimentState
 from .buffers import RunBuffers
-from .worker import TrainingWorker
+from .worker import ProcessWorker, RemoteTrainer, TrainingWorker
 
 SAVE_WAIT_SECONDS = 10.0
 
@@ -54,6 +58,7 @@ class TrainingController(QObject):
     updated = Signal()                 # a snapshot arrived (GUI thread): buffers changed
     run_reset = Signal()               # the buffers were cleared for a new trainer
     session_saved = Signal(object)     # Path of a session file just written by save_session
+    crashed = Signal(str)              # the training process died (what happened); the buffers are kept
 
     opening = Signal(object)           # Path of a session being opened on the worker; None when done
     _job_build = Signal(object, object, object)
@@ -62,11 +67,14 @@ class TrainingController(QObject):
     _job_step = Signal()
     _job_refresh = Signal()
 
+    #: Train in a child process (the default); False: on the worker thread of this process.
+    child_process = True
+
     def __init__(self, state: ExperimentState, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.state = state
         self.buffers = RunBuffers()
-        self.trainer: Trainer | None = None      # owned by the worker while worker.active is set
+        self.trainer: Trainer | RemoteTrainer | None = None   # owned by the worker while worker.active is set
         self.mode = IDLE
         self.stale = False                     # the trainer no longer matches the experiment
         self._stale_by_edit = False            # ... because of an edit (undoing it makes the run current again)
@@ -83,8 +91,15 @@ class TrainingController(QObject):
 
         self.thread = QThread(self)
         self.thread.setObjectName("TrainingThread")
-        self.worker = TrainingWorker()
-        self.worker.moveToThread(self.thread)
+        self.worker: TrainingWorker | ProcessWorker
+        if self.child_process:
+            self.worker = ProcessWorker()       # lives here; its relay loop runs on the thread
+            self.worker.relay.moveToThread(self.thread)
+            self.thread.started.connect(self.worker.relay.run)
+            self.worker.crashed.connect(self._on_crashed)
+        else:
+            self.worker = TrainingWorker()
+            self.worker.moveToThread(self.thread)
         self._job_build.connect(self.worker.build)
         self._job_train.connect(self.worker.train)
         self._job_step.connect(self.worker.step)
@@ -241,6 +256,10 @@ class TrainingController(QObject):
             self.run_reset.emit()
             self.updated.emit()
             return
+        if isinstance(self.worker, ProcessWorker):
+            self.stale = False
+            self._start_job(BUILDING, self.worker.build_from_session, session)
+            return
         try:
             trainer = restore_trainer(session)
         except SessionError:
@@ -288,9 +307,12 @@ class TrainingController(QObject):
         self._shut_down = True
         self._after_job.clear()
         self.worker.gate.disable()
-        self.worker.request_stop()
-        if self.trainer is not None:
-            self.trainer.resume()
+        if isinstance(self.worker, ProcessWorker):
+            self.worker.close()            # the relay ends the child (and reaps it), then returns
+        else:
+            self.worker.request_stop()
+            if self.trainer is not None:
+                self.trainer.resume()
         self.thread.quit()
         self.thread.wait()
         self.mode = IDLE
@@ -369,6 +391,17 @@ class TrainingController(QObject):
             if reason.startswith("diverged"):
                 self.error.emit(f"Training diverged.\n{reason}")
 
+    def _on_crashed(self, message: str) -> None:
+        """The child died (killed, out of memory, a native crash) or would not stop: the window
+        stays, the plots keep what arrived, the next Train starts a fresh model."""
+        self._after_job.clear()
+        self._set_mode(IDLE)
+        self.stale = True
+        self._stale_by_edit = False
+        if not self._shut_down:
+            self.status.emit("The training process ended")
+            self.crashed.emit(message)
+
     def _on_failed(self, message: str) -> None:
         self._after_job.clear()
         self._set_mode(IDLE)
@@ -392,7 +425,7 @@ class TrainingController(QObject):
         if t.experiment.to_dict() == experiment.to_dict():
             return
         if hyperparameter_only_change(t.experiment, experiment, t.epoch):
-            self.worker.post(lambda trainer, e=experiment: trainer.set_hyperparameters(e))
+            self.worker.apply_hyperparameters(experiment)
             self.status.emit(f"Applied from the next batch: learning rate {experiment.learning_rate:g} "
                              f"({experiment.schedule.name} schedule)")
             return
@@ -435,11 +468,16 @@ class TrainingController(QObject):
             fresh = Trainer(current, self._base_dir())
             arrays, values = fresh.state_dict()
             return arrays, values, current
+        if isinstance(trainer, RemoteTrainer):
+            if not trainer.alive:
+                raise OSError("the training process has ended; the last autosave holds the run")
+            self._sync_hyperparameters()
+            arrays, values, experiment = self.worker.request_state(trainer._child, SAVE_WAIT_SECONDS)
+            return arrays, values, parse_experiment(experiment)
         if not self.worker.active.is_set():
             self._sync_hyperparameters()
             arrays, values = trainer.state_dict()
             return arrays, values, trainer.experiment
-        import threading
 
         done = threading.Event()
         box: dict[str, Any] = {}

@@ -14,20 +14,23 @@ paused). An exception in a job becomes the ``failed`` signal, never a crash.
 from __future__ import annotations
 
 import contextlib
+import queue
 import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
+from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core.engine.validation import excerpt
-from core.monitor import SnapshotSource, TrainingSnapshot
-from core.sessions.format import SessionError, load_session
-from core.sessions.trainer_io import restore_trainer
-from core.spec import Experiment, SpecError
+from core.monitor import MAX_SNAPSHOTS_PER_SECOND, SnapshotSource, TrainingSnapshot
+from core.process import BuildOrder, RunSummary, TrainingProcess
+from core.sessions.format import Session, SessionError, load_session
+from core.sessions.trainer_io import restore_state, restore_trainer, session_base_dir, trainer_arrays
+from core.spec import Experiment, SpecError, parse_experiment
 from core.training import Trainer
 
 from ..gil import GilYield
@@ -156,6 +159,10 @@ class TrainingWorker(QObject):
     def request_step(self) -> None:
         """While paused inside ``fit``: leave it, take one batch, and pause again."""
         self._step_request.set()
+
+    def apply_hyperparameters(self, experiment: Experiment) -> None:
+        """``Trainer.set_hyperparameters`` at the next batch boundary."""
+        self.post(lambda trainer, e=experiment: trainer.set_hyperparameters(e))
 
     def post(self, request: Callable[[Trainer], None]) -> None:
         """Run ``request(trainer)`` on the worker thread at the next batch boundary."""
@@ -337,3 +344,534 @@ def _describe(exc: BaseException) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     where = f"\n\n(in {Path(frames[-1].filename).name}, line {frames[-1].lineno}, {frames[-1].name})" if frames else ""
     return f"Training failed: {type(exc).__name__}: {exc}{where}"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Training in a child process (the default): the worker thread only relays.
+
+#: After Stop, the seconds a child may take to reach its next batch boundary before it is ended.
+STOP_GRACE_SECONDS = 5.0
+#: On close, the seconds children get to quit by themselves before they are terminated.
+CLOSE_GRACE_SECONDS = 0.3
+#: How long the relay waits for a message before it looks at its orders again.
+RELAY_TICK = 0.02
+
+
+class RemoteTrainer:
+    """The GUI's stand-in for the trainer that lives in the child process.
+
+    It holds what the controller decides with between jobs (experiment, step, epoch, batch,
+    finished; refreshed from every snapshot and job end) and forwards the trainer's controls
+    (``pause``, ``resume``, ``request_stop``, ``set_hyperparameters``) to the child, where they
+    are served between batches. ``state_dict()`` asks the child for its state at a batch
+    boundary. Any other attribute (``recorder``, ``network``, ...) is read from ``local()``: a
+    trainer rebuilt in this process from the child's state — for inspection (tests, the smoke
+    test), never while training, since it loads the data once more."""
+
+    def __init__(self, worker: ProcessWorker, child: TrainingProcess, summary: RunSummary,
+                 base_dir: str | None) -> None:
+        self._worker = worker
+        self._child = child
+        self._base_dir = base_dir
+        self._local: Trainer | None = None
+        self._local_version = -1
+        self.version = 0                      # bumped whenever the child reports a change
+        self.alive = True
+        self.is_paused = False
+        self.update(summary)
+
+    # ------------------------------------------------------------------ what the GUI knows
+
+    def update(self, summary: RunSummary) -> None:
+        self.experiment = parse_experiment(summary.experiment)
+        self.step, self.epoch, self.batch_index = summary.step, summary.epoch, summary.batch_index
+        self.steps_per_epoch, self.finished = summary.steps_per_epoch, summary.finished
+        self.blas_threads = summary.blas_threads
+        self.version += 1
+
+    def update_progress(self, snap: TrainingSnapshot) -> None:
+        p = snap.progress
+        self.step, self.epoch, self.batch_index, self.finished = p.step, p.epoch, p.batch, p.finished
+        self.version += 1
+
+    @property
+    def pid(self) -> int | None:
+        return self._child.pid
+
+    @property
+    def paused(self) -> bool:
+        return self.is_paused
+
+    # ------------------------------------------------------------------ controls (any thread)
+
+    def pause(self) -> None:
+        self.is_paused = True
+        self._worker.send(self._child, "pause")
+
+    def resume(self) -> None:
+        self.is_paused = False
+        self._worker.send(self._child, "resume")
+
+    def request_stop(self) -> None:
+        self.is_paused = False
+        self._worker.send(self._child, "stop")
+
+    def set_hyperparameters(self, experiment: Experiment) -> None:
+        self.experiment = experiment
+        self._worker.send(self._child, "set", experiment.to_dict())
+
+    def state_dict(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        arrays, state, _ = self._worker.request_state(self._child)
+        return arrays, state
+
+    # ------------------------------------------------------------------ inspection
+
+    def local(self) -> Trainer:
+        """A trainer in this process equal to the child's (rebuilt when the child has moved on)."""
+        if self._local is None or self._local_version != self.version:
+            version = self.version
+            arrays, state, experiment = self._worker.request_state(self._child)
+            if self._local is None:
+                self._local = restore_state(parse_experiment(experiment), arrays, state, self._base_dir)
+            else:
+                self._local.set_hyperparameters(parse_experiment(experiment))
+                self._local.load_state_dict(arrays, state)
+            self._local_version = version
+        return self._local
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.local(), name)
+
+
+class _Relay(QObject):
+    """Runs the worker's relay loop on the controller's QThread."""
+
+    def __init__(self, worker: ProcessWorker) -> None:
+        super().__init__()
+        self.worker = worker
+
+    @Slot()
+    def run(self) -> None:
+        self.worker.relay_loop()
+
+
+class ProcessWorker(QObject):
+    """Owns the training child and relays its messages as Qt signals (the same signals as
+    ``TrainingWorker``), from a loop on the controller's thread.
+
+    Orders from the GUI thread (build, open, a job, stop) are queued and carried out by the
+    relay between its reads, so only the relay thread starts, reads and ends children. A new
+    child (a build, an opened session) replaces the current one only once it has built its
+    trainer; if it is refused the current run stays. Snapshots are coalesced
+    (``TrainingSnapshot.then``) so the GUI applies at most ``MAX_SNAPSHOTS_PER_SECOND`` a second.
+    A child that dies is reported by ``crashed(message)``; the buffers keep what it sent."""
+
+    built = Signal(object)
+    opened = Signal(object)
+    open_failed = Signal(str)
+    snapshot = Signal(object)
+    job_done = Signal(str)
+    failed = Signal(str)
+    crashed = Signal(str)
+
+    #: Keep a child started and waiting, so that Train does not wait for an interpreter to start.
+    keep_spare = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trainer: RemoteTrainer | None = None
+        self.active = threading.Event()
+        self.gate = GuiGate()                 # nothing waits on it: the GUI never competes with training here
+        self.gate.disable()
+        self.autosave: Callable[[Any, str], None] | None = None
+        self.snapshots_sent = 0
+        self._orders: queue.Queue[tuple[Any, ...]] = queue.Queue()
+        self._closing = threading.Event()
+        self._closed = threading.Event()
+        self._send_lock = threading.Lock()
+        self._relay_thread: int | None = None
+        # relay-thread state
+        self._current: TrainingProcess | None = None
+        self._candidate: tuple[TrainingProcess, str, Any, str | None] | None = None   # (child, kind, session, base)
+        self._retiring: list[tuple[TrainingProcess, float]] = []
+        self._spare: TrainingProcess | None = None          # started, imported, waiting for a build
+        self._job = 0
+        self._abandoned: tuple[int, float] | None = None   # (job, when) stopped by the GUI, not yet by the child
+        self._after_snapshot: str | None = None            # a build's job_done, sent after its first snapshot
+        self._pending: TrainingSnapshot | None = None
+        self._last_emit = 0.0
+        self._requests = 0
+        self._replies: dict[int, tuple[Any, ...]] = {}
+        self._waiting: dict[int, threading.Event] = {}
+        self._reply_lock = threading.Lock()
+        self._in_autosave = False
+        self.relay = _Relay(self)
+
+    # ------------------------------------------------------------------ GUI thread
+
+    def prepare(self) -> None:
+        self.active.set()
+
+    def build(self, experiment: Experiment, base_dir: object, trainer: object) -> None:
+        base = str(base_dir) if isinstance(base_dir, str | Path) else None
+        self._orders.put(("start", BuildOrder(experiment.to_dict(), base), "built", None, base))
+
+    def build_from_session(self, session: Session) -> None:
+        base = session_base_dir(session)
+        base = str(base) if base is not None else None
+        order = BuildOrder(session.experiment.to_dict(), base, trainer_arrays(session), dict(session.state),
+                           str(session.path or "session"))
+        self._orders.put(("start", order, "opened", session, base))
+
+    def open_session(self, path: Path) -> None:
+        """Read the file on the relay thread (a checked session, never unpickled) and start a
+        child from its state."""
+        self._orders.put(("open", Path(path)))
+
+    def _open(self, path: Path) -> None:
+        try:
+            session = load_session(path)
+        except SessionError as exc:
+            self._orders.put(("refuse", f"Cannot open {path.name}:\n{exc}"))
+            return
+        except (ValueError, OSError) as exc:
+            self._orders.put(("refuse", f"Cannot open {path.name}:\n{path}: {exc}"))
+            return
+        except Exception as exc:  # noqa: BLE001 — whatever a file does, a failed open is only that
+            # (as a training failure it would mark the open run stale and lose it on the next Train)
+            self._orders.put(("refuse", f"Cannot open {path.name}:\n{path}: {type(exc).__name__}: "
+                                        f"{excerpt(str(exc), 300)}"))
+            return
+        self.build_from_session(session)
+
+    def train(self) -> None:
+        self._orders.put(("job", "train"))
+
+    def step(self) -> None:
+        self._orders.put(("job", "step"))
+
+    def refresh(self) -> None:
+        self._orders.put(("job", "refresh"))
+
+    def request_stop(self) -> None:
+        """The GUI shows the run stopped now; the child stops at its next batch boundary (and is
+        ended if it has not within ``STOP_GRACE_SECONDS``)."""
+        self._orders.put(("stop",))
+
+    def request_step(self) -> None:
+        trainer = self.trainer
+        if trainer is not None:
+            self.send(trainer._child, "step")
+
+    def apply_hyperparameters(self, experiment: Experiment) -> None:
+        if self.trainer is not None:
+            self.trainer.set_hyperparameters(experiment)
+
+    def close(self) -> None:
+        """End the child (and the relay loop); returns when both have."""
+        self._closing.set()
+
+    # ------------------------------------------------------------------ any thread
+
+    def send(self, child: TrainingProcess, *message: Any) -> bool:
+        with self._send_lock:
+            return child.send(*message)
+
+    def request_state(self, child: TrainingProcess, timeout: float = 10.0) -> tuple[dict[str, Any], dict[str, Any],
+                                                                                     dict[str, Any]]:
+        """The child's ``state_dict`` and experiment, taken at its next batch boundary."""
+        arrays, state, experiment = self._ask(child, "state", timeout)
+        return arrays, state, experiment
+
+    def child_modules(self, timeout: float = 10.0) -> list[str]:
+        """The names in the current child's ``sys.modules`` (the tests check Qt is not there)."""
+        if self.trainer is None:
+            raise OSError("there is no training process")
+        return list(self._ask(self.trainer._child, "modules", timeout)[0])
+
+    def _ask(self, child: TrainingProcess, what: str, timeout: float) -> tuple[Any, ...]:
+        with self._reply_lock:
+            self._requests += 1
+            request = self._requests
+            done = self._waiting[request] = threading.Event()
+        try:
+            if not self.send(child, what, request):
+                raise OSError("the training process has ended")
+            deadline = time.perf_counter() + timeout
+            if threading.get_ident() == self._relay_thread:
+                while request not in self._replies:       # the relay asks (autosave): it reads on
+                    if time.perf_counter() > deadline or not child.poll(0.05) and not child.alive():
+                        raise OSError("the training process did not answer")
+                    if child.poll(0):
+                        try:
+                            self._dispatch(child, child.recv())
+                        except EOFError:
+                            self._gone(child)
+                            raise OSError("the training process has ended") from None
+            elif not done.wait(timeout):
+                raise OSError("the training process did not reach a batch boundary in time; try again")
+            reply = self._replies.pop(request, None)
+            if reply is None:
+                raise OSError("the training process has ended")
+            return reply
+        finally:
+            with self._reply_lock:
+                self._waiting.pop(request, None)
+
+    # ------------------------------------------------------------------ relay thread
+
+    def relay_loop(self) -> None:
+        self._relay_thread = threading.get_ident()
+        self._start_spare()
+        try:
+            while not self._closing.is_set():
+                self._carry_out_orders()
+                children = [c for c in (self._current, self._candidate[0] if self._candidate else None) if c]
+                conns = {c.conn: c for c in children}
+                ready = wait(list(conns), RELAY_TICK) if conns else (time.sleep(RELAY_TICK) or [])
+                for conn in ready:
+                    child = conns[conn]
+                    try:
+                        while child.poll(0):
+                            self._dispatch(child, child.recv())
+                    except EOFError:
+                        self._gone(child)
+                self._flush(force=False)
+                self._watch()
+        finally:
+            self._end_all()
+            self._closed.set()
+
+    def _start_spare(self) -> None:
+        if not self.keep_spare or self._spare is not None:
+            return
+        try:
+            self._spare = TrainingProcess()
+        except (OSError, RuntimeError):
+            self._spare = None            # only an optimization: a build starts its own child
+
+    def _carry_out_orders(self) -> None:
+        while True:
+            try:
+                order = self._orders.get_nowait()
+            except queue.Empty:
+                return
+            kind = order[0]
+            if kind == "start":
+                _, build, why, session, base = order
+                if self._candidate is not None:
+                    self._retire(self._candidate[0])
+                child, self._spare = self._spare, None
+                if child is None or not child.alive():
+                    child = TrainingProcess()
+                child.build(build)
+                self._candidate = (child, why, session, base)
+            elif kind == "open":
+                self._open(order[1])
+            elif kind == "refuse":
+                self.active.clear()
+                self.open_failed.emit(order[1])
+                self.job_done.emit("open_failed")
+            elif kind == "job":
+                child = self._current
+                if child is None:
+                    self.active.clear()
+                    self.failed.emit("Training failed: there is no model to train")
+                    continue
+                self._job += 1
+                self.send(child, order[1], self._job)
+            elif kind == "stop":
+                self._stop_now()
+
+    def _stop_now(self) -> None:
+        if self._candidate is not None and self._after_snapshot is None:
+            self._retire(self._candidate[0])      # a build still loading its data: drop it
+            self._candidate = None
+            self.active.clear()
+            self.job_done.emit("stopped")
+            return
+        child = self._current
+        if child is None or not self.active.is_set():
+            self.active.clear()
+            self.job_done.emit("stopped")
+            return
+        self.send(child, "stop")
+        if self.trainer is not None:
+            self.trainer.is_paused = False
+        self._abandoned = (self._job, time.perf_counter())
+        self._flush(force=True)
+        self.active.clear()
+        self.job_done.emit("stopped")
+
+    def _dispatch(self, child: TrainingProcess, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind in ("state", "modules"):
+            request = message[1]
+            with self._reply_lock:
+                self._replies[request] = tuple(message[2:])
+                event = self._waiting.get(request)
+            if event is not None:
+                event.set()
+            return
+        candidate = self._candidate
+        if candidate is not None and child is candidate[0]:
+            self._from_candidate(message)
+            return
+        if child is not self._current:
+            return
+        trainer = self.trainer
+        if kind == "snapshot":
+            snap: TrainingSnapshot = message[1]
+            if trainer is not None:
+                trainer.update_progress(snap)
+            self._pending = snap if self._pending is None else self._pending.then(snap)
+            if self._after_snapshot is not None:
+                self._flush(force=True)
+                reason, self._after_snapshot = self._after_snapshot, None
+                self.active.clear()
+                self.job_done.emit(reason)
+            else:
+                self._autosave(snap)
+        elif kind in ("done", "failed"):
+            _, job, text, summary = message
+            if trainer is not None:
+                trainer.update(summary)
+            self._flush(force=True)
+            if self._abandoned is not None and job == self._abandoned[0]:
+                self._abandoned = None              # the GUI has shown it stopped already
+                return
+            self.active.clear()
+            if kind == "done":
+                self.job_done.emit(text)
+            else:
+                self.failed.emit(f"Training failed: {text}")
+
+    def _from_candidate(self, message: tuple[Any, ...]) -> None:
+        assert self._candidate is not None
+        child, why, session, base = self._candidate
+        kind = message[0]
+        if kind == "refused":
+            self._retire(child)
+            self._candidate = None
+            self.active.clear()
+            if why == "opened":
+                path = Path(session.path).name if session is not None and session.path else "the session"
+                self.open_failed.emit(f"Cannot open {path}:\n{message[1]}")
+                self.job_done.emit("open_failed")
+            else:
+                self.failed.emit(message[1])
+        elif kind == "built":
+            if self._current is not None:
+                self._retire(self._current)
+            self._current, self._candidate = child, None
+            self._pending, self._abandoned = None, None
+            self.trainer = RemoteTrainer(self, child, message[1], base)
+            self.built.emit(self.trainer)
+            if why == "opened":
+                self.opened.emit(session)
+            self._after_snapshot = why
+            self._start_spare()                       # ready for the next build
+
+    def _flush(self, force: bool) -> None:
+        snap = self._pending
+        if snap is None:
+            return
+        now = time.perf_counter()
+        if not force and now - self._last_emit < 1.0 / MAX_SNAPSHOTS_PER_SECOND:
+            return
+        self._pending, self._last_emit = None, now
+        self.snapshots_sent += 1
+        self.snapshot.emit(snap)
+
+    def _autosave(self, snap: TrainingSnapshot) -> None:
+        hook, trainer = self.autosave, self.trainer
+        if hook is None or trainer is None or self._in_autosave or not self.active.is_set():
+            return
+        self._in_autosave = True
+        try:
+            hook(trainer, "step")
+            if len(snap.epochs):
+                hook(trainer, "epoch")
+        finally:
+            self._in_autosave = False
+
+    def _gone(self, child: TrainingProcess) -> None:
+        """A child's pipe closed: a crash unless we ended it."""
+        with self._reply_lock:
+            for event in self._waiting.values():
+                event.set()                        # no reply will come: the waiter raises
+        candidate = self._candidate
+        if candidate is not None and child is candidate[0]:
+            self._candidate = None
+            self._from_candidate_gone(child, candidate)
+            return
+        if child is not self._current:
+            return
+        self._current = None
+        self._flush(force=True)
+        if self.trainer is not None:
+            self.trainer.alive = False
+        was_stopped = self._abandoned is not None and not self.active.is_set()
+        self._abandoned = None
+        self.active.clear()
+        how = child.exit_description()
+        child.end(grace=0.0)
+        if not self._closing.is_set():
+            self.crashed.emit(f"The training process ended unexpectedly ({how})."
+                              + ("" if was_stopped else "\n\nThe plots keep everything up to its last snapshot."))
+
+    def _from_candidate_gone(self, child: TrainingProcess, candidate: tuple[Any, ...]) -> None:
+        how = child.exit_description()
+        child.end(grace=0.0)
+        self.active.clear()
+        if candidate[1] == "opened":
+            self.open_failed.emit(f"Cannot open the session: the training process ended ({how})")
+            self.job_done.emit("open_failed")
+        else:
+            self.failed.emit(f"Training failed: the training process ended while building the model ({how})")
+
+    def _watch(self) -> None:
+        """End children that were told to go and have not; a stopped child that does not reach a
+        batch boundary within ``STOP_GRACE_SECONDS`` is ended and reported."""
+        now = time.perf_counter()
+        keep = []
+        for child, since in self._retiring:
+            if not child.alive():
+                child.end(grace=0.0)
+            elif now - since > STOP_GRACE_SECONDS:
+                child.end(grace=0.0)
+            else:
+                keep.append((child, since))
+        self._retiring = keep
+        if self._abandoned is not None and now - self._abandoned[1] > STOP_GRACE_SECONDS and self._current:
+            child, self._current, self._abandoned = self._current, None, None
+            child.end(grace=0.0)
+            if self.trainer is not None:
+                self.trainer.alive = False
+            self.crashed.emit(f"The training process did not stop within {STOP_GRACE_SECONDS:g} s of Stop and "
+                              "was ended. The plots keep everything up to its last snapshot.")
+
+    def _retire(self, child: TrainingProcess) -> None:
+        self.send(child, "quit")
+        self._retiring.append((child, time.perf_counter()))
+
+    def _end_all(self) -> None:
+        children = [c for c in (self._current, self._candidate[0] if self._candidate else None) if c]
+        children += [c for c, _ in self._retiring] + ([self._spare] if self._spare else [])
+        for child in children:
+            self.send(child, "quit")
+        # Nothing in a child needs saving (autosaves are written here): a child that has not
+        # reached its batch boundary soon after is terminated, so closing never waits on it.
+        deadline = time.perf_counter() + CLOSE_GRACE_SECONDS
+        for child in children:
+            child.process.join(max(0.0, deadline - time.perf_counter()))
+            child.end(grace=0.0)
+        self._current = self._candidate = self._spare = None
+        self._retiring = []
+        if self.trainer is not None:
+            self.trainer.alive = False
+        with self._reply_lock:
+            for event in self._waiting.values():
+                event.set()

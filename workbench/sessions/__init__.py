@@ -17,7 +17,7 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressBar
 
-from core.sessions.recovery import Recoverable, discard
+from core.sessions.recovery import Recoverable, describe_copy, discard
 
 from .autosave import AutosaveManager
 from .preferences import AutosaveDialog, DownloadDialog, apply_mirror
@@ -73,6 +73,8 @@ class SessionTools(QObject):
         self.busy.hide()
         window.statusBar().addPermanentWidget(self.busy)
         self.controller.opening.connect(self._on_opening)
+        self.controller.crashed.connect(self.training_crashed)
+        self.crash_box: QMessageBox | None = None
 
         self.transfer_action = QAction("New experiment from this &model…", self)
         self.transfer_action.setObjectName("transferAction")
@@ -140,6 +142,33 @@ class SessionTools(QObject):
             self.window.unsetCursor()
 
     # ------------------------------------------------------------------ recovery
+
+    def training_crashed(self, message: str) -> QMessageBox:
+        """The training process died: say so, keep the plots, offer the run's last autosave."""
+        self.autosave.hook.flush()
+        path = self.autosave.path
+        # this window's own copy: its lock is ours, so list_recoverable (copies of dead owners) skips it
+        copy = describe_copy(path, self.window.state.file if self.window.state.file and
+                             self.window.state.file.suffix.lower() == ".gwb" else None) \
+            if path is not None and path.is_file() else None
+        text = message + (f"\n\nThe last autosave holds the run at epoch {copy.epoch}, step {copy.step}."
+                          if copy is not None else "\n\nNo autosave of this run was written.")
+        box = QMessageBox(QMessageBox.Icon.Critical, "Training process ended", text,
+                          QMessageBox.StandardButton.NoButton, self.window)
+        box.setObjectName("crashDialog")
+        reopen = box.addButton("Open the last autosave", QMessageBox.ButtonRole.AcceptRole) if copy else None
+        box.addButton("Keep the plots", QMessageBox.ButtonRole.RejectRole)
+
+        def answered() -> None:
+            self.crash_box = None
+            if reopen is not None and copy is not None and box.clickedButton() is reopen:
+                self.restore(copy)
+            box.deleteLater()
+
+        box.finished.connect(lambda _: answered())
+        self.crash_box = box
+        box.open()
+        return box
 
     def offer_recovery(self) -> None:
         """Look for recovery copies on a worker thread (reading them is file input: the GUI never

@@ -1,0 +1,159 @@
+"""core.process: a trainer in a spawned child, driven over a pipe, equals one trained in place."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+
+from core.process import BuildOrder, RunSummary, TrainingProcess
+from core.spec import parse_experiment
+from core.training import Trainer
+
+
+def spec(epochs: int = 3) -> dict[str, Any]:
+    return {
+        "name": "tiny moons", "seed": 7,
+        "data": {"source": "moons", "params": {"n_samples": 200}, "validation_split": 0.2, "test_split": 0.0},
+        "model": {"layers": [{"units": 16, "init": "he_normal", "activation": "elu"}] * 2},
+        "optimizer": {"name": "adam", "learning_rate": 0.01},
+        "training": {"epochs": epochs, "batch_size": 32},
+    }
+
+
+def assert_same_arrays(theirs: dict[str, np.ndarray], mine: dict[str, np.ndarray]) -> None:
+    """Bit for bit, except the wall-clock seconds of each epoch."""
+    assert theirs.keys() == mine.keys()
+    for key in mine:
+        if key != "history/seconds":
+            np.testing.assert_array_equal(theirs[key], mine[key], err_msg=key)
+
+
+def wait_for(child: TrainingProcess, kind: str, timeout: float = 60.0) -> tuple[Any, ...]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll(0.05):
+            message = child.recv()
+            if message[0] == kind:
+                return message
+            assert message[0] not in ("failed", "refused"), message
+    raise AssertionError(f"no {kind!r} message within {timeout} s")
+
+
+def test_a_run_trained_in_the_child_with_a_mid_run_edit_equals_one_trained_in_place() -> None:
+    child = TrainingProcess(BuildOrder(spec()))
+    try:
+        built = wait_for(child, "built")[1]
+        assert isinstance(built, RunSummary) and built.step == 0
+        child.send("step", 1)
+        assert wait_for(child, "done")[1:3] == (1, "step")
+        faster = dict(spec(), optimizer={"name": "adam", "learning_rate": 0.002})
+        child.send("set", faster)
+        child.send("train", 2)
+        _, job, reason, summary = wait_for(child, "done")
+        assert (job, reason, summary.epoch) == (2, "completed", 3)
+        child.send("state", 9)
+        _, request, arrays, state, experiment = wait_for(child, "state")
+        assert request == 9 and experiment["optimizer"]["learning_rate"] == 0.002
+    finally:
+        assert child.end() == 0
+    here = Trainer(parse_experiment(spec()))
+    here.train_batch()
+    here.set_hyperparameters(parse_experiment(faster))
+    here.fit()
+    mine, _ = here.state_dict()
+    assert_same_arrays(arrays, mine)
+    assert state["step"] == here.step
+
+
+def test_a_child_continues_from_sent_state_bit_for_bit() -> None:
+    whole = Trainer(parse_experiment(spec()))
+    whole.fit()
+    half = Trainer(parse_experiment(spec()))
+    half.fit(epochs=1)
+    arrays, state = half.state_dict()
+    child = TrainingProcess()                     # a spare: started before it knows what to build
+    try:
+        assert not child.poll(0.2)
+        child.build(BuildOrder(spec(), arrays=arrays, state=state))
+        assert wait_for(child, "built")[1].epoch == 1
+        child.send("train", 1)
+        wait_for(child, "done")
+        child.send("state", 1)
+        theirs = wait_for(child, "state")[2]
+    finally:
+        child.end()
+    assert_same_arrays(theirs, whole.state_dict()[0])
+
+
+def test_pause_step_and_stop_reach_the_child_between_batches() -> None:
+    child = TrainingProcess(BuildOrder(spec(epochs=100_000)))
+    try:
+        wait_for(child, "built")
+        child.send("train", 1)
+        wait_for(child, "snapshot")
+        child.send("pause")
+        time.sleep(0.3)
+        child.send("state", 1)
+        before = wait_for(child, "state")[3]["step"]
+        child.send("step")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            child.send("state", 2)
+            after = wait_for(child, "state")[3]["step"]
+            if after != before:
+                break
+        assert after == before + 1              # one batch, and paused again
+        child.send("stop")
+        _, job, reason, _ = wait_for(child, "done")
+        assert (job, reason) == (1, "stopped")
+    finally:
+        child.end()
+    assert not child.alive()
+
+
+def test_a_spec_the_data_cannot_satisfy_is_refused_with_the_field() -> None:
+    bad = dict(spec(), data={"source": "csv", "params": {"path": "/nonexistent/x.csv", "target": "y"}})
+    child = TrainingProcess(BuildOrder(bad))
+    try:
+        deadline = time.monotonic() + 60
+        while not child.poll(0.05):
+            assert time.monotonic() < deadline
+        message = child.recv()
+    finally:
+        child.end()
+    assert message[0] == "refused" and "Cannot build the model" in message[1]
+
+
+def test_the_child_never_imports_qt() -> None:
+    child = TrainingProcess(BuildOrder(spec()))
+    try:
+        wait_for(child, "built")
+        child.send("train", 1)
+        wait_for(child, "done")
+        child.send("modules", 3)
+        _, request, modules = wait_for(child, "modules")
+    finally:
+        child.end()
+    assert request == 3
+    assert "core.training" in modules and "numpy" in modules
+    assert not [m for m in modules if m.startswith(("PySide6", "pyqtgraph", "shiboken6", "workbench"))]
+
+
+def test_a_killed_child_is_seen_as_gone(tmp_path: Any) -> None:
+    import os
+    import signal
+
+    child = TrainingProcess(BuildOrder(spec(epochs=100_000)))
+    wait_for(child, "built")
+    child.send("train", 1)
+    wait_for(child, "snapshot")
+    os.kill(child.pid, signal.SIGKILL)
+    with pytest.raises(EOFError):
+        while True:
+            child.poll(1.0)
+            child.recv()
+    assert child.exit_description() == "killed by signal SIGKILL"
+    child.end()

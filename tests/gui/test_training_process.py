@@ -1,0 +1,179 @@
+"""Training in a child process, driven through the real window (issue 13): the child is not this
+interpreter and never imports Qt; a run trained, saved mid-run, reopened and continued in the
+window equals an uninterrupted headless run bit for bit; Stop shows at once even during a long
+batch; a child killed with SIGKILL leaves the window up and offers the last autosave; closing
+the window leaves no child behind."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QMessageBox
+
+from core.sessions.format import load_session
+from core.spec import parse_experiment
+from core.training import Trainer
+from workbench.monitor.worker import RemoteTrainer
+from workbench.sessions.autosave import INTERVAL_KEY
+
+from .monitor_support import make_window_fixture, tiny_experiment, tiny_spec, wait_idle  # noqa: F401 (fixture)
+from .test_monitor import click_action
+
+
+def child_pid(window: Any) -> int:
+    trainer = window.controller.trainer
+    assert isinstance(trainer, RemoteTrainer)
+    pid = trainer.pid
+    assert pid is not None and pid != os.getpid()
+    return pid
+
+
+def process_exists(pid: int) -> bool:
+    """In the process table and not a zombie (a reaped child is gone from /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_window_trains_in_a_child_that_never_imports_qt(make_window: Any, qtbot: Any) -> None:
+    window = make_window(tiny_experiment(epochs=3))
+    c = window.controller
+    t0 = time.perf_counter()
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.buffers.size > 0, timeout=10_000)
+    first_plot = time.perf_counter() - t0
+    wait_idle(qtbot, window)
+    pid = child_pid(window)
+    assert process_exists(pid) and pid in [p.pid for p in multiprocessing.active_children()]
+    modules = c.worker.child_modules()
+    assert "core.training" in modules and "numpy" in modules
+    assert not [m for m in modules if m.startswith(("PySide6", "shiboken6", "pyqtgraph", "workbench"))]
+    assert c.buffers.size == c.trainer.step == 3 * c.trainer.steps_per_epoch
+    print(f"\nfrom Train to the first plotted step: {first_plot:.2f} s")
+
+
+def test_saved_mid_run_reopened_and_continued_equals_a_headless_run(make_window: Any, qtbot: Any,
+                                                                     tmp_path: Path) -> None:
+    spec = tiny_spec(epochs=200, samples=400)
+    window = make_window(parse_experiment(spec))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.buffers.size > 30, timeout=10_000)
+    click_action(window, qtbot, "pause")
+    click_action(window, qtbot, "step")
+    path = tmp_path / "mid.gwb"
+    c.save_session(path)                             # at a batch boundary, from the child
+    saved_step = load_session(path).state["step"]
+    assert 30 < saved_step < 200 * c.trainer.steps_per_epoch
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+
+    again = make_window(parse_experiment(spec))
+    assert again.open_file(path)
+    qtbot.waitUntil(lambda: again.controller.mode == "idle" and again.state.file == path, timeout=20_000)
+    assert again.controller.trainer.step == saved_step
+    again.controller.train()
+    qtbot.waitUntil(lambda: again.controller.mode == "idle"
+                    and again.controller.current_step == 200 * again.controller.trainer.steps_per_epoch,
+                    timeout=30_000)
+    theirs, _ = again.controller.trainer.state_dict()
+
+    headless = Trainer(parse_experiment(spec))
+    headless.fit()
+    mine, _ = headless.state_dict()
+    assert theirs.keys() == mine.keys()
+    for key in mine:
+        if key != "history/seconds":                 # wall-clock time
+            np.testing.assert_array_equal(theirs[key], mine[key], err_msg=key)
+
+
+def test_stop_shows_at_once_during_a_long_batch(make_window: Any, qtbot: Any) -> None:
+    # A batch of this network takes about a second: Stop must not wait for it.
+    spec = tiny_spec(epochs=5, layers=3, units=1500, samples=6000)
+    spec["training"]["batch_size"] = 4096
+    window = make_window(parse_experiment(spec))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size >= 1, timeout=60_000)
+    qtbot.wait(100)
+    t0 = time.perf_counter()
+    click_action(window, qtbot, "stop")
+    qtbot.waitUntil(lambda: c.mode == "idle", timeout=1_000)
+    shown = time.perf_counter() - t0
+    assert shown < 0.1, f"Stop took {shown * 1000:.0f} ms to show"
+    assert "stopped" in window.statusBar().currentMessage().lower()
+    pid = child_pid(window)
+    # The child finishes its batch, stays (Train continues the run), and answers again.
+    arrays, state = c.trainer.state_dict()
+    assert state["step"] >= 1 and process_exists(pid)
+
+
+def test_a_child_killed_with_sigkill_leaves_the_window_up_and_offers_the_autosave(make_window: Any,
+                                                                                 qtbot: Any) -> None:
+    window = make_window(tiny_experiment(epochs=100_000, samples=400))
+    window.settings.setValue(INTERVAL_KEY, 0.2)
+    c = window.controller
+    click_action(window, qtbot, "train")
+    copy = window.sessions.autosave.path
+    qtbot.waitUntil(lambda: copy.is_file() and c.buffers.size > 50, timeout=15_000)
+    pid = child_pid(window)
+    os.kill(pid, signal.SIGKILL)
+    qtbot.waitUntil(lambda: window.sessions.crash_box is not None and window.sessions.crash_box.isVisible(),
+                    timeout=5_000)
+    box = window.sessions.crash_box
+    assert "SIGKILL" in box.text() and "last autosave" in box.text()
+    assert window.isVisible() and c.mode == "idle" and c.buffers.size > 50    # the plots are kept
+    assert not process_exists(pid)
+    reopen = next(b for b in box.buttons() if b.text() == "Open the last autosave")
+    saved_step = load_session(copy).state["step"]
+    reopen.click()
+    qtbot.waitUntil(lambda: c.mode == "idle" and isinstance(c.trainer, RemoteTrainer)
+                    and c.trainer.pid != pid and c.current_step == saved_step, timeout=20_000)
+    click_action(window, qtbot, "train")             # the restored run trains on
+    qtbot.waitUntil(lambda: c.current_step > saved_step + 10, timeout=10_000)
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+
+
+def test_an_exception_in_the_child_is_a_dialog_and_the_window_keeps_working(make_window: Any, qtbot: Any) -> None:
+    window = make_window(tiny_experiment(epochs=100_000))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.buffers.size > 5, timeout=10_000)
+    c.worker.send(c.trainer._child, "set", {"optimizer": "not an experiment"})    # raises in the child
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None
+                    and window.findChild(QMessageBox, "errorDialog").isVisible(), timeout=10_000)
+    box = window.findChild(QMessageBox, "errorDialog")
+    assert "Training failed" in box.text() and c.mode == "idle"
+    box.close()
+    box.deleteLater()
+    click_action(window, qtbot, "train")           # a fresh run trains
+    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 5, timeout=10_000)
+    click_action(window, qtbot, "stop")
+    wait_idle(qtbot, window)
+
+
+@pytest.mark.parametrize("how", ["close", "shutdown"])
+def test_closing_during_training_leaves_no_child(make_window: Any, qtbot: Any, how: str,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("workbench.sessions.ask_stop_and_quit", lambda parent: True)
+    window = make_window(tiny_experiment(epochs=100_000))
+    c = window.controller
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: c.mode == "running" and c.buffers.size > 5, timeout=10_000)
+    pid = child_pid(window)
+    t0 = time.perf_counter()
+    window.close() if how == "close" else c.shutdown()
+    assert time.perf_counter() - t0 < 3.0
+    assert c.thread.isFinished()
+    assert not multiprocessing.active_children()
+    assert not process_exists(pid)
