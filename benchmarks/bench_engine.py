@@ -2,13 +2,16 @@
 
 For each configuration it measures, in one run:
 
+0. a plain hand-written NumPy loop of the same network (``PlainLoop``; its gradients checked
+   against the engine's once), and the engine's step as a multiple of it (targets: at most
+   1.0x with diagnostics off, 1.1x with diagnostics at every step);
 1. seconds per epoch of the real engine (``train_batch`` in a loop over one epoch);
 2. the share of the step spent on diagnostics (``diagnostics_every=1`` against ``10**6``,
    interleaved in the same run), plus direct timings of the per-step grad-norm dot products,
    the activation statistics and ``Trainer._record``;
 3. the time of the bare float32 matrix products the step needs (forward ``X@W``, backward
    ``X.T@dY`` and ``dY@W.T``; preallocated inputs and outputs), and the engine's step time as a
-   multiple of it (target: within 1.5x for the wide network);
+   multiple of it (for information);
 4. the optimizer's mandatory element-wise floor (the fewest NumPy ufunc passes its update
    equation needs, over as many values as the network has parameters) and the step as a multiple
    of matmul floor + optimizer floor: what a NumPy step cannot go below;
@@ -17,13 +20,14 @@ For each configuration it measures, in one run:
    the float32 path must be float32;
 
 a phase breakdown of the step (a replica of ``train_batch``'s phases, timed one by one), and
-issue 2's targets with PASS / FAIL per configuration and pass.
-Everything runs once with one BLAS thread and once with the default number of threads.
+issue 13's targets with PASS / FAIL per configuration and pass. With ``--baseline TREE`` the
+engine of another revision's source tree is timed in the same rotation (before / after).
+Everything runs once with one BLAS thread and once with two.
 
 The script never changes the OPENBLAS_* environment variables; it records them and the kernel
 OpenBLAS picked. Run it from the project root::
 
-    python benchmarks/bench_engine.py [--quick] [--json results.json] [--profile]
+    python benchmarks/bench_engine.py [--quick] [--json results.json] [--profile] [--baseline TREE]
 
 See benchmarks/README.md for how to read the output.
 """
@@ -172,7 +176,7 @@ class Plan:
     @classmethod
     def make(cls, quick: bool) -> Plan:
         if quick:
-            return cls(True, epoch_reps=2, warmup_steps=30, floor_seconds=0.03,
+            return cls(True, epoch_reps=3, warmup_steps=30, floor_seconds=0.03,
                        micro_reps=3, micro_iters=100, phase_steps=100)
         return cls(False, epoch_reps=7, warmup_steps=400, floor_seconds=0.1,
                    micro_reps=7, micro_iters=400, phase_steps=600)
