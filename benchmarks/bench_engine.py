@@ -1182,11 +1182,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true",
                         help="add a cProfile listing of the wide configurations to the output")
     parser.add_argument("--only", metavar="TEXT", help="run only the configurations whose name contains TEXT")
+    parser.add_argument("--threads", default="1,2", metavar="N[,N]",
+                        help="BLAS thread limits of the passes (default: 1,2)")
     parser.add_argument("--baseline", metavar="TREE",
                         help="also time the engine of the source tree TREE (another revision, e.g. "
                              "`git archive main | tar -x -C TREE`) in the same run, interleaved")
     args = parser.parse_args(argv)
 
+    try:
+        limits = [int(x) for x in args.threads.split(",")]
+    except ValueError:
+        limits = []
+    if not limits or min(limits) < 1:
+        parser.error(f"--threads {args.threads!r}: expected positive whole numbers separated by commas, e.g. 1,2")
     plan = Plan.make(args.quick)
     configs = [c for c in CONFIGS if args.only is None or args.only in c.key]
     if not configs:
@@ -1217,8 +1225,8 @@ def main(argv: list[str] | None = None) -> int:
         plain_check[c.key] = PlainLoop(c, make_trainer(c, dataset, 1)).check_gradients(trainer)
     baseline = Baseline(args.baseline) if args.baseline else None
     meta["baseline"] = None if baseline is None else str(baseline.tree)
-    passes = [run_pass(label, limit, dataset, plan, configs, args.profile, baseline)
-              for label, limit in (("1 BLAS thread", 1), ("2 BLAS threads", 2))]
+    passes = [run_pass(f"{limit} BLAS thread{'s' if limit > 1 else ''}", limit, dataset, plan, configs,
+                       args.profile, baseline) for limit in limits]
     meta["wall_seconds"] = time.perf_counter() - started
     report = {"meta": meta, "dtype_check": dtype, "plain_check": plain_check, "passes": passes}
     print(format_report(report))
