@@ -274,18 +274,16 @@ class Optimizer(Component):
         lr = float(learning_rate)
         if not math.isfinite(lr) or lr < 0:
             raise ValueError(f"learning_rate: must be a finite non-negative number, got {learning_rate!r}")
-        # Check everything before changing anything, so a bad call leaves no half step.
-        for path, grad in grads.items():
-            buf = self._steps.get(path)
-            if buf is None:
-                raise KeyError(f"{path}: the optimizer has no slots for this parameter; "
-                               "call build() with every trainable parameter first")
-            shape = buf.shape
-            if params[path].shape != shape or grad.shape != shape:
-                raise ValueError(f"{path}: parameter {params[path].shape} and gradient {grad.shape} "
-                                 f"must have the shape the optimizer was built for, {shape}")
-            if updates is not None and updates[path].shape != shape:
-                raise ValueError(f"{path}: updates buffer has shape {updates[path].shape}, expected {shape}")
+        flat_parts = self._flat_parts(params, grads, checked_only=True) if updates is None else None
+        if flat_parts is not None:
+            # The very arrays build() laid out and the gradients a previous call checked and
+            # cut into blocks: nothing to check again (the trainer passes them every step).
+            self.iterations += 1
+            self._begin_apply()
+            self.stepped_flat = True
+            self._apply_flat(flat_parts, params, grads, lr, None, measure)
+            return
+        self._check_arrays(params, grads, updates)
         self.iterations += 1
         self._begin_apply()
         self.squared_norms = {}
@@ -311,11 +309,29 @@ class Optimizer(Component):
             if measured:
                 self.squared_norms[path] = (step_sq, param_sq)
 
-    def _flat_parts(self, params: Mapping[str, np.ndarray],
-                    grads: Mapping[str, np.ndarray]) -> list[tuple[Any, ...]] | None:
+    def _check_arrays(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray],
+                      updates: Mapping[str, np.ndarray] | None) -> None:
+        """Raise unless every path of ``grads`` has slots and every array the built shape;
+        ``apply`` checks everything before changing anything, so a bad call leaves no half step."""
+        for path, grad in grads.items():
+            buf = self._steps.get(path)
+            if buf is None:
+                raise KeyError(f"{path}: the optimizer has no slots for this parameter; "
+                               "call build() with every trainable parameter first")
+            shape = buf.shape
+            if params[path].shape != shape or grad.shape != shape:
+                raise ValueError(f"{path}: parameter {params[path].shape} and gradient {grad.shape} "
+                                 f"must have the shape the optimizer was built for, {shape}")
+            if updates is not None and updates[path].shape != shape:
+                raise ValueError(f"{path}: updates buffer has shape {updates[path].shape}, expected {shape}")
+
+    def _flat_parts(self, params: Mapping[str, np.ndarray], grads: Mapping[str, np.ndarray],
+                    checked_only: bool = False) -> list[tuple[Any, ...]] | None:
         """The blocks of the flat arrays, (θ, g, step, slots, scratch), when this step can take
         the flat path: every built parameter is stepped, they are the arrays ``build`` laid out,
-        and the gradients are views of one flat array at the same offsets. Else ``None``."""
+        and the gradients are views of one flat array at the same offsets. Else ``None``.
+        With ``checked_only``, only the blocks made by an earlier call for these very gradient
+        arrays (which ``apply`` checked then), else ``None``."""
         flat = self._flat
         if flat is None or len(grads) != len(self._built_params):
             return None
@@ -325,6 +341,8 @@ class Optimizer(Component):
         cached_grads, parts = self._flat_grads
         if len(cached_grads) == len(grads) and all(cached_grads.get(k) is g for k, g in grads.items()):
             return parts
+        if checked_only:
+            return None
         layout = flat_layout(grads)
         parts = None
         if layout is not None and layout[0].size == flat.base.size and layout[1] == flat.offsets:

@@ -612,3 +612,45 @@ def test_the_momentum_help_describes_beta_as_the_book_does(name):
     """The book: β = 0 means high friction, close to 1 means no friction."""
     text = OPTIMIZERS.get(name).hyperparameter("momentum").help
     assert "β = 0 is high friction" in text and "close to 1 is almost none" in text
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_repeated_flat_steps_without_updates_match_the_tensor_path_and_still_check_new_arrays(name, monkeypatch):
+    """The trainer's call: the same packed arrays every step, no ``updates``. From the second
+    step on apply() reuses the blocks it checked before; parameters, slots and norms must stay
+    those of the tensor-by-tensor path, bit for bit; a gradient array it has not seen is checked
+    again, so one of the wrong shape is refused before anything moves."""
+    monkeypatch.setattr(optimizers, "BLOCK_ELEMENTS", 8)
+    rng = np.random.default_rng(9)
+    start = {k: rng.normal(size=s).astype(np.float32) for k, s in FLAT_SHAPES.items()}
+    grad_seq = [{k: rng.normal(size=s).astype(np.float32) for k, s in FLAT_SHAPES.items()} for _ in range(4)]
+    runs = []
+    for flat in (False, True):
+        params = pack_flat(start, np.dtype(np.float32))[1] if flat else {k: p.copy() for k, p in start.items()}
+        first = grad_seq[0]
+        grads = pack_flat(first, np.dtype(np.float32))[1] if flat else {k: g.copy() for k, g in first.items()}
+        opt = make(name)
+        opt.build(params)
+        for gs, lr in zip(grad_seq, [*LRS, 0.07][:4], strict=True):
+            for k in grads:
+                grads[k][...] = gs[k]
+            opt.apply(params, grads, lr, measure=KERNELS)
+            assert opt.stepped_flat is flat
+        runs.append((params, opt))
+    (p1, opt1), (p2, opt2) = runs
+    for k in p1:
+        np.testing.assert_array_equal(p1[k], p2[k], err_msg=k)
+    for k in KERNELS:
+        assert opt1.squared_norms[k] == pytest.approx(opt2.squared_norms[k], rel=1e-5)
+    slots1, slots2 = opt1.state_dict()["slots"], opt2.state_dict()["slots"]
+    for key in slots1:
+        np.testing.assert_array_equal(slots1[key], slots2[key], err_msg=key)
+    before = {k: p.copy() for k, p in p2.items()}
+    iterations = opt2.iterations
+    bad = {k: np.zeros_like(g) for k, g in pack_flat(grad_seq[0], np.dtype(np.float32))[1].items()}
+    bad["output.kernel"] = np.zeros((1, 1), np.float32)
+    with pytest.raises(ValueError, match="output.kernel"):
+        opt2.apply(p2, bad, 0.01)
+    assert opt2.iterations == iterations
+    for k in before:
+        np.testing.assert_array_equal(p2[k], before[k], err_msg=k)
