@@ -26,6 +26,8 @@ class ActivationPanel(PlotPanel):
         self.frac_plot = self.add_plot(row=1, col=0, title="dead (ReLU) and saturated (σ, tanh) units")
         self.frac_plot.setYRange(0, 1)
         self.frac_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        for plot in (self.stat_plot, self.frac_plot):
+            plot.getAxis("left").setWidth(40)       # equal widths: the linked plots' layers line up
         self.frac_plot.setXLink(self.stat_plot)
         self.errors = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0), beam=0.25,
                                       pen=pg.mkPen("#1f77b4", width=1))
@@ -60,6 +62,7 @@ class ActivationPanel(PlotPanel):
         ticks = layer_ticks(b.layer_names)
         self.stat_plot.getAxis("bottom").setTicks(ticks)
         self.frac_plot.getAxis("bottom").setTicks(ticks)
+        self.follow_layers([self.stat_plot], n)         # every layer, not the range of the empty plot
 
     def csv_data(self) -> tuple[list[str], list[Any]]:
         b = self.buffers

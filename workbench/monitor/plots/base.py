@@ -12,6 +12,7 @@ logarithm of the whole history is never taken at frame rate.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -72,6 +73,7 @@ class PlotPanel(QWidget):
         super().__init__(parent)
         self.buffers = buffers
         self.drawn_version = -1
+        self.drawn_run = buffers.run            # the run the panel's caches belong to
         self.last_draw = 0.0
         self.redraws = 0
         self.graphics = GatedGraphicsLayout()
@@ -98,6 +100,7 @@ class PlotPanel(QWidget):
         layout.addWidget(tools_widget)
         layout.addWidget(self.graphics, 1)
         self.plots: list[pg.PlotItem] = []
+        self.follow = True           # ranges follow the data until the user zooms or pans; Fit again
 
     def _tool(self, text: str, tip: str, slot: Any = None, checkable: bool = False) -> QToolButton:
         button = QToolButton()
@@ -120,6 +123,7 @@ class PlotPanel(QWidget):
             plot.getAxis(name).enableAutoSIPrefix(False)
         # No grid: semi-transparent grid lines cost ~20 ms a frame in software rendering (measured).
         plot.setMenuEnabled(True)
+        plot.vb.sigRangeChangedManually.connect(self._zoomed)
         self.plots.append(plot)
         self.apply_palette()
         return plot
@@ -181,6 +185,10 @@ class PlotPanel(QWidget):
                 and now - self.last_draw >= self.min_interval)
 
     def redraw(self, now: float = 0.0) -> None:
+        if self.drawn_run != self.buffers.run:
+            # A new run arrived while this panel was hidden or frozen: forget the old run's caches
+            # before drawing (whether or not the run-reset signal reached it first).
+            self.clear_run()
         self.draw()
         self.drawn_version = self.buffers.version
         self.last_draw = now
@@ -190,17 +198,34 @@ class PlotPanel(QWidget):
         raise NotImplementedError
 
     def clear_run(self) -> None:
-        """A new run: forget per-run items (curves per layer...)."""
+        """A new run: forget per-run items (curves per layer, cached reductions...)."""
         self.drawn_version = -1
+        self.drawn_run = self.buffers.run
 
     def comes_forward(self) -> bool:
         """Whether a new run should bring this panel's dock in front of its tab group (the first
         panel of a group that says so wins): what this run's data shows best."""
         return False
 
+    def _zoomed(self, *_: Any) -> None:
+        self.follow = False
+
+    def follow_layers(self, plots: Sequence[pg.PlotItem], n_layers: int, fixed_y: bool = False) -> None:
+        """A per-layer bar plot shows every layer (x from -0.5 to n - 0.5) and, unless ``fixed_y``,
+        its bars' whole height, until the user zooms."""
+        if not self.follow:
+            return
+        for plot in plots:
+            plot.setXRange(-0.5, max(n_layers, 1) - 0.5, padding=0.02)
+            if not fixed_y:
+                plot.enableAutoRange(pg.ViewBox.YAxis)
+
     def reset_zoom(self) -> None:
+        """Fit: show all the data again, and follow it from now on."""
+        self.follow = True
         for plot in self.plots:
             plot.enableAutoRange()
+        self.drawn_version = -1          # the next tick redraws with the panel's own ranges
 
     # ------------------------------------------------------------------ export
 
