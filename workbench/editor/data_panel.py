@@ -382,9 +382,12 @@ class DataPanel(Panel):
             counts = summary["class_counts"]
             names = summary["classes"]
             smallest, largest = min(counts), max(counts)
-            lines.append(f"Classification, {len(names)} classes. Fewest: {escape(names[counts.index(smallest)])} "
-                         f"({smallest}, {100 * smallest / n:.1f} %); most: {escape(names[counts.index(largest)])} "
-                         f"({largest}, {100 * largest / n:.1f} %)")
+            if smallest == largest:
+                lines.append(f"Classification, {len(names)} classes, balanced: {locale.toString(smallest)} each")
+            else:
+                lines.append(f"Classification, {len(names)} classes. Fewest: "
+                             f"{escape(names[counts.index(smallest)])} ({smallest}, {100 * smallest / n:.1f} %); "
+                             f"most: {escape(names[counts.index(largest)])} ({largest}, {100 * largest / n:.1f} %)")
             if largest > 3 * max(smallest, 1):
                 lines.append("<span style='color:#b26a00'>Imbalanced classes: accuracy can look good while the "
                              "small classes are ignored.</span>")

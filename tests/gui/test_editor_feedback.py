@@ -1,0 +1,45 @@
+"""What the editor docks say about the experiment, read as a teacher would (issue 17): the schedule
+preview's axis and caption, a balanced data set, the data the experiment really trains on, Train
+disabled by a data file the preview marked bad, and the folder relative paths resolve against."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QWidget
+
+from core.spec import parse_experiment
+
+from .monitor_support import make_window_fixture, tiny_spec  # noqa: F401 (fixture)
+from .test_editor import field, show_dock, type_into
+
+
+def test_the_schedule_preview_reads_plain_rates_first_to_last(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    show_dock(window, "Optimizer")
+    plot = window.findChild(QWidget, "schedulePreview")
+    field(window, "schedule.name", QComboBox).setCurrentText("exponential")
+    type_into(qtbot, field(window, "schedule.steps", QSpinBox), "20")
+    caption = window.findChild(QLabel, "schedulePreviewInfo")
+    x, y = plot.getPlotItem().listDataItems()[0].getData()
+    text = caption.text()
+    assert f"η {y[0]:.3g} at the first step, {y[-1]:.3g} at the last" in text, text
+    axis = plot.getPlotItem().getAxis("left")
+    assert "(x" not in axis.labelString() and "learning rate" in axis.labelString()
+    y0, y1 = plot.getPlotItem().vb.viewRange()[1]
+    for spacing, values in axis.tickValues(y0, y1, axis.height()):
+        strings = axis.tickStrings(values, 1.0, spacing)      # the tick labels as drawn, no SI scale
+        assert all(abs(float(s) - v) <= spacing / 100 for s, v in zip(strings, values, strict=True)), strings
+    field(window, "schedule.name", QComboBox).setCurrentText("constant")
+    assert "η = 0.01 throughout" in caption.text()
+
+
+def test_a_balanced_data_set_says_so(make_window: Any, qtbot: Any) -> None:
+    window = make_window(parse_experiment(tiny_spec(samples=200)))
+    show_dock(window, "Data")
+    preview = window.findChild(QLabel, "dataPreview")
+    qtbot.waitUntil(lambda: "Classification" in preview.text(), timeout=10_000)
+    assert "balanced: 100 each" in preview.text()
+    assert "Fewest" not in preview.text()
