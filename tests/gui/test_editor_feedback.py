@@ -4,13 +4,15 @@ disabled by a data file the preview marked bad, and the folder relative paths re
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QWidget
+from PySide6.QtCore import QLocale
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSpinBox, QWidget
 
 from core.spec import parse_experiment
+from core.training import Trainer
 
 from .monitor_support import make_window_fixture, tiny_spec  # noqa: F401 (fixture)
 from .test_editor import field, show_dock, type_into
@@ -43,3 +45,25 @@ def test_a_balanced_data_set_says_so(make_window: Any, qtbot: Any) -> None:
     qtbot.waitUntil(lambda: "Classification" in preview.text(), timeout=10_000)
     assert "balanced: 100 each" in preview.text()
     assert "Fewest" not in preview.text()
+
+
+def test_the_data_preview_describes_the_split_the_experiment_trains_on(make_window: Any, qtbot: Any) -> None:
+    """The overfitting preset trains on 10 % of digits: the preview says 180 of 1,797 and its solid
+    bars are the training split's classes, as a Trainer cuts them."""
+    window = make_window()
+    show_dock(window, "Data")
+    window.findChild(QMenu, "presetsMenu").findChild(QAction, "preset_overfitting").trigger()
+    preview = window.findChild(QLabel, "dataPreview")
+    number = QLocale().toString
+    qtbot.waitUntil(lambda: "Trains on" in preview.text() and f"{number(1797)} samples" in preview.text(),
+                    timeout=20_000)
+    trainer = Trainer(window.state.experiment)
+    train = np.bincount(trainer.dataset.y[trainer.split.train], minlength=10)
+    assert f"Trains on {number(len(trainer.split.train))}</b> of them (10 %; validation " \
+           f"{number(len(trainer.split.val))}, test {number(len(trainer.split.test))})" in preview.text()
+    assert len(trainer.split.train) == 180
+    bars = [item for item in window.findChild(QWidget, "classBalance").getPlotItem().items
+            if hasattr(item, "opts") and "height" in item.opts]
+    assert list(bars[0].opts["height"]) == list(np.bincount(trainer.dataset.y, minlength=10))
+    assert list(bars[1].opts["height"]) == list(train)
+
