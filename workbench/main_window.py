@@ -70,6 +70,8 @@ class MainWindow(QMainWindow):
         self.controller.updated.connect(self._update_title)       # training since the last save marks it modified
         self.controller.session_saved.connect(lambda _: self._update_title())
         self.controller.confirm_discard_run = self._maybe_discard_run
+        self._train_tips = {name: self.controller.actions[name].toolTip() for name in ("train", "step")}
+        self.state.errors_changed.connect(self._explain_disabled_training)
         self._restore_layout()
         self._update_title()
 
@@ -148,6 +150,13 @@ class MainWindow(QMainWindow):
         help_menu = bar.addMenu("&Help")
         help_menu.addAction(self._action("&About Gradient Workbench", self.about, QKeySequence.StandardKey.HelpContents,
                                          "What Gradient Workbench is, and its version"))
+
+    def _explain_disabled_training(self, errors: dict[str, str]) -> None:
+        """While the experiment has errors Train and Step are disabled: their tooltips say why."""
+        first = next(iter(errors.items()), None)
+        for name, tip in self._train_tips.items():
+            action = self.controller.actions[name]
+            action.setToolTip(tip if first is None else f"Not available: {first[0]}: {first[1]}")
 
     # ------------------------------------------------------------------ files
 

@@ -120,6 +120,12 @@ class ExperimentState(QObject):
         self.set_file(file)
         self.undo_stack.setClean()
 
+    def report_error(self, path: str, message: str) -> None:
+        """A problem found outside the spec's validation (the data file the preview could not
+        read): kept in ``errors`` like a refused value, so Train waits until it is cleared."""
+        if self.errors.get(path) != message:
+            self._refuse(path, message)
+
     def clear_error(self, path: str) -> None:
         """Forget a refused value (the panel reverted the field to the state's value)."""
         if self.errors.pop(path, None) is not None:

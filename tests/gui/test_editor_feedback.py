@@ -4,18 +4,19 @@ disabled by a data file the preview marked bad, and the folder relative paths re
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QLocale
+from PySide6.QtCore import QLocale, Qt
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QSpinBox, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QPushButton, QSpinBox, QToolBar, QWidget
 
 from core.spec import parse_experiment
 from core.training import Trainer
 
 from .monitor_support import make_window_fixture, tiny_spec  # noqa: F401 (fixture)
-from .test_editor import field, show_dock, type_into
+from .test_editor import choose_file_in_dialog, field, show_dock, type_into
 
 
 def test_the_schedule_preview_reads_plain_rates_first_to_last(make_window: Any, qtbot: Any) -> None:
@@ -67,3 +68,23 @@ def test_the_data_preview_describes_the_split_the_experiment_trains_on(make_wind
     assert list(bars[0].opts["height"]) == list(np.bincount(trainer.dataset.y, minlength=10))
     assert list(bars[1].opts["height"]) == list(train)
 
+
+
+def test_train_waits_for_a_data_file_the_preview_could_not_read(make_window: Any, qtbot: Any, tmp_path: Path) -> None:
+    window = make_window()
+    show_dock(window, "Data")
+    train = window.controller.actions["train"]
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,label\n1,2,x\n3,oops,y\n", encoding="utf-8")
+    field(window, "data.source", QComboBox).setCurrentText("CSV file…")
+    choose_file_in_dialog(qtbot, window, bad)
+    preview = window.findChild(QLabel, "dataPreview")
+    qtbot.waitUntil(lambda: "non-numeric value 'oops'" in preview.text(), timeout=10_000)
+    assert not train.isEnabled()
+    button = window.findChild(QToolBar, "TrainingToolbar").widgetForAction(train)
+    assert not button.isEnabled() and "non-numeric value 'oops'" in train.toolTip()
+    rows = "".join(f"{i},{i % 3},{'xy'[i % 2]}\n" for i in range(40))
+    bad.write_text("a,b,label\n" + rows, encoding="utf-8")     # the user fixes the file
+    qtbot.mouseClick(window.findChild(QPushButton, "reloadData"), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: train.isEnabled(), timeout=10_000)
+    assert "oops" not in train.toolTip() and "Not available" not in train.toolTip()

@@ -49,6 +49,9 @@ def file_filter(importer: type[FileImporter]) -> str:
     return f"{importer.name_filter()};;All files (*)"
 
 
+#: The key in ``ExperimentState.errors`` of a data file the preview could not read (no field's path).
+FILE_ERROR = "data.file"
+
 class DataPanel(Panel):
     def __init__(self, state: ExperimentState, info: DataInfo, parent: QWidget | None = None) -> None:
         super().__init__(state, parent)
@@ -166,6 +169,7 @@ class DataPanel(Panel):
         self.group("Split and preprocessing", form)
 
         self.info.changed.connect(self._show_preview)
+        self.info.changed.connect(self._report_file_problem)
         self.info.loading.connect(self._show_loading)
         self.info.progress.connect(self._show_progress)
         self._elapsed = QTimer(self)
@@ -359,6 +363,17 @@ class DataPanel(Panel):
         else:
             self.progress.setFormat("%p %")
             self.preview_label.setText(f"Reading the file… ({what}{seconds:.0f} s)")
+
+    def _report_file_problem(self) -> None:
+        """A data file the preview could not read is an error of the experiment (key ``FILE_ERROR``):
+        Train waits, saying why, instead of failing after it was pressed."""
+        if self.info.busy:
+            return
+        error = self.info.error if self.state.experiment.data.source in IMPORTERS else None
+        if error:
+            self.state.report_error(FILE_ERROR, f"the data file cannot be read: {error}")
+        else:
+            self.state.clear_error(FILE_ERROR)
 
     def _split(self, summary: dict[str, Any], counts: list[int]) -> dict[str, list[int]]:
         """Rows of each class (one group for regression) in the experiment's training, validation
