@@ -23,9 +23,10 @@ class ActivationPanel(PlotPanel):
     def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
         super().__init__(buffers, parent)
         self.stat_plot = self.add_plot(row=0, col=0, title="mean ± std of each layer's output")
-        self.frac_plot = self.add_plot(row=1, col=0, title="dead (ReLU) and saturated (σ, tanh) units")
+        self.legend = pg.LegendItem(labelTextSize="8pt", colCount=2, frame=False)   # above the bars, not on them
+        self.graphics.addItem(self.legend, row=1, col=0)
+        self.frac_plot = self.add_plot(row=2, col=0, title="dead (ReLU) and saturated (σ, tanh) units")
         self.frac_plot.setYRange(0, 1)
-        self.frac_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
         for plot in (self.stat_plot, self.frac_plot):
             plot.getAxis("left").setWidth(40)       # equal widths: the linked plots' layers line up
         self.frac_plot.setXLink(self.stat_plot)
@@ -39,6 +40,8 @@ class ActivationPanel(PlotPanel):
         self.saturated = pg.BarGraphItem(x=[], height=[], width=0.35, brush="#ff7f0e", name="saturated")
         self.frac_plot.addItem(self.dead)
         self.frac_plot.addItem(self.saturated)
+        self.legend.addItem(self.dead, "dead")
+        self.legend.addItem(self.saturated, "saturated")
 
     def draw(self) -> None:
         b = self.buffers

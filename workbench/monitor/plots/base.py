@@ -12,6 +12,7 @@ logarithm of the whole history is never taken at frame rate.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,47 @@ class DockPlace:
     def order(self) -> tuple[int, int, int]:
         """Sort key: area, then group, then tab (the order of the docks and of the View menu)."""
         return int(self.area.value), self.group, self.tab
+
+
+def shorter_forms(text: str) -> list[str]:
+    """A caption and its shorter readings, longest first: without its parentheses, the part after
+    its colon (the numbers), the part before it (the name)."""
+    plain = re.sub(r" \([^)]*\)", "", text)
+    forms = [text, plain]
+    if ": " in plain:
+        head, tail = plain.split(": ", 1)
+        forms += [tail[:1].upper() + tail[1:], head]
+    return list(dict.fromkeys(forms))
+
+
+class FittingLabel(QLabel):
+    """A one-line caption that shows the longest of its shorter forms that fits its width (never an
+    elided word); the full text is its tooltip and ``full_text()``."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self._full = ""
+        self.setText(text)
+
+    def full_text(self) -> str:
+        return self._full
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
+        self._full = text
+        self.setToolTip(text)
+        self._fit()
+
+    def _fit(self) -> None:
+        width = self.contentsRect().width()
+        metrics = self.fontMetrics()
+        forms = shorter_forms(self._full)
+        shown = next((f for f in forms if metrics.horizontalAdvance(f) <= width), forms[-1])
+        if shown != super().text():
+            super().setText(shown)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit()
 
 
 class GatedGraphicsLayout(pg.GraphicsLayoutWidget):
@@ -83,7 +125,7 @@ class PlotPanel(QWidget):
         layout.setSpacing(2)
         tools = QHBoxLayout()
         tools.setContentsMargins(0, 0, 0, 0)
-        self.caption = QLabel(self.title)
+        self.caption = FittingLabel(self.title)
         self.caption.setObjectName("plotCaption")
         self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.caption.setMinimumWidth(40)

@@ -28,9 +28,13 @@ class MetricsPanel(PlotPanel):
 
     def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
         super().__init__(buffers, parent)
-        self.loss_plot = self.add_plot(row=0, col=0)
-        self.acc_plot = self.add_plot(row=1, col=0)
-        self.lr_plot = self.add_plot(row=2, col=0)
+        # One legend for the three plots, in a row of its own above them: never over the data,
+        # and never cut by an axis in a short dock.
+        self.legend = pg.LegendItem(labelTextSize="8pt", colCount=3, frame=False, verSpacing=-6)
+        self.graphics.addItem(self.legend, row=0, col=0)
+        self.loss_plot = self.add_plot(row=1, col=0)
+        self.acc_plot = self.add_plot(row=2, col=0)
+        self.lr_plot = self.add_plot(row=3, col=0)
         self.loss_plot.setLabel("left", "loss")
         self.acc_plot.setLabel("left", "acc.")
         self.lr_plot.setLabel("left", "lr")
@@ -47,9 +51,6 @@ class MetricsPanel(PlotPanel):
         for p in (self.acc_plot, self.lr_plot):
             p.setXLink(self.loss_plot)
         self.loss_plot.vb.sigXRangeChanged.connect(self._range_changed)
-        self.loss_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
-        self.acc_plot.addLegend(offset=(-8, -8), labelTextSize="8pt")
-        self.lr_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
         blue, orange = QColor("#1f77b4"), QColor("#ff7f0e")
         faint = QColor(blue)
         faint.setAlpha(70)
@@ -64,10 +65,13 @@ class MetricsPanel(PlotPanel):
                                           symbolBrush=orange, symbolPen=None, name="validation")
         grey = QColor(128, 128, 128)
         self.planned_lr = self.lr_plot.plot([], [], pen=pg.mkPen(grey, width=1, style=Qt.PenStyle.DashLine),
-                                            name="planned")
-        self.used_lr = self.lr_plot.plot([], [], pen=pg.mkPen(QColor("#2ca02c"), width=1), name="used")
+                                            name="lr planned")
+        self.used_lr = self.lr_plot.plot([], [], pen=pg.mkPen(QColor("#2ca02c"), width=1), name="lr used")
         self.used_lr.setZValue(1)              # over the planned schedule it usually follows exactly
         self.epoch_curves = (self.train_loss, self.val_loss, self.train_acc, self.val_acc)
+        for curve, name in ((self.step_loss, "train (per step)"), (self.train_loss, "train"),
+                            (self.val_loss, "validation"), (self.planned_lr, "lr planned"), (self.used_lr, "lr used")):
+            self.legend.addItem(curve, name)
         self.cache = BlockReducer()
         self._stacked = np.zeros((2, 0))
         self._stacked_version = -1
