@@ -88,3 +88,24 @@ def test_train_waits_for_a_data_file_the_preview_could_not_read(make_window: Any
     qtbot.mouseClick(window.findChild(QPushButton, "reloadData"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: train.isEnabled(), timeout=10_000)
     assert "oops" not in train.toolTip() and "Not available" not in train.toolTip()
+
+
+def test_a_preset_resolves_relative_paths_against_the_working_folder_again(make_window: Any, qtbot: Any,
+                                                                             tmp_path: Path) -> None:
+    """A preset applied on top of an opened file (a zoo experiment) no longer resolves relative
+    paths against that file's folder; undoing the preset brings the folder back with the file's
+    experiment."""
+    folder = tmp_path / "zoo"
+    folder.mkdir()
+    spec = tmp_path / "zoo" / "experiment.json"
+    spec.write_text(parse_experiment(tiny_spec()).to_json(), encoding="utf-8")
+    window = make_window()
+    assert window.open_file(spec)
+    assert window.state.base_dir == folder
+    window.findChild(QMenu, "presetsMenu").findChild(QAction, "preset_overfitting").trigger()
+    assert window.state.experiment.data.source == "digits"
+    assert window.state.base_dir is None
+    window.undo_action.trigger()
+    assert window.state.base_dir == folder and window.state.experiment.name == "tiny moons"
+    window.redo_action.trigger()
+    assert window.state.base_dir is None

@@ -163,3 +163,48 @@ def test_clustered_events_share_one_label_and_list_every_event_on_hover(qtbot: A
         assert message in tip
     # every event still has its line on each of the three plots
     assert len(panel.markers) == 3 * 4
+
+
+def test_after_a_preset_the_plots_say_they_show_the_previous_run(make_window: Any, qtbot: Any) -> None:
+    from PySide6.QtGui import QAction
+    from PySide6.QtWidgets import QLabel, QMenu
+
+    window = make_window(parse_experiment(tiny_spec(epochs=2)))
+    mon = monitor_of(window)
+    note = window.findChild(QLabel, "staleRunNote")
+    click_action(window, qtbot, "train")
+    wait_idle(qtbot, window)
+    assert not note.isVisible()
+    window.findChild(QMenu, "presetsMenu").findChild(QAction, "preset_overfitting").trigger()
+    assert note.isVisible() and "before the last change" in note.text()
+    assert not mon.panels["grad_norm"].graphics.isEnabled()
+    window.undo_action.trigger()                          # the run plotted is the experiment's again
+    assert not note.isVisible() and mon.panels["grad_norm"].graphics.isEnabled()
+    window.redo_action.trigger()
+    assert note.isVisible()
+    window.state.set_field("training.epochs", 1)
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: not note.isVisible(), timeout=10_000)
+    wait_idle(qtbot, window, timeout=60_000)
+    assert not note.isVisible()
+
+
+def test_the_empty_heatmap_and_confusion_matrix_show_a_note_that_fits(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    mon = monitor_of(window)
+    for key in ("heatmap", "confusion"):
+        mon.dock_of[key].raise_()
+        panel = mon.panels[key]
+        qtbot.waitUntil(lambda p=panel: p.on_screen, timeout=2_000)
+        mon.refresh(force=True)
+        qtbot.wait(50)
+        assert panel.note.isVisible()
+        assert panel.plot.vb.sceneBoundingRect().contains(panel.note.sceneBoundingRect()), key
+    heatmap = mon.panels["heatmap"]
+    assert not heatmap.plot.getAxis("left").style["showValues"]
+    assert not heatmap.plot.getAxis("bottom").style["showValues"]
+    click_action(window, qtbot, "train")
+    wait_idle(qtbot, window)
+    mon.dock_of["heatmap"].raise_()                      # the run brought the confusion matrix forward
+    drawn(qtbot, window, "heatmap")
+    assert heatmap.plot.getAxis("left").style["showValues"] and not heatmap.note.isVisible()
