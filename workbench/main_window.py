@@ -406,6 +406,13 @@ class MainWindow(QMainWindow):
             rows = [[dock, *self.tabifiedDockWidgets(dock)] for dock in docks]
             need = max(sum(metrics.horizontalAdvance(d.windowTitle()) + TAB_PADDING for d in row) for row in rows)
             self.resizeDocks([docks[0]], [max(need, docks[0].width())], Qt.Orientation.Horizontal)
+            groups: list[QDockWidget] = []
+            for row in rows:                    # one dock per tab group, top to bottom
+                if not any(d in groups for d in row):
+                    groups.append(row[0])
+            if len(groups) == 2:                # the stacked metrics plots get the taller share
+                self.resizeDocks(groups, [int(self.height() * 0.58), int(self.height() * 0.42)],
+                                 Qt.Orientation.Vertical)
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_layout)

@@ -72,6 +72,10 @@ def clipped_texts(window: Any) -> list[str]:
 
 
 def main() -> None:
+    from core.sessions.recovery import DATA_ENV
+
+    # this process ends without closing the window: its recovery copy goes to a folder of its own
+    os.environ.setdefault(DATA_ENV, tempfile.mkdtemp(prefix="gwb-probe-data-"))
     from workbench.app import create_app
 
     app = create_app()

@@ -38,7 +38,7 @@ class MetricsPanel(PlotPanel):
         self.loss_plot.setLabel("left", "loss")
         self.acc_plot.setLabel("left", "acc.")
         self.lr_plot.setLabel("left", "lr")
-        self.lr_plot.setToolTip("learning rate: planned schedule (dashed) and the rate actually used")
+        self.lr_plot.setToolTip("learning rate: planned schedule (grey, dashed) and the rate actually used (green)")
         self.lr_plot.setLabel("bottom", "epoch")
         # The panel sets the x range itself (0 to the newest epoch) and the rate's y range (0 to
         # its top) until the user zooms or pans, and again after Fit: pyqtgraph's auto-range on
@@ -69,8 +69,9 @@ class MetricsPanel(PlotPanel):
         self.used_lr = self.lr_plot.plot([], [], pen=pg.mkPen(QColor("#2ca02c"), width=1), name="lr used")
         self.used_lr.setZValue(1)              # over the planned schedule it usually follows exactly
         self.epoch_curves = (self.train_loss, self.val_loss, self.train_acc, self.val_acc)
+        # one row: the plots keep the dock's height (the rate's two curves are named in its tooltip)
         for curve, name in ((self.step_loss, "train (per step)"), (self.train_loss, "train"),
-                            (self.val_loss, "validation"), (self.planned_lr, "lr planned"), (self.used_lr, "lr used")):
+                            (self.val_loss, "validation")):
             self.legend.addItem(curve, name)
         self.cache = BlockReducer()
         self._stacked = np.zeros((2, 0))
