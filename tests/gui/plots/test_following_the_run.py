@@ -208,3 +208,36 @@ def test_the_empty_heatmap_and_confusion_matrix_show_a_note_that_fits(make_windo
     mon.dock_of["heatmap"].raise_()                      # the run brought the confusion matrix forward
     drawn(qtbot, window, "heatmap")
     assert heatmap.plot.getAxis("left").style["showValues"] and not heatmap.note.isVisible()
+
+
+def test_every_dock_shows_the_second_run_of_two_in_a_row(make_window: Any, qtbot: Any) -> None:
+    """Train, train again: each dock brought forward afterwards draws the second run's numbers."""
+    window = make_window(parse_experiment(tiny_spec(epochs=3)))
+    c, mon = window.controller, monitor_of(window)
+    click_action(window, qtbot, "train")
+    wait_idle(qtbot, window)
+    for key in mon.dock_of:                           # every dock draws the first run
+        mon.dock_of[key].raise_()
+        qtbot.waitUntil(lambda k=key: mon.panels[k].on_screen, timeout=2_000)
+        mon.refresh(force=True)
+    first = c.trainer
+    window.state.set_field("seed", 21)
+    window.state.set_field("optimizer.learning_rate", 0.03)
+    click_action(window, qtbot, "train")
+    wait_idle(qtbot, window)
+    assert c.trainer is not first
+    b = c.buffers
+    for key in mon.dock_of:
+        mon.dock_of[key].raise_()
+        qtbot.waitUntil(lambda k=key: mon.panels[k].on_screen, timeout=2_000)
+        mon.refresh(force=True)
+    panels = mon.panels
+    np.testing.assert_allclose(panels["metrics"].step_loss.yData, c.trainer.recorder["loss"])
+    np.testing.assert_allclose(panels["metrics"].val_loss.yData, c.trainer.history["val_loss"])
+    np.testing.assert_allclose(panels["flow"].values["grad_norm"], b.last("grad_norm"))
+    np.testing.assert_allclose(panels["heatmap"].data, b.log_grad_norm())
+    np.testing.assert_allclose(panels["activations"].means.data["y"], b.last("activation_mean"))
+    confusion = c.trainer.confusion_matrix("val")
+    share = confusion / confusion.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(panels["confusion"].image.image, share)
+    assert not np.allclose(panels["metrics"].step_loss.yData, first.recorder["loss"])
