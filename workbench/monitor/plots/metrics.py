@@ -15,7 +15,7 @@ from .base import DockPlace, PlotPanel
 from .downsample import BlockReducer, envelope, visible_slice
 from .style import EVENT_COLOURS, EVENT_LABELS
 
-LEFT_AXIS_WIDTH = 46       # pixels, on the three stacked plots alike
+LEFT_AXIS_WIDTH = 58       # pixels, on the three stacked plots alike
 
 
 class MetricsPanel(PlotPanel):
