@@ -336,8 +336,8 @@ def refuse_experiment_file(path: Path, command: str) -> None:
         load_experiment(path)
     except (SpecError, OSError, ValueError):
         return
-    raise UsageError(f"{path} is an experiment, not a saved session: `{command}` reads sessions (.gwb); "
-                     f"train the experiment with: gradient-workbench train {path}")
+    raise UsageError(f"{path}: not a Gradient Workbench session but an experiment; `{command}` reads saved "
+                     f"sessions (.gwb): train the experiment with: gradient-workbench train {path}")
 
 
 COMMANDS = {"train": cmd_train, "resume": cmd_resume, "info": cmd_info, "branch": cmd_branch,

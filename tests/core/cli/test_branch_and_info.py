@@ -113,7 +113,7 @@ def test_info_on_an_experiment_file_says_to_train_it(tmp_path, capsys):
     assert run_headless(["info", str(example)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
-    assert "is an experiment, not a saved session" in err and f"gradient-workbench train {example}" in err
+    assert "not a Gradient Workbench session but an experiment" in err and f"gradient-workbench train {example}" in err
     assert "truncated" not in err and "zip" not in err
     broken = tmp_path / "broken.gwb"                    # a damaged session is still reported as one
     broken.write_bytes(b"PK\x03\x04 not really")
