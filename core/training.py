@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,12 +73,37 @@ def stratified_split(y: np.ndarray, validation: float, test: float, rng: np.rand
     parts: dict[str, list[np.ndarray]] = {"train": [], "val": [], "test": []}
     for idx in groups:
         idx = rng.permutation(idx)
-        n_val = int(round(validation * len(idx)))
-        n_test = int(round(test * len(idx)))
+        n_val, n_test = _cut(len(idx), validation, test)
         parts["val"].append(idx[:n_val])
         parts["test"].append(idx[n_val:n_val + n_test])
         parts["train"].append(idx[n_val + n_test:])
     return Split(*(np.sort(np.concatenate(parts[k])).astype(np.int64) for k in ("train", "val", "test")))
+
+
+def _cut(n: int, validation: float, test: float) -> tuple[int, int]:
+    """Rows of a group of ``n`` that go to validation and to test: n_val = round(validation · n),
+    n_test = round(test · n); training keeps the rest."""
+    return int(round(validation * n)), int(round(test * n))
+
+
+def split_counts(class_counts: Sequence[int], validation: float, test: float,
+                 test_counts: Sequence[int] | None = None) -> dict[str, list[int]]:
+    """How many rows of each class ``split_dataset`` puts in each part, from the class counts
+    alone (the split is cut class by class, so its sizes do not depend on the shuffle): what the
+    window's data preview shows before any training. ``test_counts`` are the rows of each class
+    in a published test set (``Dataset.test_rows``), which is the test part as it is; a
+    regression set is one class holding every row."""
+    out: dict[str, list[int]] = {"train": [], "val": [], "test": []}
+    for c, n in enumerate(class_counts):
+        if test_counts is None:
+            n_val, n_test = _cut(int(n), validation, test)
+        else:
+            n_test = int(test_counts[c])
+            n_val, _ = _cut(int(n) - n_test, validation, 0.0)
+        out["val"].append(n_val)
+        out["test"].append(n_test)
+        out["train"].append(int(n) - n_val - n_test)
+    return out
 
 
 def split_dataset(dataset: Dataset, validation: float, test: float, rng: np.random.Generator,

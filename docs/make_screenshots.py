@@ -154,9 +154,18 @@ def save(widget, name: str) -> Path:
 
 def close_all() -> None:
     """Close every window (their training threads stop)."""
-    for win in _windows:
-        win.state.undo_stack.setClean()   # edits made for a picture are not "unsaved changes"
-        win.close()
+    from PySide6.QtWidgets import QMessageBox
+
+    # A run trained for a picture is no unsaved work: answer the closing window's "Save the
+    # session first?" with Discard (offscreen, the modal question would wait for ever).
+    question = QMessageBox.question
+    QMessageBox.question = lambda *args, **kwargs: QMessageBox.StandardButton.Discard  # type: ignore[method-assign]
+    try:
+        for win in _windows:
+            win.state.undo_stack.setClean()   # edits made for a picture are not "unsaved changes"
+            win.close()
+    finally:
+        QMessageBox.question = question  # type: ignore[method-assign]
     _windows.clear()
     settle(0.1)
 

@@ -68,3 +68,12 @@ def test_the_layering_contract_names_every_package_of_core():
     on_disk = {p.stem if p.suffix == ".py" else p.name for p in (ROOT / "core").iterdir()
                if (p.suffix == ".py" and p.stem != "__init__") or (p / "__init__.py").exists()}
     assert on_disk == named
+
+
+def test_the_readme_lists_every_bundled_example():
+    """Every experiment and sweep under resources/examples is a row of the README's table."""
+    text = (ROOT / "README.md").read_text()
+    rows = set(re.findall(r"^\| `([^`]+)` \|", text, re.MULTILINE))
+    examples = ROOT / "resources" / "examples"
+    bundled = {p.relative_to(examples).as_posix() for p in examples.rglob("*.json")}
+    assert bundled <= rows, f"missing from the README's table: {sorted(bundled - rows)}"

@@ -11,8 +11,9 @@ again and exits 0 if all went well (``workbench.smoke``; how packaged builds are
 from __future__ import annotations
 
 import multiprocessing
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from core.cli.main import COMMANDS, run_headless
 
@@ -39,9 +40,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .smoke import run_smoke_test
 
         return run_smoke_test(path)
+    problem = missing_display()
+    if problem:
+        sys.stderr.write(f"error: {problem}\n")
+        return 2
     from .app import run_app
 
     return run_app(path)
+
+
+def missing_display(env: Mapping[str, str] | None = None, platform: str | None = None) -> str:
+    """Why the window cannot open here ("" if it can): on Linux and the BSDs Qt needs an X11 or
+    Wayland display (DISPLAY / WAYLAND_DISPLAY) unless QT_QPA_PLATFORM names another platform
+    (offscreen, vnc...). Checked before Qt starts, which would abort with several lines, one of
+    them blaming a library that is installed."""
+    env = os.environ if env is None else env
+    platform = sys.platform if platform is None else platform
+    if platform.startswith(("win", "darwin", "cygwin")):
+        return ""
+    chosen = env.get("QT_QPA_PLATFORM", "").split(":")[0].split(";")[0]
+    if chosen and chosen not in ("xcb", "wayland", "wayland-egl"):
+        return ""
+    if env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"):
+        return ""
+    return ("no display to open the window on (DISPLAY and WAYLAND_DISPLAY are not set); on a server use the "
+            "headless commands, e.g. gradient-workbench train EXPERIMENT.json (see gradient-workbench --help)")
 
 
 if __name__ == "__main__":

@@ -7,9 +7,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QSettings, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
-from PySide6.QtWidgets import QFileDialog, QMainWindow, QMenu, QMessageBox, QWidget
+from PySide6.QtCore import QByteArray, QRect, QSettings, QSize, Qt, QUrl, Signal
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QFontMetrics,
+    QGuiApplication,
+    QKeySequence,
+)
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMessageBox, QWidget
 
 from core import __version__
 from core.presets import default_experiment
@@ -28,6 +36,9 @@ from .sessions import SessionTools
 from .state import ExperimentState
 
 MAX_RECENT = 10
+DEFAULT_SIZE = QSize(1360, 860)          # the first window, on a screen that has room for it
+FRAME_ALLOWANCE = QSize(16, 48)          # the window manager's frame and title bar, which geometry() leaves out
+TAB_PADDING = 28                         # a dock tab's margins around its label (pixels)
 FILE_FILTER = "Sessions and experiments (*.gwb *.json);;Sessions (*.gwb);;Experiments (*.json)"
 
 
@@ -72,6 +83,8 @@ class MainWindow(QMainWindow):
         self.controller.updated.connect(self._update_title)       # training since the last save marks it modified
         self.controller.session_saved.connect(lambda _: self._update_title())
         self.controller.confirm_discard_run = self._maybe_discard_run
+        self._train_tips = {name: self.controller.actions[name].toolTip() for name in ("train", "step")}
+        self.state.errors_changed.connect(self._explain_disabled_training)
         self._restore_layout()
         self._update_title()
 
@@ -151,6 +164,13 @@ class MainWindow(QMainWindow):
         help_menu.addAction(self.lessons.action)
         help_menu.addAction(self._action("&About Gradient Workbench", self.about, QKeySequence.StandardKey.HelpContents,
                                          "What Gradient Workbench is, and its version"))
+
+    def _explain_disabled_training(self, errors: dict[str, str]) -> None:
+        """While the experiment has errors Train and Step are disabled: their tooltips say why."""
+        first = next(iter(errors.items()), None)
+        for name, tip in self._train_tips.items():
+            action = self.controller.actions[name]
+            action.setToolTip(tip if first is None else f"Not available: {first[0]}: {first[1]}")
 
     # ------------------------------------------------------------------ files
 
@@ -350,14 +370,60 @@ class MainWindow(QMainWindow):
         self.setWindowModified(self.state.dirty or self.controller.unsaved_steps > 0)
 
     def _restore_layout(self) -> None:
+        """The saved geometry and dock layout, if the saved window still lies on a screen;
+        otherwise a first window sized from the screen it opens on."""
         geometry = self.settings.value("geometry")
-        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1360, 860)
+        frame = self.settings.value("frame")        # where the window was, as the window manager framed it
+        fits = not isinstance(frame, QRect) or self._on_a_screen(frame)
+        restored = (fits and isinstance(geometry, QByteArray) and not geometry.isEmpty()
+                    and self.restoreGeometry(geometry) and self._on_a_screen(self.geometry()))
+        if restored and isinstance(frame, QRect):
+            # restoreGeometry can place the frame a title bar's height off (a bar of desktop left
+            # above the window): move() places the frame, exactly where it was.
+            self.move(frame.topLeft())
+        if not restored:
+            self.fit_to_screen()
         layout = self.settings.value("windowState")
         if isinstance(layout, QByteArray) and not layout.isEmpty():
             self.restoreState(layout)
+        elif not restored:
+            self.fit_side_columns()
+
+    @staticmethod
+    def _on_a_screen(rect: QRect) -> bool:
+        """Whether ``rect`` lies within one screen's available area: a window saved on a screen that
+        has gone is placed afresh (Qt would squeeze it into a corner of the one that is left)."""
+        return any(screen.availableGeometry().contains(rect) for screen in QGuiApplication.screens())
+
+    def fit_to_screen(self) -> None:
+        """Size the window to ``DEFAULT_SIZE`` or the available area of its screen, whichever is
+        smaller (title bar and frame included), and centre it there."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        area = screen.availableGeometry()
+        width = min(DEFAULT_SIZE.width(), area.width() - FRAME_ALLOWANCE.width())
+        height = min(DEFAULT_SIZE.height(), area.height() - FRAME_ALLOWANCE.height())
+        self.resize(width, height)
+        self.move(area.x() + max((area.width() - width - FRAME_ALLOWANCE.width()) // 2, 0),
+                  area.y() + max((area.height() - height - FRAME_ALLOWANCE.height()) // 2, 0))
+
+    def fit_side_columns(self) -> None:
+        """Give each side dock area the width its widest tab row needs, so that no tab label is
+        elided (the central plot takes what is left)."""
+        metrics = QFontMetrics(self.font())
+        for area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea):
+            docks = [d for d in self.findChildren(QDockWidget) if self.dockWidgetArea(d) == area and not d.isHidden()]
+            if not docks:
+                continue
+            rows = [[dock, *self.tabifiedDockWidgets(dock)] for dock in docks]
+            need = max(sum(metrics.horizontalAdvance(d.windowTitle()) + TAB_PADDING for d in row) for row in rows)
+            self.resizeDocks([docks[0]], [max(need, docks[0].width())], Qt.Orientation.Horizontal)
+            groups: list[QDockWidget] = []
+            for row in rows:                    # one dock per tab group, top to bottom
+                if not any(d in groups for d in row):
+                    groups.append(row[0])
+            if len(groups) == 2:                # the stacked metrics plots get the taller share
+                self.resizeDocks(groups, [int(self.height() * 0.58), int(self.height() * 0.42)],
+                                 Qt.Orientation.Vertical)
 
     def reset_layout(self) -> None:
         self.restoreState(self._default_layout)
@@ -386,5 +452,6 @@ class MainWindow(QMainWindow):
         shutdown_all(self)                  # every other job runner the window owns (the data preview)
         self.sessions.clean_exit()
         self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("frame", self.frameGeometry())
         self.settings.setValue("windowState", self.saveState())
         event.accept()

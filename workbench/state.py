@@ -24,14 +24,19 @@ class _Edit(QUndoCommand):
     """One edit: the canonical dicts and the parsed experiments on both sides (no re-parsing)."""
 
     def __init__(self, state: ExperimentState, before: tuple[dict, Experiment], after: tuple[dict, Experiment],
-                 text: str) -> None:
+                 text: str, base_dirs: tuple[Path | None, Path | None] | None = None) -> None:
         super().__init__(text)
         self._state, self._before, self._after = state, before, after
+        self._base_dirs = base_dirs       # (before, after) for an edit that changes it (a preset)
 
     def redo(self) -> None:
+        if self._base_dirs is not None:
+            self._state.base_dir = self._base_dirs[1]
         self._state._apply(*self._after)
 
     def undo(self) -> None:
+        if self._base_dirs is not None:
+            self._state.base_dir = self._base_dirs[0]
         self._state._apply(*self._before)
 
 
@@ -88,8 +93,11 @@ class ExperimentState(QObject):
             return self._refuse(path, f"{path}: no such field ({exc})")
         return self.replace_data(data, text or f"Set {path}", error_path=path)
 
-    def replace_data(self, data: dict[str, Any], text: str, error_path: str | None = None) -> str | None:
-        """Apply a whole new canonical dict as one undoable edit (add a layer, apply a preset...)."""
+    def replace_data(self, data: dict[str, Any], text: str, error_path: str | None = None,
+                     base_dir: Path | None | str = "keep") -> str | None:
+        """Apply a whole new canonical dict as one undoable edit (add a layer, apply a preset...);
+        ``base_dir`` other than "keep" also changes the folder relative paths resolve against (a
+        preset's paths are not relative to the file opened before it), undone with the edit."""
         try:
             experiment = parse_experiment(data)
         except SpecError as exc:
@@ -98,9 +106,11 @@ class ExperimentState(QObject):
             del self.errors[error_path]
             self.errors_changed.emit(dict(self.errors))
         canonical = experiment.to_dict()
-        if canonical == self._data:
+        dirs = None if base_dir == "keep" else (self.base_dir, base_dir)
+        if canonical == self._data and (dirs is None or dirs[0] == dirs[1]):
             return None
-        self.undo_stack.push(_Edit(self, (copy.deepcopy(self._data), self._experiment), (canonical, experiment), text))
+        self.undo_stack.push(_Edit(self, (copy.deepcopy(self._data), self._experiment), (canonical, experiment), text,
+                                   dirs))  # type: ignore[arg-type]
         return None
 
     def set_experiment(self, experiment: Experiment, text: str = "Replace experiment") -> None:
@@ -119,6 +129,12 @@ class ExperimentState(QObject):
         self._apply(experiment.to_dict(), experiment)
         self.set_file(file)
         self.undo_stack.setClean()
+
+    def report_error(self, path: str, message: str) -> None:
+        """A problem found outside the spec's validation (the data file the preview could not
+        read): kept in ``errors`` like a refused value, so Train waits until it is cleared."""
+        if self.errors.get(path) != message:
+            self._refuse(path, message)
 
     def clear_error(self, path: str) -> None:
         """Forget a refused value (the panel reverted the field to the state's value)."""

@@ -329,12 +329,31 @@ def cmd_branch(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    refuse_experiment_file(Path(args.session), "info")
     session = load_session(args.session)
     if args.json:
         sys.stdout.write(json.dumps(session_summary(session), indent=2, allow_nan=False) + "\n")
     else:
         sys.stdout.write(describe_session(session) + "\n")
     return 0
+
+
+def refuse_experiment_file(path: Path, command: str) -> None:
+    """A session command given an experiment JSON: say so, and that ``train`` runs it (instead of
+    "not a readable zip archive; it may be truncated", which sends the user looking for damage)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1)
+    except OSError:
+        return                                  # load_session says what is wrong with the path
+    if head not in (b"{", b" ", b"\n", b"\r", b"\t"):
+        return
+    try:
+        load_experiment(path)
+    except (SpecError, OSError, ValueError):
+        return
+    raise UsageError(f"{path}: not a Gradient Workbench session but an experiment; `{command}` reads saved "
+                     f"sessions (.gwb): train the experiment with: gradient-workbench train {path}")
 
 
 COMMANDS = {"train": cmd_train, "resume": cmd_resume, "info": cmd_info, "branch": cmd_branch,

@@ -151,6 +151,11 @@ class Dataset:
             info["n_targets"] = self.n_targets
             info["target_mean"] = [float(v) for v in self.y.mean(axis=0, dtype=np.float64)]
             info["target_std"] = [float(v) for v in self.y.std(axis=0, dtype=np.float64)]
+        if self.test_rows is not None:          # a published test set: the test split as it is
+            info["test_rows"] = int(len(self.test_rows))
+            if self.task == "classification":
+                test = np.bincount(self.y[self.test_rows], minlength=self.n_classes)
+                info["test_class_counts"] = [int(c) for c in test]
         return info
 
     def __repr__(self) -> str:

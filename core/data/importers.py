@@ -152,6 +152,10 @@ def load_npz(path: Path, progress: Progress | None = None) -> Dataset:
     """
     path = Path(path)
     require_file(path)
+    not_npz = _not_numpy(path)
+    if not_npz:
+        raise DatasetError(f"{path}: not a valid .npz archive ({not_npz}); "
+                           f"expected a NumPy .npz file with arrays X and y, from numpy.savez(path, X=X, y=y)")
     try:
         archive = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
@@ -247,6 +251,26 @@ def _read_npz_arrays(path: Path, archive: np.lib.npyio.NpzFile, keys: tuple[str,
             return arrays
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError) as exc:
         raise DatasetError(f"{path}: cannot read array {key!r} ({first_line(exc)})") from None
+
+
+def _not_numpy(path: Path) -> str:
+    """What a file that is neither a zip archive (``.npz``) nor a ``.npy`` array is, from its first
+    bytes ("" if it is one of them): NumPy would call anything else "pickled (object) data"."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(256)
+    except OSError:
+        return ""                               # np.load reports the read error
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY")):
+        return ""
+    if not head:
+        return "the file is empty"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"it is binary data of another kind (it starts with bytes {head[:4].hex(' ')})"
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    return f"it is a text file (it starts with {first[:40]!r})"
 
 
 def _npy_header(path: Path, key: str, f: Any) -> tuple[tuple[int, ...], bool, np.dtype]:

@@ -26,8 +26,10 @@ short and marked ``diverged``.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -43,7 +45,12 @@ __all__ = [
     "Surface",
     "TableRow",
     "Trajectory",
+    "DOCS_BEGIN",
+    "DOCS_END",
     "book_rating",
+    "disagreements",
+    "docs_block",
+    "format_report",
     "format_table",
     "learning_rate_grid",
     "measured_table",
@@ -51,6 +58,7 @@ __all__ = [
     "race",
     "run_optimizer",
     "tune_learning_rate",
+    "write_docs",
 ]
 
 DEFAULT_TOLERANCE = 1e-3
@@ -432,6 +440,57 @@ def measured_table(surfaces: Sequence[str] | None = None, optimizers: Sequence[s
     return rows
 
 
+def _accepted(stars: str) -> set[str]:
+    """The book's rating as the set of star counts it allows ("** or ***" allows both)."""
+    return {part.strip() for part in stars.split(" or ")}
+
+
+def disagreements(rows: Sequence[TableRow], tolerance: float = DEFAULT_TOLERANCE,
+                  grid: Sequence[float] | None = None) -> list[str]:
+    """One line per optimizer whose measured rating differs from the book's, saying why from the
+    measurement itself: the surfaces where it was slow or never settled within ``tolerance`` (with
+    the final distance), and a best rate at the edge of the ``grid`` (a wider grid might do better).
+    The book rates deep networks trained with schedules; these are 2-D toy surfaces at a constant rate."""
+    rates = learning_rate_grid() if grid is None else np.asarray(grid, dtype=np.float64)
+    lines = []
+    if not rows:
+        return lines
+    names = list(rows[0].steps_to_tolerance)
+    fewest: dict[str, tuple[int, str] | None] = {}
+    for name in names:
+        reached = [(r.steps_to_tolerance[name], r.optimizer) for r in rows if r.steps_to_tolerance[name] is not None]
+        fewest[name] = min(reached) if reached else None   # type: ignore[type-var]
+    for r in rows:
+        if r.book is None:
+            continue
+        reasons = []
+        missed = [n for n in names if r.steps_to_tolerance[n] is None]
+        if r.speed not in _accepted(r.book[0]):
+            slow = [(r.steps_to_tolerance[n] / max(fewest[n][0], 1), n) for n in names   # type: ignore[index,operator]
+                    if r.steps_to_tolerance[n] is not None and fewest[n] is not None]
+            what = f"speed {r.speed} (book {r.book[0]})"
+            if slow:
+                ratio, name = max(slow)
+                what += (f": slowest on {name}, {r.steps_to_tolerance[name]} steps against "
+                         f"{fewest[name][0]} for {fewest[name][1]} ({ratio:.1f}×)")   # type: ignore[index]
+            reasons.append(what)
+        where = ", ".join(f"{n} (ended {r.final_distance[n]:.1e} away)" for n in missed)
+        if r.quality not in _accepted(r.book[1]):
+            reasons.append(f"quality {r.quality} (book {r.book[1]}): "
+                           + (f"never settled within {tolerance:g} on {where}" if missed else
+                              "settled on every surface"))
+        elif missed and reasons:            # a surface never reached also counts against its speed
+            reasons.append(f"never settled within {tolerance:g} on {where}")
+        if not reasons:
+            continue
+        edges = [n for n in names if np.isclose(r.learning_rates[n], rates[-1]) or np.isclose(r.learning_rates[n],
+                                                                                                rates[0])]
+        if edges:
+            reasons.append("best rate at the edge of the grid on " + ", ".join(edges))
+        lines.append(f"{r.optimizer}: " + "; ".join(reasons) + ".")
+    return lines
+
+
 def format_table(rows: Sequence[TableRow]) -> str:
     """The measured table as Markdown: steps to tolerance (tuned rate) and final distance per surface,
     the measured ratings and the book's."""
@@ -450,5 +509,41 @@ def format_table(rows: Sequence[TableRow]) -> str:
     return "\n".join(lines)
 
 
+def format_report(rows: Sequence[TableRow], tolerance: float = DEFAULT_TOLERANCE,
+                  grid: Sequence[float] | None = None) -> str:
+    """``format_table`` and, below it, a line per disagreement with the book saying why
+    (``disagreements``): what the window's *Measure Table 11-2…* and docs/labs.md show."""
+    lines = [format_table(rows)]
+    why = disagreements(rows, tolerance, grid)
+    if why:
+        lines += ["", "Where the measurement and the book disagree (the book rates deep networks trained with "
+                      "schedules; these are 2-D surfaces at a constant rate):", ""]
+        lines += [f"- {line}" for line in why]
+    return "\n".join(lines)
+
+
+#: The markers around the measured table in docs/labs.md, which ``--docs`` rewrites.
+DOCS_BEGIN = "<!-- measured Table 11-2: python -m core.labs.optimizer_race --docs docs/labs.md -->"
+DOCS_END = "<!-- end of the measured Table 11-2 -->"
+
+
+def docs_block(text: str) -> str:
+    """The measured table as the docs hold it (between ``DOCS_BEGIN`` and ``DOCS_END``)."""
+    start, end = text.index(DOCS_BEGIN) + len(DOCS_BEGIN), text.index(DOCS_END)
+    return text[start:end].strip()
+
+
+def write_docs(path: str, table: str) -> None:
+    """Replace the measured table in a docs page (between the markers) by ``table``."""
+    page = Path(path)
+    text = page.read_text(encoding="utf-8")
+    start, end = text.index(DOCS_BEGIN) + len(DOCS_BEGIN), text.index(DOCS_END)
+    page.write_text(text[:start] + "\n" + table + "\n" + text[end:], encoding="utf-8")
+
+
 if __name__ == "__main__":
-    print(format_table(measured_table()))
+    table = format_report(measured_table())
+    if len(sys.argv) == 3 and sys.argv[1] == "--docs":
+        write_docs(sys.argv[2], table)
+    else:
+        print(table)

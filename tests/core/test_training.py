@@ -7,7 +7,7 @@ import pytest
 from core.data import Dataset
 from core.presets import preset_experiment
 from core.spec import SpecError, parse_experiment
-from core.training import Trainer, stratified_split
+from core.training import Trainer, split_counts, stratified_split
 
 
 def deep(activation: str, init, epochs: int = 2, optimizer=None, **layer) -> dict:
@@ -396,3 +396,15 @@ def test_set_hyperparameters_changes_the_rate_at_the_next_batch():
     np.testing.assert_allclose(kernel, before - 0.025 * grad, rtol=1e-5, atol=1e-7)
     assert t.recorder["learning_rate"][-1] == pytest.approx(0.025)
     assert t.step == 2
+
+
+def test_split_counts_match_the_split_a_trainer_cuts() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 5, size=311)
+    for validation, test in ((0.2, 0.0), (0.7, 0.2), (0.33, 0.17)):
+        split = stratified_split(y, validation, test, np.random.default_rng(1), stratify=True)
+        counts = split_counts(list(np.bincount(y)), validation, test)
+        for part in ("train", "val", "test"):
+            assert counts[part] == list(np.bincount(y[getattr(split, part)], minlength=5)), (validation, test, part)
+        one = stratified_split(np.zeros(311), validation, test, np.random.default_rng(1), stratify=False)
+        assert split_counts([311], validation, test)["train"] == [len(one.train)]

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PySide6.QtCore import QSettings, Qt, QThread
-from PySide6.QtWidgets import QMainWindow
+from PySide6.QtWidgets import QLabel, QMainWindow
 
 from core.labs.optimizer_race import SURFACES, run_optimizer
 from core.spec import parse_experiment
@@ -252,3 +252,26 @@ def test_lr_finder_says_why_it_suggests_nothing_and_offers_no_use(labs: Any, qtb
     text = lab.suggestion_label.text()
     assert "no suggestion" in text and "did not rise" in text
     assert not lab.use_rate_button.isEnabled() and not lab.use_peak_button.isEnabled()
+
+
+def test_the_measured_table_beside_the_book_is_the_one_the_docs_show(labs: Any, qtbot: Any) -> None:
+    """Measure Table 11-2… shows the measured ratings, the book's, and one line per disagreement
+    saying why; the docs' table is the same measurement (same function, grid and tolerance)."""
+    from pathlib import Path
+
+    from core.labs.optimizer_race import DEFAULT_TOLERANCE, disagreements, docs_block, format_report, learning_rate_grid
+
+    lab = open_lab(labs, "optimizer_race")
+    lab.tolerance_spin.setValue(DEFAULT_TOLERANCE)
+    dialog = lab.measure_table()
+    qtbot.waitUntil(lambda: hasattr(dialog, "rows"), timeout=120_000)
+    rows = dialog.rows
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "labs.md").read_text(encoding="utf-8")
+    assert format_report(rows, DEFAULT_TOLERANCE, learning_rate_grid()) == docs_block(docs)
+    shown = dialog.browser.toPlainText()
+    why = disagreements(rows, DEFAULT_TOLERANCE, learning_rate_grid())
+    assert why and all(line in shown for line in why)
+    rmsprop = next(r for r in rows if r.optimizer == "rmsprop")
+    assert rmsprop.book is not None and f"book {rmsprop.book[0]}" in shown
+    assert "four a decade" in dialog.findChild(QLabel).text()
+    dialog.close()

@@ -612,7 +612,7 @@ def test_layers_frozen_by_transfer_are_marked_until_their_unfreeze_epoch(make_wi
     assert "frozen" in legend()[0] and legend()[0].startswith("dense_0")
     assert not any("frozen" in text for text in legend()[1:])
     assert styles()[0] == Qt.PenStyle.DashLine and set(styles()[1:]) == {Qt.PenStyle.SolidLine}
-    assert hatched() == [True, False, False, False] and "frozen (dense_0)" in flow.caption.text()
+    assert hatched() == [True, False, False, False] and "frozen (dense_0)" in flow.caption.full_text()
     assert "(frozen)" in norms.show_hover(1.0, float(norms.curves[0].yData[0])).splitlines()[0]
 
     click_action(window, qtbot, "train")                # on past the end of epoch 1, where it is unfrozen
@@ -625,7 +625,7 @@ def test_layers_frozen_by_transfer_are_marked_until_their_unfreeze_epoch(make_wi
     assert not any("frozen" in t for t in heat_rows())
     assert not any("frozen" in text for text in legend())
     assert set(styles()) == {Qt.PenStyle.SolidLine}
-    assert not any(hatched()) and "frozen" not in flow.caption.text()
+    assert not any(hatched()) and "frozen" not in flow.caption.full_text()
     # where the frozen part ended stays marked on the gradient-norm plot
     assert [line.value() for line in norms.unfreeze_lines] == [c.trainer.steps_per_epoch]
     assert [line.value() for line in heat.unfreeze_marks.lines] == [c.trainer.steps_per_epoch]

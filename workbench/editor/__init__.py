@@ -51,7 +51,9 @@ def apply_preset(state: ExperimentState, key: str) -> str | None:
     """Replace the experiment by a preset as one undoable edit (refused values typed in the
     panels are dropped: they belonged to the old experiment)."""
     title, fn = PRESETS[key]
-    message = state.replace_data(fn(), f"Preset: {title.split(' (')[0]}")
+    # A preset is a fresh experiment: relative paths typed after it resolve against the working
+    # folder, as for File › New, not against the folder of the file it replaced.
+    message = state.replace_data(fn(), f"Preset: {title.split(' (')[0]}", base_dir=None)
     if message is None:
         for path in list(state.errors):
             state.clear_error(path)

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from core.data import DATASETS, IMPORTERS, DatasetError, FileImporter
 from core.spec import AUGMENTATIONS
+from core.training import split_counts
 
 from ..state import ExperimentState
 from .component import ComponentEditor
@@ -59,6 +60,9 @@ def file_filter(importer: type[FileImporter]) -> str:
     """The file dialog's name filters: the importer's extensions, then any file."""
     return f"{importer.name_filter()};;All files (*)"
 
+
+#: The key in ``ExperimentState.errors`` of a data file the preview could not read (no field's path).
+FILE_ERROR = "data.file"
 
 class DataPanel(Panel):
     def __init__(self, state: ExperimentState, info: DataInfo, parent: QWidget | None = None) -> None:
@@ -137,9 +141,12 @@ class DataPanel(Panel):
         self.balance_plot.hideButtons()
         self.balance_plot.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.balance_plot.getPlotItem().getAxis("left").setWidth(36)
-        self.balance_plot.setToolTip("Examples per class: a very uneven balance makes accuracy misleading.")
-        self.balance_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(70, 130, 200))
+        self.balance_plot.setToolTip("Examples per class, pale: the whole data set; solid: the training split "
+                                     "the experiment trains on. A very uneven balance makes accuracy misleading.")
+        self.balance_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(70, 130, 200, 90))
         self.balance_plot.addItem(self.balance_bars)
+        self.train_bars = pg.BarGraphItem(x=[], height=[], width=0.8, brush=pg.mkBrush(70, 130, 200))
+        self.balance_plot.addItem(self.train_bars)
         preview.addWidget(self.balance_plot)
         self.samples = SampleGrid()
         preview.addWidget(self.samples)
@@ -195,6 +202,7 @@ class DataPanel(Panel):
         self.group("Split and preprocessing", form)
 
         self.info.changed.connect(self._show_preview)
+        self.info.changed.connect(self._report_file_problem)
         self.info.loading.connect(self._show_loading)
         self.info.progress.connect(self._show_progress)
         self._elapsed = QTimer(self)
@@ -460,6 +468,33 @@ class DataPanel(Panel):
             self.progress.setFormat("%p %")
             self.preview_label.setText(f"Reading the file… ({what}{seconds:.0f} s)")
 
+    def _report_file_problem(self) -> None:
+        """A data file the preview could not read is an error of the experiment (key ``FILE_ERROR``):
+        Train waits, saying why, instead of failing after it was pressed."""
+        if self.info.busy:
+            return
+        error = self.info.error if self.state.experiment.data.source in IMPORTERS else None
+        if error:
+            self.state.report_error(FILE_ERROR, f"the data file cannot be read: {error}")
+        else:
+            self.state.clear_error(FILE_ERROR)
+
+    def _split(self, summary: dict[str, Any], counts: list[int]) -> dict[str, list[int]]:
+        """Rows of each class (one group for regression) in the experiment's training, validation
+        and test splits, as training will cut them."""
+        data = self.state.experiment.data
+        tests = summary.get("test_class_counts") if len(counts) > 1 else (
+            [summary["test_rows"]] if "test_rows" in summary else None)
+        return split_counts(counts, data.validation_split, 0.0 if tests else data.test_split, tests)
+
+    @staticmethod
+    def _training_line(parts: dict[str, list[int]], n: int) -> str:
+        """"Trains on 180 of them (10 %; validation 1,258, test 359)": the data the run sees."""
+        locale = QLocale()
+        train, val, test = (sum(parts[k]) for k in ("train", "val", "test"))
+        return (f"<b>Trains on {locale.toString(train)}</b> of them ({100 * train / max(n, 1):.0f} %; validation "
+                f"{locale.toString(val)}, test {locale.toString(test)})")
+
     def _show_preview(self) -> None:
         if self.info.busy:
             return
@@ -469,6 +504,7 @@ class DataPanel(Panel):
             self.preview_label.setText(f"<span style='color:#d32f2f'>{escape(self.info.error)}</span>")
             self.balance_bars.setOpts(x=[], height=[])
             self.samples.show_images(None, [])
+            self.train_bars.setOpts(x=[], height=[])
             return
         summary = facts.summary
         self.samples.show_images(None if summary is None else summary.get("sample_images"),
@@ -480,6 +516,7 @@ class DataPanel(Panel):
             else:
                 self.preview_label.setText("Not loaded yet.")
             self.balance_bars.setOpts(x=[], height=[])
+            self.train_bars.setOpts(x=[], height=[])
             return
         n, d = summary["shape"]
         lines = [f"<b>{locale.toString(n)} samples × {locale.toString(d)} features</b>"
@@ -489,9 +526,19 @@ class DataPanel(Panel):
             counts = summary["class_counts"]
             names = summary["classes"]
             smallest, largest = min(counts), max(counts)
-            lines.append(f"Classification, {len(names)} classes. Fewest: {escape(names[counts.index(smallest)])} "
-                         f"({smallest}, {100 * smallest / n:.1f} %); most: {escape(names[counts.index(largest)])} "
-                         f"({largest}, {100 * largest / n:.1f} %)")
+            if smallest == largest:
+                lines.append(f"Classification, {len(names)} classes, balanced: {locale.toString(smallest)} each")
+            else:
+                lines.append(f"Classification, {len(names)} classes. Fewest: "
+                             f"{escape(names[counts.index(smallest)])} ({smallest}, {100 * smallest / n:.1f} %); "
+                             f"most: {escape(names[counts.index(largest)])} ({largest}, {100 * largest / n:.1f} %)")
+            parts = self._split(summary, counts)
+            train = parts["train"]
+            lines.append(self._training_line(parts, n) + ": " + (
+                f"balanced, {locale.toString(train[0])} each" if min(train) == max(train) else
+                f"fewest {escape(names[train.index(min(train))])} ({locale.toString(min(train))}), "
+                f"most {escape(names[train.index(max(train))])} ({locale.toString(max(train))})"))
+            self.train_bars.setOpts(x=list(range(len(train[:MAX_BARS]))), height=train[:MAX_BARS], width=0.8)
             if largest > 3 * max(smallest, 1):
                 lines.append("<span style='color:#b26a00'>Imbalanced classes: accuracy can look good while the "
                              "small classes are ignored.</span>")
@@ -506,7 +553,10 @@ class DataPanel(Panel):
             means = ", ".join(f"{m:.3g}" for m in summary["target_mean"][:4])
             stds = ", ".join(f"{s:.3g}" for s in summary["target_std"][:4])
             lines.append(f"Regression, {summary['n_targets']} target(s): mean {means}, std {stds}")
+            lines.append(self._training_line(self._split(summary, [n]), n))
             self.balance_bars.setOpts(x=[], height=[])
+            self.train_bars.setOpts(x=[], height=[])
+            self.train_bars.setOpts(x=[], height=[])
         self.preview_label.setText("<br>".join(lines))
 
 

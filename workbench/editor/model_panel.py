@@ -519,6 +519,7 @@ class ModelPanel(Panel):
         self.table.selectionModel().currentRowChanged.connect(self._row_selected)
         self.model.modelReset.connect(self._keep_current)
         self.table.installEventFilter(self)
+        self.table.viewport().installEventFilter(self)      # its width changes with the vertical scroll bar
         self.info.changed.connect(self._facts_changed)
         self.table.selectRow(0)
         self.finish()
@@ -546,10 +547,22 @@ class ModelPanel(Panel):
         self._init_width = -1
         self._size_init_column()
 
+    def _min_last_width(self) -> int:
+        """The last (stretched) column's width at its sample's size (see ``_size_columns``)."""
+        return self.table.fontMetrics().horizontalAdvance("00,000") + 8
+
     def _size_init_column(self) -> None:
         fm = self.table.fontMetrics()
         texts = [_init_text(layer.init) for layer in self.state.experiment.model.layers] or ["Init"]
         width = min(max(fm.horizontalAdvance(t) for t in [*texts, "he_normal"]) + 12, 12 * fm.averageCharWidth() + 60)
+        # The row fits the table's width (no sideways scrolling in a narrow dock): Init gives way.
+        header = self.table.horizontalHeader()
+        others = sum(header.sectionSize(c) for c in range(header.count())
+                     if c not in (COL["init"], header.count() - 1))
+        last = header.count() - 1
+        room = self.table.viewport().width() - others - self._min_last_width()
+        if self.table.isVisible() and last != COL["init"]:
+            width = max(min(width, room), fm.horizontalAdvance("he_no…") + 12)
         if width != self._init_width:  # a width the user dragged stays until the entries change
             self._init_width = width
             self.table.setColumnWidth(COL["init"], width)
@@ -604,7 +617,11 @@ class ModelPanel(Panel):
     # ------------------------------------------------------------------ the selected layer
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt override)
-        """Escape on a cell holding a refused value gives the state's value back."""
+        """Escape on a cell holding a refused value gives the state's value back; a resized
+        table narrows its Init column rather than scrolling sideways."""
+        if watched is self.table.viewport() and event.type() == QEvent.Type.Resize:
+            self._init_width = -1
+            self._size_init_column()
         if (watched is self.table and event.type() == QEvent.Type.KeyPress
                 and event.key() == Qt.Key.Key_Escape  # type: ignore[attr-defined]
                 and self.table.state() != QAbstractItemView.State.EditingState):

@@ -87,6 +87,7 @@ class OptimizerPanel(Panel):
         self.plot.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.plot.setLabel("bottom", "optimizer step")
         self.plot.setLabel("left", "learning rate")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)     # plain rates (0.005), never "(x0.001)"
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setToolTip("The learning rate the schedule will use at each step of the planned run "
                              "(epochs × steps per epoch), computed by the schedule itself")
@@ -145,10 +146,15 @@ class OptimizerPanel(Panel):
             return
         self.curve.setData(x, y)
         self.plot.setXRange(0, max(total - 1, 1), padding=0.02)
-        low, high = float(np.min(y)), float(np.max(y))
+        high = float(np.max(y))
         self.plot.setYRange(0, high * 1.05 if high > 0 else 1, padding=0)
+        first, last = float(y[0]), float(y[-1])
+        course = (f"η = {_g(first)} throughout" if _g(first) == _g(last) and _g(high) == _g(first)
+                  else f"η {_g(first)} at the first step, {_g(last)} at the last")
+        if _g(high) not in (_g(first), _g(last)):
+            course += f" (highest {_g(high)})"
         text = (f"{experiment.training.epochs} epochs × {locale.toString(per_epoch)} steps = "
-                f"{locale.toString(total)} steps; η from {_g(low)} to {_g(high)}.")
+                f"{locale.toString(total)} steps; {course}.")
         if experiment.schedule.name == "performance":
             text += " Performance scheduling reacts to the metric during training, so the preview is flat."
         if not self.info.facts.exact:

@@ -45,9 +45,16 @@ class RunBuffers:
     """Everything the monitor plots about the current run."""
 
     def __init__(self) -> None:
+        self.run = 0
+        self.version = 0
+        self.extras_version = 0
         self.clear()
 
     def clear(self, layer_names: Sequence[str] = ()) -> None:
+        # ``run`` counts the runs held; ``version`` and ``extras_version`` only ever grow, so that a
+        # panel's cache keyed by them can never take a new run's rows for the old run's (a second
+        # run of the same length has the same size at the same point).
+        self.run += 1
         self.layer_names = list(layer_names)
         n_layers = len(self.layer_names)
         self.size = 0
@@ -67,8 +74,8 @@ class RunBuffers:
                                      "points": None, "dataset": "", "gradient_clip": ("none", math.nan)}
         self.confusion: np.ndarray | None = None
         self.boundary: np.ndarray | None = None
-        self.version = 0
-        self.extras_version = 0
+        self.version += 1
+        self.extras_version += 1
 
     # ------------------------------------------------------------------ feeding
 

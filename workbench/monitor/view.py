@@ -78,6 +78,14 @@ class Monitor(QObject):
         layout.setSpacing(2)
         self.banner = HealthBanner(controller.state)
         layout.addWidget(self.banner)
+        # The plots keep the last run after the experiment changed under it (a preset, a structural
+        # edit): this line says so until the next run starts.
+        self.stale_note = QLabel()
+        self.stale_note.setObjectName("staleRunNote")
+        self.stale_note.setWordWrap(True)
+        self.stale_note.setStyleSheet("QLabel { background: #fff4ce; color: #5c4400; padding: 4px; }")
+        self.stale_note.hide()
+        layout.addWidget(self.stale_note)
         self.grad_norm = GradientNormPanel(buffers)
         self.grad_norm.setObjectName("gradNormPanel")
         layout.addWidget(self.grad_norm, 1)
@@ -118,6 +126,9 @@ class Monitor(QObject):
         self.timer.timeout.connect(self.refresh)
         self.timer.start()
         controller.run_reset.connect(self._on_run_reset)
+        controller.state.changed.connect(lambda _: self._show_staleness())
+        controller.mode_changed.connect(lambda _: self._show_staleness())
+        controller.run_reset.connect(self._show_staleness)
         controller.updated.connect(self._on_updated)
         controller.mode_changed.connect(lambda _: self._on_updated())
         window.destroyed.connect(self.timer.stop)
@@ -130,6 +141,17 @@ class Monitor(QObject):
             if (place.area, place.group) not in fronted and self.panels[place.key].comes_forward():
                 self.dock_of[place.key].raise_()
                 fronted.add((place.area, place.group))
+
+    def _show_staleness(self) -> None:
+        c = self.controller
+        stale = c.buffers.size > 0 and not c.busy and c.run_superseded
+        if stale:
+            self.stale_note.setText("These plots show the run of the experiment as it was before the last change "
+                                    "(a preset or a structural edit). Train (F5) starts a run of the current "
+                                    "experiment; Edit › Undo brings back the one plotted.")
+        self.stale_note.setVisible(stale)
+        for panel in self.panels.values():
+            panel.graphics.setEnabled(not stale)      # greyed axes: not this experiment's run
 
     def _on_updated(self) -> None:
         b = self.controller.buffers

@@ -50,6 +50,7 @@ class _Stamp:
     """Stands in for ``RunBuffers`` in ``PlotPanel``: these plots are drawn when data arrives."""
 
     version = 0
+    run = 0
 
 
 def run_colour(i: int) -> QColor:

@@ -104,3 +104,18 @@ def test_bad_branch_input_exits_2_with_one_line_and_writes_nothing(tmp_path, cap
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not fork.exists()
+
+
+def test_info_on_an_experiment_file_says_to_train_it(tmp_path, capsys):
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[3] / "resources" / "examples" / "default.json"
+    assert run_headless(["info", str(example)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert "not a Gradient Workbench session but an experiment" in err and f"gradient-workbench train {example}" in err
+    assert "truncated" not in err and "zip" not in err
+    broken = tmp_path / "broken.gwb"                    # a damaged session is still reported as one
+    broken.write_bytes(b"PK\x03\x04 not really")
+    assert run_headless(["info", str(broken)]) == 2
+    assert "not a readable zip" in capsys.readouterr().err

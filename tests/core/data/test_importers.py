@@ -417,3 +417,18 @@ def test_a_registered_importer_is_listed_and_removed_again(tmp_path):
         data = IMPORTERS.get("points")().load(write_points(tmp_path / "p.pts", rows=30, features=3))
         assert (data.n_samples, data.n_features, data.n_classes) == (30, 3, 3)
     assert IMPORTERS.names() == ["npz", "csv", "idx", "image_folder"]
+
+
+@pytest.mark.parametrize(("content", "said"), [
+    (b"x,y\n1,2\n", "it is a text file (it starts with 'x,y')"),
+    (b"\x89PNG\r\n\x1a\n0000", "it is binary data of another kind (it starts with bytes 89 50 4e 47)"),
+    (b"", "the file is empty"),
+])
+def test_an_npz_that_is_not_a_zip_is_reported_as_what_it_is(tmp_path, content, said):
+    path = tmp_path / "data.npz"
+    path.write_bytes(content)
+    with pytest.raises(DatasetError) as caught:
+        load_npz(path)
+    message = str(caught.value)
+    assert "not a valid .npz archive" in message and said in message, message
+    assert "pickled" not in message

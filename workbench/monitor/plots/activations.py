@@ -23,9 +23,12 @@ class ActivationPanel(PlotPanel):
     def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
         super().__init__(buffers, parent)
         self.stat_plot = self.add_plot(row=0, col=0, title="mean ± std of each layer's output")
-        self.frac_plot = self.add_plot(row=1, col=0, title="dead (ReLU) and saturated (σ, tanh) units")
+        self.legend = pg.LegendItem(labelTextSize="8pt", colCount=2, frame=False)   # above the bars, not on them
+        self.graphics.addItem(self.legend, row=1, col=0)
+        self.frac_plot = self.add_plot(row=2, col=0, title="dead (ReLU) and saturated (σ, tanh) units")
         self.frac_plot.setYRange(0, 1)
-        self.frac_plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        for plot in (self.stat_plot, self.frac_plot):
+            plot.getAxis("left").setWidth(40)       # equal widths: the linked plots' layers line up
         self.frac_plot.setXLink(self.stat_plot)
         self.errors = pg.ErrorBarItem(x=np.zeros(0), y=np.zeros(0), height=np.zeros(0), beam=0.25,
                                       pen=pg.mkPen("#1f77b4", width=1))
@@ -37,6 +40,8 @@ class ActivationPanel(PlotPanel):
         self.saturated = pg.BarGraphItem(x=[], height=[], width=0.35, brush="#ff7f0e", name="saturated")
         self.frac_plot.addItem(self.dead)
         self.frac_plot.addItem(self.saturated)
+        self.legend.addItem(self.dead, "dead")
+        self.legend.addItem(self.saturated, "saturated")
 
     def draw(self) -> None:
         b = self.buffers
@@ -60,6 +65,7 @@ class ActivationPanel(PlotPanel):
         ticks = layer_ticks(b.layer_names)
         self.stat_plot.getAxis("bottom").setTicks(ticks)
         self.frac_plot.getAxis("bottom").setTicks(ticks)
+        self.follow_layers([self.stat_plot], n)         # every layer, not the range of the empty plot
 
     def csv_data(self) -> tuple[list[str], list[Any]]:
         b = self.buffers

@@ -12,6 +12,8 @@ logarithm of the whole history is never taken at frame rate.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -45,6 +47,47 @@ class DockPlace:
         return int(self.area.value), self.group, self.tab
 
 
+def shorter_forms(text: str) -> list[str]:
+    """A caption and its shorter readings, longest first: without its parentheses, the part after
+    its colon (the numbers), the part before it (the name)."""
+    plain = re.sub(r" \([^)]*\)", "", text)
+    forms = [text, plain]
+    if ": " in plain:
+        head, tail = plain.split(": ", 1)
+        forms += [tail[:1].upper() + tail[1:], head]
+    return list(dict.fromkeys(forms))
+
+
+class FittingLabel(QLabel):
+    """A one-line caption that shows the longest of its shorter forms that fits its width (never an
+    elided word); the full text is its tooltip and ``full_text()``."""
+
+    def __init__(self, text: str = "") -> None:
+        super().__init__()
+        self._full = ""
+        self.setText(text)
+
+    def full_text(self) -> str:
+        return self._full
+
+    def setText(self, text: str) -> None:  # noqa: N802 (Qt override)
+        self._full = text
+        self.setToolTip(text)
+        self._fit()
+
+    def _fit(self) -> None:
+        width = self.contentsRect().width()
+        metrics = self.fontMetrics()
+        forms = shorter_forms(self._full)
+        shown = next((f for f in forms if metrics.horizontalAdvance(f) <= width), forms[-1])
+        if shown != super().text():
+            super().setText(shown)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit()
+
+
 class GatedGraphicsLayout(pg.GraphicsLayoutWidget):
     """A GraphicsLayoutWidget that holds the worker's GUI gate while it paints (see GuiGate)."""
 
@@ -72,6 +115,7 @@ class PlotPanel(QWidget):
         super().__init__(parent)
         self.buffers = buffers
         self.drawn_version = -1
+        self.drawn_run = buffers.run            # the run the panel's caches belong to
         self.last_draw = 0.0
         self.redraws = 0
         self.graphics = GatedGraphicsLayout()
@@ -81,7 +125,7 @@ class PlotPanel(QWidget):
         layout.setSpacing(2)
         tools = QHBoxLayout()
         tools.setContentsMargins(0, 0, 0, 0)
-        self.caption = QLabel(self.title)
+        self.caption = FittingLabel(self.title)
         self.caption.setObjectName("plotCaption")
         self.caption.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.caption.setMinimumWidth(40)
@@ -98,6 +142,7 @@ class PlotPanel(QWidget):
         layout.addWidget(tools_widget)
         layout.addWidget(self.graphics, 1)
         self.plots: list[pg.PlotItem] = []
+        self.follow = True           # ranges follow the data until the user zooms or pans; Fit again
 
     def _tool(self, text: str, tip: str, slot: Any = None, checkable: bool = False) -> QToolButton:
         button = QToolButton()
@@ -120,6 +165,7 @@ class PlotPanel(QWidget):
             plot.getAxis(name).enableAutoSIPrefix(False)
         # No grid: semi-transparent grid lines cost ~20 ms a frame in software rendering (measured).
         plot.setMenuEnabled(True)
+        plot.vb.sigRangeChangedManually.connect(self._zoomed)
         self.plots.append(plot)
         self.apply_palette()
         return plot
@@ -181,6 +227,10 @@ class PlotPanel(QWidget):
                 and now - self.last_draw >= self.min_interval)
 
     def redraw(self, now: float = 0.0) -> None:
+        if self.drawn_run != self.buffers.run:
+            # A new run arrived while this panel was hidden or frozen: forget the old run's caches
+            # before drawing (whether or not the run-reset signal reached it first).
+            self.clear_run()
         self.draw()
         self.drawn_version = self.buffers.version
         self.last_draw = now
@@ -190,17 +240,34 @@ class PlotPanel(QWidget):
         raise NotImplementedError
 
     def clear_run(self) -> None:
-        """A new run: forget per-run items (curves per layer...)."""
+        """A new run: forget per-run items (curves per layer, cached reductions...)."""
         self.drawn_version = -1
+        self.drawn_run = self.buffers.run
 
     def comes_forward(self) -> bool:
         """Whether a new run should bring this panel's dock in front of its tab group (the first
         panel of a group that says so wins): what this run's data shows best."""
         return False
 
+    def _zoomed(self, *_: Any) -> None:
+        self.follow = False
+
+    def follow_layers(self, plots: Sequence[pg.PlotItem], n_layers: int, fixed_y: bool = False) -> None:
+        """A per-layer bar plot shows every layer (x from -0.5 to n - 0.5) and, unless ``fixed_y``,
+        its bars' whole height, until the user zooms."""
+        if not self.follow:
+            return
+        for plot in plots:
+            plot.setXRange(-0.5, max(n_layers, 1) - 0.5, padding=0.02)
+            if not fixed_y:
+                plot.enableAutoRange(pg.ViewBox.YAxis)
+
     def reset_zoom(self) -> None:
+        """Fit: show all the data again, and follow it from now on."""
+        self.follow = True
         for plot in self.plots:
             plot.enableAutoRange()
+        self.drawn_version = -1          # the next tick redraws with the panel's own ranges
 
     # ------------------------------------------------------------------ export
 

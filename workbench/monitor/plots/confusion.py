@@ -57,8 +57,7 @@ class ConfusionPanel(PlotPanel):
                 t.hide()
             self.note.setVisible(True)
             self.note.setColor(self.text_colour)
-            self.note.setText("The confusion matrix on the validation split appears\nafter the first epoch "
-                              "(classification only).")
+            self.note.setText("Appears after the first epoch\n(validation split,\nclassification only)")
             self.note.setPos(0.5, 0.5)
             self.plot.setRange(xRange=(-0.5, 1.5), yRange=(-0.5, 1.5), padding=0)
             return

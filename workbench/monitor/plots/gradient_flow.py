@@ -79,6 +79,7 @@ class GradientFlowPanel(PlotPanel):
         ticks = layer_ticks(names)
         for p in (self.norm_plot, self.ratio_plot):
             p.getAxis("bottom").setTicks(ticks)
+        self.follow_layers([self.norm_plot, self.ratio_plot], len(names))
         step = int(b.steps[-1]) if b.size else 0
         caption = f"{self.title.split(' (')[0]} at step {step}"
         if any(frozen):

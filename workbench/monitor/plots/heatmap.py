@@ -42,6 +42,9 @@ class HeatmapPanel(PlotPanel):
         self.reducer = BlockReducer()
         self.unfreeze_marks = UnfreezeMarks(self.plot)
         self.row_labels: list[str] = []         # the rows' names, input layer first
+        self.note = pg.TextItem("One row per layer, one column per step:\nfills in as the run trains.",
+                                anchor=(0.5, 0.5))
+        self.plot.addItem(self.note, ignoreBounds=True)
 
     def clear_run(self) -> None:
         super().clear_run()
@@ -50,8 +53,15 @@ class HeatmapPanel(PlotPanel):
     def draw(self) -> None:
         b = self.buffers
         self.unfreeze_marks.update(b.events)
-        if b.size == 0:
+        empty = b.size == 0
+        self.note.setVisible(empty)
+        for name in ("left", "bottom"):         # no made-up ±0.4 ticks on an empty plot
+            self.plot.getAxis(name).setStyle(showValues=not empty)
+        if empty:
             self.image.clear()
+            self.note.setColor(self.text_colour)
+            self.note.setPos(0.0, 0.0)
+            self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
             return
         logs = b.log_grad_norm()
         if b.size <= MAX_HEATMAP_COLUMNS:
