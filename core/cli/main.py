@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from core import __version__
 from core.engine.diagnostics import EPOCH_METRICS
-from core.engine.validation import printable, quote
+from core.engine.validation import open_regular, printable, quote
 from core.monitor import SnapshotSource
 from core.sessions.branch import branch_record, branch_trainer, parse_changes
 from core.sessions.format import Session, SessionError, load_session, peek_session
@@ -342,7 +342,7 @@ def refuse_experiment_file(path: Path, command: str) -> None:
     """A session command given an experiment JSON: say so, and that ``train`` runs it (instead of
     "not a readable zip archive; it may be truncated", which sends the user looking for damage)."""
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:          # a named pipe or a device is refused at once, not read
             head = fh.read(1)
     except OSError:
         return                                  # load_session says what is wrong with the path
