@@ -44,7 +44,7 @@ from core.engine.regularization import add_gaussian_noise, shift_images
 from core.engine.schedules import SCHEDULES, Schedule
 from core.sessions.format import Session, atomic_write
 from core.spec import Experiment
-from core.training import stratified_split
+from core.training import _cut, stratified_split
 
 from .pytorch_template import SLOTS, TEMPLATE
 
@@ -179,7 +179,9 @@ DATA_SOURCES: dict[str, Callable[[Experiment, Path | None], tuple[str, list[str]
 
 
 def _split_code() -> str:
-    code = _source(stratified_split)
+    """The workbench's split, copied: ``stratified_split`` and the rounding it shares with the
+    window's preview (``_cut``), so the script cuts exactly the rows the workbench cut."""
+    code = _source(_cut) + "\n\n" + _source(stratified_split)
     code = re.sub(r"\)\s*->\s*Split:", "):", code)
     return code.replace("return Split(*(", "return tuple((")
 

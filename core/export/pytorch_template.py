@@ -172,6 +172,7 @@ def load_weights(model, path):
 @@HELPER@@def make_optimizer(params):
 @@MAKEOPT@@
 
+PLATEAU_MONITOR = None  # the metric a reduce-on-plateau schedule watches (set below when it is one)
 @@SCHEDULE@@
 # --------------------------------------------------------------------------------- regularization
 

@@ -430,3 +430,16 @@ def test_exported_script_trains_from_the_command_line(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "epoch 1/2" in proc.stdout and "test accuracy" in proc.stdout
     assert (tmp_path / "m.pt").exists()
+
+
+def test_the_script_uses_no_name_it_does_not_define(tmp_path):
+    """The script copies workbench functions (the split, the generators, the augmentations); a
+    helper one of them calls must be copied too. ``compile`` cannot see a missing name, so the
+    script is checked for undefined names (F821) the way the project's own code is."""
+    session, _ = session_at_start(tmp_path, experiment())
+    script = tmp_path / "model.py"
+    script.write_text(pytorch_script(session))
+    ruff = Path(sys.executable).parent / "ruff"
+    proc = subprocess.run([str(ruff), "check", "--isolated", "--select", "F821,F822,F823", str(script)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
