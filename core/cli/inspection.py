@@ -32,7 +32,7 @@ from core.engine.instruments import (
 from core.sessions.format import Session, load_session
 from core.sessions.trainer_io import restore_trainer
 
-from .args import UsageError
+from .args import UsageError, int_at_least
 
 # The command measures once, so it can afford a tighter Lanczos than the live instrument.
 LANCZOS_ITERATIONS = 60
@@ -41,15 +41,7 @@ LANCZOS_TOLERANCE = 1e-5
 
 def examples_count(text: str) -> int | None:
     """``all`` (None) or a positive integer."""
-    if text == "all":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer or 'all', got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer or 'all', got {text!r}")
-    return value
+    return None if text == "all" else int_at_least(text, 1, "a positive integer or 'all'")
 
 
 def add_inspect(sub: Any) -> None:
