@@ -24,6 +24,7 @@ from core.sessions.format import SessionError, load_session, peek_session
 from core.sessions.trainer_io import restore_trainer, save_trainer
 from core.spec import SpecError, load_experiment, parse_experiment
 from core.training import Trainer
+from tests.core.sessions.test_session_loading import members_of
 
 from .hostile import MiB, deflated, npy_header, run_cli, session_with, stored, zeros_bomb, zip_bytes
 
@@ -45,10 +46,6 @@ def good_file(tmp_path_factory) -> Path:
     save_trainer(path, trainer)
     return path
 
-
-def members_of(path: Path) -> dict[str, bytes]:
-    with zipfile.ZipFile(path) as zf:
-        return {name: zf.read(name) for name in zf.namelist()}
 
 
 def write(path: Path, data: bytes) -> Path:
