@@ -74,6 +74,16 @@ def wide_spec(data: Path) -> dict[str, Any]:
     }
 
 
+def long_run(experiment: Any) -> Any:
+    """The experiment planned for 1,000 epochs with early stopping off: both sides train for the whole
+    measurement (the default experiment's early stopping would end the window's run within seconds)."""
+    spec = experiment.to_dict()
+    regularization = spec.get("regularization", {})
+    early = {**regularization.get("early_stopping", {}), "enabled": False}
+    return parse_experiment({**spec, "training": {**spec["training"], "epochs": 1000},
+                             "regularization": {**regularization, "early_stopping": early}})
+
+
 def headless_rate(experiment: Any, base_dir: Path, seconds: float) -> tuple[float, float]:
     """(steps per second, steps per CPU second of the training thread)."""
     trainer = Trainer(experiment, base_dir)
@@ -229,8 +239,7 @@ def main() -> int:
             "784-300-100-10 b128 on 60,000": (parse_experiment(wide_spec(write_synthetic(folder))), folder),
         }
         for name, (experiment, base) in configs.items():
-            experiment = parse_experiment({**experiment.to_dict(),
-                                           "training": {**experiment.to_dict()["training"], "epochs": 1000}})
+            experiment = long_run(experiment)
             headless, window = [], []
             for r in range(repeats):
                 headless.append(headless_rate(experiment, base, seconds))

@@ -37,7 +37,9 @@ from __future__ import annotations
 import importlib
 import multiprocessing
 import os
+import pickle
 import sys
+import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -47,7 +49,7 @@ from typing import Any
 
 import numpy as np
 
-from core.engine.threads import choose_blas_threads
+from core.engine.threads import choose_blas_threads, limit_blas_threads
 from core.monitor import SnapshotSource, TrainingSnapshot
 from core.sessions.format import SessionError
 from core.sessions.trainer_io import restore_state
@@ -356,3 +358,113 @@ class ChildRunner:
         snap = self.source.observe(kind)
         if snap is not None:
             self.send_snapshot(snap)
+
+
+# ------------------------------------------------------------------------------- jobs in a process
+
+#: How often a job's child may send progress (the parent's ``JobRunner`` coalesces again).
+JOB_PROGRESS_PER_SECOND = 20
+#: Seconds a stopped job's child gets to end by itself before it is terminated.
+JOB_STOP_GRACE = 2.0
+
+
+class JobProcessDied(RuntimeError):
+    """A job's child process ended without a result (killed, out of memory, a native crash)."""
+
+
+@dataclass(frozen=True)
+class ProcessJob:
+    """A ``JobRunner`` job that runs in a child process: ``target(progress, should_stop, *args)``.
+
+    The window's background work that trains networks — the remedy trials the health banner runs
+    while a run trains — would otherwise share the window's interpreter lock with its painting and
+    the cores with the training process. Called on the runner's worker thread, a ``ProcessJob``
+    starts a spawned child (NumPy and ``core`` only, one BLAS thread, its niceness raised by
+    ``nice`` so that the training process and the window keep the cores), relays the child's
+    progress, forwards a stop request, and returns the child's result or raises its exception.
+    ``target`` must be a module-level function and ``args`` plain data: they cross as the app's own
+    messages, and nothing read from a file is unpickled."""
+
+    target: Any
+    args: tuple[Any, ...] = ()
+    nice: int = 0
+    name: str = "gradient-workbench-job"
+
+    def __call__(self, progress: Any, should_stop: Any) -> Any:
+        context = multiprocessing.get_context("spawn")
+        conn, child_end = context.Pipe(duplex=True)
+        process = context.Process(target=job_child_main, args=(child_end, self.target, self.args, self.nice),
+                                  name=self.name, daemon=True)
+        process.start()
+        child_end.close()
+        stop_sent: float | None = None
+        try:
+            while True:
+                if stop_sent is None and should_stop():
+                    stop_sent = time.monotonic()
+                    _send(conn, ("stop",))
+                if stop_sent is not None and time.monotonic() - stop_sent > JOB_STOP_GRACE:
+                    raise JobProcessDied(f"{self.name} did not stop within {JOB_STOP_GRACE:g} s and was ended")
+                try:
+                    if not conn.poll(0.05):
+                        continue
+                    kind, value = conn.recv()
+                except (EOFError, OSError):
+                    process.join(1.0)
+                    raise JobProcessDied(f"the job's process ended without a result "
+                                         f"(exit code {process.exitcode})") from None
+                if kind == "progress":
+                    progress(value)
+                elif kind == "result":
+                    return value
+                else:
+                    raise value
+        finally:
+            conn.close()
+            process.join(0.5)
+            if process.is_alive():
+                process.terminate()
+                process.join(1.0)
+            if process.is_alive():
+                process.kill()
+                process.join(1.0)
+
+
+def job_child_main(conn: Connection, target: Any, args: tuple[Any, ...], nice: int) -> None:
+    """A ``ProcessJob``'s child: run ``target(progress, should_stop, *args)`` and send its outcome."""
+    _own_session()
+    if nice:
+        try:
+            os.nice(nice)
+        except (AttributeError, OSError):
+            pass                    # not POSIX: the job runs at normal priority
+    stopped = False
+    last_progress = -float("inf")
+
+    def should_stop() -> bool:
+        nonlocal stopped
+        try:
+            while not stopped and conn.poll(0):
+                stopped = conn.recv()[0] == "stop"
+        except (EOFError, OSError):
+            stopped = True          # the parent has gone
+        return stopped
+
+    def progress(info: Any) -> None:
+        nonlocal last_progress
+        now = time.monotonic()
+        if now - last_progress >= 1.0 / JOB_PROGRESS_PER_SECOND:
+            last_progress = now
+            _send(conn, ("progress", info))
+
+    try:
+        with limit_blas_threads(1):
+            result = target(progress, should_stop, *args)
+    except Exception as exc:  # noqa: BLE001 — every failure crosses to the parent, which raises it
+        try:
+            pickle.loads(pickle.dumps(exc))  # an exception the parent could not rebuild crosses as its text
+            conn.send(("error", exc))
+        except Exception:  # noqa: BLE001
+            _send(conn, ("error", RuntimeError(describe_failure(exc))))
+        return
+    _send(conn, ("result", result))

@@ -33,6 +33,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -343,11 +344,13 @@ REPLAY_LIMIT = 5000      # steps a run is replayed to, at most, to try the fixes
 
 def try_remedies_for(experiment: Experiment, finding: HealthIssue, steps: int = TRIAL_STEPS,
                      seconds: float = TRIAL_SECONDS, should_stop: Callable[[], bool] | None = None,
-                     progress: Callable[[str], None] | None = None) -> RemedyReport:
+                     progress: Callable[[str], None] | None = None,
+                     base_dir: str | Path | None = None) -> RemedyReport:
     """``try_remedies`` for a run known by its experiment only (the window's, whose trainer is
     elsewhere): the run is rebuilt and replayed to the finding's step (at most ``REPLAY_LIMIT``
-    steps: a run is deterministic given its experiment), then the fixes are tried from there."""
-    trainer = Trainer(experiment)
+    steps: a run is deterministic given its experiment), then the fixes are tried from there.
+    Relative data paths resolve against ``base_dir``."""
+    trainer = Trainer(experiment, None if base_dir is None else Path(base_dir))
     goal = min(max(int(finding.step), 0), REPLAY_LIMIT)
     stop = should_stop or (lambda: False)
     if goal:
@@ -355,3 +358,11 @@ def try_remedies_for(experiment: Experiment, finding: HealthIssue, steps: int = 
             progress(f"replaying the run to step {goal:,}")
         trainer.fit(epochs=10**6, should_stop=lambda: trainer.step >= goal or stop())
     return try_remedies(trainer, finding, steps, seconds, should_stop, progress)
+
+
+def remedy_trials_job(progress: Callable[[str], None], should_stop: Callable[[], bool], experiment: Experiment,
+                      finding: HealthIssue, steps: int, seconds: float,
+                      base_dir: str | None = None) -> RemedyReport:
+    """``try_remedies_for`` in the shape of a job (``core.process.ProcessJob``): the window runs the
+    trials in a child process of low priority, never on its own interpreter while a run trains."""
+    return try_remedies_for(experiment, finding, steps, seconds, should_stop, progress, base_dir)

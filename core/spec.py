@@ -63,6 +63,10 @@ class SpecError(ValueError):
         self.message = message
         super().__init__(f"{path}: {message}" if path else message)
 
+    def __reduce__(self) -> tuple[Any, tuple[str, str]]:
+        # Crosses from a job's child process to the window as itself (``core.process.ProcessJob``).
+        return type(self), (self.path, self.message)
+
 
 # ----------------------------------------------------------------------------- parsing helpers
 

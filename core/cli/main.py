@@ -189,8 +189,8 @@ def _run(trainer: Any, epochs: int | None, out: Path, args: argparse.Namespace, 
     extra = {"base_dir": str(base_dir.resolve())} if base_dir is not None else {}
     autosaver = None if args.no_autosave else Autosaver(recovery_path_for(out), interval=args.autosave_seconds)
     if autosaver is not None and not quiet:
-        sys.stderr.write(f"autosaving to {autosaver.path} every epoch and at least every "
-                         f"{autosaver.interval:g} s\n")
+        sys.stderr.write(f"autosaving to {autosaver.path} at the end of an epoch (at most every "
+                         f"{autosaver.epoch_gap:g} s) and at least every {autosaver.interval:g} s\n")
     warned: list[str] = []
 
     def observe(kind: str, info: dict[str, Any]) -> None:

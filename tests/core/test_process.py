@@ -157,3 +157,83 @@ def test_a_killed_child_is_seen_as_gone(tmp_path: Any) -> None:
             child.recv()
     assert child.exit_description() == "killed by signal SIGKILL"
     child.end()
+
+
+# ----------------------------------------------------------------------------- jobs in a process
+
+
+def job_sum(progress: Any, should_stop: Any, n: int) -> dict[str, Any]:
+    """A job that reports progress, and what the child it ran in looks like."""
+    import os
+    import sys
+
+    total = 0
+    for i in range(n):
+        total += i
+        progress(i)
+    return {"total": total, "nice": os.nice(0), "pid": os.getpid(), "qt": "PySide6" in sys.modules}
+
+
+def job_until_stopped(progress: Any, should_stop: Any) -> int:
+    checks = 0
+    progress("started")
+    while not should_stop():
+        checks += 1
+        time.sleep(0.001)
+    return checks
+
+
+def job_refusing(progress: Any, should_stop: Any, field: str) -> None:
+    from core.spec import SpecError
+
+    raise SpecError(field, "must be positive")
+
+
+def job_dying(progress: Any, should_stop: Any) -> None:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def test_a_process_job_returns_its_result_from_a_niced_child_without_qt() -> None:
+    import os
+
+    from core.process import ProcessJob
+
+    seen: list[Any] = []
+    result = ProcessJob(job_sum, (1000,), nice=5)(seen.append, lambda: False)
+    assert result["total"] == sum(range(1000))
+    assert result["pid"] != os.getpid() and not result["qt"]
+    assert result["nice"] == os.nice(0) + 5
+    # progress is relayed, coalesced by the child (20 a second): the first value always goes out
+    assert seen and seen[0] == 0 and len(seen) < 1000
+
+
+def test_a_process_job_stops_when_asked_and_its_child_is_reaped() -> None:
+    import multiprocessing
+
+    from core.process import ProcessJob
+
+    progress: list[Any] = []
+    asked = {"at": None}
+
+    def should_stop() -> bool:
+        if progress and asked["at"] is None:
+            asked["at"] = time.monotonic()
+        return asked["at"] is not None
+
+    checks = ProcessJob(job_until_stopped)(progress.append, should_stop)
+    assert progress == ["started"] and isinstance(checks, int)
+    assert time.monotonic() - asked["at"] < 2.0
+    assert not multiprocessing.active_children()
+
+
+def test_a_process_jobs_errors_cross_as_their_own_type_and_a_dead_child_is_reported() -> None:
+    from core.process import JobProcessDied, ProcessJob
+    from core.spec import SpecError
+
+    with pytest.raises(SpecError, match="training.epochs: must be positive"):
+        ProcessJob(job_refusing, ("training.epochs",))(lambda _: None, lambda: False)
+    with pytest.raises(JobProcessDied, match="ended without a result"):
+        ProcessJob(job_dying)(lambda _: None, lambda: False)

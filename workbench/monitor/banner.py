@@ -21,6 +21,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication, QFrame, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from core.engine.diagnostics import REMEDIES, HealthIssue
+from core.process import ProcessJob
 from core.remedies import (
     MATCHED_INIT,
     REMEDY_SCOPE,
@@ -35,11 +36,14 @@ from core.remedies import (
     remedy_clip,
     remedy_init,
     remedy_leaky,
-    try_remedies_for,
+    remedy_trials_job,
 )
 
 from ..concurrent import JobRunner
 from ..state import ExperimentState
+
+#: The remedy trials' child process yields the cores to the training process and the window.
+TRIAL_NICENESS = 10
 
 __all__ = ["KIND_TITLES", "MATCHED_INIT", "REMEDY_BUTTONS", "HealthBanner", "remedy_activation", "remedy_batch_norm",
            "remedy_clip", "remedy_edit", "remedy_init", "remedy_leaky"]
@@ -208,8 +212,11 @@ class HealthBanner(QFrame):
         self.trials_label.setText(f"<i>Trying the fixes for {html.escape(issue.kind)} ({steps} steps or "
                                   f"{seconds:g} s each) before offering them…</i>")
         self.runner.request_stop()
-        self.runner.submit(lambda progress, should_stop: try_remedies_for(
-            experiment, issue, steps, seconds, should_stop, progress))
+        base_dir = None if self.state.base_dir is None else str(self.state.base_dir)
+        # In a child process of low priority: trials train networks, and on a thread of the window
+        # they took a third of a core and the interpreter lock from the painting while a run trained.
+        self.runner.submit(ProcessJob(remedy_trials_job, (experiment, issue, steps, seconds, base_dir),
+                                      nice=TRIAL_NICENESS, name="gradient-workbench-remedy-trials"))
 
     def _on_trial_progress(self, label: str) -> None:
         if self.report is None:

@@ -90,9 +90,15 @@ def test_autosaver_timing_with_a_fake_clock(tmp_path):
     clock.now += 0.1
     assert saver.due("step", 1, 0)
     saver.mark(1, 0)
-    assert not saver.due("step", 2, 0) and saver.due("epoch", 2, 1)  # every epoch
+    assert not saver.due("step", 2, 0) and not saver.due("epoch", 2, 1)  # an epoch end right after a copy
+    clock.now += 9.9
+    assert not saver.due("epoch", 2, 1)
+    clock.now += 0.1
+    assert not saver.due("step", 2, 1) and saver.due("epoch", 2, 1)  # every epoch, once the gap has passed
     saver.mark(2, 1)
     assert not saver.due("epoch", 2, 1)  # never twice for the same moment
+    eager = Autosaver(tmp_path / "e.gwb", interval=60, epoch_gap=0, clock=clock)
+    assert eager.due("epoch", 1, 1) and not eager.due("step", 1, 1)
     assert not saver.due("event", 3, 1) and not saver.due("end", 3, 1)
     quiet = Autosaver(tmp_path / "q.gwb", every_epoch=False, interval=30, clock=clock)
     assert not quiet.due("epoch", 5, 1)
@@ -100,6 +106,8 @@ def test_autosaver_timing_with_a_fake_clock(tmp_path):
     assert quiet.due("epoch", 5, 1) and quiet.due("step", 5, 1)
     with pytest.raises(ValueError, match="interval: must be a positive number"):
         Autosaver(tmp_path / "x.gwb", interval=0)
+    with pytest.raises(ValueError, match=r"epoch_gap: must be between 0 and the interval \(60 s\)"):
+        Autosaver(tmp_path / "x.gwb", interval=60, epoch_gap=61)
 
 
 def test_a_crash_loses_at_most_one_interval_and_the_copy_resumes_exactly(tmp_path):
@@ -142,7 +150,7 @@ def test_a_failed_autosave_does_not_stop_training(tmp_path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(recovery, "write_snapshot", full_disk)
-    saver = Autosaver(tmp_path / "copy.gwb", clock=FakeClock())
+    saver = Autosaver(tmp_path / "copy.gwb", epoch_gap=0, clock=FakeClock())
     trainer = Trainer(parse_experiment(spec_dict(epochs=2)))
     assert trainer.fit(observer=lambda kind, info: saver.maybe_save(trainer, kind)) == "completed"
     assert saver.saves == 0 and "No space left" in str(saver.last_error)
@@ -157,12 +165,13 @@ def test_list_register_and_discard(tmp_path):
     trainer.fit(epochs=1)
     assert list_recoverable() == []
     untitled = recovery_path_for(None, "doc-1")
-    saver = Autosaver(untitled, register_copy=True, clock=FakeClock())
+    saver = Autosaver(untitled, register_copy=True, epoch_gap=0, clock=FakeClock())
     saver.maybe_save(trainer, "epoch")
     session = tmp_path / "saved.gwb"
     save_trainer(session, trainer)
     trainer.fit(epochs=1)
-    beside = Autosaver(recovery_path_for(session), session_path=session, register_copy=True, clock=FakeClock())
+    beside = Autosaver(recovery_path_for(session), session_path=session, register_copy=True, epoch_gap=0,
+                    clock=FakeClock())
     beside.maybe_save(trainer, "epoch")
     (recovery_dir() / "half-written.gwb").write_bytes(b"PK\x03\x04 cut short")  # a crash mid-write
     found = list_recoverable()
@@ -200,6 +209,7 @@ def test_cli_keeps_a_recovery_copy_while_training_and_deletes_it_at_the_end(tmp_
         return ok
 
     monkeypatch.setattr(Autosaver, "write", spy)
+    monkeypatch.setattr(recovery, "DEFAULT_EPOCH_GAP", 0.0)   # a copy at every epoch end, however short
     assert run_headless(["train", str(write_spec(tmp_path, epochs=3)), "--out", str(out), "--quiet"]) == 0
     assert seen == [(".run.gwb.recovery", True, e) for e in (1, 2, 3)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run.gwb", "spec.json"]
@@ -212,11 +222,12 @@ def test_cli_crash_then_resume_from_the_recovery_copy(tmp_path):
     """The user's story: a headless run is killed; `train` again refuses to overwrite the copy
     and says how to continue; `resume` from the copy finishes the run, equal to one that was
     never killed."""
-    epochs, n_samples = 40, 240
+    epochs, n_samples = 300, 240
     spec = write_spec(tmp_path, epochs=epochs, n_samples=n_samples)
     out = tmp_path / "run.gwb"
     copy = tmp_path / ".run.gwb.recovery"
-    child = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(spec), "--out", str(out), "--quiet"],
+    child = subprocess.Popen([sys.executable, "-m", "workbench", "train", str(spec), "--out", str(out), "--quiet",
+                              "--autosave-seconds", "0.2"],
                              cwd=ROOT, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and child.poll() is None:
