@@ -85,13 +85,13 @@ def long_run(experiment: Any) -> Any:
 
 
 def headless_rate(experiment: Any, base_dir: Path, seconds: float) -> tuple[float, float]:
-    """(steps per second, steps per CPU second of the training thread)."""
+    """(steps per second, steps per CPU second of this process: the trainer and its BLAS threads)."""
     trainer = Trainer(experiment, base_dir)
     trainer.fit(epochs=None, should_stop=lambda: trainer.step >= 20)        # warm-up
-    start, first, cpu = time.perf_counter(), trainer.step, time.thread_time()
+    start, first, cpu = time.perf_counter(), trainer.step, time.process_time()
     trainer.fit(epochs=None, should_stop=lambda: time.perf_counter() - start >= seconds)
     steps = trainer.step - first
-    return steps / (time.perf_counter() - start), steps / max(time.thread_time() - cpu, 1e-9)
+    return steps / (time.perf_counter() - start), steps / max(time.process_time() - cpu, 1e-9)
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -222,7 +222,14 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--labs", action="store_true", help="also the learning-rate finder's lateness")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--reserve", type=int, default=None, metavar="N",
+                        help="cores the training process leaves to the window when it chooses its BLAS threads "
+                             "(default: core.process.RESERVED_CORES)")
     args = parser.parse_args()
+    if args.reserve is not None:
+        import core.process
+
+        core.process.RESERVED_CORES = args.reserve
     seconds, repeats = (3.0, 1) if args.quick else (args.seconds, args.repeats)
 
     from PySide6.QtWidgets import QApplication, QMessageBox

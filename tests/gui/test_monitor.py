@@ -435,9 +435,11 @@ def test_plots_export_png_and_csv_and_hover_names_the_layer(make_window: Any, qt
     click_action(window, qtbot, "step")
     wait_idle(qtbot, window)
     qtbot.waitUntil(lambda: c.buffers.size == 1)          # the run was complete: a new one began
+    qtbot.waitUntil(mon.budget.allows)                     # the plots' paint budget is not spent
     mon.refresh()
     assert panel.redraws == redraws and len(panel.curves[0].xData) == 10   # frozen: keeps its picture
     panel.freeze_button.click()
+    qtbot.waitUntil(mon.budget.allows)
     mon.refresh()
     assert panel.redraws == redraws + 1 and len(panel.curves[0].xData) == 1
     assert {d.objectName() for d in window.monitor_docks} == {

@@ -15,10 +15,11 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QV
 from .banner import HealthBanner
 from .controller import TrainingController
 from .plots import DOCKED_PANELS
-from .plots.base import DockPlace, PlotPanel
+from .plots.base import DockPlace, PaintBudget, PlotPanel
 from .plots.gradient_norm import GradientNormPanel
 
 REFRESH_HZ = 30                    # ticks; each redraws one panel (the central one at most every other)
+PAINT_SHARE = 0.15                 # of a core, at most, for drawing and painting the plots (PaintBudget)
 PANEL_MIN_WIDTH = 320              # a docked panel's narrowest
 SIDE_COLUMN_WIDTH = 470            # a side area's width at start
 
@@ -90,6 +91,8 @@ class Monitor(QObject):
         self.grad_norm.setObjectName("gradNormPanel")
         layout.addWidget(self.grad_norm, 1)
         self.grad_norm.set_gate(controller.worker.gate)
+        self.budget = PaintBudget(PAINT_SHARE)
+        self.grad_norm.set_budget(self.budget)
         self.panels: dict[str, PlotPanel] = {"grad_norm": self.grad_norm}
         self.docks: list[QDockWidget] = []
         self.dock_of: dict[str, QDockWidget] = {}
@@ -99,6 +102,7 @@ class Monitor(QObject):
             panel.setObjectName(f"{place.key}Panel")
             panel.setMinimumWidth(PANEL_MIN_WIDTH)
             panel.set_gate(controller.worker.gate)
+            panel.set_budget(self.budget)
             dock = QDockWidget(place.title, window)
             dock.setObjectName(place.name)
             dock.setWidget(panel)
@@ -178,23 +182,26 @@ class Monitor(QObject):
     def refresh(self, force: bool = False) -> int:
         """Redraw what is on screen and has something new: the central plot every tick, and at most
         one of the docked panels (the most overdue), so that no tick paints everything at once and
-        the GUI thread never blocks for long. Returns how many panels were redrawn."""
+        the GUI thread never blocks for long; and only while the paint budget (``PAINT_SHARE`` of a
+        core) is not spent, except when ``force``d. Returns how many panels were redrawn."""
         now = time.perf_counter()
+        if not force and not self.budget.allows():
+            return 0
+        cpu = time.thread_time()
         drawn = 0
         with self.controller.worker.gate:
             central = self.panels["grad_norm"]
             if central.on_screen and (force or central.wants_redraw(now)):
                 central.redraw(now)
                 drawn += 1
-                if not force:
-                    return drawn             # one panel a tick: the docked ones take the next ticks
             due = [p for k, p in self.panels.items() if k != "grad_norm" and p.on_screen
                    and (force or p.wants_redraw(now))]
             if not force:
-                due = sorted(due, key=lambda p: p.last_draw)[:1]
+                due = [] if drawn else sorted(due, key=lambda p: p.last_draw)[:1]  # one panel a tick
             for panel in due:
                 panel.redraw(now)
                 drawn += 1
+        self.budget.spend(time.thread_time() - cpu)
         return drawn
 
 

@@ -51,7 +51,8 @@ class AutosaveDialog(QDialog):
         self.enabled.setChecked(enabled)
         self.every_epoch = QCheckBox("After every epoch")
         self.every_epoch.setChecked(every_epoch)
-        self.every_epoch.setToolTip("Also write the copy whenever an epoch ends")
+        self.every_epoch.setToolTip("Also write the copy when an epoch ends, at most every 10 s (short epochs "
+                                    "would otherwise spend more time copying than training)")
         self.interval = QDoubleSpinBox()
         self.interval.setObjectName("autosaveInterval")
         self.interval.setRange(1.0, 3600.0)
