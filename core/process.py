@@ -20,7 +20,8 @@ Parent → child (``TrainingProcess.send``), served between batches (from ``fit`
 ``("pause",)``           hold before the next batch; ``("resume",)`` goes on
 ``("stop",)``            end the current job before its next batch
 ``("set", experiment)``  ``Trainer.set_hyperparameters`` (an experiment dict)
-``("state", request)``   reply ``("state", request, arrays, state, experiment dict)``
+``("state", request)``   reply ``("state", request, arrays, state, experiment dict)``, the
+                         arrays as raw buffers (``send_with_arrays``)
 ``("modules", request)`` reply ``("modules", request, names)``: the child's ``sys.modules``
 ``("quit",)``            stop and end the process
 =======================  ============================================================
@@ -141,10 +142,14 @@ class TrainingProcess:
             return True             # recv() will raise EOFError: the caller sees the end
 
     def recv(self) -> tuple[Any, ...]:
-        """The next message (raises ``EOFError`` when the child has gone)."""
+        """The next message (raises ``EOFError`` when the child has gone). A message sent with
+        ``send_with_arrays`` comes back whole: ``("state", request, arrays, state, experiment)``."""
         try:
-            return self.conn.recv()
-        except (OSError, ValueError) as exc:
+            message = self.conn.recv()
+            if message and message[0] == ARRAYS_FOLLOW:
+                return recv_arrays(self.conn, message)
+            return message
+        except (OSError, ValueError, multiprocessing.BufferTooShort) as exc:
             raise EOFError(str(exc)) from None
 
     def end(self, grace: float = 2.0) -> int | None:
@@ -251,6 +256,48 @@ def _send(conn: Connection, message: tuple[Any, ...]) -> None:
         pass                        # the parent has gone; the next recv ends the child
 
 
+#: First field of a message whose arrays follow it as raw byte frames (``send_with_arrays``).
+ARRAYS_FOLLOW = "arrays-follow"
+
+
+def send_with_arrays(conn: Connection, message: tuple[Any, ...], arrays: Mapping[str, np.ndarray]) -> None:
+    """Send ``message`` with ``arrays`` inserted as its third field, the arrays as raw buffers.
+
+    A session's arrays (a wide network's weights and optimizer slots, a 60,000-row split) are the
+    bulk of a save; pickled, each would be copied into the pickle stream and out again. Here a
+    small header names each array's dtype and shape, and its bytes follow as one frame read
+    straight into an array the receiver allocates (``recv_arrays``). Only numbers and fixed-width
+    text cross: never an object array."""
+    layout = []
+    for name, array in arrays.items():
+        array = np.asarray(array)
+        if array.dtype.hasobject:
+            raise TypeError(f"{name}: an object array cannot be sent")
+        layout.append((name, array.dtype.str, array.shape))
+    try:
+        conn.send((ARRAYS_FOLLOW, message, layout))
+        for array in arrays.values():
+            conn.send_bytes(np.ascontiguousarray(array).reshape(-1).view(np.uint8))
+    except (OSError, ValueError):
+        pass                        # the parent has gone; the next recv ends the child
+
+
+def recv_arrays(conn: Connection, header: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The message ``send_with_arrays`` sent, its arrays read from their frames."""
+    _, message, layout = header
+    arrays: dict[str, np.ndarray] = {}
+    for name, dtype, shape in layout:
+        array = np.empty(shape, dtype=np.dtype(dtype))
+        if array.nbytes:
+            received = conn.recv_bytes_into(array.reshape(-1).view(np.uint8))
+            if received != array.nbytes:
+                raise ValueError(f"{name}: {received} bytes arrived for an array of {array.nbytes}")
+        else:
+            conn.recv_bytes()
+        arrays[name] = array
+    return (*message[:2], arrays, *message[2:])
+
+
 class ChildRunner:
     """Serves the parent's commands with one trainer (in the child)."""
 
@@ -297,7 +344,7 @@ class ChildRunner:
             trainer.set_hyperparameters(parse_experiment(message[1]))
         elif kind == "state":
             arrays, state = trainer.state_dict()
-            _send(self.conn, ("state", message[1], arrays, state, trainer.experiment.to_dict()))
+            send_with_arrays(self.conn, ("state", message[1], state, trainer.experiment.to_dict()), arrays)
         elif kind == "modules":
             _send(self.conn, ("modules", message[1], sorted(sys.modules)))
         elif kind == "step" and not idle:

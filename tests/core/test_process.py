@@ -237,3 +237,30 @@ def test_a_process_jobs_errors_cross_as_their_own_type_and_a_dead_child_is_repor
         ProcessJob(job_refusing, ("training.epochs",))(lambda _: None, lambda: False)
     with pytest.raises(JobProcessDied, match="ended without a result"):
         ProcessJob(job_dying)(lambda _: None, lambda: False)
+
+
+def test_arrays_cross_the_pipe_as_raw_buffers_exactly() -> None:
+    import multiprocessing
+    import threading
+
+    from core.process import ARRAYS_FOLLOW, recv_arrays, send_with_arrays
+
+    rng = np.random.default_rng(3)
+    arrays = {"weights": rng.standard_normal((300, 784)).astype(np.float32),
+              "split/train": rng.permutation(60_000), "names": np.array(["dense_0", "output"]),
+              "flags": np.array([True, False, True]), "empty": np.zeros((0, 5)), "scalar": np.array(2.5),
+              "strided": np.arange(20.0)[::3]}
+    ours, theirs = multiprocessing.Pipe(duplex=True)
+    sender = threading.Thread(target=send_with_arrays, args=(theirs, ("state", 7, {"step": 3}, {"seed": 1}), arrays))
+    sender.start()                           # large frames: the reader must read while it writes
+    header = ours.recv()
+    assert header[0] == ARRAYS_FOLLOW
+    kind, request, received, state, experiment = recv_arrays(ours, header)
+    sender.join()
+    assert (kind, request, state, experiment) == ("state", 7, {"step": 3}, {"seed": 1})
+    assert received.keys() == arrays.keys()
+    for name, array in arrays.items():
+        assert received[name].dtype == array.dtype and received[name].shape == array.shape, name
+        np.testing.assert_array_equal(received[name], array, err_msg=name)
+    with pytest.raises(TypeError, match="bad: an object array cannot be sent"):
+        send_with_arrays(theirs, ("state", 8), {"bad": np.array([{}], dtype=object)})
