@@ -18,8 +18,8 @@ experiment, the time from Train to the first plotted step (target: 1.5 s). The h
 average is printed with the figures: the ratios are what to compare between runs.
 
 With ``--labs`` it also times the learning-rate finder (a lab that trains a scratch copy of
-the default experiment on a ``JobRunner`` thread of the GUI process) and reports the same
-event-loop lateness while it runs: the evidence for whether the labs need a process too.
+the default experiment, in a child process started by its ``JobRunner``: ``core.process.ProcessJob``)
+and reports the same event-loop lateness while it runs.
 
     python benchmarks/bench_window.py [--quick] [--labs] [--json results.json]
 """
@@ -276,7 +276,7 @@ def main() -> int:
             idle_p99, idle_worst = idle.stop()
             lab = lab_lateness(app, load_experiment(examples / "default.json"))
             results["lr_finder"] = {**lab, "idle_p99": idle_p99, "idle_worst": idle_worst}
-            print(f"learning-rate finder (300 steps of the default experiment on a JobRunner thread): "
+            print(f"learning-rate finder (300 steps of the default experiment in its child process): "
                   f"{lab['seconds']:.2f} s; event-loop lateness p99 {lab['p99'] * 1000:.1f} ms, worst "
                   f"{lab['worst'] * 1000:.1f} ms (idle window: p99 {idle_p99 * 1000:.1f}, worst "
                   f"{idle_worst * 1000:.1f} ms)", flush=True)

@@ -489,9 +489,24 @@ def job_child_main(conn: Connection, target: Any, args: tuple[Any, ...], nice: i
             pass                    # not POSIX: the job runs at normal priority
     stopped = False
     last_progress = -float("inf")
+    held: list[Any] = []            # a progress value held back by the rate limit: sent later, never lost
+
+    def send_progress(info: Any) -> None:
+        nonlocal last_progress
+        last_progress = time.monotonic()
+        held.clear()
+        _send(conn, ("progress", info))
+
+    def progress(info: Any) -> None:
+        if time.monotonic() - last_progress >= 1.0 / JOB_PROGRESS_PER_SECOND:
+            send_progress(info)
+        else:
+            held[:] = [info]
 
     def should_stop() -> bool:
         nonlocal stopped
+        if held and time.monotonic() - last_progress >= 1.0 / JOB_PROGRESS_PER_SECOND:
+            send_progress(held[0])
         try:
             while not stopped and conn.poll(0):
                 stopped = conn.recv()[0] == "stop"
@@ -499,16 +514,11 @@ def job_child_main(conn: Connection, target: Any, args: tuple[Any, ...], nice: i
             stopped = True          # the parent has gone
         return stopped
 
-    def progress(info: Any) -> None:
-        nonlocal last_progress
-        now = time.monotonic()
-        if now - last_progress >= 1.0 / JOB_PROGRESS_PER_SECOND:
-            last_progress = now
-            _send(conn, ("progress", info))
-
     try:
         with limit_blas_threads(1):
             result = target(progress, should_stop, *args)
+        if held:
+            send_progress(held[0])
     except Exception as exc:  # noqa: BLE001 — every failure crosses to the parent, which raises it
         try:
             pickle.loads(pickle.dumps(exc))  # an exception the parent could not rebuild crosses as its text

@@ -325,6 +325,23 @@ def lr_range_test(experiment: Experiment, *, weights: Mapping[str, np.ndarray] |
     return result
 
 
+def lr_range_test_job(progress: Callable[[dict[str, Any]], None], should_stop: Callable[[], bool],
+                      experiment: Experiment, base_dir: str | None, options: Mapping[str, Any]) -> RangeTest:
+    """``lr_range_test`` in the shape of a job (``core.process.ProcessJob``: the window runs it in
+    a child process). ``progress`` gets the whole curve so far — ``step``, ``lr``, ``loss``,
+    ``smoothed`` — since values in between may be skipped; the suggestion is checked."""
+    points: dict[str, list[float]] = {"lr": [], "loss": [], "smoothed": []}
+
+    def observe(info: dict[str, Any]) -> None:
+        points["lr"].append(info["learning_rate"])
+        points["loss"].append(info["loss"])
+        points["smoothed"].append(info["smoothed"])
+        progress({"step": info["step"], **{k: list(v) for k, v in points.items()}})
+
+    return lr_range_test(experiment, base_dir=base_dir, observer=observe, should_stop=should_stop,
+                         check_suggestion=True, **options)
+
+
 def lr_range_test_for_trainer(trainer: Trainer, **options: Any) -> RangeTest:
     """The range test from a live trainer's current weights, leaving the trainer untouched
     (its weights are copied out with ``Trainer.state_dict``; the test runs on a scratch trainer)."""
