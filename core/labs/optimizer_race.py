@@ -440,6 +440,14 @@ def measured_table(surfaces: Sequence[str] | None = None, optimizers: Sequence[s
     return rows
 
 
+
+def measured_table_job(progress: Callable[[tuple[int, int]], None], should_stop: Callable[[], bool],
+                       tolerance: float, grid: Sequence[float]) -> list[TableRow]:
+    """``measured_table`` in the shape of a job (``core.process.ProcessJob``: the window runs it in
+    a child process); ``progress`` gets ``(cells done, cells in all)``."""
+    return measured_table(tolerance=tolerance, grid=grid, progress=lambda done, total: progress((done, total)),
+                          should_stop=should_stop)
+
 def _accepted(stars: str) -> set[str]:
     """The book's rating as the set of star counts it allows ("** or ***" allows both)."""
     return {part.strip() for part in stars.split(" or ")}

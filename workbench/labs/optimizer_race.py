@@ -49,11 +49,12 @@ from core.labs.optimizer_race import (
     Trajectory,
     format_report,
     learning_rate_grid,
-    measured_table,
+    measured_table_job,
     momentum_parameter,
     race,
     tune_learning_rate,
 )
+from core.process import ProcessJob
 
 from ..concurrent import JobRunner
 from .widgets import RateSpin, colour, plot_widget, safe_log10
@@ -490,9 +491,9 @@ class OptimizerRaceLab(QWidget):
         runner.finished.connect(show)
         runner.failed.connect(lambda message: browser.setPlainText(message))
         dialog.finished.connect(lambda _result: runner.shutdown())
-        runner.submit(lambda progress, stop: measured_table(tolerance=tolerance, grid=TABLE_GRID,
-                                                            progress=lambda done, total: progress((done, total)),
-                                                            should_stop=stop))
+        # In a child process: every optimizer tuned on every surface keeps a core busy for seconds.
+        runner.submit(ProcessJob(measured_table_job, (tolerance, tuple(TABLE_GRID)),
+                                 name="gradient-workbench-table-11-2"))
         dialog.runner = runner  # type: ignore[attr-defined]
         dialog.browser = browser  # type: ignore[attr-defined]
         dialog.show()
