@@ -509,7 +509,8 @@ def edited_checkpoints(path: Path, tmp: Path, arrays=None, state=None, experimen
 
 @pytest.mark.parametrize("edit, message", [
     (dict(arrays=lambda a: {**a, "16/weights/layers.0.kernel": a["4/weights/layers.0.kernel"]}),
-     r"checkpoints.npz holds arrays of step 16, which state.json\[checkpoints\] does not list \(it lists \[4, 8, 12\]\)"),
+     r"checkpoints.npz holds arrays of step 16, which state.json\[checkpoints\] does not list "
+     r"\(it lists \[4, 8, 12\]\)"),
     (dict(arrays=lambda a: {**a, "4/history/loss": np.zeros(3)}),
      r"checkpoints.npz holds an unexpected array '4/history/loss'"),
     (dict(arrays=lambda a: {**a, "8/weights/layers.0.kernel": np.zeros((2, 5), np.float32)}),
@@ -549,7 +550,8 @@ def test_a_checkpoints_member_claiming_more_than_keep_copies_need_is_refused_unr
     from .hostile import session_with, zeros_bomb
 
     path = tmp_path / "bomb.gwb"
-    path.write_bytes(session_with(members_of(checkpointed_file), {"checkpoints.npz": zeros_bomb("checkpoints.npz", 64)}))
+    bomb = zeros_bomb("checkpoints.npz", 64)
+    path.write_bytes(session_with(members_of(checkpointed_file), {"checkpoints.npz": bomb}))
     with pytest.raises(SessionError, match=r"member checkpoints.npz claims 67,108,864 bytes, more than the .* "
                                            r"allowed; refused unread"):
         load_session(path)
