@@ -76,10 +76,10 @@ def test_branch_with_no_change_resumed_to_the_end_equals_the_original(tmp_path, 
 
 
 def test_branch_replays_from_the_nearest_checkpoint_and_says_so(tmp_path, capsys):
-    """SMALL trains 15 steps; with a checkpoint every 3 (at most 3) the file keeps 6 and 12."""
+    """SMALL trains 18 steps; with a checkpoint every 3 (at most 3) the file keeps 6, 12 and 18."""
     spec = {**SMALL, "training": {**SMALL["training"], "checkpoints": {"every": 3, "keep": 3}}}
     run = train(tmp_path, spec, "small")
-    assert [s["step"] for s in load_session(run).state["checkpoints"]["states"]] == [6, 12]
+    assert [s["step"] for s in load_session(run).state["checkpoints"]["states"]] == [6, 12, 18]
     fork = str(tmp_path / "fork.gwb")
     capsys.readouterr()
     assert run_headless(["branch", run, "--at-step", "8", "--out", fork]) == 0
