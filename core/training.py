@@ -10,6 +10,7 @@ for bit.
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -730,7 +731,9 @@ class Trainer:
             arrays.update({f"history/{k}": a for k, a in self.history_arrays().items()})
             if self._good_state is not None and self.batch_index > 0:
                 self._add_rollback(arrays, state)
-        if history if checkpoints is None else checkpoints:
+        if checkpoints is None:
+            checkpoints = history
+        if checkpoints:
             kept, log = self.checkpoints.to_state()
             arrays.update(kept)
             state["checkpoints"] = log
@@ -750,14 +753,15 @@ class Trainer:
         if self._good_state is not None and self.batch_index > 0:
             self._add_rollback(arrays, state)
         state.pop("epoch_seconds")
-        self.checkpoints.add(Checkpoint(self.step, read_only(arrays), state))
+        # (a deep copy: the schedule's and early stopping's state may share lists with them)
+        self.checkpoints.add(Checkpoint(self.step, read_only(arrays), copy.deepcopy(state)))
 
     def restore_checkpoint(self, checkpoint: Checkpoint) -> None:
         """Go back to ``checkpoint`` (one of this trainer's own): its state, the history cut
         where it was taken, and the later checkpoints forgotten. Training on from there
         repeats the run bit for bit (the same data order and dropout masks)."""
         split = {f"split/{k}": getattr(self.split, k) for k in ("train", "val", "test")}
-        self.load_state_dict({**checkpoint.arrays, **split}, checkpoint.state)
+        self.load_state_dict({**checkpoint.arrays, **split}, copy.deepcopy(dict(checkpoint.state)))
 
     def _state(self, split: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays: dict[str, np.ndarray] = {f"weights/{k}": a for k, a in self.network.state().items()}
@@ -958,7 +962,7 @@ class Trainer:
             except ValueError as exc:
                 raise ValueError(f"checkpoint at step {at}: {exc}") from None
             private = {k: a if not a.flags.writeable else np.array(a, copy=True) for k, a in own.items()}
-            entries.append(Checkpoint(at, read_only(private), dict(saved)))
+            entries.append(Checkpoint(at, read_only(private), copy.deepcopy(dict(saved))))
         return CheckpointLog(spec.every, spec.keep, log["interval"], entries)
 
     def _check_plan(self, plan: Any) -> tuple[int, int] | None:
