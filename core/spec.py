@@ -44,6 +44,8 @@ MAX_PARAMETERS = 20_000_000
 MAX_HIDDEN_PARAMETERS = MAX_PARAMETERS
 MAX_EPOCHS = 1_000_000
 MAX_BATCH_SIZE = 1_048_576
+MAX_CHECKPOINT_EVERY = 1_000_000
+MAX_CHECKPOINTS = 100      # training.checkpoints.keep: each is a copy of the weights and optimizer slots
 MAX_SPEC_BYTES = 16 * 1024**2  # an experiment file is a few kilobytes; this refuses /dev/zero-like input
 
 BATCH_NORM_POSITIONS = ("before_activation", "after_activation", False)
@@ -318,6 +320,23 @@ class InstrumentsSpec:
 
 
 @dataclass(frozen=True)
+class CheckpointsSpec:
+    """``training.checkpoints``: how often the trainer keeps a copy of its whole state (weights,
+    optimizer slots, schedule, RNG and data order), so a branch at step K replays only from the
+    nearest copy at or before K instead of from the start (``core.checkpoints``).
+
+    One is taken every ``every`` optimizer steps; when more than ``keep`` are held, the
+    interval doubles and the copies off the new grid are dropped, so a run of any length holds
+    at most ``keep`` copies, evenly spaced. ``keep: 0`` keeps none (a branch replays from the start)."""
+
+    every: int = 200
+    keep: int = 10
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"every": self.every, "keep": self.keep}
+
+
+@dataclass(frozen=True)
 class TrainingSpec:
     epochs: int = 30
     batch_size: int = 32
@@ -327,6 +346,7 @@ class TrainingSpec:
     max_rollbacks: int = 3
     dtype: str = "float32"
     instruments: InstrumentsSpec = field(default_factory=InstrumentsSpec)
+    checkpoints: CheckpointsSpec = field(default_factory=CheckpointsSpec)
 
     def to_dict(self) -> dict[str, Any]:
         out = {"epochs": self.epochs, "batch_size": self.batch_size, "shuffle": self.shuffle,
@@ -334,6 +354,8 @@ class TrainingSpec:
                "max_rollbacks": self.max_rollbacks, "dtype": self.dtype}
         if self.instruments != InstrumentsSpec():  # left out at the defaults, so older experiments keep their JSON
             out["instruments"] = self.instruments.to_dict()
+        if self.checkpoints != CheckpointsSpec():  # likewise
+            out["checkpoints"] = self.checkpoints.to_dict()
         return out
 
 
@@ -598,8 +620,17 @@ def _parse_instruments(path: str, value: Any) -> InstrumentsSpec:
     )
 
 
+def _parse_checkpoints(path: str, value: Any) -> CheckpointsSpec:
+    d = _object(path, value, tuple(CheckpointsSpec().to_dict()))
+    default = CheckpointsSpec()
+    return CheckpointsSpec(
+        every=_check(_join(path, "every"), v.positive_int, d.get("every", default.every), high=MAX_CHECKPOINT_EVERY),
+        keep=_check(_join(path, "keep"), v.integer, d.get("keep", default.keep), low=0, high=MAX_CHECKPOINTS),
+    )
+
+
 def _parse_training(path: str, value: Any) -> TrainingSpec:
-    d = _object(path, value, (*TrainingSpec().to_dict(), "instruments"))
+    d = _object(path, value, (*TrainingSpec().to_dict(), "instruments", "checkpoints"))
     t = TrainingSpec()
     return TrainingSpec(
         epochs=_check(_join(path, "epochs"), v.positive_int, d.get("epochs", t.epochs), high=MAX_EPOCHS),
@@ -613,6 +644,7 @@ def _parse_training(path: str, value: Any) -> TrainingSpec:
                              low=0, high=100),
         dtype=_check(_join(path, "dtype"), v.choice, d.get("dtype", t.dtype), DTYPES),
         instruments=_parse_instruments(_join(path, "instruments"), d.get("instruments", {})),
+        checkpoints=_parse_checkpoints(_join(path, "checkpoints"), d.get("checkpoints", {})),
     )
 
 

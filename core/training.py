@@ -10,6 +10,7 @@ for bit.
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from core.checkpoints import Checkpoint, CheckpointLog, interval_problem, read_only, split_arrays
 from core.data import Dataset, Progress, load_dataset
 from core.engine.diagnostics import (
     EPOCH_METRICS,
@@ -242,6 +244,8 @@ class Trainer:
         # Sharpness, gradient noise and effective learning rates, in rows of the recorder's.
         self.instruments = InstrumentRecorder(spec.training.instruments, len(self.network.layer_names))
         self.history: dict[str, list[float]] = {k: [] for k in EPOCH_METRICS}
+        # Copies of the whole state every training.checkpoints.every steps (core.checkpoints).
+        self.checkpoints = CheckpointLog.from_spec(spec.training.checkpoints)
         self.events: list[dict[str, Any]] = []
         self.step = 0           # optimizer steps taken
         self.epoch = 0          # epochs completed
@@ -442,6 +446,8 @@ class Trainer:
             next_lr = self.schedule(self.step) * self.lr_scale
             self.instruments.measure(instruments_due, row, net, self.optimizer, next_lr, self.probe_examples,
                                      reg.l1, reg.l2)
+        if self.checkpoints.due(self.step):
+            self._take_checkpoint()
         self._epoch_seconds += time.perf_counter() - t0
         notify("step", {"step": self.step, "epoch": self.epoch, "batch": self.batch_index,
                         "batches": self.steps_per_epoch, "loss": loss, "learning_rate": lr, "recorded": record})
@@ -508,8 +514,11 @@ class Trainer:
 
     def _begin_epoch(self) -> None:
         if self.experiment.training.on_nan == "rollback":
-            # The last good state a roll-back returns to (history is rewound, not copied).
-            self._good_state = self.state_dict(history=False)
+            # The last good state a roll-back returns to (history is rewound, not copied; the
+            # seconds of the epoch before are no part of it).
+            arrays, state = self.state_dict(history=False)
+            state.pop("epoch_seconds")
+            self._good_state = arrays, state
         n = len(self.split.train)
         self._perm = self.rng.permutation(n) if self.experiment.training.shuffle else np.arange(n)
         self._epoch_sums[:] = 0.0
@@ -706,12 +715,55 @@ class Trainer:
 
     # ------------------------------------------------------------------ state
 
-    def state_dict(self, history: bool = True) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Everything needed to continue exactly: (arrays, JSON-able values). Copies only, so
-        another thread may serialize them while training goes on.
+    def state_dict(self, history: bool = True, checkpoints: bool | None = None
+                   ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Everything needed to continue exactly: (arrays, JSON-able values). Copies only (or
+        read-only checkpoint arrays, never written), so another thread may serialize them while
+        training goes on.
 
         Without ``history`` the per-epoch and per-step tables are left out and only their
-        lengths kept (the NaN roll-back's snapshot rewinds them instead of copying them)."""
+        lengths kept (the NaN roll-back's snapshot rewinds them instead of copying them).
+        ``checkpoints`` (default: as ``history``) adds the checkpoints (``checkpoints/<step>/...``
+        arrays and ``state["checkpoints"]``), which a save carries and a continuation of the run
+        under changed settings does not."""
+        arrays, state = self._state(split=True)
+        if history:
+            arrays.update({f"history/{k}": a for k, a in self.history_arrays().items()})
+            if self._good_state is not None and self.batch_index > 0:
+                self._add_rollback(arrays, state)
+        if checkpoints is None:
+            checkpoints = history
+        if checkpoints:
+            kept, log = self.checkpoints.to_state()
+            arrays.update(kept)
+            state["checkpoints"] = log
+        return arrays, state
+
+    def _add_rollback(self, arrays: dict[str, np.ndarray], state: dict[str, Any]) -> None:
+        """Mid-epoch with on_nan = "rollback": the start of this epoch, which a divergence
+        before its end returns to (the arrays are private copies never written to)."""
+        good_arrays, good_state = self._good_state  # type: ignore[misc]
+        arrays.update({f"rollback/{k}": a for k, a in good_arrays.items() if not k.startswith("split/")})
+        state["rollback"] = good_state
+
+    def _take_checkpoint(self) -> None:
+        """Keep the state after this step (without the split, the history and the seconds: the
+        first two are the run's, the last a clock's)."""
+        arrays, state = self._state(split=False)
+        if self._good_state is not None and self.batch_index > 0:
+            self._add_rollback(arrays, state)
+        state.pop("epoch_seconds")
+        # (a deep copy: the schedule's and early stopping's state may share lists with them)
+        self.checkpoints.add(Checkpoint(self.step, read_only(arrays), copy.deepcopy(state)))
+
+    def restore_checkpoint(self, checkpoint: Checkpoint) -> None:
+        """Go back to ``checkpoint`` (one of this trainer's own): its state, the history cut
+        where it was taken, and the later checkpoints forgotten. Training on from there
+        repeats the run bit for bit (the same data order and dropout masks)."""
+        split = {f"split/{k}": getattr(self.split, k) for k in ("train", "val", "test")}
+        self.load_state_dict({**checkpoint.arrays, **split}, copy.deepcopy(dict(checkpoint.state)))
+
+    def _state(self, split: bool) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays: dict[str, np.ndarray] = {f"weights/{k}": a for k, a in self.network.state().items()}
         opt = self.optimizer.state_dict()
         arrays.update({f"optimizer/{k}": np.array(a, copy=True) for k, a in opt["slots"].items()})
@@ -720,9 +772,8 @@ class Trainer:
         if self._perm is not None:
             arrays["loop/permutation"] = self._perm.copy()
         arrays["loop/epoch_sums"] = self._epoch_sums.copy()
-        arrays.update({f"split/{k}": getattr(self.split, k).copy() for k in ("train", "val", "test")})
-        if history:
-            arrays.update({f"history/{k}": a for k, a in self.history_arrays().items()})
+        if split:
+            arrays.update({f"split/{k}": getattr(self.split, k).copy() for k in ("train", "val", "test")})
         state = {
             "recorded_steps": self.recorder.size, "epochs_recorded": len(self.history["epoch"]),
             "step": self.step, "epoch": self.epoch, "batch_index": self.batch_index,
@@ -738,12 +789,6 @@ class Trainer:
             "n_inputs": self.network.n_inputs, "n_outputs": self.network.n_outputs,
             "lineage": [dict(e) for e in self.lineage],
         }
-        if history and self._good_state is not None and self.batch_index > 0:
-            # Mid-epoch with on_nan = "rollback": the start of this epoch, which a divergence
-            # before its end returns to (the arrays are private copies never written to).
-            good_arrays, good_state = self._good_state
-            arrays.update({f"rollback/{k}": a for k, a in good_arrays.items() if not k.startswith("split/")})
-            state["rollback"] = good_state
         return arrays, state
 
     def load_state_dict(self, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any]) -> None:
@@ -780,6 +825,10 @@ class Trainer:
         self.events = new["events"]
         self.lineage = new["lineage"]
         self._good_state = new["good_state"]
+        if new["checkpoints"] is not None:
+            self.checkpoints = new["checkpoints"]
+        else:   # a roll-back or a rewind: the copies of the steps it went back over are of another path
+            self.checkpoints.drop_after(self.step)
         self._apply_freeze()
 
     def _check_state(self, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any]) -> dict[str, Any]:
@@ -880,7 +929,41 @@ class Trainer:
                 raise ValueError(f"roll-back state: {exc}") from None
             good = ({k: np.array(a, copy=True) for k, a in good_arrays.items()}, dict(good))
         new["good_state"] = good
+        log = state.get("checkpoints")
+        new["checkpoints"] = None if log is None else self._check_checkpoints(arrays, log, new["step"])
         return new
+
+    def _check_checkpoints(self, arrays: Mapping[str, np.ndarray], log: Any, step: int) -> CheckpointLog:
+        """A saved ``state["checkpoints"]`` with its ``checkpoints/<step>/...`` arrays, checked
+        like the state itself (each one restores into this trainer), as a ``CheckpointLog``."""
+        if not isinstance(log, Mapping) or set(log) != {"interval", "states"} or not isinstance(log["states"], list) \
+                or not all(isinstance(s, Mapping) for s in log["states"]):
+            raise ValueError("state checkpoints: must be an object with an interval and a list of states")
+        steps = [s.get("step") for s in log["states"]]
+        if not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
+            raise ValueError(f"state checkpoints: every state needs an integer step, got {quote(steps)}")
+        spec = self.experiment.training.checkpoints
+        problem = interval_problem(spec, log["interval"], steps)
+        if problem:
+            raise ValueError(f"state checkpoints: {problem}")
+        if steps and steps[-1] > step:
+            raise ValueError(f"state checkpoints: a checkpoint at step {steps[-1]}, after the run's step {step}")
+        grouped = split_arrays(arrays)
+        if set(grouped) - set(steps):
+            raise ValueError(f"state checkpoints: arrays of step {min(set(grouped) - set(steps))}, which has no state")
+        split = {k: a for k, a in arrays.items() if k.startswith("split/")}
+        entries = []
+        for at, saved in zip(steps, log["states"], strict=True):
+            own = grouped.get(at, {})
+            if "checkpoints" in saved:
+                raise ValueError(f"checkpoint at step {at}: holds checkpoints itself")
+            try:
+                self._check_state({**own, **split}, saved)
+            except ValueError as exc:
+                raise ValueError(f"checkpoint at step {at}: {exc}") from None
+            private = {k: a if not a.flags.writeable else np.array(a, copy=True) for k, a in own.items()}
+            entries.append(Checkpoint(at, read_only(private), copy.deepcopy(dict(saved))))
+        return CheckpointLog(spec.every, spec.keep, log["interval"], entries)
 
     def _check_plan(self, plan: Any) -> tuple[int, int] | None:
         if plan is None:  # sessions written before the plan was saved: the spec's plan

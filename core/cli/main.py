@@ -24,7 +24,7 @@ from core import __version__
 from core.engine.diagnostics import EPOCH_METRICS
 from core.engine.validation import open_regular, printable, quote
 from core.monitor import SnapshotSource
-from core.sessions.branch import branch_record, branch_trainer, parse_changes
+from core.sessions.branch import branch_record, branch_trainer, parse_changes, replay_start
 from core.sessions.format import Session, SessionError, load_session, peek_session
 from core.sessions.recovery import DEFAULT_INTERVAL, Autosaver, recovery_path_for
 from core.sessions.summary import layer_names, session_summary
@@ -322,8 +322,11 @@ def cmd_branch(args: argparse.Namespace) -> int:
         save_trainer(out, trainer, extra)
     except OSError as exc:
         raise WriteFailed(f"could not write {out} ({exc})") from None
+    start = replay_start(session, args.at_step)
+    origin = f"replayed from its checkpoint at step {start:,}" if start else "replayed from its start"
     sys.stderr.write(f"branched {args.session} at step {args.at_step:,} (epoch {trainer.epoch}, batch "
-                     f"{trainer.batch_index}){' with ' + ', '.join(args.set) if args.set else ''}; wrote {out}\n"
+                     f"{trainer.batch_index}; {origin}){' with ' + ', '.join(args.set) if args.set else ''}; "
+                     f"wrote {out}\n"
                      f"continue it with: gradient-workbench resume {out} --out {out}\n")
     return 0
 

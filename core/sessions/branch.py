@@ -2,10 +2,12 @@
 
 A run is deterministic given its experiment (the seed fixes the initial weights, the split,
 every epoch's data order and every dropout mask), so its state at any step can be rebuilt by
-training again from the start up to that step: the start is the checkpoint. ``branch_trainer``
-does that replay and then checks it: every diagnostics row the saved run recorded up to the
-step must come out equal, bit for bit. A run that was changed while it trained (a live edit in
-the window) does not replay, and is refused rather than branched from a state it never had.
+training again up to that step from any earlier state of it: from the nearest checkpoint at
+or before the step that the session holds (``training.checkpoints``, ``core.checkpoints``), or
+from the start when there is none. ``branch_trainer`` does that replay and then checks it:
+every diagnostics row the saved run recorded from the checkpoint up to the step must come out
+equal, bit for bit. A run that was changed while it trained (a live edit in the window) does
+not replay, and is refused rather than branched from a state it never had.
 
 Changes are given as field paths of the experiment JSON (``optimizer.learning_rate``,
 ``schedule.name``, ``regularization.l2``, ``model.layers[2].activation``, ...). They apply
@@ -47,6 +49,7 @@ from core.spec import (
 from core.training import Trainer
 
 from .format import Session, SessionError
+from .trainer_io import restore_trainer
 
 Change = tuple[str, Any]   # (field path as written, new value)
 
@@ -72,13 +75,33 @@ def parse_assignment(text: str) -> Change:
     return path, value
 
 
-def _replay_to(session: Session, at_step: int, base_dir: str | Path | None) -> Trainer:
-    """The saved run's trainer rebuilt from its start and trained ``at_step`` steps."""
+def replay_start(session: Session, at_step: int) -> int:
+    """The step a branch at ``at_step`` replays from: the session's latest checkpoint at or
+    before it, else 0 (the start)."""
+    log = session.state.get("checkpoints")
+    steps = [s["step"] for s in log["states"]] if isinstance(log, dict) else []
+    return max((s for s in steps if s <= at_step), default=0)
+
+
+def _replay_to(session: Session, at_step: int, base_dir: str | Path | None, from_checkpoint: bool) -> Trainer:
+    """The saved run's trainer rebuilt at its nearest checkpoint (or its start) and trained on
+    to step ``at_step``."""
     where = session.path or "session"
-    try:
-        trainer = Trainer(session.experiment, base_dir)
-    except SpecError as exc:
-        raise SessionError(f"{where}: cannot rebuild the run to replay it: {exc}") from None
+    start = replay_start(session, at_step) if from_checkpoint else 0
+    if start > 0:
+        trainer = restore_trainer(session, base_dir)
+        checkpoint = trainer.checkpoints.at_or_before(at_step)
+        assert checkpoint is not None and checkpoint.step == start
+        try:
+            trainer.restore_checkpoint(checkpoint)
+        except ValueError as exc:
+            raise SessionError(f"{where}: the checkpoint at step {start} does not fit the run's experiment (was it "
+                               f"changed while it trained?): {exc}") from None
+    else:
+        try:
+            trainer = Trainer(session.experiment, base_dir)
+        except SpecError as exc:
+            raise SessionError(f"{where}: cannot rebuild the run to replay it: {exc}") from None
     reason = trainer.fit(epochs=None, should_stop=lambda: trainer.step >= at_step) if at_step > 0 else ""
     if trainer.step != at_step:
         raise SessionError(f"{where}: replaying the run ended at step {trainer.step} ({reason}) before step "
@@ -125,8 +148,14 @@ def _refuse_data_changes(old: Experiment, new: Experiment) -> None:
 
 
 def branch_trainer(session: Session, at_step: int, changes: Sequence[Change] = (),
-                   base_dir: str | Path | None = None) -> Trainer:
+                   base_dir: str | Path | None = None, *, from_checkpoint: bool = True) -> Trainer:
     """The run of ``session`` at optimizer step ``at_step``, with ``changes`` applied from there.
+
+    The state at ``at_step`` is replayed from the session's nearest checkpoint at or before
+    it (``replay_start``), or from the start with ``from_checkpoint=False``: the two give the
+    same trainer, bit for bit (the checkpoints it holds aside: a branch replayed from a
+    checkpoint keeps the session's, thinned as they were at its end). With no changes the
+    trainer keeps the run's checkpoints up to ``at_step``; with changes it starts its own.
 
     Raises ``SessionError`` when the step is out of range, the run does not replay, or a
     change cannot keep the run's state; ``SpecError`` (naming the field) when the changed
@@ -141,7 +170,7 @@ def branch_trainer(session: Session, at_step: int, changes: Sequence[Change] = (
         recorded = session.state.get("base_dir")
         base_dir = recorded if isinstance(recorded, str) and Path(recorded).is_dir() else (
             session.path.parent if session.path else None)
-    trainer = _replay_to(session, at_step, base_dir)
+    trainer = _replay_to(session, at_step, base_dir, from_checkpoint)
     if not changes:
         return trainer
     try:
@@ -163,10 +192,11 @@ def continue_as(trainer: Trainer, experiment: Experiment, base_dir: str | Path |
     """A new trainer for ``experiment`` holding ``trainer``'s state at its current step (the
     running trainer is not changed): what a branch at that step is, and what a trial of a
     remedy continues from. With ``history=False`` the new trainer starts with empty tables, so
-    what it records is its own. Changes that cannot keep the state raise ``SessionError``."""
+    what it records is its own. It starts with no checkpoints (the running trainer's are
+    states of another experiment). Changes that cannot keep the state raise ``SessionError``."""
     old, new = trainer.experiment, experiment
     _refuse_data_changes(old, new)
-    arrays, state = trainer.state_dict(history=history)
+    arrays, state = trainer.state_dict(history=history, checkpoints=False)
     try:
         branch = Trainer(experiment, base_dir, dataset=trainer.dataset, transfer=False)
     except SpecError as exc:

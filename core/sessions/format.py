@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from core import __version__
+from core.checkpoints import interval_problem, split_arrays
 from core.data.dataset import MAX_VALUES
 from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES, STEP_QUANTITIES, check_history
 from core.engine.instruments import LAYER_INSTRUMENTS, STEP_INSTRUMENTS
@@ -48,9 +49,11 @@ from core.engine.validation import NotARegularFile, open_regular, quote
 from core.spec import MAX_PARAMETERS, Experiment, SpecError, parse_experiment
 
 FORMAT = "gradient-workbench.session"
-VERSION = 2
+VERSION = 3
 MEMBERS = ("manifest.json", "experiment.json", "weights.npz", "best_weights.npz", "optimizer.npz",
-           "state.json", "history.npz")
+           "state.json", "history.npz", "checkpoints.npz")
+#: The format that added each member not in every format.
+MEMBER_SINCE = {"checkpoints.npz": 3}
 REQUIRED = ("manifest.json", "experiment.json", "weights.npz", "history.npz")
 MAX_MEMBER_BYTES = 2 * 1024**3      # a member claiming more than 2 GiB is refused unread
 MAX_JSON_BYTES = 16 * 1024**2
@@ -75,6 +78,8 @@ class Session:
     best_weights: dict[str, np.ndarray] | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    #: ``<step>/<trainer key>`` arrays of the checkpoints ``state["checkpoints"]`` lists (format 3)
+    checkpoints: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def lineage(self) -> list[dict[str, Any]]:
@@ -100,10 +105,20 @@ def _one_cycle_kept_its_momentum(members: Members) -> Members:
     return members
 
 
+def _no_checkpoints(members: Members) -> Members:
+    """Format 2 → 3. Format 3 adds checkpoints (``checkpoints.npz`` and ``state.json``'s
+    ``checkpoints``); a format-2 run has none, so a branch of it replays from its start, and
+    it takes its first checkpoint when it trains on. A ``checkpoints`` value in a format-2
+    ``state.json`` was never written by a save and is dropped."""
+    if isinstance(members["state"], dict):
+        members["state"].pop("checkpoints", None)
+    return members
+
+
 #: ``MIGRATIONS[v]`` turns the members of a format-``v`` file into format ``v + 1``. Loading
 #: applies them in turn up to ``VERSION``, so a file of every released format keeps loading
 #: (tests/data keeps one of each: tests/data/make_fixtures.py writes the current one).
-MIGRATIONS: dict[int, Callable[[Members], Members]] = {1: _one_cycle_kept_its_momentum}
+MIGRATIONS: dict[int, Callable[[Members], Members]] = {1: _one_cycle_kept_its_momentum, 2: _no_checkpoints}
 
 
 def migrate(members: Members, version: int, where: Path) -> Members:
@@ -232,6 +247,9 @@ def session_members(experiment: Experiment, arrays: Mapping[str, np.ndarray], st
     best = group("best/")
     if best:
         members["best_weights.npz"] = _npz_bytes(best)
+    checkpoints = group("checkpoints/")
+    if checkpoints:
+        members["checkpoints.npz"] = _npz_bytes(checkpoints)
     return members
 
 
@@ -410,7 +428,8 @@ def _array_budgets(where: Path, manifest: dict[str, Any], raw: Mapping[str, byte
     input and output widths and recorded steps in ``state.json``) can need, with room to
     spare, never more than ``MAX_MEMBER_BYTES``. A member claiming more is refused unread, so a
     small file cannot make the loader inflate gigabytes of zeros."""
-    generic = dict.fromkeys(("weights.npz", "best_weights.npz", "optimizer.npz", "history.npz"), MAX_MEMBER_BYTES)
+    generic = dict.fromkeys(("weights.npz", "best_weights.npz", "optimizer.npz", "history.npz", "checkpoints.npz"),
+                            MAX_MEMBER_BYTES)
     if manifest["version"] != VERSION or "experiment.json" not in raw:  # older files: migrated later
         return generic
     try:
@@ -438,7 +457,10 @@ def _array_budgets(where: Path, manifest: dict[str, Any], raw: Mapping[str, byte
         # slots, plus a roll-back copy of weights, best weights and slots; row indices of the data
         rows = _rows_bound(experiment, state, counts["n_inputs"])
         optimizer = (2 * n_slots + 2) * weights + 4 * rows * 8 + 64 * per_array
-        budgets.update({"weights.npz": weights, "best_weights.npz": weights, "optimizer.npz": optimizer})
+        # each checkpoint: what optimizer.npz holds plus its own weights and best weights
+        checkpoint = optimizer + 2 * weights
+        budgets.update({"weights.npz": weights, "best_weights.npz": weights, "optimizer.npz": optimizer,
+                        "checkpoints.npz": experiment.training.checkpoints.keep * checkpoint})
     if counts["recorded_steps"] is not None and counts["epochs_recorded"] is not None:
         # every per-step table: the diagnostics, the instruments' and the step counter itself
         per_step = ((len(LAYER_QUANTITIES) + len(LAYER_INSTRUMENTS)) * n_layers
@@ -494,10 +516,11 @@ def _read_verified(where: Path, names: tuple[str, ...] | None = None) -> tuple[d
         manifest = _load_json(_read_member(zf, infos["manifest.json"], where, MAX_JSON_BYTES),
                               "manifest.json", where)
         version = _check_manifest(manifest, where)
+        allowed = [m for m in MEMBERS if MEMBER_SINCE.get(m, 1) <= version]
         for name in infos:
-            if name not in MEMBERS:
+            if name not in allowed:
                 raise SessionError(f"{where}: unexpected member {quote(name)}; a format-{version} session holds "
-                                   f"only {', '.join(MEMBERS)}")
+                                   f"only {', '.join(allowed)}")
         missing = [m for m in REQUIRED if m not in infos]
         if missing:
             raise SessionError(f"{where}: missing member {missing[0]}; the file is incomplete")
@@ -541,7 +564,7 @@ def load_session(path: str | Path) -> Session:
     members: Members = {"manifest": manifest,
                         "experiment": _load_json(raw["experiment.json"], "experiment.json", where)}
     members["state"] = _load_json(raw["state.json"], "state.json", where) if "state.json" in raw else {}
-    for key in ("weights", "best_weights", "optimizer", "history"):
+    for key in ("weights", "best_weights", "optimizer", "history", "checkpoints"):
         if f"{key}.npz" in raw:
             members[key] = _load_npz(raw[f"{key}.npz"], f"{key}.npz", where)
     members = migrate(members, manifest["version"], where)
@@ -553,7 +576,7 @@ def load_session(path: str | Path) -> Session:
     check_state(state, where)
     session = Session(experiment=experiment, weights=members["weights"], history=members["history"], state=state,
                       optimizer=members.get("optimizer", {}), best_weights=members.get("best_weights"),
-                      manifest=manifest, path=where)
+                      manifest=manifest, path=where, checkpoints=members.get("checkpoints", {}))
     check_arrays(session)
     return session
 
@@ -665,38 +688,91 @@ def check_arrays(session: Session) -> None:
     _check_weights(exp, session.weights, "weights.npz", shapes, where)
     if session.best_weights is not None:
         _check_weights(exp, session.best_weights, "best_weights.npz", shapes, where)
-    _check_optimizer(session, shapes, where)
+    _check_optimizer(exp, session.optimizer, shapes, "optimizer.npz", where)
     _check_history(session, where)
+    _check_checkpoints(session, shapes, where)
 
 
-def _check_optimizer(session: Session, shapes: Mapping[str, tuple[int, ...]], where: Path) -> None:
-    exp = session.experiment
+def _check_optimizer(exp: Experiment, arrays: Mapping[str, np.ndarray], shapes: Mapping[str, tuple[int, ...]],
+                     name: str, where: Path, required: bool = False) -> None:
+    """The optimizer slots (``slots/<param>/<slot>``) and the loop's arrays of ``name``; every
+    slot must be there if any array is, or if ``required``."""
     cls = OPTIMIZERS.get(exp.optimizer.name)
     dtype = np.dtype(exp.training.dtype)
     trainable = {k: s for k, s in shapes.items() if not k.endswith(("moving_mean", "moving_variance"))}
     expected = {f"slots/{p}/{slot}": (s, dtype) for p, s in trainable.items() for slot in cls.slot_names}
     expected.update({f"slots/{name}": ((), np.dtype(np.float64)) for name in cls.scalar_state_names})
-    for key, a in session.optimizer.items():
+    for key, a in arrays.items():
         group = key.split("/", 1)[0]
         if group == "slots":
             if key not in expected:
-                raise SessionError(f"{where}: optimizer.npz holds an unexpected slot {key[6:]!r} for a "
+                raise SessionError(f"{where}: {name} holds an unexpected slot {key[6:]!r} for a "
                                    f"{exp.optimizer.name} optimizer of this model")
             shape, want = expected[key]
             if a.shape != shape or a.dtype != want:
-                raise SessionError(f"{where}: optimizer.npz[{key}] is {a.dtype} {a.shape}, the experiment needs "
+                raise SessionError(f"{where}: {name}[{key}] is {a.dtype} {a.shape}, the experiment needs "
                                    f"{want} {shape}")
         elif group in ("loop", "split"):
             if a.ndim != 1 or (group == "split" and a.dtype.kind not in "iu"):
-                raise SessionError(f"{where}: optimizer.npz[{key}] must be a 1-D array"
+                raise SessionError(f"{where}: {name}[{key}] must be a 1-D array"
                                    + (" of row indices" if group == "split" else ""))
         elif group != "rollback":
-            raise SessionError(f"{where}: optimizer.npz holds an unexpected array {key!r}")
-    if session.optimizer:
+            raise SessionError(f"{where}: {name} holds an unexpected array {key!r}")
+    if arrays or required:
         for key in expected:
-            if key not in session.optimizer:
-                raise SessionError(f"{where}: optimizer.npz has no slot {key[6:]!r}, which a "
+            if key not in arrays:
+                raise SessionError(f"{where}: {name} has no slot {key[6:]!r}, which a "
                                    f"{exp.optimizer.name} optimizer of this model needs")
+
+
+def _check_checkpoints(session: Session, shapes: Mapping[str, tuple[int, ...]], where: Path) -> None:
+    """``state.json``'s ``checkpoints`` (an interval and the state of each) and
+    ``checkpoints.npz`` (``<step>/<group>/...``: the weights, optimizer slots, best weights,
+    data order and roll-back point of each) agree with each other and with the experiment's
+    ``training.checkpoints``; every checkpoint's weights and slots have the shapes of the
+    current ones. (Restoring one checks its state against the trainer, like the run's own.)"""
+    exp, log, arrays = session.experiment, session.state.get("checkpoints"), session.checkpoints
+    if log is None:
+        if arrays:
+            raise SessionError(f"{where}: checkpoints.npz holds arrays, but state.json lists no checkpoints")
+        return
+    if not isinstance(log, dict) or set(log) != {"interval", "states"} or not isinstance(log["states"], list) \
+            or not all(isinstance(s, dict) for s in log["states"]):
+        raise SessionError(f"{where}: state.json[checkpoints] must be an object with an interval and a list of "
+                           f"states, got {quote(log)}")
+    steps = [s.get("step") for s in log["states"]]
+    if not all(isinstance(s, int) and not isinstance(s, bool) for s in steps):
+        raise SessionError(f"{where}: state.json[checkpoints]: every state needs an integer step, got {quote(steps)}")
+    problem = interval_problem(exp.training.checkpoints, log["interval"], steps)
+    if problem:
+        raise SessionError(f"{where}: state.json[checkpoints] {problem}")
+    last = session.state.get("step")
+    if steps and isinstance(last, int) and steps[-1] > last:
+        raise SessionError(f"{where}: state.json[checkpoints] has a checkpoint at step {steps[-1]}, after the "
+                           f"run's step {last}")
+    try:
+        grouped = split_arrays({f"checkpoints/{k}": a for k, a in arrays.items()})
+    except ValueError as exc:
+        raise SessionError(f"{where}: checkpoints.npz holds an unexpected array "
+                           f"{quote(str(exc).split(':')[0][len('checkpoints/'):])}") from None
+    unlisted = sorted(set(grouped) - set(steps))
+    if unlisted:
+        raise SessionError(f"{where}: checkpoints.npz holds arrays of step {unlisted[0]}, which "
+                           f"state.json[checkpoints] does not list (it lists {steps})")
+    for step in steps:
+        own = grouped.get(step, {})
+        label = f"checkpoints.npz[{step}]"
+
+        def group(prefix: str, own: dict[str, np.ndarray] = own) -> dict[str, np.ndarray]:
+            return {k[len(prefix):]: a for k, a in own.items() if k.startswith(prefix)}
+
+        _check_weights(exp, group("weights/"), f"{label} weights", shapes, where)
+        best = group("best/")
+        if best:
+            _check_weights(exp, best, f"{label} best weights", shapes, where)
+        slots = {**{f"slots/{k}": a for k, a in group("optimizer/").items()},
+                 **{k: a for k, a in own.items() if k.startswith(("loop/", "rollback/"))}}
+        _check_optimizer(exp, slots, shapes, label, where, required=True)
 
 
 def _check_history(session: Session, where: Path) -> None:

@@ -62,6 +62,7 @@ def trainer_arrays(session: Session) -> dict[str, np.ndarray]:
     arrays.update({f"history/{k}": a for k, a in session.history.items()})
     if session.best_weights:
         arrays.update({f"best/{k}": a for k, a in session.best_weights.items()})
+    arrays.update({f"checkpoints/{k}": a for k, a in session.checkpoints.items()})
     return arrays
 
 

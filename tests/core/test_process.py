@@ -264,3 +264,33 @@ def test_arrays_cross_the_pipe_as_raw_buffers_exactly() -> None:
         np.testing.assert_array_equal(received[name], array, err_msg=name)
     with pytest.raises(TypeError, match="bad: an object array cannot be sent"):
         send_with_arrays(theirs, ("state", 8), {"bad": np.array([{}], dtype=object)})
+def test_checkpoints_travel_with_the_state_a_save_asks_for_and_never_with_a_snapshot() -> None:
+    """The window saves what the child's ``("state", ...)`` reply holds, checkpoints included; the
+    snapshots the plots are drawn from carry none (they would slow every one of them)."""
+    import pickle
+
+    from core.monitor import SnapshotSource
+
+    kept = dict(spec(), training={"epochs": 3, "batch_size": 32, "checkpoints": {"every": 2, "keep": 20}})
+    child = TrainingProcess(BuildOrder(kept))
+    try:
+        wait_for(child, "built")
+        child.send("train", 1)
+        wait_for(child, "done")
+        child.send("state", 2)
+        _, _, arrays, state, _ = wait_for(child, "state")
+    finally:
+        child.end()
+    here = Trainer(parse_experiment(kept))
+    here.fit()
+    assert [s["step"] for s in state["checkpoints"]["states"]] == here.checkpoints.steps != []
+    assert_same_arrays(arrays, here.state_dict()[0])
+    sizes = []
+    for checkpoints in ({"every": 2, "keep": 20}, {"every": 2, "keep": 0}):
+        trainer = Trainer(parse_experiment(dict(kept, training={**kept["training"], "checkpoints": checkpoints})))
+        source = SnapshotSource(trainer)
+        trainer.fit(epochs=2)
+        sizes.append(len(pickle.dumps(source.take(extras=True))))
+    # the same snapshot but for the experiment's own JSON; the copies are a hundred times more
+    assert trainer.checkpoints.nbytes == 0 and here.checkpoints.nbytes > 100 * 200
+    assert abs(sizes[0] - sizes[1]) < 200, sizes

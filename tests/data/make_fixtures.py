@@ -23,8 +23,9 @@ from core.training import Trainer  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 # Small, and with every kind of state a session holds: batch norm (moving statistics), dropout,
-# shuffling, Nadam (slots and a scalar), 1cycle, early stopping (best weights), and saved
-# half-way through an epoch (the permutation and the running sums).
+# shuffling, Nadam (slots and a scalar), 1cycle, early stopping (best weights), saved half-way
+# through an epoch (the permutation and the running sums), and (since format 3) checkpoints
+# every 2 steps, at most 3, so the nine steps trained leave two, at 4 and 8, thinned once.
 SPEC = {
     "name": f"session format {VERSION} fixture", "seed": 11,
     "data": {"source": "moons", "params": {"n_samples": 80}, "validation_split": 0.25},
@@ -34,7 +35,7 @@ SPEC = {
     "optimizer": {"name": "nadam", "learning_rate": 0.01},
     "schedule": {"name": "one_cycle"},
     "regularization": {"l2": 0.001, "early_stopping": {"enabled": True, "patience": 5}},
-    "training": {"epochs": 4, "batch_size": 10},
+    "training": {"epochs": 4, "batch_size": 10, "checkpoints": {"every": 2, "keep": 3}},
 }
 
 

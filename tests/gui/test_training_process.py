@@ -64,6 +64,7 @@ def test_the_window_trains_in_a_child_that_never_imports_qt(make_window: Any, qt
 def test_saved_mid_run_reopened_and_continued_equals_a_headless_run(make_window: Any, qtbot: Any,
                                                                      tmp_path: Path) -> None:
     spec = tiny_spec(epochs=200, samples=400)
+    spec["training"]["checkpoints"] = {"every": 10, "keep": 5}   # they travel with the save too
     window = make_window(parse_experiment(spec))
     c = window.controller
     click_action(window, qtbot, "train")
@@ -72,8 +73,11 @@ def test_saved_mid_run_reopened_and_continued_equals_a_headless_run(make_window:
     click_action(window, qtbot, "step")
     path = tmp_path / "mid.gwb"
     c.save_session(path)                             # at a batch boundary, from the child
-    saved_step = load_session(path).state["step"]
+    saved = load_session(path)
+    saved_step = saved.state["step"]
     assert 30 < saved_step < 200 * c.trainer.steps_per_epoch
+    held = [s["step"] for s in saved.state["checkpoints"]["states"]]
+    assert held and held[-1] > saved_step - saved.state["checkpoints"]["interval"] and saved.checkpoints
     click_action(window, qtbot, "stop")
     wait_idle(qtbot, window)
 
@@ -90,7 +94,7 @@ def test_saved_mid_run_reopened_and_continued_equals_a_headless_run(make_window:
     headless = Trainer(parse_experiment(spec))
     headless.fit()
     mine, _ = headless.state_dict()
-    assert theirs.keys() == mine.keys()
+    assert theirs.keys() == mine.keys() and any(k.startswith("checkpoints/") for k in mine)
     for key in mine:
         if key != "history/seconds":                 # wall-clock time
             np.testing.assert_array_equal(theirs[key], mine[key], err_msg=key)

@@ -75,6 +75,27 @@ def test_branch_with_no_change_resumed_to_the_end_equals_the_original(tmp_path, 
             assert np.array_equal(value, b.history[key], equal_nan=value.dtype.kind == "f"), key
 
 
+def test_branch_replays_from_the_nearest_checkpoint_and_says_so(tmp_path, capsys):
+    """SMALL trains 18 steps; with a checkpoint every 3 (at most 3) the file keeps 6, 12 and 18."""
+    spec = {**SMALL, "training": {**SMALL["training"], "checkpoints": {"every": 3, "keep": 3}}}
+    run = train(tmp_path, spec, "small")
+    assert [s["step"] for s in load_session(run).state["checkpoints"]["states"]] == [6, 12, 18]
+    fork = str(tmp_path / "fork.gwb")
+    capsys.readouterr()
+    assert run_headless(["branch", run, "--at-step", "8", "--out", fork]) == 0
+    assert "replayed from its checkpoint at step 6" in capsys.readouterr().err
+    assert [s["step"] for s in load_session(fork).state["checkpoints"]["states"]] == [6]
+    assert run_headless(["resume", fork, "--out", fork, "--quiet", "--no-autosave"]) == 0
+    a, b = load_session(run), load_session(fork)
+    for key, value in a.weights.items():
+        assert np.array_equal(value, b.weights[key]), key
+    assert sorted(a.checkpoints) == sorted(b.checkpoints)
+    for key, value in a.checkpoints.items():
+        assert np.array_equal(value, b.checkpoints[key]), key
+    assert run_headless(["branch", run, "--at-step", "5", "--out", fork]) == 0
+    assert "replayed from its start" in capsys.readouterr().err
+
+
 def test_branch_with_a_change_differs_after_the_step_only(tmp_path):
     run = train(tmp_path, SMALL, "small")
     fork = str(tmp_path / "fork.gwb")

@@ -8,7 +8,7 @@ import pytest
 
 from core.engine.optimizers import OPTIMIZERS
 from core.engine.schedules import SCHEDULES
-from core.sessions.branch import branch_trainer, parse_assignment, parse_changes
+from core.sessions.branch import branch_trainer, parse_assignment, parse_changes, replay_start
 from core.sessions.format import SessionError, load_session
 from core.sessions.trainer_io import save_trainer
 from core.spec import SpecError, parse_experiment
@@ -129,3 +129,73 @@ def test_assignments_are_json_or_plain_words():
     for bad in ("no-equals", "=1", "a..b=1", "x[=1"):
         with pytest.raises(ValueError):
             parse_changes([bad])
+
+
+# ----------------------------------------------------------------------------- from checkpoints
+
+
+def checkpointed(spec: dict, every: int = 4, keep: int = 3) -> dict:
+    spec["training"]["checkpoints"] = {"every": every, "keep": keep}
+    return spec
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES.names())
+@pytest.mark.parametrize("optimizer", OPTIMIZERS.names())
+def test_a_branch_from_a_checkpoint_is_the_branch_by_full_replay(tmp_path, optimizer, schedule):
+    """21 steps with a copy every 4, at most 3: the session keeps steps 8 and 16, and a branch
+    at 11 (mid-epoch, dropout and batch norm on) replays 3 steps from 8 instead of 11 from 0."""
+    original, session = trained_session(tmp_path, checkpointed(resumable_spec(optimizer, schedule, epochs=3)))
+    assert [s["step"] for s in session.state["checkpoints"]["states"]] == [8, 16]
+    k = original.step // 2 + 1
+    assert replay_start(session, k) == 8 and replay_start(session, 7) == 0 and replay_start(session, 16) == 16
+    quick = branch_trainer(session, k)
+    slow = branch_trainer(session, k, from_checkpoint=False)
+    assert quick.step == slow.step == k and 0 < quick.batch_index < quick.steps_per_epoch
+    assert_same_run(slow, quick, checkpoints=False)
+    assert quick.checkpoints.steps == [8] and slow.checkpoints.steps == [4, 8]
+    quick.fit()
+    slow.fit()
+    assert_same_run(original, quick)     # the checkpoints included
+    assert_same_run(original, slow)
+
+
+def test_branches_from_checkpoints_at_every_step_resume_to_the_original(tmp_path):
+    original, session = trained_session(tmp_path, checkpointed(resumable_spec("adam", "exponential", epochs=3),
+                                                               every=2, keep=4))
+    for k in range(original.step + 1):
+        branch = branch_trainer(session, k)
+        assert branch.step == k
+        branch.fit()
+        assert_same_run(original, branch)
+
+
+def test_a_change_from_a_checkpoint_is_the_change_by_full_replay(tmp_path):
+    original, session = trained_session(tmp_path, checkpointed(resumable_spec("momentum", "constant", epochs=3)))
+    change = [("optimizer.learning_rate", 0.1)]
+    quick = branch_trainer(session, 10, change)
+    slow = branch_trainer(session, 10, change, from_checkpoint=False)
+    assert len(quick.checkpoints) == 0          # the copies were states of the original experiment
+    assert_same_run(slow, quick)
+    quick.fit()
+    slow.fit()
+    assert_same_run(slow, quick)
+    assert quick.checkpoints.steps and quick.checkpoints.steps[0] > 10
+    assert not np.array_equal(original.recorder["loss"], quick.recorder["loss"])
+
+
+def test_the_replay_from_a_checkpoint_is_checked_from_the_checkpoint_on(tmp_path):
+    """Rows before the checkpoint are the file's own (a full replay would refuse the edit at
+    step 3, which shows the replay started at the checkpoint); a row after it that the replay
+    does not reproduce is refused as before."""
+    original, _ = trained_session(tmp_path, checkpointed(resumable_spec("sgd", "constant", epochs=3)))
+    steps = original.recorder.steps
+    original.recorder["loss"][steps == 3] += 1.0
+    save_trainer(tmp_path / "early.gwb", original)
+    early = load_session(tmp_path / "early.gwb")
+    branch_trainer(early, 11)
+    with pytest.raises(SessionError, match="different loss at step 3"):
+        branch_trainer(early, 11, from_checkpoint=False)
+    original.recorder["loss"][steps == 10] += 1.0
+    save_trainer(tmp_path / "late.gwb", original)
+    with pytest.raises(SessionError, match="different loss at step 10"):
+        branch_trainer(load_session(tmp_path / "late.gwb"), 11)

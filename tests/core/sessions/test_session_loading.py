@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import core.sessions.format as session_module
+from core.engine.diagnostics import DiagnosticsRecorder
 from core.sessions.format import SessionError, load_session, peek_session
 from core.sessions.trainer_io import restore_trainer, save_trainer, trainer_arrays
 from core.spec import parse_experiment
@@ -419,7 +420,138 @@ def test_a_format_1_one_cycle_momentum_run_resumes_with_its_constant_momentum(tm
     for key, value in original.network.state().items():
         np.testing.assert_array_equal(resumed.network.state()[key], value, err_msg=key)
     # without the migration the same file would cycle β and drift from the run it was
-    monkeypatch.setattr(session_module, "MIGRATIONS", {1: lambda m: m})
+    monkeypatch.setattr(session_module, "MIGRATIONS", {**session_module.MIGRATIONS, 1: lambda m: m})
     drifted = restore_trainer(load_session(tmp_path / "old.gwb"))
     drifted.fit()
     assert any(not np.array_equal(drifted.network.state()[k], v) for k, v in original.network.state().items())
+
+
+def test_the_version_3_fixture_loads_resumes_and_branches_from_its_checkpoints(tmp_path):
+    """tests/data/session_v3.gwb (format 3) holds two checkpoints (every 2 steps, at most 3:
+    the nine steps trained left 4 and 8): it resumes exactly, and a branch at its checkpoint
+    is that checkpoint with the file's own history up to it."""
+    from core.sessions.branch import branch_trainer, replay_start
+
+    session = load_session(DATA / "session_v3.gwb")
+    assert session.manifest["version"] == 3
+    assert session.state["checkpoints"]["interval"] == 4 and replay_start(session, 9) == 8
+    trainer = restore_trainer(session)
+    assert (trainer.epoch, trainer.batch_index) == (1, 3) and trainer.checkpoints.steps == [4, 8]
+    resaved = tmp_path / "today.gwb"
+    save_trainer(resaved, trainer)
+    again = restore_trainer(load_session(resaved))
+    assert trainer.fit() == again.fit() == "completed"
+    for key, value in again.network.state().items():
+        np.testing.assert_array_equal(trainer.network.state()[key], value, err_msg=key)
+    assert trainer.checkpoints.steps == again.checkpoints.steps
+    branch = branch_trainer(session, 8)
+    assert branch.step == 8 and branch.recorder.size == 8
+    saved = DiagnosticsRecorder.from_arrays(session.history)
+    np.testing.assert_array_equal(branch.recorder["loss"], saved["loss"][:8])
+    checkpoint = session.checkpoints["8/weights/layers.0.kernel"]
+    np.testing.assert_array_equal(branch.network.state()["layers.0.kernel"], checkpoint)
+
+
+def test_format_2_files_have_no_checkpoints_and_may_not_hold_the_member(tmp_path, monkeypatch):
+    """The 2 → 3 migration leaves a format-2 run without checkpoints (it takes them when it
+    trains on); a format-2 file holding checkpoints.npz is refused like any unknown member."""
+    session = load_session(DATA / "session_v2.gwb")
+    assert "checkpoints" not in session.state and session.checkpoints == {}
+    trainer = Trainer(parse_experiment(small_spec(checkpoints={"every": 2, "keep": 3})))
+    trainer.fit(epochs=1)
+    arrays, state = trainer.state_dict()
+    assert any(k.startswith("checkpoints/") for k in arrays)
+    monkeypatch.setattr(session_module, "VERSION", 2)
+    session_module.write_session(tmp_path / "old.gwb", session_module.session_members(trainer.experiment, arrays,
+                                                                                      state))
+    monkeypatch.undo()
+    with pytest.raises(SessionError, match="unexpected member 'checkpoints.npz'; a format-2 session holds only "
+                                           "manifest.json, .*history.npz$"):
+        load_session(tmp_path / "old.gwb")
+    members = members_of(tmp_path / "old.gwb")
+    del members["checkpoints.npz"]
+    session = load_session(write_zip(tmp_path / "old2.gwb", members))   # state.json's list dropped by the migration
+    assert "checkpoints" not in session.state
+    assert len(restore_trainer(session).checkpoints) == 0
+
+
+@pytest.fixture(scope="module")
+def checkpointed_file(tmp_path_factory) -> Path:
+    trainer = Trainer(parse_experiment(small_spec(checkpoints={"every": 2, "keep": 3})))
+    trainer.fit(epochs=2)                  # 16 steps: checkpoints at 4, 8, 12 (interval 4)
+    path = tmp_path_factory.mktemp("checkpointed") / "run.gwb"
+    save_trainer(path, trainer)
+    return path
+
+
+def npz_bytes(arrays: dict) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def test_a_file_with_checkpoints_loads_them_checked(checkpointed_file):
+    session = load_session(checkpointed_file)
+    assert [s["step"] for s in session.state["checkpoints"]["states"]] == [4, 8, 12]
+    assert restore_trainer(session).checkpoints.steps == [4, 8, 12]
+
+
+def edited_checkpoints(path: Path, tmp: Path, arrays=None, state=None, experiment=None) -> Path:
+    members = members_of(path)
+    if arrays is not None:
+        with np.load(io.BytesIO(members["checkpoints.npz"])) as npz:
+            members["checkpoints.npz"] = npz_bytes(arrays({k: npz[k] for k in npz.files}))
+    for name, edit in (("state.json", state), ("experiment.json", experiment)):
+        if edit is not None:
+            members[name] = json.dumps(edit(json.loads(members[name]))).encode()
+    return write_zip(tmp / "edited.gwb", members)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (dict(arrays=lambda a: {**a, "16/weights/layers.0.kernel": a["4/weights/layers.0.kernel"]}),
+     r"checkpoints.npz holds arrays of step 16, which state.json\[checkpoints\] does not list "
+     r"\(it lists \[4, 8, 12\]\)"),
+    (dict(arrays=lambda a: {**a, "4/history/loss": np.zeros(3)}),
+     r"checkpoints.npz holds an unexpected array '4/history/loss'"),
+    (dict(arrays=lambda a: {**a, "8/weights/layers.0.kernel": np.zeros((2, 5), np.float32)}),
+     r"checkpoints.npz\[8\] weights\[layers.0.kernel\] has shape \(2, 5\), the experiment needs \(2, 6\)"),
+    (dict(arrays=lambda a: {k: v for k, v in a.items() if k != "12/weights/output.bias"}),
+     r"checkpoints.npz\[12\] weights has no array 'output.bias'"),
+    (dict(arrays=lambda a: {k: v for k, v in a.items() if not k.startswith("4/optimizer/layers.0.kernel")}),
+     r"checkpoints.npz\[4\] has no slot 'layers.0.kernel/m'"),
+    (dict(arrays=lambda a: {**a, "4/optimizer/layers.0.kernel/m": np.zeros((2, 6))}),
+     r"checkpoints.npz\[4\]\[slots/layers.0.kernel/m\] is float64 \(2, 6\), the experiment needs float32"),
+    (dict(experiment=lambda e: {**e, "training": {**e["training"], "checkpoints": {"every": 2, "keep": 2}}}),
+     r"state.json\[checkpoints\] holds 3 checkpoints, training.checkpoints.keep allows 2"),
+    (dict(state=lambda s: {**s, "checkpoints": {**s["checkpoints"], "interval": 6}}),
+     r"interval must be training.checkpoints.every \(2\) times a power of two, got 6"),
+    (dict(state=lambda s: {**s, "checkpoints": [1, 2]}),
+     r"state.json\[checkpoints\] must be an object with an interval and a list of states"),
+    (dict(state=lambda s: {**s, "step": 10}),
+     r"a checkpoint at step 12, after the run's step 10"),
+    (dict(state=lambda s: {k: v for k, v in s.items() if k != "checkpoints"}),
+     r"checkpoints.npz holds arrays, but state.json lists no checkpoints"),
+])
+def test_checkpoints_that_do_not_fit_are_refused(checkpointed_file, tmp_path, edit, message):
+    with pytest.raises(SessionError, match=message):
+        load_session(edited_checkpoints(checkpointed_file, tmp_path, **edit))
+
+
+def test_a_checkpoint_whose_state_does_not_restore_is_refused_on_restore(checkpointed_file, tmp_path):
+    def bad_rng(state):
+        state["checkpoints"]["states"][1]["rng"] = {"bit_generator": "MT19937"}
+        return state
+    session = load_session(edited_checkpoints(checkpointed_file, tmp_path, state=bad_rng))
+    with pytest.raises(SessionError, match="checkpoint at step 8: state rng: not a PCG64"):
+        restore_trainer(session)
+
+
+def test_a_checkpoints_member_claiming_more_than_keep_copies_need_is_refused_unread(checkpointed_file, tmp_path):
+    from .hostile import session_with, zeros_bomb
+
+    path = tmp_path / "bomb.gwb"
+    bomb = zeros_bomb("checkpoints.npz", 64)
+    path.write_bytes(session_with(members_of(checkpointed_file), {"checkpoints.npz": bomb}))
+    with pytest.raises(SessionError, match=r"member checkpoints.npz claims 67,108,864 bytes, more than the .* "
+                                           r"allowed; refused unread"):
+        load_session(path)
