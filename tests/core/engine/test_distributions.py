@@ -84,6 +84,19 @@ def test_a_row_is_numpy_histogram_with_zeros_and_the_outside_apart(kind: str) ->
     assert len(row) == kind_columns(kind) == len(kind_edges(kind)) - 1 + 3
 
 
+@pytest.mark.parametrize("kind", ["weights", "activations"])
+def test_a_large_tensor_is_binned_from_a_fixed_strided_sample(kind: str) -> None:
+    rng = np.random.default_rng(2)
+    big = (rng.standard_normal((784, 300)) * 0.05).astype(np.float32)
+    stride = -(-big.size // dist.HISTOGRAM_SAMPLE)
+    assert stride == 15
+    np.testing.assert_allclose(dist.kind_row(kind, big), numpy_row(kind, big.ravel()[::stride]), atol=1e-12)
+    # and the sample's fractions are close to the whole kernel's
+    np.testing.assert_allclose(dist.kind_row(kind, big), numpy_row(kind, big), atol=0.01)
+    small = big[:50]                                       # 15,000 values: all of them
+    np.testing.assert_allclose(dist.kind_row(kind, small), numpy_row(kind, small), atol=1e-12)
+
+
 def test_the_value_edges_fall_on_minus_one_zero_and_one() -> None:
     for kind in ("pre_activations", "activations"):
         edges = kind_edges(kind)
