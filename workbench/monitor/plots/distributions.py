@@ -26,6 +26,8 @@ from .style import short_name
 
 KIND_LABELS = {"weights": "weights |w|", "gradients": "gradients |∂J/∂w|", "pre_activations": "pre-activations z",
                "activations": "activations a"}
+#: The explanation under the image shows by itself from this panel height (pixels) on.
+HELP_MIN_HEIGHT = 420
 #: The bin range shown follows the columns holding mass in the newest rows (steps) of this many.
 RECENT_ROWS = 40
 HOW_TO_READ = (
@@ -52,6 +54,8 @@ def column_ticks(kind: str) -> list[tuple[float, str]]:
     n = len(edges) - 1
     ticks = [(0.0, "= 0"), (1.0, "below")]
     for i, e in enumerate(edges):
+        if i < 2 or i > n - 2:
+            continue                    # the "below" and "above" rows are labelled there
         if abs(e - round(e)) < 1e-9 and (kind not in LOG_KINDS or int(round(e)) % 2 == 0):
             text = f"1e{int(round(e))}" if kind in LOG_KINDS else f"{int(round(e))}"
             ticks.append((LEADING_COLUMNS + i - 0.5, text))
@@ -62,7 +66,7 @@ def column_ticks(kind: str) -> list[tuple[float, str]]:
 class DistributionPanel(PlotPanel):
     """One layer's distribution of a quantity over the recorded steps: a step × bin image."""
 
-    title = "Distributions over time"
+    title = "Distributions"
     dock = DockPlace(key="distributions", name="distributionsDock", title="Distributions", group=1, tab=3)
     min_interval = 0.3
 
@@ -85,8 +89,9 @@ class DistributionPanel(PlotPanel):
             box.setMinimumContentsLength(6)
             self._tools.insertWidget(1 + i, box)
             box.currentIndexChanged.connect(self._choice_changed)
-        self.help_button = self._tool("?", "Show or hide how to read this plot", self._toggle_help, checkable=True)
-        self.help_button.setChecked(True)
+        self.help_button = self._tool("?", "Show or hide how to read this plot (shown by itself when the dock is "
+                                      "tall enough)", self._toggle_help, checkable=True)
+        self.help_chosen = False                # until the user clicks "?", the help shows when there is room
         self.help = QLabel(HOW_TO_READ)
         self.help.setWordWrap(True)
         self.help.setObjectName("distributionsHelp")
@@ -94,6 +99,8 @@ class DistributionPanel(PlotPanel):
         font.setPointSizeF(max(font.pointSizeF() - 1.0, 7.0))
         self.help.setFont(font)
         self.layout().addWidget(self.help)
+        self.graphics.setToolTip(HOW_TO_READ)
+        self._fit_help()
         self.plot = self.add_plot()
         self.plot.setLabel("bottom", "optimizer step")
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -129,7 +136,20 @@ class DistributionPanel(PlotPanel):
         self.drawn_version = -1
 
     def _toggle_help(self) -> None:
+        self.help_chosen = True
         self.help.setVisible(self.help_button.isChecked())
+
+    def _fit_help(self) -> None:
+        """Show the paragraph when the panel is tall enough to keep the image readable under it."""
+        if self.help_chosen:
+            return
+        room = self.height() >= HELP_MIN_HEIGHT
+        self.help.setVisible(room)
+        self.help_button.setChecked(room)
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._fit_help()
 
     def clear_run(self) -> None:
         super().clear_run()
@@ -192,7 +212,7 @@ class DistributionPanel(PlotPanel):
                         "fills in as the run trains.")
             return
         steps = dist.steps
-        self.caption.setText(f"{self.title}: {KIND_LABELS[self.kind]} of {short_name(b.layer_names[self.layer])}"
+        self.caption.setText(f"{self.title} of {KIND_LABELS[self.kind]}: {short_name(b.layer_names[self.layer])}"
                              + (" (this run − previous run)" if self.difference else ""))
         if self.difference:
             previous = self._previous_at(steps)
