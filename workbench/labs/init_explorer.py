@@ -73,7 +73,9 @@ SATURATED_COLOUR = "#ff7f0e"
 DEAD_COLOUR = "#555555"
 #: The reference initializations' predicted forward variance, drawn dashed.
 REFERENCE_COLOURS = {"glorot_normal": "#2ca02c", "he_normal": "#9467bd", "lecun_normal": "#8c564b"}
-REFERENCE_LABELS = {"glorot_normal": "Glorot 1/fan_avg", "he_normal": "He 2/fan_in", "lecun_normal": "LeCun 1/fan_in"}
+REFERENCE_LABELS = {"glorot_normal": "Glorot", "he_normal": "He", "lecun_normal": "LeCun"}
+#: The Jacobian's plot shows this many decades below its largest singular value.
+JACOBIAN_DECADES = 12
 JACOBIAN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c")
 
 
@@ -245,30 +247,34 @@ class InitExplorerLab(QWidget):
         self.propagation_plot = plot_widget("", "variance (log scale)", "hidden layer", log_y=True)
         self.propagation_plot.setObjectName("propagationPlot")
         self.propagation_plot.getPlotItem().setTitle(
-            f"Signal propagation: <span style='color:{FORWARD_COLOUR}'>● Var(a_l)</span>, "
-            f"<span style='color:{BACKWARD_COLOUR}'>▲ Var(∂L/∂a_l)</span>; lines: the fan-in / fan-out "
-            "prediction (dashed: other inits' forward)", size="9pt")
-        legend = self.propagation_plot.addLegend(offset=(5, 5), labelTextSize="8pt")
+            f"<span style='color:{FORWARD_COLOUR}'>● Var(a_l)</span> <span style='color:{BACKWARD_COLOUR}'>▲ "
+            "Var(∂L/∂a_l)</span>, lines: fan-in/fan-out prediction", size="9pt")
+        self.propagation_plot.setToolTip(
+            "Dots: measured variances. Solid lines: Glorot and Bengio's prediction for this init, "
+            "Var(z_l) = fan_in·Var(w)·E[f(z)²] forward and fan_out·Var(w)·E[f'(z)²] backward. Dashed: the forward "
+            "prediction with Glorot's 1/fan_avg, He's 2/fan_in and LeCun's 1/fan_in. No prediction with batch norm.")
+        legend = self.propagation_plot.addLegend(offset=(-5, 5), labelTextSize="8pt", colCount=3)
         self.measured_forward = self.propagation_plot.plot([], [], pen=None, symbol="o", symbolSize=4,
-                                                           symbolBrush=FORWARD_COLOUR, name="measured forward")
+                                                           symbolBrush=FORWARD_COLOUR)
         self.measured_backward = self.propagation_plot.plot([], [], pen=None, symbol="t1", symbolSize=5,
-                                                            symbolBrush=BACKWARD_COLOUR, name="measured backward")
+                                                            symbolBrush=BACKWARD_COLOUR)
         self.predicted_forward = self.propagation_plot.plot([], [], pen=pg.mkPen(FORWARD_COLOUR, width=1),
-                                                            connect="finite", name="predicted forward")
+                                                            connect="finite")
         self.predicted_backward = self.propagation_plot.plot([], [], pen=pg.mkPen(BACKWARD_COLOUR, width=1),
-                                                             connect="finite", name="predicted backward")
+                                                             connect="finite")
         self.reference_curves = {
             name: self.propagation_plot.plot([], [], pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
                                              connect="finite", name=REFERENCE_LABELS[name])
             for name, colour in REFERENCE_COLOURS.items()}
-        legend.setColumnCount(2)
-        self.propagation_plot.setXLink(self.violin_plot)
+        assert legend is not None
 
         self.jacobian_plot = plot_widget("", "singular value (log scale)", "index (largest first)", log_y=True)
         self.jacobian_plot.setObjectName("jacobianPlot")
-        self.jacobian_plot.getPlotItem().setTitle(
-            "Singular values of the input-output Jacobian ∂a_top/∂x at 3 inputs (all near 1: every direction "
-            "passes; a spread of decades: most are lost)", size="9pt")
+        self.jacobian_plot.getPlotItem().setTitle("Singular values of ∂a_top/∂x (3 inputs)", size="9pt")
+        self.jacobian_plot.setToolTip(
+            "The singular values of the whole stack's input-output Jacobian at three input points, largest first: "
+            "all near 1 (the dashed line) means every direction of the input reaches the top and every direction "
+            "of the gradient the bottom; a spread of decades means most directions are lost (gaps: exactly 0).")
         self.jacobian_plot.addItem(pg.InfiniteLine(pos=0.0, angle=0,
                                                    pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine)))
         self.jacobian_curves = [self.jacobian_plot.plot([], [], pen=pg.mkPen(c, width=1), connect="finite")
@@ -403,6 +409,7 @@ class InitExplorerLab(QWidget):
         self.updated.emit(result)
 
     def _show_propagation(self, result: Exploration, layers: np.ndarray) -> None:
+        self.propagation_plot.setXRange(0.4, result.depth + 0.6, padding=0)
         self.measured_forward.setData(layers, safe_log10(result.forward_variance))
         self.measured_backward.setData(layers, safe_log10(result.backward_variance))
         self.predicted_forward.setData(layers, safe_log10(result.predicted_forward_variance))
@@ -429,7 +436,11 @@ class InitExplorerLab(QWidget):
                 curve.setData(index, safe_log10(values[i]))
             else:
                 curve.setData([], [])
-        self.jacobian_plot.enableAutoRange()
+        self.jacobian_plot.setXRange(0.5, values.shape[1] + 0.5, padding=0.02)
+        logs = safe_log10(values)
+        top = float(np.nanmax(logs)) if np.isfinite(logs).any() else 0.0
+        low = max(float(np.nanmin(logs)) if np.isfinite(logs).any() else -1.0, top - JACOBIAN_DECADES)
+        self.jacobian_plot.setYRange(min(low, -0.5), max(top, 0.5), padding=0.05)
 
     # ------------------------------------------------------------------ the experiment
 
