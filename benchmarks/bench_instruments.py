@@ -4,13 +4,15 @@ For each configuration, in one run and with one BLAS thread:
 
 1. the cost of one call of each instrument on a trained network (the effective learning rates,
    the sharpness λ_max by Lanczos with the preconditioned one for adaptive optimizers, the gradient
-   noise scale with the per-layer SNR), median of a few calls;
+   noise scale with the per-layer SNR, one row of the distributions over time:
+   ``DistributionRecorder.record`` on a step's tensors), median of a few calls;
 2. the training time of the same steps with every instrument off and with every instrument on at
    its default cadence (``training.instruments`` left at its defaults): the two trainers take
    their steps alternately, each step timed on its own, so both see the same load from other
    processes (whole runs one after the other swung by ±30 % on a shared host); the ratio on/off
    of their total times (median over repetitions; target: at most 1.10), and the share of the
-   "on" time each instrument took (from ``InstrumentRecorder.seconds``).
+   "on" time each instrument took (from ``InstrumentRecorder.seconds`` and
+   ``DistributionRecorder.seconds``).
 
 Configurations: the default experiment (digits, 4 × 100 ELU + batch norm, Nadam, 1cycle) and a
 784-300-100-10 ReLU network on 10,000 synthetic MNIST-sized examples (Adam, and momentum).
@@ -40,6 +42,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from core.data import Dataset  # noqa: E402
+from core.engine.distributions import DistributionRecorder  # noqa: E402
 from core.engine.instruments import (  # noqa: E402
     ProbeNetwork,
     effective_learning_rates,
@@ -54,7 +57,8 @@ from core.training import Trainer  # noqa: E402
 
 TARGET_RATIO = 1.10
 OFF = InstrumentsSpec(sharpness=SharpnessSpec(enabled=False), noise=InstrumentSpec(enabled=False),
-                      effective_learning_rate=InstrumentSpec(enabled=False))
+                      effective_learning_rate=InstrumentSpec(enabled=False),
+                      distributions=InstrumentSpec(enabled=False))
 
 
 def synthetic_mnist(n: int = 10_000, seed: int = 7) -> Dataset:
@@ -127,6 +131,12 @@ def per_call_costs(experiment: Experiment, dataset: Dataset | None, reps: int) -
                                                           spec.sharpness.iterations)), reps)
         out["preconditioned_hvps"] = pairs[-1].iterations
     out["noise_seconds"] = median_seconds(lambda: gradient_noise(probe), reps)
+    # a row of histograms of the last step's tensors (its caches are still in the layers)
+    logits = trainer.network.forward(trainer.X_train[:trainer.batch_size], training=True,
+                                     rng=np.random.default_rng(0))
+    recorder = DistributionRecorder(len(trainer.network.layer_names))
+    out["distributions_seconds"] = median_seconds(
+        lambda: (recorder.record(1, trainer.network, logits), setattr(recorder, "size", 0)), 3 * reps)
     return out
 
 
@@ -147,6 +157,7 @@ def training_ratio(experiment: Experiment, dataset: Dataset | None, steps: int, 
             times[label].append(elapsed[label])
         for name, seconds in trainers["on"].instruments.seconds.items():
             shares.setdefault(name, []).append(seconds / elapsed["on"])
+        shares.setdefault("distributions", []).append(trainers["on"].distributions.seconds / elapsed["on"])
     ratios = [b / a for a, b in zip(times["off"], times["on"], strict=True)]
     off, on = statistics.median(times["off"]), statistics.median(times["on"])
     return {"steps": steps, "off_seconds": off, "on_seconds": on, "ratio": statistics.median(ratios),
@@ -164,7 +175,8 @@ def main() -> int:
     report: dict[str, Any] = {"defaults": {"probe_examples": defaults.probe_examples,
                                            "sharpness": defaults.sharpness.to_dict(),
                                            "noise": defaults.noise.to_dict(),
-                                           "effective_learning_rate": defaults.effective_learning_rate.to_dict()},
+                                           "effective_learning_rate": defaults.effective_learning_rate.to_dict(),
+                                           "distributions": defaults.distributions.to_dict()},
                               "blas": [{k: i.get(k) for k in ("internal_api", "version", "architecture")}
                                        for i in threadpool_info()],
                               "configurations": {}}
@@ -187,6 +199,7 @@ def main() -> int:
             print(f"  preconditioned sharpness / call    {c['preconditioned_sharpness_seconds'] * 1e3:8.3f} ms "
                   f"({c['preconditioned_hvps']} products)")
         print(f"  noise scale + SNR / call           {c['noise_seconds'] * 1e3:8.3f} ms")
+        print(f"  distributions (one row) / call     {c['distributions_seconds'] * 1e3:8.3f} ms")
         print(f"  probe copy of the weights / call   {c['sync_seconds'] * 1e3:8.3f} ms "
               f"(built once: {c['probe_setup_seconds'] * 1e3:.1f} ms)")
         verdict = "PASS" if t["ratio"] <= TARGET_RATIO else "FAIL"

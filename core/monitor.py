@@ -16,6 +16,8 @@ previous snapshot, so it can cross a thread or a process boundary while training
   findings and which layers transfer learning holds frozen now (whole: they are small);
 * ``.run``      on the first snapshot of a trainer only (``reset``): what does not change
   during a run (``RunInfo``: layer names, the planned learning rate, a 2-D dataset's points);
+* ``.distributions``  the rows of the distributions over time (``DistributionRecorder.since``:
+  ``step`` and one (rows, layers, columns) block per kind) recorded since, rewound like ``rows``;
 * ``.confusion``, ``.boundary``   the slower extras (validation confusion matrix, decision
   boundary probabilities), when this snapshot computed them.
 
@@ -201,6 +203,7 @@ class TrainingSnapshot:
     run: RunInfo | None = None
     confusion: np.ndarray | None = None     # (classes, classes) counts on the validation split
     boundary: np.ndarray | None = None      # (grid, grid, classes): ``boundary_probabilities``
+    distributions: Rows | None = None       # new histogram rows (``core.engine.distributions``)
 
     @property
     def reset(self) -> bool:
@@ -215,7 +218,14 @@ class TrainingSnapshot:
             progress=later.progress, rows=self.rows.then(later.rows), epochs=self.epochs.then(later.epochs),
             events=later.events, health=later.health, frozen_layers=later.frozen_layers, run=self.run,
             confusion=later.confusion if later.confusion is not None else self.confusion,
-            boundary=later.boundary if later.boundary is not None else self.boundary)
+            boundary=later.boundary if later.boundary is not None else self.boundary,
+            distributions=_then(self.distributions, later.distributions))
+
+
+def _then(earlier: Rows | None, later: Rows | None) -> Rows | None:
+    if earlier is None or later is None:
+        return later if later is not None else earlier
+    return earlier.then(later)
 
 
 def run_info(trainer: Trainer, points: TwoDPoints | None) -> RunInfo:
@@ -254,6 +264,9 @@ class SnapshotSource:
         self._recorder = trainer.recorder
         self._rows_sent = 0 if history else trainer.recorder.size
         self._truncations_seen = len(trainer.recorder.truncated_to)
+        self._distributions = trainer.distributions
+        self._dist_sent = 0 if history else trainer.distributions.size
+        self._dist_truncations_seen = len(trainer.distributions.truncated_to)
         self._epochs_sent = 0 if history else len(trainer.history["epoch"])
         self._last_take = -math.inf
         self._last_extras = -math.inf
@@ -314,7 +327,20 @@ class SnapshotSource:
             events=tuple(dict(e) for e in trainer.events), health=tuple(trainer.health()),
             # kept fixed by model.transfer until its unfreeze epoch (and again after a roll-back)
             frozen_layers=tuple(bool(layer.frozen) for layer in trainer.network.layers) + (False,),
-            run=run, confusion=confusion, boundary=boundary)
+            run=run, confusion=confusion, boundary=boundary, distributions=self._new_distribution_rows())
+
+    def _new_distribution_rows(self) -> Rows | None:
+        """The histogram rows recorded (or rewritten by a roll-back or a halving) since the last
+        snapshot; ``None`` when there are none."""
+        rec = self.trainer.distributions
+        if rec is not self._distributions:
+            self._distributions, self._dist_sent, self._dist_truncations_seen = rec, 0, 0
+        start = min([self._dist_sent, *rec.truncated_to[self._dist_truncations_seen:]])
+        self._dist_truncations_seen = len(rec.truncated_to)
+        if start == rec.size == self._dist_sent:
+            return None
+        self._dist_sent = rec.size
+        return rec.since(start)
 
     def _new_rows(self) -> Rows:
         rec = self.trainer.recorder

@@ -313,10 +313,13 @@ class InstrumentsSpec:
     sharpness: SharpnessSpec = field(default_factory=lambda: SharpnessSpec(enabled=False, every=500))
     noise: InstrumentSpec = field(default_factory=lambda: InstrumentSpec(enabled=True, every=500))
     effective_learning_rate: InstrumentSpec = field(default_factory=lambda: InstrumentSpec(enabled=True, every=50))
+    # histograms of the step's own tensors (core.engine.distributions), not of the probe batch
+    distributions: InstrumentSpec = field(default_factory=lambda: InstrumentSpec(enabled=True, every=50))
 
     def to_dict(self) -> dict[str, Any]:
         return {"probe_examples": self.probe_examples, "sharpness": self.sharpness.to_dict(),
-                "noise": self.noise.to_dict(), "effective_learning_rate": self.effective_learning_rate.to_dict()}
+                "noise": self.noise.to_dict(), "effective_learning_rate": self.effective_learning_rate.to_dict(),
+                "distributions": self.distributions.to_dict()}
 
 
 @dataclass(frozen=True)
@@ -617,6 +620,8 @@ def _parse_instruments(path: str, value: Any) -> InstrumentsSpec:
         effective_learning_rate=InstrumentSpec(**_parse_instrument(
             _join(path, "effective_learning_rate"), d.get("effective_learning_rate", {}),
             default.effective_learning_rate)),
+        distributions=InstrumentSpec(**_parse_instrument(_join(path, "distributions"), d.get("distributions", {}),
+                                                         default.distributions)),
     )
 
 

@@ -32,6 +32,7 @@ from core.engine.diagnostics import (
     chance_loss,
     check_history,
 )
+from core.engine.distributions import DistributionRecorder, check_distributions
 from core.engine.instruments import InstrumentRecorder
 from core.engine.losses import LOSSES, Loss
 from core.engine.network import Network, parameter_shapes
@@ -243,6 +244,9 @@ class Trainer:
         self.recorder = DiagnosticsRecorder(self.network.layer_names)
         # Sharpness, gradient noise and effective learning rates, in rows of the recorder's.
         self.instruments = InstrumentRecorder(spec.training.instruments, len(self.network.layer_names))
+        # Histograms of weights, gradients, pre-activations and activations, in rows of their own.
+        dist = spec.training.instruments.distributions
+        self.distributions = DistributionRecorder(len(self.network.layer_names), dist.every, dist.enabled)
         self.history: dict[str, list[float]] = {k: [] for k in EPOCH_METRICS}
         # Copies of the whole state every training.checkpoints.every steps (core.checkpoints).
         self.checkpoints = CheckpointLog.from_spec(spec.training.checkpoints)
@@ -412,6 +416,8 @@ class Trainer:
         if record:
             # Before clipping and the step, so the recorded norms are those of ∂L/∂θ itself.
             row = self._record_gradients(grad_sq)
+        if self.distributions.due(self.step):   # the same tensors: ∂J/∂W unclipped, weights before the step
+            self.distributions.record(self.step + 1, net, logits)
         params, grads = self._trainable_arrays()
         if reg.gradient_clip.mode != "none":
             clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
@@ -689,6 +695,8 @@ class Trainer:
         self.schedule = schedule
         self.experiment = experiment
         self.instruments.spec = experiment.training.instruments
+        self.distributions.every = experiment.training.instruments.distributions.every
+        self.distributions.enabled = experiment.training.instruments.distributions.enabled
         if hasattr(self.optimizer, "momentum") and schedule.momentum(0) is None:
             # a schedule that no longer cycles β: back to the optimizer's own
             own = OPTIMIZERS.get(experiment.optimizer.name).from_config(experiment.optimizer.params)
@@ -711,6 +719,7 @@ class Trainer:
         out = {k: np.asarray(v, dtype=np.int64 if k == "epoch" else np.float64) for k, v in self.history.items()}
         out.update(self.recorder.to_arrays())
         out.update(self.instruments.to_arrays(self.recorder.size))
+        out.update(self.distributions.to_arrays())
         return out
 
     # ------------------------------------------------------------------ state
@@ -807,10 +816,13 @@ class Trainer:
             self.recorder = new["recorder"]
             self.instruments.load_arrays({k[len("history/"):]: a for k, a in arrays.items()
                                           if k.startswith("history/")}, self.recorder.size)
+            self.distributions.load_arrays({k[len("history/"):]: a for k, a in arrays.items()
+                                            if k.startswith("history/")})
         else:
             self.history = {k: v[: int(state["epochs_recorded"])] for k, v in self.history.items()}
             self.recorder.truncate(int(state["recorded_steps"]))
             self.instruments.truncate(int(state["recorded_steps"]))
+            self.distributions.truncate_after(new["step"])
         for key in ("step", "epoch", "batch_index", "rollbacks"):
             setattr(self, key, new[key])
         self.lr_scale = new["lr_scale"]
@@ -983,5 +995,6 @@ class Trainer:
         if not hist:
             return None, None
         check_history(hist, len(self.network.layer_names), "history", complete=True)
+        check_distributions(hist, len(self.network.layer_names), "history")
         history = {k: [float(x) for x in hist.get(k, [])] for k in EPOCH_METRICS}
         return history, DiagnosticsRecorder.from_arrays(hist)

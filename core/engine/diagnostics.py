@@ -204,6 +204,11 @@ class DiagnosticsRecorder:
         return rec
 
 
+#: The history keys of the distributions over time (``core.engine.distributions``), which have
+#: their own rows and shapes.
+DISTRIBUTION_PREFIX = "distribution_"
+
+
 def check_history(history: Mapping[str, np.ndarray], n_layers: int, where: str = "history",
                   complete: bool = False) -> None:
     """Check the arrays of a stored history (as ``history.npz`` holds them, or ``history/…`` in a
@@ -212,7 +217,8 @@ def check_history(history: Mapping[str, np.ndarray], n_layers: int, where: str =
 
     The per-epoch metrics (``EPOCH_METRICS``) are numbers, one per epoch; ``step`` holds one
     integer per recorded step; ``layer_names`` names the layers; every other array is floats of
-    shape (recorded steps, layers), or (recorded steps,) for ``step_*``. With ``complete`` the
+    shape (recorded steps, layers), or (recorded steps,) for ``step_*``; the ``distribution_*``
+    arrays have their own rows and are checked by ``distributions.check_distributions``. With ``complete`` the
     arrays must be enough to rebuild a recorder (``step`` and ``layer_names`` present).
     """
     if complete:
@@ -245,6 +251,8 @@ def check_history(history: Mapping[str, np.ndarray], n_layers: int, where: str =
     for key, a in history.items():
         if key in EPOCH_METRICS or key in ("layer_names", "step"):
             continue
+        if key.startswith(DISTRIBUTION_PREFIX):
+            continue    # their own shapes: checked by core.engine.distributions.check_distributions
         want = (n_steps,) if key.startswith("step_") else (n_steps, n_layers)
         if a.shape != want or a.dtype.kind != "f":
             raise ValueError(f"{where}[{key}] must be floats of shape {want} (recorded steps × layers), "

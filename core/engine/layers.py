@@ -233,6 +233,17 @@ class HiddenLayer:
             self._mask = None
         return out
 
+    @property
+    def pre_activation(self) -> np.ndarray | None:
+        """The last forward pass's input to the activation function (after batch norm when it
+        comes before the activation), or ``None`` before any pass; not a copy."""
+        return self._z
+
+    @property
+    def activation_output(self) -> np.ndarray | None:
+        """The last forward pass's activation output (before a batch norm after it and dropout)."""
+        return self._a
+
     def nonfinite_value(self) -> str | None:
         """Which value of the last forward pass first holds a NaN or infinity, in the order they
         were computed (``"pre-activation"``, ``"activation"``), or ``None``: where a diverging

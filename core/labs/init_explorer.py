@@ -20,6 +20,25 @@ or shrunk the signal on its way down, whatever the task. (A softmax cross-entrop
 labels would add an output layer whose own initialization and the 1/batch of the mean loss
 colour the numbers.)
 
+Signal propagation. Next to what the pass measures, the explorer predicts it with Glorot and
+Bengio's fan-in / fan-out argument, for zero-mean independent weights of variance Var(w):
+
+    q_l = Var(z_l) = fan_in · Var(w) · E[f(z_{l−1})²]             (forward; q_1 from the input's E[x²])
+    v_{l−1} = Var(∂L/∂a_{l−1}) = fan_out · Var(w) · E[f'(z_l)²] · v_l    (backward; v_top = 1)
+
+with the expectations over z ~ N(0, q) taken by Simpson's rule on a fine grid. For ReLU,
+E[f(z)²] = q/2 and E[f'(z)²] = 1/2, so He's Var(w) = 2/fan_in keeps q_l constant and, with
+fan_in = fan_out, v_l too; for an identity-like activation (tanh near 0) Glorot's 1/fan_avg
+balances the two directions and LeCun's 1/fan_in keeps the forward one. The same recursion is
+drawn for the Glorot, He and LeCun variances, so the chosen init can be read against them.
+(With batch norm the batch's own statistics rescale every layer: no prediction is made.)
+
+And the whole stack as one map: the singular values of its input-output Jacobian ∂a_top/∂x
+at a few input points, computed exactly by propagating through the stack's own layers (the
+backward pass of an identity matrix). All near 1 (dynamical isometry) means every direction
+of the input reaches the top, and every direction of the gradient the bottom, undistorted;
+a spread of decades means some directions are amplified and most lost.
+
 The pass is a training pass (batch norm uses the batch statistics, Eq. 11-3; no dropout).
 The arithmetic is float64 by default, so a stack that explodes shows numbers like 1e80
 rather than an overflow: that is the point of the lesson. Values that still overflow are
@@ -28,6 +47,7 @@ reported as non-finite and left out of the statistics.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
@@ -50,6 +70,15 @@ NORMAL_INPUT = "normal"
 #: Quantiles kept per layer, for box / violin plots: 1 %, 5 %, quartiles, median, 95 %, 99 %.
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 BATCH_NORM_CHOICES = (False, "before_activation", "after_activation")
+#: The Jacobian's singular values are taken at this many input points (the batch's first rows).
+JACOBIAN_POINTS = 3
+#: ... when the stack is small enough: width² · (width + n_inputs) · depth multiply-adds at most.
+JACOBIAN_BUDGET = 2e9
+#: The reference initializations whose predictions are drawn next to the chosen one's.
+REFERENCE_INITS = ("glorot_normal", "he_normal", "lecun_normal")
+#: The Gaussian expectations of the predictions: Simpson's rule on this many nodes over ±this many σ.
+GAUSS_NODES = 4001         # per half line (odd, for Simpson's rule)
+GAUSS_SPAN = 12.0
 
 
 def input_sources() -> list[str]:
@@ -122,6 +151,24 @@ class Exploration:
     hist_density: np.ndarray
     grad_std: np.ndarray
     kernel_grad_std: np.ndarray
+    # The fan-in / fan-out predictions (``predict_propagation``) of Var(a_l) and Var(∂L/∂a_l) for the
+    # chosen init, and for each of ``REFERENCE_INITS`` by name; NaN with batch norm.
+    predicted_forward_variance: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    predicted_backward_variance: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reference_predictions: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    # (points, min(width, n_inputs)): the singular values of ∂a_top/∂x at the batch's first rows,
+    # largest first (``input_output_jacobian``); None when the stack is beyond ``JACOBIAN_BUDGET``.
+    jacobian_singular_values: np.ndarray | None = None
+
+    @property
+    def forward_variance(self) -> np.ndarray:
+        """Var(a_l), measured."""
+        return self.std ** 2
+
+    @property
+    def backward_variance(self) -> np.ndarray:
+        """Var(∂L/∂a_l), measured."""
+        return self.grad_std ** 2
 
     @property
     def depth(self) -> int:
@@ -177,6 +224,119 @@ def build_stack(settings: ExplorerSettings, n_inputs: int, rng: np.random.Genera
         layers.append(HiddenLayer(kernel, activation, batch_norm=settings.batch_norm))
         fan_in = settings.width
     return layers
+
+
+# ----------------------------------------------------------------------------- signal propagation
+
+
+@functools.cache
+def _simpson_rule() -> tuple[np.ndarray, np.ndarray]:
+    """Nodes t and weights w with E[g(z)] ≈ Σ_i w_i g(√q·t_i) for z ~ N(0, q): Simpson's rule times
+    the standard normal density on [−``GAUSS_SPAN``, 0] and on [0, ``GAUSS_SPAN``] apart, the node
+    at 0 of each half nudged to its own side, so a kink or jump at 0 (ReLU and its slope) is
+    integrated as exactly as a smooth function. A polynomial (Gauss–Hermite) rule errs by a percent
+    there, and on a saturating tanh's near-step tanh²."""
+    half = np.linspace(0.0, GAUSS_SPAN, GAUSS_NODES)
+    h = half[1] - half[0]
+    simpson = np.ones(GAUSS_NODES)
+    simpson[1:-1:2], simpson[2:-1:2] = 4.0, 2.0
+    right = half.copy()
+    right[0] = 1e-9 * h
+    t = np.concatenate([-right[::-1], right])
+    weights = np.concatenate([simpson[::-1], simpson]) * (h / 3.0)
+    return t, weights * np.exp(-0.5 * t * t) / np.sqrt(2.0 * np.pi)
+
+
+def gaussian_moments(activation: Any, q: float) -> tuple[float, float, float]:
+    """(E[f(z)], E[f(z)²], E[f'(z)²]) for z ~ N(0, q) (``_simpson_rule``)."""
+    t, weights = _simpson_rule()
+    z = np.sqrt(max(q, 0.0)) * t
+    with np.errstate(all="ignore"):
+        a = activation.forward(z)
+        slope = activation.backward(z, a, np.ones_like(z))
+    return float(weights @ a), float(weights @ (a * a)), float(weights @ (slope * slope))
+
+
+def predict_propagation(weight_variance: Callable[[int, int], float], activation: Any, depth: int, width: int,
+                        n_inputs: int, input_second_moment: float) -> tuple[np.ndarray, np.ndarray]:
+    """(Var(a_l), Var(∂L/∂a_l)) per layer l = 1…depth predicted by the fan-in / fan-out recursion
+    of the module docstring, for kernels of variance ``weight_variance(fan_in, fan_out)``, an
+    input with E[x²] = ``input_second_moment`` and a top gradient of unit variance."""
+    q = np.zeros(depth)
+    forward = np.zeros(depth)
+    slope_sq = np.zeros(depth)
+    second = float(input_second_moment)
+    fan_in = n_inputs
+    for layer in range(depth):
+        q[layer] = fan_in * weight_variance(fan_in, width) * second
+        mean, second, slope_sq[layer] = gaussian_moments(activation, q[layer])
+        forward[layer] = second - mean * mean
+        fan_in = width
+    backward = np.zeros(depth)
+    backward[-1] = 1.0
+    for layer in range(depth - 1, 0, -1):      # ∂L/∂a_{l−1} from ∂L/∂a_l through layer l's kernel (width × width)
+        backward[layer - 1] = width * weight_variance(width, width) * slope_sq[layer] * backward[layer]
+    return forward, backward
+
+
+def input_output_jacobian(stack: list[HiddenLayer], x: np.ndarray) -> np.ndarray:
+    """∂a_top/∂x at the input point ``x`` (shape (width, n_inputs)), exactly, through the stack's own
+    layers: forward m = width copies of x in inference mode (batch norm, if any, as the affine map
+    of its moving statistics, as for a layer frozen by transfer learning) and back-propagate the
+    m × m identity; row i of the input gradient is then e_iᵀ·J, the gradient of top unit i."""
+    width = stack[-1].units
+    h = np.repeat(np.asarray(x).reshape(1, -1), width, axis=0)
+    frozen = [layer.frozen for layer in stack]
+    try:
+        for layer in stack:      # a frozen layer's batch norm is the affine map of its moving statistics
+            layer.frozen = True
+            h = layer.forward(h, training=False)
+        g = np.eye(width, dtype=h.dtype)
+        for i in range(len(stack) - 1, -1, -1):
+            g = stack[i].backward(g, need_input_grad=True)
+    finally:
+        for layer, was in zip(stack, frozen, strict=True):
+            layer.frozen = was
+    return g
+
+
+def freeze_batch_statistics(stack: list[HiddenLayer], X: np.ndarray) -> None:
+    """Set each batch norm's moving mean and variance to the statistics of the batch ``X`` as it
+    reaches that layer, so that inference mode normalizes every point exactly as the training
+    pass normalized the batch (the Jacobian of one point with the batch's statistics held fixed)."""
+    h = X
+    for layer in stack:
+        bn = layer.batch_norm
+        if bn is not None:
+            u = layer.dense.forward(h)
+            if layer.batch_norm_position == "after_activation":
+                u = layer.activation.forward(u)
+            bn.moving_mean[...] = u.mean(axis=0)
+            bn.moving_variance[...] = u.var(axis=0)
+        h = layer.forward(h, training=False)
+
+
+def jacobian_singular_values(stack: list[HiddenLayer], X: np.ndarray, points: int = JACOBIAN_POINTS) -> np.ndarray:
+    """The singular values (largest first) of ``input_output_jacobian`` at the first ``points`` rows
+    of ``X`` (batch norm frozen at ``X``'s statistics): shape (points, min(width, n_inputs))."""
+    freeze_batch_statistics(stack, X)
+    rows = [np.linalg.svd(input_output_jacobian(stack, X[i]), compute_uv=False)
+            for i in range(min(points, len(X)))]
+    return np.array(rows)
+
+
+def _predictions(settings: ExplorerSettings, n_inputs: int, second_moment: float
+                 ) -> tuple[np.ndarray, np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:
+    depth = settings.depth
+    if settings.batch_norm:
+        nan = np.full(depth, np.nan)
+        return nan, nan.copy(), {}
+    activation = get_activation(settings.activation, **dict(settings.activation_params))
+    own = get_initializer(settings.init)
+    forward, backward = predict_propagation(own.variance, activation, depth, settings.width, n_inputs, second_moment)
+    references = {name: predict_propagation(get_initializer(name).variance, activation, depth, settings.width,
+                                            n_inputs, second_moment) for name in REFERENCE_INITS}
+    return forward, backward, references
 
 
 def _finite_std(a: np.ndarray) -> float:
@@ -248,5 +408,14 @@ def explore(settings: ExplorerSettings, rng: np.random.Generator, *, dataset: Da
             out["grad_std"][i] = _finite_std(np.concatenate(gs))
             gs = [stack[i].backward(g, need_input_grad=i > 0) for stack, g in zip(stacks, gs, strict=True)]
             out["kernel_grad_std"][i] = _finite_std(np.concatenate([stack[i].dense.grad_kernel for stack in stacks]))
+        forward, backward, references = _predictions(settings, X.shape[1], float(np.mean(np.square(X))))
+        jacobian = None
+        width = settings.width
+        if width * width * (width + X.shape[1]) * depth <= JACOBIAN_BUDGET:
+            if should_stop is not None and should_stop():
+                return None
+            jacobian = jacobian_singular_values(stacks[0], X)
     return Exploration(settings=settings, input_mean=float(X.mean()), input_std=float(X.std()),
-                       quantiles=quantiles, hist_edges=edges, hist_density=density, **out)
+                       quantiles=quantiles, hist_edges=edges, hist_density=density,
+                       predicted_forward_variance=forward, predicted_backward_variance=backward,
+                       reference_predictions=references, jacobian_singular_values=jacobian, **out)

@@ -42,6 +42,8 @@ from core import __version__
 from core.checkpoints import interval_problem, split_arrays
 from core.data.dataset import MAX_VALUES
 from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES, STEP_QUANTITIES, check_history
+from core.engine.distributions import KINDS as DISTRIBUTION_KINDS
+from core.engine.distributions import check_distributions, kind_columns, row_capacity
 from core.engine.instruments import LAYER_INSTRUMENTS, STEP_INSTRUMENTS
 from core.engine.network import parameter_shapes
 from core.engine.optimizers import OPTIMIZERS
@@ -465,8 +467,11 @@ def _array_budgets(where: Path, manifest: dict[str, Any], raw: Mapping[str, byte
         # every per-step table: the diagnostics, the instruments' and the step counter itself
         per_step = ((len(LAYER_QUANTITIES) + len(LAYER_INSTRUMENTS)) * n_layers
                     + len(STEP_QUANTITIES) + len(STEP_INSTRUMENTS) + 1) * itemsize
+        # the distributions over time: a bounded table of their own (core.engine.distributions)
+        distributions = row_capacity(n_layers) * n_layers * sum(kind_columns(k) for k in DISTRIBUTION_KINDS) * 4 \
+            + (row_capacity(n_layers) + 1) * 8 + 4 * 128 * itemsize + 10 * per_array
         history = (counts["recorded_steps"] * per_step + counts["epochs_recorded"] * len(EPOCH_METRICS) * itemsize
-                   + n_layers * 4 * 1024 + 32 * per_array)
+                   + n_layers * 4 * 1024 + 32 * per_array + distributions)
         budgets["history.npz"] = history
     # Room to spare (2x and 1 MiB), but never past the absolute cap.
     return {name: min(2 * size + 2**20, MAX_MEMBER_BYTES) for name, size in budgets.items()}
@@ -778,5 +783,6 @@ def _check_checkpoints(session: Session, shapes: Mapping[str, tuple[int, ...]], 
 def _check_history(session: Session, where: Path) -> None:
     try:
         check_history(session.history, len(session.experiment.model.layers) + 1, "history.npz")
+        check_distributions(session.history, len(session.experiment.model.layers) + 1, "history.npz")
     except ValueError as exc:
         raise SessionError(f"{where}: {exc}") from None

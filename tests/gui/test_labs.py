@@ -100,6 +100,31 @@ def test_init_explorer_plots_follow_the_controls(labs: Any, qtbot: Any) -> None:
     assert y_data(lab.backward_curve)[0] < -10                     # log10 of the bottom/top gradient ratio
 
 
+def test_init_explorer_shows_the_signal_propagation_and_the_jacobian_spectrum(labs: Any, qtbot: Any) -> None:
+    lab = open_lab(labs, "init_explorer")
+    qtbot.waitUntil(lambda: lab.result is not None, timeout=20000)
+    with qtbot.waitSignal(lab.updated, timeout=20000):
+        lab.depth_spin.setValue(12)
+        lab.width_spin.setValue(40)
+    qtbot.waitUntil(lambda: lab.result.depth == 12 and lab.result.settings.width == 40, timeout=20000)
+    r = lab.result
+    assert lab.propagation_plot.isVisible() and lab.jacobian_plot.isVisible()
+    np.testing.assert_allclose(y_data(lab.measured_forward), np.log10(r.std ** 2))
+    np.testing.assert_allclose(y_data(lab.predicted_forward), np.log10(r.predicted_forward_variance))
+    np.testing.assert_allclose(y_data(lab.predicted_backward), np.log10(r.predicted_backward_variance))
+    # He + ReLU (the first book pair): the predicted forward variance is flat; Glorot's halves per layer
+    assert np.ptp(y_data(lab.predicted_forward)) < 1e-6
+    glorot = y_data(lab.reference_curves["glorot_normal"])
+    np.testing.assert_allclose(np.diff(glorot[1:]), np.log10(0.5), atol=1e-6)
+    assert len(lab.jacobian_curves) == 3
+    for i, curve in enumerate(lab.jacobian_curves):
+        values = r.jacobian_singular_values[i]
+        assert len(y_data(curve)) == 40 and (values > 0).sum() > 5
+        np.testing.assert_allclose(y_data(curve)[values > 0], np.log10(values[values > 0]))
+        assert np.isnan(y_data(curve)[values == 0]).all()      # ReLU's lost directions: a gap, not -inf
+    assert not lab.jacobian_note.isVisible()
+
+
 def test_init_explorer_applies_the_pair_as_one_undoable_edit(labs: Any, qtbot: Any) -> None:
     lab = open_lab(labs, "init_explorer")
     lab.set_pair("lecun_normal", "selu")

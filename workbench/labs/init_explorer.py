@@ -1,6 +1,9 @@
 """The initialization explorer lab: pick depth, width, initializer, activation and batch norm, and
 see per layer how the activations are distributed, how their standard deviation drifts on the
-way up, and how the gradient's drifts on the way down (``core.labs.init_explorer``).
+way up, and how the gradient's drifts on the way down (``core.labs.init_explorer``); and the
+signal-propagation view: the measured forward and backward variances next to the fan-in /
+fan-out predictions for this init and for Glorot, He and LeCun, and the singular values of the
+whole stack's input-output Jacobian.
 
 The computation runs on the lab's worker thread (a 100-layer stack of wide layers takes a
 moment); the plots update when it is done. One button applies the initializer / activation pair
@@ -68,6 +71,12 @@ FORWARD_COLOUR = "#1f77b4"
 BACKWARD_COLOUR = "#d62728"
 SATURATED_COLOUR = "#ff7f0e"
 DEAD_COLOUR = "#555555"
+#: The reference initializations' predicted forward variance, drawn dashed.
+REFERENCE_COLOURS = {"glorot_normal": "#2ca02c", "he_normal": "#9467bd", "lecun_normal": "#8c564b"}
+REFERENCE_LABELS = {"glorot_normal": "Glorot", "he_normal": "He", "lecun_normal": "LeCun"}
+#: The Jacobian's plot shows this many decades below its largest singular value.
+JACOBIAN_DECADES = 12
+JACOBIAN_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c")
 
 
 def violin_path(edges: np.ndarray, density: np.ndarray, half_width: float = 0.42) -> QPainterPath:
@@ -235,11 +244,54 @@ class InitExplorerLab(QWidget):
         self.std_plot.setXLink(self.violin_plot)
         self.fraction_plot.setXLink(self.violin_plot)
 
+        self.propagation_plot = plot_widget("", "variance (log scale)", "hidden layer", log_y=True)
+        self.propagation_plot.setObjectName("propagationPlot")
+        self.propagation_plot.getPlotItem().setTitle(
+            f"<span style='color:{FORWARD_COLOUR}'>● Var(a_l)</span> <span style='color:{BACKWARD_COLOUR}'>▲ "
+            "Var(∂L/∂a_l)</span>, lines: fan-in/fan-out prediction", size="9pt")
+        self.propagation_plot.setToolTip(
+            "Dots: measured variances. Solid lines: Glorot and Bengio's prediction for this init, "
+            "Var(z_l) = fan_in·Var(w)·E[f(z)²] forward and fan_out·Var(w)·E[f'(z)²] backward. Dashed: the forward "
+            "prediction with Glorot's 1/fan_avg, He's 2/fan_in and LeCun's 1/fan_in. No prediction with batch norm.")
+        legend = self.propagation_plot.addLegend(offset=(-5, 5), labelTextSize="8pt", colCount=3)
+        self.measured_forward = self.propagation_plot.plot([], [], pen=None, symbol="o", symbolSize=4,
+                                                           symbolBrush=FORWARD_COLOUR)
+        self.measured_backward = self.propagation_plot.plot([], [], pen=None, symbol="t1", symbolSize=5,
+                                                            symbolBrush=BACKWARD_COLOUR)
+        self.predicted_forward = self.propagation_plot.plot([], [], pen=pg.mkPen(FORWARD_COLOUR, width=1),
+                                                            connect="finite")
+        self.predicted_backward = self.propagation_plot.plot([], [], pen=pg.mkPen(BACKWARD_COLOUR, width=1),
+                                                             connect="finite")
+        self.reference_curves = {
+            name: self.propagation_plot.plot([], [], pen=pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine),
+                                             connect="finite", name=REFERENCE_LABELS[name])
+            for name, colour in REFERENCE_COLOURS.items()}
+        assert legend is not None
+
+        self.jacobian_plot = plot_widget("", "singular value (log scale)", "index (largest first)", log_y=True)
+        self.jacobian_plot.setObjectName("jacobianPlot")
+        self.jacobian_plot.getPlotItem().setTitle("Singular values of ∂a_top/∂x (3 inputs)", size="9pt")
+        self.jacobian_plot.setToolTip(
+            "The singular values of the whole stack's input-output Jacobian at three input points, largest first: "
+            "all near 1 (the dashed line) means every direction of the input reaches the top and every direction "
+            "of the gradient the bottom; a spread of decades means most directions are lost (gaps: exactly 0).")
+        self.jacobian_plot.addItem(pg.InfiniteLine(pos=0.0, angle=0,
+                                                   pen=pg.mkPen("#888888", style=Qt.PenStyle.DashLine)))
+        self.jacobian_curves = [self.jacobian_plot.plot([], [], pen=pg.mkPen(c, width=1), connect="finite")
+                                for c in JACOBIAN_COLOURS]
+        self.jacobian_note = pg.TextItem("", anchor=(0.5, 0.5))
+        self.jacobian_plot.addItem(self.jacobian_note, ignoreBounds=True)
+        propagation = QSplitter(Qt.Orientation.Horizontal)
+        propagation.addWidget(self.propagation_plot)
+        propagation.addWidget(self.jacobian_plot)
+        propagation.setSizes([500, 300])
+
         plots = QSplitter(Qt.Orientation.Vertical)
         plots.addWidget(self.violin_plot)
         plots.addWidget(self.std_plot)
         plots.addWidget(self.fraction_plot)
-        plots.setSizes([420, 300, 180])
+        plots.addWidget(propagation)
+        plots.setSizes([330, 230, 140, 260])
         layout = QHBoxLayout(self)
         layout.addWidget(left_widget)
         layout.addWidget(plots, 1)
@@ -352,8 +404,43 @@ class InitExplorerLab(QWidget):
         logs = logs[np.isfinite(logs)]
         low, high = min(-1.0, float(logs.min(initial=0.0))), max(1.0, float(logs.max(initial=0.0)))
         self.std_plot.setYRange(low, high, padding=0.05)
+        self._show_propagation(result, layers)
         self.summary_label.setText(result.summary())
         self.updated.emit(result)
+
+    def _show_propagation(self, result: Exploration, layers: np.ndarray) -> None:
+        self.propagation_plot.setXRange(0.4, result.depth + 0.6, padding=0)
+        self.measured_forward.setData(layers, safe_log10(result.forward_variance))
+        self.measured_backward.setData(layers, safe_log10(result.backward_variance))
+        self.predicted_forward.setData(layers, safe_log10(result.predicted_forward_variance))
+        self.predicted_backward.setData(layers, safe_log10(result.predicted_backward_variance))
+        for name, curve in self.reference_curves.items():
+            prediction = result.reference_predictions.get(name)
+            if prediction is None:
+                curve.setData([], [])
+            else:
+                curve.setData(layers, safe_log10(prediction[0]))
+        values = result.jacobian_singular_values
+        if values is None:
+            for curve in self.jacobian_curves:
+                curve.setData([], [])
+            self.jacobian_note.setText("Not computed for a stack this large\n(width² × depth too big)")
+            self.jacobian_note.setVisible(True)
+            self.jacobian_note.setPos(0.0, 0.0)
+            self.jacobian_plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+            return
+        self.jacobian_note.setVisible(False)
+        index = np.arange(1, values.shape[1] + 1, dtype=np.float64)
+        for i, curve in enumerate(self.jacobian_curves):
+            if i < len(values):
+                curve.setData(index, safe_log10(values[i]))
+            else:
+                curve.setData([], [])
+        self.jacobian_plot.setXRange(0.5, values.shape[1] + 0.5, padding=0.02)
+        logs = safe_log10(values)
+        top = float(np.nanmax(logs)) if np.isfinite(logs).any() else 0.0
+        low = max(float(np.nanmin(logs)) if np.isfinite(logs).any() else -1.0, top - JACOBIAN_DECADES)
+        self.jacobian_plot.setYRange(min(low, -0.5), max(top, 0.5), padding=0.05)
 
     # ------------------------------------------------------------------ the experiment
 

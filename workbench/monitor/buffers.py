@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES
+from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES, Rows
+from core.engine.distributions import KINDS as DISTRIBUTION_KINDS
 from core.monitor import RunInfo, TrainingSnapshot
 
 #: Per-layer quantities the monitor keeps (the recorder has a few more).
@@ -41,6 +42,45 @@ def safe_log10(a: np.ndarray) -> np.ndarray:
     return out
 
 
+class DistributionBuffer:
+    """The histogram rows of a run (``core.engine.distributions``): ``steps`` (rows,) and one
+    (rows, layers, columns) table per kind, grown geometrically, rewound like the diagnostics."""
+
+    def __init__(self) -> None:
+        self.size = 0
+        self._steps = np.zeros(0, dtype=np.int64)
+        self._tables: dict[str, np.ndarray] = {}
+
+    def apply(self, rows: Rows) -> None:
+        start = min(rows.start, self.size)
+        end = start + len(rows)
+        if end > len(self._steps):
+            cap = max(64, 2 * end)
+            steps = np.zeros(cap, dtype=np.int64)
+            steps[:start] = self._steps[:start]
+            self._steps = steps
+            for kind in DISTRIBUTION_KINDS:
+                block = rows[kind]
+                grown = np.zeros((cap, *block.shape[1:]), dtype=np.float32)
+                old = self._tables.get(kind)
+                if old is not None and old.shape[1:] == block.shape[1:]:
+                    grown[:start] = old[:start]
+                self._tables[kind] = grown
+        self._steps[start:end] = rows["step"]
+        for kind in DISTRIBUTION_KINDS:
+            self._tables[kind][start:end] = rows[kind]
+        self.size = end
+
+    @property
+    def steps(self) -> np.ndarray:
+        return self._steps[: self.size]
+
+    def table(self, kind: str) -> np.ndarray:
+        """(rows, layers, columns) view of one kind (empty before the first row)."""
+        a = self._tables.get(kind)
+        return a[: self.size] if a is not None else np.zeros((0, 0, 0), dtype=np.float32)
+
+
 class RunBuffers:
     """Everything the monitor plots about the current run."""
 
@@ -55,6 +95,14 @@ class RunBuffers:
         # panel's cache keyed by them can never take a new run's rows for the old run's (a second
         # run of the same length has the same size at the same point).
         self.run += 1
+        # The run shown before this one, for the Distributions dock's run-vs-run difference.
+        old = getattr(self, "distributions", None)
+        if old is not None and old.size:
+            self.previous_distributions: DistributionBuffer | None = old
+            self.previous_layer_names = list(self.layer_names)
+        elif not hasattr(self, "previous_distributions"):
+            self.previous_distributions, self.previous_layer_names = None, []
+        self.distributions = DistributionBuffer()
         self.layer_names = list(layer_names)
         n_layers = len(self.layer_names)
         self.size = 0
@@ -136,6 +184,8 @@ class RunBuffers:
         self.progress = snap.progress.to_dict()
         if len(snap.frozen_layers) == self.n_layers:
             self.frozen_layers = list(snap.frozen_layers)
+        if snap.distributions is not None:
+            self.distributions.apply(snap.distributions)
         if snap.confusion is not None:
             self.confusion = snap.confusion
             self.extras_version += 1
@@ -210,4 +260,4 @@ def _meta(run: RunInfo) -> dict[str, Any]:
             "gradient_clip": run.gradient_clip}
 
 
-__all__ = ["KEPT", "LAYER_QUANTITIES", "ZERO_LOG10", "RunBuffers", "safe_log10", "write_csv"]
+__all__ = ["KEPT", "DistributionBuffer", "LAYER_QUANTITIES", "ZERO_LOG10", "RunBuffers", "safe_log10", "write_csv"]

@@ -120,3 +120,135 @@ def test_should_stop_abandons_the_pass():
     assert explore(ExplorerSettings(depth=20, width=8), np.random.default_rng(0), should_stop=stop) is None
     assert len(calls) == 4
     assert explore(ExplorerSettings(depth=2, width=8), np.random.default_rng(0), should_stop=lambda: False) is not None
+
+
+# ----------------------------------------------------------------------------- signal propagation
+
+
+def relu_prediction(sigma2_first: float, sigma2: float, n_inputs: int, width: int, depth: int,
+                    input_second_moment: float) -> tuple[np.ndarray, np.ndarray]:
+    """The fan-in argument for ReLU worked out by hand: z ~ N(0, q) gives E[relu(z)²] = q/2,
+    E[relu(z)] = √(q/2π), so Var(a) = q(1/2 − 1/2π); and E[relu'(z)²] = 1/2."""
+    q = n_inputs * sigma2_first * input_second_moment
+    forward, qs = [], []
+    for _ in range(depth):
+        qs.append(q)
+        forward.append(q * (0.5 - 0.5 / np.pi))
+        q = width * sigma2 * q / 2.0
+    backward = [1.0]
+    for _ in range(depth - 1):
+        backward.insert(0, backward[0] * width * sigma2 * 0.5)
+    return np.array(forward), np.array(backward)
+
+
+def test_the_relu_prediction_is_the_books_fan_in_formula():
+    from core.engine.activations import get_activation
+    from core.labs.init_explorer import predict_propagation
+
+    relu = get_activation("relu")
+    # He: Var(w) = 2/fan_in keeps the forward variance and (fan_in = fan_out) the backward one
+    f, b = predict_propagation(lambda fi, fo: 2.0 / fi, relu, 12, 64, 30, 1.3)
+    ef, eb = relu_prediction(2.0 / 30, 2.0 / 64, 30, 64, 12, 1.3)
+    np.testing.assert_allclose(f, ef, rtol=1e-7)
+    np.testing.assert_allclose(b, eb, rtol=1e-7)
+    np.testing.assert_allclose(f, f[0], rtol=1e-7)
+    np.testing.assert_allclose(b, 1.0, rtol=1e-7)
+    # Glorot with ReLU loses half the variance per layer each way
+    f, b = predict_propagation(lambda fi, fo: 2.0 / (fi + fo), relu, 8, 64, 64, 1.0)
+    np.testing.assert_allclose(f[1:] / f[:-1], 0.5, rtol=1e-7)
+    np.testing.assert_allclose(b[:-1] / b[1:], 0.5, rtol=1e-7)
+
+
+def test_the_linear_and_tanh_predictions_follow_the_variance_recursion():
+    from core.engine.activations import get_activation
+    from core.labs.init_explorer import gaussian_moments, predict_propagation
+
+    # identity: q_l = n·σ²·q_{l−1}, Var(a) = q, v_{l−1} = n·σ²·v_l
+    f, b = predict_propagation(lambda fi, fo: 1.5 / fi, get_activation("linear"), 5, 40, 40, 2.0)
+    np.testing.assert_allclose(f, 2.0 * 1.5 ** np.arange(1, 6), rtol=1e-9)
+    np.testing.assert_allclose(b, 1.5 ** np.arange(4, -1, -1), rtol=1e-9)
+    # tanh's moments against a brute-force integral on a fine grid
+    tanh = get_activation("tanh")
+    for q in (0.01, 1.0, 30.0):
+        z = np.linspace(-40 * np.sqrt(q), 40 * np.sqrt(q), 400_001)
+        density = np.exp(-z * z / (2 * q)) / np.sqrt(2 * np.pi * q)
+        dz = z[1] - z[0]
+        mean, second, slope = gaussian_moments(tanh, q)
+        assert mean == pytest.approx(0.0, abs=1e-12)
+        assert second == pytest.approx(np.sum(np.tanh(z) ** 2 * density) * dz, rel=1e-4)
+        assert slope == pytest.approx(np.sum((1 - np.tanh(z) ** 2) ** 2 * density) * dz, rel=1e-4)
+
+
+@pytest.mark.parametrize(("init", "activation"), [("he_normal", "relu"), ("glorot_normal", "tanh"),
+                                                  ("lecun_normal", "selu")])
+def test_a_wide_stack_measures_what_the_prediction_says(init, activation):
+    # a finite-width draw's log-variance drifts by about √(5·depth/width) (≈ 0.2 here), pooled over 4 draws
+    r = run(depth=6, width=800, init=init, activation=activation, batch_size=128, draws=4, dtype=np.float32)
+    np.testing.assert_allclose(r.forward_variance, r.predicted_forward_variance, rtol=0.25)
+    np.testing.assert_allclose(r.backward_variance, r.predicted_backward_variance, rtol=0.25)
+    assert set(r.reference_predictions) == {"glorot_normal", "he_normal", "lecun_normal"}
+    own = r.reference_predictions[init]
+    np.testing.assert_allclose(own[0], r.predicted_forward_variance)
+
+
+def test_no_prediction_with_batch_norm():
+    r = run(depth=4, width=20, batch_norm="before_activation")
+    assert np.isnan(r.predicted_forward_variance).all() and r.reference_predictions == {}
+
+
+def numeric_jacobian(stack, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    def top(v: np.ndarray) -> np.ndarray:
+        a = v.reshape(1, -1)
+        for layer in stack:
+            a = layer.forward(a, training=False)
+        return a[0]
+    columns = []
+    for j in range(len(x)):
+        e = np.zeros_like(x)
+        e[j] = h
+        columns.append((top(x + e) - top(x - e)) / (2 * h))
+    return np.array(columns).T
+
+
+@pytest.mark.parametrize("batch_norm", [False, "before_activation", "after_activation"])
+def test_the_jacobian_is_the_finite_difference_one(batch_norm):
+    from core.labs.init_explorer import (
+        build_stack,
+        freeze_batch_statistics,
+        input_batch,
+        input_output_jacobian,
+        jacobian_singular_values,
+    )
+
+    settings = ExplorerSettings(depth=5, width=14, init="glorot_normal", activation="tanh", batch_norm=batch_norm,
+                                n_inputs=9, batch_size=32)
+    rng = np.random.default_rng(4)
+    X = input_batch(settings, rng)
+    stack = build_stack(settings, 9, rng)
+    freeze_batch_statistics(stack, X)
+    if batch_norm:      # the frozen statistics are the batch's: inference now equals the training pass
+        inference, training = X, X
+        for layer in stack:
+            inference = layer.forward(inference, training=False)
+        for layer in stack:
+            training = layer.forward(training, training=True)
+        np.testing.assert_allclose(inference, training, rtol=1e-9, atol=1e-12)
+    for i in range(2):
+        exact = input_output_jacobian(stack, X[i])
+        assert exact.shape == (14, 9)
+        np.testing.assert_allclose(exact, numeric_jacobian(stack, X[i]), rtol=1e-6, atol=1e-8)
+    values = jacobian_singular_values(stack, X, points=2)
+    for i in range(2):
+        np.testing.assert_allclose(values[i], np.linalg.svd(numeric_jacobian(stack, X[i]), compute_uv=False),
+                                   rtol=1e-6, atol=1e-8)
+
+
+def test_explore_reports_the_jacobian_spectrum_and_isometry_separates_the_inits():
+    good = run(depth=20, width=64, init="glorot_normal", activation="tanh")
+    bad = run(depth=20, width=64, init=N01, activation="tanh")
+    assert good.jacobian_singular_values.shape == (3, 64)
+    assert np.all(np.diff(good.jacobian_singular_values, axis=1) <= 1e-12)        # largest first
+    # Glorot + tanh: the spectrum spans a few decades; N(0, 1): saturated units make most directions vanish
+    spread = lambda r: np.log10(r.jacobian_singular_values[:, 0] / r.jacobian_singular_values[:, 31])  # noqa: E731
+    assert spread(bad).min() > spread(good).max()
+    assert run(depth=2, width=2048, n_inputs=4, batch_size=8).jacobian_singular_values is None   # past the budget

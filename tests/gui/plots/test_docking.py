@@ -28,12 +28,12 @@ RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
 #: not a plot panel: the Runs tools tab it behind the metrics.)
 LAYOUT_BEFORE_THE_SPLIT = [
     (RIGHT, ["metricsDock", "gradientFlowDock", "activationsDock", "runsDock"]),
-    (RIGHT, ["heatmapDock", "boundaryDock", "confusionDock"]),
+    (RIGHT, ["heatmapDock", "boundaryDock", "confusionDock", "distributionsDock"]),
 ]
 TITLES_BEFORE_THE_SPLIT = {"metricsDock": "Loss and accuracy", "gradientFlowDock": "Gradient flow",
                            "activationsDock": "Activations", "heatmapDock": "Gradient heatmap",
                            "boundaryDock": "Decision boundary", "confusionDock": "Confusion matrix",
-                           "runsDock": "Runs"}
+                           "runsDock": "Runs", "distributionsDock": "Distributions"}
 
 
 def panel_classes() -> list[type[PlotPanel]]:
@@ -141,10 +141,10 @@ def test_the_layout_is_the_one_from_before_the_panels_declared_it(make_window: A
     assert isinstance(view_menu, QMenu)
     entries = [a.text() for a in view_menu.actions()]
     start = entries.index("Loss and accuracy")
-    assert entries[start:start + 7] == ["Loss and accuracy", "Gradient flow", "Activations", "Gradient heatmap",
-                                        "Decision boundary", "Confusion matrix", "Runs"]
+    assert entries[start:start + 8] == ["Loss and accuracy", "Gradient flow", "Activations", "Gradient heatmap",
+                                        "Decision boundary", "Confusion matrix", "Distributions", "Runs"]
     assert list(monitor_of(window).panels) == ["grad_norm", "metrics", "flow", "activations", "heatmap", "boundary",
-                                               "confusion"]
+                                               "confusion", "distributions"]
 
 
 @pytest.mark.parametrize(("source", "front", "behind"), [
@@ -195,7 +195,8 @@ def test_a_new_panel_is_one_class_and_one_entry(make_window: Any, qtbot: Any, mo
     dock = window.findChild(QDockWidget, "stepCountDock")
     assert dock is not None and dock.windowTitle() == "Steps" and dock in window.monitor_docks
     check_groups(window, [(RIGHT, ["metricsDock", "gradientFlowDock", "activationsDock", "runsDock"]),
-                          (RIGHT, ["heatmapDock", "boundaryDock", "confusionDock", "stepCountDock"])])
+                          (RIGHT, ["heatmapDock", "boundaryDock", "confusionDock", "distributionsDock",
+                                    "stepCountDock"])])
     view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
     assert "Steps" in [a.text() for a in view_menu.actions()]
     panel = monitor_of(window).panels["step_count"]

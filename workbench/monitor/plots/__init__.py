@@ -4,7 +4,7 @@
 - ``downsample``: the min / max envelope of long curves; ``style``: layer colours, pens, names
   and event marks;
 - the panels: ``gradient_norm`` (the central plot), ``metrics``, ``gradient_flow``,
-  ``activations``, ``heatmap``, ``boundary``, ``confusion``.
+  ``activations``, ``heatmap``, ``boundary``, ``confusion``, ``distributions``.
 
 Every docked panel declares where it docks (``PlotPanel.dock``); the monitor docks the classes
 listed in ``DOCKED_PANELS`` there. A new panel is a module here and one entry in that list.
@@ -16,6 +16,7 @@ from .activations import ActivationPanel
 from .base import DockPlace, GatedGraphicsLayout, PlotPanel
 from .boundary import CLASS_COLOURS, BoundaryPanel
 from .confusion import ConfusionPanel
+from .distributions import DistributionPanel
 from .downsample import BlockReducer, envelope, visible_slice
 from .gradient_flow import HEALTHY_RATIO, GradientFlowPanel
 from .gradient_norm import GradientNormPanel
@@ -40,6 +41,7 @@ DOCKED_PANELS: tuple[type[PlotPanel], ...] = (
     HeatmapPanel,
     BoundaryPanel,
     ConfusionPanel,
+    DistributionPanel,
 )
 
 __all__ = [
@@ -54,6 +56,7 @@ __all__ = [
     "BlockReducer",
     "BoundaryPanel",
     "ConfusionPanel",
+    "DistributionPanel",
     "DockPlace",
     "GatedGraphicsLayout",
     "GradientFlowPanel",
