@@ -27,6 +27,7 @@ from core.spec import SpecError, load_experiment
 from .concurrent import shutdown_all
 from .editor import create_editor_docks, create_presets_menu
 from .editor.model_panel import ModelPanel
+from .editor.panel import Panel
 from .labs import create_labs_menu
 from .lessons import LessonsTools
 from .monitor import TrainingController, create_monitor
@@ -75,7 +76,12 @@ class MainWindow(QMainWindow):
         self._default_layout = self.saveState()
         self._build_menus()
         self.sessions = SessionTools(self)  # autosave, crash recovery, transfer dialog, opening on the worker
-        self.controller.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        # The status bar: what the controller is doing now (until it changes), and events (saved,
+        # stopped, applied) for a few seconds, after which the current state shows again.
+        self.controller.state_status.connect(self._show_state_status)
+        self.controller.status.connect(self.show_event)
+        self.statusBar().messageChanged.connect(self._status_cleared)
+        self.controller.mode_changed.connect(self._show_live_edits)
         self.controller.error.connect(self._show_error)
         self.state.file_changed.connect(lambda _: self._update_title())
         self.state.dirty_changed.connect(lambda _: self._update_title())
@@ -87,6 +93,33 @@ class MainWindow(QMainWindow):
         self.state.errors_changed.connect(self._explain_disabled_training)
         self._restore_layout()
         self._update_title()
+
+    # ------------------------------------------------------------------ status bar
+
+    def editor_panels(self) -> list[Panel]:
+        return [p for d in self.editor_docks if isinstance(p := d.widget().widget(), Panel)]
+
+    def _show_live_edits(self, mode: str) -> None:
+        # Edits of a running (or paused) run: each field says whether it applies now or waits.
+        live = mode in ("running", "paused")
+        for panel in self.editor_panels():
+            if panel.binder.run_live != live:
+                panel.set_run_live(live)
+
+    def show_event(self, text: str, msecs: int = 5000) -> None:
+        """An event (opened, saved, stopped) for ``msecs``; then the controller's state again."""
+        self.statusBar().showMessage(text, msecs)
+
+    def _show_state_status(self, text: str) -> None:
+        if text:
+            self.statusBar().showMessage(text)
+        else:
+            self.statusBar().clearMessage()
+
+    def _status_cleared(self, text: str) -> None:
+        # An event timed out (or a menu's status tip went away): say what is going on now.
+        if not text and self.controller.mode_status:
+            self.statusBar().showMessage(self.controller.mode_status)
 
     # ------------------------------------------------------------------ menus
 
@@ -232,7 +265,7 @@ class MainWindow(QMainWindow):
             self._show_error(f"Cannot open {path.name}:\n{exc}")
             return False
         self._add_recent(path)
-        self.statusBar().showMessage(f"Opened {path}", 5000)
+        self.show_event(f"Opened {path}")
         self.file_opened.emit(path)
         return True
 
@@ -243,7 +276,7 @@ class MainWindow(QMainWindow):
             recorded = session.state.get("base_dir")
             self.state.load(session.experiment, path, Path(recorded) if recorded and Path(recorded).is_dir() else None)
             self._add_recent(path)
-            self.statusBar().showMessage(f"Opened {path}", 5000)
+            self.show_event(f"Opened {path}")
             self.file_opened.emit(path)
 
         return self.controller.open_session_file(path, opened)
@@ -292,7 +325,7 @@ class MainWindow(QMainWindow):
         self.state.mark_saved(path)
         self.sessions.saved(path)           # the recovery copy holds nothing new any more
         self._add_recent(path)
-        self.statusBar().showMessage(f"Saved {path}", 5000)
+        self.show_event(f"Saved {path}")
         return True
 
     def export_experiment(self) -> None:
