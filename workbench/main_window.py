@@ -24,7 +24,7 @@ from core.presets import default_experiment
 from core.sessions.format import SessionError
 from core.spec import SpecError, load_experiment
 
-from .concurrent import shutdown_all
+from .concurrent import JobRunner, shutdown_all
 from .editor import create_editor_docks, create_presets_menu
 from .editor.model_panel import ModelPanel
 from .editor.panel import Panel
@@ -82,6 +82,11 @@ class MainWindow(QMainWindow):
         self.controller.status.connect(self.show_event)
         self.statusBar().messageChanged.connect(self._status_cleared)
         self.controller.mode_changed.connect(self._show_live_edits)
+        # An experiment file is read and checked on a worker: the window never waits on a read.
+        self.file_reader = JobRunner(self, "open-experiment", plain_errors=(SpecError, SessionError, OSError))
+        self.file_reader.finished.connect(self._experiment_read)
+        self.file_reader.failed.connect(self._experiment_refused)
+        self._reading: Path | None = None
         self.controller.error.connect(self._show_error)
         self.state.file_changed.connect(lambda _: self._update_title())
         self.state.dirty_changed.connect(lambda _: self._update_title())
@@ -258,16 +263,36 @@ class MainWindow(QMainWindow):
             return False
         if path.suffix.lower() == ".gwb":
             return self._open_session_file(path)
-        try:
-            self.state.load(load_experiment(path), None, path.parent)
-            self.controller.open_session(None)
-        except (SessionError, SpecError) as exc:
-            self._show_error(f"Cannot open {path.name}:\n{exc}")
-            return False
+        self._reading = path
+        self.show_event(f"Reading {path.name}…", 0)
+        self.file_reader.submit(lambda _progress, _should_stop: load_experiment(path))
+        return True
+
+    @property
+    def opening_file(self) -> bool:
+        """An experiment file is being read (``file_opened`` or an error dialog follows; a
+        session is read by the controller, busy meanwhile)."""
+        return self._reading is not None
+
+    def _experiment_read(self, experiment: Any) -> None:
+        path, self._reading = self._reading, None
+        if path is None:
+            return
+        if self.controller.busy:                 # a run was started while the file was read
+            self._show_error(f"Cannot open {path.name}: stop training before opening another file.")
+            return
+        self.state.load(experiment, None, path.parent)
+        self.controller.open_session(None)
         self._add_recent(path)
         self.show_event(f"Opened {path}")
         self.file_opened.emit(path)
-        return True
+
+    def _experiment_refused(self, message: str) -> None:
+        path, self._reading = self._reading, None
+        if path is None:
+            return
+        self.statusBar().clearMessage()
+        self._show_error(f"Cannot open {path.name}:\n{message}")
 
     def _open_session_file(self, path: Path) -> bool:
         """Load and restore the session on the worker thread; the state follows when it succeeded

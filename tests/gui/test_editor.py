@@ -534,6 +534,8 @@ def choose_file_in_dialog(qtbot: Any, window: Any, path: Path) -> None:
     assert dialog.isVisible()
     dialog.selectFile(str(path))
     dialog.accept()
+    # A CSV's columns are read on a worker; the edit follows when they arrive.
+    qtbot.waitUntil(lambda: not data_panel(window).reading_columns, timeout=10_000)
 
 
 def test_csv_import_with_target_column_and_preview(make_window: Any, qtbot: Any, tmp_path: Path) -> None:
@@ -955,3 +957,4 @@ def test_tab_visits_the_panel_top_to_bottom_left_to_right(make_window: Any, qtbo
             visited.append(now)
         qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
     assert set(visited) == set(fields), f"never reached: {[w.objectName() for w in set(fields) - set(visited)]}"
+
