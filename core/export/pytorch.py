@@ -242,6 +242,14 @@ ACTIVATIONS: dict[str, ScriptEntry] = {
     "linear": ScriptEntry("nn.Identity()"),
 }
 
+# ``model.layers[i].dropout_type`` → a torch module dropping units at the layer's rate
+DROPOUTS: dict[str, ScriptEntry] = {
+    "standard": ScriptEntry("nn.Dropout(rate)", "inverted dropout, as Keras's"),
+    "alpha": ScriptEntry("nn.AlphaDropout(rate)", "alpha dropout (Klambauer et al., 2017): a dropped unit is set to "
+                                                  "SELU's saturation −λα and a·x + b restores mean 0 and variance 1, "
+                                                  "with the same a and b as the workbench"),
+}
+
 # ``init`` of a layer or the output → torch's in-place initialization of ``weight`` (fans as Keras counts them)
 INITIALIZERS: dict[str, ScriptEntry] = {
     "zeros": ScriptEntry("nn.init.zeros_(weight)"),
@@ -282,8 +290,11 @@ def _layers_literal(exp: Experiment) -> str:
     rows = []
     for row in exp.model.layers:
         init = {"name": row.init} if isinstance(row.init, str) else dict(row.init)
-        rows.append({"units": row.units, "init": init, "activation": row.activation, **dict(row.activation_params),
-                     "batch_norm": row.batch_norm, "dropout": row.dropout, "use_bias": row.use_bias})
+        entry = {"units": row.units, "init": init, "activation": row.activation, **dict(row.activation_params),
+                 "batch_norm": row.batch_norm, "dropout": row.dropout, "use_bias": row.use_bias}
+        if row.dropout_type != "standard":      # as in the spec: named only when not ordinary
+            entry["dropout_type"] = row.dropout_type
+        rows.append(entry)
     return "[\n" + "".join(f"    {r!r},\n" for r in rows) + "]"
 
 
@@ -514,7 +525,7 @@ OPTIMIZER_CODE: dict[str, OptimizerCode] = {
 
 # Every table above, by the family name its registry uses in messages
 TRANSLATIONS: dict[str, dict[str, Any]] = {
-    "optimizer": OPTIMIZER_CODE, "schedule": SCHEDULE_CODE, "activation": ACTIVATIONS,
+    "optimizer": OPTIMIZER_CODE, "schedule": SCHEDULE_CODE, "activation": ACTIVATIONS, "dropout": DROPOUTS,
     "initializer": INITIALIZERS, "loss": LOSSES, "dataset": DATA_SOURCES, "augmentation": AUGMENTATIONS,
 }
 
@@ -550,6 +561,7 @@ def check_exportable(exp: Experiment) -> None:
     translation("augmentation", exp.data.augmentation.type)
     for row in exp.model.layers:
         translation("activation", row.activation)
+        translation("dropout", row.dropout_type)
     for init in [row.init for row in exp.model.layers] + [exp.model.output.init]:
         translation("initializer", init if isinstance(init, str) else init["name"])
     if exp.model.output.loss != "auto":
@@ -631,6 +643,7 @@ def pytorch_script(session: Session, weights_file: str | None = None) -> str:
         "OUTINIT": repr({"name": exp.model.output.init} if isinstance(exp.model.output.init, str)
                         else dict(exp.model.output.init)),
         "ACTIVATIONS": _script_table("ACTIVATIONS", ACTIVATIONS, "row"),
+        "DROPOUTS": _script_table("DROPOUTS", DROPOUTS, "rate"),
         "INITIALIZERS": _script_table("INITIALIZERS", INITIALIZERS, "weight, init, fan_in, fan_out"),
         "LOSSES": _script_table("LOSSES", LOSSES, None),
         "LOSSNAME": repr(exp.model.output.loss),

@@ -3,7 +3,7 @@
 ``pytorch_script`` fills every slot in one pass (:data:`SLOTS` lists them). The slots for user
 strings (``@@NAME@@``, ``@@SOURCE@@``) receive Python literals written by ``repr`` and sit where
 data belongs, never inside the script's docstring or comments; the tables the script dispatches
-on (``@@ACTIVATIONS@@``, ``@@INITIALIZERS@@``, ``@@LOSSES@@``, ``@@AUGCODE@@``) are written from
+on (``@@ACTIVATIONS@@``, ``@@DROPOUTS@@``, ``@@INITIALIZERS@@``, ``@@LOSSES@@``, ``@@AUGCODE@@``) are written from
 the exporter's tables, one entry per registry name.
 
 The template is plain text for the script, so it is kept apart from the code that fills it: read
@@ -124,6 +124,9 @@ def init_kernel(weight, init):
 # The workbench's activations as torch modules; row: the layer's entry of LAYERS (for alpha)
 @@ACTIVATIONS@@
 
+# The layer's dropout (its dropout_type) at its rate
+@@DROPOUTS@@
+
 
 def batch_norm(units):
     # Keras's moving = 0.99·moving + 0.01·batch is torch's momentum 0.01 (torch weighs the new batch).
@@ -149,7 +152,7 @@ def build_model():
         if row["batch_norm"] == "after_activation":
             layers[f"bn_{i}"] = batch_norm(row["units"])
         if row["dropout"]:
-            layers[f"dropout_{i}"] = nn.Dropout(row["dropout"])  # inverted dropout, as Keras's
+            layers[f"dropout_{i}"] = DROPOUTS[row.get("dropout_type", "standard")](row["dropout"])
         fan_in = row["units"]
     output = layers["output"] = nn.Linear(fan_in, N_OUTPUTS)  # logits: the activation is in the loss
     init_kernel(output.weight, OUTPUT_INIT)

@@ -37,7 +37,7 @@ def train(qtbot: Any, window: Any, epochs: int) -> None:
 def test_a_lesson_loads_its_preset_trains_and_shows_the_checks_verdict(make_window: Any, qtbot: Any) -> None:
     window = make_window()
     panel = open_lessons(window)
-    assert panel.lesson_list.count() == len(LESSONS) == 9
+    assert panel.lesson_list.count() == len(LESSONS) == 10
     panel.select("vanishing")
     assert "gradient-norm plot" in panel.look.text() and "dock" in panel.look.text()
     assert panel.steps.text().count("<li>") == len(LESSONS["vanishing"].steps)

@@ -36,6 +36,7 @@ from core.remedies import (
     remedy_clip,
     remedy_init,
     remedy_leaky,
+    self_normalization_gaps,
     try_remedies_for,
 )
 
@@ -189,6 +190,10 @@ class HealthBanner(QFrame):
             message = rest                       # the bold title already says it
         text = (f"<b>⚠ {html.escape(title)} in {html.escape(first['layer_name'])} at step {first['step']}.</b> "
                 f"{html.escape(message[0].upper() + message[1:])}.{more}")
+        gaps = self_normalization_gaps(self.state.experiment)
+        if gaps:        # the book's advice for SELU networks: the conditions this one breaks
+            text += ("<br><i>" + html.escape("SELU network: it normalizes itself only with "
+                                             + "; ".join(gaps) + ".") + "</i>")
         if self.stale:
             text = f"<span style='color: gray'>{text} (before the fix)</span>"
         self.label.setText(text)

@@ -443,3 +443,39 @@ def test_the_script_uses_no_name_it_does_not_define(tmp_path):
     proc = subprocess.run([str(ruff), "check", "--isolated", "--select", "F821,F822,F823", str(script)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_script_dispatches_on_every_dropout_type(tmp_path):
+    from core.engine.layers import DROPOUT_TYPES
+
+    session, _ = session_at_start(tmp_path, experiment())
+    tree = ast.parse(pytorch_script(session))
+    tables = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+              for t in node.targets if isinstance(t, ast.Name)}
+    assert [ast.literal_eval(k) for k in tables["DROPOUTS"].keys] == list(DROPOUT_TYPES)
+
+
+@torch_tests
+def test_alpha_dropout_exports_as_torch_s_with_the_same_correction(tmp_path):
+    """A SELU layer with alpha dropout becomes nn.AlphaDropout, whose kept and dropped values
+    are the workbench's a·x + b and a·α′ + b (the same a, b), and whose logits at inference
+    are the workbench's."""
+    import torch
+
+    from core.engine.layers import alpha_dropout
+
+    layers = [{"units": 8, "init": "lecun_normal", "activation": "selu", "dropout": 0.2, "dropout_type": "alpha"}] * 2
+    module, trainer = exported(tmp_path, experiment(model={"layers": layers}))
+    model = module.load_weights(module.build_model(), module.WEIGHTS)
+    drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout | torch.nn.AlphaDropout)]
+    assert len(drops) == 2 and all(isinstance(m, torch.nn.AlphaDropout) and m.p == 0.2 for m in drops)
+    x = np.full((400, 50), 0.5)
+    theirs = np.unique(np.round(drops[0].train()(torch.from_numpy(x)).numpy(), 9))
+    multiplier, shift = alpha_dropout(x.shape, 0.2, np.random.default_rng(0), x.dtype)
+    ours = np.unique(np.round(x * multiplier + shift, 9))
+    np.testing.assert_allclose(theirs, ours, rtol=1e-7)
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.from_numpy(trainer.X_val)).numpy()
+    np.testing.assert_allclose(logits, trainer.network.predict_logits(trainer.X_val), rtol=1e-5, atol=1e-6)
+
