@@ -66,10 +66,16 @@ def load_data(data_path=None):
         DATA_PATH = Path(data_path)
     data_rng, split_rng, _init_rng, train_rng = (np.random.Generator(np.random.PCG64(s))
                                                  for s in np.random.SeedSequence(SEED).spawn(4))
-    X, y = load_dataset(data_rng)
+    X, y, *published = load_dataset(data_rng)
     classification = y.ndim == 1
-    train, val, test = stratified_split(y if classification else np.zeros(len(y)), VALIDATION_SPLIT,
-                                        TEST_SPLIT, split_rng, stratify=classification)
+    if not published:
+        train, val, test = stratified_split(y if classification else np.zeros(len(y)), VALIDATION_SPLIT,
+                                            TEST_SPLIT, split_rng, stratify=classification)
+    else:  # a published test set (the book's data sets) is the test split; validation is cut from the rest
+        test = published[0]
+        rest = np.setdiff1d(np.arange(len(y)), test, assume_unique=True)
+        part_train, part_val, _ = stratified_split(y[rest], VALIDATION_SPLIT, 0.0, split_rng, stratify=True)
+        train, val = rest[part_train], rest[part_val]
     X = X.astype(DTYPE)
     if not classification:
         y = y.astype(DTYPE)
