@@ -1,4 +1,4 @@
-"""Chapter 11 as nine guided lessons: what to load, where to look, and a check of the run.
+"""Chapter 11 as ten guided lessons: what to load, where to look, and a check of the run.
 
 A lesson starts from a bundled experiment (a preset of ``core.presets``, or for transfer
 learning an example of the model zoo), says in a few sentences what to watch and in which
@@ -36,6 +36,11 @@ from core.training import Trainer
 VANISHING_RATIO = 100.0
 #: Every hidden layer's gradient within this factor of every other's: a healthy network.
 HEALTHY_SPREAD = 10.0
+#: Self-normalized: every SELU layer's output standard deviation within this factor of 1 at the
+#: start of training (Klambauer et al.'s fixed point is exactly 1) ...
+NORMALIZED_FACTOR = 1.25
+#: ... and it has broken once a layer's standard deviation is this far from 1.
+BROKEN_FACTOR = 1.5
 
 
 @dataclass(frozen=True)
@@ -184,6 +189,41 @@ def check_dying_units(run: RunRecord) -> Verdict:
                                        "example, get no gradient and never recover): dying ReLUs.")
     return Verdict(False, fraction, f"At most {_percent(fraction)} of any layer's units are dead ({name}): "
                                     "the units stay alive.")
+
+
+def check_self_normalization(run: RunRecord) -> Verdict:
+    """Self-normalization (Klambauer et al., 2017): with LeCun normal initialization,
+    standardized inputs and a plain stack of dense SELU layers (no ordinary dropout, no batch
+    norm), each layer's outputs keep mean 0 and standard deviation σ_l = 1. The check reads σ_l
+    of every hidden layer at the first recorded step — self-normalized if 1/1.25 ≤ σ_l ≤ 1.25
+    for all l — then finds the first step at which some σ_l left [1/1.5, 1.5]: training moves
+    the weights away from LeCun's variance 1/fan_in, and the guarantee holds only near it."""
+    if (missing := _no_run(run)) is not None:
+        return missing
+    std = np.asarray(run.history["activation_std"], dtype=np.float64)[:, :-1]
+    steps = np.asarray(run.history.get("step", np.arange(len(std))))
+    first = std[0]
+    worst = int(np.argmax(np.abs(np.log(first))))
+    start = float(first[worst])
+    if not (1 / NORMALIZED_FACTOR <= start <= NORMALIZED_FACTOR):
+        return Verdict(False, start, f"At the first step {run.short_name(worst)}'s outputs have standard deviation "
+                                     f"{start:.2f}, not ≈ 1: the network does not normalize itself. Check the "
+                                     "conditions: SELU in every layer, LeCun normal init, standardized inputs, no "
+                                     "batch norm, and alpha dropout instead of ordinary dropout.")
+    far = np.abs(np.log(std)) > math.log(BROKEN_FACTOR)
+    rows = np.flatnonzero(far.any(axis=1))
+    if len(rows) == 0:
+        return Verdict(True, start, f"Every layer's outputs kept a standard deviation within {BROKEN_FACTOR:g}× of 1 "
+                                    f"for the whole run (at the start, the farthest was {start:.2f}): the network "
+                                    "normalized itself throughout.")
+    row = int(rows[0])
+    layer = int(np.argmax(np.abs(np.log(std[row]))))
+    step = int(steps[row]) if row < len(steps) else row
+    epoch = step // max(1, run.steps_per_epoch) + 1
+    return Verdict(True, start, f"At the start every layer's outputs had a standard deviation of ≈ 1 (the farthest "
+                                f"{start:.2f}): self-normalized. It broke during training: at step {step:,} (epoch "
+                                f"{epoch}) {run.short_name(layer)}'s reached {std[row, layer]:.2f}, as the weights "
+                                "moved away from LeCun's variance 1/fan_in.")
 
 
 def check_batch_norm(run: RunRecord) -> Verdict:
@@ -390,6 +430,20 @@ LESSONS: dict[str, Lesson] = {lesson.key: lesson for lesson in [
          "Set the learning rate to 0.01 (Optimizer panel) and train again: the check finds the units "
          "alive. (At 0.1, `leaky_relu` and `elu` do not die but diverge: the step itself is too large.)"),
         check_dying_units, preset="dying_relu"),
+    Lesson(
+        "self_normalization", "Self-normalizing SELU networks", "Better Activation Functions (SELU)",
+        "01-vanishing-gradients.md",
+        "Ten SELU layers with LeCun normal initialization, standardized inputs and alpha dropout. Watch the "
+        "std of each layer in the Activations dock: it starts at 1 in every layer (self-normalization), "
+        "then drifts as training changes the weights.",
+        (_start("selu.json"),
+         "Press **Train** and watch each layer's **std** in the Activations dock.",
+         "After the run, the lesson checks that every layer started with standard deviation ≈ 1, and reports "
+         "the step at which some layer's left 1.5× of 1 (if it did).",
+         "Set every layer's dropout type to **standard** (Model panel › Selected layer), or untick "
+         "**Standardize** (Data panel), and train again: the check finds the network not normalized from the "
+         "start."),
+        check_self_normalization, preset="selu"),
     Lesson(
         "batch_norm", "Batch normalization", "Batch Normalization", "02-batch-normalization.md",
         "The vanishing network with batch norm before each logistic activation. Watch the gradient-norm "

@@ -62,6 +62,19 @@ TWO_D_DATASETS = ("spirals", "moons", "circles", "xor", "blobs")
 # ----------------------------------------------------------------------------- live edits
 
 
+#: The spec fields a running trainer takes between batches (what ``hyperparameter_only_change``
+#: lets through); every other edit waits for the next run, which starts from fresh weights.
+LIVE_FIELDS = ("name", "optimizer.learning_rate", "schedule", "model.transfer.unfreeze_at_epoch",
+               "model.transfer.learning_rate_factor")
+
+
+def applies_live(path: str) -> bool:
+    """True when an edit of the field at ``path`` (``"schedule.params.decay_steps"``) applies to a
+    running run from its next batch: the learning rate, the schedule and anything in it, when to
+    unfreeze transferred layers (while that epoch is still ahead) and their rate factor, the name."""
+    return any(path == live or path.startswith(live + ".") or path.startswith(live + "[") for live in LIVE_FIELDS)
+
+
 def hyperparameter_only_change(old: Experiment, new: Experiment, epoch: int = 0) -> bool:
     """True when ``new`` differs from ``old`` only in what a running trainer can take between
     batches (``Trainer.set_hyperparameters``): the name, the optimizer's learning rate, the

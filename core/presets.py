@@ -89,13 +89,15 @@ def dying_relu() -> dict[str, Any]:
     )
 
 
-@_preset("selu", "SELU self-normalizing network (LeCun normal, no BN)")
+@_preset("selu", "SELU self-normalizing network (LeCun normal, alpha dropout, no BN)")
 def selu() -> dict[str, Any]:
     """Klambauer et al. (2017): with standardized inputs, LeCun normal initialization and a plain
-    stack of dense SELU layers, each layer's output keeps mean 0 and standard deviation 1."""
+    stack of dense SELU layers, each layer's output keeps mean 0 and standard deviation 1. Its
+    regularization is alpha dropout (10 %), which keeps that mean and variance; ordinary dropout
+    would break them."""
     return _base(
-        "SELU self-normalizing: 10 x 100 SELU, LeCun normal",
-        _layers(10, 100, init="lecun_normal", activation="selu"),
+        "SELU self-normalizing: 10 x 100 SELU, LeCun normal, alpha dropout",
+        _layers(10, 100, init="lecun_normal", activation="selu", dropout=0.1, dropout_type="alpha"),
         {"name": "nadam", "learning_rate": 0.001},
     )
 
@@ -271,8 +273,7 @@ def cifar10_selu() -> dict[str, Any]:
     """Exercise 8 (d): batch norm replaced by self-normalization: SELU, LeCun normal
     initialization and standardized inputs keep every layer's output near mean 0 and
     standard deviation 1, at a plain dense layer's cost per epoch. (Step (e) of the
-    exercise, alpha dropout, is not offered: the engine has ordinary dropout only, which
-    would break self-normalization.)"""
+    exercise adds alpha dropout to these layers: ``"dropout_type": "alpha"`` with a rate.)"""
     return _book(
         "CIFAR-10 ex. 8d: 20 x 100 SELU, LeCun normal, standardized",
         "cifar10", _cifar_deep(init="lecun_normal", activation="selu"),

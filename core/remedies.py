@@ -131,6 +131,40 @@ REMEDY_SCOPE = {
 }
 
 
+def self_normalization_gaps(experiment: Experiment) -> list[str]:
+    """The conditions of self-normalization (Klambauer et al., 2017; the book's list) that a
+    network with SELU layers breaks, each naming what to change: SELU in every hidden layer,
+    LeCun normal initialization, standardized inputs, a plain dense stack (no batch norm), and
+    alpha dropout instead of ordinary dropout (which raises the variance SELU keeps at 1).
+    Empty for a network without SELU, or one that meets them all."""
+    layers = experiment.model.layers
+    if not any(row.activation == "selu" for row in layers):
+        return []
+
+    def named(indices: list[int]) -> str:
+        return ", ".join(f"dense_{i}" for i in indices)
+
+    gaps = []
+    other = [i for i, row in enumerate(layers) if row.activation != "selu"]
+    if other:
+        gaps.append(f"SELU in every hidden layer (not in {named(other)})")
+    init = [i for i, row in enumerate(layers) if row.init_name != "lecun_normal"]
+    if init:
+        gaps.append(f"LeCun normal initialization (not in {named(init)})")
+    if not experiment.data.standardize:
+        gaps.append("standardized inputs (Data panel: Standardize)")
+    normed = [i for i, row in enumerate(layers) if row.batch_norm]
+    if normed:
+        gaps.append(f"a plain dense stack, without batch norm (in {named(normed)})")
+    dropped = [i for i, row in enumerate(layers) if row.dropout > 0 and row.dropout_type != "alpha"]
+    if dropped:
+        gaps.append(f"alpha dropout instead of ordinary dropout (ordinary in {named(dropped)}: set their dropout "
+                    "type to alpha)")
+    if experiment.model.input_dropout > 0:
+        gaps.append("no ordinary dropout on the inputs (set the input dropout to 0)")
+    return gaps
+
+
 def apply_remedies(data: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
     """A copy of the experiment's JSON with the remedies ``keys`` applied in order."""
     out = copy.deepcopy(dict(data))

@@ -25,6 +25,7 @@ from core.data.loading import quoted_names
 from core.engine import validation as v
 from core.engine.activations import ACTIVATIONS
 from core.engine.initializers import INITIALIZERS
+from core.engine.layers import DROPOUT_TYPES
 from core.engine.losses import LOSSES
 from core.engine.optimizers import OPTIMIZERS
 from core.engine.schedules import SCHEDULES
@@ -170,6 +171,7 @@ class LayerSpec:
     batch_norm: str | bool = False
     dropout: float = 0.0
     use_bias: bool = True
+    dropout_type: str = "standard"       # "alpha": alpha dropout, which keeps SELU's mean and variance
 
     @property
     def init_name(self) -> str:
@@ -182,6 +184,8 @@ class LayerSpec:
         defaults = ACTIVATIONS.get(self.activation).parameters()
         out.update({k: self.activation_params.get(k, d) for k, d in defaults.items()})
         out.update(batch_norm=self.batch_norm, dropout=self.dropout, use_bias=self.use_bias)
+        if self.dropout_type != "standard":  # left out when ordinary, so existing experiments keep their JSON
+            out["dropout_type"] = self.dropout_type
         return out
 
 
@@ -477,7 +481,8 @@ def _parse_layer(path: str, value: Any) -> LayerSpec:
         raise SpecError(_join(path, "activation"),
                         f"must be one of {', '.join(ACTIVATIONS.names())}, got {v.quote(activation)}")
     act_params = ACTIVATIONS.get(activation).parameters()
-    d = _object(path, value, ("units", "init", "activation", *act_params, "batch_norm", "dropout", "use_bias"))
+    d = _object(path, value, ("units", "init", "activation", *act_params, "batch_norm", "dropout", "dropout_type",
+                              "use_bias"))
     units = _check(_join(path, "units"), v.positive_int, d.get("units", default.units), high=MAX_UNITS)
     init = _parse_init(_join(path, "init"), d.get("init", default.init))
     given = {k: d[k] for k in act_params if k in d}
@@ -488,9 +493,14 @@ def _parse_layer(path: str, value: Any) -> LayerSpec:
                         f"must be \"before_activation\", \"after_activation\" or false, got {v.quote(batch_norm)}")
     dropout = _check(_join(path, "dropout"), v.fraction, d.get("dropout", default.dropout))
     use_bias = _check(_join(path, "use_bias"), v.boolean, d.get("use_bias", default.use_bias))
+    dropout_type = d.get("dropout_type", default.dropout_type)
+    if dropout_type not in DROPOUT_TYPES:
+        raise SpecError(_join(path, "dropout_type"),
+                        f"must be \"standard\" (inverted dropout) or \"alpha\" (alpha dropout, for SELU), "
+                        f"got {v.quote(dropout_type)}")
     return LayerSpec(units=units, init=init, activation=activation,
                      activation_params={k: given.get(k, dv) for k, dv in act_params.items()},
-                     batch_norm=batch_norm, dropout=dropout, use_bias=use_bias)
+                     batch_norm=batch_norm, dropout=dropout, use_bias=use_bias, dropout_type=dropout_type)
 
 
 def _layer_indices(path: str, value: Any, n_layers: int, what: str) -> tuple[int, ...]:

@@ -36,7 +36,8 @@ copies through ``progress(info)`` and asks ``should_stop()`` between its steps.
 - **Clean shutdown.** ``shutdown()`` asks the job to stop, ends the thread's event loop and waits
   for it (``quit()`` + ``wait()``); afterwards the runner emits nothing and ignores new jobs.
   The owner calls it when it closes: a QThread destroyed while running aborts the process.
-  ``shutdown_all(window)`` shuts down every runner a window owns.
+  ``shutdown_all(window)`` shuts down every runner a window owns; ``retire(runner)`` lets a
+  closing dialog go without waiting for its runner's job.
 """
 
 from __future__ import annotations
@@ -266,6 +267,27 @@ class JobRunner(QObject):
     def _on_error(self, message: str) -> None:
         if not self._closed and not self._after_job():
             self.failed.emit(message)
+
+
+def retire(runner: JobRunner) -> None:
+    """Let ``runner`` go with its owner (a dialog closing) without waiting for its job: it is
+    asked to stop, handed to the owner's parent (so ``shutdown_all`` of the window still finds
+    it) and shut down once the job ends; the owner ignores what it still reports. A runner with
+    no job, or no parent to go to, is shut down now."""
+    runner.request_stop()
+    owner = runner.parent()
+    keeper = owner.parent() if owner is not None else None
+    if not runner.busy or keeper is None:
+        runner.shutdown()
+        return
+    runner.setParent(keeper)
+
+    def ended(busy: bool) -> None:
+        if not busy:
+            runner.shutdown()
+            runner.deleteLater()
+
+    runner.busy_changed.connect(ended)
 
 
 def shutdown_all(owner: QObject) -> None:

@@ -24,9 +24,10 @@ from core.presets import default_experiment
 from core.sessions.format import SessionError
 from core.spec import SpecError, load_experiment
 
-from .concurrent import shutdown_all
+from .concurrent import JobRunner, shutdown_all
 from .editor import create_editor_docks, create_presets_menu
 from .editor.model_panel import ModelPanel
+from .editor.panel import Panel
 from .labs import create_labs_menu
 from .lessons import LessonsTools
 from .monitor import TrainingController, create_monitor
@@ -75,7 +76,17 @@ class MainWindow(QMainWindow):
         self._default_layout = self.saveState()
         self._build_menus()
         self.sessions = SessionTools(self)  # autosave, crash recovery, transfer dialog, opening on the worker
-        self.controller.status.connect(lambda text: self.statusBar().showMessage(text, 5000))
+        # The status bar: what the controller is doing now (until it changes), and events (saved,
+        # stopped, applied) for a few seconds, after which the current state shows again.
+        self.controller.state_status.connect(self._show_state_status)
+        self.controller.status.connect(self.show_event)
+        self.statusBar().messageChanged.connect(self._status_cleared)
+        self.controller.mode_changed.connect(self._show_live_edits)
+        # An experiment file is read and checked on a worker: the window never waits on a read.
+        self.file_reader = JobRunner(self, "open-experiment", plain_errors=(SpecError, SessionError, OSError))
+        self.file_reader.finished.connect(self._experiment_read)
+        self.file_reader.failed.connect(self._experiment_refused)
+        self._reading: Path | None = None
         self.controller.error.connect(self._show_error)
         self.state.file_changed.connect(lambda _: self._update_title())
         self.state.dirty_changed.connect(lambda _: self._update_title())
@@ -87,6 +98,33 @@ class MainWindow(QMainWindow):
         self.state.errors_changed.connect(self._explain_disabled_training)
         self._restore_layout()
         self._update_title()
+
+    # ------------------------------------------------------------------ status bar
+
+    def editor_panels(self) -> list[Panel]:
+        return [p for d in self.editor_docks if isinstance(p := d.widget().widget(), Panel)]
+
+    def _show_live_edits(self, mode: str) -> None:
+        # Edits of a running (or paused) run: each field says whether it applies now or waits.
+        live = mode in ("running", "paused")
+        for panel in self.editor_panels():
+            if panel.binder.run_live != live:
+                panel.set_run_live(live)
+
+    def show_event(self, text: str, msecs: int = 5000) -> None:
+        """An event (opened, saved, stopped) for ``msecs``; then the controller's state again."""
+        self.statusBar().showMessage(text, msecs)
+
+    def _show_state_status(self, text: str) -> None:
+        if text:
+            self.statusBar().showMessage(text)
+        else:
+            self.statusBar().clearMessage()
+
+    def _status_cleared(self, text: str) -> None:
+        # An event timed out (or a menu's status tip went away): say what is going on now.
+        if not text and self.controller.mode_status:
+            self.statusBar().showMessage(self.controller.mode_status)
 
     # ------------------------------------------------------------------ menus
 
@@ -225,16 +263,36 @@ class MainWindow(QMainWindow):
             return False
         if path.suffix.lower() == ".gwb":
             return self._open_session_file(path)
-        try:
-            self.state.load(load_experiment(path), None, path.parent)
-            self.controller.open_session(None)
-        except (SessionError, SpecError) as exc:
-            self._show_error(f"Cannot open {path.name}:\n{exc}")
-            return False
-        self._add_recent(path)
-        self.statusBar().showMessage(f"Opened {path}", 5000)
-        self.file_opened.emit(path)
+        self._reading = path
+        self.show_event(f"Reading {path.name}…", 0)
+        self.file_reader.submit(lambda _progress, _should_stop: load_experiment(path))
         return True
+
+    @property
+    def opening_file(self) -> bool:
+        """An experiment file is being read (``file_opened`` or an error dialog follows; a
+        session is read by the controller, busy meanwhile)."""
+        return self._reading is not None
+
+    def _experiment_read(self, experiment: Any) -> None:
+        path, self._reading = self._reading, None
+        if path is None:
+            return
+        if self.controller.busy:                 # a run was started while the file was read
+            self._show_error(f"Cannot open {path.name}: stop training before opening another file.")
+            return
+        self.state.load(experiment, None, path.parent)
+        self.controller.open_session(None)
+        self._add_recent(path)
+        self.show_event(f"Opened {path}")
+        self.file_opened.emit(path)
+
+    def _experiment_refused(self, message: str) -> None:
+        path, self._reading = self._reading, None
+        if path is None:
+            return
+        self.statusBar().clearMessage()
+        self._show_error(f"Cannot open {path.name}:\n{message}")
 
     def _open_session_file(self, path: Path) -> bool:
         """Load and restore the session on the worker thread; the state follows when it succeeded
@@ -243,7 +301,7 @@ class MainWindow(QMainWindow):
             recorded = session.state.get("base_dir")
             self.state.load(session.experiment, path, Path(recorded) if recorded and Path(recorded).is_dir() else None)
             self._add_recent(path)
-            self.statusBar().showMessage(f"Opened {path}", 5000)
+            self.show_event(f"Opened {path}")
             self.file_opened.emit(path)
 
         return self.controller.open_session_file(path, opened)
@@ -292,7 +350,7 @@ class MainWindow(QMainWindow):
         self.state.mark_saved(path)
         self.sessions.saved(path)           # the recovery copy holds nothing new any more
         self._add_recent(path)
-        self.statusBar().showMessage(f"Saved {path}", 5000)
+        self.show_event(f"Saved {path}")
         return True
 
     def export_experiment(self) -> None:

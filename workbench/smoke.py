@@ -66,7 +66,7 @@ def run_smoke_test(path: str | None = None, event_seconds: float = EVENT_SECONDS
             if path is not None:
                 if not window.open_file(Path(path)):
                     problems.append(f"could not open {path}")
-                elif not _wait(app, lambda: not window.controller.busy, timeout):
+                elif not _wait(app, lambda: not window.controller.busy and not window.opening_file, timeout):
                     problems.append(f"opening {path} did not finish within {timeout:g} s")
                 elif path.endswith(".gwb") and window.controller.trainer is None:
                     problems.append(f"{path}: the session's trainer was not restored")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .activations import Activation
+from .activations import SELU, Activation
 
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-5
@@ -88,6 +88,34 @@ def dropout_mask(shape: tuple[int, ...], rate: float, rng: np.random.Generator, 
     keep = 1.0 - rate
     mask = rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64) < keep
     return mask.astype(dtype) * dtype.type(1.0 / keep)
+
+
+#: The dropout a hidden layer applies: ordinary (inverted) dropout, or alpha dropout for SELU.
+DROPOUT_TYPES = ("standard", "alpha")
+
+#: SELU's saturation value α′ = −λα ≈ −1.7581, what a SELU unit outputs for very negative inputs.
+SELU_SATURATION = -SELU.SCALE * SELU.ALPHA
+
+
+def alpha_dropout(shape: tuple[int, ...], rate: float, rng: np.random.Generator,
+                  dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Alpha dropout (Klambauer et al., 2017), the dropout of self-normalizing networks: a
+    dropped unit is set to SELU's saturation value α′ = −λα instead of 0, and an affine
+    correction puts the mean and variance back, so inputs with mean 0 and variance 1 keep them:
+
+        y = a·(x·d + α′·(1 − d)) + b,   d ~ Bernoulli(q),  q = 1 − rate,
+        a = (q + α′²·q·(1 − q))^(−1/2),   b = −a·(1 − q)·α′.
+
+    (E[y] = a·(1 − q)·α′ + b = 0 and Var[y] = a²·(q + α′²·q·(1 − q)) = 1 for such x.)
+    Ordinary dropout would scale the kept units by 1/q and shift the variance SELU preserves.
+    Returns ``(multiplier, shift)`` with y = x·multiplier + shift, so ∂y/∂x = multiplier = a·d."""
+    keep = 1.0 - rate
+    a = (keep + SELU_SATURATION ** 2 * keep * (1.0 - keep)) ** -0.5
+    b = -a * (1.0 - keep) * SELU_SATURATION
+    kept = rng.random(shape, dtype=np.float32 if dtype == np.float32 else np.float64) < keep
+    multiplier = kept.astype(dtype) * dtype.type(a)
+    shift = np.where(kept, dtype.type(b), dtype.type(a * SELU_SATURATION + b)).astype(dtype, copy=False)
+    return multiplier, shift
 
 
 @functools.lru_cache(maxsize=64)
@@ -169,12 +197,15 @@ class HiddenLayer:
     """One row of the layer table: Dense → [BN] → activation → [BN] → [dropout]."""
 
     def __init__(self, kernel: np.ndarray, activation: Activation, *, use_bias: bool = True,
-                 batch_norm: str | bool = False, dropout: float = 0.0) -> None:
+                 batch_norm: str | bool = False, dropout: float = 0.0, dropout_type: str = "standard") -> None:
+        if dropout_type not in DROPOUT_TYPES:
+            raise ValueError(f"dropout_type must be one of {', '.join(DROPOUT_TYPES)}, got {dropout_type!r}")
         self.dense = Dense(kernel, use_bias)
         self.activation = activation
         self.batch_norm_position = batch_norm
         self.batch_norm = BatchNorm(kernel.shape[1], kernel.dtype) if batch_norm else None
         self.dropout = float(dropout)
+        self.dropout_type = dropout_type
         self.frozen = False
         self.stats: ActivationStats | None = None
         self._z: np.ndarray | None = None
@@ -227,8 +258,12 @@ class HiddenLayer:
         out = bn.forward(a, bn_training) if bn is not None and self.batch_norm_position == "after_activation" else a
         if training and self.dropout > 0.0:
             assert rng is not None, "dropout at training needs a random generator"
-            self._mask = dropout_mask(out.shape, self.dropout, rng, out.dtype)
-            out = out * self._mask
+            if self.dropout_type == "alpha":
+                self._mask, shift = alpha_dropout(out.shape, self.dropout, rng, out.dtype)
+                out = out * self._mask + shift
+            else:
+                self._mask = dropout_mask(out.shape, self.dropout, rng, out.dtype)
+                out = out * self._mask
         else:
             self._mask = None
         return out
@@ -278,4 +313,4 @@ class HiddenLayer:
 
     def describe(self) -> dict[str, Any]:
         return {"units": self.units, "activation": self.activation.name,
-                "batch_norm": self.batch_norm_position, "dropout": self.dropout}
+                "batch_norm": self.batch_norm_position, "dropout": self.dropout, "dropout_type": self.dropout_type}

@@ -88,7 +88,8 @@ class Network:
             kernel = get_initializer(row.init)((fan_in, row.units), rng, self.dtype)
             activation = get_activation(row.activation, **row.activation_params)
             self.layers.append(HiddenLayer(kernel, activation, use_bias=row.use_bias,
-                                           batch_norm=row.batch_norm, dropout=row.dropout))
+                                           batch_norm=row.batch_norm, dropout=row.dropout,
+                                           dropout_type=row.dropout_type))
             fan_in = row.units
         self.output = Dense(get_initializer(model.output.init)((fan_in, self.n_outputs), rng, self.dtype))
         self.output_stats: ActivationStats | None = None

@@ -38,6 +38,9 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from core import __version__
+from core.data.book import CIFAR10, _BookImages, _IdxImages
+from core.data.download import cache_dir, mirror
+from core.data.formats import CIFAR10_TRAIN as CIFAR10_TRAIN_NAMES
 from core.data.sources import DATASETS, _balanced_labels
 from core.engine.optimizers import OPTIMIZERS
 from core.engine.regularization import add_gaussian_noise, shift_images
@@ -169,12 +172,170 @@ def _csv_data(exp: Experiment, base_dir: Path | None) -> tuple[str, list[str]]:
         "        return X, _labels(np.array(target))\n"), []
 
 
+# The script's own readers of the book's formats (no workbench import, never a pickle).
+_IDX_READER = '''def read_idx(path):
+    """An IDX file (gzipped or not): magic 00 00 <type 08> <dims>, one big-endian size per dimension,
+    then the bytes. Only byte arrays (type 08) are read, as the MNIST family is published."""
+    import gzip
+
+    with open(path, "rb") as raw:
+        gzipped = raw.read(2) == b"\\x1f\\x8b"
+    with (gzip.open(path, "rb") if gzipped else open(path, "rb")) as f:
+        magic = f.read(4)
+        if len(magic) < 4 or magic[:3] != b"\\x00\\x00\\x08" or magic[3] == 0:
+            raise ValueError(f"{path}: not an IDX file of bytes (magic {magic.hex()})")
+        shape = tuple(int(d) for d in np.frombuffer(f.read(4 * magic[3]), dtype=">u4"))
+        out = np.empty(shape, dtype=np.uint8)
+        view, done = memoryview(out.reshape(-1)), 0
+        while done < out.size:            # in blocks, straight into the array (no second copy)
+            n = f.readinto(view[done:done + (1 << 20)])
+            if not n:
+                raise ValueError(f"{path}: truncated after {done:,} of {out.size:,} bytes")
+            done += n
+    return out
+
+
+def read_idx_pair(images_path, labels_path):
+    """Images flattened to (n, rows·cols) bytes and labels (n,) int64."""
+    images, labels = read_idx(images_path), read_idx(labels_path)
+    if len(images) != len(labels):
+        raise ValueError(f"{labels_path}: {len(labels):,} labels for {len(images):,} images")
+    return images.reshape(len(images), -1), labels.astype(np.int64)
+'''
+
+_FETCH = '''def sha256_of(path):
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(name):
+    """The verified local copy of one published file: the workbench's cache folder first (the
+    files it downloaded), else downloaded once into it and kept only if its SHA-256 matches."""
+    import os
+    import urllib.request
+
+    url, digest = FILES[name]
+    path = CACHE / name
+    if path.is_file() and sha256_of(path) == digest:
+        return path
+    CACHE.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(name + ".part")
+    print(f"downloading {url} …", flush=True)
+    with urllib.request.urlopen(url, timeout=30) as response, open(partial, "wb") as out:
+        for block in iter(lambda: response.read(1 << 20), b""):
+            out.write(block)
+    if sha256_of(partial) != digest:
+        partial.unlink()
+        raise ValueError(f"{url}: the download does not have the published SHA-256 {digest}; not kept")
+    os.replace(partial, path)
+    return path
+'''
+
+_SUBSET = '''def _subset(n, keep, rng):
+    """Row indices of a random subset of keep of n rows in their original order (None: all)."""
+    if keep is None or keep >= n:
+        return np.arange(n)
+    return np.sort(rng.permutation(n)[:keep])
+'''
+
+
+def _idx_data(exp: Experiment, base_dir: Path | None) -> tuple[str, list[str]]:
+    """An IDX images file and its labels file (the ``idx`` importer): pixels x / 255 as float32,
+    labels as classes 0..k-1 in sorted order of their values."""
+    labels = Path(exp.data.labels_path or "")
+    if not labels.is_absolute() and base_dir is not None:
+        labels = (base_dir / labels).resolve()
+    return _file_header(exp, base_dir) + (
+        f"LABELS_PATH = Path({str(labels)!r})  # data.labels_path, resolved when exported\n\n\n"
+        + _IDX_READER + "\n\n"
+        "def load_dataset(rng):\n"
+        "    \"\"\"The IDX pair: pixels x / 255 (float32), the labels' values as sorted classes.\"\"\"\n"
+        "    pixels, values = read_idx_pair(DATA_PATH, LABELS_PATH)\n"
+        "    return np.divide(pixels, np.float32(255.0), dtype=np.float32), _labels(values)\n"), []
+
+
+def _book_files(cls: type[_BookImages]) -> str:
+    where = mirror()
+    files = {name: (remote.url(where), remote.sha256) for name, remote in cls.files.items()}
+    return (f"FILES = {pprint.pformat(files, width=110, sort_dicts=False)}  # official file → (URL, SHA-256)\n"
+            "CACHE = Path(os.environ.get(\"GRADIENT_WORKBENCH_CACHE\", \"\").strip() or "
+            f"{str(cache_dir() / 'datasets')!r})  # the workbench's download folder\n")
+
+
+def _book_data(exp: Experiment, base_dir: Path | None) -> tuple[str, list[str]]:
+    """A book data set (Fashion-MNIST, MNIST, CIFAR-10): its published files fetched once and
+    SHA-256 checked, read by the script's own readers, the subsets drawn as the workbench draws
+    them, and the published test images kept as the test split."""
+    source = exp.data.source
+    cls = DATASETS.get(source)
+    params = cls.from_config(dict(exp.data.params)).get_config()
+    head = ("import os\n\n" + _book_files(cls)
+            + f"N_TRAIN, N_TEST = {params.get('n_train')!r}, {params.get('n_test')!r}  # data.params (None: all)\n\n\n"
+            + _FETCH + "\n\n" + _SUBSET + "\n\n")
+    if issubclass(cls, _IdxImages):
+        train_images, train_labels = cls.train_files
+        test_images, test_labels = cls.test_files
+        body = (_IDX_READER + "\n\n"
+                "def load_dataset(rng):\n"
+                f"    \"\"\"{source}: the published training images, then the published test images (returned as\n"
+                "    the test rows); pixels x / 255 as float32.\"\"\"\n"
+                f"    X_train, y_train = read_idx_pair(fetch({train_images!r}), fetch({train_labels!r}))\n"
+                f"    X_test, y_test = read_idx_pair(fetch({test_images!r}), fetch({test_labels!r}))\n"
+                "    train, test = _subset(len(X_train), N_TRAIN, rng), _subset(len(X_test), N_TEST, rng)\n"
+                "    X = np.concatenate([X_train[train], X_test[test]])\n"
+                "    y = np.concatenate([y_train[train], y_test[test]])\n"
+                "    test_rows = np.arange(len(train), len(X))\n"
+                "    return np.divide(X, np.float32(255.0), dtype=np.float32), y, test_rows\n")
+        return head + body, []
+    assert issubclass(cls, CIFAR10)
+    body = (f"GRAYSCALE = {params.get('grayscale', False)!r}  # data.params.grayscale\n\n\n"
+            "def read_cifar10(archive, names):\n"
+            "    \"\"\"Pixels (n, 3072) bytes (red plane, green, blue) and labels from the binary version's\n"
+            "    members: records of one label byte and 3,072 pixel bytes.\"\"\"\n"
+            "    import tarfile\n\n"
+            "    pixels, labels = [], []\n"
+            "    with tarfile.open(archive, mode=\"r:gz\") as tar:\n"
+            "        members = {Path(m.name).name: m for m in tar if m.isfile()}\n"
+            "        for name in names:\n"
+            "            records = np.frombuffer(tar.extractfile(members[name]).read(), dtype=np.uint8)\n"
+            "            records = records.reshape(-1, 1 + 3072)\n"
+            "            labels.append(records[:, 0].astype(np.int64))\n"
+            "            pixels.append(records[:, 1:])\n"
+            "    return np.concatenate(pixels), np.concatenate(labels)\n\n\n"
+            "def cifar10_features(pixels):\n"
+            "    \"\"\"x / 255 as float32: the 3,072 colour values, or 0.299 R + 0.587 G + 0.114 B (grayscale).\"\"\"\n"
+            "    if not GRAYSCALE:\n"
+            "        return np.divide(pixels, np.float32(255.0), dtype=np.float32)\n"
+            "    planes = pixels.reshape(len(pixels), 3, 1024)\n"
+            "    grey = np.multiply(planes[:, 0], np.float32(0.299 / 255.0), dtype=np.float32)\n"
+            "    grey += planes[:, 1] * np.float32(0.587 / 255.0)\n"
+            "    grey += planes[:, 2] * np.float32(0.114 / 255.0)\n"
+            "    return grey\n\n\n"
+            "def load_dataset(rng):\n"
+            "    \"\"\"CIFAR-10's binary version: the five training batches, then the test batch (returned as\n"
+            "    the test rows).\"\"\"\n"
+            "    archive = fetch(\"cifar-10-binary.tar.gz\")\n"
+            f"    X_train, y_train = read_cifar10(archive, {tuple(CIFAR10_TRAIN_NAMES)!r})\n"
+            "    X_test, y_test = read_cifar10(archive, (\"test_batch.bin\",))\n"
+            "    train, test = _subset(len(X_train), N_TRAIN, rng), _subset(len(X_test), N_TEST, rng)\n"
+            "    X = cifar10_features(np.concatenate([X_train[train], X_test[test]]))\n"
+            "    y = np.concatenate([y_train[train], y_test[test]])\n"
+            "    return X, y, np.arange(len(train), len(X))\n")
+    return head + body, []
+
+
 # ``data.source`` → (the script's ``load_dataset(rng)`` and what it defines, extra packages it needs)
 DATA_SOURCES: dict[str, Callable[[Experiment, Path | None], tuple[str, list[str]]]] = {
     "spirals": _synthetic_data, "moons": _synthetic_data, "circles": _synthetic_data, "blobs": _synthetic_data,
     "xor": _synthetic_data,
     "digits": _bundled_data, "iris": _bundled_data, "wine": _bundled_data, "breast_cancer": _bundled_data,
-    "npz": _npz_data, "csv": _csv_data,
+    "npz": _npz_data, "csv": _csv_data, "idx": _idx_data,
+    "fashion_mnist": _book_data, "mnist": _book_data, "cifar10": _book_data,
 }
 
 
@@ -242,6 +403,14 @@ ACTIVATIONS: dict[str, ScriptEntry] = {
     "linear": ScriptEntry("nn.Identity()"),
 }
 
+# ``model.layers[i].dropout_type`` → a torch module dropping units at the layer's rate
+DROPOUTS: dict[str, ScriptEntry] = {
+    "standard": ScriptEntry("nn.Dropout(rate)", "inverted dropout, as Keras's"),
+    "alpha": ScriptEntry("nn.AlphaDropout(rate)", "alpha dropout (Klambauer et al., 2017): a dropped unit is set to "
+                                                  "SELU's saturation −λα and a·x + b restores mean 0 and variance 1, "
+                                                  "with the same a and b as the workbench"),
+}
+
 # ``init`` of a layer or the output → torch's in-place initialization of ``weight`` (fans as Keras counts them)
 INITIALIZERS: dict[str, ScriptEntry] = {
     "zeros": ScriptEntry("nn.init.zeros_(weight)"),
@@ -282,8 +451,11 @@ def _layers_literal(exp: Experiment) -> str:
     rows = []
     for row in exp.model.layers:
         init = {"name": row.init} if isinstance(row.init, str) else dict(row.init)
-        rows.append({"units": row.units, "init": init, "activation": row.activation, **dict(row.activation_params),
-                     "batch_norm": row.batch_norm, "dropout": row.dropout, "use_bias": row.use_bias})
+        entry = {"units": row.units, "init": init, "activation": row.activation, **dict(row.activation_params),
+                 "batch_norm": row.batch_norm, "dropout": row.dropout, "use_bias": row.use_bias}
+        if row.dropout_type != "standard":      # as in the spec: named only when not ordinary
+            entry["dropout_type"] = row.dropout_type
+        rows.append(entry)
     return "[\n" + "".join(f"    {r!r},\n" for r in rows) + "]"
 
 
@@ -514,7 +686,7 @@ OPTIMIZER_CODE: dict[str, OptimizerCode] = {
 
 # Every table above, by the family name its registry uses in messages
 TRANSLATIONS: dict[str, dict[str, Any]] = {
-    "optimizer": OPTIMIZER_CODE, "schedule": SCHEDULE_CODE, "activation": ACTIVATIONS,
+    "optimizer": OPTIMIZER_CODE, "schedule": SCHEDULE_CODE, "activation": ACTIVATIONS, "dropout": DROPOUTS,
     "initializer": INITIALIZERS, "loss": LOSSES, "dataset": DATA_SOURCES, "augmentation": AUGMENTATIONS,
 }
 
@@ -522,11 +694,6 @@ TRANSLATIONS: dict[str, dict[str, Any]] = {
 REFUSED: dict[str, dict[str, str]] = {
     "dataset": {"corrupted": "its real-versus-corrupted rows are made from another data set when loaded, which "
                              "the script does not reproduce (export a run on the base data set instead)",
-                **{name: "the script does not read the downloaded files of the book's data sets and their "
-                         "published split yet (save the arrays as an npz file and export a run on that)"
-                   for name in ("fashion_mnist", "mnist", "cifar10")},
-                "idx": "the script does not read IDX files yet (save the arrays as an npz file and export a run on "
-                       "that)",
                 "image_folder": "the script does not decode and resize image folders yet (save the arrays as an npz "
                                 "file and export a run on that)"},
 }
@@ -550,6 +717,7 @@ def check_exportable(exp: Experiment) -> None:
     translation("augmentation", exp.data.augmentation.type)
     for row in exp.model.layers:
         translation("activation", row.activation)
+        translation("dropout", row.dropout_type)
     for init in [row.init for row in exp.model.layers] + [exp.model.output.init]:
         translation("initializer", init if isinstance(init, str) else init["name"])
     if exp.model.output.loss != "auto":
@@ -631,6 +799,7 @@ def pytorch_script(session: Session, weights_file: str | None = None) -> str:
         "OUTINIT": repr({"name": exp.model.output.init} if isinstance(exp.model.output.init, str)
                         else dict(exp.model.output.init)),
         "ACTIVATIONS": _script_table("ACTIVATIONS", ACTIVATIONS, "row"),
+        "DROPOUTS": _script_table("DROPOUTS", DROPOUTS, "rate"),
         "INITIALIZERS": _script_table("INITIALIZERS", INITIALIZERS, "weight, init, fan_in, fan_out"),
         "LOSSES": _script_table("LOSSES", LOSSES, None),
         "LOSSNAME": repr(exp.model.output.loss),

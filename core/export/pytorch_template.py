@@ -3,7 +3,7 @@
 ``pytorch_script`` fills every slot in one pass (:data:`SLOTS` lists them). The slots for user
 strings (``@@NAME@@``, ``@@SOURCE@@``) receive Python literals written by ``repr`` and sit where
 data belongs, never inside the script's docstring or comments; the tables the script dispatches
-on (``@@ACTIVATIONS@@``, ``@@INITIALIZERS@@``, ``@@LOSSES@@``, ``@@AUGCODE@@``) are written from
+on (``@@ACTIVATIONS@@``, ``@@DROPOUTS@@``, ``@@INITIALIZERS@@``, ``@@LOSSES@@``, ``@@AUGCODE@@``) are written from
 the exporter's tables, one entry per registry name.
 
 The template is plain text for the script, so it is kept apart from the code that fills it: read
@@ -66,10 +66,16 @@ def load_data(data_path=None):
         DATA_PATH = Path(data_path)
     data_rng, split_rng, _init_rng, train_rng = (np.random.Generator(np.random.PCG64(s))
                                                  for s in np.random.SeedSequence(SEED).spawn(4))
-    X, y = load_dataset(data_rng)
+    X, y, *published = load_dataset(data_rng)
     classification = y.ndim == 1
-    train, val, test = stratified_split(y if classification else np.zeros(len(y)), VALIDATION_SPLIT,
-                                        TEST_SPLIT, split_rng, stratify=classification)
+    if not published:
+        train, val, test = stratified_split(y if classification else np.zeros(len(y)), VALIDATION_SPLIT,
+                                            TEST_SPLIT, split_rng, stratify=classification)
+    else:  # a published test set (the book's data sets) is the test split; validation is cut from the rest
+        test = published[0]
+        rest = np.setdiff1d(np.arange(len(y)), test, assume_unique=True)
+        part_train, part_val, _ = stratified_split(y[rest], VALIDATION_SPLIT, 0.0, split_rng, stratify=True)
+        train, val = rest[part_train], rest[part_val]
     X = X.astype(DTYPE)
     if not classification:
         y = y.astype(DTYPE)
@@ -124,6 +130,9 @@ def init_kernel(weight, init):
 # The workbench's activations as torch modules; row: the layer's entry of LAYERS (for alpha)
 @@ACTIVATIONS@@
 
+# The layer's dropout (its dropout_type) at its rate
+@@DROPOUTS@@
+
 
 def batch_norm(units):
     # Keras's moving = 0.99·moving + 0.01·batch is torch's momentum 0.01 (torch weighs the new batch).
@@ -149,7 +158,7 @@ def build_model():
         if row["batch_norm"] == "after_activation":
             layers[f"bn_{i}"] = batch_norm(row["units"])
         if row["dropout"]:
-            layers[f"dropout_{i}"] = nn.Dropout(row["dropout"])  # inverted dropout, as Keras's
+            layers[f"dropout_{i}"] = DROPOUTS[row.get("dropout_type", "standard")](row["dropout"])
         fan_in = row["units"]
     output = layers["output"] = nn.Linear(fan_in, N_OUTPUTS)  # logits: the activation is in the loss
     init_kernel(output.weight, OUTPUT_INIT)

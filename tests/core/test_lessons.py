@@ -88,6 +88,31 @@ def test_dying_relus_are_found_and_a_smaller_step_keeps_them_alive():
     assert not alive.appeared and alive.value < 0.5
 
 
+def test_self_normalization_holds_at_the_start_and_its_break_during_training_is_found():
+    check = LESSONS["self_normalization"].check
+    record = run("selu", epochs=3)
+    held = check(record)
+    std = np.asarray(record.history["activation_std"])[:, :-1]
+    assert held.appeared and 1 / 1.25 <= held.value <= 1.25
+    assert np.all(np.abs(np.log(std[0])) <= math.log(1.25))           # measured here as well
+    broke = np.flatnonzero((np.abs(np.log(std)) > math.log(1.5)).any(axis=1))
+    if len(broke):                                                      # the step it names is the first one
+        assert f"at step {int(record.history['step'][broke[0]]):,} " in held.text
+    else:
+        assert "throughout" in held.text
+
+    def ordinary_dropout(spec):
+        for row in spec["model"]["layers"]:
+            row["dropout_type"] = "standard"
+            row["dropout"] = 0.2
+    broken = check(run("selu", ordinary_dropout, epochs=1))
+    assert not broken.appeared and broken.value > 1.25 and "alpha dropout" in broken.text
+
+    def raw_inputs(spec):
+        spec["data"]["standardize"] = False
+    assert not check(run("selu", raw_inputs, epochs=1)).appeared
+
+
 def test_batch_norm_lesson_learns_where_the_vanishing_network_does_not():
     learned = LESSONS["batch_norm"].check(run("batch_norm"))
     assert learned.appeared and learned.value >= 0.5 and "chance is 10 %" in learned.text

@@ -15,12 +15,13 @@ from core.monitor import (
     TWO_D_DATASETS,
     SnapshotSource,
     TrainingSnapshot,
+    applies_live,
     boundary_probabilities,
     hyperparameter_only_change,
     planned_learning_rate,
     two_d_points,
 )
-from core.spec import parse_experiment
+from core.spec import parse_experiment, parse_path, set_path
 from core.training import Trainer
 
 
@@ -325,6 +326,25 @@ def test_what_a_running_trainer_can_take_between_batches() -> None:
     a, b = parse_experiment(with_transfer), parse_experiment(later)
     assert hyperparameter_only_change(a, b, epoch=3)
     assert not hyperparameter_only_change(b, a, epoch=6)         # epoch 5 is already behind
+
+
+def test_the_fields_said_to_apply_live_are_the_ones_a_running_trainer_takes() -> None:
+    """What the editor marks as live (``applies_live``) agrees with what the controller applies
+    to a running run (``hyperparameter_only_change``), field by field."""
+    base = tiny_spec()
+    base["schedule"] = {"name": "exponential", "steps": 7}
+    base["model"]["transfer"] = {"from": "base.gwb", "unfreeze_at_epoch": 5}
+    old = parse_experiment(base)
+    edits = {"optimizer.learning_rate": 0.5, "schedule.name": "power", "schedule.steps": 9, "name": "other",
+             "model.transfer.unfreeze_at_epoch": 8, "optimizer.name": "sgd", "training.batch_size": 8,
+             "training.epochs": 9, "model.layers[0].units": 5, "model.layers[1].use_bias": False,
+             "data.validation_split": 0.3, "seed": 3}
+    for path, value in edits.items():
+        data = old.to_dict()
+        set_path(data, parse_path(path), value)
+        new = parse_experiment(data)
+        assert applies_live(path) == hyperparameter_only_change(old, new, epoch=1), path
+    assert applies_live("schedule") and not applies_live("schedules") and not applies_live("optimizer.name")
 
 
 def test_the_planned_learning_rate_follows_the_schedules_formula() -> None:

@@ -4,13 +4,14 @@ that needs a lower rate is offered as a pair."""
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
 import pytest
 
 from core.engine.diagnostics import HealthIssue
-from core.presets import preset_experiment
+from core.presets import PRESETS, preset_experiment
 from core.remedies import (
     FROM_START,
     REMEDY_EDITS,
@@ -112,3 +113,22 @@ def test_every_remedy_edit_gives_a_valid_experiment() -> None:
     assert apply_remedies(data, ("learning_rate", "learning_rate"))["optimizer"]["learning_rate"] == 0.0025
     with pytest.raises(ValueError, match="remedy: must be one of"):
         apply_remedies(data, ("magic",))
+
+
+def test_the_conditions_of_self_normalization_a_selu_network_breaks_are_named():
+    from core.remedies import self_normalization_gaps
+
+    selu = PRESETS["selu"][1]()
+    assert self_normalization_gaps(parse_experiment(selu)) == []        # the preset meets them all
+    assert self_normalization_gaps(preset_experiment("he_elu")) == []   # not a SELU network
+    broken = copy.deepcopy(selu)
+    broken["model"]["layers"][2].update(dropout=0.2, dropout_type="standard")
+    broken["model"]["layers"][4]["init"] = "he_normal"
+    broken["model"]["layers"][5]["batch_norm"] = "before_activation"
+    broken["data"]["standardize"] = False
+    gaps = self_normalization_gaps(parse_experiment(broken))
+    assert len(gaps) == 4
+    assert "LeCun normal initialization (not in dense_4)" in gaps
+    assert "standardized inputs (Data panel: Standardize)" in gaps
+    assert any("batch norm (in dense_5)" in g for g in gaps)
+    assert any(g.startswith("alpha dropout instead of ordinary dropout (ordinary in dense_2") for g in gaps)

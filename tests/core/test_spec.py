@@ -294,3 +294,17 @@ def test_experiment_is_immutable_and_replaceable():
     with pytest.raises(AttributeError):
         e.seed = 3  # type: ignore[misc]
     assert isinstance(e.replace(seed=3), Experiment) and e.replace(seed=3).seed == 3
+
+
+def test_a_layer_takes_alpha_dropout_and_keeps_ordinary_dropout_out_of_its_json():
+    spec = base()
+    spec["model"]["layers"][0].update(dropout=0.1, dropout_type="alpha")
+    e = parse_experiment(spec)
+    assert e.model.layers[0].dropout_type == "alpha" and e.model.layers[0].dropout == 0.1
+    assert e.to_dict()["model"]["layers"][0]["dropout_type"] == "alpha"
+    assert parse_experiment(e.to_dict()) == e
+    assert "dropout_type" not in e.to_dict()["model"]["layers"][1]          # ordinary: as before
+    spec["model"]["layers"][0]["dropout_type"] = "gaussian"
+    with pytest.raises(SpecError, match=r'^model\.layers\[0\]\.dropout_type: must be "standard" .* or "alpha" '
+                                        r".*got 'gaussian'"):
+        parse_experiment(spec)

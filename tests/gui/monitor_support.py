@@ -66,3 +66,11 @@ def monitor_of(window: Any) -> Any:
 
 def wait_idle(qtbot: Any, window: Any, timeout: int = 10_000) -> None:
     qtbot.waitUntil(lambda: window.controller.mode == "idle", timeout=timeout)
+
+
+def open_and_wait(qtbot: Any, window: Any, path: Any, timeout: int = 10_000) -> bool:
+    """``window.open_file(path)``, then wait until it is read (an experiment file is read on a
+    worker, a session restored by the controller): what the test checks next is the opened file."""
+    started = window.open_file(path)
+    qtbot.waitUntil(lambda: not window.opening_file and window.controller.mode == "idle", timeout=timeout)
+    return started

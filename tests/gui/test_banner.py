@@ -64,3 +64,22 @@ def test_clipping_is_explained_in_the_books_terms() -> None:
     assert "does not change why the gradients grow" in scope(("clip",))
     assert "recurrent" in scope(("clip",))
     assert fix_text(("leaky", "learning_rate", "learning_rate")) == "Leaky ReLU + learning rate ÷ 4"
+
+
+def test_a_finding_on_a_selu_network_says_which_condition_of_self_normalization_it_breaks(qtbot: Any) -> None:
+    experiment = preset_experiment("selu")
+    data = experiment.to_dict()
+    for row in data["model"]["layers"]:
+        row["dropout_type"] = "standard"
+    state = ExperimentState(experiment)
+    banner = HealthBanner(state)
+    qtbot.addWidget(banner)
+    finding = {"kind": "stalled", "layer": 0, "layer_name": "dense_0", "step": 50,
+               "message": "the loss has not improved", "remedies": []}
+    banner.set_issues([finding])
+    assert "SELU network" not in banner.label.text()          # the preset meets the conditions
+    assert state.replace_data(data, "ordinary dropout") is None
+    banner.set_issues([finding])
+    assert "SELU network: it normalizes itself only with alpha dropout instead of ordinary dropout" \
+        in banner.label.text()
+    banner.runner.shutdown()

@@ -534,6 +534,8 @@ def choose_file_in_dialog(qtbot: Any, window: Any, path: Path) -> None:
     assert dialog.isVisible()
     dialog.selectFile(str(path))
     dialog.accept()
+    # A CSV's columns are read on a worker; the edit follows when they arrive.
+    qtbot.waitUntil(lambda: not data_panel(window).reading_columns, timeout=10_000)
 
 
 def test_csv_import_with_target_column_and_preview(make_window: Any, qtbot: Any, tmp_path: Path) -> None:
@@ -955,3 +957,23 @@ def test_tab_visits_the_panel_top_to_bottom_left_to_right(make_window: Any, qtbo
             visited.append(now)
         qtbot.keyClick(QApplication.focusWidget(), Qt.Key.Key_Tab)
     assert set(visited) == set(fields), f"never reached: {[w.objectName() for w in set(fields) - set(visited)]}"
+
+
+def test_the_selected_layer_takes_alpha_dropout_as_one_undoable_edit(make_window: Any, qtbot: Any) -> None:
+    """Alpha dropout (the book's dropout for SELU networks) is chosen per layer under Model ›
+    Selected layer, and the choice follows the selected row."""
+    window = make_window()
+    table = table_of(window)
+    combo = field(window, "layerDropoutType", QComboBox)
+    assert combo.value() == "standard" and "alpha dropout" in combo.toolTip().lower()
+    table.selectRow(1)
+    combo.setCurrentIndex(combo.index_of("alpha"))
+    layers = window.state.experiment.model.layers
+    assert layers[1].dropout_type == "alpha" and layers[0].dropout_type == "standard"
+    table.selectRow(0)
+    assert combo.value() == "standard"
+    table.selectRow(1)
+    assert combo.value() == "alpha"
+    window.undo_action.trigger()
+    assert window.state.experiment.model.layers[1].dropout_type == "standard"
+    window.state.undo_stack.setClean()

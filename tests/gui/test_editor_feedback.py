@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QComboBox, QLabel, QMenu, QPushButton, QSpinBox, Q
 from core.spec import parse_experiment
 from core.training import Trainer
 
-from .monitor_support import make_window_fixture, tiny_spec  # noqa: F401 (fixture)
+from .monitor_support import make_window_fixture, open_and_wait, tiny_spec  # noqa: F401 (fixture)
 from .test_editor import choose_file_in_dialog, field, show_dock, type_into
 
 
@@ -100,7 +100,7 @@ def test_a_preset_resolves_relative_paths_against_the_working_folder_again(make_
     spec = tmp_path / "zoo" / "experiment.json"
     spec.write_text(parse_experiment(tiny_spec()).to_json(), encoding="utf-8")
     window = make_window()
-    assert window.open_file(spec)
+    assert open_and_wait(qtbot, window, spec)
     assert window.state.base_dir == folder
     window.findChild(QMenu, "presetsMenu").findChild(QAction, "preset_overfitting").trigger()
     assert window.state.experiment.data.source == "digits"

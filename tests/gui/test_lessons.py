@@ -37,7 +37,7 @@ def train(qtbot: Any, window: Any, epochs: int) -> None:
 def test_a_lesson_loads_its_preset_trains_and_shows_the_checks_verdict(make_window: Any, qtbot: Any) -> None:
     window = make_window()
     panel = open_lessons(window)
-    assert panel.lesson_list.count() == len(LESSONS) == 9
+    assert panel.lesson_list.count() == len(LESSONS) == 10
     panel.select("vanishing")
     assert "gradient-norm plot" in panel.look.text() and "dock" in panel.look.text()
     assert panel.steps.text().count("<li>") == len(LESSONS["vanishing"].steps)
@@ -63,6 +63,7 @@ def test_the_transfer_lesson_opens_the_zoo_example_and_measures_the_gain(make_wi
     panel = open_lessons(window)
     panel.select("transfer")
     assert panel.load()
+    qtbot.waitUntil(lambda: "Loaded" in panel.verdict_label.text(), timeout=10_000)   # read on a worker
     experiment = window.state.experiment
     assert experiment.model.transfer is not None and window.state.base_dir == EXAMPLES_DIR
     shown: list[Any] = []
@@ -98,6 +99,7 @@ def test_the_transfer_dialog_defaults_to_the_books_advice(make_window: Any, qtbo
     base = load_session(source)
     window = make_window(base.experiment)
     dialog = window.sessions.show_transfer_dialog(source)
+    qtbot.waitUntil(lambda: not dialog.loading, timeout=10_000)     # the source is read on a worker
     assert dialog.choice() == ([0, 1, 2, 3, 4, 5], [0, 1, 2, 3, 4, 5])
     assert dialog.unfreeze.value() == 2 and dialog.factor.value() == pytest.approx(1.0)
     assert dialog.classes_edit.isVisibleTo(dialog) and dialog.classes_edit.text() == "5 6 7 8 9"
@@ -115,6 +117,7 @@ def test_the_transfer_dialog_refuses_an_unknown_class_at_its_field(make_window: 
     source = ZOO_DIR / "digits_0-4.gwb"
     window = make_window(load_session(source).experiment)
     dialog = window.sessions.show_transfer_dialog(source)
+    qtbot.waitUntil(lambda: not dialog.loading, timeout=10_000)     # the source is read on a worker
     dialog.classes_edit.setText("5 6 eleven")
     assert not dialog.ok_button.isEnabled()
     assert dialog.error is not None and dialog.error.path.startswith("data")

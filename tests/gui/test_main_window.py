@@ -15,7 +15,13 @@ from PySide6.QtGui import QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDockWidget, QMenu, QMessageBox, QToolBar, QWidget
 
-from tests.gui.monitor_support import make_window_fixture, tiny_experiment, tiny_spec, wait_idle  # noqa: F401
+from tests.gui.monitor_support import (  # noqa: F401 (fixture)
+    make_window_fixture,
+    open_and_wait,
+    tiny_experiment,
+    tiny_spec,
+    wait_idle,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,7 +39,7 @@ def test_experiment_json_with_a_relative_data_path_trains_from_its_folder(make_w
     (folder / "spec.json").write_text(json.dumps(spec))
     monkeypatch.chdir(tmp_path)  # not the spec's folder: a path resolved against the cwd would fail
     window = make_window()
-    assert window.open_file(folder / "spec.json")
+    assert open_and_wait(qtbot, window, folder / "spec.json")
     assert window.state.base_dir == folder
     window.controller.actions["train"].trigger()
     qtbot.waitUntil(lambda: window.controller.mode != "idle", timeout=5_000)
@@ -136,6 +142,7 @@ def test_file_open_by_its_key(open_window, qtbot, tmp_path, monkeypatch):
     qtbot.waitUntil(window.isActiveWindow)
     QTest.keySequence(window, window.open_action.shortcut())
     assert asked and "*.gwb" in asked[0] and "*.json" in asked[0]
+    qtbot.waitUntil(lambda: not window.opening_file, timeout=10_000)     # read on a worker
     assert window.state.experiment.name == "opened by key"
     assert [a.toolTip() for a in recent_entries(window)] == [str((tmp_path / "keyed.json").resolve())]
 
@@ -271,11 +278,12 @@ def test_open_recent_lists_opened_files_and_reopens_them(open_window, qtbot, tmp
         path.write_text(json.dumps(spec))
     window = open_window()
     assert not window.recent_menu.isEnabled()          # nothing opened yet with these settings
-    assert window.open_file(first) and window.open_file(second)
+    assert open_and_wait(qtbot, window, first) and open_and_wait(qtbot, window, second)
     entries = recent_entries(window)
     assert [a.toolTip() for a in entries] == [str(second.resolve()), str(first.resolve())]
     assert "first.json" in entries[1].text()
     entries[1].trigger()                                # File › Open Recent › first.json
+    qtbot.waitUntil(lambda: not window.opening_file, timeout=10_000)
     assert window.state.experiment.name == "first"
     assert [a.toolTip() for a in recent_entries(window)][0] == str(first.resolve())
 
@@ -299,7 +307,7 @@ def test_a_recent_file_that_was_deleted_is_explained_and_dropped_from_the_list(o
     else:
         gone.write_text(json.dumps(tiny_spec()))
     window = open_window()
-    assert window.open_file(kept)
+    assert open_and_wait(qtbot, window, kept)
     with qtbot.waitSignal(window.file_opened, timeout=10_000):
         window.open_file(gone)
     wait_idle(qtbot, window)
@@ -370,9 +378,9 @@ def kind_of(window, action):
     return "command"
 
 
-def test_every_action_has_a_shortcut_and_a_menu_entry_and_no_shortcut_is_shared(open_window, tmp_path):
+def test_every_action_has_a_shortcut_and_a_menu_entry_and_no_shortcut_is_shared(open_window, qtbot, tmp_path):
     window = open_window()
-    assert window.open_file(_spec_file(tmp_path))       # a recent entry exists: it is checked too
+    assert open_and_wait(qtbot, window, _spec_file(tmp_path))   # a recent entry exists: it is checked too
     actions = window_actions(window)
     assert len(actions) > 40
     missing_key = [" › ".join(path) for action, path in actions.items()

@@ -155,6 +155,7 @@ def test_transfer_dialog_reuses_and_freezes_layers_bit_for_bit(make_window: Any,
     window.sessions.transfer_action.trigger()
     dialog = window.sessions.transfer_dialog
     assert isinstance(dialog, TransferDialog) and dialog.isVisible()
+    qtbot.waitUntil(lambda: not dialog.loading, timeout=10_000)     # the source is read on a worker
     assert dialog.source is not None and dialog.source.path == path
     assert dialog.table.rowCount() == 4          # three hidden layers and the output (never reused)
     assert dialog.choice() == ([0, 1], [0, 1])   # the book's default: reuse the lower layers, freeze them
@@ -188,6 +189,7 @@ def test_a_conflicting_choice_is_explained_at_the_field(make_window: Any, qtbot:
     spec["data"] = {"source": "iris", "validation_split": 0.2, "test_split": 0.0}
     window = make_window(parse_experiment(spec))
     dialog = window.sessions.show_transfer_dialog(path)
+    qtbot.waitUntil(lambda: not dialog.loading, timeout=10_000)
     assert not dialog.ok_button.isEnabled()
     assert dialog.error is not None and dialog.error.path == "model.transfer.layers[0]"
     assert "2 inputs" in dialog.error_label.text() and "iris" in dialog.error_label.text()

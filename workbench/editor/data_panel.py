@@ -29,6 +29,7 @@ from core.data import DATASETS, IMPORTERS, DatasetError, FileImporter
 from core.spec import AUGMENTATIONS
 from core.training import split_counts
 
+from ..concurrent import JobRunner
 from ..state import ExperimentState
 from .component import ComponentEditor
 from .dataset_info import DataInfo, resolve
@@ -69,6 +70,13 @@ class DataPanel(Panel):
         super().__init__(state, parent)
         self.info = info
         self._headers: dict[tuple[str, str, int], list[str]] = {}
+        # A file's columns are read on a worker (the GUI never waits on a read): what needs them
+        # waits here, by file, until they arrive; one file is read at a time.
+        self._waiting: dict[tuple[str, str, int], list[tuple[Any, Any]]] = {}
+        self._reading_header: tuple[str, str, int] | None = None
+        self.header_reader = JobRunner(self, "csv-header", plain_errors=(DatasetError, OSError, ValueError))
+        self.header_reader.finished.connect(self._header_read)
+        self.header_reader.failed.connect(self._header_refused)
         self.file_dialog: QFileDialog | None = None
 
         # ---- the dataset
@@ -260,10 +268,14 @@ class DataPanel(Panel):
         importer = importer_of(data.source)
         if importer is None or not importer.needs_target or not data.path:
             return
-        try:
-            columns = self.columns(importer, Path(data.path))
-        except DatasetError as exc:
-            self.file_error.setText(str(exc))
+        self.with_columns(importer, Path(data.path), lambda columns: self._show_targets(columns, data),
+                          lambda message: self._show_targets(None, data, message))
+
+    def _show_targets(self, columns: list[str] | None, data: Any, message: str = "") -> None:
+        if data != self.state.experiment.data:
+            return                          # the data changed while the columns were read
+        if columns is None:
+            self.file_error.setText(message)
             self.file_error.show()
             columns = []
         else:
@@ -274,18 +286,50 @@ class DataPanel(Panel):
             self.target.set_items([(c, c, f"Predict column {c!r} from the others") for c in columns])
             self.target.set_value(data.target)
 
-    def columns(self, importer: type[FileImporter], path: Path) -> list[str]:
-        """The file's columns a target can be chosen from, from the importer's preview (a CSV's
-        first line only: cheap even for a huge file), cached per file and modification time."""
+    def with_columns(self, importer: type[FileImporter], path: Path, then: Any, failed: Any) -> None:
+        """Call ``then(columns)`` with the file's columns a target can be chosen from (the
+        importer's preview: a CSV's first line), or ``failed(message)``. They are cached per file
+        and modification time; a file not read yet is read on the worker, and the call comes
+        when it arrives (at once for a cached one)."""
         file = resolve(str(path), self.base_dir)
         try:
             stamp = file.stat().st_mtime_ns
         except OSError:
-            raise DatasetError(f"{file}: file not found") from None
+            failed(f"{file}: file not found")
+            return
         key = (importer.name, str(file), stamp)
-        if key not in self._headers:
-            self._headers[key] = list(importer().preview(file).columns)
-        return self._headers[key]
+        if key in self._headers:
+            then(self._headers[key])
+            return
+        self._waiting.setdefault(key, []).append((then, failed))
+        self._read_next_header()
+
+    @property
+    def reading_columns(self) -> bool:
+        """A file's columns are being read (or wait to be)."""
+        return bool(self._waiting)
+
+    def _read_next_header(self) -> None:
+        if self._reading_header is not None or not self._waiting or self.header_reader.closed:
+            return
+        key = self._reading_header = next(iter(self._waiting))
+        importer, file = IMPORTERS.get(key[0]), Path(key[1])
+        self.header_reader.start(lambda _progress, _should_stop: list(importer().preview(file).columns))
+
+    def _header_read(self, columns: list[str]) -> None:
+        key, self._reading_header = self._reading_header, None
+        if key is not None:
+            self._headers[key] = columns
+            for then, _ in self._waiting.pop(key, []):
+                then(columns)
+        self._read_next_header()
+
+    def _header_refused(self, message: str) -> None:
+        key, self._reading_header = self._reading_header, None
+        if key is not None:
+            for _, failed in self._waiting.pop(key, []):
+                failed(message)
+        self._read_next_header()
 
     # ------------------------------------------------------------------ writing
 
@@ -391,13 +435,25 @@ class DataPanel(Panel):
         importer = IMPORTERS.get(source)
         target = None
         if importer.needs_target:
-            try:
-                columns = self.columns(importer, Path(path))
-            except DatasetError as exc:
-                self.file_error.setText(str(exc))
-                self.file_error.show()
-                self.binder.refresh_field(self.source.name_field)
-                return str(exc)
+            call: dict[str, Any] = {"inside": True}
+
+            def arrived(columns: list[str]) -> None:
+                if call["inside"]:
+                    call["columns"] = columns
+                else:                       # read on the worker: make the edit now
+                    self.use_file(source, path, labels_path)
+
+            def refused(message: str) -> None:
+                call["refused"] = message
+                self._file_refused(message)
+
+            self.with_columns(importer, Path(path), arrived, refused)
+            call["inside"] = False
+            if "refused" in call:
+                return call["refused"]
+            if "columns" not in call:
+                return None                 # the edit follows when the columns arrive
+            columns = call["columns"]
             current = self.state.experiment.data
             target = (current.target if current.source == source and current.target in columns
                       else columns[-1] if columns else None)
@@ -420,6 +476,11 @@ class DataPanel(Panel):
                 clear_errors(self.state, error_path)
             self.file_error.hide()
         return message
+
+    def _file_refused(self, message: str) -> None:
+        self.file_error.setText(message)
+        self.file_error.show()
+        self.binder.refresh_field(self.source.name_field)
 
     def reload(self) -> None:
         self._headers.clear()

@@ -35,6 +35,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.monitor import applies_live
+
 from ..state import ExperimentState
 
 INT_MAX = 2**31 - 1
@@ -343,12 +345,25 @@ class Field:
     tooltip: str = ""
     label: QLabel | None = None          # the inline error label
     on_refresh: Callable[[], None] | None = None
+    live_note: str = ""                  # while a run is live: whether an edit here applies to it
 
     def current_tooltip(self) -> str:
         if isinstance(self.widget, ChoiceCombo):
             item = self.widget.item_tooltip()
-            return f"{item}<br><br>{escape(self.tooltip)}" if item and self.tooltip else item or self.tooltip
-        return self.tooltip
+            tip = f"{item}<br><br>{escape(self.tooltip)}" if item and self.tooltip else item or self.tooltip
+        else:
+            tip = self.tooltip
+        if not self.live_note:
+            return tip
+        if "<" in tip:                   # rich text: the note as a paragraph of it
+            return f"<b>{escape(self.live_note)}</b><br><br>{tip}" if tip else escape(self.live_note)
+        return f"{self.live_note}\n\n{tip}" if tip else self.live_note
+
+
+#: What a field's tooltip says while a run is live (``Binder.set_run_live``).
+LIVE_APPLIES = "⚡ Applies to the running run from its next batch."
+LIVE_WAITS = ("A run is live: this edit waits for the next run (Train then starts a new model from "
+              "fresh weights); the running one goes on as it was.")
 
 
 class Binder(QObject):
@@ -359,6 +374,21 @@ class Binder(QObject):
         self.state = state
         self.fields: list[Field] = []
         self._marked: set[Field] = set()
+        self.run_live = False
+
+    def set_run_live(self, live: bool) -> None:
+        """While a run is live, every field's tooltip says whether an edit of it applies to that
+        run (learning rate, schedule, unfreezing) or waits for the next one."""
+        self.run_live = live
+        for field in self.fields:
+            self._note_live(field)
+            self._mark(field, self.state.errors.get(field.path) if field in self._marked else None)
+
+    def _note_live(self, field: Field) -> None:
+        if not self.run_live:
+            field.live_note = ""
+        else:
+            field.live_note = LIVE_APPLIES if applies_live(field.path) else LIVE_WAITS
 
     def bind(self, widget: Any, path: str, *, read: Callable[[], Any] | None = None,
              write: Callable[[Any], Any] | None = None, tooltip: str = "", label: QLabel | None = None,
@@ -380,6 +410,7 @@ class Binder(QObject):
             return state.set_field(path, value, text or f"Change {path}")
 
         field = Field(path, widget, read or default_read, write or default_write, tooltip, label)
+        self._note_live(field)
         widget.edited.connect(lambda value, f=field: self._edited(f, value))
         if isinstance(widget, NumberEdit):
             widget.reverted.connect(lambda f=field: self.revert(f))

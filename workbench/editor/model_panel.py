@@ -73,6 +73,17 @@ COLUMNS: list[tuple[str, str, str]] = [
     ("count", "Params", "Trainable parameters: kernel fan_in × units, bias units, batch norm γ and β."),
 ]
 COL = {key: i for i, (key, _, _) in enumerate(COLUMNS)}
+
+#: The selected layer's dropout type (its rate is the table's Drop column).
+DROPOUT_CHOICES = [
+    ("standard", "standard (inverted)", "Ordinary dropout: a dropped unit outputs 0 and the kept ones are scaled by "
+                                        "1/(1 − rate), which keeps the mean but not the variance."),
+    ("alpha", "alpha (for SELU)", "Alpha dropout (Klambauer et al.): a dropped unit is set to SELU's saturation "
+                                  "value −λα and an affine correction keeps the mean and variance of SELU's "
+                                  "outputs, so self-normalization survives it."),
+]
+DROPOUT_TYPE_TIP = ("Which dropout this layer applies at its Drop rate (no effect at rate 0). The book: ordinary "
+                    "dropout would break self-normalization; use alpha dropout in a SELU network.")
 BN_SHORT = {"before_activation": "before", "after_activation": "after", False: "—"}
 
 
@@ -470,6 +481,13 @@ class ModelPanel(Panel):
             param_path=lambda k: f"model.layers[{self.detail_row}].init.{k}")
         self.components.append(self.init_editor)
         self.details.addWidget(self.init_editor)
+        dropout_form = new_form()
+        self.dropout_type = ChoiceCombo(DROPOUT_CHOICES)
+        self.dropout_type.setObjectName("layerDropoutType")
+        _, err = add_row(dropout_form, "Dropout type", self.dropout_type, DROPOUT_TYPE_TIP)
+        self.binder.bind(self.dropout_type, "model.layers[0].dropout_type", tooltip=DROPOUT_TYPE_TIP, label=err,
+                         read=lambda: self._layer().dropout_type, write=self._set_dropout_type)
+        self.details.addLayout(dropout_form)
         self.detail_box = self.group("Selected layer", self.details,
                                      "The selected row's initializer with its parameters (e.g. the standard "
                                      "deviation of random_normal)")
@@ -655,6 +673,11 @@ class ModelPanel(Panel):
     def _layer(self) -> LayerSpec:
         layers = self.state.experiment.model.layers
         return layers[min(self.detail_row, len(layers) - 1)]
+
+    def _set_dropout_type(self, value: str) -> Any:
+        row = self.detail_row
+        return self.state.set_field(f"model.layers[{row}].dropout_type", value,
+                                    f"Layer {row + 1}: {value} dropout")
 
     def _read_init(self) -> tuple[str, dict[str, Any]]:
         return _init_parts(self._layer().init)

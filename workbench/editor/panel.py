@@ -6,11 +6,26 @@ from __future__ import annotations
 from typing import Any
 
 from PySide6.QtCore import QSize, Qt
-from PySide6.QtWidgets import QDockWidget, QFrame, QGroupBox, QMainWindow, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QLabel,
+    QMainWindow,
+    QScrollArea,
+    QVBoxLayout,
+    QWidget,
+)
 
 from ..state import ExperimentState
 from .component import ComponentEditor
-from .fields import ERROR_STYLE, Binder, fix_tab_order
+from .fields import ERROR_STYLE, LIVE_APPLIES, Binder, fix_tab_order, hint_label
+
+#: The mark before the caption of a field whose edits apply to a running run.
+LIVE_MARK = "⚡ "
+LIVE_NOTE = ("A run is live: fields marked ⚡ (learning rate, schedule, unfreezing) apply to it from its "
+             "next batch; every other edit waits for the next run, which starts from fresh weights.")
 
 PANEL_WIDTH = 470          # the docks' preferred width: leaves ~880 px for the plots at 1366×768
 PANEL_MIN_WIDTH = 410
@@ -28,6 +43,10 @@ class Panel(QWidget):
         self.setStyleSheet(ERROR_STYLE)
         self.body = QVBoxLayout(self)
         self.body.setContentsMargins(6, 6, 6, 6)
+        self.live_note = hint_label(LIVE_NOTE)
+        self.live_note.setObjectName("liveEditNote")
+        self.live_note.hide()
+        self.body.addWidget(self.live_note)
         state.changed.connect(self._state_changed)
         state.errors_changed.connect(self._errors_changed)
 
@@ -56,6 +75,32 @@ class Panel(QWidget):
         self.refresh()
         if rebuilt:
             fix_tab_order(self)
+        self._mark_live_captions()
+
+    def set_run_live(self, live: bool) -> None:
+        """A run started or ended: while it is live, say at each field whether an edit of it
+        applies to the run (⚡ before the caption, and in the tooltip) or waits for the next run."""
+        self.live_note.setVisible(live)
+        self.binder.set_run_live(live)
+        self._mark_live_captions()
+
+    def live_caption(self, field_widget: QWidget) -> QLabel | None:
+        """The caption beside a bound field in its form, if it has one."""
+        for form in self.findChildren(QFormLayout):
+            label = form.labelForField(field_widget)
+            if isinstance(label, QLabel):
+                return label
+        return None
+
+    def _mark_live_captions(self) -> None:
+        live = self.binder.run_live
+        for field in self.binder.fields:
+            caption = self.live_caption(field.widget)
+            if caption is None:
+                continue
+            text = caption.text().removeprefix(LIVE_MARK)
+            marked = live and field.live_note == LIVE_APPLIES
+            caption.setText(LIVE_MARK + text if marked else text)
 
     def _errors_changed(self, errors: dict[str, str]) -> None:
         self.binder.show_errors(errors)

@@ -177,6 +177,17 @@ class LessonsPanel(QWidget):
                 return False
         elif not self.window_.open_file(examples_folder() / lesson.file_name):  # type: ignore[attr-defined]
             return False
+        if getattr(self.window_, "opening_file", False):
+            # The example is read on a worker: say it is loaded when it is.
+            self._set_verdict(None, "Loading the lesson's example…")
+            opened = self.window_.file_opened  # type: ignore[attr-defined]
+
+            def loaded(_path: object) -> None:
+                opened.disconnect(loaded)
+                self._set_verdict(None, "Loaded. Press Train (F5).")
+
+            opened.connect(loaded)
+            return True
         self._set_verdict(None, "Loaded. Press Train (F5).")
         return True
 

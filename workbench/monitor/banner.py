@@ -1,14 +1,16 @@
 """The health banner: the engine's detector (``Trainer.health()``) in plain words, naming layer
 and step, with the book's remedies offered only after they were tried.
 
-When a finding appears, a short trial of each remedy it names runs off the GUI thread (a
-``JobRunner`` job calling ``core.remedies.try_remedies_for``): the run is replayed to the
+When a finding appears, a short trial of each remedy it names runs in a child process of low
+priority (a ``JobRunner`` running ``core.process.ProcessJob`` of ``core.remedies.remedy_trials_job``,
+which calls ``try_remedies_for``): the run is replayed to the
 finding's step and each fix trained for a bounded budget against the unchanged run. The banner
 then lists each fix with its measured effect: the ones that helped as one-click edits (each one
 undoable edit through ``ExperimentState``; a pair such as leaky ReLU with a lower rate is one
 edit), the ones that made things worse as such, each with what it does and does not address.
 After a fix is applied the banner says so and what to do next, and greys out the finding,
-which describes the run before the fix.
+which describes the run before the fix; undoing the fix (Edit › Undo) takes that back, and the
+next run (``new_run``) clears the banner.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from core.remedies import (
     remedy_init,
     remedy_leaky,
     remedy_trials_job,
+    self_normalization_gaps,
 )
 
 from ..concurrent import JobRunner
@@ -138,6 +141,7 @@ class HealthBanner(QFrame):
         self.report: RemedyReport | None = None
         self.applied: list[tuple[str, ...]] = []
         self._applied_step: int | None = None
+        self._before_fix: Any = None             # the experiment before the first fix applied
         self._tried_key: tuple[Any, ...] | None = None
         self.runner = JobRunner(self, "remedy-trials")
         self.runner.progress.connect(self._on_trial_progress)
@@ -145,6 +149,7 @@ class HealthBanner(QFrame):
         self.runner.failed.connect(self._on_trials_failed)
         self._colour()
         self._show_buttons([])
+        state.changed.connect(lambda _: self._fix_undone())
         self.hide()
 
     # ------------------------------------------------------------------ look
@@ -190,6 +195,10 @@ class HealthBanner(QFrame):
             message = rest                       # the bold title already says it
         text = (f"<b>⚠ {html.escape(title)} in {html.escape(first['layer_name'])} at step {first['step']}.</b> "
                 f"{html.escape(message[0].upper() + message[1:])}.{more}")
+        gaps = self_normalization_gaps(self.state.experiment)
+        if gaps:        # the book's advice for SELU networks: the conditions this one breaks
+            text += ("<br><i>" + html.escape("SELU network: it normalizes itself only with "
+                                             + "; ".join(gaps) + ".") + "</i>")
         if self.stale:
             text = f"<span style='color: gray'>{text} (before the fix)</span>"
         self.label.setText(text)
@@ -269,10 +278,13 @@ class HealthBanner(QFrame):
     # ------------------------------------------------------------------ applying
 
     def apply(self, key: str) -> None:
+        before = self.state.data
         message = remedy_edit(self.state, key)
         if message is not None:
             return
         fix = tuple(key.split("+"))
+        if not self.applied:
+            self._before_fix = before
         self.applied.append(fix)
         self._applied_step = max((int(i["step"]) for i in self.issues), default=0)
         button = self.buttons.get(key)
@@ -285,10 +297,28 @@ class HealthBanner(QFrame):
         self.set_issues(self.issues)             # greys the finding out
         self.remedy_applied.emit(key)
 
+    def new_run(self) -> None:
+        """A new run started (Train from the start, an opened session): the findings and the
+        fixes applied belong to the old one."""
+        self._forget_applied()
+        self.issues = []
+        self.hide()
+
+    def _fix_undone(self) -> None:
+        """The experiment is back to what it was before the fixes (Edit › Undo): the finding
+        describes it again, and the fixes are offered again."""
+        if self.applied and self.state.data == self._before_fix:
+            self._forget_applied()
+            self._tried_key = tuple((i["kind"], i["layer"]) for i in self.issues)   # its trials stand
+            if self.report is not None:
+                self._show_buttons(list(self.report.offered))
+            self.set_issues(self.issues)
+
     def _forget_applied(self) -> None:
         self.applied = []
         self._applied_step = None
         self._tried_key = None
+        self._before_fix = None
         self.applied_label.hide()
 
 

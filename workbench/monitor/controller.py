@@ -36,6 +36,12 @@ SAVE_WAIT_SECONDS = 10.0
 # Controller modes.
 IDLE, BUILDING, RUNNING, PAUSED, STEPPING, STOPPING = "idle", "building", "running", "paused", "stepping", "stopping"
 
+#: What the status bar says in each mode, until the mode changes (idle: nothing; the event that
+#: ended the run is shown for a while as a ``status`` message).
+MODE_STATUS = {IDLE: "", BUILDING: "Building the model and loading the data…", RUNNING: "Training…",
+               PAUSED: "Paused (before the next batch)", STEPPING: "Training one mini-batch…",
+               STOPPING: "Stopping after the current batch…"}
+
 _ACTIONS = {
     # name: (text, shortcut, tooltip)
     "train": ("&Train", "F5", "Train the model (continue the current run, or start one from fresh weights "
@@ -52,7 +58,8 @@ _ACTIONS = {
 class TrainingController(QObject):
     """Train / Pause / Resume / Stop / Step / Reset, sessions, and the run's buffers."""
 
-    status = Signal(str)
+    status = Signal(str)               # an event (saved, applied, ended): shown for a few seconds
+    state_status = Signal(str)         # what the controller is doing now; "" when idle (replaced at every change)
     error = Signal(str)
     mode_changed = Signal(str)
     updated = Signal()                 # a snapshot arrived (GUI thread): buffers changed
@@ -76,6 +83,7 @@ class TrainingController(QObject):
         self.buffers = RunBuffers()
         self.trainer: Trainer | RemoteTrainer | None = None   # owned by the worker while worker.active is set
         self.mode = IDLE
+        self.mode_status = ""                   # MODE_STATUS[mode], or what this build / open is for
         self.stale = False                     # the trainer no longer matches the experiment
         self._stale_by_edit = False            # ... because of an edit (undoing it makes the run current again)
         self.snapshot_times: deque[float] = deque(maxlen=4096)
@@ -84,6 +92,7 @@ class TrainingController(QObject):
         self._asked_restart = False
         self._shut_down = False
         self._saved_step = 0                   # the trainer step the last save / open holds
+        self._build_reason = ""                # said before the building message of the next build
         # Asked before a fresh build replaces a run that trained since it was saved (Train on a
         # finished run, Train after a structural edit, Reset weights); the window installs its
         # Save / Discard / Cancel question. True: go on.
@@ -177,24 +186,22 @@ class TrainingController(QObject):
             return
         if self._needs_fresh_trainer():
             if not self._may_replace_run():
+                self._build_reason = ""
                 return
             self._build(then_train=True)
         else:
             self._sync_hyperparameters()
             self._start_job(RUNNING, self._job_train)
-            self.status.emit("Training…")
 
     def pause(self) -> None:
         if self.mode == RUNNING and self.trainer is not None:
             self.trainer.pause()           # a thread-safe flag, read by the loop between batches
             self._set_mode(PAUSED)
-            self.status.emit("Paused (before the next batch)")
 
     def resume(self) -> None:
         if self.mode == PAUSED and self.trainer is not None:
             self.trainer.resume()
             self._set_mode(RUNNING)
-            self.status.emit("Training…")
 
     def stop(self) -> None:
         if self.mode in (RUNNING, PAUSED, STEPPING, BUILDING):
@@ -203,7 +210,6 @@ class TrainingController(QObject):
             if self.trainer is not None:
                 self.trainer.resume()
             self._set_mode(STOPPING)
-            self.status.emit("Stopping after the current batch…")
 
     def step(self) -> None:
         if not self.state.valid:
@@ -215,6 +221,7 @@ class TrainingController(QObject):
             return
         if self._needs_fresh_trainer():
             if not self._may_replace_run():
+                self._build_reason = ""
                 return
             self._build(then_step=True)
         else:
@@ -226,8 +233,8 @@ class TrainingController(QObject):
             return
         if not self._may_replace_run():
             return
+        self._after_job.append(lambda: self.status.emit("Fresh weights drawn from the experiment's initializers"))
         self._build()
-        self.status.emit("Fresh weights drawn from the experiment's initializers")
 
     def save_session(self, path: Path) -> None:
         """Write the current run (or fresh weights of the current experiment) to ``path``,
@@ -281,8 +288,7 @@ class TrainingController(QObject):
         self._stale_before_open = (self.stale, self._stale_by_edit)  # put back if the open fails
         self.stale = False
         self.opening.emit(Path(path))
-        self.status.emit(f"Opening {Path(path).name}…")
-        self._start_job(BUILDING, self._job_open, Path(path))
+        self._start_job(BUILDING, self._job_open, Path(path), status=f"Opening {Path(path).name}…")
         return True
 
     def _on_opened(self, session: Session) -> None:
@@ -326,9 +332,9 @@ class TrainingController(QObject):
 
     # ------------------------------------------------------------------ jobs
 
-    def _start_job(self, mode: str, signal: Any, *args: Any) -> None:
+    def _start_job(self, mode: str, signal: Any, *args: Any, status: str | None = None) -> None:
         self.worker.prepare()
-        self._set_mode(mode)
+        self._set_mode(mode, status)
         signal.emit(*args)
 
     def _build(self, then_train: bool = False, then_step: bool = False) -> None:
@@ -337,8 +343,9 @@ class TrainingController(QObject):
             self._after_job.append(lambda: self._start_job(RUNNING, self._job_train))
         if then_step:
             self._after_job.append(lambda: self._start_job(STEPPING, self._job_step))
-        self.status.emit("Building the model and loading the data…")
-        self._start_job(BUILDING, self._job_build, self.state.experiment, self._base_dir(), None)
+        why, self._build_reason = self._build_reason, ""
+        self._start_job(BUILDING, self._job_build, self.state.experiment, self._base_dir(), None,
+                        status=why + MODE_STATUS[BUILDING])
 
     def _base_dir(self) -> str | None:
         return str(self.state.base_dir) if self.state.base_dir is not None else None
@@ -352,7 +359,7 @@ class TrainingController(QObject):
         if t is None or self.stale:
             return True
         if t.finished or t.epoch >= t.experiment.training.epochs:
-            self.status.emit("The run is complete: training a new model from fresh weights")
+            self._build_reason = "The run is complete, a new one starts from fresh weights: "
             return True
         return self.run_superseded
 
@@ -431,6 +438,9 @@ class TrainingController(QObject):
             return
         self.stale = self._stale_by_edit = True
         if self._asked_restart or self._restart_box is not None:
+            # Asked once this run: say it again, without a question, at every later such edit.
+            self.status.emit("That change waits for the next run (Train then starts a new model); "
+                             "the running one goes on as it was")
             return
         self._ask_restart()
 
@@ -503,12 +513,18 @@ class TrainingController(QObject):
 
     # ------------------------------------------------------------------ actions
 
-    def _set_mode(self, mode: str) -> None:
+    def _set_mode(self, mode: str, status: str | None = None) -> None:
+        """Enter ``mode``; the status bar says what it is doing (``status``, or the mode's own
+        words) until the next change, so no message outlives the state it described."""
         if mode != self.mode:
             self.mode = mode
             if mode == RUNNING:
                 self._asked_restart = False
             self.mode_changed.emit(mode)
+        text = MODE_STATUS[mode] if status is None else status
+        if text != self.mode_status:
+            self.mode_status = text
+            self.state_status.emit(text)
         self._update_actions()
 
     def _update_actions(self) -> None:

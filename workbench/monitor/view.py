@@ -130,6 +130,7 @@ class Monitor(QObject):
         self.timer.timeout.connect(self.refresh)
         self.timer.start()
         controller.run_reset.connect(self._on_run_reset)
+        controller.run_reset.connect(self.banner.new_run)     # the old run's findings and fixes go with it
         controller.state.changed.connect(lambda _: self._show_staleness())
         controller.mode_changed.connect(lambda _: self._show_staleness())
         controller.run_reset.connect(self._show_staleness)

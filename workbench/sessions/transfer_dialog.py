@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -51,6 +51,7 @@ from core.sessions import transfer as core_transfer
 from core.sessions.format import SessionError, peek_session
 from core.spec import Experiment, SpecError, parse_experiment
 
+from ..concurrent import JobRunner, retire
 from ..editor.dataset_info import estimate
 
 COLUMNS = ["Layer", "Units", "Activation", "Batch norm", "Reuse", "Freeze"]
@@ -201,7 +202,12 @@ def check_transfer(data: dict[str, Any], source: SourceInfo) -> tuple[Experiment
 
 
 class TransferDialog(QDialog):
-    """``experiment()`` after ``accept()``: the new experiment (with ``model.transfer``)."""
+    """``experiment()`` after ``accept()``: the new experiment (with ``model.transfer``).
+
+    The source session is read on a worker (``set_source``): a large or slow file never holds
+    the window; ``source_read`` says when it arrived (True) or was refused at its field (False)."""
+
+    source_read = Signal(bool)
 
     def __init__(self, current: dict[str, Any], source: Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -297,6 +303,10 @@ class TransferDialog(QDialog):
         self.name_edit.textChanged.connect(self.revalidate)
         self.classes_edit.textChanged.connect(self.revalidate)
         self.resize(680, 460)
+        self.reader = JobRunner(self, "transfer-source", plain_errors=(SessionError, SpecError, OSError))
+        self.reader.finished.connect(self._source_arrived)
+        self.reader.failed.connect(self._source_refused)
+        self._reading: Path | None = None
         if source is not None:
             self.set_source(source)
         else:
@@ -310,16 +320,38 @@ class TransferDialog(QDialog):
         if path:
             self.set_source(Path(path))
 
-    def set_source(self, path: Path) -> bool:
-        try:
-            source = SourceInfo(path)
-        except (SessionError, OSError) as exc:
-            self.source = None
-            self.source_edit.setText(str(path))
-            self.source_label.setText("")
-            self.table.setRowCount(0)
-            self._show_error(SpecError("model.transfer.from", f"cannot reuse layers of {Path(path).name}: {exc}"))
-            return False
+    @property
+    def loading(self) -> bool:
+        """A source session is being read."""
+        return self._reading is not None
+
+    def set_source(self, path: Path) -> None:
+        """Read ``path``'s experiment and layer shapes on the worker (a newer choice replaces an
+        older one still being read); the table follows when it arrives."""
+        path = Path(path)
+        self._reading = path
+        self.source = None
+        self.source_edit.setText(str(path))
+        self.source_label.setText(f"<i>Reading {path.name}…</i>")
+        self.table.setRowCount(0)
+        self._experiment = None
+        self.error = None
+        self.error_label.setText("")
+        self.ok_button.setEnabled(False)
+        self.reader.submit(lambda _progress, _should_stop: SourceInfo(path))
+
+    def _source_refused(self, message: str) -> None:
+        path, self._reading = self._reading, None
+        if path is None:
+            return
+        self.source_label.setText("")
+        self._show_error(SpecError("model.transfer.from", f"cannot reuse layers of {path.name}: {message}"))
+        self.source_read.emit(False)
+
+    def _source_arrived(self, source: SourceInfo) -> None:
+        if self._reading is None:
+            return
+        self._reading = None
         self.source = source
         self.source_edit.setText(str(source.path))
         width = f", {source.n_inputs} inputs" if source.n_inputs is not None else ""
@@ -334,7 +366,7 @@ class TransferDialog(QDialog):
         self.classes_edit.blockSignals(False)
         self._fill_table()
         self.revalidate()
-        return True
+        self.source_read.emit(True)
 
     def _fill_table(self) -> None:
         assert self.source is not None
@@ -404,6 +436,8 @@ class TransferDialog(QDialog):
                                    self.name_edit.text().strip() or "transfer", classes)
 
     def revalidate(self) -> None:
+        if self.loading:
+            return                           # checked when the source arrives
         if self.source is not None:
             reuse, _ = self.choice()
             for i in range(len(self.source.layers)):
@@ -468,3 +502,8 @@ class TransferDialog(QDialog):
     def accept(self) -> None:
         if self._experiment is not None and self.error is None:
             super().accept()
+
+    def done(self, result: int) -> None:
+        self._reading = None                 # a read still going on ends on its own, unheard
+        retire(self.reader)
+        super().done(result)

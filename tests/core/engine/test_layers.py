@@ -7,7 +7,15 @@ import numpy as np
 import pytest
 
 from core.engine.activations import ACTIVATIONS, get_activation
-from core.engine.layers import ActivationStats, BatchNorm, Dense, HiddenLayer, dropout_mask
+from core.engine.layers import (
+    SELU_SATURATION,
+    ActivationStats,
+    BatchNorm,
+    Dense,
+    HiddenLayer,
+    alpha_dropout,
+    dropout_mask,
+)
 
 from .gradcheck import numerical_gradient
 
@@ -204,6 +212,95 @@ def test_dropout_mask_keeps_float32() -> None:
     mask = dropout_mask(x.shape, 0.3, np.random.default_rng(0), x.dtype)
     assert mask.dtype == np.float32
     assert (x * mask).dtype == np.float32
+
+
+# ----------------------------------------------------------------------------- alpha dropout
+
+
+def selu_normal(n: int, seed: int = 0) -> np.ndarray:
+    """SELU of standard-normal pre-activations: the fixed point of a self-normalizing layer,
+    mean ≈ 0 and variance ≈ 1 (Klambauer et al.)."""
+    z = np.random.default_rng(seed).normal(size=n)
+    return get_activation("selu").forward(z)
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.1, 0.2, 0.5])
+def test_alpha_dropout_keeps_the_mean_and_variance_of_selu_outputs(rate: float) -> None:
+    x = selu_normal(1_000_000)
+    assert abs(x.mean()) < 0.01 and abs(x.var() - 1.0) < 0.01       # the inputs are what SELU keeps
+    multiplier, shift = alpha_dropout(x.shape, rate, np.random.default_rng(1), x.dtype)
+    y = x * multiplier + shift
+    tolerance = 5 / np.sqrt(x.size) * 3                             # a few standard errors
+    assert abs(y.mean()) < max(tolerance, 0.01), y.mean()
+    assert abs(y.var() - 1.0) < 0.015, y.var()
+    # A dropped unit sits at SELU's saturation α′ = −λα before the affine correction a·(·) + b.
+    keep = 1.0 - rate
+    a = 1.0 / np.sqrt(keep + SELU_SATURATION ** 2 * keep * (1.0 - keep))
+    b = -a * (1.0 - keep) * SELU_SATURATION
+    dropped = multiplier == 0
+    np.testing.assert_allclose(y[dropped], a * SELU_SATURATION + b)
+    np.testing.assert_allclose(y[~dropped], a * x[~dropped] + b)
+    assert abs(dropped.mean() - rate) < 5 * np.sqrt(rate * (1 - rate) / x.size)
+    # Ordinary (inverted) dropout on the same inputs does not keep the variance: 1/q instead of 1.
+    inverted = x * dropout_mask(x.shape, rate, np.random.default_rng(1), x.dtype)
+    assert abs(inverted.var() - 1.0 / keep) < 0.02 and abs(inverted.var() - 1.0) > 0.04
+
+
+def test_alpha_dropout_through_a_deep_selu_stack_keeps_the_activations_normalized() -> None:
+    """Twenty SELU layers (LeCun normal) with alpha dropout at training keep the activations'
+    standard deviation near 1; the same layers with ordinary dropout drift away from it."""
+    def last_std(dropout_type: str) -> float:
+        rng = np.random.default_rng(3)
+        h = rng.normal(size=(2000, 100))
+        for _ in range(20):
+            kernel = rng.normal(size=(100, 100)) / np.sqrt(100)        # LeCun normal: Var = 1/fan_in
+            layer = HiddenLayer(kernel, get_activation("selu"), dropout=0.2, dropout_type=dropout_type)
+            layer.dense.bias[...] = 0.0
+            h = layer.forward(h, training=True, rng=rng)
+        return float(h.std())
+
+    assert abs(last_std("alpha") - 1.0) < 0.1
+    assert abs(last_std("standard") - 1.0) > 0.15
+
+
+@pytest.mark.parametrize("batch_norm", [False, "after_activation"])
+def test_alpha_dropout_backward_matches_finite_differences(batch_norm: str | bool) -> None:
+    rng = np.random.default_rng(8)
+    layer = HiddenLayer(rng.normal(size=(5, 4)) * 0.8, get_activation("selu"), batch_norm=batch_norm,
+                        dropout=0.3, dropout_type="alpha")
+    layer.dense.bias[...] = rng.normal(size=4) * 0.5
+    x = rng.normal(size=(7, 5))
+    R = np.random.default_rng(9).normal(size=(7, 4))
+
+    def forward() -> np.ndarray:
+        return layer.forward(x, training=True, rng=np.random.default_rng(10))   # the same units dropped
+
+    def loss() -> float:
+        return float(np.sum(forward() * R))
+
+    out = forward()
+    keep = 0.7
+    a = 1.0 / np.sqrt(keep + SELU_SATURATION ** 2 * keep * (1.0 - keep))
+    assert np.any(np.isclose(out, a * SELU_SATURATION - a * (1 - keep) * SELU_SATURATION)), "none dropped"
+    grad_x = layer.backward(R.copy())
+    analytic = {k: g.copy() for k, g in layer.grads.items()}
+    assert_gradient_close(grad_x, numerical_gradient(loss, x), "x")
+    for key, param in layer.params.items():
+        assert_gradient_close(analytic[key], numerical_gradient(loss, param), key)
+    # At inference alpha dropout does nothing (as ordinary dropout).
+    plain = HiddenLayer(layer.dense.kernel.copy(), get_activation("selu"), batch_norm=batch_norm)
+    plain.dense.bias[...] = layer.dense.bias
+    if batch_norm:
+        plain.batch_norm.gamma[...] = layer.batch_norm.gamma
+        plain.batch_norm.moving_mean[...] = layer.batch_norm.moving_mean
+        plain.batch_norm.moving_variance[...] = layer.batch_norm.moving_variance
+        plain.batch_norm.beta[...] = layer.batch_norm.beta
+    np.testing.assert_array_equal(layer.forward(x, training=False), plain.forward(x, training=False))
+
+
+def test_an_unknown_dropout_type_is_refused() -> None:
+    with pytest.raises(ValueError, match="standard, alpha"):
+        HiddenLayer(np.ones((2, 2)), get_activation("selu"), dropout=0.1, dropout_type="gaussian")
 
 
 # ----------------------------------------------------------------------------- hidden layer

@@ -443,3 +443,81 @@ def test_the_script_uses_no_name_it_does_not_define(tmp_path):
     proc = subprocess.run([str(ruff), "check", "--isolated", "--select", "F821,F822,F823", str(script)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_the_script_dispatches_on_every_dropout_type(tmp_path):
+    from core.engine.layers import DROPOUT_TYPES
+
+    session, _ = session_at_start(tmp_path, experiment())
+    tree = ast.parse(pytorch_script(session))
+    tables = {t.id: node.value for node in tree.body if isinstance(node, ast.Assign)
+              for t in node.targets if isinstance(t, ast.Name)}
+    assert [ast.literal_eval(k) for k in tables["DROPOUTS"].keys] == list(DROPOUT_TYPES)
+
+
+@torch_tests
+def test_alpha_dropout_exports_as_torch_s_with_the_same_correction(tmp_path):
+    """A SELU layer with alpha dropout becomes nn.AlphaDropout, whose kept and dropped values
+    are the workbench's a·x + b and a·α′ + b (the same a, b), and whose logits at inference
+    are the workbench's."""
+    import torch
+
+    from core.engine.layers import alpha_dropout
+
+    layers = [{"units": 8, "init": "lecun_normal", "activation": "selu", "dropout": 0.2, "dropout_type": "alpha"}] * 2
+    module, trainer = exported(tmp_path, experiment(model={"layers": layers}))
+    model = module.load_weights(module.build_model(), module.WEIGHTS)
+    drops = [m for m in model.modules() if isinstance(m, torch.nn.Dropout | torch.nn.AlphaDropout)]
+    assert len(drops) == 2 and all(isinstance(m, torch.nn.AlphaDropout) and m.p == 0.2 for m in drops)
+    x = np.full((400, 50), 0.5)
+    theirs = np.unique(np.round(drops[0].train()(torch.from_numpy(x)).numpy(), 9))
+    multiplier, shift = alpha_dropout(x.shape, 0.2, np.random.default_rng(0), x.dtype)
+    ours = np.unique(np.round(x * multiplier + shift, 9))
+    np.testing.assert_allclose(theirs, ours, rtol=1e-7)
+    model.eval()
+    with torch.no_grad():
+        logits = model(torch.from_numpy(trainer.X_val)).numpy()
+    np.testing.assert_allclose(logits, trainer.network.predict_logits(trainer.X_val), rtol=1e-5, atol=1e-6)
+
+
+BOOK_AND_IDX = ["fashion_mnist", "mnist", "cifar10", "idx"]
+
+
+@pytest.mark.parametrize("name", BOOK_AND_IDX)
+def test_a_book_set_or_idx_script_reads_its_files_itself_and_uses_no_undefined_name(tmp_path, monkeypatch, name):
+    """The script carries its own IDX / CIFAR-binary readers and download with SHA-256 check: no
+    workbench import, no pickle, and every name it uses defined (ruff F821)."""
+    spec, base_dir = spec_using("dataset", name, tmp_path)
+    with served_book_sets(monkeypatch):
+        session, _ = session_at_start(tmp_path, spec, base_dir=base_dir)
+        text = pytorch_script(session)
+    assert not re.search(r"^\s*(from|import) (core|workbench)\b", text, re.M)
+    assert not re.search(r"^\s*(import pickle|from pickle)|allow_pickle=True|pickle\.load", text, re.M)
+    if name != "idx":
+        assert "sha256" in text and "def fetch(name)" in text
+    script = tmp_path / "model.py"
+    script.write_text(text)
+    ruff = Path(sys.executable).parent / "ruff"
+    proc = subprocess.run([str(ruff), "check", "--isolated", "--select", "F821,F822,F823", str(script)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@torch_tests
+@pytest.mark.parametrize("name, params", [("fashion_mnist", {}), ("mnist", {"n_train": 30, "n_test": 12}),
+                                          ("cifar10", {}), ("cifar10", {"grayscale": True, "n_train": 20}),
+                                          ("idx", None)])
+def test_exported_book_and_idx_data_are_the_workbench_s(tmp_path, monkeypatch, name, params):
+    """The script's own readers, subsets and published test split give the workbench's arrays,
+    row for row (the book's sets served as small local files, fetched by the script from the
+    workbench's cache folder)."""
+    spec, base_dir = spec_using("dataset", name, tmp_path)
+    if params is not None:
+        spec["data"]["params"] = params
+    with served_book_sets(monkeypatch):
+        module, trainer = exported(tmp_path, spec, base_dir=base_dir)
+        data = module.load_data()
+    for part in ("X_train", "y_train", "X_val", "y_val", "X_test", "y_test"):
+        assert np.array_equal(data[part], getattr(trainer, part)), part
+    if name != "idx":
+        assert len(data["X_test"]) == len(trainer.dataset.test_rows)      # the published test set
