@@ -73,7 +73,14 @@ def test_branch_here_with_a_learning_rate_edit_trains_a_branch_that_parts_at_the
     click_plot(qtbot, monitor.grad_norm, monitor.grad_norm.plot, 12.0)
     fork = monitor.cursor.step
     assert fork is not None and 5 < fork < 25
-    qtbot.mouseClick(monitor.branch_button, Qt.MouseButton.LeftButton)
+    link = monitor.cursor_lines[0].branch_link            # "Branch here…" riding on the cursor line
+    assert link.isVisible() and link.toPlainText() == "Branch here…"
+    plot_area = monitor.grad_norm.plot.vb.sceneBoundingRect()
+    qtbot.waitUntil(lambda: plot_area.contains(link.sceneBoundingRect().center()))   # placed once painted
+    where = monitor.grad_norm.graphics.mapFromScene(link.sceneBoundingRect().center())
+    qtbot.mouseMove(monitor.grad_norm.graphics.viewport(), where)
+    qtbot.mouseClick(monitor.grad_norm.graphics.viewport(), Qt.MouseButton.LeftButton, pos=where)
+    assert monitor.cursor.step == fork                     # the click on the link did not move the cursor
     dialog = monitor.branching.dialog
     assert dialog is not None and dialog.isVisible() and str(f"{fork:,}") in dialog.windowTitle()
     rate = dialog.findChild(QLineEdit, "branchLearningRate")

@@ -40,13 +40,35 @@ class StepCursor(QObject):
             self.moved.emit(value)
 
 
+class BranchLink(pg.InfLineLabel):
+    """A clickable caption riding on the cursor line ("Branch here…"): the button next to the cursor."""
+
+    def __init__(self, line: pg.InfiniteLine, action: QAction) -> None:
+        super().__init__(line, text="Branch here…", movable=False, position=0.86, anchors=[(0, 0), (0, 0)],
+                         color=CURSOR_COLOUR, fill=(255, 255, 255, 200), border=pg.mkPen(CURSOR_COLOUR))
+        self.action = action
+        self.setText(self.format)        # (the label fills itself in only while shown)
+        self.setToolTip(action.toolTip())
+        self.setCursor(Qt.CursorShape.PointingHandCursor)
+
+    def hoverEvent(self, ev: Any) -> None:  # noqa: N802 (pyqtgraph override)
+        if not ev.isExit():
+            ev.acceptClicks(Qt.MouseButton.LeftButton)
+
+    def mouseClickEvent(self, ev: Any) -> None:  # noqa: N802 (pyqtgraph override)
+        if ev.button() == Qt.MouseButton.LeftButton and self.action.isEnabled():
+            ev.accept()
+            self.action.trigger()
+
+
 class CursorLine:
     """The cursor drawn on one plot whose x is ``step * scale()``: a draggable vertical line,
     labelled "step N" if ``labelled``; a left or right click in the plot moves the cursor there
-    (a right click also opens the plot's menu, whose "Branch here…" then forks at it)."""
+    (a right click also opens the plot's menu, whose "Branch here…" then forks at it). With
+    ``branch`` the line carries a clickable "Branch here…" as well."""
 
     def __init__(self, plot: pg.PlotItem, cursor: StepCursor, scale: Callable[[], float],
-                 labelled: bool = True) -> None:
+                 labelled: bool = True, branch: QAction | None = None) -> None:
         self.plot, self.cursor, self.scale = plot, cursor, scale
         self.line = pg.InfiniteLine(0, angle=90, movable=True, pen=pg.mkPen(QColor(CURSOR_COLOUR), width=1),
                                     hoverPen=pg.mkPen(QColor(CURSOR_COLOUR), width=3),
@@ -57,6 +79,9 @@ class CursorLine:
         self.line.setToolTip("Step cursor: drag it, or click the plot; right-click › Branch here… forks the run here")
         self.line.hide()
         plot.addItem(self.line, ignoreBounds=True)
+        self.branch_link = BranchLink(self.line, branch) if branch is not None else None
+        if branch is not None:
+            branch.changed.connect(self._enable_link)
         self.line.sigDragged.connect(self._dragged)
         plot.scene().sigMouseClicked.connect(self._clicked)
         cursor.moved.connect(self.show_step)
@@ -65,12 +90,15 @@ class CursorLine:
         if step is None:
             self.line.hide()
             return
-        self.line.blockSignals(True)
+        self.line.show()                 # (its labels place themselves only while shown)
         self.line.setPos(step * self.scale())
-        self.line.blockSignals(False)
         if getattr(self.line, "label", None) is not None:
             self.line.label.setFormat(f"step {step:,}")
         self.line.show()
+
+    def _enable_link(self) -> None:
+        if self.branch_link is not None and self.branch_link.action is not None:
+            self.branch_link.setVisible(self.branch_link.action.isEnabled())
 
     def _dragged(self, line: pg.InfiniteLine) -> None:
         self.cursor.set_step(line.value() / self.scale())
@@ -80,6 +108,8 @@ class CursorLine:
     def _clicked(self, event: Any) -> None:
         if event.button() not in (Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton) or event.double():
             return
+        if event.button() == Qt.MouseButton.LeftButton and event.isAccepted():
+            return              # taken by an item (the Branch here… link, a legend)
         if not self.plot.vb.sceneBoundingRect().contains(event.scenePos()) or self.cursor.limit <= 0:
             return
         x = self.plot.vb.mapSceneToView(event.scenePos()).x()

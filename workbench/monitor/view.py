@@ -146,7 +146,7 @@ class Monitor(QObject):
         beside the central plot's tools, and the ghost runs drawn under the live curves."""
         self.branching = BranchTools(self.controller, self.cursor, window)
         buffers = self.controller.buffers
-        self.cursor_lines = [CursorLine(self.grad_norm.plot, self.cursor, lambda: 1.0)]
+        self.cursor_lines = [CursorLine(self.grad_norm.plot, self.cursor, lambda: 1.0, branch=self.branching.action)]
         add_branch_action(self.grad_norm.plot, self.branching.action)
         metrics = self.panels.get("metrics")
         if isinstance(metrics, MetricsPanel):
@@ -154,12 +154,6 @@ class Monitor(QObject):
                 self.cursor_lines.append(CursorLine(plot, self.cursor, lambda: 1.0 / buffers.steps_per_epoch,
                                                     labelled=plot is metrics.loss_plot))
                 add_branch_action(plot, self.branching.action)
-        self.branch_button = self.grad_norm._tool("Branch…", self.branching.action.toolTip(),
-                                                  lambda: self.branching.open_dialog())
-        self.branch_button.setObjectName("branchButton")
-        self.branching.action.changed.connect(
-            lambda: self.branch_button.setEnabled(self.branching.action.isEnabled()))
-        self.branch_button.setEnabled(self.branching.action.isEnabled())
         self.ghost_overlay = GhostOverlay(self.controller.ghosts, self.grad_norm,
                                           metrics if isinstance(metrics, MetricsPanel) else None)
         self.findings.itemClicked.connect(lambda _: self._show_cursor_panels())
