@@ -106,7 +106,7 @@ def test_branch_here_with_a_learning_rate_edit_trains_a_branch_that_parts_at_the
                                                                      if _ is monitor.grad_norm.plot]]
     assert dashed_steps and all(x.min() >= fork for x in dashed_steps)
     ghost_list = window.runs.ghost_list
-    assert any("parent" in label for label in ghost_list.labels())
+    assert any("parent, dashed" in label for label in ghost_list.labels())
     assert unsaved_questions == []         # an unnamed, never-saved run is kept as a ghost: nothing asked
 
 

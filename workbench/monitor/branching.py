@@ -68,7 +68,10 @@ def classify(old: Experiment, changes: list[Change]) -> tuple[str, Experiment, s
         return EXACT, new, ("The branch continues this run's own state from the branch step (weights, optimizer, "
                             "data order, dropout masks): its history equals the run's up to there"
                             + ("" if same_model else ", with the changed layers from there on") + ".")
-    kept = sum(a == b for a, b in zip(shapes_of(old), shapes_of(new), strict=False))
+    before, after = shapes_of(old), shapes_of(new)
+    # a layer keeps its kernel's shape if its own units and the layer feeding it are unchanged
+    kept = sum(i < len(before) and before[i] == after[i] and (i == 0 or before[i - 1][0] == after[i - 1][0])
+               for i in range(len(after)))
     return REUSED, new, ("Structural change: the layers' shapes differ, so the branch is a new run of the changed "
                          "experiment that starts from the branch step's weights where shapes allow (as transfer "
                          f"learning does; {kept} of {len(new.model.layers)} hidden layers keep their shape), with a "

@@ -151,8 +151,9 @@ class Monitor(QObject):
         metrics = self.panels.get("metrics")
         if isinstance(metrics, MetricsPanel):
             for plot in (metrics.loss_plot, metrics.acc_plot, metrics.lr_plot):
+                # unlabelled: the central plot says the step, the loss plot's labels are its events'
                 self.cursor_lines.append(CursorLine(plot, self.cursor, lambda: 1.0 / buffers.steps_per_epoch,
-                                                    labelled=plot is metrics.loss_plot))
+                                                    labelled=False))
                 add_branch_action(plot, self.branching.action)
         self.ghost_overlay = GhostOverlay(self.controller.ghosts, self.grad_norm,
                                           metrics if isinstance(metrics, MetricsPanel) else None)

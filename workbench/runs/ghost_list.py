@@ -36,6 +36,8 @@ class GhostList(QWidget):
         self.list = QListWidget()
         self.list.setObjectName("ghostList")
         self.list.setMaximumHeight(72)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)     # the name is last: the numbers stay
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.list.itemChanged.connect(self._ticked)
         layout.addWidget(self.list)
         ghosts.changed.connect(self.sync)
@@ -46,12 +48,14 @@ class GhostList(QWidget):
         self.list.blockSignals(True)
         self.list.clear()
         for ghost in reversed(self.ghosts.runs):
-            text = f"{ghost.label} · {ghost.last_step:,} steps"
-            if ghost.id == parent:
-                text += " · parent of the run on screen (dashed)"
+            number, _, name = ghost.label.partition(": ")
+            role = "parent, dashed · " if ghost.id == parent else ""
+            text = f"{number} · {role}{ghost.last_step:,} steps · {name}"
             item = QListWidgetItem(text)
             item.setData(ID_ROLE, ghost.id)
-            item.setToolTip(text)
+            item.setToolTip(f"{ghost.label}: {ghost.last_step:,} steps"
+                            + (" (the run on screen was branched from it: drawn dashed from the fork on)"
+                               if role else ""))
             item.setFlags(item.flags() | Qt.ItemFlag.ItemIsUserCheckable)
             item.setCheckState(Qt.CheckState.Checked if ghost.visible else Qt.CheckState.Unchecked)
             self.list.addItem(item)
