@@ -188,3 +188,69 @@ def test_clicking_a_finding_puts_the_cursor_on_its_step(make_window: Any, qtbot:
     # a new run starts a new timeline
     train(window, qtbot)
     assert all(s <= EPOCHS * 5 for s in timeline.steps())
+
+
+def test_branching_a_live_run_stops_it_and_trains_the_branch_from_the_fork(make_window: Any, qtbot: Any) -> None:
+    from core.training import Trainer
+
+    spec = tiny_spec(epochs=2000)         # 10,000 steps: still training when the branch is made
+    window = make_window(parse_experiment(spec))
+    monitor = monitor_of(window)
+    window.controller.actions["train"].trigger()
+    qtbot.waitUntil(lambda: window.controller.current_step >= 40, timeout=30_000)
+    assert window.controller.mode == "running"
+    monitor.refresh(force=True)
+    click_plot(qtbot, monitor.grad_norm, monitor.grad_norm.plot, 20.0)
+    fork = monitor.cursor.step
+    assert fork is not None and 0 < fork < window.controller.current_step
+    qtbot.keyClick(window, Qt.Key.Key_B, Qt.KeyboardModifier.ControlModifier)     # Training › Branch here…
+    dialog = monitor.branching.dialog
+    assert dialog is not None and dialog.isVisible()
+    dialog.optimizer.setCurrentText("sgd")
+    dialog.epochs.setValue(20)                                    # the branch ends at step 100
+    assert "continues this run's own state" in dialog.note.text()
+    qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.controller.ghosts.parent() is not None, timeout=30_000)
+    wait_idle(qtbot, window, 60_000)
+    assert window.state.experiment.optimizer.name == "sgd"
+    assert window.controller.current_step == 20 * 5
+    # up to the fork the branch is the run as the experiment trains it (independently, headless)
+    reference = Trainer(parse_experiment(spec))
+    reference.fit(epochs=None, should_stop=lambda: reference.step >= fork + 5)
+    b = window.controller.buffers
+    upto = int(np.searchsorted(b.steps, fork, side="right"))
+    np.testing.assert_array_equal(b.loss[:upto], reference.recorder["loss"][:upto].astype(np.float64))
+    assert not np.array_equal(b.loss[upto:upto + 5], reference.recorder["loss"][upto:upto + 5].astype(np.float64))
+    parent, at = window.controller.ghosts.parent()
+    assert at == fork and parent.last_step >= 40
+
+
+def test_an_opened_session_branches_and_keeps_its_saved_history_to_the_fork(
+        make_window: Any, qtbot: Any, tmp_path: Any) -> None:
+    from core.sessions.format import load_session
+    from core.sessions.trainer_io import save_trainer
+    from core.training import Trainer
+
+    saved = Trainer(parse_experiment(tiny_spec(epochs=EPOCHS)))
+    saved.fit()
+    path = tmp_path / "saved.gwb"
+    save_trainer(path, saved)
+    window = make_window()
+    assert window.open_file(path)
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: window.controller.current_step == EPOCHS * 5)
+    monitor = monitor_of(window)
+    monitor.refresh(force=True)
+    click_plot(qtbot, monitor.grad_norm, monitor.grad_norm.plot, 17.0)
+    fork = monitor.cursor.step
+    dialog = monitor.branching.open_dialog()
+    qtbot.keyClicks(dialog.more, "regularization.l2=0.01")
+    qtbot.mouseClick(dialog.buttons.button(QDialogButtonBox.StandardButton.Ok), Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.controller.ghosts.parent() is not None, timeout=30_000)
+    wait_idle(qtbot, window, 30_000)
+    assert window.state.file is None and window.state.experiment.regularization.l2 == 0.01   # unsaved branch
+    history = load_session(path).history
+    b = window.controller.buffers
+    upto = int(np.searchsorted(history["step"], fork, side="right"))
+    np.testing.assert_array_equal(b.loss[:upto], history["step_loss"][:upto].astype(np.float64))
+    assert not np.array_equal(b.loss[upto:], history["step_loss"][upto:].astype(np.float64))
