@@ -179,6 +179,31 @@ def tour_window():
     return trained("default.json", panel="Data")
 
 
+@screenshot("tour-branch")
+def tour_branch():
+    """What-if branches: the default experiment trained twice (the first run is a ghost), then
+    branched at the middle of the run to a constant learning rate of 0.01; the parent is drawn dashed
+    from the fork on, the step cursor marks the fork, the Runs dock lists the ghosts."""
+    win = trained("default.json", panel="Data", **{"training.epochs": 12})
+    train(win)                                    # the finished run is kept as a ghost; a new one trains
+    monitor = win.monitor
+    fork = win.controller.current_step // 2
+    monitor.cursor.set_step(fork)
+    monitor.branching.branch(fork, [("schedule.name", "constant"), ("optimizer.learning_rate", 0.01)])
+    wait_until(lambda: win.controller.ghosts.parent() is not None, TRAIN_TIMEOUT, "the branch to start")
+    wait_until(lambda: not win.controller.busy, TRAIN_TIMEOUT, "the branch to finish")
+    settle(0.8)
+    dock(win, "metricsDock")
+    return win
+
+
+@screenshot("tour-ghosts")
+def tour_ghosts():
+    """The Runs dock after the branch of ``tour-branch``: the ghost runs, the parent marked."""
+    win = _windows[-1] if _windows else tour_branch()
+    return dock(win, "runsDock")
+
+
 @screenshot("tour-model-panel")
 def tour_model_panel():
     """The layer table of the default experiment."""

@@ -60,6 +60,7 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
         central, monitor_docks = create_monitor(self.controller, self)
         self.setCentralWidget(central)
+        self.monitor = central.monitor  # type: ignore[attr-defined]
         self.editor_docks = create_editor_docks(self.state, self)
         for dock in self.editor_docks:
             self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
@@ -184,6 +185,8 @@ class MainWindow(QMainWindow):
 
         train_menu = bar.addMenu("&Training")
         train_menu.addActions(list(self.controller.actions.values()))
+        train_menu.addSeparator()
+        train_menu.addAction(self.monitor.branching.action)
         toolbar = self.addToolBar("Training")
         toolbar.setObjectName("TrainingToolbar")
         toolbar.addActions(list(self.controller.actions.values()))
@@ -226,10 +229,25 @@ class MainWindow(QMainWindow):
 
     def _maybe_discard_run(self) -> bool:
         """A fresh model is about to replace a run with unsaved training (Train on a finished run
-        or after a structural edit, Reset weights)."""
+        or after a structural edit, Reset weights, a branch). Its curves stay as a ghost run (the
+        Runs dock lists it), so the question is asked only when work would truly be lost: a run
+        saved to (or opened from) a session file that trained since, or one the user named."""
+        if not (self._run_from_session_file() or self._run_named_by_user()):
+            self.statusBar().showMessage("The previous run is kept as a ghost (faint curves; listed in the Runs "
+                                         "dock); save a run to keep its weights", 8000)
+            return True
         steps = self.controller.unsaved_steps
         return self._ask_save(f"Starting over discards the current run: {steps:,} step{'s' if steps != 1 else ''} "
                               "trained since it was last saved. Save the session first?")
+
+    def _run_from_session_file(self) -> bool:
+        return self.state.file is not None and self.state.file.suffix.lower() == ".gwb"
+
+    def _run_named_by_user(self) -> bool:
+        """The experiment's name was typed in this window (an edit of the Name field since it was
+        opened): a run the user cares to call something."""
+        stack = self.state.undo_stack
+        return any(stack.text(i) in ("Change name", "Set name") for i in range(stack.index()))
 
     def _ask_save(self, text: str) -> bool:
         answer = QMessageBox.question(

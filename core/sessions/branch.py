@@ -49,7 +49,7 @@ from core.spec import (
 from core.training import Trainer
 
 from .format import Session, SessionError
-from .trainer_io import restore_trainer
+from .trainer_io import restore_trainer, session_base_dir
 
 Change = tuple[str, Any]   # (field path as written, new value)
 
@@ -250,3 +250,41 @@ def parse_changes(assignments: Sequence[str]) -> list[Change]:
             raise ValueError(f"--set {text!r}: {exc}") from None
     return out
 
+
+
+def branch_reusing_weights(session: Session, at_step: int, changes: Sequence[Change],
+                           base_dir: str | Path | None = None) -> tuple[Trainer, list[str], list[str]]:
+    """A new run of the changed experiment that starts from the branch point's weights wherever
+    their shapes still fit: what a structural change (a layer added, a width changed) makes of a
+    branch, since ``branch_trainer`` cannot keep a state whose shapes changed.
+
+    As transfer learning reuses the lower layers of a saved model (chapter 11, "Reusing
+    Pretrained Layers"), every parameter and batch-norm statistic whose path and shape are the
+    same in both networks is copied from the run at ``at_step``; the others keep the changed
+    experiment's initialization. The optimizer, schedule and history start from the beginning:
+    it is a new run. Returns (trainer, copied paths, freshly initialized paths)."""
+    replayed = branch_trainer(session, at_step, (), base_dir)   # the run at the branch point, checked
+    try:
+        edited = apply_changes(session.experiment.to_dict(), [(parse_path(p), v) for p, v in changes])
+    except FieldPathError as exc:
+        raise SpecError(changes[exc.index][0], str(exc)) from None
+    experiment = parse_experiment(edited)
+    if base_dir is None:
+        base_dir = session_base_dir(session)
+    same_data = experiment.data == session.experiment.data and experiment.seed == session.experiment.seed
+    trainer = Trainer(experiment, base_dir, dataset=replayed.dataset if same_data else None, transfer=False)
+    source = replayed.network.state()
+    own = {**trainer.network.parameters(), **trainer.network.buffers()}
+    copied, fresh = [], []
+    for key, target in own.items():
+        array = source.get(key)
+        if array is not None and array.shape == target.shape:
+            target[...] = array
+            copied.append(key)
+        else:
+            fresh.append(key)
+    described = ", ".join(f"{format_path(parse_path(p))}={json.dumps(v)}" for p, v in changes)
+    trainer.events.append({"kind": "branch", "step": 0, "epoch": 0,
+                           "message": f"started from the weights of step {at_step:,} that fit ({len(copied)} of "
+                                      f"{len(own)} arrays): {described}"})
+    return trainer, copied, fresh

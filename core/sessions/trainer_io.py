@@ -66,6 +66,19 @@ def trainer_arrays(session: Session) -> dict[str, np.ndarray]:
     return arrays
 
 
+def session_of(experiment: Experiment, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any],
+               path: Path | None = None) -> Session:
+    """A trainer's ``state_dict()`` as the ``Session`` a file of it would load as (in memory, nothing
+    written): the inverse of ``trainer_arrays``. A window branches its live run through this."""
+    def group(prefix: str) -> dict[str, np.ndarray]:
+        return {k[len(prefix):]: a for k, a in arrays.items() if k.startswith(prefix)}
+
+    optimizer = {**{f"slots/{k}": a for k, a in group("optimizer/").items()},
+                 **{f"{g}/{k}": a for g in ("loop", "split", "rollback") for k, a in group(f"{g}/").items()}}
+    return Session(experiment, group("weights/"), group("history/"), dict(state), optimizer,
+                   group("best/") or None, path=path)
+
+
 def restore_trainer(session: Session, base_dir: str | Path | None = None) -> Trainer:
     """Build a ``Trainer`` for the session's experiment and put its saved state back.
 

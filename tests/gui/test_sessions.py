@@ -344,11 +344,14 @@ def test_opening_an_opened_session_is_clean_until_it_trains_further(
 
 def test_starting_over_after_unsaved_training_asks_first(
         make_window: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Train on a finished run and Reset weights replace the run: Cancel keeps it, Discard goes on."""
+    """Train on a finished run and Reset weights replace the run: Cancel keeps it, Discard goes on.
+    Asked for a run the user named (an unnamed one is kept as a ghost without a question:
+    test_branching's retraining tests)."""
     from PySide6.QtWidgets import QMessageBox
 
     window = make_window(tiny_experiment(epochs=2))
     c = window.controller
+    assert window.state.set_field("name", "the run I care about") is None
     train_to_end(qtbot, window)
     finished, steps = c.trainer, c.current_step
     asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Cancel)

@@ -29,6 +29,7 @@ from core.training import Trainer
 
 from ..state import ExperimentState
 from .buffers import RunBuffers
+from .ghosts import GhostRuns
 from .worker import ProcessWorker, RemoteTrainer, TrainingWorker
 
 SAVE_WAIT_SECONDS = 10.0
@@ -81,6 +82,9 @@ class TrainingController(QObject):
         super().__init__(parent)
         self.state = state
         self.buffers = RunBuffers()
+        self.ghosts = GhostRuns(self)          # the last few runs, kept as faint curves when replaced
+        self._run_label = ""                   # what the run on screen is called as a ghost
+        self._runs_started = 0
         self.trainer: Trainer | RemoteTrainer | None = None   # owned by the worker while worker.active is set
         self.mode = IDLE
         self.mode_status = ""                   # MODE_STATUS[mode], or what this build / open is for
@@ -259,6 +263,7 @@ class TrainingController(QObject):
             self.trainer = None
             self.stale = False
             self._saved_step = 0
+            self._keep_as_ghost()
             self.buffers.clear()
             self.run_reset.emit()
             self.updated.emit()
@@ -323,6 +328,44 @@ class TrainingController(QObject):
         self.thread.wait()
         self.mode = IDLE
 
+    def run_state(self) -> tuple[dict[str, Any], dict[str, Any], Experiment] | None:
+        """(arrays, state values, experiment) of the run on screen as it trained (not the editor's
+        experiment, which may have been edited since): what a branch forks. ``None`` without a
+        run; OSError if its training process has ended or a local run is busy."""
+        trainer = self.trainer
+        if trainer is None:
+            return None
+        if isinstance(trainer, RemoteTrainer):
+            if not trainer.alive:
+                raise OSError("the training process of this run has ended; open its last save to branch it")
+            arrays, values, experiment = self.worker.request_state(trainer._child, SAVE_WAIT_SECONDS)
+            return arrays, values, parse_experiment(experiment)
+        if self.worker.active.is_set():
+            raise OSError("stop training first: this run trains in the window's own process")
+        arrays, values = trainer.state_dict()
+        return arrays, values, trainer.experiment
+
+    def train_session(self, session: Session, before: Any = None) -> None:
+        """Make ``session`` (a branch built in memory) the run on screen and train it, after
+        stopping the current run if one is going; ``before()`` is called just before the new run is
+        adopted (the window loads its experiment then). The old run stays as a ghost."""
+        def adopt() -> None:
+            if before is not None:
+                before()
+            self.open_session(session)
+            self._after_job.append(lambda: self._start_job(RUNNING, self._job_train))
+            self.status.emit("Branch: training the new run")
+
+        if self.mode == IDLE:
+            adopt()
+        else:
+            self.stop()
+            self._after_job.append(adopt)
+
+    def _keep_as_ghost(self) -> None:
+        if self.buffers.size:
+            self.ghosts.keep(self.buffers, self._run_label or "run")
+
     # ------------------------------------------------------------------ numbers for the status bar / tests
 
     def snapshots_per_second(self, window: float = 1.0) -> float:
@@ -333,9 +376,11 @@ class TrainingController(QObject):
     # ------------------------------------------------------------------ jobs
 
     def _start_job(self, mode: str, signal: Any, *args: Any, status: str | None = None) -> None:
+        """Start a job by a queued signal (the thread worker) or a call that queues an order (the
+        process worker's ``build_from_session``, which had no way to be started before branches)."""
         self.worker.prepare()
         self._set_mode(mode, status)
-        signal.emit(*args)
+        getattr(signal, "emit", signal)(*args)
 
     def _build(self, then_train: bool = False, then_step: bool = False) -> None:
         self.stale = False
@@ -375,7 +420,14 @@ class TrainingController(QObject):
 
     def _on_snapshot(self, snap: TrainingSnapshot) -> None:
         self.snapshot_times.append(time.perf_counter())
+        if snap.run is not None:
+            self._keep_as_ghost()          # the run on screen is replaced: its curves stay, faint
         self.buffers.apply(snap)
+        if snap.run is not None:
+            self._runs_started += 1
+            trainer = self.trainer
+            name = trainer.experiment.name if trainer is not None else "run"
+            self._run_label = f"run {self._runs_started}: {name}"
         if snap.reset:
             # A new trainer: fresh weights (step 0) or an opened session, whose steps are in its file.
             self._saved_step = self.current_step

@@ -12,11 +12,15 @@ from itertools import pairwise
 from PySide6.QtCore import QObject, Qt, QTimer
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QVBoxLayout, QWidget
 
-from .banner import HealthBanner
+from .banner import KIND_TITLES, HealthBanner
+from .branching import BranchTools
 from .controller import TrainingController
+from .overlays import GhostOverlay
 from .plots import DOCKED_PANELS
 from .plots.base import DockPlace, PaintBudget, PlotPanel
 from .plots.gradient_norm import GradientNormPanel
+from .plots.metrics import MetricsPanel
+from .timeline import CursorLine, FindingsTimeline, StepCursor, add_branch_action
 
 REFRESH_HZ = 30                    # ticks; each redraws one panel (the central one at most every other)
 PAINT_SHARE = 0.15                 # of a core, at most, for drawing and painting the plots (PaintBudget)
@@ -79,6 +83,9 @@ class Monitor(QObject):
         layout.setSpacing(2)
         self.banner = HealthBanner(controller.state)
         layout.addWidget(self.banner)
+        self.cursor = StepCursor(self)
+        self.findings = FindingsTimeline(self.cursor, KIND_TITLES)
+        layout.addWidget(self.findings)
         # The plots keep the last run after the experiment changed under it (a preset, a structural
         # edit): this line says so until the next run starts.
         self.stale_note = QLabel()
@@ -112,6 +119,7 @@ class Monitor(QObject):
             self.dock_of[place.key] = dock
             placed.append((place, dock))
         arrange_docks(window, placed)
+        self._add_cursor_and_ghosts(window)
 
         # Status bar: epoch / step / rate / time left, and a progress bar.
         self.progress_label = QLabel("")
@@ -138,7 +146,31 @@ class Monitor(QObject):
         controller.mode_changed.connect(lambda _: self._on_updated())
         window.destroyed.connect(self.timer.stop)
 
+    def _add_cursor_and_ghosts(self, window: QMainWindow) -> None:
+        """The step cursor on the plots whose x is the run's time, "Branch here…" in their menus and
+        beside the central plot's tools, and the ghost runs drawn under the live curves."""
+        self.branching = BranchTools(self.controller, self.cursor, window)
+        buffers = self.controller.buffers
+        self.cursor_lines = [CursorLine(self.grad_norm.plot, self.cursor, lambda: 1.0, branch=self.branching.action)]
+        add_branch_action(self.grad_norm.plot, self.branching.action)
+        metrics = self.panels.get("metrics")
+        if isinstance(metrics, MetricsPanel):
+            for plot in (metrics.loss_plot, metrics.acc_plot, metrics.lr_plot):
+                # unlabelled: the central plot says the step, the loss plot's labels are its events'
+                self.cursor_lines.append(CursorLine(plot, self.cursor, lambda: 1.0 / buffers.steps_per_epoch,
+                                                    labelled=False))
+                add_branch_action(plot, self.branching.action)
+        self.ghost_overlay = GhostOverlay(self.controller.ghosts, self.grad_norm,
+                                          metrics if isinstance(metrics, MetricsPanel) else None)
+        self.findings.itemClicked.connect(lambda _: self._show_cursor_panels())
+
+    def _show_cursor_panels(self) -> None:
+        """A finding was clicked: the plots with the cursor redraw now (a frozen one stays)."""
+        for line in self.cursor_lines:
+            line.show_step(self.cursor.step)
+
     def _on_run_reset(self) -> None:
+        self.findings.clear_run()
         for panel in self.panels.values():
             panel.clear_run()
         fronted: set[tuple[Qt.DockWidgetArea, int]] = set()
@@ -161,6 +193,8 @@ class Monitor(QObject):
     def _on_updated(self) -> None:
         b = self.controller.buffers
         self.banner.set_issues(b.health)
+        self.findings.add_findings(b.health)
+        self.cursor.limit = int(b.steps[-1]) if b.size else 0
         p = b.progress
         if not p:
             self.progress_label.setText("")

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMes
 from core.export.pytorch import ExportError, export_pytorch
 from core.sessions.format import SessionError, load_session
 
+from .ghost_list import GhostList
 from .panel import RunsPanel
 
 __all__ = ["RunsPanel", "RunsTools"]
@@ -43,6 +44,10 @@ class RunsTools(QObject):
             window.tabifyDockWidget(metrics, self.dock)
             metrics.raise_()
         self.sweep_dialog: Any = None
+        ghosts = getattr(getattr(window, "controller", None), "ghosts", None)
+        self.ghost_list = GhostList(ghosts) if ghosts is not None else None
+        if self.ghost_list is not None:
+            self.panel.top_layout.addWidget(self.ghost_list)
 
         self.export_menu = QMenu("E&xport", window)
         self.export_menu.setObjectName("exportMenu")

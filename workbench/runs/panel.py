@@ -250,6 +250,7 @@ class RunsPanel(QWidget):
         top_layout.addLayout(buttons)
         top_layout.addWidget(self.list, 1)
         top_layout.addWidget(self.status)
+        self.top_layout = top_layout       # the window adds its ghost runs' list here
 
         self.loss_plot = LossPlot()
         self.loss_plot.setObjectName("runsLossPlot")

@@ -12,9 +12,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPen
 
 EVENT_COLOURS = {"lr_drop": "#1f77b4", "early_stopping": "#d62728", "restore_best": "#2ca02c",
-                 "rollback": "#ff7f0e", "diverged": "#d62728", "unfreeze": "#9467bd"}
+                 "rollback": "#ff7f0e", "diverged": "#d62728", "unfreeze": "#9467bd",
+                 "branch": "#7b3fb5"}
 EVENT_LABELS = {"lr_drop": "lr ↓", "early_stopping": "early stop", "restore_best": "best restored",
-                "rollback": "NaN roll-back", "diverged": "diverged", "unfreeze": "unfrozen"}
+                "rollback": "NaN roll-back", "diverged": "diverged", "unfreeze": "unfrozen",
+                "branch": "fork"}
 
 
 def layer_colours(n: int, dark: bool = False) -> list[QColor]:
