@@ -53,6 +53,12 @@ def arrange_docks(window: QMainWindow, placed: Sequence[tuple[DockPlace, QDockWi
             group[0].raise_()
         if side:
             window.resizeDocks([groups[0][0]], [SIDE_COLUMN_WIDTH], Qt.Orientation.Horizontal)
+    for place, dock in placed:
+        if not place.shown:
+            # closed until asked for (View menu): tabbed where it opens, and marked so that
+            # View › Reset layout closes it again
+            dock.setProperty("closedAtStart", True)
+            dock.hide()
 
 
 def format_duration(seconds: float) -> str:
@@ -99,6 +105,7 @@ class Monitor(QObject):
             panel.setObjectName(f"{place.key}Panel")
             panel.setMinimumWidth(PANEL_MIN_WIDTH)
             panel.set_gate(controller.worker.gate)
+            panel.attach(controller)
             dock = QDockWidget(place.title, window)
             dock.setObjectName(place.name)
             dock.setWidget(panel)

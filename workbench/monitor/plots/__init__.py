@@ -4,7 +4,9 @@
 - ``downsample``: the min / max envelope of long curves; ``style``: layer colours, pens, names
   and event marks;
 - the panels: ``gradient_norm`` (the central plot), ``metrics``, ``gradient_flow``,
-  ``activations``, ``heatmap``, ``boundary``, ``confusion``.
+  ``activations``, ``heatmap``, ``boundary``, ``confusion``;
+- the instrument panels over ``instrument`` (how-to-read note, off bar with Turn on):
+  ``sharpness``, ``noise``, ``effective_lr``.
 
 Every docked panel declares where it docks (``PlotPanel.dock``); the monitor docks the classes
 listed in ``DOCKED_PANELS`` there. A new panel is a module here and one entry in that list.
@@ -17,10 +19,14 @@ from .base import DockPlace, GatedGraphicsLayout, PlotPanel
 from .boundary import CLASS_COLOURS, BoundaryPanel
 from .confusion import ConfusionPanel
 from .downsample import BlockReducer, envelope, visible_slice
+from .effective_lr import EffectiveLearningRatePanel
 from .gradient_flow import HEALTHY_RATIO, GradientFlowPanel
 from .gradient_norm import GradientNormPanel
 from .heatmap import HEATMAP_LEVELS, MAX_HEATMAP_COLUMNS, HeatmapPanel
+from .instrument import InstrumentPanel
 from .metrics import MetricsPanel
+from .noise import NoisePanel
+from .sharpness import SharpnessPanel
 from .style import (
     EVENT_COLOURS,
     EVENT_LABELS,
@@ -40,6 +46,9 @@ DOCKED_PANELS: tuple[type[PlotPanel], ...] = (
     HeatmapPanel,
     BoundaryPanel,
     ConfusionPanel,
+    SharpnessPanel,
+    NoisePanel,
+    EffectiveLearningRatePanel,
 )
 
 __all__ = [
@@ -55,12 +64,16 @@ __all__ = [
     "BoundaryPanel",
     "ConfusionPanel",
     "DockPlace",
+    "EffectiveLearningRatePanel",
     "GatedGraphicsLayout",
     "GradientFlowPanel",
     "GradientNormPanel",
     "HeatmapPanel",
+    "InstrumentPanel",
     "MetricsPanel",
+    "NoisePanel",
     "PlotPanel",
+    "SharpnessPanel",
     "UnfreezeMarks",
     "envelope",
     "layer_colours",
