@@ -82,9 +82,11 @@ class EffectiveLearningRatePanel(InstrumentPanel):
         # the rate used, at the rows the rates were measured (a short curve, not every step's)
         self.used.setData(x, safe_log10(b.learning_rate[rows]), connect="finite")
         self.follow_epochs([self.plot], x)
+        self.fit_decades(self.plot, safe_log10(rates), safe_log10(b.learning_rate[rows]),
+                         self.planned.yData if self.planned.yData is not None else np.zeros(0))
         self.show_empty(self.note, self.plot, rows.size == 0, "Effective rates")
         layers = ", ".join(short_name(n) for n in names)
-        self.caption.setText(f"Effective rate per layer ({layers}) vs η planned and used" if names else self.title)
+        self.caption.setText(f"Effective LR: per layer vs η planned and used ({layers})" if names else self.title)
 
     def csv_data(self) -> tuple[list[str], list[Any]]:
         b = self.buffers

@@ -1,7 +1,8 @@
 """What the three instrument docks share (sharpness, gradient noise, effective learning rate):
 ``InstrumentPanel``, a plot panel with
 
-* a "How to read" note: one paragraph, shown or hidden with the ``?`` button of the tool row;
+* a "How to read" note: one paragraph, shown or hidden with the ``?`` button of the tool row
+  (a few lines high, scrolling) and the button's tooltip;
 * an "off" bar when the instrument is off in the experiment (``training.instruments``), with a
   **Turn on** button that edits the experiment as the editor does (one undoable edit; a running
   trainer takes it from the next batch: the instruments measure a private copy of the network);
@@ -14,18 +15,29 @@ x is in epochs, as on the Loss dock.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QToolButton, QWidget
+from PySide6.QtWidgets import (
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QWidget,
+)
 
 from core.spec import InstrumentsSpec
 
 from ..buffers import RunBuffers
 from .base import PlotPanel
 
+HELP_HEIGHT = 96            # pixels of the how-to-read note (it scrolls)
 OFF_STYLE = "QWidget#instrumentOffBar { background: #fff4ce; } QLabel { color: #5c4400; }"
 
 
@@ -35,6 +47,11 @@ def instrument_setting(spec: dict[str, Any] | None, name: str) -> tuple[bool, in
     default = InstrumentsSpec().to_dict()[name]
     own = (spec or {}).get(name, {})
     return bool(own.get("enabled", default["enabled"])), int(own.get("every", default["every"]))
+
+
+def decade_label(exponent: int) -> str:
+    """10^k as a tick label: 0.01, 0.1, 1, 10, 100, 1000, then 1e4 (1e-3 below)."""
+    return f"{10.0 ** exponent:g}" if -2 <= exponent <= 3 else f"1e{exponent}"
 
 
 class InstrumentPanel(PlotPanel):
@@ -56,13 +73,23 @@ class InstrumentPanel(PlotPanel):
         self.help_button.setCheckable(True)
         self.help_button.setAutoRaise(True)
         self.help_button.setToolTip("How to read this plot (show or hide the note)")
+        self.help_button.setWhatsThis(self.reading)
         self._tools.insertWidget(1, self.help_button)
         self.help_note = QLabel(self.reading)
         self.help_note.setObjectName("instrumentHelp")
         self.help_note.setWordWrap(True)
         self.help_note.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
-        self.help_note.setVisible(False)
-        self.help_button.toggled.connect(self.help_note.setVisible)
+        self.help_note.setContentsMargins(2, 0, 2, 0)
+        # a few lines high, scrolling: the plot keeps most of a short dock
+        self.help_box = QScrollArea()
+        self.help_box.setObjectName("instrumentHelpBox")
+        self.help_box.setWidget(self.help_note)
+        self.help_box.setWidgetResizable(True)
+        self.help_box.setFrameShape(QFrame.Shape.NoFrame)
+        self.help_box.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.help_box.setMaximumHeight(HELP_HEIGHT)
+        self.help_box.setVisible(False)
+        self.help_button.toggled.connect(self.help_box.setVisible)
 
         self.off_bar = QWidget()
         self.off_bar.setObjectName("instrumentOffBar")
@@ -83,7 +110,7 @@ class InstrumentPanel(PlotPanel):
         row.addWidget(self.turn_on_button)
         self.off_bar.setVisible(False)
         layout = self.layout()
-        layout.insertWidget(1, self.help_note)           # under the tool row, over the plot
+        layout.insertWidget(1, self.help_box)            # under the tool row, over the plot
         layout.insertWidget(2, self.off_bar)
         self.empty_notes: list[pg.TextItem] = []
 
@@ -164,6 +191,24 @@ class InstrumentPanel(PlotPanel):
         for plot in plots:
             plot.setXRange(0.0, end, padding=0.02)
             plot.enableAutoRange(pg.ViewBox.YAxis)
+
+    def fit_decades(self, plot: pg.PlotItem, *logs: np.ndarray) -> None:
+        """Until the user zooms: a log axis from the decade below the lowest value to the decade
+        above the highest, so that its labels are whole decades (a short plot spanning less than
+        one would crowd its axis with minor-tick labels)."""
+        axis = plot.getAxis("left")
+        if not self.follow:
+            axis.setTicks(None)                   # zoomed in: pyqtgraph's own ticks
+            return
+        values = np.concatenate([np.ravel(a) for a in logs]) if logs else np.zeros(0)
+        values = values[np.isfinite(values)]
+        if values.size == 0:
+            return
+        lo, hi = math.floor(float(values.min())), math.ceil(float(values.max()))
+        hi = max(hi, lo + 1)
+        plot.setYRange(lo, hi, padding=0.02)
+        step = max(1, (hi - lo + 3) // 4)         # at most about four labels
+        axis.setTicks([[(float(d), decade_label(d)) for d in range(lo, hi + 1, step)], []])
 
     def reset_zoom(self) -> None:
         self.follow = True

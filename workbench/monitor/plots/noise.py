@@ -66,6 +66,7 @@ class NoisePanel(InstrumentPanel):
         self.snr_plot = self.add_plot(row=1, col=0)
         for plot, label in ((self.scale_plot, "B_simple"), (self.snr_plot, "SNR")):
             plot.getAxis("left").setLogMode(False, True)
+            plot.getAxis("left").setStyle(maxTextLevel=0)      # decades only: a short plot stays legible
             plot.getAxis("left").setWidth(48)
             plot.setLabel("left", label)
         self.snr_plot.setLabel("bottom", "epoch")
@@ -74,7 +75,7 @@ class NoisePanel(InstrumentPanel):
                                           symbolBrush=NOISE_COLOUR, symbolPen=None, connect="finite")
         self.batch_line = pg.InfiniteLine(0.0, angle=0, movable=False,
                                           pen=pg.mkPen(BATCH_COLOUR, width=1, style=Qt.PenStyle.DashLine),
-                                          label="batch", labelOpts={"position": 0.05, "color": BATCH_COLOUR})
+                                          label="batch", labelOpts={"position": 0.92, "color": BATCH_COLOUR})
         self.batch_line.setVisible(False)
         self.scale_plot.addItem(self.batch_line)
         self.snr_curves: list[pg.PlotDataItem] = []
@@ -109,18 +110,17 @@ class NoisePanel(InstrumentPanel):
         for j, curve in enumerate(self.snr_curves):
             curve.setData(x, safe_log10(snr[:, j]) if j < snr.shape[1] else [], connect="finite")
         self.follow_epochs([self.scale_plot, self.snr_plot], x)
-        if self.follow and batch > 0:
-            logs = safe_log10(scale)
-            finite = logs[np.isfinite(logs)]
-            lo, hi = min([math.log10(batch), *finite]), max([math.log10(batch), *finite])
-            self.scale_plot.setYRange(lo - 0.3, hi + 0.3, padding=0)
+        # the batch line in view with the curve
+        self.fit_decades(self.scale_plot, safe_log10(scale), np.array([math.log10(batch)] if batch > 0 else []))
+        self.fit_decades(self.snr_plot, safe_log10(snr))
         self.show_empty(self.scale_note, self.scale_plot, rows.size == 0, "B_simple")
         finite = np.flatnonzero(np.isfinite(scale))
         advice = batch_advice(batch, float(scale[finite[-1]])) if finite.size else ""
         self.advice.setText(advice)
         self.advice.setVisible(bool(advice))
         layers = ", ".join(short_name(n) for n in names)
-        self.caption.setText(f"B_simple against batch {batch}; SNR per layer ({layers})" if batch else self.title)
+        self.caption.setText(f"Gradient noise: B_simple vs batch {batch}, SNR per layer ({layers})" if batch
+                             else self.title)
 
     def csv_data(self) -> tuple[list[str], list[Any]]:
         b = self.buffers

@@ -50,6 +50,7 @@ class SharpnessPanel(InstrumentPanel):
         super().__init__(buffers, parent)
         self.plot = self.add_plot()
         self.plot.getAxis("left").setLogMode(False, True)
+        self.plot.getAxis("left").setStyle(maxTextLevel=0)
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "λ_max")
         self.planned = self.plot.plot([], [], pen=pg.mkPen(THRESHOLD_COLOUR, width=1, style=Qt.PenStyle.DashLine))
@@ -86,6 +87,8 @@ class SharpnessPanel(InstrumentPanel):
             self.planned.setData([], [])
         self.plot.setLabel("left", "λ_max(P⁻¹H)" if adaptive else "λ_max")
         self.follow_epochs([self.plot], x)
+        self.fit_decades(self.plot, safe_log10(shown), safe_log10(raw if adaptive else shown), safe_log10(limit),
+                         self.planned.yData if self.planned.yData is not None else np.zeros(0))
         self.show_empty(self.note, self.plot, rows.size == 0, "λ_max")
         what = "λ_max(P⁻¹H)" if adaptive else "λ_max"
         caption = f"{what} against {formula}"
