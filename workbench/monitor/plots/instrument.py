@@ -118,7 +118,10 @@ class InstrumentPanel(PlotPanel):
 
     def attach(self, controller: Any) -> None:
         self.state = controller.state
-        self.state.changed.connect(lambda _: self.show_setting())
+        self.state.changed.connect(self._experiment_changed)   # a bound slot: dropped with the panel
+        self.show_setting()
+
+    def _experiment_changed(self, _experiment: Any) -> None:
         self.show_setting()
 
     def setting(self) -> tuple[bool, int]:
