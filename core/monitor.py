@@ -10,7 +10,9 @@ previous snapshot, so it can cross a thread or a process boundary while training
 * ``TrainingSnapshot.progress``   where the run is (``TrainingProgress``: step, epoch, batch,
   rate, paused / finished);
 * ``.rows``     the diagnostics rows recorded since the last snapshot
-  (``DiagnosticsRecorder.since``; columns ``step`` and every per-layer and per-step quantity);
+  (``DiagnosticsRecorder.since``; columns ``step`` and every per-layer and per-step quantity),
+  with the instruments' values on the same rows (``INSTRUMENT_KEYS``: NaN where an instrument
+  did not measure);
 * ``.epochs``   the epoch-history rows completed since (columns ``EPOCH_METRICS``, float64);
 * ``.events``, ``.health``, ``.frozen_layers``   the run's events so far, the detector's
   findings and which layers transfer learning holds frozen now (whole: they are small);
@@ -40,12 +42,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
 from core.engine.diagnostics import EPOCH_METRICS, HealthIssue, Rows, own_copy
+from core.engine.instruments import is_adaptive, stability_threshold
+from core.engine.optimizers import OPTIMIZERS
 from core.engine.schedules import SCHEDULES
 from core.spec import Experiment
 from core.training import Trainer
@@ -78,12 +82,14 @@ def applies_live(path: str) -> bool:
 def hyperparameter_only_change(old: Experiment, new: Experiment, epoch: int = 0) -> bool:
     """True when ``new`` differs from ``old`` only in what a running trainer can take between
     batches (``Trainer.set_hyperparameters``): the name, the optimizer's learning rate, the
-    learning-rate schedule, and when to unfreeze transferred layers (if that epoch is still
-    ahead: ``epoch`` epochs are complete)."""
+    learning-rate schedule, the instruments (``training.instruments``: they measure a private
+    copy of the network, so turning one on never changes the run), and when to unfreeze
+    transferred layers (if that epoch is still ahead: ``epoch`` epochs are complete)."""
     a, b = old.to_dict(), new.to_dict()
     for d in (a, b):
         d.pop("name")
         d.pop("schedule")
+        d["training"].pop("instruments", None)
         d["optimizer"] = {k: v for k, v in d["optimizer"].items() if k != "learning_rate"}
     ta, tb = a["model"].get("transfer"), b["model"].get("transfer")
     if ta is not None and tb is not None and ta.get("unfreeze_at_epoch") != tb.get("unfreeze_at_epoch"):
@@ -113,6 +119,27 @@ def planned_learning_rate(trainer: Trainer) -> tuple[np.ndarray, np.ndarray]:
     fresh.bind(trainer.steps_per_epoch, max(total, 1))
     lr = np.array([fresh(int(s)) for s in steps], dtype=np.float64)
     return steps / trainer.steps_per_epoch, lr
+
+
+def planned_stability_threshold(trainer: Trainer) -> tuple[np.ndarray, np.ndarray]:
+    """The optimizer's stability threshold over the whole planned run, (epochs, threshold) at the
+    points of ``planned_learning_rate``: 2/η, (2 + 2β)/η or (2 + 2β1)/((1 − β1)η) of the planned
+    rate η (``core.engine.instruments.stability_threshold``), with β as the schedule cycles it
+    (1cycle) where it does. The sharpness dock draws it behind the measured λ_max."""
+    x, lr = planned_learning_rate(trainer)
+    spec = trainer.experiment
+    optimizer = OPTIMIZERS.get(spec.optimizer.name).from_config(spec.optimizer.params)
+    sched = SCHEDULES.get(spec.schedule.name).from_config(spec.schedule.params, spec.learning_rate)
+    total = int(trainer.schedule.total_steps or trainer.steps_per_epoch * spec.training.epochs)
+    sched.bind(trainer.steps_per_epoch, max(total, 1))
+    own_beta = getattr(optimizer, "momentum", None)
+    out = np.empty_like(lr)
+    for i, (epoch, rate) in enumerate(zip(x, lr, strict=True)):
+        if own_beta is not None:
+            beta = sched.momentum(int(round(epoch * trainer.steps_per_epoch)))
+            optimizer.momentum = own_beta if beta is None else beta  # type: ignore[attr-defined]
+        out[i] = stability_threshold(optimizer, float(rate))
+    return x, out
 
 
 @dataclass(frozen=True, eq=False)
@@ -201,6 +228,14 @@ class RunInfo:
     dataset: str
     # (mode, threshold) of the run's gradient clipping: the gradient-norm plot draws the threshold
     gradient_clip: tuple[str, float] = ("none", math.nan)
+    # What the instrument docks read: the batch size (the noise dock's advisor line), the
+    # optimizer (its name, and whether its sharpness is the preconditioned one), the planned
+    # stability threshold (``planned_stability_threshold``) and ``training.instruments`` at the start.
+    batch_size: int = 0
+    optimizer: str = ""
+    adaptive: bool = False
+    planned_threshold: tuple[np.ndarray, np.ndarray] | None = None
+    instruments: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, eq=False)
@@ -246,12 +281,17 @@ def run_info(trainer: Trainer, points: TwoDPoints | None) -> RunInfo:
     ds = trainer.dataset
     clip = trainer.experiment.regularization.gradient_clip
     x, lr = planned_learning_rate(trainer)
+    tx, threshold = planned_stability_threshold(trainer)
     return RunInfo(layer_names=tuple(str(n) for n in trainer.network.layer_names),
                    steps_per_epoch=int(trainer.steps_per_epoch), epochs=int(trainer.experiment.training.epochs),
                    classification=bool(trainer.classification),
                    class_names=tuple(str(c) for c in ds.class_names) if trainer.classification else (),
                    planned_lr=(own_copy(x), own_copy(lr)), points=points, dataset=str(ds.name),
-                   gradient_clip=(clip.mode, float(clip.threshold) if clip.mode != "none" else math.nan))
+                   gradient_clip=(clip.mode, float(clip.threshold) if clip.mode != "none" else math.nan),
+                   batch_size=int(trainer.experiment.training.batch_size),
+                   optimizer=str(trainer.experiment.optimizer.name), adaptive=bool(is_adaptive(trainer.optimizer)),
+                   planned_threshold=(own_copy(tx), own_copy(threshold)),
+                   instruments=trainer.experiment.training.instruments.to_dict())
 
 
 class SnapshotSource:
@@ -362,7 +402,12 @@ class SnapshotSource:
         start = min([self._rows_sent, *rec.truncated_to[self._truncations_seen:]])
         self._rows_sent = rec.size
         self._truncations_seen = len(rec.truncated_to)
-        return rec.since(start)
+        rows = rec.since(start)
+        # The instruments' tables share the recorder's rows (and its roll-backs): the same slice.
+        # They measure before the step is reported, so a row sent here holds its values already.
+        columns = dict(rows.columns)
+        columns.update(self.trainer.instruments.rows(rows.start, rows.end))
+        return Rows(rows.start, columns)
 
     def _progress(self, now: float) -> TrainingProgress:
         trainer = self.trainer

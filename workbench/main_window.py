@@ -504,7 +504,7 @@ class MainWindow(QMainWindow):
     def reset_layout(self) -> None:
         self.restoreState(self._default_layout)
         for dock in [*self.editor_docks, *self.monitor_docks]:
-            dock.show()
+            dock.setVisible(not dock.property("closedAtStart"))
 
     def about(self) -> None:
         QMessageBox.about(

@@ -725,6 +725,17 @@ class InstrumentRecorder:
         for a in self._tables.values():
             a[int(size):] = np.nan
 
+    def rows(self, start: int, end: int) -> dict[str, np.ndarray]:
+        """Read-only float32 copies of rows ``[start, end)`` of every table (what a snapshot sends
+        with the diagnostics rows; NaN where nothing was measured)."""
+        self._ensure(max(int(end) - 1, 0))
+        out = {}
+        for key, a in self._tables.items():
+            block = a[int(start):int(end)].astype(np.float32)
+            block.flags.writeable = False
+            out[key] = block
+        return out
+
     def to_arrays(self, size: int) -> dict[str, np.ndarray]:
         """The first ``size`` rows of every table (float32, as the diagnostics), for history.npz."""
         self._ensure(max(int(size) - 1, 0))

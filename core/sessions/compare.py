@@ -19,10 +19,15 @@ from pathlib import Path
 import numpy as np
 
 from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES, STEP_QUANTITIES
+from core.engine.instruments import LAYER_INSTRUMENTS, STEP_INSTRUMENTS
 
 from .format import Session, load_session
 
 AXES = ("epoch", "step")
+#: The instruments' per-step columns by their comparison names (``sharpness`` is ``step_sharpness``).
+INSTRUMENT_STEP_QUANTITIES = tuple(k[len("step_"):] for k in STEP_INSTRUMENTS)
+STEP_COLUMNS = STEP_QUANTITIES + INSTRUMENT_STEP_QUANTITIES
+LAYER_COLUMNS = LAYER_QUANTITIES + LAYER_INSTRUMENTS
 #: The per-epoch columns (the history's epoch metrics but the epoch number, which is the index).
 EPOCH_QUANTITIES = tuple(k for k in EPOCH_METRICS if k != "epoch")
 
@@ -81,9 +86,9 @@ def _series(session: Session, axis: str) -> tuple[np.ndarray, dict[str, np.ndarr
         index = np.asarray(h.get("epoch", np.zeros(0)), dtype=np.int64)
         return index, {q: np.asarray(h[q], dtype=np.float64) for q in EPOCH_QUANTITIES if q in h}
     index = np.asarray(h.get("step", np.zeros(0)), dtype=np.int64)
-    columns = {q: np.asarray(h[f"step_{q}"], dtype=np.float64) for q in STEP_QUANTITIES if f"step_{q}" in h}
+    columns = {q: np.asarray(h[f"step_{q}"], dtype=np.float64) for q in STEP_COLUMNS if f"step_{q}" in h}
     n_hidden = len(session.experiment.model.layers)
-    for q in LAYER_QUANTITIES:
+    for q in LAYER_COLUMNS:
         if q in h:
             table = np.asarray(h[q], dtype=np.float64)
             for j in range(n_hidden):
@@ -93,10 +98,11 @@ def _series(session: Session, axis: str) -> tuple[np.ndarray, dict[str, np.ndarr
 
 
 def _order(name: str) -> tuple[int, int, str]:
-    """Column order: step quantities, then per-layer ones grouped by quantity, input to output."""
+    """Column order: step quantities (the instruments' after the diagnostics'), then per-layer
+    ones grouped by quantity, input to output."""
     base, _, layer = name.partition("[")
     layer = layer.rstrip("]")
-    rank = LAYER_QUANTITIES.index(base) if base in LAYER_QUANTITIES else STEP_QUANTITIES.index(base) - 10
+    rank = LAYER_COLUMNS.index(base) if base in LAYER_COLUMNS else STEP_COLUMNS.index(base) - len(STEP_COLUMNS)
     return rank, (10**9 if layer == "output" else int(layer)) if layer else -1, name
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES, STEP_QUANTITIES
+from core.engine.instruments import INSTRUMENT_KEYS
 from core.monitor import (
     TWO_D_DATASETS,
     SnapshotSource,
@@ -19,6 +20,7 @@ from core.monitor import (
     boundary_probabilities,
     hyperparameter_only_change,
     planned_learning_rate,
+    planned_stability_threshold,
     two_d_points,
 )
 from core.spec import parse_experiment, parse_path, set_path
@@ -429,3 +431,75 @@ def test_a_snapshot_is_plain_data_that_crosses_a_process_boundary_whole() -> Non
     assert repr(again.progress) == repr(snap.progress)           # (NaN time left: NaN != NaN)
     assert again.run.layer_names == snap.run.layer_names and again.run.points.bounds == snap.run.points.bounds
     np.testing.assert_array_equal(again.boundary, snap.boundary)
+
+
+# ----------------------------------------------------------------------------- the instruments
+
+
+INSTRUMENTS_ON = {"instruments": {"probe_examples": 32, "sharpness": {"enabled": True, "every": 3, "iterations": 8},
+                                  "noise": {"enabled": True, "every": 2},
+                                  "effective_learning_rate": {"enabled": True, "every": 1}}}
+
+
+def test_the_instruments_rows_travel_with_the_diagnostics_and_coalesce() -> None:
+    trainer = tiny_trainer(epochs=3, training=INSTRUMENTS_ON)
+    source = SnapshotSource(trainer)
+    snaps = [source.take()]
+    for _ in range(7):
+        trainer.train_batch()
+        snaps.append(source.take())
+    trainer.fit(epochs=1)
+    snaps.append(source.take())
+    one_by_one = Reader()
+    for snap in snaps:
+        one_by_one.apply(snap)
+    merged = snaps[0]
+    for snap in snaps[1:]:
+        merged = merged.then(snap)
+    coalesced = Reader()
+    coalesced.apply(merged)
+    history = trainer.history_arrays()
+    for reader in (one_by_one, coalesced):
+        for key in INSTRUMENT_KEYS:
+            np.testing.assert_array_equal(reader.rows[key], history[key], err_msg=key)   # what the session stores
+    sharp = coalesced.rows["step_sharpness"]
+    assert np.isfinite(sharp[::3]).all() and np.isnan(sharp[1::3]).all()       # every 3rd step only
+    assert np.isfinite(coalesced.rows["effective_learning_rate"]).all()
+    # a snapshot holds only the rows since the one before, instruments included
+    assert len(snaps[3].rows["step_sharpness"]) == 1 and snaps[3].rows.start == 2
+    run = snaps[0].run
+    assert run is not None and run.batch_size == 32 and run.optimizer == "adam" and run.adaptive
+    assert run.instruments["sharpness"] == {"enabled": True, "every": 3, "iterations": 8}
+
+
+def test_the_planned_stability_threshold_is_the_optimizers_formula_on_the_planned_rate() -> None:
+    sgd = tiny_trainer(epochs=2, optimizer={"name": "sgd", "learning_rate": 0.05},
+                       schedule={"name": "exponential", "steps": 9})
+    x, lr = planned_learning_rate(sgd)
+    tx, threshold = planned_stability_threshold(sgd)
+    np.testing.assert_array_equal(tx, x)
+    np.testing.assert_allclose(threshold, 2.0 / lr, rtol=1e-12)                      # 2/η
+    nesterov = tiny_trainer(epochs=2, optimizer={"name": "nesterov", "learning_rate": 0.05, "momentum": 0.8})
+    _, lr = planned_learning_rate(nesterov)
+    np.testing.assert_allclose(planned_stability_threshold(nesterov)[1], (2 + 2 * 0.8) / lr, rtol=1e-12)
+    adam = tiny_trainer(epochs=2)
+    _, lr = planned_learning_rate(adam)
+    np.testing.assert_allclose(planned_stability_threshold(adam)[1] * lr, 38.0, rtol=1e-12)   # 38/η for β1 = 0.9
+    # 1cycle cycles β against η: the threshold uses the schedule's β at each step
+    cycle = tiny_trainer(epochs=2, optimizer={"name": "momentum", "learning_rate": 0.05, "momentum": 0.9},
+                         schedule={"name": "one_cycle"})
+    x, lr = planned_learning_rate(cycle)
+    betas = np.array([cycle.schedule.momentum(int(round(e * cycle.steps_per_epoch))) for e in x], dtype=float)
+    assert betas.min() < betas.max()
+    np.testing.assert_allclose(planned_stability_threshold(cycle)[1], (2 + 2 * betas) / lr, rtol=1e-12)
+
+
+def test_the_instruments_can_be_switched_while_a_run_goes_on() -> None:
+    old = parse_experiment(tiny_spec())
+    on = parse_experiment(tiny_spec(training=INSTRUMENTS_ON))
+    assert hyperparameter_only_change(old, on) and hyperparameter_only_change(on, old)
+    trainer = Trainer(old)
+    trainer.fit(epochs=1)
+    trainer.set_hyperparameters(on)
+    trainer.fit(epochs=1)
+    assert np.isfinite(trainer.instruments.table("step_sharpness")).any()

@@ -35,7 +35,7 @@ from core.engine.network import Network
 from core.engine.optimizers import OPTIMIZERS
 from core.engine.schedules import SCHEDULES
 from core.presets import PRESETS
-from core.spec import parse_experiment
+from core.spec import InstrumentsSpec, parse_experiment
 from tests.core.data.support import LabelledPointsImporter, PointsImporter, registered_importer, write_points
 
 COL_UNITS, COL_INIT, COL_ACTIVATION, COL_PARAM, COL_BN, COL_DROPOUT, COL_BIAS, COL_COUNT = range(8)
@@ -977,3 +977,39 @@ def test_the_selected_layer_takes_alpha_dropout_as_one_undoable_edit(make_window
     window.undo_action.trigger()
     assert window.state.experiment.model.layers[1].dropout_type == "standard"
     window.state.undo_stack.setClean()
+
+
+def test_the_instruments_are_switched_and_paced_in_the_training_panel(make_window: Any, qtbot: Any) -> None:
+    from PySide6.QtWidgets import QCheckBox
+
+    window = make_window(small_spec())
+    state = window.state
+    show_dock(window, "Training")
+    assert state.experiment.training.instruments == InstrumentsSpec()       # left out of the file: the defaults
+    sharp_on = field(window, "training.instruments.sharpness.enabled", QCheckBox)
+    every = field(window, "training.instruments.sharpness.every", QSpinBox)
+    assert not sharp_on.isChecked() and every.value() == 500 and not every.isEnabled()
+    assert field(window, "training.instruments.noise.enabled", QCheckBox).isChecked()
+    sharp_on.click()
+    assert state.experiment.training.instruments.sharpness.enabled and every.isEnabled()
+    assert state.undo_stack.undoText() == "Turn the sharpness instrument on"
+    type_into(qtbot, every, "0")                                             # refused, at the field
+    message = state.errors["training.instruments.sharpness.every"]
+    assert "must be a positive integer" in message
+    error = next(label for label in window.findChildren(QLabel) if label.isVisible() and label.text()
+                 and "positive integer" in label.text() and label.objectName() != "staleRunNote")
+    assert error.isVisible() and not state.valid
+    type_into(qtbot, every, "40")
+    type_into(qtbot, field(window, "training.instruments.sharpness.iterations", QSpinBox), "300")
+    assert "training.instruments.sharpness.iterations" in state.errors
+    type_into(qtbot, field(window, "training.instruments.sharpness.iterations", QSpinBox), "12")
+    field(window, "training.instruments.effective_learning_rate.enabled", QCheckBox).click()
+    type_into(qtbot, field(window, "training.instruments.probe_examples", QSpinBox), "64")
+    assert state.valid
+    i = state.experiment.training.instruments
+    assert (i.sharpness.enabled, i.sharpness.every, i.sharpness.iterations) == (True, 40, 12)
+    assert not i.effective_learning_rate.enabled and i.noise.enabled and i.probe_examples == 64
+    assert state.data["training"]["instruments"]["sharpness"] == {"enabled": True, "every": 40, "iterations": 12}
+    for _ in range(5):
+        state.undo_stack.undo()
+    assert state.experiment.training.instruments == InstrumentsSpec() and not sharp_on.isChecked()

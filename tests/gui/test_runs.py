@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from core.sessions.format import load_session
 from core.sessions.trainer_io import save_trainer
+from core.spec import parse_experiment
 from core.training import Trainer
 
 from .monitor_support import make_window_fixture, tiny_experiment, wait_idle  # noqa: F401 (fixture)
@@ -70,7 +71,10 @@ def test_open_two_sessions_overlays_their_histories(make_window: Any, qtbot: Any
         np.testing.assert_array_equal(curve.xData, h["step"])
         np.testing.assert_allclose(10 ** curve.yData, h["grad_norm"][:, layers - 1], rtol=1e-5)
     for plot in panel.plots:
-        assert len(plot.curves) == (2 if plot is panel.grad_plot else 4)
+        if plot is panel.instrument_plot:
+            assert plot.curves == {}         # the sharpness (drawn first) was off in both runs
+        else:
+            assert len(plot.curves) == (2 if plot is panel.grad_plot else 4)
     # the output layer, and hidden layer 3 which only the deeper run has
     panel.grad_plot.layer_combo.setCurrentIndex(2)
     assert sorted(k[1] for k in panel.grad_plot.curves) == ["grad_norm[output]"] * 2
@@ -124,3 +128,55 @@ def test_export_pytorch_script_compiles(make_window: Any, qtbot: Any, tmp_path: 
     assert window.runs.export_to(tmp_path / "x.py") == []
     box = window.findChild(QMessageBox, "exportErrorDialog")
     assert box is not None and "missing.gwb" in box.text()
+
+
+def make_instrumented_session(path: Path, lr: float, seed: int) -> Path:
+    spec = tiny_experiment(epochs=2, layers=2, units=8).to_dict()
+    spec["seed"] = seed
+    spec["optimizer"] = {"name": "sgd", "learning_rate": lr}
+    spec["training"]["instruments"] = {"probe_examples": 32, "noise": {"enabled": True, "every": 3},
+                                       "sharpness": {"enabled": True, "every": 2, "iterations": 8}}
+    trainer = Trainer(parse_experiment(spec))
+    trainer.fit()
+    save_trainer(path, trainer)
+    return path
+
+
+def test_the_runs_dock_overlays_two_sessions_sharpness_and_instruments(make_window: Any, qtbot: Any,
+                                                                       tmp_path: Path) -> None:
+    paths = [make_instrumented_session(tmp_path / "slow.gwb", 0.02, 3).resolve(),
+             make_instrumented_session(tmp_path / "fast.gwb", 0.2, 4).resolve()]
+    window = make_window()
+    panel = runs_of(window)
+    with qtbot.waitSignal(panel.refreshed, timeout=10_000):
+        panel.set_checked(paths, exclusive=True)
+    plot = panel.instrument_plot
+    assert plot.what_combo.currentIndex() == 0 and not plot.layer_combo.isEnabled()
+    assert len(plot.curves) == 4                    # each run's λ_max and its threshold (dashed)
+    for p, lr in zip(paths, (0.02, 0.2), strict=True):
+        h = load_session(p).history
+        measured = np.isfinite(h["step_sharpness"])
+        sharp, limit = plot.curves[(p, "sharpness")], plot.curves[(p, "stability_threshold")]
+        np.testing.assert_array_equal(sharp.xData, h["step"][measured])
+        np.testing.assert_allclose(10 ** sharp.yData, h["step_sharpness"][measured], rtol=1e-5)
+        np.testing.assert_allclose(10 ** limit.yData, 2 / lr, rtol=1e-5)          # 2/η of each run
+        assert limit.opts["pen"].style() == Qt.PenStyle.DashLine
+    header, columns = plot.csv_data()
+    i = header.index("slow.gwb: sharpness")
+    assert header[i - 1] == "slow.gwb: optimizer step" and "fast.gwb: stability_threshold" in header
+    np.testing.assert_allclose(columns[i], load_session(paths[0]).history["step_sharpness"][::2], rtol=1e-5)
+    # the noise scale, then the SNR of the output layer
+    plot.what_combo.setCurrentIndex(2)
+    assert sorted(k[1] for k in plot.curves) == ["noise_scale"] * 2
+    h = load_session(paths[1]).history
+    every_third = np.isfinite(h["step_noise_scale"])
+    np.testing.assert_allclose(10 ** plot.curves[(paths[1], "noise_scale")].yData, h["step_noise_scale"][every_third],
+                               rtol=1e-5)
+    plot.what_combo.setCurrentIndex(3)
+    plot.layer_combo.setCurrentIndex(2)
+    assert plot.layer_combo.isEnabled()
+    np.testing.assert_allclose(10 ** plot.curves[(paths[1], "snr[output]")].yData, h["snr"][every_third, 2],
+                               rtol=1e-5)
+    plot.what_combo.setCurrentIndex(4)
+    np.testing.assert_allclose(10 ** plot.curves[(paths[0], "effective_learning_rate[output]")].yData, 0.02,
+                               rtol=1e-5)                                         # SGD: η itself

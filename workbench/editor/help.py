@@ -73,6 +73,29 @@ FIELDS: dict[str, tuple[str, str]] = {
                                   "epoch with half the learning rate."),
     "training.max_rollbacks": ("Max. rollbacks", "Give up after this many roll-backs."),
     "training.dtype": ("Precision", "float32 is twice as fast; float64 for checking numerics."),
+    "training.instruments.probe_examples": ("Probe examples", "The instruments measure on the first this many "
+                                                              "training examples (a fixed probe batch, float64)."),
+    "training.instruments.sharpness.enabled": ("Sharpness λ_max", "Measure the largest eigenvalue of the loss's "
+                                                                  "Hessian against the optimizer's stability limit "
+                                                                  "(2/η, (2+2β)/η, 38/η for Adam): the Sharpness "
+                                                                  "dock. Costs tens of steps a measurement."),
+    "training.instruments.sharpness.every": ("Sharpness every", "Measure λ_max every k steps (rounded up to a "
+                                                                "multiple of Diagnostics every)."),
+    "training.instruments.sharpness.iterations": ("Lanczos iterations", "At most this many Hessian-vector "
+                                                                         "products a measurement (it stops earlier "
+                                                                         "once λ_max has converged)."),
+    "training.instruments.noise.enabled": ("Gradient noise", "Measure the gradient noise scale B_simple and each "
+                                                             "layer's signal-to-noise ratio from per-example "
+                                                             "gradients: the Gradient noise dock, a batch-size "
+                                                             "advisor."),
+    "training.instruments.noise.every": ("Noise every", "Measure the noise scale every k steps."),
+    "training.instruments.effective_learning_rate.enabled": ("Effective learning rate", "Record, per layer, the "
+                                                                                        "step the optimizer really "
+                                                                                        "takes (η/(√v̂+ε), η/(1−β), "
+                                                                                        "η/‖w‖² before batch norm): "
+                                                                                        "the Effective LR dock."),
+    "training.instruments.effective_learning_rate.every": ("Eff. rate every", "Record the effective rates every k "
+                                                                              "steps."),
 }
 
 # Fixed choices of the spec (labels and one-line tooltips).

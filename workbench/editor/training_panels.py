@@ -1,5 +1,6 @@
 """The Regularization panel (ℓ1, ℓ2, max-norm, gradient clipping, early stopping) and the
-Training panel (epochs, batch size, shuffling, diagnostics, NaN policy, seed and name)."""
+Training panel (epochs, batch size, shuffling, diagnostics, NaN policy, the instruments, seed and
+name)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QWidget
 
-from core.spec import CLIP_MODES, DTYPES, MONITORS, NAN_POLICIES
+from core.spec import CLIP_MODES, DTYPES, MONITORS, NAN_POLICIES, InstrumentsSpec
 
 from ..state import ExperimentState
 from .fields import CheckField, ChoiceCombo, Field, IntSpin, NumberEdit, add_row, clear_errors, edit, new_form
@@ -16,6 +17,9 @@ from .help import CLIP_MODES as CLIP_CHOICES
 from .help import DTYPES as DTYPE_CHOICES
 from .help import MONITOR_TIPS, ON_NAN, field_help
 from .panel import Panel
+
+#: The instruments of ``training.instruments`` the Training panel switches, in its order.
+INSTRUMENT_NAMES = ("sharpness", "noise", "effective_learning_rate")
 
 
 def _choices(values: Sequence[Any], described: Sequence[tuple[Any, str, str]]) -> list[tuple[Any, str, str]]:
@@ -130,6 +134,30 @@ class TrainingPanel(_FormPanel):
         self.group("Diagnostics and numerics", form)
 
         form = new_form()
+        self.instrument_steps: dict[str, QWidget] = {}
+        for name in INSTRUMENT_NAMES:
+            self.field(form, f"training.instruments.{name}.enabled", CheckField(),
+                       read=self._instrument_reader(name, "enabled"), write=self._instrument_writer(name, "enabled"))
+            self.instrument_steps[name] = self.field(
+                form, f"training.instruments.{name}.every", IntSpin(), read=self._instrument_reader(name, "every"),
+                write=self._instrument_writer(name, "every")).widget
+            if name == "sharpness":
+                self.iterations = self.field(
+                    form, "training.instruments.sharpness.iterations", IntSpin(),
+                    read=self._instrument_reader(name, "iterations"),
+                    write=self._instrument_writer(name, "iterations")).widget
+        self.field(form, "training.instruments.probe_examples", IntSpin(),
+                   read=lambda: self.state.experiment.training.instruments.probe_examples,
+                   write=self._instrument_writer(None, "probe_examples"))
+        box = self.group("Instruments", form, "Measured while training, on a private copy of the network (the run "
+                                              "is the same with them on or off); their docks open from the View menu")
+        box.setObjectName("instrumentsGroup")
+        hint = QLabel("Their plots: View › Sharpness, Gradient noise, Effective LR. They can be switched while a run "
+                      "trains.")
+        hint.setWordWrap(True)
+        self.body.addWidget(hint)
+
+        form = new_form()
         name = NumberEdit("text")
         name.setMaxLength(200)
         self.field(form, "name", name)
@@ -142,3 +170,29 @@ class TrainingPanel(_FormPanel):
 
     def refresh(self) -> None:
         self.max_rollbacks.setEnabled(self.state.experiment.training.on_nan == "rollback")
+        instruments = self.state.experiment.training.instruments
+        for name, widget in self.instrument_steps.items():
+            widget.setEnabled(getattr(instruments, name).enabled)
+        self.iterations.setEnabled(instruments.sharpness.enabled)
+
+    def _instrument_reader(self, name: str, key: str) -> Any:
+        return lambda: getattr(getattr(self.state.experiment.training.instruments, name), key)
+
+    def _instrument_writer(self, name: str | None, key: str) -> Any:
+        """An edit of ``training.instruments`` (left out of the experiment at its defaults: filled in
+        first), one undoable step; a refused value is marked at its field."""
+        path = "training.instruments." + (f"{name}.{key}" if name else key)
+        label, _ = field_help(path)
+
+        def write(value: Any) -> str | None:
+            def change(d: dict) -> None:
+                instruments = d["training"].setdefault("instruments", InstrumentsSpec().to_dict())
+                (instruments.setdefault(name, {}) if name else instruments)[key] = value
+
+            if key == "enabled":
+                text = f"Turn the {label.split(' λ')[0].lower()} instrument {'on' if value else 'off'}"
+            else:
+                text = f"Change {label.lower()}"
+            return edit(self.state, path, change, text)
+
+        return write

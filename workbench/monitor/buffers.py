@@ -19,6 +19,7 @@ import numpy as np
 
 from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES, Rows
 from core.engine.distributions import KINDS as DISTRIBUTION_KINDS
+from core.engine.instruments import LAYER_INSTRUMENTS, STEP_INSTRUMENTS
 from core.monitor import RunInfo, TrainingSnapshot
 
 #: Per-layer quantities the monitor keeps (the recorder has a few more).
@@ -112,6 +113,10 @@ class RunBuffers:
         self._log_grad = np.full((n_layers, self._cap), np.nan, dtype=np.float64)   # layer-major: curve rows
         self._loss = np.full(self._cap, np.nan, dtype=np.float64)
         self._lr = np.full(self._cap, np.nan, dtype=np.float64)
+        # The instruments' rows (``core.engine.instruments``): NaN where an instrument did not measure.
+        self._instruments = {k: np.full(self._cap, np.nan, dtype=np.float64) for k in STEP_INSTRUMENTS}
+        self._instruments.update({k: np.full((self._cap, n_layers), np.nan, dtype=np.float32)
+                                  for k in LAYER_INSTRUMENTS})
         self.epochs: dict[str, list[float]] = {k: [] for k in EPOCH_METRICS}
         self.events: list[dict[str, Any]] = []
         self.health: list[dict[str, Any]] = []
@@ -119,7 +124,9 @@ class RunBuffers:
         self.frozen_layers: list[bool] = [False] * n_layers   # per layer: frozen by transfer learning now
         self.meta: dict[str, Any] = {"layer_names": self.layer_names, "steps_per_epoch": 1, "epochs": 0,
                                      "classification": False, "class_names": [], "planned_lr": None,
-                                     "points": None, "dataset": "", "gradient_clip": ("none", math.nan)}
+                                     "points": None, "dataset": "", "gradient_clip": ("none", math.nan),
+                                     "batch_size": 0, "optimizer": "", "adaptive": False, "planned_threshold": None,
+                                     "instruments": {}}
         self.confusion: np.ndarray | None = None
         self.boundary: np.ndarray | None = None
         self.version += 1
@@ -149,6 +156,7 @@ class RunBuffers:
         self._log_grad = grow(self._log_grad, axis=1)
         self._loss = grow(self._loss)
         self._lr = grow(self._lr)
+        self._instruments = {k: grow(a) for k, a in self._instruments.items()}
         self._cap = cap
 
     def apply(self, snap: TrainingSnapshot) -> None:
@@ -174,6 +182,12 @@ class RunBuffers:
             self._log_grad[:, start:end] = safe_log10(given).T
             self._loss[start:end] = rows["loss"]
             self._lr[start:end] = rows["learning_rate"]
+            for key, table in self._instruments.items():
+                block = rows.columns.get(key)
+                if block is not None and block.shape[1:] == table.shape[1:]:
+                    table[start:end] = block
+                else:
+                    table[start:end] = np.nan
             self.size = end
         e0 = snap.epochs.start
         for k in EPOCH_METRICS:
@@ -220,6 +234,11 @@ class RunBuffers:
     def learning_rate(self) -> np.ndarray:
         return self._lr[: self.size]
 
+    def instrument(self, key: str) -> np.ndarray:
+        """View of one instrument's column: (steps,) for ``STEP_INSTRUMENTS``, (steps, layers) for
+        ``LAYER_INSTRUMENTS``; NaN on the rows where it did not measure."""
+        return self._instruments[key][: self.size]
+
     def last(self, quantity: str) -> np.ndarray:
         """The newest row of a per-layer quantity (NaN if nothing recorded)."""
         if self.size == 0:
@@ -257,7 +276,9 @@ def _meta(run: RunInfo) -> dict[str, Any]:
     return {"layer_names": list(run.layer_names), "steps_per_epoch": run.steps_per_epoch, "epochs": run.epochs,
             "classification": run.classification, "class_names": list(run.class_names),
             "planned_lr": run.planned_lr, "points": points, "dataset": run.dataset,
-            "gradient_clip": run.gradient_clip}
+            "gradient_clip": run.gradient_clip, "batch_size": run.batch_size, "optimizer": run.optimizer,
+            "adaptive": run.adaptive, "planned_threshold": run.planned_threshold,
+            "instruments": dict(run.instruments)}
 
 
 __all__ = ["KEPT", "DistributionBuffer", "LAYER_QUANTITIES", "ZERO_LOG10", "RunBuffers", "safe_log10", "write_csv"]

@@ -58,6 +58,12 @@ def arrange_docks(window: QMainWindow, placed: Sequence[tuple[DockPlace, QDockWi
             group[0].raise_()
         if side:
             window.resizeDocks([groups[0][0]], [SIDE_COLUMN_WIDTH], Qt.Orientation.Horizontal)
+    for place, dock in placed:
+        if not place.shown:
+            # closed until asked for (View menu): tabbed where it opens, and marked so that
+            # View › Reset layout closes it again
+            dock.setProperty("closedAtStart", True)
+            dock.hide()
 
 
 def format_duration(seconds: float) -> str:
@@ -110,6 +116,7 @@ class Monitor(QObject):
             panel.setMinimumWidth(PANEL_MIN_WIDTH)
             panel.set_gate(controller.worker.gate)
             panel.set_budget(self.budget)
+            panel.attach(controller)
             dock = QDockWidget(place.title, window)
             dock.setObjectName(place.name)
             dock.setWidget(panel)

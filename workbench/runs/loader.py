@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from core.sessions.compare import Comparison, compare_sessions
+from core.engine.instruments import LAYER_INSTRUMENTS
+from core.sessions.compare import INSTRUMENT_STEP_QUANTITIES, Comparison, compare_sessions
 from core.sessions.format import Session, SessionError, load_session
 
 from ..concurrent import JobRunner
@@ -59,6 +60,17 @@ def _grad_columns(sessions: list[Session]) -> list[str]:
     return names
 
 
+def _instrument_columns(sessions: list[Session]) -> list[str]:
+    """The instruments' comparison columns (``core.sessions.compare``) any of the sessions holds:
+    the per-step ones, then each layer's SNR and effective rate, input to output."""
+    names = [q for q in INSTRUMENT_STEP_QUANTITIES if any(f"step_{q}" in s.history for s in sessions)]
+    for q in LAYER_INSTRUMENTS:
+        have = [s for s in sessions if q in s.history]
+        deepest = max((len(s.experiment.model.layers) for s in have), default=-1)
+        names += [f"{q}[{j}]" for j in range(deepest)] + ([f"{q}[output]"] if have else [])
+    return names
+
+
 def build_runs_data(paths: list[Path], cache: dict[Path, tuple[float, Session]] | None = None) -> RunsData:
     """Read (or take from ``cache``) each session and align the histories with ``core.sessions.compare``.
     Files that cannot be read are left out and reported in ``errors``."""
@@ -83,7 +95,7 @@ def build_runs_data(paths: list[Path], cache: dict[Path, tuple[float, Session]] 
     data.layer_names = [[str(n) for n in s.history.get("layer_names", [])] for s in sessions]
     have = [q for q in EPOCH_QUANTITIES if any(q in s.history for s in sessions)]
     data.epoch = compare_sessions(sessions, by="epoch", quantities=have)
-    columns = _grad_columns(sessions)
+    columns = _grad_columns(sessions) + _instrument_columns(sessions)
     if columns:
         data.step = compare_sessions(sessions, by="step", quantities=columns)
     for axis, cmp in (("epoch", data.epoch), ("step", data.step)):

@@ -1,6 +1,7 @@
 """The Runs panel (issue 4): the sessions opened or trained in this window, with checkboxes, and
 comparison plots that overlay the ticked ones — loss and accuracy per epoch (train solid,
-validation dashed) and the gradient norm of a chosen layer per step.
+validation dashed), the gradient norm of a chosen layer per step, and an instrument's series per
+step (sharpness against its stability threshold, noise scale, a layer's SNR or effective rate).
 
 The histories are read and aligned on a worker thread (``RunsLoader`` → ``core.sessions.compare``); the
 plots reuse the monitor's ``PlotPanel`` (palette-aware, Freeze / Fit / PNG / CSV), with pen
@@ -207,6 +208,71 @@ class GradNormPlot(ComparisonPlot):
         return header, [c if i % 2 == 0 else 10 ** np.asarray(c, dtype=np.float64) for i, c in enumerate(columns)]
 
 
+#: The instrument series the Runs dock overlays: (label, comparison column or per-layer quantity,
+#: the dashed companion drawn with it, per layer).
+INSTRUMENT_CHOICES = (
+    ("sharpness λ_max (dashed: stability threshold)", "sharpness", "stability_threshold", False),
+    ("preconditioned λ_max(P⁻¹H) (dashed: threshold)", "preconditioned_sharpness", "stability_threshold", False),
+    ("gradient noise scale B_simple", "noise_scale", None, False),
+    ("SNR of a layer", "snr", None, True),
+    ("effective learning rate of a layer", "effective_learning_rate", None, True),
+)
+
+
+class InstrumentPlot(GradNormPlot):
+    """One instrument's series per optimizer step, log y: the runs' sharpness (each with its own
+    threshold, dashed), noise scale, or a layer's SNR or effective learning rate (the layer chosen
+    as on the gradient-norm plot). An instrument measures every k-th recorded step: each run's
+    curve joins the steps where it measured."""
+
+    title = "Instruments per step"
+    y_label = "value"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.layer_combo.setObjectName("runsInstrumentLayerCombo")
+        self.layer_combo.setToolTip("Which layer's SNR or effective rate to compare (matched by position from "
+                                    "the input)")
+        self.what_combo = QComboBox()
+        self.what_combo.setObjectName("runsInstrumentCombo")
+        self.what_combo.setToolTip("Which instrument to overlay (training.instruments must have been on in the runs)")
+        self.what_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.what_combo.setMinimumContentsLength(12)
+        self.what_combo.addItems([label for label, *_ in INSTRUMENT_CHOICES])
+        self._tools.insertWidget(1, self.what_combo)
+        self.what_combo.currentIndexChanged.connect(lambda _: self._redraw())
+
+    def choice(self) -> tuple[str, str | None, bool]:
+        _, quantity, companion, per_layer = INSTRUMENT_CHOICES[self.what_combo.currentIndex()]
+        return quantity, companion, per_layer
+
+    def column_for(self, run: int, n_hidden: int) -> str | None:
+        quantity, _, per_layer = self.choice()
+        if not per_layer:
+            return quantity
+        layer = super().column_for(run, n_hidden)
+        return None if layer is None else quantity + layer[len("grad_norm"):]
+
+    def _redraw(self) -> None:
+        self.clear_curves()
+        data = self._data
+        self.layer_combo.setEnabled(self.choice()[2])
+        if data is not None and data.step is not None:
+            cmp = data.step
+            _, companion, _ = self.choice()
+            for j, path in enumerate(data.paths):
+                column = self.column_for(j, data.n_hidden[j])
+                for what, dashed in ((column, False), (companion, True)):
+                    if what is None or what not in cmp.values:
+                        continue
+                    values = cmp.values[what][:, j]
+                    rows = data.present["step"][:, j] & np.isfinite(values)
+                    if rows.any():
+                        self.add_curve(path, what, cmp.index[rows].astype(np.float64), safe_log10(values[rows]),
+                                       run_colour(j), dashed, None if dashed else self._labels[j])
+        self.finish()
+
+
 class RunsPanel(QWidget):
     """The sessions of this window, ticked ones overlaid. ``refreshed`` fires (GUI thread) after
     the plots show the ticked sessions."""
@@ -258,12 +324,14 @@ class RunsPanel(QWidget):
         self.accuracy_plot.setObjectName("runsAccuracyPlot")
         self.grad_plot = GradNormPlot()
         self.grad_plot.setObjectName("runsGradNormPlot")
-        self.plots: list[ComparisonPlot] = [self.loss_plot, self.accuracy_plot, self.grad_plot]
+        self.instrument_plot = InstrumentPlot()
+        self.instrument_plot.setObjectName("runsInstrumentPlot")
+        self.plots: list[ComparisonPlot] = [self.loss_plot, self.accuracy_plot, self.grad_plot, self.instrument_plot]
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setChildrenCollapsible(False)
         for w in (top, *self.plots):
             splitter.addWidget(w)
-        splitter.setSizes([130, 220, 220, 220])
+        splitter.setSizes([130, 220, 220, 220, 220])
         # Four panes' minimum heights add up to ~700 px: in a scroll area the dock can be as short
         # as its neighbours need (a 768-px screen), scrolling instead of pushing the window taller.
         scroll = QScrollArea()

@@ -74,3 +74,25 @@ def test_quantity_selection_csv_and_errors(three):
     with pytest.raises(ValueError, match="quantities: no run has 'grad_norm'"):
         compare_sessions(three, quantities=["grad_norm"])
     assert compare_sessions([], by="step").index.tolist() == []
+
+
+def test_by_step_holds_the_instruments_series(tmp_path):
+    spec = {"name": "sharp", "seed": 4, "data": {"source": "moons", "params": {"n_samples": 60}},
+            "model": {"layers": [{"units": 4}] * 2}, "optimizer": {"name": "sgd", "learning_rate": 0.1},
+            "training": {"epochs": 2, "batch_size": 15, "instruments": {
+                "probe_examples": 16, "sharpness": {"enabled": True, "every": 2, "iterations": 6},
+                "noise": {"enabled": True, "every": 2}}}}
+    trainer = Trainer(parse_experiment(spec))
+    trainer.fit()
+    with_them = tmp_path / "sharp.gwb"
+    save_trainer(with_them, trainer)
+    table = compare_sessions([with_them, run(tmp_path, "plain", 2, 1)], by="step")
+    assert table.quantities[:6] == ["loss", "learning_rate", "sharpness", "preconditioned_sharpness",
+                                    "stability_threshold", "noise_scale"]
+    h = load_session(with_them).history
+    np.testing.assert_array_equal(table.column("sharpness", 0), h["step_sharpness"])
+    np.testing.assert_array_equal(table.column("snr[1]", 0), h["snr"][:, 1])
+    np.testing.assert_array_equal(table.column("effective_learning_rate[output]", 0),
+                                  h["effective_learning_rate"][:, 2])
+    assert np.isfinite(table.column("sharpness", 0)[::2]).all()
+    assert np.isnan(table.column("sharpness", 1)).all()          # the plain run left sharpness off

@@ -34,6 +34,9 @@ TITLES_BEFORE_THE_SPLIT = {"metricsDock": "Loss and accuracy", "gradientFlowDock
                            "activationsDock": "Activations", "heatmapDock": "Gradient heatmap",
                            "boundaryDock": "Decision boundary", "confusionDock": "Confusion matrix",
                            "runsDock": "Runs", "distributionsDock": "Distributions"}
+#: The instrument docks (issue 15) start closed (the tab rows are full at 1366 × 768): where each opens.
+INSTRUMENT_DOCKS = {"sharpnessDock": ("Sharpness", "activationsDock"), "noiseDock": ("Gradient noise", "confusionDock"),
+                    "effectiveLearningRateDock": ("Effective LR", "confusionDock")}
 
 
 def panel_classes() -> list[type[PlotPanel]]:
@@ -121,7 +124,8 @@ def test_the_window_docks_every_panel_where_it_declares(make_window: Any) -> Non
         assert window.dockWidgetArea(dock) == place.area
         assert type(dock.widget()) is cls and dock.widget() is monitor.panels[place.key]
         assert dock.widget().objectName() == f"{place.key}Panel"
-        groups.setdefault((place.area, place.group), []).append((place.tab, place.name))
+        if place.shown:
+            groups.setdefault((place.area, place.group), []).append((place.tab, place.name))
     declared = []
     for area, group in sorted(groups, key=lambda g: (g[0].value, g[1])):
         names = [name for _, name in sorted(groups[(area, group)])]
@@ -135,16 +139,33 @@ def test_the_window_docks_every_panel_where_it_declares(make_window: Any) -> Non
 def test_the_layout_is_the_one_from_before_the_panels_declared_it(make_window: Any) -> None:
     window = make_window()
     check_groups(window, LAYOUT_BEFORE_THE_SPLIT)
-    assert {d.objectName(): d.windowTitle() for d in [*window.monitor_docks, window.runs.dock]} == \
-        TITLES_BEFORE_THE_SPLIT
+    assert {d.objectName(): d.windowTitle() for d in [*window.monitor_docks, window.runs.dock]
+            if d.objectName() not in INSTRUMENT_DOCKS} == TITLES_BEFORE_THE_SPLIT
     view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
     assert isinstance(view_menu, QMenu)
-    entries = [a.text() for a in view_menu.actions()]
+    instruments = {title for title, _ in INSTRUMENT_DOCKS.values()}
+    entries = [a.text() for a in view_menu.actions() if a.text() not in instruments]
     start = entries.index("Loss and accuracy")
     assert entries[start:start + 8] == ["Loss and accuracy", "Gradient flow", "Activations", "Gradient heatmap",
                                         "Decision boundary", "Confusion matrix", "Distributions", "Runs"]
-    assert list(monitor_of(window).panels) == ["grad_norm", "metrics", "flow", "activations", "heatmap", "boundary",
-                                               "confusion", "distributions"]
+    assert [k for k in monitor_of(window).panels if k not in ("sharpness", "noise", "effective_lr")] == \
+        ["grad_norm", "metrics", "flow", "activations", "heatmap", "boundary", "confusion", "distributions"]
+
+
+def test_the_instrument_docks_start_closed_and_open_from_the_view_menu_in_their_group(make_window: Any,
+                                                                                       qtbot: Any) -> None:
+    window = make_window()
+    view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    entries = {a.text(): a for a in view_menu.actions()}
+    for name, (title, neighbour) in INSTRUMENT_DOCKS.items():
+        dock = window.findChild(QDockWidget, name)
+        assert dock is not None and dock in window.monitor_docks and dock.isHidden()
+        entries[title].trigger()                       # View › Sharpness …
+        qtbot.waitUntil(dock.isVisible, timeout=2_000)
+        assert window.findChild(QDockWidget, neighbour) in window.tabifiedDockWidgets(dock)
+    window.reset_layout()                              # View › Reset layout: closed again
+    assert all(window.findChild(QDockWidget, name).isHidden() for name in INSTRUMENT_DOCKS)
+    assert not window.findChild(QDockWidget, "metricsDock").isHidden()
 
 
 @pytest.mark.parametrize(("source", "front", "behind"), [

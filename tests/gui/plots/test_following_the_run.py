@@ -219,6 +219,7 @@ def test_every_dock_shows_the_second_run_of_two_in_a_row(make_window: Any, qtbot
     click_action(window, qtbot, "train")
     wait_idle(qtbot, window)
     for key in mon.dock_of:                           # every dock draws the first run
+        mon.dock_of[key].show()                       # (the instrument docks start closed)
         mon.dock_of[key].raise_()
         qtbot.waitUntil(lambda k=key: mon.panels[k].on_screen, timeout=2_000)
         mon.refresh(force=True)
@@ -231,6 +232,7 @@ def test_every_dock_shows_the_second_run_of_two_in_a_row(make_window: Any, qtbot
     assert c.trainer is not first
     b = c.buffers
     for key in mon.dock_of:
+        mon.dock_of[key].show()
         mon.dock_of[key].raise_()
         qtbot.waitUntil(lambda k=key: mon.panels[k].on_screen, timeout=2_000)
         mon.refresh(force=True)

@@ -41,6 +41,9 @@ class DockPlace:
     area: Qt.DockWidgetArea = Qt.DockWidgetArea.RightDockWidgetArea
     group: int = 0
     tab: int = 0
+    # False: the dock starts closed (View menu; the instrument docks: the side column's tab rows
+    # are full at 1366 × 768, and opening one is the user's choice)
+    shown: bool = True
 
     @property
     def order(self) -> tuple[int, int, int]:
@@ -289,6 +292,10 @@ class PlotPanel(QWidget):
         """A new run: forget per-run items (curves per layer, cached reductions...)."""
         self.drawn_version = -1
         self.drawn_run = self.buffers.run
+
+    def attach(self, controller: Any) -> None:
+        """The monitor hands every docked panel the training controller once: a panel that needs
+        more than the buffers (the experiment state, to edit it) takes it here."""
 
     def comes_forward(self) -> bool:
         """Whether a new run should bring this panel's dock in front of its tab group (the first
