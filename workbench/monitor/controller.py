@@ -485,12 +485,8 @@ class TrainingController(QObject):
             return
         if hyperparameter_only_change(t.experiment, experiment, t.epoch):
             self.worker.apply_hyperparameters(experiment)
-            if t.experiment.training.instruments != experiment.training.instruments and \
-                    t.experiment.optimizer == experiment.optimizer and t.experiment.schedule == experiment.schedule:
-                self.status.emit("Instruments applied from the next batch (the run itself is unchanged)")
-            else:
-                self.status.emit(f"Applied from the next batch: learning rate {experiment.learning_rate:g} "
-                                 f"({experiment.schedule.name} schedule)")
+            self.status.emit(f"Applied from the next batch: learning rate {experiment.learning_rate:g} "
+                             f"({experiment.schedule.name} schedule)")
             return
         self.stale = self._stale_by_edit = True
         if self._asked_restart or self._restart_box is not None:

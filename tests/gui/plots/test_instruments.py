@@ -205,14 +205,13 @@ def test_an_instrument_that_is_off_says_so_and_turns_on_in_one_undoable_click(ma
 
 def test_turning_an_instrument_on_during_a_run_measures_from_then_on(make_window: Any, qtbot: Any) -> None:
     off = {**INSTRUMENTS_ON, "sharpness": {"enabled": False, "every": 2, "iterations": 8}}
-    window = make_window(spec_with(instruments=off, epochs=40))
+    window = make_window(spec_with(instruments=off, epochs=400))   # stopped below, long before its end
     c = window.controller
     panel = open_dock(qtbot, window, "sharpness")
     click_action(window, qtbot, "train")
     qtbot.waitUntil(lambda: c.buffers.size > 20, timeout=20_000)
     qtbot.mouseClick(panel.findChild(QPushButton, "sharpnessTurnOn"), Qt.MouseButton.LeftButton)
     assert c.mode == "running" and not c.run_superseded     # a live edit: the run goes on
-    assert window.statusBar().currentMessage().startswith("Instruments applied from the next batch")
     qtbot.waitUntil(lambda: np.isfinite(c.buffers.instrument("step_sharpness")).sum() >= 3, timeout=20_000)
     c.stop()
     wait_idle(qtbot, window)
