@@ -441,7 +441,8 @@ def test_plots_export_png_and_csv_and_hover_names_the_layer(make_window: Any, qt
     mon.refresh()
     assert panel.redraws == redraws + 1 and len(panel.curves[0].xData) == 1
     assert {d.objectName() for d in window.monitor_docks} == {
-        "metricsDock", "gradientFlowDock", "activationsDock", "heatmapDock", "boundaryDock", "confusionDock"}
+        "metricsDock", "gradientFlowDock", "activationsDock", "heatmapDock", "boundaryDock", "confusionDock",
+        "distributionsDock"}
 
 
 def test_events_are_marked_on_the_metrics_plots(make_window: Any, qtbot: Any) -> None:
