@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF
-from PySide6.QtWidgets import QComboBox, QLabel, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QToolButton, QWidget
 
 from core.engine.distributions import (
     EXTRA_COLUMNS,
@@ -84,13 +84,23 @@ class DistributionPanel(PlotPanel):
         self.mode_box.addItem("This run", "run")
         self.mode_box.addItem("Difference to previous run", "difference")
         self.mode_box.setToolTip("This run's histograms, or this run's minus the previous run's at the same steps")
-        for i, box in enumerate((self.layer_box, self.kind_box, self.mode_box)):
+        choices = QHBoxLayout()             # a row of its own under the tool row: the caption keeps its room
+        choices.setContentsMargins(0, 0, 0, 0)
+        for box in (self.layer_box, self.kind_box, self.mode_box):
             box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             box.setMinimumContentsLength(6)
-            self._tools.insertWidget(1 + i, box)
+            choices.addWidget(box, 1)
             box.currentIndexChanged.connect(self._choice_changed)
-        self.help_button = self._tool("?", "Show or hide how to read this plot (shown by itself when the dock is "
-                                      "tall enough)", self._toggle_help, checkable=True)
+        choices_widget = QWidget()
+        choices_widget.setLayout(choices)
+        self.layout().insertWidget(1, choices_widget)
+        self.help_button = QToolButton()           # in the choices' row: the tool row is as wide as every panel's
+        self.help_button.setText("?")
+        self.help_button.setToolTip("Show or hide how to read this plot (shown by itself when the dock is tall enough)")
+        self.help_button.setAutoRaise(True)
+        self.help_button.setCheckable(True)
+        self.help_button.clicked.connect(lambda _=False: self._toggle_help())
+        choices.addWidget(self.help_button)
         self.help_chosen = False                # until the user clicks "?", the help shows when there is room
         self.help = QLabel(HOW_TO_READ)
         self.help.setWordWrap(True)
