@@ -23,7 +23,10 @@ def distribution_spec(epochs: int, every: int = 2, **kwargs: Any) -> dict[str, A
 
 def shown(qtbot: Any, window: Any) -> Any:
     mon = monitor_of(window)
-    mon.dock_of["distributions"].raise_()
+    dock = mon.dock_of["distributions"]
+    if dock.isHidden():                              # it starts closed: View › Distributions opens it
+        dock.toggleViewAction().trigger()
+    dock.raise_()
     panel = mon.panels["distributions"]
     qtbot.waitUntil(lambda: panel.on_screen, timeout=2_000)
     mon.refresh(force=True)

@@ -28,15 +28,16 @@ RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
 #: not a plot panel: the Runs tools tab it behind the metrics.)
 LAYOUT_BEFORE_THE_SPLIT = [
     (RIGHT, ["metricsDock", "gradientFlowDock", "activationsDock", "runsDock"]),
-    (RIGHT, ["heatmapDock", "boundaryDock", "confusionDock", "distributionsDock"]),
+    (RIGHT, ["heatmapDock", "boundaryDock", "confusionDock"]),
 ]
 TITLES_BEFORE_THE_SPLIT = {"metricsDock": "Loss and accuracy", "gradientFlowDock": "Gradient flow",
                            "activationsDock": "Activations", "heatmapDock": "Gradient heatmap",
                            "boundaryDock": "Decision boundary", "confusionDock": "Confusion matrix",
-                           "runsDock": "Runs", "distributionsDock": "Distributions"}
+                           "runsDock": "Runs"}
 #: The instrument docks (issue 15) start closed (the tab rows are full at 1366 × 768): where each opens.
 INSTRUMENT_DOCKS = {"sharpnessDock": ("Sharpness", "activationsDock"), "noiseDock": ("Gradient noise", "confusionDock"),
-                    "effectiveLearningRateDock": ("Effective LR", "confusionDock")}
+                    "effectiveLearningRateDock": ("Effective LR", "confusionDock"),
+                    "distributionsDock": ("Distributions", "confusionDock")}
 
 
 def panel_classes() -> list[type[PlotPanel]]:
@@ -146,8 +147,8 @@ def test_the_layout_is_the_one_from_before_the_panels_declared_it(make_window: A
     instruments = {title for title, _ in INSTRUMENT_DOCKS.values()}
     entries = [a.text() for a in view_menu.actions() if a.text() not in instruments]
     start = entries.index("Loss and accuracy")
-    assert entries[start:start + 8] == ["Loss and accuracy", "Gradient flow", "Activations", "Gradient heatmap",
-                                        "Decision boundary", "Confusion matrix", "Distributions", "Runs"]
+    assert entries[start:start + 7] == ["Loss and accuracy", "Gradient flow", "Activations", "Gradient heatmap",
+                                        "Decision boundary", "Confusion matrix", "Runs"]
     assert [k for k in monitor_of(window).panels if k not in ("sharpness", "noise", "effective_lr")] == \
         ["grad_norm", "metrics", "flow", "activations", "heatmap", "boundary", "confusion", "distributions"]
 
@@ -216,8 +217,7 @@ def test_a_new_panel_is_one_class_and_one_entry(make_window: Any, qtbot: Any, mo
     dock = window.findChild(QDockWidget, "stepCountDock")
     assert dock is not None and dock.windowTitle() == "Steps" and dock in window.monitor_docks
     check_groups(window, [(RIGHT, ["metricsDock", "gradientFlowDock", "activationsDock", "runsDock"]),
-                          (RIGHT, ["heatmapDock", "boundaryDock", "confusionDock", "distributionsDock",
-                                    "stepCountDock"])])
+                          (RIGHT, ["heatmapDock", "boundaryDock", "confusionDock", "stepCountDock"])])
     view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
     assert "Steps" in [a.text() for a in view_menu.actions()]
     panel = monitor_of(window).panels["step_count"]

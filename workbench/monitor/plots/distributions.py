@@ -67,7 +67,8 @@ class DistributionPanel(PlotPanel):
     """One layer's distribution of a quantity over the recorded steps: a step × bin image."""
 
     title = "Distributions"
-    dock = DockPlace(key="distributions", name="distributionsDock", title="Distributions", group=1, tab=3)
+    dock = DockPlace(key="distributions", name="distributionsDock", title="Distributions", group=1, tab=5,
+                     shown=False)
     min_interval = 0.3
 
     def __init__(self, buffers: RunBuffers, parent: QWidget | None = None) -> None:
