@@ -3,6 +3,7 @@ monitor's refresh and every panel's paint charge, and that holds unforced redraw
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -54,6 +55,7 @@ def test_an_exhausted_budget_holds_redraws_back_until_it_refills_and_paints_are_
     assert mon.refresh(force=True) >= 1      # Fit, an export, a test: always draws
     clock.now += 20.0
     panel.drawn_version = -1
+    qtbot.waitUntil(lambda: panel.wants_redraw(time.perf_counter()), timeout=2_000)  # its own minimum interval
     assert mon.refresh() == 1
     spent = budget.spent
     panel.graphics.viewport().repaint()      # a paint is charged to the same budget
