@@ -44,6 +44,7 @@ def test_an_exhausted_budget_holds_redraws_back_until_it_refills_and_paints_are_
     window.controller.train()
     wait_idle(qtbot, window)
     mon = monitor_of(window)
+    mon.timer.stop()                         # only this test's refreshes spend the (fake-clocked) budget
     clock = FakeClock()
     mon.budget = budget = PaintBudget(share=0.1, burst=0.05, clock=clock)
     for panel in mon.panels.values():
