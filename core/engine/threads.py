@@ -14,9 +14,10 @@ So the choice is made per run from two things, once, before training starts:
 * the work of the largest product of one step, ``batch × fan_in × fan_out`` multiply-adds
   (forward ``X @ W``; the backward products have the same count): below
   ``PARALLEL_WORK`` one thread;
-* the cores that are really free: the cores this process may use, less the runnable tasks
-  other than this one (Linux's instantaneous count in ``/proc/loadavg``) and less the cores the
-  caller keeps for itself (``reserved``: the window keeps one for painting).
+* the cores that are really free: the cores this process may use, less the cores other work
+  kept busy over a short sample (Linux's ``/proc/stat``, only for a run whose products are large
+  enough for the answer to matter) and less the cores the caller keeps for itself
+  (``reserved``: the window keeps one for painting).
 
 ``limit_blas_threads`` applies a choice for a block of code through ``threadpoolctl`` and
 restores the previous setting after it.
@@ -26,7 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 
 from threadpoolctl import threadpool_limits
 
@@ -34,6 +36,7 @@ from threadpoolctl import threadpool_limits
 # (benchmarks/bench_threads.py measures the crossing; the 784-300-100-10 network at batch 32 has
 # 7.5 M in its first product, the default 64-100-...-10 one 0.2 M).
 PARALLEL_WORK = 4_000_000
+SAMPLE_SECONDS = 0.05     # how long ``busy_elsewhere`` watches the machine
 
 
 def usable_cores() -> int:
@@ -44,14 +47,40 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def busy_elsewhere(loadavg_path: str = "/proc/loadavg") -> int:
-    """Runnable tasks other than the caller, now (0 where the system does not say)."""
+def _cpu_times(stat_path: str) -> tuple[int, int, int] | None:
+    """(busy jiffies, all jiffies, cores) from ``/proc/stat``; None where the system does not say."""
     try:
-        with open(loadavg_path) as fh:
-            running = int(fh.read().split()[3].split("/")[0])
+        with open(stat_path) as fh:
+            lines = fh.read().splitlines()
+        fields = [int(x) for x in lines[0].split()[1:]]
     except (OSError, ValueError, IndexError):
+        return None
+    if len(fields) < 4:
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)        # idle + waiting for I/O
+    total = sum(fields[:8])                                           # guest time is counted in user already
+    cores = sum(1 for line in lines[1:] if line.startswith("cpu"))
+    return total - idle, total, max(cores, 1)
+
+
+def busy_elsewhere(stat_path: str = "/proc/stat", sample: float = SAMPLE_SECONDS,
+                   sleep: Callable[[float], None] = time.sleep) -> int:
+    """Cores kept busy by other work now, rounded: the machine's non-idle CPU time over a short
+    sample while this thread sleeps (0 where the system does not say).
+
+    An average over ``sample`` seconds, not the instantaneous count of runnable tasks: that count
+    is 1 or more on an idle machine half the time (a kernel worker, the shell), and choosing by it
+    kept the wide networks on one thread on an idle 2-core machine, 0.67–0.85× the speed of two
+    (``benchmarks/bench_threads.py``)."""
+    first = _cpu_times(stat_path)
+    if first is None:
         return 0
-    return max(0, running - 1)
+    sleep(sample)
+    second = _cpu_times(stat_path)
+    if second is None or second[1] <= first[1]:
+        return 0
+    busy_share = (second[0] - first[0]) / (second[1] - first[1])
+    return max(0, round(busy_share * second[2]))
 
 
 def largest_product(widths: Sequence[int], batch_size: int) -> int:

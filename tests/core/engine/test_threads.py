@@ -41,13 +41,27 @@ def test_the_threshold_sits_between_the_reference_networks():
     assert largest_product([64, 100, 100, 100, 10], 32) < PARALLEL_WORK <= largest_product([784, 300, 100, 10], 32)
 
 
-def test_busy_elsewhere_reads_the_runnable_count(tmp_path):
-    path = tmp_path / "loadavg"
-    path.write_text("0.50 0.40 0.30 3/412 12345\n")
-    assert busy_elsewhere(str(path)) == 2
+def test_busy_elsewhere_measures_the_busy_cores_over_a_sample(tmp_path):
+    path = tmp_path / "stat"
+    # cpu user nice system idle iowait irq softirq steal; two cores
+    before = "cpu  1000 0 200 5000 100 0 0 0 0 0\ncpu0 500 0 100 2500 50 0 0 0 0 0\ncpu1 500 0 100 2500 50 0 0 0 0 0\n"
+    # 200 jiffies passed on 2 cores: 130 busy (user 100, system 20, steal 10), 70 idle or waiting
+    after = "cpu  1100 0 220 5060 110 0 0 10 0 0\ncpu0 550 0 110 2530 55 0 0 5 0 0\ncpu1 550 0 110 2530 55 0 0 5 0 0\n"
+    path.write_text(before)
+    slept = []
+
+    def sleep(seconds):
+        slept.append(seconds)
+        path.write_text(after)
+
+    assert busy_elsewhere(str(path), sample=0.05, sleep=sleep) == round(130 / 200 * 2) == 1
+    assert slept == [0.05]
+    path.write_text(before)
+    idle_after = "cpu  1002 0 200 5196 100 0 0 0 0 0\ncpu0 x\ncpu1 x\n"
+    assert busy_elsewhere(str(path), sleep=lambda _: path.write_text(idle_after)) == 0
     assert busy_elsewhere(str(tmp_path / "missing")) == 0
     path.write_text("garbage")
-    assert busy_elsewhere(str(path)) == 0
+    assert busy_elsewhere(str(path), sleep=lambda _: None) == 0
 
 
 def test_limit_applies_inside_the_block_and_restores_after():
