@@ -183,8 +183,11 @@ def window_rate(app: Any, experiment: Any, base_dir: Path, seconds: float, setti
             "gui_share": gui_share}
 
 
-def lab_lateness(app: Any, experiment: Any, steps: int = 300) -> dict[str, float]:
-    """The learning-rate finder on ``experiment`` in its lab window: (seconds, lateness p99 / worst)."""
+def time_lab(app: Any, experiment: Any, key: str, prepare: Any, start: Any, finished: Any,
+             limit: float) -> dict[str, float]:
+    """Open lab ``key`` on ``experiment`` in a window of its own, ``prepare(lab)``, then time
+    ``start(lab)`` until the lab's ``finished(lab)`` signal: seconds and event-loop lateness
+    (p99 / worst) meanwhile."""
     from PySide6.QtWidgets import QMainWindow
 
     from workbench.labs import create_labs_menu
@@ -195,62 +198,48 @@ def lab_lateness(app: Any, experiment: Any, steps: int = 300) -> dict[str, float
     menu = create_labs_menu(state, window)
     window.menuBar().addMenu(menu)
     window.show()
-    menu.lab_actions["lr_finder"].trigger()
-    lab = menu.windows["lr_finder"]
-    lab.steps_spin.setValue(steps)
+    menu.lab_actions[key].trigger()
+    lab = menu.windows[key]
+    prepare(lab)
     spin(app, 1.0)
     done: list[float] = []
-    lab.finished.connect(lambda result: done.append(time.perf_counter()))
+    finished(lab).connect(lambda _result: done.append(time.perf_counter()))
     lateness = Lateness()
     lateness.start()
-    start = time.perf_counter()
-    lab.start_button.click()
-    spin(app, 120.0, lambda: bool(done))
+    began = time.perf_counter()
+    start(lab)
+    spin(app, limit, lambda: bool(done))
     p99, worst = lateness.stop()
-    seconds = (done[0] if done else time.perf_counter()) - start
+    seconds = (done[0] if done else time.perf_counter()) - began
     state.undo_stack.setClean()
     window.close()
     window.deleteLater()
     app.processEvents()
     return {"seconds": seconds, "p99": p99, "worst": worst}
+
+
+def lab_lateness(app: Any, experiment: Any, steps: int = 300) -> dict[str, float]:
+    """The learning-rate finder on ``experiment`` in its lab window (in its child process)."""
+    return time_lab(app, experiment, "lr_finder", lambda lab: lab.steps_spin.setValue(steps),
+                    lambda lab: lab.start_button.click(), lambda lab: lab.finished, 120.0)
 
 
 def explorer_lateness(app: Any, experiment: Any) -> dict[str, float]:
     """The initialization explorer on a deep, wide stack (100 layers of 1,000 units, a batch of 256,
-    one weight draw: 26 G multiply-adds forward) on its ``JobRunner`` thread: seconds and
-    event-loop lateness (p99 / worst). It stays on a thread because it recomputes at every spin
-    box change, where a child process's start-up would add a few tenths of a second each time."""
-    from PySide6.QtWidgets import QMainWindow
+    one weight draw: 26 G multiply-adds forward) on its ``JobRunner`` thread. It stays on a thread
+    because it recomputes at every spin box change, where a child process's start-up would add a
+    few tenths of a second each time."""
 
-    from workbench.labs import create_labs_menu
-    from workbench.state import ExperimentState
+    def prepare(lab: Any) -> None:
+        spin(app, 5.0, lambda: not lab.runner.busy)          # its first computation, on opening
+        for box, value in ((lab.depth_spin, 100), (lab.width_spin, 1000), (lab.batch_spin, 256),
+                           (lab.draws_spin, 1)):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
 
-    window = QMainWindow()
-    state = ExperimentState(experiment, window)
-    menu = create_labs_menu(state, window)
-    window.menuBar().addMenu(menu)
-    window.show()
-    menu.lab_actions["init_explorer"].trigger()
-    lab = menu.windows["init_explorer"]
-    spin(app, 1.0, lambda: not lab.runner.busy)
-    done: list[float] = []
-    lab.runner.finished.connect(lambda _result: done.append(time.perf_counter()))
-    for box, value in ((lab.depth_spin, 100), (lab.width_spin, 1000), (lab.batch_spin, 256), (lab.draws_spin, 1)):
-        box.blockSignals(True)
-        box.setValue(value)
-        box.blockSignals(False)
-    lateness = Lateness()
-    lateness.start()
-    start = time.perf_counter()
-    lab.recompute_now()
-    spin(app, 300.0, lambda: bool(done))
-    p99, worst = lateness.stop()
-    seconds = (done[0] if done else time.perf_counter()) - start
-    state.undo_stack.setClean()
-    window.close()
-    window.deleteLater()
-    app.processEvents()
-    return {"seconds": seconds, "p99": p99, "worst": worst}
+    return time_lab(app, experiment, "init_explorer", prepare, lambda lab: lab.recompute_now(),
+                    lambda lab: lab.runner.finished, 300.0)
 
 
 def main() -> int:
