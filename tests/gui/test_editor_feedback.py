@@ -109,3 +109,31 @@ def test_a_preset_resolves_relative_paths_against_the_working_folder_again(make_
     assert window.state.base_dir == folder and window.state.experiment.name == "tiny moons"
     window.redo_action.trigger()
     assert window.state.base_dir is None
+
+
+def test_1cycle_draws_the_momentum_it_cycles_next_to_the_rate(make_window: Any, qtbot: Any) -> None:
+    """Smith's 1cycle also cycles β (0.95 → 0.85 → 0.95) for an optimizer that has it: the preview
+    draws it, dashed on a right axis, from the schedule's own ``momentum(step)``."""
+    from core.engine.schedules import SCHEDULES
+    from workbench.editor.optimizer_panel import planned_steps
+
+    window = make_window()
+    show_dock(window, "Optimizer")
+    plot = window.findChild(QWidget, "schedulePreview")
+    caption = window.findChild(QLabel, "schedulePreviewInfo")
+    field(window, "optimizer.name", QComboBox).setCurrentText("momentum")
+    field(window, "schedule.name", QComboBox).setCurrentText("one_cycle")
+    panel = next(p for p in window.findChildren(QWidget) if type(p).__name__ == "OptimizerPanel")
+    x, rates = plot.getPlotItem().listDataItems()[0].getData()
+    bx, betas = panel.momentum_curve.getData()
+    experiment = window.state.experiment
+    schedule = SCHEDULES.get("one_cycle").from_config(experiment.schedule.params, experiment.learning_rate)
+    schedule.bind(*planned_steps(experiment, panel.info.facts))
+    np.testing.assert_allclose(bx, x)
+    np.testing.assert_allclose(betas, [schedule.momentum(int(t)) for t in x])
+    assert betas[0] == 0.95 and min(betas) == 0.85 and int(x[int(np.argmin(betas))]) == int(x[int(np.argmax(rates))])
+    assert plot.getPlotItem().getAxis("right").isVisible()
+    assert "Momentum β 0.95 → 0.85 → 0.95" in caption.text()
+    field(window, "optimizer.name", QComboBox).setCurrentText("adam")      # no β to cycle
+    assert len(panel.momentum_curve.getData()[0] or []) == 0 and "Momentum β" not in caption.text()
+    assert not plot.getPlotItem().getAxis("right").isVisible()

@@ -59,6 +59,21 @@ def schedule_curve(experiment: Experiment, steps_per_epoch: int, total_steps: in
     return steps.astype(np.float64), rates
 
 
+def momentum_curve(experiment: Experiment, steps_per_epoch: int, total_steps: int,
+                   steps: np.ndarray) -> np.ndarray | None:
+    """The momentum β the schedule gives the optimizer at ``steps`` (1cycle cycles it, 0.95 → 0.85 →
+    0.95), or None when the optimizer has no β or the schedule leaves it alone."""
+    if "momentum" not in OPTIMIZERS.get(experiment.optimizer.name).parameters():
+        return None
+    schedule: Schedule = SCHEDULES.get(experiment.schedule.name).from_config(
+        experiment.schedule.params, experiment.learning_rate)
+    schedule.bind(steps_per_epoch, total_steps)
+    betas = [schedule.momentum(int(t)) for t in steps]
+    if not betas or betas[0] is None:
+        return None
+    return np.array(betas, dtype=np.float64)
+
+
 def starting_parameters(section: str, name: str, experiment: Experiment) -> dict[str, Any]:
     """Values for hyperparameters that have no usable default, so that picking the choice gives
     a valid experiment to edit: piecewise scheduling needs boundaries and rates (here: divide
@@ -90,9 +105,22 @@ class OptimizerPanel(Panel):
         self.plot.getAxis("left").enableAutoSIPrefix(False)     # plain rates (0.005), never "(x0.001)"
         self.plot.showGrid(x=True, y=True, alpha=0.2)
         self.plot.setToolTip("The learning rate the schedule will use at each step of the planned run "
-                             "(epochs × steps per epoch), computed by the schedule itself")
+                             "(epochs × steps per epoch), computed by the schedule itself; with 1cycle and "
+                             "an optimizer with momentum, the momentum β it cycles (dashed, right axis)")
         self.curve = self.plot.plot([], [], pen=pg.mkPen(color=(70, 130, 200), width=1))
         self.curve.setObjectName("scheduleCurve")
+        # The momentum β that 1cycle cycles against the rate, on its own axis at the right.
+        self.momentum_view = pg.ViewBox(enableMouse=False)
+        item = self.plot.getPlotItem()
+        item.scene().addItem(self.momentum_view)
+        item.getAxis("right").linkToView(self.momentum_view)
+        self.momentum_view.setXLink(item.vb)
+        item.getAxis("right").setLabel("momentum β")
+        self.momentum_curve = pg.PlotDataItem([], [], pen=pg.mkPen(color=(220, 120, 30), width=1,
+                                                                     style=Qt.PenStyle.DashLine))
+        self.momentum_curve.setObjectName("momentumCurve")
+        self.momentum_view.addItem(self.momentum_curve)
+        item.vb.sigResized.connect(lambda: self.momentum_view.setGeometry(item.vb.sceneBoundingRect()))
         box.addWidget(self.plot)
         self.preview_info = QLabel()
         self.preview_info.setObjectName("schedulePreviewInfo")
@@ -145,6 +173,11 @@ class OptimizerPanel(Panel):
             self.preview_info.setText(f"No preview: {exc}")
             return
         self.curve.setData(x, y)
+        betas = momentum_curve(experiment, per_epoch, total, x)
+        self.plot.getPlotItem().showAxis("right", betas is not None)
+        self.momentum_curve.setData(x if betas is not None else [], betas if betas is not None else [])
+        if betas is not None:
+            self.momentum_view.setYRange(0, 1, padding=0)
         self.plot.setXRange(0, max(total - 1, 1), padding=0.02)
         high = float(np.max(y))
         self.plot.setYRange(0, high * 1.05 if high > 0 else 1, padding=0)
@@ -155,6 +188,9 @@ class OptimizerPanel(Panel):
             course += f" (highest {_g(high)})"
         text = (f"{experiment.training.epochs} epochs × {locale.toString(per_epoch)} steps = "
                 f"{locale.toString(total)} steps; {course}.")
+        if betas is not None and _g(float(np.min(betas))) != _g(float(betas[0])):
+            text += (f" Momentum β {_g(float(betas[0]))} → {_g(float(np.min(betas)))} → {_g(float(betas[-1]))}"
+                     " (dashed, right axis): it falls while η rises.")
         if experiment.schedule.name == "performance":
             text += " Performance scheduling reacts to the metric during training, so the preview is flat."
         if not self.info.facts.exact:
