@@ -176,8 +176,9 @@ class OptimizerPanel(Panel):
         betas = momentum_curve(experiment, per_epoch, total, x)
         self.plot.getPlotItem().showAxis("right", betas is not None)
         self.momentum_curve.setData(x if betas is not None else [], betas if betas is not None else [])
-        if betas is not None:
-            self.momentum_view.setYRange(0, 1, padding=0)
+        if betas is not None:      # around β's own range: a dip of 0.1 would be a ripple on 0 … 1
+            self.momentum_view.setYRange(max(0.0, float(np.min(betas)) - 0.05), min(1.0, float(np.max(betas)) + 0.05),
+                                         padding=0)
         self.plot.setXRange(0, max(total - 1, 1), padding=0.02)
         high = float(np.max(y))
         self.plot.setYRange(0, high * 1.05 if high > 0 else 1, padding=0)
