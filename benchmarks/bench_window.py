@@ -249,10 +249,17 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--labs", action="store_true", help="also the learning-rate finder's lateness")
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", metavar="TEXT", help="only the configurations whose name contains TEXT")
+    parser.add_argument("--paint-share", type=float, default=None, metavar="F",
+                        help="the share of a core the plots may spend (default: workbench.monitor.view.PAINT_SHARE)")
     parser.add_argument("--reserve", type=int, default=None, metavar="N",
                         help="cores the training process leaves to the window when it chooses its BLAS threads "
                              "(default: core.process.RESERVED_CORES)")
     args = parser.parse_args()
+    if args.paint_share is not None:
+        import workbench.monitor.view
+
+        workbench.monitor.view.PAINT_SHARE = args.paint_share
     if args.reserve is not None:
         import core.process
 
@@ -273,6 +280,8 @@ def main() -> int:
             "784-300-100-10 b128 on 60,000": (parse_experiment(wide_spec(write_synthetic(folder))), folder),
         }
         for name, (experiment, base) in configs.items():
+            if args.only and args.only not in name:
+                continue
             experiment = long_run(experiment)
             headless, window = [], []
             for r in range(repeats):

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
-from PySide6.QtWidgets import QDialogButtonBox, QLineEdit
+from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLineEdit
 
 from core.spec import parse_experiment
 
@@ -30,7 +30,10 @@ def train(window: Any, qtbot: Any) -> None:
 
 
 def click_plot(qtbot: Any, panel: Any, plot: Any, x: float, button: Qt.MouseButton = Qt.MouseButton.LeftButton) -> None:
-    """Click ``plot`` (inside ``panel``'s graphics view) at data x, halfway up."""
+    """Click ``plot`` (inside ``panel``'s graphics view) at data x, halfway up, once the plot shows x
+    and its layout has settled (a redraw's new axis widths move the view box)."""
+    qtbot.waitUntil(lambda: plot.vb.viewRange()[0][0] <= x <= plot.vb.viewRange()[0][1], timeout=5_000)
+    QApplication.processEvents()
     (_, _), (y0, y1) = plot.vb.viewRange()
     scene = plot.vb.mapViewToScene(QPointF(x, (y0 + y1) / 2))
     where = panel.graphics.mapFromScene(scene)

@@ -78,6 +78,8 @@ def test_pause_step_resume_stop_continue_reset(make_window: Any, qtbot: Any) -> 
     click_action(window, qtbot, "stop")
     wait_idle(qtbot, window, timeout=2_000)
     assert time.perf_counter() - t0 < 1.0
+    # "stopped" shows at once; the batches the child took meanwhile arrive with its last snapshot
+    qtbot.waitUntil(lambda: c.buffers.size == c.trainer.step, timeout=5_000)
     stopped_at = c.trainer.step
     assert stopped_at == c.buffers.size
     # Train continues the same run (the experiment did not change)
