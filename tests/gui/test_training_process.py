@@ -181,3 +181,25 @@ def test_closing_during_training_leaves_no_child(make_window: Any, qtbot: Any, h
     assert c.thread.isFinished()
     assert not multiprocessing.active_children()
     assert not process_exists(pid)
+
+
+def test_shutting_the_controller_down_also_ends_the_remedy_trials_process(make_window: Any, qtbot: Any) -> None:
+    """The health banner tries its fixes in a child process of its own while the run trains: it
+    ends with the training process, not only when the window's runners are shut down."""
+    from core.presets import preset_experiment
+
+    from .monitor_support import monitor_of
+
+    window = make_window(preset_experiment("exploding"))
+    c = window.controller
+    click_action(window, qtbot, "train")
+
+    def trials_running() -> bool:
+        return any(p.name == "gradient-workbench-remedy-trials" for p in multiprocessing.active_children())
+
+    qtbot.waitUntil(trials_running, timeout=60_000)
+    assert monitor_of(window).banner.runner.busy
+    t0 = time.perf_counter()
+    c.shutdown()
+    assert time.perf_counter() - t0 < 5.0
+    assert not multiprocessing.active_children()

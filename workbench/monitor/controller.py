@@ -67,6 +67,7 @@ class TrainingController(QObject):
     run_reset = Signal()               # the buffers were cleared for a new trainer
     session_saved = Signal(object)     # Path of a session file just written by save_session
     crashed = Signal(str)              # the training process died (what happened); the buffers are kept
+    shutting_down = Signal()           # shutdown() began: work tied to the run (remedy trials) ends with it
 
     opening = Signal(object)           # Path of a session being opened on the worker; None when done
     _job_build = Signal(object, object, object)
@@ -316,6 +317,7 @@ class TrainingController(QObject):
         if self._shut_down:
             return
         self._shut_down = True
+        self.shutting_down.emit()
         self._after_job.clear()
         self.worker.gate.disable()
         if isinstance(self.worker, ProcessWorker):

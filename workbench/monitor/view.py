@@ -88,6 +88,8 @@ class Monitor(QObject):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
         self.banner = HealthBanner(controller.state)
+        # The remedy trials' process ends with the training process, whoever shuts the controller down.
+        controller.shutting_down.connect(self.banner.runner.shutdown)
         layout.addWidget(self.banner)
         self.cursor = StepCursor(self)
         self.findings = FindingsTimeline(self.cursor, KIND_TITLES)
