@@ -54,9 +54,9 @@ def test_an_exhausted_budget_holds_redraws_back_until_it_refills_and_paints_are_
     budget.spend(1.0)                        # a second of drawing in debt: 10 s to earn back
     assert mon.refresh() == 0 and budget.spent == pytest.approx(1.0)
     assert mon.refresh(force=True) >= 1      # Fit, an export, a test: always draws
-    clock.now += 20.0
     panel.drawn_version = -1
     qtbot.waitUntil(lambda: panel.wants_redraw(time.perf_counter()), timeout=2_000)  # its own minimum interval
+    clock.now += 20.0                        # after the wait: the paints during it were charged too
     assert mon.refresh() == 1
     spent = budget.spent
     panel.graphics.viewport().repaint()      # a paint is charged to the same budget
