@@ -91,37 +91,13 @@ class DataPanel(Panel):
                                         if IMPORTERS.get(name).parameters()})
         self.components.append(self.source)
         form = self.source.form
-        self.path_edit = NumberEdit("text", placeholder="no file chosen")
-        self.path_edit.setObjectName("data.path")
-        self.browse = QPushButton("Browse…")
-        self.browse.setObjectName("browseDataFile")
-        self.browse.setToolTip("Choose the data file")
-        self.browse.clicked.connect(lambda: self.choose_file(self.state.experiment.data.source))
-        path_row = QWidget()
-        row = QHBoxLayout(path_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.path_edit, 1)
-        row.addWidget(self.browse)
-        label, tip = field_help("data.path")
-        self.path_caption, err = add_row(form, label, path_row, tip)
-        self.binder.bind(self.path_edit, "data.path", tooltip=tip, label=err, text="Change data file")
-        self.path_row = path_row
+        self.path_edit, self.browse, self.path_row, self.path_caption = self._file_row(
+            form, "data.path", "no file chosen", "browseDataFile", "Choose the data file",
+            lambda: self.choose_file(self.state.experiment.data.source), "Change data file")
         # The second file of an importer that reads two (an IDX images file and its labels).
-        self.labels_edit = NumberEdit("text", placeholder="no labels file chosen")
-        self.labels_edit.setObjectName("data.labels_path")
-        self.browse_labels = QPushButton("Browse…")
-        self.browse_labels.setObjectName("browseLabelsFile")
-        self.browse_labels.setToolTip("Choose the labels file")
-        self.browse_labels.clicked.connect(lambda: self.choose_labels_file(self.state.experiment.data.source))
-        labels_row = QWidget()
-        row = QHBoxLayout(labels_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.labels_edit, 1)
-        row.addWidget(self.browse_labels)
-        label, tip = field_help("data.labels_path")
-        self.labels_caption, err = add_row(form, label, labels_row, tip)
-        self.binder.bind(self.labels_edit, "data.labels_path", tooltip=tip, label=err, text="Change labels file")
-        self.labels_row = labels_row
+        self.labels_edit, self.browse_labels, self.labels_row, self.labels_caption = self._file_row(
+            form, "data.labels_path", "no labels file chosen", "browseLabelsFile", "Choose the labels file",
+            lambda: self.choose_labels_file(self.state.experiment.data.source), "Change labels file")
         self.target = ChoiceCombo()
         self.target.setObjectName("data.target")
         label, tip = field_help("data.target")
@@ -357,6 +333,26 @@ class DataPanel(Panel):
         if message is None:
             clear_errors(self.state, "data.augmentation.", keep=["data.augmentation.type"])
         return message
+
+    def _file_row(self, form: Any, path: str, placeholder: str, button_name: str, button_tip: str,
+                  browse: Any, undo_text: str) -> tuple[NumberEdit, QPushButton, QWidget, Any]:
+        """A file field of the Data panel: its line edit bound to ``path`` and a Browse… button in one
+        row of ``form``; returns (edit, button, row, caption)."""
+        edit = NumberEdit("text", placeholder=placeholder)
+        edit.setObjectName(path)
+        button = QPushButton("Browse…")
+        button.setObjectName(button_name)
+        button.setToolTip(button_tip)
+        button.clicked.connect(browse)
+        row_widget = QWidget()
+        row = QHBoxLayout(row_widget)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(edit, 1)
+        row.addWidget(button)
+        label, tip = field_help(path)
+        caption, err = add_row(form, label, row_widget, tip)
+        self.binder.bind(edit, path, tooltip=tip, label=err, text=undo_text)
+        return edit, button, row_widget, caption
 
     def choose_file(self, source: str) -> None:
         """Open the file chooser for importer ``source`` (not blocking: the window keeps running
