@@ -32,7 +32,7 @@ from .labs import create_labs_menu
 from .lessons import LessonsTools
 from .monitor import TrainingController, create_monitor
 from .runs import RunsTools
-from .runtime import collect_garbage_on_the_gui_thread
+from .runtime import collect_garbage_on_the_gui_thread, keep_blas_to_one_thread
 from .sessions import SessionTools
 from .state import ExperimentState
 
@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         collect_garbage_on_the_gui_thread()     # never in the worker threads this window starts
+        keep_blas_to_one_thread()               # the training process needs the cores
         self.settings = settings or QSettings("GradientWorkbench", "Gradient Workbench")
         self.state = state or ExperimentState(default_experiment(), self)
         self.controller = TrainingController(self.state, self)

@@ -1,6 +1,7 @@
 """Process-wide settings of the Qt side that both the application and its main window need:
-how pyqtgraph draws, and where Python's cycle collector runs. Apart from ``app`` so that the
-window can use them without importing the module that creates it."""
+how pyqtgraph draws, where Python's cycle collector runs, and how many BLAS threads the window
+uses. Apart from ``app`` so that the window can use them without importing the module that
+creates it."""
 
 from __future__ import annotations
 
@@ -19,6 +20,22 @@ def configure_pyqtgraph(app: Any) -> None:
 
 
 _collector = None
+_blas_limited = False
+
+
+def keep_blas_to_one_thread() -> None:
+    """The window's own NumPy products are tiny (plot transforms, a batch of the preview), but
+    OpenBLAS splits each over every core and its threads then spin-wait for the next one: cores
+    the training process needs. Measured with benchmarks/bench_window.py, a training process on
+    two BLAS threads kept 0.10 of its headless speed next to a window with its default threads
+    and 0.27 next to a window with one. Work that deserves more threads asks for them
+    (``core.engine.threads.limit_blas_threads``). Idempotent."""
+    global _blas_limited
+    if not _blas_limited:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+        _blas_limited = True
 
 
 def collect_garbage_on_the_gui_thread() -> None:

@@ -206,6 +206,43 @@ def test_size_and_position_are_remembered(tmp_path):
     assert seen["maximized_again"] is True
 
 
+BLAS_SCRIPT = """
+import json, sys
+from threadpoolctl import threadpool_info
+from PySide6.QtCore import QSettings
+from workbench.app import create_app
+from workbench.main_window import MainWindow
+from workbench.state import ExperimentState
+from tests.gui.monitor_support import tiny_experiment
+
+def blas_threads():
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+app = create_app([sys.argv[0]])
+before = blas_threads()
+window = MainWindow(ExperimentState(tiny_experiment()), QSettings(sys.argv[1], QSettings.Format.IniFormat))
+window.show()
+app.processEvents()
+print(json.dumps({"before": before, "after": blas_threads()}))
+window.state.undo_stack.setClean()
+window.close()
+"""
+
+
+def test_the_window_process_keeps_blas_to_one_thread(tmp_path):
+    """The window's process must not keep BLAS threads that spin on the cores the training
+    process needs: a fresh process (the default pool is one thread per core) checked before and
+    after the window is made."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2",     # a pool of two, whatever the test machine has
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", BLAS_SCRIPT, str(tmp_path / "settings.ini")], env=env,
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["before"] and all(n == 2 for n in seen["before"])
+    assert seen["after"] == [1] * len(seen["before"])
+
+
 def drop_on(window, paths, kind=QDropEvent):
     """Drag file URLs over the window (a real drag-enter event) and, unless ``kind`` is
     QDragEnterEvent, let go (the drop event); True if the last event was accepted."""
