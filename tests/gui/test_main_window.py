@@ -225,7 +225,8 @@ window.show()
 app.processEvents()
 print(json.dumps({"before": before, "after": blas_threads()}))
 window.state.undo_stack.setClean()
-window.close()
+assert window.close()
+app.processEvents()
 """
 
 
