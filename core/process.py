@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from core.engine.threads import choose_blas_threads, limit_blas_threads
+from core.engine.threads import limit_blas_threads
 from core.monitor import SnapshotSource, TrainingSnapshot
 from core.sessions.format import SessionError
 from core.sessions.trainer_io import restore_state
@@ -210,9 +210,7 @@ def child_main(conn: Connection, order: BuildOrder | None, reserved_cores: int =
     except Exception as exc:  # noqa: BLE001 — every failure is a message to the parent
         _send(conn, ("refused", describe_failure(exc)))
         return
-    widths = [trainer.network.n_inputs, *(row.units for row in trainer.experiment.model.layers),
-              trainer.network.n_outputs]
-    trainer.blas_threads = choose_blas_threads(widths, trainer.batch_size, reserved=reserved_cores)
+    trainer.leave_cores(reserved_cores)
     ChildRunner(conn, trainer).serve()
 
 
@@ -388,7 +386,8 @@ class ChildRunner:
             return
         if trainer.batch_index >= trainer.steps_per_epoch:
             trainer.fit(epochs=1, observer=self.observe)
-        outcome = trainer.train_batch(self.observe)
+        with limit_blas_threads(trainer.blas_threads):     # as fit() trains: the same rounding
+            outcome = trainer.train_batch(self.observe)
         if outcome is None and trainer.batch_index >= trainer.steps_per_epoch:
             trainer.fit(epochs=1, observer=self.observe)     # closes the epoch: evaluation, history
         self.send_snapshot(self.source.take(extras=True))

@@ -55,6 +55,8 @@ CLIP_MODES = ("none", "value", "norm", "global_norm")
 MONITORS = ("val_loss", "val_accuracy", "loss", "accuracy")
 NAN_POLICIES = ("stop", "rollback")
 DTYPES = ("float32", "float64")
+#: ``training.blas_threads``: "auto" (``core.engine.threads`` chooses) or a count up to this.
+MAX_BLAS_THREADS = 256
 OUTPUT_LOSSES = ("auto", *LOSSES.names())
 
 
@@ -354,6 +356,8 @@ class TrainingSpec:
     dtype: str = "float32"
     instruments: InstrumentsSpec = field(default_factory=InstrumentsSpec)
     checkpoints: CheckpointsSpec = field(default_factory=CheckpointsSpec)
+    # "auto": the trainer chooses from the products' sizes and the free cores; a count fixes it.
+    blas_threads: int | str = "auto"
 
     def to_dict(self) -> dict[str, Any]:
         out = {"epochs": self.epochs, "batch_size": self.batch_size, "shuffle": self.shuffle,
@@ -363,6 +367,8 @@ class TrainingSpec:
             out["instruments"] = self.instruments.to_dict()
         if self.checkpoints != CheckpointsSpec():  # likewise
             out["checkpoints"] = self.checkpoints.to_dict()
+        if self.blas_threads != "auto":            # likewise
+            out["blas_threads"] = self.blas_threads
         return out
 
 
@@ -645,7 +651,7 @@ def _parse_checkpoints(path: str, value: Any) -> CheckpointsSpec:
 
 
 def _parse_training(path: str, value: Any) -> TrainingSpec:
-    d = _object(path, value, (*TrainingSpec().to_dict(), "instruments", "checkpoints"))
+    d = _object(path, value, (*TrainingSpec().to_dict(), "instruments", "checkpoints", "blas_threads"))
     t = TrainingSpec()
     return TrainingSpec(
         epochs=_check(_join(path, "epochs"), v.positive_int, d.get("epochs", t.epochs), high=MAX_EPOCHS),
@@ -660,7 +666,14 @@ def _parse_training(path: str, value: Any) -> TrainingSpec:
         dtype=_check(_join(path, "dtype"), v.choice, d.get("dtype", t.dtype), DTYPES),
         instruments=_parse_instruments(_join(path, "instruments"), d.get("instruments", {})),
         checkpoints=_parse_checkpoints(_join(path, "checkpoints"), d.get("checkpoints", {})),
+        blas_threads=_parse_blas_threads(_join(path, "blas_threads"), d.get("blas_threads", t.blas_threads)),
     )
+
+
+def _parse_blas_threads(path: str, value: Any) -> int | str:
+    if value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_BLAS_THREADS):
+        return value
+    raise SpecError(path, f'must be "auto" or an integer from 1 to {MAX_BLAS_THREADS}, got {v.quote(value)}')
 
 
 def parse_experiment(obj: Any) -> Experiment:

@@ -308,3 +308,15 @@ def test_a_layer_takes_alpha_dropout_and_keeps_ordinary_dropout_out_of_its_json(
     with pytest.raises(SpecError, match=r'^model\.layers\[0\]\.dropout_type: must be "standard" .* or "alpha" '
                                         r".*got 'gaussian'"):
         parse_experiment(spec)
+
+
+def test_blas_threads_is_auto_or_a_count_and_left_out_of_the_json_while_auto():
+    base = {"data": {"source": "xor"}, "model": {"layers": [{"units": 4}]}}
+    auto = parse_experiment(base)
+    assert auto.training.blas_threads == "auto" and "blas_threads" not in auto.to_dict()["training"]
+    two = parse_experiment({**base, "training": {"blas_threads": 2}})
+    assert two.training.blas_threads == 2 and two.to_dict()["training"]["blas_threads"] == 2
+    assert parse_experiment(two.to_dict()) == two
+    for bad in (0, 257, "two", 1.5, True, None):
+        with pytest.raises(SpecError, match=r'^training\.blas_threads: must be "auto" or an integer from 1 to 256'):
+            parse_experiment({**base, "training": {"blas_threads": bad}})

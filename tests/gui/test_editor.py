@@ -446,6 +446,18 @@ def test_regularization_and_training_fields(make_window: Any, qtbot: Any) -> Non
     assert window.state.valid
 
 
+def test_the_blas_threads_are_chosen_in_the_training_panel(make_window: Any, qtbot: Any) -> None:
+    window = make_window()
+    show_dock(window, "Training")
+    threads = field(window, "training.blas_threads", QComboBox)
+    assert threads.currentText() == "auto"
+    threads.setCurrentText("2")
+    assert window.state.experiment.training.blas_threads == 2
+    assert window.state.experiment.to_dict()["training"]["blas_threads"] == 2
+    window.state.undo_stack.undo()
+    assert window.state.experiment.training.blas_threads == "auto" and threads.currentText() == "auto"
+
+
 # ----------------------------------------------------------------------------- presets and undo
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QWidget
 
+from core.engine.threads import usable_cores
 from core.spec import CLIP_MODES, DTYPES, MONITORS, NAN_POLICIES, InstrumentsSpec
 
 from ..state import ExperimentState
@@ -26,6 +27,15 @@ def _choices(values: Sequence[Any], described: Sequence[tuple[Any, str, str]]) -
     """The spec's allowed values, labelled and explained where help exists (new values still appear)."""
     known = {v: (label, tip) for v, label, tip in described}
     return [(v, *known.get(v, (str(v), ""))) for v in values]
+
+
+def blas_thread_choices(cores: int | None = None) -> list[tuple[Any, str, str]]:
+    """``training.blas_threads``: "auto", then the counts up to this machine's cores (at least 8,
+    so an experiment written on a larger machine still shows its count)."""
+    counts = range(1, max(8, cores or usable_cores()) + 1)
+    return [("auto", "auto", "One thread for small products; the free cores for large ones (the window keeps "
+                             "one core for itself)"),
+            *((n, str(n), f"{n} BLAS thread{'s' if n > 1 else ''}, whatever the machine's load") for n in counts)]
 
 
 class _FormPanel(Panel):
@@ -131,6 +141,8 @@ class TrainingPanel(_FormPanel):
         self.field(form, "training.on_nan", ChoiceCombo(_choices(NAN_POLICIES, ON_NAN)))
         self.max_rollbacks = self.field(form, "training.max_rollbacks", IntSpin()).widget
         self.field(form, "training.dtype", ChoiceCombo(_choices(DTYPES, DTYPE_CHOICES)))
+        self.blas_threads = self.field(form, "training.blas_threads", ChoiceCombo(blas_thread_choices()),
+                                       read=lambda: self.state.experiment.training.blas_threads).widget
         self.group("Diagnostics and numerics", form)
 
         form = new_form()

@@ -82,3 +82,55 @@ def test_fit_runs_with_the_trainers_choice():
     assert seen == [1]
     a = np.ones((4, 4), np.float32)
     assert np.array_equal(a @ a, np.full((4, 4), 4, np.float32))
+
+
+# ------------------------------------------------------------- the count is part of the run
+
+def tiny(**training) -> dict:
+    return {"data": {"source": "xor", "params": {"n_samples": 64}}, "model": {"layers": [{"units": 4}]},
+            "training": {"epochs": 1, **training}}
+
+
+def test_the_experiment_fixes_the_count_and_the_window_cannot_change_it(monkeypatch):
+    trainer = Trainer(parse_experiment(tiny(blas_threads=3)))
+    assert trainer.blas_threads == 3 and trainer.blas_threads_settled
+    trainer.leave_cores(1)
+    assert trainer.blas_threads == 3
+    auto = Trainer(parse_experiment(tiny()))
+    monkeypatch.setattr("core.training.choose_blas_threads", lambda widths, batch, reserved=0: 7 - reserved)
+    auto.leave_cores(2)
+    assert auto.blas_threads == 5 and not auto.blas_threads_settled
+
+
+def test_a_restored_run_keeps_the_count_it_recorded(monkeypatch):
+    monkeypatch.setattr("core.training.choose_blas_threads", lambda widths, batch, reserved=0: 2)
+    original = Trainer(parse_experiment(tiny()))
+    original.fit()
+    arrays, state = original.state_dict()
+    assert state["blas_threads"] == 2
+    monkeypatch.setattr("core.training.choose_blas_threads", lambda widths, batch, reserved=0: 1)
+    restored = Trainer(parse_experiment(tiny()))
+    assert restored.blas_threads == 1
+    restored.load_state_dict(arrays, state)
+    assert restored.blas_threads == 2 and restored.blas_threads_settled
+    restored.leave_cores(1)                      # the window's choice does not replace it
+    assert restored.blas_threads == 2
+    fixed = Trainer(parse_experiment(tiny(blas_threads=4)))
+    fixed.load_state_dict(arrays, state)         # the experiment's own count wins over the record
+    assert fixed.blas_threads == 4
+    older = dict(state)
+    del older["blas_threads"]                    # a session saved before the count was recorded
+    fresh = Trainer(parse_experiment(tiny()))
+    fresh.load_state_dict(arrays, older)
+    assert fresh.blas_threads == 1 and not fresh.blas_threads_settled
+
+
+@pytest.mark.parametrize("bad", [0, -2, "2", 1.5, True])
+def test_a_recorded_count_of_the_wrong_type_is_refused_before_anything_changes(bad):
+    original = Trainer(parse_experiment(tiny()))
+    original.fit()
+    arrays, state = original.state_dict()
+    other = Trainer(parse_experiment(tiny()))
+    with pytest.raises(ValueError, match=r"state blas_threads: must be a positive integer"):
+        other.load_state_dict(arrays, {**state, "blas_threads": bad})
+    assert other.step == 0

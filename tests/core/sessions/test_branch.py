@@ -199,3 +199,25 @@ def test_the_replay_from_a_checkpoint_is_checked_from_the_checkpoint_on(tmp_path
     save_trainer(tmp_path / "late.gwb", original)
     with pytest.raises(SessionError, match="different loss at step 10"):
         branch_trainer(load_session(tmp_path / "late.gwb"), 11)
+
+
+def test_a_run_replays_with_the_blas_threads_it_was_trained_with(tmp_path, monkeypatch):
+    """Products split over two threads round differently from one thread's (OpenBLAS, a 32 × 784
+    by 784 × 300 product): a wide run trained while the machine was idle (two threads) must
+    still branch and resume bit for bit when the machine is busy (the choice would be one)."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((200, 784)).astype(np.float32)
+    np.savez(tmp_path / "wide.npz", X=X, y=(X[:, 0] > 0).astype(np.int64))
+    spec = {"seed": 1, "data": {"source": "npz", "path": str(tmp_path / "wide.npz"), "validation_split": 0.1},
+            "model": {"layers": [{"units": 300, "init": "he_normal"}, {"units": 100, "init": "he_normal"}]},
+            "optimizer": {"name": "momentum", "learning_rate": 0.01},
+            "training": {"epochs": 3, "batch_size": 32, "checkpoints": {"every": 4, "keep": 3}}}
+    monkeypatch.setattr("core.training.choose_blas_threads", lambda widths, batch, reserved=0: 2)
+    original, session = trained_session(tmp_path, spec)
+    assert session.state["blas_threads"] == 2
+    monkeypatch.setattr("core.training.choose_blas_threads", lambda widths, batch, reserved=0: 1)
+    for k, from_checkpoint in ((original.step - 1, False), (original.step - 1, True), (5, True)):
+        branch = branch_trainer(session, k, from_checkpoint=from_checkpoint)
+        assert branch.blas_threads == 2
+        branch.fit()
+        assert_same_run(original, branch)
