@@ -113,7 +113,8 @@ class Config:
                          # The instruments (core.engine.instruments, measured by bench_instruments)
                          # are off: "diagnostics" here is the per-layer recorder alone.
                          "instruments": {"noise": {"enabled": False},
-                                         "effective_learning_rate": {"enabled": False}}},
+                                         "effective_learning_rate": {"enabled": False},
+                                         "distributions": {"enabled": False}}},
         }
 
     def layer_sizes(self, n_features: int, n_classes: int) -> list[int]:
