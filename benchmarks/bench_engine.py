@@ -47,7 +47,7 @@ import statistics
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -247,16 +247,29 @@ def timed_reps(fn: Callable[[], None], iters: int, reps: int) -> list[float]:
 
 
 def make_trainer(config: Config, dataset: Dataset, diagnostics_every: int) -> Trainer:
-    return Trainer(config.experiment(diagnostics_every), dataset=dataset)
+    """A trainer of the configuration that trains with as many threads as the pass allows (the
+    BLAS limit in force when it is made): its own threads (``Trainer.training_threads``:
+    BLAS on one thread, the large products split by rows), as ``fit`` trains."""
+    trainer = Trainer(config.experiment(diagnostics_every), dataset=dataset)
+    trainer.blas_threads = max((i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"),
+                               default=1)
+    return trainer
+
+
+def own_threads(trainer: Any) -> Any:
+    """The trainer's ``training_threads()`` (an engine from before it had them: the BLAS limit in force)."""
+    threads = getattr(trainer, "training_threads", None)
+    return threads() if threads is not None else nullcontext()
 
 
 def run_steps(trainer: Trainer, n: int) -> None:
-    for _ in range(n):
-        if trainer.batch_index >= trainer.steps_per_epoch:
-            trainer.batch_index = 0  # the next train_batch begins a new epoch (fresh permutation)
-        outcome = trainer.train_batch()
-        if outcome is not None:
-            raise RuntimeError(f"training stopped during the benchmark: {outcome}")
+    with own_threads(trainer):
+        for _ in range(n):
+            if trainer.batch_index >= trainer.steps_per_epoch:
+                trainer.batch_index = 0  # the next train_batch begins a new epoch (fresh permutation)
+            outcome = trainer.train_batch()
+            if outcome is not None:
+                raise RuntimeError(f"training stopped during the benchmark: {outcome}")
 
 
 def time_epoch(trainer: Trainer) -> float:
@@ -391,10 +404,11 @@ def diagnostics_micro(trainer: Trainer, plan: Plan) -> dict[str, Any]:
         trainer._record(row, loss, lr)
 
     out = {}
-    for name, fn in (("grad_norm_dots", grad_sq), ("record", record), ("forward_record", forward(True)),
-                     ("forward_plain", forward(False))):
-        fn()
-        out[name] = summary(timed_reps(fn, plan.micro_iters, plan.micro_reps))
+    with own_threads(trainer):
+        for name, fn in (("grad_norm_dots", grad_sq), ("record", record), ("forward_record", forward(True)),
+                         ("forward_plain", forward(False))):
+            fn()
+            out[name] = summary(timed_reps(fn, plan.micro_iters, plan.micro_reps))
     # The activation statistics cost what forward(record=True) takes beyond forward(record=False)
     # (measured in place: timing ActivationStats alone on warm arrays gives about 60 % of it).
     diffs = [a - b for a, b in zip(out["forward_record"]["values"], out["forward_plain"]["values"], strict=True)]
@@ -875,7 +889,7 @@ def phase_breakdown(trainer: Trainer, steps: int) -> dict[str, Any]:
     clock = time.perf_counter
     # train_batch enters np.errstate(over="ignore", invalid="ignore") at every step; here it is
     # entered once, so its few microseconds show up as train_batch minus the sum of the phases.
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"), own_threads(trainer):
         _phase_steps(trainer, steps, acc, clock)
     per_step = {k: v / steps for k, v in acc.items()}
     return {"steps": steps, "seconds_per_step": per_step, "total": sum(per_step.values())}

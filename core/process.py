@@ -386,7 +386,7 @@ class ChildRunner:
             return
         if trainer.batch_index >= trainer.steps_per_epoch:
             trainer.fit(epochs=1, observer=self.observe)
-        with limit_blas_threads(trainer.blas_threads):     # as fit() trains: the same rounding
+        with trainer.training_threads():                    # as fit() trains
             outcome = trainer.train_batch(self.observe)
         if outcome is None and trainer.batch_index >= trainer.steps_per_epoch:
             trainer.fit(epochs=1, observer=self.observe)     # closes the epoch: evaluation, history

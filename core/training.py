@@ -10,11 +10,12 @@ for bit.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ from core.engine.regularization import (
     weight_penalty,
 )
 from core.engine.schedules import SCHEDULES, Schedule
-from core.engine.threads import choose_blas_threads, limit_blas_threads
+from core.engine.threads import SplitProducts, choose_blas_threads, limit_blas_threads
 from core.engine.validation import quote
 from core.sessions.transfer import apply_transfer
 from core.spec import MAX_PARAMETERS, Experiment, SpecError
@@ -229,16 +230,15 @@ class Trainer:
         self.schedule: Schedule = SCHEDULES.get(spec.schedule.name).from_config(spec.schedule.params,
                                                                                spec.learning_rate)
         self.batch_size = min(spec.training.batch_size, len(self.split.train))
-        # BLAS threads for fit(): the experiment's count, or one unless the products are large
-        # enough to gain from more (core.engine.threads). The count is part of the run: products
-        # split over another number of threads round differently, so a resumed or replayed run
-        # keeps the count it was trained with (use_recorded_blas_threads).
+        # Threads for fit() (training_threads): the experiment's count, or one unless the products
+        # are large enough to gain from more (core.engine.threads). The count changes the speed,
+        # never the numbers: the products are split by rows, each part on one BLAS thread.
         self._widths = [self.network.n_inputs, *(row.units for row in spec.model.layers), self.network.n_outputs]
         fixed = spec.training.blas_threads
         self.blas_threads: int | None = fixed if isinstance(fixed, int) else choose_blas_threads(self._widths,
                                                                                                 self.batch_size)
-        #: Whether ``blas_threads`` is settled (the experiment fixes it, or the run recorded it).
-        self.blas_threads_settled = isinstance(fixed, int)
+        #: Whether the experiment fixes ``blas_threads`` (then the window does not choose them again).
+        self.blas_threads_fixed = isinstance(fixed, int)
         self.steps_per_epoch = math.ceil(len(self.split.train) / self.batch_size)
         # The schedule is planned once, for training.epochs; the plan is saved with the state, so a
         # resumed run follows the plan it started with (fit(epochs=k) never re-plans).
@@ -328,28 +328,29 @@ class Trainer:
     # ------------------------------------------------------------------ cooperative control
 
     def leave_cores(self, reserved: int) -> None:
-        """Choose the BLAS threads again leaving ``reserved`` cores to the caller (the window keeps
-        one for painting), unless the count is settled: fixed by the experiment, or recorded by
-        the run this trainer continues."""
-        if not self.blas_threads_settled:
+        """Choose the threads again leaving ``reserved`` cores to the caller (the window keeps one
+        for painting), unless the experiment fixes them."""
+        if not self.blas_threads_fixed:
             self.blas_threads = choose_blas_threads(self._widths, self.batch_size, reserved=reserved)
 
-    def use_recorded_blas_threads(self, state: Mapping[str, Any]) -> None:
-        """Train on with the BLAS threads a saved run recorded (``state["blas_threads"]``, when it
-        has one and the experiment does not fix the count): the same products, split the same
-        way, round the same way, so the run goes on as it would have, bit for bit, however busy
-        this machine is now."""
-        recorded = self._check_blas_threads(state)
-        if recorded is not None and not isinstance(self.experiment.training.blas_threads, int):
-            self.blas_threads = recorded
-            self.blas_threads_settled = True
-
-    @staticmethod
-    def _check_blas_threads(state: Mapping[str, Any]) -> int | None:
-        recorded = state.get("blas_threads")
-        if recorded is not None and (isinstance(recorded, bool) or not isinstance(recorded, int) or recorded < 1):
-            raise ValueError(f"state blas_threads: must be a positive integer, got {quote(recorded)}")
-        return recorded
+    @contextlib.contextmanager
+    def training_threads(self) -> Iterator[None]:
+        """Train the block with ``blas_threads`` threads: one BLAS thread per product, and the
+        large products split by rows over the threads (``SplitProducts``), so the numbers are
+        the same bit for bit whatever the count. ``None`` leaves BLAS as the caller set it."""
+        threads = self.blas_threads
+        if threads is None:
+            yield
+            return
+        products = SplitProducts(threads) if threads > 1 else None
+        self.network.use_products(products)
+        try:
+            with limit_blas_threads(1):
+                yield
+        finally:
+            self.network.use_products(None)
+            if products is not None:
+                products.close()
 
     def pause(self) -> None:
         """Hold the loop before its next batch (thread-safe)."""
@@ -380,7 +381,7 @@ class Trainer:
 
         Returns why it ended: ``"completed"``, ``"stopped"``, ``"early_stopping"`` or
         ``"diverged: ..."``. The matrix products use ``blas_threads`` BLAS threads."""
-        with limit_blas_threads(self.blas_threads):
+        with self.training_threads():
             return self._fit(epochs, observer, should_stop)
 
     def _fit(self, epochs: int | None, observer: Observer | None, should_stop: Callable[[], bool] | None) -> str:
@@ -827,7 +828,6 @@ class Trainer:
             "events": [dict(e) for e in self.events],
             "n_inputs": self.network.n_inputs, "n_outputs": self.network.n_outputs,
             "lineage": [dict(e) for e in self.lineage],
-            "blas_threads": self.blas_threads,
         }
         return arrays, state
 
@@ -873,7 +873,6 @@ class Trainer:
         else:   # a roll-back or a rewind: the copies of the steps it went back over are of another path
             self.checkpoints.drop_after(self.step)
         self._apply_freeze()
-        self.use_recorded_blas_threads(state)
 
     def _check_state(self, arrays: Mapping[str, np.ndarray], state: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a saved state against this trainer; returns the pieces ready to put in."""
@@ -964,7 +963,6 @@ class Trainer:
                 for e in lineage):
             raise ValueError("state lineage: must be a list of objects naming hidden layers of this model")
         new["lineage"] = [dict(e) for e in lineage]
-        self._check_blas_threads(state)
         good = state.get("rollback")
         if good is not None:
             good_arrays = {**group("rollback/"), **{k: a for k, a in arrays.items() if k.startswith("split/")}}

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .activations import SELU, Activation
+from .threads import SplitProducts
 
 BN_MOMENTUM = 0.99
 BN_EPSILON = 1e-5
@@ -177,20 +178,23 @@ class Dense:
         self.grad_kernel = np.zeros_like(kernel)
         self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
         self._x: np.ndarray | None = None
+        #: Splits the large products over threads (the trainer sets it while it trains).
+        self.products: SplitProducts | None = None
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         self._x = x
-        z = x @ self.kernel
+        z = x @ self.kernel if self.products is None else self.products.matmul(x, self.kernel)
         if self.bias is not None:
             z += self.bias
         return z
 
     def backward(self, grad_z: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         assert self._x is not None, "backward() before forward()"
-        np.matmul(self._x.T, grad_z, out=self.grad_kernel)
+        matmul = np.matmul if self.products is None else self.products.matmul
+        matmul(self._x.T, grad_z, out=self.grad_kernel)
         if self.grad_bias is not None:
             np.matmul(ones_vector(grad_z.shape[0], grad_z.dtype), grad_z, out=self.grad_bias)
-        return grad_z @ self.kernel.T if need_input_grad else None
+        return matmul(grad_z, self.kernel.T) if need_input_grad else None
 
 
 class HiddenLayer:

@@ -23,6 +23,7 @@ from .activations import get_activation
 from .initializers import get_initializer
 from .layers import ActivationStats, Dense, HiddenLayer, dropout_mask
 from .losses import Loss
+from .threads import SplitProducts
 
 if TYPE_CHECKING:
     # Only the annotation: the spec sits above the engine (it names the data sources too), so the
@@ -176,6 +177,11 @@ class Network:
         return [*counts, self.output.kernel.size + self.output.bias.size]  # type: ignore[union-attr]
 
     # ------------------------------------------------------------------ passes
+
+    def use_products(self, products: SplitProducts | None) -> None:
+        """Split every layer's large products over threads (``None``: one thread)."""
+        for dense in (*(layer.dense for layer in self.layers), self.output):
+            dense.products = products
 
     def forward(self, X: np.ndarray, training: bool = False, rng: np.random.Generator | None = None,
                 record: bool = False) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""How many BLAS threads a run's matrix products deserve.
+"""How many threads a run's matrix products deserve, and how they share a product.
 
 NumPy's BLAS (OpenBLAS here) splits every matrix product over all the machine's cores. For the
 small products of these networks that is a loss: a 32 × 64 by 64 × 100 product is a few
@@ -19,17 +19,24 @@ So the choice is made per run from two things, once, before training starts:
   enough for the answer to matter) and less the cores the caller keeps for itself
   (``reserved``: the window keeps one for painting).
 
-``limit_blas_threads`` applies a choice for a block of code through ``threadpoolctl`` and
-restores the previous setting after it.
+How the threads are used: BLAS stays on one thread (``limit_blas_threads`` applies a limit
+for a block of code through ``threadpoolctl`` and restores the previous setting after it), and
+``SplitProducts`` splits each large product by rows over the run's threads. A one-thread BLAS
+computes a block of rows exactly as it computes those rows of the whole product, so the count
+changes how fast a run trains, never its numbers, and a busy core slows the run to one
+thread's speed instead of stalling it on OpenBLAS's spin-waits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
+import numpy as np
 from threadpoolctl import threadpool_limits
 
 # Multiply-adds of one product above which a second thread paid on an idle 2-core machine
@@ -37,6 +44,9 @@ from threadpoolctl import threadpool_limits
 # 7.5 M in its first product, the default 64-100-...-10 one 0.2 M).
 PARALLEL_WORK = 4_000_000
 SAMPLE_SECONDS = 0.05     # how long ``busy_elsewhere`` watches the machine
+# Multiply-adds of the smallest part ``SplitProducts`` cuts a product into: twice the size up to
+# which OpenBLAS takes its small-matrix kernel (whose order of additions differs).
+PART_WORK = 2_000_000
 
 
 def usable_cores() -> int:
@@ -108,3 +118,111 @@ def limit_blas_threads(threads: int | None) -> Iterator[None]:
         return
     with threadpool_limits(limits=int(threads), user_api="blas"):
         yield
+
+
+class _SharedProduct:
+    """One product cut into parts that the calling thread and the workers take in turn."""
+
+    __slots__ = ("a", "b", "out", "cuts", "by_rows", "next_part", "pending", "lock", "finished")
+
+    def __init__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, cuts: list[int], by_rows: bool) -> None:
+        self.a, self.b, self.out, self.cuts, self.by_rows = a, b, out, cuts, by_rows
+        self.next_part = 0
+        self.pending = 0                # parts taken and not finished
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+
+    def work(self) -> int:
+        """Take parts and compute them until none is left; returns how many this thread did."""
+        done = 0
+        last = len(self.cuts) - 1
+        while True:
+            with self.lock:
+                i = self.next_part
+                if i >= last:
+                    return done
+                self.next_part = i + 1
+                self.pending += 1
+            part = slice(self.cuts[i], self.cuts[i + 1])
+            if self.by_rows:
+                np.matmul(self.a[part], self.b, out=self.out[part])
+            else:
+                self.out[:, part] = np.matmul(self.a, self.b[:, part])
+            done += 1
+            with self.lock:
+                self.pending -= 1
+                if self.pending == 0 and self.next_part >= last:
+                    self.finished.set()
+
+
+class SplitProducts:
+    """Matrix products split by rows over ``threads`` threads, each part on one BLAS thread.
+
+    Row block by row block, ``C = A @ B`` is the same product: each element of C is the same sum
+    of the same K terms, and a one-thread BLAS adds them in the same order for a block of rows
+    as for the whole matrix (checked in the tests for the engine's shapes and layouts). So a
+    run gives the same numbers bit for bit with one thread or several. OpenBLAS's own threads
+    do not (a 32 × 784 by 784 × 300 product split by OpenBLAS over two threads rounds
+    differently from one thread's), and they spin-wait for each other: next to another busy
+    program (a browser, the window painting) a run on OpenBLAS's two threads fell to a tenth of
+    its one-thread speed. Here the threads sleep while they wait, and a part that no thread
+    has started when the calling thread is done with its own is computed by the caller, so a
+    busy machine slows a run to one thread's speed, not below it.
+
+    Products of fewer than ``min_work`` multiply-adds (rows × inner × columns) are not split:
+    handing a part to another thread costs tens of microseconds. No part has fewer than
+    ``PART_WORK``: OpenBLAS computes products of up to a million multiply-adds with another
+    kernel (its small-matrix path), which adds in another order (a 128 × 300 by 300 × 100
+    product cut into four parts of 960,000 did not give the whole product's numbers)."""
+
+    def __init__(self, threads: int, min_work: int = PARALLEL_WORK) -> None:
+        if threads < 2:
+            raise ValueError(f"threads: must be at least 2 to split products, got {threads}")
+        self.threads = int(threads)
+        self.min_work = int(min_work)
+        self._inbox: queue.SimpleQueue[_SharedProduct | None] = queue.SimpleQueue()
+        self._workers = [threading.Thread(target=self._serve, name=f"split-products-{k}", daemon=True)
+                         for k in range(self.threads - 1)]
+        for worker in self._workers:
+            worker.start()
+        #: Parts computed by the calling thread and by the workers (what the benchmarks report).
+        self.parts_by_caller = 0
+        self.parts_by_workers = 0
+
+    def _serve(self) -> None:
+        while True:
+            job = self._inbox.get()
+            if job is None:
+                return
+            self.parts_by_workers += job.work()
+
+    def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``a @ b`` (2-D), written into ``out`` when given, in parts shared with the workers.
+
+        The product is cut along its longer side (rows of ``a`` or columns of ``b``) into two
+        parts per thread; whoever is free takes the next part, so a worker that wakes late (or
+        never, on a busy machine) leaves its parts to the caller instead of holding it up."""
+        rows, inner = a.shape
+        columns = b.shape[1]
+        work = rows * inner * columns
+        by_rows = rows >= columns
+        length = rows if by_rows else columns
+        parts = min(2 * self.threads, length, work // PART_WORK)
+        if not self._workers or work < self.min_work or parts < 2:
+            return np.matmul(a, b, out=out)
+        if out is None:
+            out = np.empty((rows, columns), dtype=np.result_type(a, b))
+        job = _SharedProduct(a, b, out, [length * k // parts for k in range(parts + 1)], by_rows)
+        for _ in self._workers:
+            self._inbox.put(job)
+        self.parts_by_caller += job.work()
+        job.finished.wait()
+        return out
+
+    def close(self) -> None:
+        """End the worker threads (idempotent); later products are not split."""
+        workers, self._workers = self._workers, []
+        for _ in workers:
+            self._inbox.put(None)
+        for worker in workers:
+            worker.join()

@@ -100,11 +100,8 @@ def _replay_to(session: Session, at_step: int, base_dir: str | Path | None, from
     else:
         try:
             trainer = Trainer(session.experiment, base_dir)
-            trainer.use_recorded_blas_threads(session.state)
         except SpecError as exc:
             raise SessionError(f"{where}: cannot rebuild the run to replay it: {exc}") from None
-        except ValueError as exc:
-            raise SessionError(f"{where}: {exc}") from None
     reason = trainer.fit(epochs=None, should_stop=lambda: trainer.step >= at_step) if at_step > 0 else ""
     if trainer.step != at_step:
         raise SessionError(f"{where}: replaying the run ended at step {trainer.step} ({reason}) before step "

@@ -73,9 +73,9 @@ FIELDS: dict[str, tuple[str, str]] = {
                                   "epoch with half the learning rate."),
     "training.max_rollbacks": ("Max. rollbacks", "Give up after this many roll-backs."),
     "training.dtype": ("Precision", "float32 is twice as fast; float64 for checking numerics."),
-    "training.blas_threads": ("BLAS threads", "How many threads each matrix product is split over. auto: one "
-                                              "for small networks, the free cores for large ones. A run keeps the "
-                                              "count it started with, so it resumes and branches bit for bit."),
+    "training.blas_threads": ("BLAS threads", "How many threads each large matrix product is split over. auto: "
+                                              "one for small networks, the free cores for large ones. The count "
+                                              "changes the speed, never the numbers."),
     "training.instruments.probe_examples": ("Probe examples", "The instruments measure on the first this many "
                                                               "training examples (a fixed probe batch, float64)."),
     "training.instruments.sharpness.enabled": ("Sharpness λ_max", "Measure the largest eigenvalue of the loss's "

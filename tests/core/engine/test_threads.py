@@ -1,11 +1,15 @@
 """BLAS threads per run (``core.engine.threads``)."""
 
+import threading
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
 from core.engine.threads import (
     PARALLEL_WORK,
+    PART_WORK,
+    SplitProducts,
     busy_elsewhere,
     choose_blas_threads,
     largest_product,
@@ -84,7 +88,7 @@ def test_fit_runs_with_the_trainers_choice():
     assert np.array_equal(a @ a, np.full((4, 4), 4, np.float32))
 
 
-# ------------------------------------------------------------- the count is part of the run
+# ------------------------------------------------------- the count changes the speed, not the numbers
 
 def tiny(**training) -> dict:
     return {"data": {"source": "xor", "params": {"n_samples": 64}}, "model": {"layers": [{"units": 4}]},
@@ -93,44 +97,125 @@ def tiny(**training) -> dict:
 
 def test_the_experiment_fixes_the_count_and_the_window_cannot_change_it(monkeypatch):
     trainer = Trainer(parse_experiment(tiny(blas_threads=3)))
-    assert trainer.blas_threads == 3 and trainer.blas_threads_settled
+    assert trainer.blas_threads == 3 and trainer.blas_threads_fixed
     trainer.leave_cores(1)
     assert trainer.blas_threads == 3
     auto = Trainer(parse_experiment(tiny()))
     monkeypatch.setattr("core.training.choose_blas_threads", lambda widths, batch, reserved=0: 7 - reserved)
     auto.leave_cores(2)
-    assert auto.blas_threads == 5 and not auto.blas_threads_settled
+    assert auto.blas_threads == 5 and not auto.blas_threads_fixed
 
 
-def test_a_restored_run_keeps_the_count_it_recorded(monkeypatch):
-    monkeypatch.setattr("core.training.choose_blas_threads", lambda widths, batch, reserved=0: 2)
-    original = Trainer(parse_experiment(tiny()))
-    original.fit()
-    arrays, state = original.state_dict()
-    assert state["blas_threads"] == 2
-    monkeypatch.setattr("core.training.choose_blas_threads", lambda widths, batch, reserved=0: 1)
-    restored = Trainer(parse_experiment(tiny()))
-    assert restored.blas_threads == 1
-    restored.load_state_dict(arrays, state)
-    assert restored.blas_threads == 2 and restored.blas_threads_settled
-    restored.leave_cores(1)                      # the window's choice does not replace it
-    assert restored.blas_threads == 2
-    fixed = Trainer(parse_experiment(tiny(blas_threads=4)))
-    fixed.load_state_dict(arrays, state)         # the experiment's own count wins over the record
-    assert fixed.blas_threads == 4
-    older = dict(state)
-    del older["blas_threads"]                    # a session saved before the count was recorded
-    fresh = Trainer(parse_experiment(tiny()))
-    fresh.load_state_dict(arrays, older)
-    assert fresh.blas_threads == 1 and not fresh.blas_threads_settled
+def engine_products(batch: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """The products of a 784-300-100 layer stack's step, in the layouts the engine uses: the
+    forward X @ W with W a view of one flat parameter array, the kernel gradient Xᵀ @ dZ into a
+    view of the flat gradient array, and the input gradient dZ @ Wᵀ."""
+    flat = rng.standard_normal(784 * 300 + 300 * 100).astype(np.float32)
+    w1, w2 = flat[:784 * 300].reshape(784, 300), flat[784 * 300:].reshape(300, 100)
+    grads = np.zeros_like(flat)
+    g1, g2 = grads[:784 * 300].reshape(784, 300), grads[784 * 300:].reshape(300, 100)
+    x = rng.standard_normal((batch, 784)).astype(np.float32)
+    h = rng.standard_normal((batch, 300)).astype(np.float32)
+    dz1 = rng.standard_normal((batch, 300)).astype(np.float32)
+    dz2 = rng.standard_normal((batch, 100)).astype(np.float32)
+    return [(x, w1, None), (h, w2, None), (x.T, dz1, g1), (h.T, dz2, g2), (dz2, w2.T, None), (dz1, w1.T, None)]
 
 
-@pytest.mark.parametrize("bad", [0, -2, "2", 1.5, True])
-def test_a_recorded_count_of_the_wrong_type_is_refused_before_anything_changes(bad):
-    original = Trainer(parse_experiment(tiny()))
-    original.fit()
-    arrays, state = original.state_dict()
-    other = Trainer(parse_experiment(tiny()))
-    with pytest.raises(ValueError, match=r"state blas_threads: must be a positive integer"):
-        other.load_state_dict(arrays, {**state, "blas_threads": bad})
-    assert other.step == 0
+@pytest.mark.parametrize("threads", [2, 3, 4])
+@pytest.mark.parametrize("batch", [32, 64, 128, 257, 512])
+def test_split_products_equal_the_one_thread_product_bit_for_bit(threads, batch):
+    products = SplitProducts(threads, min_work=0)
+    try:
+        for a, b, out in engine_products(batch, np.random.default_rng(batch)):
+            with limit_blas_threads(1):
+                whole = np.matmul(a, b)
+                split = products.matmul(a, b, out=None if out is None else np.zeros_like(out))
+                if out is not None:          # written into the given array, a view of a flat one
+                    assert products.matmul(a, b, out=out) is out
+                    assert np.array_equal(out, whole)
+            assert split.dtype == whole.dtype == np.float32
+            assert np.array_equal(split, whole), (a.shape, b.shape)
+        assert products.parts_by_caller + products.parts_by_workers >= 2 * 2   # the first layer's split
+    finally:
+        products.close()
+
+
+def test_small_products_are_not_split_and_a_closed_splitter_computes_alone():
+    products = SplitProducts(2)                  # min_work: PARALLEL_WORK
+    a, b = np.ones((32, 64), np.float32), np.ones((64, 100), np.float32)
+    assert np.array_equal(products.matmul(a, b), np.full((32, 100), 64, np.float32))
+    assert products.parts_by_caller == products.parts_by_workers == 0
+    big_a, big_b = np.ones((32, 784), np.float32), np.ones((784, 300), np.float32)
+    assert np.array_equal(products.matmul(big_a, big_b), np.full((32, 300), 784, np.float32))
+    parts = min(2 * 2, 32 * 784 * 300 // PART_WORK)                       # two a thread, none too small
+    assert parts == 3 and products.parts_by_caller + products.parts_by_workers == parts
+    products.close()
+    products.close()                             # idempotent
+    assert np.array_equal(products.matmul(big_a, big_b), np.full((32, 300), 784, np.float32))
+    assert products.parts_by_caller + products.parts_by_workers == parts  # closed: not split
+    with pytest.raises(ValueError, match="at least 2"):
+        SplitProducts(1)
+
+
+class HeldUp:
+    """Stands in the worker's queue in front of a product: a worker busy elsewhere."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+
+    def work(self) -> int:
+        self.release.wait(10)
+        return 0
+
+
+def test_parts_no_worker_took_are_done_by_the_caller():
+    products = SplitProducts(2)
+    held = HeldUp()
+    products._inbox.put(held)
+    try:
+        a = np.arange(128 * 784, dtype=np.float32).reshape(128, 784) % 7
+        b = np.ones((784, 300), np.float32)
+        with limit_blas_threads(1):
+            assert np.array_equal(products.matmul(a, b), a @ b)
+        assert (products.parts_by_caller, products.parts_by_workers) == (4, 0)
+    finally:
+        held.release.set()
+        products.close()
+
+
+def wide(threads: int, tmp_path) -> dict:
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((150, 784)).astype(np.float32)
+    np.savez(tmp_path / "wide.npz", X=X, y=(X[:, 0] > 0).astype(np.int64))
+    return {"seed": 1, "data": {"source": "npz", "path": str(tmp_path / "wide.npz"), "validation_split": 0.2},
+            "model": {"layers": [{"units": 300, "init": "he_normal", "batch_norm": "before_activation",
+                                  "dropout": 0.1},
+                                 {"units": 100, "init": "he_normal"}]},
+            "optimizer": {"name": "adam", "learning_rate": 0.001},
+            "training": {"epochs": 2, "batch_size": 40, "blas_threads": threads}}
+
+
+def test_the_thread_count_changes_the_speed_not_the_numbers(tmp_path):
+    runs = []
+    for threads in (1, 2, 3):
+        trainer = Trainer(parse_experiment(wide(threads, tmp_path)))
+        assert largest_product(trainer._widths, trainer.batch_size) >= PARALLEL_WORK   # the products split
+        seen: list[list[bool]] = []
+
+        def split_now(kind, info, t=trainer, seen=seen):
+            if kind == "epoch":
+                seen.append([d.products is not None
+                             for d in (*(layer.dense for layer in t.network.layers), t.network.output)])
+
+        trainer.fit(observer=split_now)
+        assert seen and all(all(flags) == (threads > 1) for flags in seen)
+        assert all(d.products is None for d in (*(layer.dense for layer in trainer.network.layers),
+                                                 trainer.network.output))    # only while it trains
+        runs.append(trainer.state_dict())
+    (arrays, state), *others = runs
+    for other_arrays, other_state in others:
+        assert other_state["step"] == state["step"] and other_state["events"] == state["events"]
+        assert sorted(other_arrays) == sorted(arrays)
+        for key, value in arrays.items():
+            if key != "history/seconds":
+                assert np.array_equal(value, other_arrays[key], equal_nan=value.dtype.kind == "f"), key
