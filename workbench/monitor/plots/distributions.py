@@ -63,6 +63,27 @@ def column_ticks(kind: str) -> list[tuple[float, str]]:
     return ticks
 
 
+def step_image_rect(steps: np.ndarray, n_columns: int) -> QRectF:
+    """Where a (columns × steps) image of a table goes: each recorded step a column of the image
+    from its step to the next one's (the last one as wide as the one before), each column of the
+    table a row centred on its index."""
+    x0 = float(steps[0])
+    width = float(steps[-1] - steps[0]) if len(steps) > 1 else 1.0
+    step_width = width / max(len(steps) - 1, 1)
+    return QRectF(x0 - 0.5 * step_width, -0.5, width + step_width, n_columns)
+
+
+def histogram_csv(kind: str, steps: np.ndarray, data: np.ndarray) -> tuple[list[str], list[Any]]:
+    """The CSV of a shown histogram image ``data`` (columns × steps) of ``kind``: the step, then
+    one column per histogram column."""
+    labels = column_labels(kind)
+    header = ["step", *[f"{kind}[{label}]" for label in labels]]
+    if data.size == 0:
+        return header, [np.zeros(0, dtype=np.int64)] + [np.zeros(0)] * len(labels)
+    assert len(labels) == data.shape[0] == len(kind_edges(kind)) - 1 + EXTRA_COLUMNS
+    return header, [steps.astype(np.int64), *[data[i].astype(np.float64) for i in range(data.shape[0])]]
+
+
 class DistributionPanel(PlotPanel):
     """One layer's distribution of a quantity over the recorded steps: a step × bin image."""
 
@@ -246,15 +267,11 @@ class DistributionPanel(PlotPanel):
         self.shown_steps = steps.copy()
         self.image.setImage(self.data, autoLevels=False, levels=levels)
         self.bar.setLevels(levels)
-        # each column spans from its step to the next one's (the last one as wide as the one before)
-        x0 = float(steps[0])
-        width = float(steps[-1] - steps[0]) if len(steps) > 1 else 1.0
-        step_width = width / max(len(steps) - 1, 1)
-        n_columns = kind_columns(self.kind)
-        self.image.setRect(QRectF(x0 - 0.5 * step_width, -0.5, width + step_width, n_columns))
+        rect = step_image_rect(steps, kind_columns(self.kind))
+        self.image.setRect(rect)
         self.plot.getAxis("left").setTicks([column_ticks(self.kind)])
         if self.follow:
-            self.plot.setXRange(x0 - 0.5 * step_width, float(steps[-1]) + 0.5 * step_width, padding=0.01)
+            self.plot.setXRange(rect.left(), rect.right(), padding=0.01)
             low, high = self._occupied(rows[-RECENT_ROWS:])
             self.plot.setYRange(low - 0.5, high + 0.5, padding=0.02)
 
@@ -278,10 +295,4 @@ class DistributionPanel(PlotPanel):
     # ------------------------------------------------------------------ export
 
     def csv_data(self) -> tuple[list[str], list[Any]]:
-        labels = column_labels(self.kind)
-        header = ["step", *[f"{self.kind}[{label}]" for label in labels]]
-        if self.data.size == 0:
-            return header, [np.zeros(0, dtype=np.int64)] + [np.zeros(0)] * len(labels)
-        assert len(labels) == self.data.shape[0] == len(kind_edges(self.kind)) - 1 + EXTRA_COLUMNS
-        return header, [self.shown_steps.astype(np.int64), *[self.data[i].astype(np.float64)
-                                                              for i in range(self.data.shape[0])]]
+        return histogram_csv(self.kind, self.shown_steps, self.data)
