@@ -203,8 +203,11 @@ def test_the_runs_dock_overlays_distribution_summaries_and_subtracts_two_runs_hi
     histories = [load_session(p).history for p in paths]
     window = make_window()
     panel = runs_of(window)
+    for p in paths:
+        panel.add_session(p)                    # listed in this order: run 0 is the tanh run, run 1 the ReLU one
     with qtbot.waitSignal(panel.refreshed, timeout=10_000):
         panel.set_checked(paths, exclusive=True)
+    assert panel.data.paths == paths
     plot = panel.distribution_plot
     # the default: each run's share of exact zeros in its first hidden layer's activations
     assert sorted(k[1] for k in plot.curves) == ["activations_zero_fraction[0]"] * 2
@@ -269,6 +272,7 @@ def test_the_runs_dock_overlays_distribution_summaries_and_subtracts_two_runs_hi
 
     # a run without distributions: refused with the reason, and the overlay skips it
     off = make_distribution_session(tmp_path / "off.gwb", "relu", every=2, seed=5, enabled=False)
+    panel.add_session(off)
     with qtbot.waitSignal(panel.refreshed, timeout=10_000):
         panel.set_checked([paths[0], off], exclusive=True)
     diff.run_a.setCurrentIndex(0)

@@ -43,7 +43,7 @@ from core.sessions.format import SessionError, peek_session
 
 from ..monitor.buffers import safe_log10
 from ..monitor.plots.base import PlotPanel
-from ..monitor.plots.distributions import KIND_LABELS, column_ticks, histogram_csv, step_image_rect
+from ..monitor.plots.distributions import KIND_LABELS, column_ticks, histogram_csv, occupied_rows, step_image_rect
 from .loader import RunsData, RunsLoader
 
 #: One colour per run (categorical, readable on light and dark backgrounds).
@@ -68,6 +68,21 @@ def _pen(colour: QColor, dashed: bool = False) -> Any:
     pen = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
     pen.setCosmetic(True)
     return pen
+
+
+def choice_row(widgets: Sequence[QWidget]) -> QWidget:
+    """A row of combo boxes (and labels) under a plot's tool row; the boxes share the width and
+    shrink to a few characters, so the pane is no wider than the dock's other plots."""
+    row = QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        if isinstance(w, QComboBox):
+            w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            w.setMinimumContentsLength(4)
+        row.addWidget(w, 1 if isinstance(w, QComboBox) else 0)
+    widget = QWidget()
+    widget.setLayout(row)
+    return widget
 
 
 class ComparisonPlot(PlotPanel):
@@ -319,10 +334,11 @@ class DistributionSummaryPlot(GradNormPlot):
         self.summary_combo.setToolTip("What to draw of each recorded histogram (training.instruments.distributions "
                                       "must have been on in the runs)")
         self.summary_combo.addItems([label for label, *_ in SUMMARY_CHOICES])
-        for i, combo in enumerate((self.summary_combo, self.kind_combo)):
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(8)
-            self._tools.insertWidget(1 + i, combo)
+        # The choices get a row of their own under the tool row, so the pane stays as narrow as the others.
+        self._tools.removeWidget(self.layer_combo)
+        choices_widget = choice_row([self.summary_combo, self.kind_combo, self.layer_combo])
+        self.layout().insertWidget(1, choices_widget)
+        for combo in (self.summary_combo, self.kind_combo):
             combo.currentIndexChanged.connect(lambda _: self._redraw())
 
     @property
@@ -382,17 +398,10 @@ class DistributionDifferencePlot(PlotPanel):
         self.layer_combo = QComboBox()
         self.layer_combo.setObjectName("runsDifferenceLayerCombo")
         self.layer_combo.setToolTip("Which layer (by position from the input; both runs must have it)")
-        choices = QHBoxLayout()             # a row of its own under the tool row, as on the Distributions dock
-        choices.setContentsMargins(0, 0, 0, 0)
-        for combo in (self.run_a, QLabel("−"), self.run_b, self.kind_combo, self.layer_combo):
-            if isinstance(combo, QComboBox):
-                combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-                combo.setMinimumContentsLength(6)
-                combo.currentIndexChanged.connect(lambda _: self._redraw())
-            choices.addWidget(combo, 0 if isinstance(combo, QLabel) else 1)
-        choices_widget = QWidget()
-        choices_widget.setLayout(choices)
-        self.layout().insertWidget(1, choices_widget)
+        self.layout().insertWidget(1, choice_row([self.run_a, QLabel("−"), self.run_b]))
+        self.layout().insertWidget(2, choice_row([self.kind_combo, self.layer_combo]))
+        for combo in (self.run_a, self.run_b, self.kind_combo, self.layer_combo):
+            combo.currentIndexChanged.connect(lambda _: self._redraw())
         self.plot = self.add_plot()
         self.plot.setLabel("bottom", "optimizer step")
         self.image = pg.ImageItem(axisOrder="row-major")
@@ -479,7 +488,8 @@ class DistributionDifferencePlot(PlotPanel):
         rect = step_image_rect(steps, kind_columns(self.kind))
         self.image.setRect(rect)
         self.plot.getAxis("left").setTicks([column_ticks(self.kind)])
-        self.plot.setRange(xRange=(rect.left(), rect.right()), yRange=(rect.top(), rect.bottom()), padding=0.01)
+        low, high = occupied_rows(np.abs(difference))      # the bins where the runs differ
+        self.plot.setRange(xRange=(rect.left(), rect.right()), yRange=(low - 0.5, high + 0.5), padding=0.01)
         self.caption.setText(f"{KIND_LABELS[self.kind]}, {self.layer_combo.currentText()}: "
                              f"{self._labels[a]} − {self._labels[b]} (red: more in A)")
         self.apply_palette()

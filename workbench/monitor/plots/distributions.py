@@ -84,6 +84,25 @@ def histogram_csv(kind: str, steps: np.ndarray, data: np.ndarray) -> tuple[list[
     return header, [steps.astype(np.int64), *[data[i].astype(np.float64) for i in range(data.shape[0])]]
 
 
+def occupied_rows(recent: np.ndarray) -> tuple[float, float]:
+    """The rows of a histogram image (columns of the table) holding mass in ``recent`` (rows ×
+    columns: shares, or the size of a difference), with a margin of two bins, always showing the
+    zeros row when it holds any."""
+    mass = np.nansum(recent, axis=0)
+    used = np.flatnonzero(mass > 0)
+    n = recent.shape[1]
+    if used.size == 0:
+        return 0.0, float(n - 1)
+    bins = used[used >= LEADING_COLUMNS]
+    low = max(int(bins.min()) - 2, LEADING_COLUMNS) if bins.size else LEADING_COLUMNS
+    high = min(int(bins.max()) + 2, n - 1) if bins.size else n - 1
+    if mass[1] > 0:
+        low = 1
+    if mass[0] > 0:
+        low = 0
+    return float(low), float(high)
+
+
 class DistributionPanel(PlotPanel):
     """One layer's distribution of a quantity over the recorded steps: a step × bin image."""
 
@@ -272,25 +291,8 @@ class DistributionPanel(PlotPanel):
         self.plot.getAxis("left").setTicks([column_ticks(self.kind)])
         if self.follow:
             self.plot.setXRange(rect.left(), rect.right(), padding=0.01)
-            low, high = self._occupied(rows[-RECENT_ROWS:])
+            low, high = occupied_rows(rows[-RECENT_ROWS:])
             self.plot.setYRange(low - 0.5, high + 0.5, padding=0.02)
-
-    def _occupied(self, recent: np.ndarray) -> tuple[float, float]:
-        """The rows of the image (columns of the table) holding mass in the recent steps, with a
-        margin of two bins, always showing the zeros row when it holds any."""
-        mass = np.nansum(recent, axis=0)
-        used = np.flatnonzero(mass > 0)
-        n = recent.shape[1]
-        if used.size == 0:
-            return 0.0, float(n - 1)
-        bins = used[used >= LEADING_COLUMNS]
-        low = max(int(bins.min()) - 2, LEADING_COLUMNS) if bins.size else LEADING_COLUMNS
-        high = min(int(bins.max()) + 2, n - 1) if bins.size else n - 1
-        if mass[1] > 0:
-            low = 1
-        if mass[0] > 0:
-            low = 0
-        return float(low), float(high)
 
     # ------------------------------------------------------------------ export
 
