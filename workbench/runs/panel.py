@@ -43,7 +43,15 @@ from core.sessions.format import SessionError, peek_session
 
 from ..monitor.buffers import safe_log10
 from ..monitor.plots.base import PlotPanel
-from ..monitor.plots.distributions import KIND_LABELS, column_ticks, histogram_csv, occupied_rows, step_image_rect
+from ..monitor.plots.distributions import (
+    DIFFERENCE_MAP,
+    KIND_LABELS,
+    add_step_image,
+    column_ticks,
+    histogram_csv,
+    occupied_rows,
+    step_image_rect,
+)
 from .loader import RunsData, RunsLoader
 
 #: One colour per run (categorical, readable on light and dark backgrounds).
@@ -83,6 +91,17 @@ def choice_row(widgets: Sequence[QWidget]) -> QWidget:
     widget = QWidget()
     widget.setLayout(row)
     return widget
+
+
+def kind_combo(name: str, tip: str) -> QComboBox:
+    """A choice of distribution kind (its data the kind's name), the activations first chosen."""
+    combo = QComboBox()
+    combo.setObjectName(name)
+    combo.setToolTip(tip)
+    for kind in KINDS:
+        combo.addItem(KIND_LABELS[kind], kind)
+    combo.setCurrentIndex(KINDS.index(SATURATION_KIND))
+    return combo
 
 
 class ComparisonPlot(PlotPanel):
@@ -323,12 +342,8 @@ class DistributionSummaryPlot(GradNormPlot):
         super().__init__(parent)
         self.layer_combo.setObjectName("runsDistributionLayerCombo")
         self.layer_combo.setToolTip("Which layer's distribution to summarise (matched by position from the input)")
-        self.kind_combo = QComboBox()
-        self.kind_combo.setObjectName("runsDistributionKindCombo")
-        self.kind_combo.setToolTip("Which recorded distribution: weights, gradients, pre-activations or activations")
-        for kind in KINDS:
-            self.kind_combo.addItem(KIND_LABELS[kind], kind)
-        self.kind_combo.setCurrentIndex(KINDS.index(SATURATION_KIND))
+        self.kind_combo = kind_combo("runsDistributionKindCombo",
+                                     "Which recorded distribution: weights, gradients, pre-activations or activations")
         self.summary_combo = QComboBox()
         self.summary_combo.setObjectName("runsDistributionSummaryCombo")
         self.summary_combo.setToolTip("What to draw of each recorded histogram (training.instruments.distributions "
@@ -389,12 +404,7 @@ class DistributionDifferencePlot(PlotPanel):
         self.run_b.setObjectName("runsDifferenceRunB")
         self.run_a.setToolTip("Run A: the image shows A minus B")
         self.run_b.setToolTip("Run B: subtracted from run A")
-        self.kind_combo = QComboBox()
-        self.kind_combo.setObjectName("runsDifferenceKindCombo")
-        self.kind_combo.setToolTip("Which recorded distribution to subtract")
-        for kind in KINDS:
-            self.kind_combo.addItem(KIND_LABELS[kind], kind)
-        self.kind_combo.setCurrentIndex(KINDS.index(SATURATION_KIND))
+        self.kind_combo = kind_combo("runsDifferenceKindCombo", "Which recorded distribution to subtract")
         self.layer_combo = QComboBox()
         self.layer_combo.setObjectName("runsDifferenceLayerCombo")
         self.layer_combo.setToolTip("Which layer (by position from the input; both runs must have it)")
@@ -403,16 +413,8 @@ class DistributionDifferencePlot(PlotPanel):
         for combo in (self.run_a, self.run_b, self.kind_combo, self.layer_combo):
             combo.currentIndexChanged.connect(lambda _: self._redraw())
         self.plot = self.add_plot()
-        self.plot.setLabel("bottom", "optimizer step")
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.plot.addItem(self.image)
-        colour_map = pg.colormap.get("CET-D1")
-        self.image.setColorMap(colour_map)
-        self.bar = pg.ColorBarItem(values=(-1.0, 1.0), colorMap=colour_map, interactive=False, width=12,
-                                   label="A − B")
-        self.bar.setImageItem(self.image, insert_in=self.plot)
-        self.note = pg.TextItem("", anchor=(0.5, 0.5))
-        self.plot.addItem(self.note, ignoreBounds=True)
+        self.image, self.bar, self.note = add_step_image(self.plot, pg.colormap.get(DIFFERENCE_MAP), (-1.0, 1.0),
+                                                         "A − B")
         self.data = np.zeros((0, 0), dtype=np.float32)      # (columns, steps): what the image shows
         self.shown_steps = np.zeros(0, dtype=np.int64)
         self.message = ""                                   # why nothing is shown, or ""

@@ -63,6 +63,25 @@ def column_ticks(kind: str) -> list[tuple[float, str]]:
     return ticks
 
 
+#: The diverging colour map of a difference of histograms (blue: less mass, red: more).
+DIFFERENCE_MAP = "CET-D1"
+
+
+def add_step_image(plot: pg.PlotItem, colour_map: Any, levels: tuple[float, float],
+                   label: str) -> tuple[pg.ImageItem, pg.ColorBarItem, pg.TextItem]:
+    """Put a step × bin image in ``plot`` with its colour bar, and a note (hidden text) for
+    when there is nothing to show; the x axis is the optimizer step."""
+    plot.setLabel("bottom", "optimizer step")
+    image = pg.ImageItem(axisOrder="row-major")
+    plot.addItem(image)
+    image.setColorMap(colour_map)
+    bar = pg.ColorBarItem(values=levels, colorMap=colour_map, interactive=False, width=12, label=label)
+    bar.setImageItem(image, insert_in=plot)
+    note = pg.TextItem("", anchor=(0.5, 0.5))
+    plot.addItem(note, ignoreBounds=True)
+    return image, bar, note
+
+
 def step_image_rect(steps: np.ndarray, n_columns: int) -> QRectF:
     """Where a (columns × steps) image of a table goes: each recorded step a column of the image
     from its step to the next one's (the last one as wide as the one before), each column of the
@@ -153,17 +172,9 @@ class DistributionPanel(PlotPanel):
         self.graphics.setToolTip(HOW_TO_READ)
         self._fit_help()
         self.plot = self.add_plot()
-        self.plot.setLabel("bottom", "optimizer step")
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.plot.addItem(self.image)
         self.colour_map = pg.colormap.get("viridis")
-        self.difference_map = pg.colormap.get("CET-D1")
-        self.image.setColorMap(self.colour_map)
-        self.bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=self.colour_map, interactive=False, width=12,
-                                   label="share")
-        self.bar.setImageItem(self.image, insert_in=self.plot)
-        self.note = pg.TextItem("", anchor=(0.5, 0.5))
-        self.plot.addItem(self.note, ignoreBounds=True)
+        self.difference_map = pg.colormap.get(DIFFERENCE_MAP)
+        self.image, self.bar, self.note = add_step_image(self.plot, self.colour_map, (0.0, 1.0), "share")
         self.data = np.zeros((0, 0), dtype=np.float32)      # (columns, rows): what the image shows
         self.shown_steps = np.zeros(0, dtype=np.int64)
         self._layer_names: list[str] = []
