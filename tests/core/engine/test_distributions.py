@@ -347,7 +347,7 @@ def test_the_median_magnitude_and_zero_share_match_numpy_within_a_bin(kind: str)
 @pytest.mark.parametrize("kind", KINDS)
 def test_the_median_is_interpolated_inside_its_bin(kind: str) -> None:
     """Values spread evenly (in log10 |x| for the log kinds, in x for the others): the interpolation
-    is exact up to the spacing, where the bin's midpoint or edge would be off by a third of a bin
+    is exact up to the spacing, where the bin's midpoint or edge would be off by 0.3 of a bin
     or more."""
     if kind in dist.LOG_KINDS:
         x = 10 ** np.linspace(-3.1, -1.0, 20_001)           # median 10^−2.05, in the bin [−2.25, −2)
