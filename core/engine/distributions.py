@@ -38,7 +38,7 @@ a long run keeps an evenly spaced record of its whole length.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -317,3 +317,139 @@ def check_distributions(history: Mapping[str, np.ndarray], n_layers: int, where:
         if edges.shape != kind_edges(kind).shape or not np.allclose(edges, kind_edges(kind)):
             raise ValueError(f"{where}[{edges_key(kind)}] must be the {kind_columns(kind) - EXTRA_COLUMNS + 1} "
                              f"fixed bin edges of {kind}, got {edges.dtype} {edges.shape}")
+
+
+# ----------------------------------------------------------------------------- summaries of a row
+#
+# A histogram image shows one layer of one run; to overlay runs (or layers) each row is reduced
+# to a few numbers per layer, each worked out from the row's columns alone, so a saved table is
+# enough and two runs' summaries are comparable because their edges are the same.
+
+#: The per-layer summaries of a row (``summarise``), in the order the Runs dock offers them.
+SUMMARIES = ("zero_fraction", "saturated_fraction", "median_magnitude")
+#: The kind the saturated fraction is defined for (the activations, binned by value).
+SATURATION_KIND = "activations"
+
+
+def zero_fraction(table: np.ndarray) -> np.ndarray:
+    """The share of exact zeros, the '= 0' column: P(x = 0), per row and layer (rows, layers).
+    For the activations of a ReLU layer, its dead share (dying ReLU); for gradients, the share of
+    weights that received no signal."""
+    return np.asarray(table, dtype=np.float64)[..., 0]
+
+
+def _value_edge_index(edges: np.ndarray, value: float) -> int:
+    """The index of ``value`` among a value kind's edges (it must be one of them)."""
+    k = int(np.argmin(np.abs(edges - value)))
+    if not np.isclose(edges[k], value, rtol=0.0, atol=1e-9):
+        raise ValueError(f"{value} is not a bin edge of the activations ({edges[0]:g} to {edges[-1]:g})")
+    return k
+
+
+def _share_below(table: np.ndarray, edges: np.ndarray, threshold: float) -> np.ndarray:
+    """P(x < threshold) of a value kind's rows, exactly, for a threshold on a bin edge: the
+    'below' column, the bins under it, and the exact zeros when 0 < threshold."""
+    k = _value_edge_index(edges, threshold)
+    share = table[..., 1] + table[..., LEADING_COLUMNS:LEADING_COLUMNS + k].sum(axis=-1)
+    return share + table[..., 0] if threshold > 0 else share
+
+
+def _share_at_or_above(table: np.ndarray, edges: np.ndarray, threshold: float) -> np.ndarray:
+    """P(x ≥ threshold) of a value kind's rows, exactly, for a threshold on a bin edge."""
+    k = _value_edge_index(edges, threshold)
+    share = table[..., LEADING_COLUMNS + k:].sum(axis=-1)       # the bins from the edge on and 'above'
+    return share + table[..., 0] if threshold <= 0 else share
+
+
+def saturated_fraction(table: np.ndarray, saturation_ranges: Sequence[tuple[float, float] | None]) -> np.ndarray:
+    """The share of a layer's activations in the bins touching its activation's asymptotes, per
+    row and layer (rows, layers): for an activation saturating at (lo, hi) (tanh: (−1, 1),
+    logistic: (0, 1); ``saturation_ranges[j]`` for layer j),
+
+        saturated = P(a < lo + w) + P(a ≥ hi − w),   w = the activations' bin width (0.125),
+
+    i.e. the outermost bin inside each asymptote and anything beyond it (a float32 tanh can round
+    to exactly ±1; a logistic output that underflows to exactly 0 is in the '= 0' column, counted
+    as at 0). lo + w and hi − w are bin edges, so the share is exact, not interpolated: tanh
+    counts |a| ≥ 0.875 (tanh′ = 1 − a² ≤ 0.23), the logistic a < 0.125 or a ≥ 0.875
+    (σ′ = a(1 − a) ≤ 0.11). NaN for a layer whose activation does not saturate (``None``: the
+    ReLU family, and the output layer, whose "activations" are the loss's predictions)."""
+    t = np.asarray(table, dtype=np.float64)
+    edges = kind_edges(SATURATION_KIND)
+    if t.ndim != 3 or t.shape[2] != kind_columns(SATURATION_KIND) or t.shape[1] != len(saturation_ranges):
+        raise ValueError(f"saturated_fraction: needs an activations table of shape (rows, {len(saturation_ranges)}, "
+                         f"{kind_columns(SATURATION_KIND)}), got {t.shape}")
+    width = float(edges[1] - edges[0])
+    out = np.full(t.shape[:2], np.nan)
+    for j, asymptotes in enumerate(saturation_ranges):
+        if asymptotes is not None:
+            lo, hi = asymptotes
+            out[:, j] = _share_below(t[:, j], edges, lo + width) + _share_at_or_above(t[:, j], edges, hi - width)
+    return out
+
+
+def _magnitude_columns(kind: str, table: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
+    """A kind's rows as a histogram of |x| in increasing order: (shares (…, m), edges (m − 1),
+    log). Columns: [zeros, bin 0 … bin K−1, beyond], edges e_0 … e_K of the bins (log10 for the
+    log kinds). For the log kinds the 'below' column (0 < |x| < 10^e_0) comes second with the
+    lower edge −∞. The value kinds fold each bin [kw, (k+1)w) with its mirror [−(k+1)w, −kw),
+    while both sides are binned (up to min(−low, high)); the rest is 'beyond'."""
+    t = np.asarray(table, dtype=np.float64)
+    bins = t[..., LEADING_COLUMNS:-1]
+    edges = kind_edges(kind)
+    if kind in LOG_KINDS:
+        shares = np.concatenate([t[..., :2], bins, t[..., -1:]], axis=-1)
+        return shares, np.concatenate([[-np.inf], edges]), True
+    width = float(edges[1] - edges[0])
+    zero = _value_edge_index(edges, 0.0)
+    folded = int(round(min(-edges[0], edges[-1]) / width))
+    magnitude_bins = bins[..., zero:zero + folded] + bins[..., zero - 1::-1][..., :folded]
+    beyond = np.clip(t.sum(axis=-1) - t[..., 0] - magnitude_bins.sum(axis=-1), 0.0, None)
+    shares = np.concatenate([t[..., :1], magnitude_bins, beyond[..., None]], axis=-1)
+    return shares, np.arange(folded + 1) * width, False
+
+
+def median_magnitude(kind: str, table: np.ndarray) -> np.ndarray:
+    """The median of |x| per row and layer (rows, layers), interpolated within the bin holding the
+    50 % quantile. With F_i the share of |x| below bin i, p_i the bin's share, and q half the row's
+    total (1, or less when a diverged step had NaN values):
+
+        log kinds (weights, gradients):  m = 10^(e_i + (e_(i+1) − e_i)·(q − F_i)/p_i)
+        value kinds (|z|, |a|):          m = e_i + (e_(i+1) − e_i)·(q − F_i)/p_i
+
+    (``_magnitude_columns`` gives the magnitude bins). The true median lies in the same bin, so the
+    error is at most one bin: a quarter decade for the log kinds, 0.25 (pre-activations) or 0.125
+    (activations) for the value kinds. When the quantile falls in the exact zeros, m = 0; outside
+    the binned range m is clamped to the range's end: 10^−10 (an upper bound) for magnitudes
+    below it, 10² (log kinds), 8 (pre-activations) or 2 (activations) as lower bounds above it.
+    NaN for a layer whose row is all NaN (nothing binned)."""
+    shares, edges, log = _magnitude_columns(kind, table)
+    cumulative = np.cumsum(shares, axis=-1)
+    half = 0.5 * cumulative[..., -1:]
+    column = np.argmax(cumulative >= half, axis=-1)[..., None]
+    before = np.take_along_axis(cumulative - shares, column, axis=-1)
+    share = np.take_along_axis(shares, column, axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        within = np.clip((half - before) / share, 0.0, 1.0)
+    column, within = column[..., 0], within[..., 0]
+    n_bins = len(edges) - 1
+    bin_index = np.clip(column - 1, 0, n_bins - 1)
+    low, high = edges[bin_index], edges[bin_index + 1]
+    with np.errstate(invalid="ignore"):
+        position = np.where(np.isfinite(low), low + (high - low) * within, high)   # 'below': its upper end
+    position = np.where(column == len(edges), edges[-1], position)                  # 'beyond': the range's end
+    value = 10.0 ** position if log else position
+    value = np.where(column == 0, 0.0, value)
+    return np.where(half[..., 0] > 0, value, np.nan)
+
+
+def summarise(kind: str, table: np.ndarray,
+              saturation_ranges: Sequence[tuple[float, float] | None] | None = None) -> dict[str, np.ndarray]:
+    """The summaries of a kind's table, each (rows, layers) float64: ``zero_fraction`` and
+    ``median_magnitude`` for every kind, ``saturated_fraction`` for the activations when
+    ``saturation_ranges`` (one per layer) is given."""
+    out = {"zero_fraction": zero_fraction(table)}
+    if kind == SATURATION_KIND and saturation_ranges is not None:
+        out["saturated_fraction"] = saturated_fraction(table, saturation_ranges)
+    out["median_magnitude"] = median_magnitude(kind, table)
+    return out

@@ -12,6 +12,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QMessageBox
 
+from core.engine import distributions as dist
 from core.sessions.format import load_session
 from core.sessions.trainer_io import save_trainer
 from core.spec import parse_experiment
@@ -73,8 +74,10 @@ def test_open_two_sessions_overlays_their_histories(make_window: Any, qtbot: Any
     for plot in panel.plots:
         if plot is panel.instrument_plot:
             assert plot.curves == {}         # the sharpness (drawn first) was off in both runs
+        elif plot is panel.difference_plot:  # an image: both runs recorded distributions (on by default)
+            assert plot.message == "" and plot.data.size > 0
         else:
-            assert len(plot.curves) == (2 if plot is panel.grad_plot else 4)
+            assert len(plot.curves) == (2 if plot in (panel.grad_plot, panel.distribution_plot) else 4)
     # the output layer, and hidden layer 3 which only the deeper run has
     panel.grad_plot.layer_combo.setCurrentIndex(2)
     assert sorted(k[1] for k in panel.grad_plot.curves) == ["grad_norm[output]"] * 2
@@ -180,3 +183,102 @@ def test_the_runs_dock_overlays_two_sessions_sharpness_and_instruments(make_wind
     plot.what_combo.setCurrentIndex(4)
     np.testing.assert_allclose(10 ** plot.curves[(paths[0], "effective_learning_rate[output]")].yData, 0.02,
                                rtol=1e-5)                                         # SGD: η itself
+
+
+def make_distribution_session(path: Path, activation: str, every: int, seed: int, enabled: bool = True) -> Path:
+    spec = tiny_experiment(epochs=2, layers=2, units=8, activation=activation).to_dict()
+    spec["seed"] = seed
+    spec["optimizer"] = {"name": "sgd", "learning_rate": 0.05}
+    spec["training"]["instruments"] = {"distributions": {"enabled": enabled, "every": every}}
+    trainer = Trainer(parse_experiment(spec))
+    trainer.fit()
+    save_trainer(path, trainer)
+    return path.resolve()
+
+
+def test_the_runs_dock_overlays_distribution_summaries_and_subtracts_two_runs_histograms(
+        make_window: Any, qtbot: Any, tmp_path: Path) -> None:
+    paths = [make_distribution_session(tmp_path / "tanh.gwb", "tanh", every=2, seed=3),
+             make_distribution_session(tmp_path / "relu.gwb", "relu", every=3, seed=4)]
+    histories = [load_session(p).history for p in paths]
+    window = make_window()
+    panel = runs_of(window)
+    for p in paths:
+        panel.add_session(p)                    # listed in this order: run 0 is the tanh run, run 1 the ReLU one
+    with qtbot.waitSignal(panel.refreshed, timeout=10_000):
+        panel.set_checked(paths, exclusive=True)
+    assert panel.data.paths == paths
+    plot = panel.distribution_plot
+    # the default: each run's share of exact zeros in its first hidden layer's activations
+    assert sorted(k[1] for k in plot.curves) == ["activations_zero_fraction[0]"] * 2
+    for p, h in zip(paths, histories, strict=True):
+        curve = plot.curves[(p, "activations_zero_fraction[0]")]
+        np.testing.assert_array_equal(curve.xData, h["distribution_step"])
+        np.testing.assert_allclose(curve.yData, dist.zero_fraction(h["distribution_activations"])[:, 0], atol=1e-7)
+    relu_zeros = plot.curves[(paths[1], "activations_zero_fraction[0]")].yData
+    assert relu_zeros.min() > 0.1                                  # ReLU outputs exact zeros, tanh none
+    assert plot.curves[(paths[0], "activations_zero_fraction[0]")].yData.max() == 0
+    # the saturated share: the tanh run only (ReLU does not saturate)
+    plot.summary_combo.setCurrentIndex(1)
+    assert list(plot.curves) == [(paths[0], "activations_saturated_fraction[0]")]
+    tanh = histories[0]["distribution_activations"]
+    expected = dist.saturated_fraction(tanh, [(-1.0, 1.0), (-1.0, 1.0), None])[:, 0]
+    np.testing.assert_allclose(plot.curves[(paths[0], "activations_saturated_fraction[0]")].yData, expected,
+                               atol=1e-7)
+    # the median gradient magnitude of the output layer, log y, and its CSV in the gradients' own units
+    plot.summary_combo.setCurrentIndex(2)
+    plot.kind_combo.setCurrentIndex(dist.KINDS.index("gradients"))
+    plot.layer_combo.setCurrentIndex(2)
+    assert plot.plot.getAxis("left").logMode
+    for p, h in zip(paths, histories, strict=True):
+        want = dist.median_magnitude("gradients", h["distribution_gradients"])[:, -1]
+        np.testing.assert_allclose(10 ** plot.curves[(p, "gradients_median_magnitude[output]")].yData, want,
+                                   rtol=1e-6)
+    header, columns = plot.csv_data()
+    i = header.index("relu.gwb: gradients_median_magnitude[output]")
+    assert header[i - 1] == "relu.gwb: optimizer step"
+    np.testing.assert_allclose(columns[i], dist.median_magnitude("gradients", histories[1]["distribution_gradients"])
+                               [:, -1], rtol=1e-6)
+    # a summary defined for the activations only: no curve, and the caption says why
+    plot.summary_combo.setCurrentIndex(1)
+    assert plot.curves == {} and "defined for the activations" in plot.caption.full_text()
+
+    # run A − run B: the tanh run's activations of hidden layer 1 minus the ReLU run's, at their common steps
+    diff = panel.difference_plot
+    assert (diff.run_a.currentIndex(), diff.run_b.currentIndex()) == (0, 1) and diff.message == ""
+    common = sorted(set(histories[0]["distribution_step"]) & set(histories[1]["distribution_step"]))
+    assert common == [1, 7]                          # every 2 steps (1, 3, 5, …) against every 3 (1, 4, 7, …)
+    np.testing.assert_array_equal(diff.shown_steps, common)
+    rows = [[list(h["distribution_step"]).index(s) for s in common] for h in histories]
+    want = (histories[0]["distribution_activations"][rows[0], 0].astype(np.float64)
+            - histories[1]["distribution_activations"][rows[1], 0])
+    np.testing.assert_allclose(diff.data, want.T, atol=1e-6)
+    assert diff.data.shape == (dist.kind_columns("activations"), 2)
+    assert diff.data[0].max() < -0.1                  # the ReLU run's zeros: more mass in B
+    header, columns = diff.csv_data()
+    assert header[:3] == ["step", "activations[= 0]", "activations[< -2]"]
+    np.testing.assert_array_equal(columns[0], common)
+    np.testing.assert_allclose(columns[1], want[:, 0], atol=1e-6)
+    # the weights of the output layer, B − A
+    diff.kind_combo.setCurrentIndex(0)
+    diff.layer_combo.setCurrentIndex(diff.layer_combo.count() - 1)
+    diff.run_a.setCurrentIndex(1)
+    diff.run_b.setCurrentIndex(0)
+    np.testing.assert_allclose(diff.data.T, histories[1]["distribution_weights"][rows[1], 2].astype(np.float64)
+                               - histories[0]["distribution_weights"][rows[0], 2], atol=1e-6)
+    diff.run_b.setCurrentIndex(1)
+    assert diff.message == "Choose two different runs" and diff.data.size == 0
+    assert diff.csv_data()[1][0].size == 0
+
+    # a run without distributions: refused with the reason, and the overlay skips it
+    off = make_distribution_session(tmp_path / "off.gwb", "relu", every=2, seed=5, enabled=False)
+    panel.add_session(off)
+    with qtbot.waitSignal(panel.refreshed, timeout=10_000):
+        panel.set_checked([paths[0], off], exclusive=True)
+    diff.run_a.setCurrentIndex(0)
+    diff.run_b.setCurrentIndex(1)
+    assert "has no distributions over time" in diff.message and "off.gwb" in diff.message
+    assert diff.note.isVisible() and diff.data.size == 0
+    plot.summary_combo.setCurrentIndex(0)
+    plot.kind_combo.setCurrentIndex(dist.KINDS.index("activations"))
+    assert [k[0] for k in plot.curves] == [paths[0]]

@@ -16,8 +16,9 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from core.engine.distributions import STEP_KEY
 from core.engine.instruments import LAYER_INSTRUMENTS
-from core.sessions.compare import INSTRUMENT_STEP_QUANTITIES, Comparison, compare_sessions
+from core.sessions.compare import INDEX_LABELS, INSTRUMENT_STEP_QUANTITIES, Comparison, compare_sessions
 from core.sessions.format import Session, SessionError, load_session
 
 from ..concurrent import JobRunner
@@ -29,11 +30,15 @@ EPOCH_QUANTITIES = ("loss", "val_loss", "accuracy", "val_accuracy")
 class RunsData:
     """What the plots need, computed on the worker. ``present[axis][:, j]`` is True where run
     ``j`` has a record at that index (a NaN it recorded stays a gap; a row it never recorded is
-    skipped, so runs logged at different steps still draw as lines)."""
+    skipped, so runs logged at different steps still draw as lines). ``distribution`` holds the
+    distribution summaries by distribution step (None when no run recorded distributions), and
+    ``sessions`` the sessions read (without weights), for the run-vs-run histogram difference."""
 
     paths: list[Path]
     epoch: Comparison | None = None
     step: Comparison | None = None
+    distribution: Comparison | None = None
+    sessions: list[Session] = field(default_factory=list)
     present: dict[str, np.ndarray] = field(default_factory=dict)
     n_hidden: list[int] = field(default_factory=list)
     layer_names: list[list[str]] = field(default_factory=list)
@@ -98,10 +103,13 @@ def build_runs_data(paths: list[Path], cache: dict[Path, tuple[float, Session]] 
     columns = _grad_columns(sessions) + _instrument_columns(sessions)
     if columns:
         data.step = compare_sessions(sessions, by="step", quantities=columns)
-    for axis, cmp in (("epoch", data.epoch), ("step", data.step)):
+    if any(len(s.history.get(STEP_KEY, ())) for s in sessions):
+        data.distribution = compare_sessions(sessions, by="distribution")
+    data.sessions = sessions
+    for axis, cmp in (("epoch", data.epoch), ("step", data.step), ("distribution", data.distribution)):
         if cmp is None:
             continue
-        own = [np.asarray(s.history.get(axis, np.zeros(0)), dtype=np.int64) for s in sessions]
+        own = [np.asarray(s.history.get(INDEX_LABELS[axis], np.zeros(0)), dtype=np.int64) for s in sessions]
         data.present[axis] = np.column_stack([np.isin(cmp.index, o) for o in own])
     return data
 

@@ -1,7 +1,9 @@
 """The Runs panel (issue 4): the sessions opened or trained in this window, with checkboxes, and
 comparison plots that overlay the ticked ones — loss and accuracy per epoch (train solid,
-validation dashed), the gradient norm of a chosen layer per step, and an instrument's series per
-step (sharpness against its stability threshold, noise scale, a layer's SNR or effective rate).
+validation dashed), the gradient norm of a chosen layer per step, an instrument's series per
+step (sharpness against its stability threshold, noise scale, a layer's SNR or effective rate), a
+summary of a layer's distributions over time per recorded step (the share of exact zeros, the
+saturated share, the median magnitude), and one run's histograms of a layer minus another's.
 
 The histories are read and aligned on a worker thread (``RunsLoader`` → ``core.sessions.compare``); the
 plots reuse the monitor's ``PlotPanel`` (palette-aware, Freeze / Fit / PNG / CSV), with pen
@@ -10,6 +12,7 @@ width 1, pyqtgraph's peak downsampling and clip-to-view, and NaN drawn as a gap.
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,10 +37,21 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.engine.distributions import KINDS, SATURATION_KIND, kind_columns
+from core.sessions.compare import distribution_column, distribution_difference
 from core.sessions.format import SessionError, peek_session
 
 from ..monitor.buffers import safe_log10
 from ..monitor.plots.base import PlotPanel
+from ..monitor.plots.distributions import (
+    DIFFERENCE_MAP,
+    KIND_LABELS,
+    add_step_image,
+    column_ticks,
+    histogram_csv,
+    occupied_rows,
+    step_image_rect,
+)
 from .loader import RunsData, RunsLoader
 
 #: One colour per run (categorical, readable on light and dark backgrounds).
@@ -62,6 +76,32 @@ def _pen(colour: QColor, dashed: bool = False) -> Any:
     pen = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
     pen.setCosmetic(True)
     return pen
+
+
+def choice_row(widgets: Sequence[QWidget]) -> QWidget:
+    """A row of combo boxes (and labels) under a plot's tool row; the boxes share the width and
+    shrink to a few characters, so the pane is no wider than the dock's other plots."""
+    row = QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    for w in widgets:
+        if isinstance(w, QComboBox):
+            w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            w.setMinimumContentsLength(4)
+        row.addWidget(w, 1 if isinstance(w, QComboBox) else 0)
+    widget = QWidget()
+    widget.setLayout(row)
+    return widget
+
+
+def kind_combo(name: str, tip: str) -> QComboBox:
+    """A choice of distribution kind (its data the kind's name), the activations first chosen."""
+    combo = QComboBox()
+    combo.setObjectName(name)
+    combo.setToolTip(tip)
+    for kind in KINDS:
+        combo.addItem(KIND_LABELS[kind], kind)
+    combo.setCurrentIndex(KINDS.index(SATURATION_KIND))
+    return combo
 
 
 class ComparisonPlot(PlotPanel):
@@ -104,6 +144,24 @@ class ComparisonPlot(PlotPanel):
             header += [f"{path.name}: {self.x_label}", f"{path.name}: {what}"]
             columns += [np.asarray(x if x is not None else []), np.asarray(y if y is not None else [])]
         return header, columns
+
+    def overlay(self, data: RunsData | None, axis: str, labels: Sequence[str],
+                series: Any, log: bool = True) -> None:
+        """One curve per run and per (column, dashed) of ``series(j)`` that the run recorded, at the
+        indices of ``axis`` where it did and the value is finite; log10 of the values with ``log``."""
+        cmp = getattr(data, axis) if data is not None else None
+        if cmp is None:
+            return
+        for j, path in enumerate(data.paths):
+            for what, dashed in series(j):
+                if what is None or what not in cmp.values:
+                    continue
+                values = cmp.values[what][:, j]
+                rows = data.present[axis][:, j] & np.isfinite(values)
+                if rows.any():
+                    y = safe_log10(values[rows]) if log else values[rows]
+                    self.add_curve(path, what, cmp.index[rows].astype(np.float64), y, run_colour(j), dashed,
+                                   None if dashed else labels[j])
 
     def finish(self) -> None:
         self.apply_palette()
@@ -257,20 +315,193 @@ class InstrumentPlot(GradNormPlot):
         self.clear_curves()
         data = self._data
         self.layer_combo.setEnabled(self.choice()[2])
-        if data is not None and data.step is not None:
-            cmp = data.step
-            _, companion, _ = self.choice()
-            for j, path in enumerate(data.paths):
-                column = self.column_for(j, data.n_hidden[j])
-                for what, dashed in ((column, False), (companion, True)):
-                    if what is None or what not in cmp.values:
-                        continue
-                    values = cmp.values[what][:, j]
-                    rows = data.present["step"][:, j] & np.isfinite(values)
-                    if rows.any():
-                        self.add_curve(path, what, cmp.index[rows].astype(np.float64), safe_log10(values[rows]),
-                                       run_colour(j), dashed, None if dashed else self._labels[j])
+        _, companion, _ = self.choice()
+        self.overlay(data, "step", self._labels,
+                     lambda j: ((self.column_for(j, data.n_hidden[j]), False), (companion, True)))
         self.finish()
+
+
+#: The distribution summaries the Runs dock overlays: (label, ``core.engine.distributions`` summary, log y).
+SUMMARY_CHOICES = (
+    ("share of exact zeros (= 0)", "zero_fraction", False),
+    ("saturated share (tanh / logistic activations)", "saturated_fraction", False),
+    ("median magnitude |x|", "median_magnitude", True),
+)
+
+
+class DistributionSummaryPlot(GradNormPlot):
+    """A summary of one layer's distribution of a kind (weights, gradients, pre-activations,
+    activations) at every step the distributions were recorded, one curve per run: the share of
+    exact zeros (dying ReLU), the saturated share (activations at a tanh or logistic asymptote)
+    or the median magnitude (log y), from ``core.sessions.compare`` (``by="distribution"``)."""
+
+    title = "Distributions per recorded step"
+    y_label = "share of values"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.layer_combo.setObjectName("runsDistributionLayerCombo")
+        self.layer_combo.setToolTip("Which layer's distribution to summarise (matched by position from the input)")
+        self.kind_combo = kind_combo("runsDistributionKindCombo",
+                                     "Which recorded distribution: weights, gradients, pre-activations or activations")
+        self.summary_combo = QComboBox()
+        self.summary_combo.setObjectName("runsDistributionSummaryCombo")
+        self.summary_combo.setToolTip("What to draw of each recorded histogram (training.instruments.distributions "
+                                      "must have been on in the runs)")
+        self.summary_combo.addItems([label for label, *_ in SUMMARY_CHOICES])
+        # The choices get a row of their own under the tool row, so the pane stays as narrow as the others.
+        self._tools.removeWidget(self.layer_combo)
+        choices_widget = choice_row([self.summary_combo, self.kind_combo, self.layer_combo])
+        self.layout().insertWidget(1, choices_widget)
+        for combo in (self.summary_combo, self.kind_combo):
+            combo.currentIndexChanged.connect(lambda _: self._redraw())
+
+    @property
+    def kind(self) -> str:
+        return str(self.kind_combo.currentData())
+
+    def choice(self) -> tuple[str, bool]:
+        _, summary, log = SUMMARY_CHOICES[self.summary_combo.currentIndex()]
+        return summary, log
+
+    def column_for(self, run: int, n_hidden: int) -> str | None:
+        layer = super().column_for(run, n_hidden)
+        summary, _ = self.choice()
+        return None if layer is None else distribution_column(self.kind, summary) + layer[len("grad_norm"):]
+
+    def _redraw(self) -> None:
+        self.clear_curves()
+        data = self._data
+        summary, log = self.choice()
+        self.plot.getAxis("left").setLogMode(False, log)
+        self.plot.setLabel("left", "median |x|" if log else self.y_label)
+        if summary == "saturated_fraction" and self.kind != SATURATION_KIND:
+            self.caption.setText(f"{self.title}: the saturated share is defined for the activations")
+        elif data is not None and data.distribution is None and data.paths:
+            self.caption.setText(f"{self.title}: none of these runs recorded distributions")
+        else:
+            self.caption.setText(self.title)
+        self.overlay(data, "distribution", self._labels,
+                     lambda j: ((self.column_for(j, data.n_hidden[j]), False),), log=log)
+        self.finish()
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        return super().csv_data() if self.choice()[1] else ComparisonPlot.csv_data(self)
+
+
+class DistributionDifferencePlot(PlotPanel):
+    """Run A's histograms of one layer minus run B's, at the steps both recorded, as a step × bin
+    image (``core.sessions.compare.distribution_difference``): red where A has more of the layer's
+    values. Refused, with the reason in the plot, when a run has no distributions, the two runs'
+    edges differ or they share no step."""
+
+    title = "Histogram difference between two runs"
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(_Stamp(), parent)  # type: ignore[arg-type]
+        self.run_a, self.run_b = QComboBox(), QComboBox()
+        self.run_a.setObjectName("runsDifferenceRunA")
+        self.run_b.setObjectName("runsDifferenceRunB")
+        self.run_a.setToolTip("Run A: the image shows A minus B")
+        self.run_b.setToolTip("Run B: subtracted from run A")
+        self.kind_combo = kind_combo("runsDifferenceKindCombo", "Which recorded distribution to subtract")
+        self.layer_combo = QComboBox()
+        self.layer_combo.setObjectName("runsDifferenceLayerCombo")
+        self.layer_combo.setToolTip("Which layer (by position from the input; both runs must have it)")
+        self.layout().insertWidget(1, choice_row([self.run_a, QLabel("−"), self.run_b]))
+        self.layout().insertWidget(2, choice_row([self.kind_combo, self.layer_combo]))
+        for combo in (self.run_a, self.run_b, self.kind_combo, self.layer_combo):
+            combo.currentIndexChanged.connect(lambda _: self._redraw())
+        self.plot = self.add_plot()
+        self.image, self.bar, self.note = add_step_image(self.plot, pg.colormap.get(DIFFERENCE_MAP), (-1.0, 1.0),
+                                                         "A − B")
+        self.data = np.zeros((0, 0), dtype=np.float32)      # (columns, steps): what the image shows
+        self.shown_steps = np.zeros(0, dtype=np.int64)
+        self.message = ""                                   # why nothing is shown, or ""
+        self._data: RunsData | None = None
+        self._labels: list[str] = []
+
+    def draw(self) -> None:  # drawn by ``show_data``
+        pass
+
+    @property
+    def kind(self) -> str:
+        return str(self.kind_combo.currentData())
+
+    def layer(self) -> int | str:
+        i = self.layer_combo.currentIndex()
+        return "output" if i == self.layer_combo.count() - 1 else max(i, 0)
+
+    @staticmethod
+    def _refill(combo: QComboBox, items: list[str], default: int) -> None:
+        keep = combo.currentIndex() if combo.count() == len(items) else default
+        combo.blockSignals(True)
+        combo.clear()
+        combo.addItems(items)
+        combo.setCurrentIndex(min(max(keep, 0), len(items) - 1) if items else -1)
+        combo.blockSignals(False)
+
+    def show_data(self, data: RunsData, labels: Sequence[str]) -> None:
+        self._data, self._labels = data, list(labels)
+        self._refill(self.run_a, self._labels, 0)
+        self._refill(self.run_b, self._labels, 1)
+        deepest = max(data.n_hidden, default=0)
+        self._refill(self.layer_combo, [f"hidden {k + 1}" for k in range(deepest)] + ["output"], 0)
+        for j in range(len(self._labels)):
+            for combo in (self.run_a, self.run_b):
+                combo.setItemData(j, run_colour(j), Qt.ItemDataRole.ForegroundRole)
+        self._redraw()
+
+    def _refuse(self, text: str) -> None:
+        self.message = text
+        self.image.clear()
+        self.data = np.zeros((0, 0), dtype=np.float32)
+        self.shown_steps = np.zeros(0, dtype=np.int64)
+        self.caption.setText(self.title)
+        self.note.setText(textwrap.fill(text, 48))
+        self.note.setColor(self.text_colour)
+        self.note.setVisible(True)
+        self.note.setPos(0.0, 0.0)
+        self.plot.getAxis("left").setTicks(None)
+        self.plot.setRange(xRange=(-1, 1), yRange=(-1, 1), padding=0)
+
+    def _redraw(self) -> None:
+        data = self._data
+        sessions = data.sessions if data is not None else []
+        a, b = self.run_a.currentIndex(), self.run_b.currentIndex()
+        if len(sessions) < 2:
+            self._refuse("Tick two runs with distributions over time to subtract one's histograms from the other's")
+            return
+        if a == b:
+            self._refuse("Choose two different runs")
+            return
+        try:
+            steps, difference = distribution_difference(sessions[a], sessions[b], self.kind, self.layer())
+        except ValueError as exc:
+            self._refuse(str(exc))
+            return
+        self.message = ""
+        self.note.setVisible(False)
+        self.data = np.ascontiguousarray(difference.T, dtype=np.float32)
+        self.shown_steps = steps
+        limit = float(np.max(np.abs(self.data))) or 1.0
+        self.image.setImage(self.data, autoLevels=False, levels=(-limit, limit))
+        self.bar.setLevels((-limit, limit))
+        rect = step_image_rect(steps, kind_columns(self.kind))
+        self.image.setRect(rect)
+        self.plot.getAxis("left").setTicks([column_ticks(self.kind)])
+        low, high = occupied_rows(np.abs(difference))      # the bins where the runs differ
+        self.plot.setRange(xRange=(rect.left(), rect.right()), yRange=(low - 0.5, high + 0.5), padding=0.01)
+        self.caption.setText(f"{KIND_LABELS[self.kind]}, {self.layer_combo.currentText()}: "
+                             f"{self._labels[a]} − {self._labels[b]} (red: more in A)")
+        self.apply_palette()
+
+    def reset_zoom(self) -> None:
+        self._redraw()
+
+    def csv_data(self) -> tuple[list[str], list[Any]]:
+        return histogram_csv(self.kind, self.shown_steps, self.data)
+
 
 
 class RunsPanel(QWidget):
@@ -326,13 +557,18 @@ class RunsPanel(QWidget):
         self.grad_plot.setObjectName("runsGradNormPlot")
         self.instrument_plot = InstrumentPlot()
         self.instrument_plot.setObjectName("runsInstrumentPlot")
-        self.plots: list[ComparisonPlot] = [self.loss_plot, self.accuracy_plot, self.grad_plot, self.instrument_plot]
+        self.distribution_plot = DistributionSummaryPlot()
+        self.distribution_plot.setObjectName("runsDistributionPlot")
+        self.difference_plot = DistributionDifferencePlot()
+        self.difference_plot.setObjectName("runsDifferencePlot")
+        self.plots: list[PlotPanel] = [self.loss_plot, self.accuracy_plot, self.grad_plot, self.instrument_plot,
+                                       self.distribution_plot, self.difference_plot]
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setChildrenCollapsible(False)
         for w in (top, *self.plots):
             splitter.addWidget(w)
-        splitter.setSizes([130, 220, 220, 220, 220])
-        # Four panes' minimum heights add up to ~700 px: in a scroll area the dock can be as short
+        splitter.setSizes([130, 220, 220, 220, 220, 220, 260])
+        # Six panes' minimum heights add up to ~1000 px: in a scroll area the dock can be as short
         # as its neighbours need (a 768-px screen), scrolling instead of pushing the window taller.
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)

@@ -306,3 +306,93 @@ def test_the_loader_checks_every_distribution_array(tmp_path: Path) -> None:
     write_session(path, session_members(t.experiment, arrays, state))
     with pytest.raises(SessionError, match=r"history\.npz\[distribution_weights\] must be floats of shape"):
         load_session(path)
+
+
+# ----------------------------------------------------------------------------- summaries of a row, against numpy
+
+
+def value_bin_width(kind: str) -> float:
+    low, high = dist.PRE_ACTIVATION_RANGE if kind == "pre_activations" else dist.ACTIVATION_RANGE
+    bins = dist.PRE_ACTIVATION_BINS if kind == "pre_activations" else dist.ACTIVATION_BINS
+    return (high - low) / bins
+
+
+def layers_table(kind: str, tensors: list[np.ndarray]) -> np.ndarray:
+    """A one-row table of several layers, as the recorder stores it (float32)."""
+    return np.stack([dist.kind_row(kind, t) for t in tensors])[None].astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_median_magnitude_and_zero_share_match_numpy_within_a_bin(kind: str) -> None:
+    rng = np.random.default_rng(11)
+    scales = [3e-6, 2e-3, 0.05, 0.4, 1.3] if kind in dist.LOG_KINDS else [0.02, 0.3, 0.9, 1.6]
+    tensors = []
+    for i, scale in enumerate(scales):
+        x = (rng.standard_normal(3001 + 500 * i) * scale).astype(np.float32)
+        x[rng.random(x.size) < 0.1 * i] = 0.0              # 0 %, 10 %, 20 %, ... exact zeros
+        tensors.append(x)
+    table = layers_table(kind, tensors)
+    median, zeros = dist.median_magnitude(kind, table)[0], dist.zero_fraction(table)[0]
+    assert median.shape == zeros.shape == (len(scales),)
+    for j, x in enumerate(tensors):
+        true = float(np.median(np.abs(x.astype(np.float64))))
+        assert zeros[j] == pytest.approx(np.mean(x == 0), abs=1e-6)
+        if kind in dist.LOG_KINDS:        # a quarter decade: one log bin
+            bin_width = (dist.LOG_EXPONENTS[1] - dist.LOG_EXPONENTS[0]) / dist.LOG_BINS
+            assert abs(np.log10(median[j]) - np.log10(true)) <= bin_width + 1e-9, (j, median[j], true)
+        else:
+            assert abs(median[j] - true) <= value_bin_width(kind) + 1e-9, (j, median[j], true)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_median_is_interpolated_inside_its_bin(kind: str) -> None:
+    """Values spread evenly (in log10 |x| for the log kinds, in x for the others): the interpolation
+    is exact up to the spacing, where the bin's midpoint or edge would be off by 0.3 of a bin
+    or more."""
+    if kind in dist.LOG_KINDS:
+        x = 10 ** np.linspace(-3.1, -1.0, 20_001)           # median 10^−2.05, in the bin [−2.25, −2)
+        true = np.median(x)
+        got = dist.median_magnitude(kind, layers_table(kind, [x.astype(np.float32)]))[0, 0]
+        assert abs(np.log10(got) - np.log10(true)) < 0.005
+    else:
+        x = np.linspace(-1.3, 1.3, 10_001)                   # median |x| 0.65, in the bin [0.625, 0.75)
+        true = np.median(np.abs(x))
+        got = dist.median_magnitude(kind, layers_table(kind, [x.astype(np.float32)]))[0, 0]
+        assert abs(got - true) < 0.005
+
+
+def test_the_median_magnitude_at_the_ends_of_the_range() -> None:
+    mostly_zero = np.zeros(100, dtype=np.float32)
+    mostly_zero[:40] = 1.0
+    tiny = np.full(100, 1e-13, dtype=np.float32)
+    huge = np.full(100, 5e3, dtype=np.float32)
+    median = dist.median_magnitude("gradients", layers_table("gradients", [mostly_zero, tiny, huge]))[0]
+    assert median[0] == 0.0                                      # more than half exactly 0
+    assert median[1] == pytest.approx(10 ** dist.LOG_EXPONENTS[0])  # below the range: its upper end (a bound)
+    assert median[2] == pytest.approx(10 ** dist.LOG_EXPONENTS[1])  # above: the range's end (a bound)
+    wide = np.concatenate([np.full(60, -7.0), np.full(40, 0.5)]).astype(np.float32)
+    assert dist.median_magnitude("activations", layers_table("activations", [wide]))[0, 0] == pytest.approx(2.0)
+    # nothing binned (every value NaN): no median
+    assert np.isnan(dist.median_magnitude("weights", np.zeros((1, 1, kind_columns("weights")))))[0, 0]
+
+
+def test_the_saturated_share_is_the_share_in_the_bins_at_the_asymptotes() -> None:
+    rng = np.random.default_rng(12)
+    z = rng.standard_normal(5000) * 2.5
+    tanh = np.tanh(z).astype(np.float32)
+    logistic = (1 / (1 + np.exp(-z))).astype(np.float32)
+    relu = np.maximum(z, 0).astype(np.float32)
+    table = layers_table("activations", [tanh, logistic, relu])
+    saturated = dist.saturated_fraction(table, [(-1.0, 1.0), (0.0, 1.0), None])[0]
+    w = value_bin_width("activations")
+    a = tanh.astype(np.float64)
+    assert saturated[0] == pytest.approx(np.mean(np.abs(a) >= 1 - w), abs=1e-6)
+    s = logistic.astype(np.float64)
+    assert saturated[1] == pytest.approx(np.mean((s < w) | (s >= 1 - w)), abs=1e-6)
+    assert 0.2 < saturated[0] < 0.9 and 0.2 < saturated[1] < 0.9       # the test means something
+    assert np.isnan(saturated[2])                                       # ReLU does not saturate
+    summary = dist.summarise("activations", table, [(-1.0, 1.0), (0.0, 1.0), None])
+    assert list(summary) == ["zero_fraction", "saturated_fraction", "median_magnitude"]
+    assert list(dist.summarise("gradients", table)) == ["zero_fraction", "median_magnitude"]
+    with pytest.raises(ValueError, match="activations table of shape"):
+        dist.saturated_fraction(table, [None])

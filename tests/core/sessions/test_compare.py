@@ -6,7 +6,8 @@ import io
 import numpy as np
 import pytest
 
-from core.sessions.compare import compare_sessions
+from core.engine import distributions as dist
+from core.sessions.compare import compare_sessions, distribution_difference
 from core.sessions.format import load_session
 from core.sessions.trainer_io import save_trainer
 from core.spec import parse_experiment
@@ -96,3 +97,85 @@ def test_by_step_holds_the_instruments_series(tmp_path):
                                   h["effective_learning_rate"][:, 2])
     assert np.isfinite(table.column("sharpness", 0)[::2]).all()
     assert np.isnan(table.column("sharpness", 1)).all()          # the plain run left sharpness off
+
+
+def distribution_run(tmp_path, name, layers, every, activation="tanh", distributions=True, epochs=3):
+    spec = {"name": name, "seed": 6, "data": {"source": "moons", "params": {"n_samples": 60}},
+            "model": {"layers": [{"units": 6, "activation": activation}] * layers},
+            "optimizer": {"name": "sgd", "learning_rate": 0.1},
+            "training": {"epochs": epochs, "batch_size": 12,
+                         "instruments": {"distributions": {"enabled": distributions, "every": every}}}}
+    trainer = Trainer(parse_experiment(spec))
+    trainer.fit()
+    path = tmp_path / f"{name}.gwb"
+    save_trainer(path, trainer)
+    return path
+
+
+def test_by_distribution_aligns_the_summaries_of_runs_recorded_at_other_steps(tmp_path):
+    paths = [distribution_run(tmp_path, "tanh", 2, every=2), distribution_run(tmp_path, "relu", 1, every=3,
+                                                                              activation="relu"),
+             distribution_run(tmp_path, "off", 1, every=2, distributions=False)]
+    table = compare_sessions(paths, by="distribution")
+    histories = [load_session(p).history for p in paths]
+    assert len(histories[2]["distribution_step"]) == 0                 # recorded nothing
+    steps = sorted(set(histories[0]["distribution_step"]) | set(histories[1]["distribution_step"]))
+    assert table.index.tolist() == steps and len(steps) > 5
+    assert table.quantities[:4] == ["weights_zero_fraction[0]", "weights_zero_fraction[1]",
+                                    "weights_zero_fraction[output]", "weights_median_magnitude[0]"]
+    assert "activations_saturated_fraction[1]" in table.quantities
+    assert not any("saturated" in q and not q.startswith("activations") for q in table.quantities)
+    for j in (0, 1):
+        h = histories[j]
+        rows = np.searchsorted(table.index, h["distribution_step"])
+        acts = h["distribution_activations"].astype(np.float64)
+        # against the engine's summaries of the saved table and the '= 0' column itself
+        np.testing.assert_array_equal(table.column("activations_zero_fraction[0]", j)[rows], acts[:, 0, 0])
+        np.testing.assert_array_equal(table.column("gradients_median_magnitude[output]", j)[rows],
+                                      dist.median_magnitude("gradients", h["distribution_gradients"])[:, -1])
+        others = np.setdiff1d(np.arange(len(table.index)), rows)
+        assert np.isnan(table.column("activations_zero_fraction[0]", j)[others]).all()
+    tanh_saturated = table.column("activations_saturated_fraction[0]", 0)
+    assert np.isfinite(tanh_saturated[np.searchsorted(table.index, histories[0]["distribution_step"])]).all()
+    assert np.isnan(table.column("activations_saturated_fraction[0]", 1)).all()     # ReLU: not defined
+    assert np.isnan(table.column("activations_saturated_fraction[output]", 0)).all()
+    assert np.isnan(table.values["weights_zero_fraction[0]"][:, 2]).all()           # the run without them
+    # the CSV: the index is the distribution step, a run's gaps empty
+    rows = list(csv.reader(io.StringIO(table.to_csv())))
+    assert rows[0][0] == "distribution_step" and rows[0][1] == "tanh: weights_zero_fraction[0]"
+    assert [int(r[0]) for r in rows[1:]] == steps
+    column = rows[0].index("off: activations_median_magnitude[0]")
+    assert all(r[column] == "" for r in rows[1:])
+    # only runs without distributions: an empty comparison, no error
+    empty = compare_sessions([paths[2]], by="distribution")
+    assert empty.index.tolist() == [] and empty.quantities == []
+    assert compare_sessions(paths, by="step").quantities == compare_sessions(paths[:2], by="step").quantities
+
+
+def test_the_difference_of_two_runs_histograms_at_their_common_steps(tmp_path):
+    a = load_session(distribution_run(tmp_path, "a", 2, every=2))
+    b = load_session(distribution_run(tmp_path, "b", 1, every=3, activation="relu"))
+    steps, difference = distribution_difference(a, b, "activations", "output")
+    ha, hb = a.history, b.history
+    common = [s for s in ha["distribution_step"] if s in set(hb["distribution_step"])]
+    assert steps.tolist() == common and len(common) >= 2
+    for i, s in enumerate(common):
+        row_a = ha["distribution_activations"][list(ha["distribution_step"]).index(s), 2]
+        row_b = hb["distribution_activations"][list(hb["distribution_step"]).index(s), 1]
+        np.testing.assert_allclose(difference[i], row_a.astype(np.float64) - row_b, atol=1e-7)
+    steps0, first = distribution_difference(a, b, "weights", 0)
+    assert first.shape == (len(common), dist.kind_columns("weights")) and np.abs(first).max() > 0
+    with pytest.raises(ValueError, match=r"b \(b.gwb\) has 1 hidden layers and an output layer, no layer 1"):
+        distribution_difference(a, b, "weights", 1)
+    off = load_session(distribution_run(tmp_path, "off", 1, every=2, distributions=False))
+    with pytest.raises(ValueError, match=r"off \(off.gwb\) has no distributions over time"):
+        distribution_difference(a, off, "weights", 0)
+    b.history["distribution_weights_edges"] = b.history["distribution_weights_edges"] + 0.5
+    with pytest.raises(ValueError, match="binned the weights with different edges"):
+        distribution_difference(a, b, "weights", 0)
+    late = load_session(distribution_run(tmp_path, "late", 1, every=7, epochs=2))
+    late.history["distribution_step"] = late.history["distribution_step"] + 1000
+    with pytest.raises(ValueError, match="at no common step"):
+        distribution_difference(a, late, "gradients", 0)
+    with pytest.raises(ValueError, match="kind: must be one of weights"):
+        distribution_difference(a, a, "biases", 0)

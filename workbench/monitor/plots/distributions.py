@@ -63,6 +63,65 @@ def column_ticks(kind: str) -> list[tuple[float, str]]:
     return ticks
 
 
+#: The diverging colour map of a difference of histograms (blue: less mass, red: more).
+DIFFERENCE_MAP = "CET-D1"
+
+
+def add_step_image(plot: pg.PlotItem, colour_map: Any, levels: tuple[float, float],
+                   label: str) -> tuple[pg.ImageItem, pg.ColorBarItem, pg.TextItem]:
+    """Put a step × bin image in ``plot`` with its colour bar, and a note (hidden text) for
+    when there is nothing to show; the x axis is the optimizer step."""
+    plot.setLabel("bottom", "optimizer step")
+    image = pg.ImageItem(axisOrder="row-major")
+    plot.addItem(image)
+    image.setColorMap(colour_map)
+    bar = pg.ColorBarItem(values=levels, colorMap=colour_map, interactive=False, width=12, label=label)
+    bar.setImageItem(image, insert_in=plot)
+    note = pg.TextItem("", anchor=(0.5, 0.5))
+    plot.addItem(note, ignoreBounds=True)
+    return image, bar, note
+
+
+def step_image_rect(steps: np.ndarray, n_columns: int) -> QRectF:
+    """Where a (columns × steps) image of a table goes: each recorded step a column of the image
+    from its step to the next one's (the last one as wide as the one before), each column of the
+    table a row centred on its index."""
+    x0 = float(steps[0])
+    width = float(steps[-1] - steps[0]) if len(steps) > 1 else 1.0
+    step_width = width / max(len(steps) - 1, 1)
+    return QRectF(x0 - 0.5 * step_width, -0.5, width + step_width, n_columns)
+
+
+def histogram_csv(kind: str, steps: np.ndarray, data: np.ndarray) -> tuple[list[str], list[Any]]:
+    """The CSV of a shown histogram image ``data`` (columns × steps) of ``kind``: the step, then
+    one column per histogram column."""
+    labels = column_labels(kind)
+    header = ["step", *[f"{kind}[{label}]" for label in labels]]
+    if data.size == 0:
+        return header, [np.zeros(0, dtype=np.int64)] + [np.zeros(0)] * len(labels)
+    assert len(labels) == data.shape[0] == len(kind_edges(kind)) - 1 + EXTRA_COLUMNS
+    return header, [steps.astype(np.int64), *[data[i].astype(np.float64) for i in range(data.shape[0])]]
+
+
+def occupied_rows(recent: np.ndarray) -> tuple[float, float]:
+    """The rows of a histogram image (columns of the table) holding mass in ``recent`` (rows ×
+    columns: shares, or the size of a difference), with a margin of two bins, always showing the
+    zeros row when it holds any."""
+    mass = np.nansum(recent, axis=0)
+    used = np.flatnonzero(mass > 0)
+    n = recent.shape[1]
+    if used.size == 0:
+        return 0.0, float(n - 1)
+    bins = used[used >= LEADING_COLUMNS]
+    low = max(int(bins.min()) - 2, LEADING_COLUMNS) if bins.size else LEADING_COLUMNS
+    high = min(int(bins.max()) + 2, n - 1) if bins.size else n - 1
+    if mass[1] > 0:
+        low = 1
+    if mass[0] > 0:
+        low = 0
+    return float(low), float(high)
+
+
 class DistributionPanel(PlotPanel):
     """One layer's distribution of a quantity over the recorded steps: a step × bin image."""
 
@@ -113,17 +172,9 @@ class DistributionPanel(PlotPanel):
         self.graphics.setToolTip(HOW_TO_READ)
         self._fit_help()
         self.plot = self.add_plot()
-        self.plot.setLabel("bottom", "optimizer step")
-        self.image = pg.ImageItem(axisOrder="row-major")
-        self.plot.addItem(self.image)
         self.colour_map = pg.colormap.get("viridis")
-        self.difference_map = pg.colormap.get("CET-D1")
-        self.image.setColorMap(self.colour_map)
-        self.bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=self.colour_map, interactive=False, width=12,
-                                   label="share")
-        self.bar.setImageItem(self.image, insert_in=self.plot)
-        self.note = pg.TextItem("", anchor=(0.5, 0.5))
-        self.plot.addItem(self.note, ignoreBounds=True)
+        self.difference_map = pg.colormap.get(DIFFERENCE_MAP)
+        self.image, self.bar, self.note = add_step_image(self.plot, self.colour_map, (0.0, 1.0), "share")
         self.data = np.zeros((0, 0), dtype=np.float32)      # (columns, rows): what the image shows
         self.shown_steps = np.zeros(0, dtype=np.int64)
         self._layer_names: list[str] = []
@@ -246,42 +297,15 @@ class DistributionPanel(PlotPanel):
         self.shown_steps = steps.copy()
         self.image.setImage(self.data, autoLevels=False, levels=levels)
         self.bar.setLevels(levels)
-        # each column spans from its step to the next one's (the last one as wide as the one before)
-        x0 = float(steps[0])
-        width = float(steps[-1] - steps[0]) if len(steps) > 1 else 1.0
-        step_width = width / max(len(steps) - 1, 1)
-        n_columns = kind_columns(self.kind)
-        self.image.setRect(QRectF(x0 - 0.5 * step_width, -0.5, width + step_width, n_columns))
+        rect = step_image_rect(steps, kind_columns(self.kind))
+        self.image.setRect(rect)
         self.plot.getAxis("left").setTicks([column_ticks(self.kind)])
         if self.follow:
-            self.plot.setXRange(x0 - 0.5 * step_width, float(steps[-1]) + 0.5 * step_width, padding=0.01)
-            low, high = self._occupied(rows[-RECENT_ROWS:])
+            self.plot.setXRange(rect.left(), rect.right(), padding=0.01)
+            low, high = occupied_rows(rows[-RECENT_ROWS:])
             self.plot.setYRange(low - 0.5, high + 0.5, padding=0.02)
-
-    def _occupied(self, recent: np.ndarray) -> tuple[float, float]:
-        """The rows of the image (columns of the table) holding mass in the recent steps, with a
-        margin of two bins, always showing the zeros row when it holds any."""
-        mass = np.nansum(recent, axis=0)
-        used = np.flatnonzero(mass > 0)
-        n = recent.shape[1]
-        if used.size == 0:
-            return 0.0, float(n - 1)
-        bins = used[used >= LEADING_COLUMNS]
-        low = max(int(bins.min()) - 2, LEADING_COLUMNS) if bins.size else LEADING_COLUMNS
-        high = min(int(bins.max()) + 2, n - 1) if bins.size else n - 1
-        if mass[1] > 0:
-            low = 1
-        if mass[0] > 0:
-            low = 0
-        return float(low), float(high)
 
     # ------------------------------------------------------------------ export
 
     def csv_data(self) -> tuple[list[str], list[Any]]:
-        labels = column_labels(self.kind)
-        header = ["step", *[f"{self.kind}[{label}]" for label in labels]]
-        if self.data.size == 0:
-            return header, [np.zeros(0, dtype=np.int64)] + [np.zeros(0)] * len(labels)
-        assert len(labels) == self.data.shape[0] == len(kind_edges(self.kind)) - 1 + EXTRA_COLUMNS
-        return header, [self.shown_steps.astype(np.int64), *[self.data[i].astype(np.float64)
-                                                              for i in range(self.data.shape[0])]]
+        return histogram_csv(self.kind, self.shown_steps, self.data)
