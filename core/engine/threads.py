@@ -40,9 +40,10 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 # Multiply-adds of one product above which a second thread paid on an idle 2-core machine
-# (benchmarks/bench_threads.py measures the crossing; the 784-300-100-10 network at batch 32 has
-# 7.5 M in its first product, the default 64-100-...-10 one 0.2 M).
-PARALLEL_WORK = 4_000_000
+# (benchmarks/bench_threads.py measures the crossing: the 784-300-100-10 network at batch 128, 30 M
+# in its first product, trained 1.07-1.13x faster on two threads; at batch 32, 7.5 M, 0.91-0.98x
+# as fast; the default 64-100-...-10 network has 0.2 M).
+PARALLEL_WORK = 16_000_000
 SAMPLE_SECONDS = 0.05     # how long ``busy_elsewhere`` watches the machine
 # Multiply-adds of the smallest part ``SplitProducts`` cuts a product into: twice the size up to
 # which OpenBLAS takes its small-matrix kernel (whose order of additions differs).

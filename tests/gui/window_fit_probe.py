@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QSettings
-from PySide6.QtWidgets import QDockWidget, QLabel, QTabBar, QTableView
+from PySide6.QtWidgets import QDockWidget, QLabel, QScrollArea, QTabBar, QTableView
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -68,6 +68,11 @@ def clipped_texts(window: Any) -> list[str]:
             bar = table.horizontalScrollBar()
             if bar.maximum() > 0:
                 out.append(f"layer table scrolls sideways by {bar.maximum()} px")
+    runs = window.findChild(QDockWidget, "runsDock")
+    if runs is not None and runs.isVisible():
+        for area in runs.findChildren(QScrollArea):
+            if area.isVisible() and area.horizontalScrollBar().maximum() > 0:
+                out.append(f"Runs dock scrolls sideways by {area.horizontalScrollBar().maximum()} px")
     return out
 
 
@@ -108,7 +113,9 @@ def main() -> None:
             app.processEvents()
             time.sleep(0.01)
         result["trained"] = window.controller.buffers.size
-    for dock in [*window.editor_docks, *window.monitor_docks]:     # each dock in front in turn
+    runs = window.findChild(QDockWidget, "runsDock")
+    runs.show()                             # the Runs dock, as View › Runs opens it
+    for dock in [*window.editor_docks, *window.monitor_docks, runs]:     # each dock in front in turn
         dock.raise_()
         for _ in range(10):
             app.processEvents()

@@ -294,10 +294,11 @@ class InstrumentPlot(GradNormPlot):
         self.what_combo = QComboBox()
         self.what_combo.setObjectName("runsInstrumentCombo")
         self.what_combo.setToolTip("Which instrument to overlay (training.instruments must have been on in the runs)")
-        self.what_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-        self.what_combo.setMinimumContentsLength(12)
         self.what_combo.addItems([label for label, *_ in INSTRUMENT_CHOICES])
-        self._tools.insertWidget(1, self.what_combo)
+        # In a row of their own under the tool row: in the tool row the instrument's long names made
+        # this pane 495 px wide, and the docked Runs dock scrolled sideways at 1366 × 768.
+        self._tools.removeWidget(self.layer_combo)
+        self.layout().insertWidget(1, choice_row([self.what_combo, self.layer_combo]))
         self.what_combo.currentIndexChanged.connect(lambda _: self._redraw())
 
     def choice(self) -> tuple[str, str | None, bool]:

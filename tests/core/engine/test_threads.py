@@ -31,18 +31,20 @@ def test_largest_product_counts_batch_times_fan_in_times_fan_out():
 
 @pytest.mark.parametrize("widths, batch, cores, busy, reserved, want", [
     ([64, 100, 100, 10], 32, 2, 0, 0, 1),          # small products: one thread whatever the cores
-    ([784, 300, 100, 10], 32, 2, 0, 0, 2),         # 7.5 M multiply-adds: both cores when idle
-    ([784, 300, 100, 10], 32, 2, 1, 0, 1),         # ... one when another task runs
-    ([784, 300, 100, 10], 32, 2, 0, 1, 1),         # ... one when the window keeps a core
-    ([784, 300, 100, 10], 32, 8, 2, 1, 5),
-    ([784, 300, 100, 10], 32, 2, 5, 0, 1),         # never fewer than one
+    ([784, 300, 100, 10], 32, 2, 0, 0, 1),         # 7.5 M multiply-adds: not worth a second thread
+    ([784, 300, 100, 10], 128, 2, 0, 0, 2),        # 30 M: both cores when idle
+    ([784, 300, 100, 10], 128, 2, 1, 0, 1),        # ... one when another task runs
+    ([784, 300, 100, 10], 128, 2, 0, 1, 1),        # ... one when the window keeps a core
+    ([784, 300, 100, 10], 128, 8, 2, 1, 5),
+    ([784, 300, 100, 10], 128, 2, 5, 0, 1),        # never fewer than one
 ])
 def test_the_choice_follows_size_and_free_cores(widths, batch, cores, busy, reserved, want):
     assert choose_blas_threads(widths, batch, cores=cores, busy=busy, reserved=reserved) == want
 
 
 def test_the_threshold_sits_between_the_reference_networks():
-    assert largest_product([64, 100, 100, 100, 10], 32) < PARALLEL_WORK <= largest_product([784, 300, 100, 10], 32)
+    assert largest_product([784, 300, 100, 10], 32) < PARALLEL_WORK <= largest_product([784, 300, 100, 10], 128)
+    assert largest_product([64, 100, 100, 100, 10], 32) < PARALLEL_WORK
 
 
 def test_busy_elsewhere_measures_the_busy_cores_over_a_sample(tmp_path):
@@ -145,13 +147,21 @@ def test_small_products_are_not_split_and_a_closed_splitter_computes_alone():
     a, b = np.ones((32, 64), np.float32), np.ones((64, 100), np.float32)
     assert np.array_equal(products.matmul(a, b), np.full((32, 100), 64, np.float32))
     assert products.parts_by_caller == products.parts_by_workers == 0
-    big_a, big_b = np.ones((32, 784), np.float32), np.ones((784, 300), np.float32)
-    assert np.array_equal(products.matmul(big_a, big_b), np.full((32, 300), 784, np.float32))
-    parts = min(2 * 2, 32 * 784 * 300 // PART_WORK)                       # two a thread, none too small
-    assert parts == 3 and products.parts_by_caller + products.parts_by_workers == parts
+    assert np.array_equal(products.matmul(np.ones((32, 784), np.float32), np.ones((784, 300), np.float32)),
+                          np.full((32, 300), 784, np.float32))          # 7.5 M: below PARALLEL_WORK
+    assert products.parts_by_caller == products.parts_by_workers == 0
+    big_a, big_b = np.ones((128, 784), np.float32), np.ones((784, 300), np.float32)
+    assert np.array_equal(products.matmul(big_a, big_b), np.full((128, 300), 784, np.float32))
+    parts = min(2 * 2, 128 * 784 * 300 // PART_WORK)                      # two a thread, none too small
+    assert parts == 4 and products.parts_by_caller + products.parts_by_workers == parts
+    small_parts = SplitProducts(4, min_work=0)   # 5 M: two parts of 2.5 M, not eight of 0.6 M
+    assert np.array_equal(small_parts.matmul(np.ones((50, 1000), np.float32), np.ones((1000, 100), np.float32)),
+                          np.full((50, 100), 1000, np.float32))
+    assert small_parts.parts_by_caller + small_parts.parts_by_workers == 2
+    small_parts.close()
     products.close()
     products.close()                             # idempotent
-    assert np.array_equal(products.matmul(big_a, big_b), np.full((32, 300), 784, np.float32))
+    assert np.array_equal(products.matmul(big_a, big_b), np.full((128, 300), 784, np.float32))
     assert products.parts_by_caller + products.parts_by_workers == parts  # closed: not split
     with pytest.raises(ValueError, match="at least 2"):
         SplitProducts(1)
@@ -185,14 +195,14 @@ def test_parts_no_worker_took_are_done_by_the_caller():
 
 def wide(threads: int, tmp_path) -> dict:
     rng = np.random.default_rng(5)
-    X = rng.standard_normal((150, 784)).astype(np.float32)
+    X = rng.standard_normal((400, 784)).astype(np.float32)
     np.savez(tmp_path / "wide.npz", X=X, y=(X[:, 0] > 0).astype(np.int64))
     return {"seed": 1, "data": {"source": "npz", "path": str(tmp_path / "wide.npz"), "validation_split": 0.2},
             "model": {"layers": [{"units": 300, "init": "he_normal", "batch_norm": "before_activation",
                                   "dropout": 0.1},
                                  {"units": 100, "init": "he_normal"}]},
             "optimizer": {"name": "adam", "learning_rate": 0.001},
-            "training": {"epochs": 2, "batch_size": 40, "blas_threads": threads}}
+            "training": {"epochs": 2, "batch_size": 128, "blas_threads": threads}}
 
 
 def test_the_thread_count_changes_the_speed_not_the_numbers(tmp_path):
@@ -209,6 +219,7 @@ def test_the_thread_count_changes_the_speed_not_the_numbers(tmp_path):
 
         trainer.fit(observer=split_now)
         assert seen and all(all(flags) == (threads > 1) for flags in seen)
+        assert threads == 1 or trainer.network.layers[0].dense.products is None   # closed after fit
         assert all(d.products is None for d in (*(layer.dense for layer in trainer.network.layers),
                                                  trainer.network.output))    # only while it trains
         runs.append(trainer.state_dict())

@@ -202,17 +202,17 @@ def test_the_replay_from_a_checkpoint_is_checked_from_the_checkpoint_on(tmp_path
 
 
 def test_a_run_trained_on_two_threads_replays_on_one(tmp_path, monkeypatch):
-    """OpenBLAS's own two threads round a 32 × 784 by 784 × 300 product differently from one
+    """OpenBLAS's own two threads round a 128 × 784 by 784 × 300 product differently from one
     thread: a wide run trained while the machine was idle (two threads) was refused when it was
     branched on a busy machine or from the window (one thread). The engine splits its products
     itself, so the thread count changes no number."""
     rng = np.random.default_rng(5)
-    X = rng.standard_normal((200, 784)).astype(np.float32)
+    X = rng.standard_normal((600, 784)).astype(np.float32)
     np.savez(tmp_path / "wide.npz", X=X, y=(X[:, 0] > 0).astype(np.int64))
     spec = {"seed": 1, "data": {"source": "npz", "path": str(tmp_path / "wide.npz"), "validation_split": 0.1},
             "model": {"layers": [{"units": 300, "init": "he_normal"}, {"units": 100, "init": "he_normal"}]},
             "optimizer": {"name": "momentum", "learning_rate": 0.01},
-            "training": {"epochs": 3, "batch_size": 32, "checkpoints": {"every": 4, "keep": 3}}}
+            "training": {"epochs": 3, "batch_size": 128, "checkpoints": {"every": 4, "keep": 3}}}
     monkeypatch.setattr("core.training.choose_blas_threads", lambda widths, batch, reserved=0: 2)
     original, session = trained_session(tmp_path, spec)
     assert original.blas_threads == 2
