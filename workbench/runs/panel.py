@@ -83,14 +83,21 @@ def choice_row(widgets: Sequence[QWidget]) -> QWidget:
     shrink to a few characters, so the pane is no wider than the dock's other plots."""
     row = QHBoxLayout()
     row.setContentsMargins(0, 0, 0, 0)
-    for w in widgets:
+    widget = QWidget()
+    widget.setLayout(row)
+    add_to_choice_row(widget, widgets)
+    return widget
+
+
+def add_to_choice_row(row: QWidget, widgets: Sequence[QWidget], at: int = -1) -> None:
+    """Put ``widgets`` into a ``choice_row`` (at position ``at``; -1: the end)."""
+    layout = row.layout()
+    assert isinstance(layout, QHBoxLayout)
+    for k, w in enumerate(widgets):
         if isinstance(w, QComboBox):
             w.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
             w.setMinimumContentsLength(4)
-        row.addWidget(w, 1 if isinstance(w, QComboBox) else 0)
-    widget = QWidget()
-    widget.setLayout(row)
-    return widget
+        layout.insertWidget(-1 if at < 0 else at + k, w, 1 if isinstance(w, QComboBox) else 0)
 
 
 def kind_combo(name: str, tip: str) -> QComboBox:
@@ -215,9 +222,11 @@ class GradNormPlot(ComparisonPlot):
         self.layer_combo.setObjectName("runsLayerCombo")
         self.layer_combo.setToolTip("Which layer's gradient norm to compare: layers are matched by position "
                                     "from the input, so runs of different depths line up")
-        self.layer_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.layer_combo.addItems(LAYER_CHOICES)
-        self._tools.insertWidget(1, self.layer_combo)
+        # The choices sit in a row of their own under the tool row: in it, a deep run's layer
+        # names widened the pane until the docked Runs dock scrolled sideways at 1366 × 768.
+        self.choices = choice_row([self.layer_combo])
+        self.layout().insertWidget(1, self.choices)
         self._data: RunsData | None = None
         self._labels: list[str] = []
         self.layer_combo.currentIndexChanged.connect(lambda _: self._redraw())
@@ -295,10 +304,7 @@ class InstrumentPlot(GradNormPlot):
         self.what_combo.setObjectName("runsInstrumentCombo")
         self.what_combo.setToolTip("Which instrument to overlay (training.instruments must have been on in the runs)")
         self.what_combo.addItems([label for label, *_ in INSTRUMENT_CHOICES])
-        # In a row of their own under the tool row: in the tool row the instrument's long names made
-        # this pane 495 px wide, and the docked Runs dock scrolled sideways at 1366 × 768.
-        self._tools.removeWidget(self.layer_combo)
-        self.layout().insertWidget(1, choice_row([self.what_combo, self.layer_combo]))
+        add_to_choice_row(self.choices, [self.what_combo], at=0)
         self.what_combo.currentIndexChanged.connect(lambda _: self._redraw())
 
     def choice(self) -> tuple[str, str | None, bool]:
@@ -350,10 +356,7 @@ class DistributionSummaryPlot(GradNormPlot):
         self.summary_combo.setToolTip("What to draw of each recorded histogram (training.instruments.distributions "
                                       "must have been on in the runs)")
         self.summary_combo.addItems([label for label, *_ in SUMMARY_CHOICES])
-        # The choices get a row of their own under the tool row, so the pane stays as narrow as the others.
-        self._tools.removeWidget(self.layer_combo)
-        choices_widget = choice_row([self.summary_combo, self.kind_combo, self.layer_combo])
-        self.layout().insertWidget(1, choices_widget)
+        add_to_choice_row(self.choices, [self.summary_combo, self.kind_combo], at=0)
         for combo in (self.summary_combo, self.kind_combo):
             combo.currentIndexChanged.connect(lambda _: self._redraw())
 
