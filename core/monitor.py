@@ -57,6 +57,10 @@ from core.training import Trainer
 MAX_SNAPSHOTS_PER_SECOND = 20
 EXTRAS_INTERVAL = 0.5          # confusion matrix / decision boundary at most this often (seconds)
 RATE_WINDOW = 0.5              # the step rate is measured over at least this many seconds
+# The health findings are assessed at most this often (seconds), and at once for a new event or an
+# extras snapshot: an assessment reads the recent diagnostics (about 2 ms on the default network),
+# and at 20 snapshots a second it was 4 % of a watched run's time (benchmarks/bench_window.py).
+HEALTH_INTERVAL = 0.5
 BOUNDARY_GRID = 90             # the decision boundary is predicted on a GRID × GRID lattice
 PLANNED_LR_POINTS = 2000
 #: Datasets drawn with their decision boundary (when they have exactly two features).
@@ -328,6 +332,9 @@ class SnapshotSource:
         self._rate = 0.0
         self.points = two_d_points(trainer)
         self.taken = 0
+        self._health: tuple[HealthIssue, ...] = ()
+        self._health_at = -math.inf
+        self._health_events = -1          # the number of events when the health was last assessed
 
     def observe(self, kind: str) -> TrainingSnapshot | None:
         """Pacing for a trainer's observer (call it with each ``kind`` the trainer reports): a
@@ -377,10 +384,19 @@ class SnapshotSource:
         self.taken += 1
         return TrainingSnapshot(
             progress=self._progress(now), rows=rows, epochs=epochs,
-            events=tuple(dict(e) for e in trainer.events), health=tuple(trainer.health()),
+            events=tuple(dict(e) for e in trainer.events), health=self._assess_health(now, extras),
             # kept fixed by model.transfer until its unfreeze epoch (and again after a roll-back)
             frozen_layers=tuple(bool(layer.frozen) for layer in trainer.network.layers) + (False,),
             run=run, confusion=confusion, boundary=boundary, distributions=self._new_distribution_rows())
+
+    def _assess_health(self, now: float, extras: bool) -> tuple[HealthIssue, ...]:
+        """The trainer's health findings, assessed again when ``HEALTH_INTERVAL`` has passed, an
+        event has happened since, or the snapshot carries the extras (a pause, the run's end)."""
+        events = len(self.trainer.events)
+        if extras or events != self._health_events or now - self._health_at >= HEALTH_INTERVAL:
+            self._health = tuple(self.trainer.health())
+            self._health_at, self._health_events = now, events
+        return self._health
 
     def _new_distribution_rows(self) -> Rows | None:
         """The histogram rows recorded (or rewritten by a roll-back or a halving) since the last

@@ -13,6 +13,7 @@ import pytest
 from core.engine.diagnostics import EPOCH_METRICS, LAYER_QUANTITIES, STEP_QUANTITIES
 from core.engine.instruments import INSTRUMENT_KEYS
 from core.monitor import (
+    HEALTH_INTERVAL,
     TWO_D_DATASETS,
     SnapshotSource,
     TrainingSnapshot,
@@ -284,6 +285,38 @@ def test_an_observer_gets_snapshots_paced_whatever_the_step_rate() -> None:
     assert event is not None and event.boundary is None
     assert source.observe("end") is None
     assert source.taken == 7
+
+
+def test_the_health_is_assessed_every_half_second_and_at_once_for_an_event_or_the_extras(monkeypatch) -> None:
+    trainer = tiny_trainer(epochs=2)
+    clock = Clock()
+    assessed: list[float] = []
+    findings = iter(range(1000))
+
+    def health() -> list[str]:                 # a new finding at every assessment, to tell them apart
+        assessed.append(clock.now)
+        return [f"finding {next(findings)}"]
+
+    monkeypatch.setattr(trainer, "health", health)
+    source = SnapshotSource(trainer, max_per_second=20, clock=clock)
+    first = source.take(extras=True)            # the first extras are due at once: taken here
+    assert first.health == ("finding 0",) and len(assessed) == 1
+    for _ in range(7):                          # 7 snapshots 0.06 s apart: 0.42 s, under HEALTH_INTERVAL
+        trainer.train_batch()
+        clock.now += 0.06
+        snap = source.observe("step")
+        assert snap is not None and snap.health == ("finding 0",)
+    assert len(assessed) == 1
+    clock.now += HEALTH_INTERVAL - 0.42 + 0.01
+    assert source.observe("step").health == ("finding 1",)
+    clock.now += 0.06
+    trainer.events.append({"kind": "note", "step": trainer.step, "epoch": trainer.epoch, "message": "m"})
+    assert source.observe("event").health == ("finding 2",)      # a new event: at once
+    clock.now += 0.06
+    assert source.take(extras=True).health == ("finding 3",)     # the extras (a pause, the end): at once
+    clock.now += 0.06
+    assert source.take().health == ("finding 3",)
+    assert assessed == sorted(assessed) and len(assessed) == 4
 
 
 def test_the_rate_and_time_left_are_measured_over_half_a_second() -> None:
