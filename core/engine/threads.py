@@ -121,39 +121,40 @@ def limit_blas_threads(threads: int | None) -> Iterator[None]:
         yield
 
 
-class _SharedProduct:
-    """One product cut into parts that the calling thread and the workers take in turn."""
+class _SharedWork:
+    """Tasks ``0 … count − 1`` that the calling thread and the workers take in turn."""
 
-    __slots__ = ("a", "b", "out", "cuts", "by_rows", "next_part", "pending", "lock", "finished")
+    __slots__ = ("task", "count", "errors", "next_task", "pending", "lock", "finished", "failure")
 
-    def __init__(self, a: np.ndarray, b: np.ndarray, out: np.ndarray, cuts: list[int], by_rows: bool) -> None:
-        self.a, self.b, self.out, self.cuts, self.by_rows = a, b, out, cuts, by_rows
-        self.next_part = 0
-        self.pending = 0                # parts taken and not finished
+    def __init__(self, task: Callable[[int], object], count: int) -> None:
+        self.task, self.count = task, count
+        self.errors = np.geterr()       # NumPy's error handling is per thread: the caller's applies
+        self.next_task = 0
+        self.pending = 0                # tasks taken and not finished
         self.lock = threading.Lock()
         self.finished = threading.Event()
+        self.failure: BaseException | None = None
 
     def work(self) -> int:
-        """Take parts and compute them until none is left; returns how many this thread did."""
+        """Take tasks and run them until none is left; returns how many this thread ran."""
         done = 0
-        last = len(self.cuts) - 1
-        while True:
-            with self.lock:
-                i = self.next_part
-                if i >= last:
-                    return done
-                self.next_part = i + 1
-                self.pending += 1
-            part = slice(self.cuts[i], self.cuts[i + 1])
-            if self.by_rows:
-                np.matmul(self.a[part], self.b, out=self.out[part])
-            else:
-                self.out[:, part] = np.matmul(self.a, self.b[:, part])
-            done += 1
-            with self.lock:
-                self.pending -= 1
-                if self.pending == 0 and self.next_part >= last:
-                    self.finished.set()
+        with np.errstate(**self.errors):
+            while True:
+                with self.lock:
+                    i = self.next_task
+                    if i >= self.count or self.failure is not None:
+                        return done
+                    self.next_task = i + 1
+                    self.pending += 1
+                try:
+                    self.task(i)
+                except BaseException as exc:  # noqa: BLE001 — raised again in the calling thread
+                    self.failure = exc
+                done += 1
+                with self.lock:
+                    self.pending -= 1
+                    if self.pending == 0 and (self.next_task >= self.count or self.failure is not None):
+                        self.finished.set()
 
 
 class SplitProducts:
@@ -181,7 +182,7 @@ class SplitProducts:
             raise ValueError(f"threads: must be at least 2 to split products, got {threads}")
         self.threads = int(threads)
         self.min_work = int(min_work)
-        self._inbox: queue.SimpleQueue[_SharedProduct | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_SharedWork | None] = queue.SimpleQueue()
         self._workers = [threading.Thread(target=self._serve, name=f"split-products-{k}", daemon=True)
                          for k in range(self.threads - 1)]
         for worker in self._workers:
@@ -197,6 +198,21 @@ class SplitProducts:
                 return
             self.parts_by_workers += job.work()
 
+    def run(self, task: Callable[[int], object], count: int) -> None:
+        """Run ``task(0)`` … ``task(count − 1)``, independent of each other, on the calling thread
+        and the workers, whoever is free taking the next; an exception is raised here."""
+        if not self._workers or count < 2:
+            for i in range(count):
+                task(i)
+            return
+        job = _SharedWork(task, count)
+        for _ in self._workers:
+            self._inbox.put(job)
+        self.parts_by_caller += job.work()
+        job.finished.wait()
+        if job.failure is not None:
+            raise job.failure
+
     def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``a @ b`` (2-D), written into ``out`` when given, in parts shared with the workers.
 
@@ -211,14 +227,18 @@ class SplitProducts:
         parts = min(2 * self.threads, length, work // PART_WORK)
         if not self._workers or work < self.min_work or parts < 2:
             return np.matmul(a, b, out=out)
-        if out is None:
-            out = np.empty((rows, columns), dtype=np.result_type(a, b))
-        job = _SharedProduct(a, b, out, [length * k // parts for k in range(parts + 1)], by_rows)
-        for _ in self._workers:
-            self._inbox.put(job)
-        self.parts_by_caller += job.work()
-        job.finished.wait()
-        return out
+        result = np.empty((rows, columns), dtype=np.result_type(a, b)) if out is None else out
+        cuts = [length * k // parts for k in range(parts + 1)]
+
+        def part(k: int) -> None:
+            cut = slice(cuts[k], cuts[k + 1])
+            if by_rows:
+                np.matmul(a[cut], b, out=result[cut])
+            else:
+                result[:, cut] = np.matmul(a, b[:, cut])
+
+        self.run(part, parts)
+        return result
 
     def close(self) -> None:
         """End the worker threads (idempotent); later products are not split."""

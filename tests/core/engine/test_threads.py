@@ -230,3 +230,22 @@ def test_the_thread_count_changes_the_speed_not_the_numbers(tmp_path):
         for key, value in arrays.items():
             if key != "history/seconds":
                 assert np.array_equal(value, other_arrays[key], equal_nan=value.dtype.kind == "f"), key
+
+
+def test_an_error_in_a_shared_task_is_raised_in_the_caller():
+    parallel = SplitProducts(2)
+    seen = []
+
+    def task(i: int) -> None:
+        seen.append(i)
+        if i == 3:
+            raise FloatingPointError("overflow in block 3")
+
+    try:
+        with pytest.raises(FloatingPointError, match="block 3"):
+            parallel.run(task, 8)
+        with np.errstate(over="raise"), pytest.raises(FloatingPointError):   # the caller's error handling
+            parallel.run(lambda i: np.float32(3e38) * np.float32(10), 4)      # applies in the workers too
+    finally:
+        parallel.close()
+    assert 3 in seen
