@@ -76,7 +76,7 @@ def session_of(experiment: Experiment, arrays: Mapping[str, np.ndarray], state: 
     optimizer = {**{f"slots/{k}": a for k, a in group("optimizer/").items()},
                  **{f"{g}/{k}": a for g in ("loop", "split", "rollback") for k, a in group(f"{g}/").items()}}
     return Session(experiment, group("weights/"), group("history/"), dict(state), optimizer,
-                   group("best/") or None, path=path)
+                   group("best/") or None, path=path, checkpoints=group("checkpoints/"))
 
 
 def restore_trainer(session: Session, base_dir: str | Path | None = None) -> Trainer:

@@ -17,8 +17,11 @@ from .monitor_support import make_window_fixture, monitor_of, tiny_spec, wait_id
 EPOCHS = 6          # 160 training rows in batches of 32: 5 steps an epoch, 30 steps
 
 
-def trained_window(make_window: Any, qtbot: Any, **spec: Any) -> Any:
-    window = make_window(parse_experiment(tiny_spec(epochs=EPOCHS, **spec)))
+def trained_window(make_window: Any, qtbot: Any, checkpoints: dict | None = None, **spec: Any) -> Any:
+    experiment = tiny_spec(epochs=EPOCHS, **spec)
+    if checkpoints is not None:
+        experiment["training"]["checkpoints"] = checkpoints
+    window = make_window(parse_experiment(experiment))
     train(window, qtbot)
     return window
 
@@ -67,9 +70,13 @@ def test_clicking_a_plot_sets_the_shared_step_cursor(make_window: Any, qtbot: An
     assert central.line.value() == pytest.approx(monitor.cursor.step)
 
 
+@pytest.mark.parametrize("checkpoints", [None, {"every": 4, "keep": 3}],
+                         ids=["no checkpoints", "replayed from a checkpoint"])
 def test_branch_here_with_a_learning_rate_edit_trains_a_branch_that_parts_at_the_fork(
-        make_window: Any, qtbot: Any, unsaved_questions: list[str]) -> None:
-    window = trained_window(make_window, qtbot)
+        make_window: Any, qtbot: Any, unsaved_questions: list[str], checkpoints: dict | None) -> None:
+    # The default checkpoints (every 200 steps) come after this run's 30 steps; every 4 steps
+    # the live run's state carries them, as a window's run past step 200 does.
+    window = trained_window(make_window, qtbot, checkpoints)
     monitor = monitor_of(window)
     parent = parent_history(window)
     monitor.refresh(force=True)

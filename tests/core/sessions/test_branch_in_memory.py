@@ -21,13 +21,15 @@ def half_trained(spec: dict) -> Trainer:
 
 
 def test_session_of_is_what_a_saved_file_loads_as(tmp_path):
-    trainer = half_trained(resumable_spec(epochs=4))
+    # with checkpoints (every 4 steps), as a window's run past step 200 has them
+    trainer = half_trained(resumable_spec(epochs=4, checkpoints={"every": 4, "keep": 3}))
     arrays, state = trainer.state_dict()
     save_trainer(tmp_path / "run.gwb", trainer)
     from_file = load_session(tmp_path / "run.gwb")
     in_memory = session_of(trainer.experiment, arrays, state)
     assert in_memory.path is None and in_memory.experiment == from_file.experiment
-    for part in ("weights", "history", "optimizer"):
+    assert from_file.checkpoints and state["checkpoints"]["states"]
+    for part in ("weights", "history", "optimizer", "checkpoints"):
         mine, theirs = getattr(in_memory, part), getattr(from_file, part)
         assert sorted(mine) == sorted(theirs), part
         for key in theirs:
@@ -42,9 +44,9 @@ def test_session_of_is_what_a_saved_file_loads_as(tmp_path):
 
 
 def test_a_branch_of_an_in_memory_run_keeps_its_history_to_the_fork():
-    trainer = half_trained(resumable_spec("momentum", "constant", epochs=4))
+    trainer = half_trained(resumable_spec("momentum", "constant", epochs=4, checkpoints={"every": 4, "keep": 3}))
     session = session_of(trainer.experiment, *trainer.state_dict())
-    k = 5
+    k = 5                                          # replayed from the checkpoint at step 4
     branch = branch_trainer(session, k, [("optimizer.learning_rate", 0.05)])
     branch.fit()
     upto = int(np.searchsorted(branch.recorder.steps, k, side="right"))
