@@ -282,3 +282,21 @@ def test_the_runs_dock_overlays_distribution_summaries_and_subtracts_two_runs_hi
     plot.summary_combo.setCurrentIndex(0)
     plot.kind_combo.setCurrentIndex(dist.KINDS.index("activations"))
     assert [k[0] for k in plot.curves] == [paths[0]]
+
+
+def test_a_narrow_loss_pane_names_its_plot(make_window: Any, qtbot: Any) -> None:
+    """The Runs dock's loss caption is "Loss per epoch — solid: train, dashed: validation"; where
+    it does not fit (the docked dock at 1366 × 768) it must shorten to the plot's name, not to
+    "Train, dashed: validation", which does not say what is plotted."""
+    window = make_window()
+    window.runs.dock.show()
+    panel = window.runs.panel
+    for plot, name in ((panel.loss_plot, "Loss per epoch"), (panel.accuracy_plot, "Accuracy per epoch")):
+        caption = plot.caption
+        full = caption.full_text()
+        assert full.startswith(name + " — ")
+        wide = caption.fontMetrics().horizontalAdvance(full) + 20
+        caption.resize(wide, caption.height())
+        assert caption.text() == full
+        caption.resize(caption.fontMetrics().horizontalAdvance(full) - 30, caption.height())
+        assert caption.text() == name

@@ -53,9 +53,13 @@ class DockPlace:
 
 def shorter_forms(text: str) -> list[str]:
     """A caption and its shorter readings, longest first: without its parentheses, the part after
-    its colon (the numbers), the part before it (the name)."""
+    its colon (the numbers), the part before it (the name). A caption "name — how to read it"
+    reads as its name: the part after the dash alone ("Train, dashed: validation") would not say
+    what is plotted."""
     plain = re.sub(r" \([^)]*\)", "", text)
     forms = [text, plain]
+    if " — " in plain:
+        return list(dict.fromkeys([*forms, plain.split(" — ", 1)[0]]))
     if ": " in plain:
         head, tail = plain.split(": ", 1)
         forms += [tail[:1].upper() + tail[1:], head]
