@@ -230,15 +230,14 @@ class Trainer:
         self.schedule: Schedule = SCHEDULES.get(spec.schedule.name).from_config(spec.schedule.params,
                                                                                spec.learning_rate)
         self.batch_size = min(spec.training.batch_size, len(self.split.train))
-        # Threads for fit() (training_threads): the experiment's count, or one unless the products
-        # are large enough to gain from more (core.engine.threads). The count changes the speed,
-        # never the numbers: the products are split by rows, each part on one BLAS thread.
+        # Threads for fit() (training_threads, the property blas_threads): the experiment's count,
+        # or one unless the products are large enough to gain from more (core.engine.threads),
+        # chosen when first needed (choosing can watch the machine for 50 ms, and a trainer built
+        # only to be inspected, or one the window chooses for with leave_cores, needs no choice).
+        # The count changes the speed, never the numbers: each product part is on one BLAS thread.
         self._widths = [self.network.n_inputs, *(row.units for row in spec.model.layers), self.network.n_outputs]
-        fixed = spec.training.blas_threads
-        self.blas_threads: int | None = fixed if isinstance(fixed, int) else choose_blas_threads(self._widths,
-                                                                                                self.batch_size)
-        #: Whether the experiment fixes ``blas_threads`` (then the window does not choose them again).
-        self.blas_threads_fixed = isinstance(fixed, int)
+        self._blas_threads: int | None = None
+        self._blas_threads_chosen = False
         self.steps_per_epoch = math.ceil(len(self.split.train) / self.batch_size)
         # The schedule is planned once, for training.epochs; the plan is saved with the state, so a
         # resumed run follows the plan it started with (fit(epochs=k) never re-plans).
@@ -327,9 +326,28 @@ class Trainer:
 
     # ------------------------------------------------------------------ cooperative control
 
+    @property
+    def blas_threads_fixed(self) -> bool:
+        """Whether the experiment fixes the thread count (then the window does not choose it)."""
+        return isinstance(self.experiment.training.blas_threads, int)
+
+    @property
+    def blas_threads(self) -> int | None:
+        """The threads ``fit`` trains with (``None``: BLAS as the caller set it): set by a caller
+        that keeps cores or knows better, else the experiment's count or the automatic choice."""
+        if not self._blas_threads_chosen:
+            fixed = self.experiment.training.blas_threads
+            self.blas_threads = fixed if isinstance(fixed, int) else choose_blas_threads(self._widths,
+                                                                                       self.batch_size)
+        return self._blas_threads
+
+    @blas_threads.setter
+    def blas_threads(self, threads: int | None) -> None:
+        self._blas_threads, self._blas_threads_chosen = threads, True
+
     def leave_cores(self, reserved: int) -> None:
-        """Choose the threads again leaving ``reserved`` cores to the caller (the window keeps one
-        for painting), unless the experiment fixes them."""
+        """Choose the threads leaving ``reserved`` cores to the caller (the window keeps one for
+        painting), unless the experiment fixes them."""
         if not self.blas_threads_fixed:
             self.blas_threads = choose_blas_threads(self._widths, self.batch_size, reserved=reserved)
 

@@ -108,6 +108,26 @@ def test_the_experiment_fixes_the_count_and_the_window_cannot_change_it(monkeypa
     assert auto.blas_threads == 5 and not auto.blas_threads_fixed
 
 
+def test_the_automatic_choice_is_made_once_when_first_needed(monkeypatch):
+    """Choosing can watch the machine for 50 ms: a trainer built to be inspected makes no choice,
+    and the training process, which chooses with the window's core left out, makes one."""
+    calls: list[int] = []
+
+    def choose(widths, batch, reserved=0):
+        calls.append(reserved)
+        return 2 - reserved
+
+    monkeypatch.setattr("core.training.choose_blas_threads", choose)
+    trainer = Trainer(parse_experiment(tiny()))
+    assert calls == []
+    trainer.leave_cores(1)
+    assert trainer.blas_threads == 1 and trainer.blas_threads == 1 and calls == [1]
+    headless = Trainer(parse_experiment(tiny()))
+    assert headless.blas_threads == 2 and headless.blas_threads == 2 and calls == [1, 0]
+    headless.blas_threads = None                 # a caller's own setting is kept
+    assert headless.blas_threads is None and calls == [1, 0]
+
+
 def engine_products(batch: int, rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
     """The products of a 784-300-100 layer stack's step, in the layouts the engine uses: the
     forward X @ W with W a view of one flat parameter array, the kernel gradient Xᵀ @ dZ into a
