@@ -42,7 +42,7 @@ for folder in (ROOT, Path(__file__).resolve().parent):
     if str(folder) not in sys.path:
         sys.path.insert(0, str(folder))
 
-from bench_instruments import synthetic_mnist, wide  # noqa: E402
+from bench_instruments import interleaved_seconds, synthetic_mnist, wide  # noqa: E402
 
 from core.data import Dataset  # noqa: E402
 from core.presets import default_experiment  # noqa: E402
@@ -79,12 +79,7 @@ def training_ratio(experiment: Experiment, dataset: Dataset | None, steps: int, 
             taking[0] += time.perf_counter() - t0
 
         trainers["with"]._take_checkpoint = timed  # type: ignore[method-assign]
-        elapsed = {"without": 0.0, "with": 0.0}
-        for step in range(steps):
-            for label in ("without", "with") if step % 2 else ("with", "without"):
-                t0 = time.perf_counter()
-                trainers[label].train_batch()
-                elapsed[label] += time.perf_counter() - t0
+        elapsed = interleaved_seconds(trainers, steps)
         for label in times:
             times[label].append(elapsed[label])
         inside.append(taking[0] / elapsed["with"])

@@ -251,8 +251,7 @@ def make_trainer(config: Config, dataset: Dataset, diagnostics_every: int) -> Tr
     BLAS limit in force when it is made): its own threads (``Trainer.training_threads``:
     BLAS on one thread, the large products split by rows), as ``fit`` trains."""
     trainer = Trainer(config.experiment(diagnostics_every), dataset=dataset)
-    trainer.blas_threads = max((i["num_threads"] for i in threadpool_info() if i.get("user_api") == "blas"),
-                               default=1)
+    trainer.blas_threads = max((i["num_threads"] for i in blas_info()), default=1)
     return trainer
 
 

@@ -140,6 +140,20 @@ def per_call_costs(experiment: Experiment, dataset: Dataset | None, reps: int) -
     return out
 
 
+def interleaved_seconds(trainers: dict[str, Trainer], steps: int) -> dict[str, float]:
+    """Seconds each of two trainers spends in ``steps`` of its ``train_batch`` calls, taken in
+    turn (the first one first on odd steps, the second on even ones), so both see the same
+    stretch of host load."""
+    first, second = trainers
+    elapsed = dict.fromkeys(trainers, 0.0)
+    for step in range(steps):
+        for label in (first, second) if step % 2 else (second, first):
+            t0 = time.perf_counter()
+            trainers[label].train_batch()
+            elapsed[label] += time.perf_counter() - t0
+    return elapsed
+
+
 def training_ratio(experiment: Experiment, dataset: Dataset | None, steps: int, reps: int) -> dict[str, Any]:
     """Seconds for ``steps`` steps with every instrument off and on at the defaults, interleaved."""
     times: dict[str, list[float]] = {"off": [], "on": []}
@@ -147,12 +161,7 @@ def training_ratio(experiment: Experiment, dataset: Dataset | None, steps: int, 
     for _ in range(reps):
         trainers = {"off": Trainer(with_instruments(experiment, OFF), dataset=dataset),
                     "on": Trainer(with_instruments(experiment, InstrumentsSpec()), dataset=dataset)}
-        elapsed = {"off": 0.0, "on": 0.0}
-        for step in range(steps):
-            for label in ("off", "on") if step % 2 else ("on", "off"):
-                t0 = time.perf_counter()
-                trainers[label].train_batch()
-                elapsed[label] += time.perf_counter() - t0
+        elapsed = interleaved_seconds(trainers, steps)
         for label in times:
             times[label].append(elapsed[label])
         for name, seconds in trainers["on"].instruments.seconds.items():
