@@ -324,6 +324,18 @@ def test_peek_reads_only_the_json_members(good_file, tmp_path):
 # ----------------------------------------------------------------------------- older formats
 
 
+def continued_as_saved_today(trainer: Trainer, tmp_path) -> Trainer:
+    """Save a restored fixture's trainer with today's code, restore that, train both to the end,
+    and check they end with the same weights; returns the one saved today."""
+    resaved = tmp_path / "today.gwb"
+    save_trainer(resaved, trainer)
+    again = restore_trainer(load_session(resaved))
+    assert trainer.fit() == again.fit() == "completed"
+    for key, value in again.network.state().items():
+        np.testing.assert_array_equal(trainer.network.state()[key], value, err_msg=key)
+    return again
+
+
 def test_the_version_1_fixture_loads_and_resumes_exactly(tmp_path):
     """tests/data/session_v1.gwb was written by format 1 (tests/data/make_fixtures.py) and is
     kept forever: it must load, and continuing it must equal continuing the same run saved
@@ -335,13 +347,7 @@ def test_the_version_1_fixture_loads_and_resumes_exactly(tmp_path):
     assert session.manifest["version"] == 1
     trainer = restore_trainer(session)
     assert (trainer.epoch, trainer.batch_index) == (1, 3)  # saved half-way through the second epoch
-    resaved = tmp_path / "today.gwb"
-    save_trainer(resaved, trainer)
-    again = restore_trainer(load_session(resaved))
-    assert trainer.fit() == "completed"
-    assert again.fit() == "completed"
-    for key, value in again.network.state().items():
-        np.testing.assert_array_equal(trainer.network.state()[key], value, err_msg=key)
+    again = continued_as_saved_today(trainer, tmp_path)
     assert trainer.history["val_loss"] == again.history["val_loss"]
     straight = Trainer(session.experiment)
     straight.fit()
@@ -381,12 +387,7 @@ def test_the_version_2_fixture_loads_and_resumes_exactly(tmp_path):
     assert session.manifest["version"] == 2
     trainer = restore_trainer(session)
     assert (trainer.epoch, trainer.batch_index) == (1, 3)
-    resaved = tmp_path / "today.gwb"
-    save_trainer(resaved, trainer)
-    again = restore_trainer(load_session(resaved))
-    assert trainer.fit() == again.fit() == "completed"
-    for key, value in again.network.state().items():
-        np.testing.assert_array_equal(trainer.network.state()[key], value, err_msg=key)
+    again = continued_as_saved_today(trainer, tmp_path)
     assert trainer.history["val_loss"] == again.history["val_loss"]
 
 
@@ -437,12 +438,7 @@ def test_the_version_3_fixture_loads_resumes_and_branches_from_its_checkpoints(t
     assert session.state["checkpoints"]["interval"] == 4 and replay_start(session, 9) == 8
     trainer = restore_trainer(session)
     assert (trainer.epoch, trainer.batch_index) == (1, 3) and trainer.checkpoints.steps == [4, 8]
-    resaved = tmp_path / "today.gwb"
-    save_trainer(resaved, trainer)
-    again = restore_trainer(load_session(resaved))
-    assert trainer.fit() == again.fit() == "completed"
-    for key, value in again.network.state().items():
-        np.testing.assert_array_equal(trainer.network.state()[key], value, err_msg=key)
+    again = continued_as_saved_today(trainer, tmp_path)
     assert trainer.checkpoints.steps == again.checkpoints.steps
     branch = branch_trainer(session, 8)
     assert branch.step == 8 and branch.recorder.size == 8
