@@ -48,6 +48,10 @@ SAMPLE_SECONDS = 0.05     # how long ``busy_elsewhere`` watches the machine
 # Multiply-adds of the smallest part ``SplitProducts`` cuts a product into: twice the size up to
 # which OpenBLAS takes its small-matrix kernel (whose order of additions differs).
 PART_WORK = 2_000_000
+# How long the calling thread waits for a part a worker took before computing it itself when
+# it has no part of its own timed yet (else 1.25 × its own part's time + TAKEOVER_MARGIN).
+TAKEOVER_GRACE = 0.002
+TAKEOVER_MARGIN = 0.000_03
 
 
 def usable_cores() -> int:
@@ -157,6 +161,111 @@ class _SharedWork:
                         self.finished.set()
 
 
+class _SharedProduct:
+    """The parts of one split product, which the calling thread and the workers take in turn.
+
+    The caller writes the parts it takes straight into the result. A worker computes a part
+    into an array of its own and copies it in (``publish``) under the lock, unless the part is
+    already there. When the caller has no part left to take, it waits for the parts the workers hold
+    about as long as one part takes it, then computes what is still missing itself: a worker
+    that the system paused in the middle of a part (another program, the window painting)
+    then costs the run one part's time, not the length of the pause. The caller computes such a
+    part into an array of its own too, and whichever copy comes second is dropped, so nothing
+    writes into the result after ``lead`` has returned (the caller goes on to change it in
+    place: ``z += b``, clipping)."""
+
+    __slots__ = ("count", "direct", "apart", "publish", "errors", "next_part", "done", "remaining",
+                 "taken_at", "failed", "lock", "finished")
+
+    def __init__(self, count: int, direct: Callable[[int], object], apart: Callable[[int], np.ndarray],
+                 publish: Callable[[int, np.ndarray], object]) -> None:
+        self.count = count
+        self.direct, self.apart, self.publish = direct, apart, publish
+        self.errors = np.geterr()       # NumPy's error handling is per thread: the caller's applies
+        self.next_part = 0
+        self.done = [False] * count
+        self.remaining = count
+        self.taken_at = [0.0] * count   # when a worker took the part (perf_counter)
+        self.failed = [False] * count   # a worker's computation raised: the caller meets it itself
+        self.lock = threading.Lock()
+        self.finished = threading.Event()
+
+    def _take(self, by_worker: bool) -> int:
+        with self.lock:
+            k = self.next_part
+            if k >= self.count:
+                return -1
+            self.next_part = k + 1
+            if by_worker:
+                self.taken_at[k] = time.perf_counter()
+            return k
+
+    def _finish(self, k: int) -> bool:
+        """Mark part ``k`` done (under the lock); False when it already was."""
+        if self.done[k]:
+            return False
+        self.done[k] = True
+        self.remaining -= 1
+        if self.remaining == 0:
+            self.finished.set()
+        return True
+
+    def work(self) -> int:
+        """A worker's share: take parts until none is left; returns how many it published."""
+        published = 0
+        with np.errstate(**self.errors):
+            while (k := self._take(by_worker=True)) >= 0:
+                try:
+                    values = self.apart(k)
+                except BaseException:  # noqa: BLE001 — the caller computes the part again and raises
+                    with self.lock:
+                        self.failed[k] = True
+                    continue
+                with self.lock:
+                    if not self.done[k]:
+                        self.publish(k, values)
+                        self._finish(k)
+                        published += 1
+        return published
+
+    def lead(self) -> tuple[int, int]:
+        """The calling thread's share: its parts, then those the workers hold too long.
+        Returns (parts computed here, of them parts a worker had taken)."""
+        own = 0
+        part_seconds = None
+        while (k := self._take(by_worker=False)) >= 0:
+            start = time.perf_counter()
+            self.direct(k)
+            part_seconds = time.perf_counter() - start
+            with self.lock:
+                self._finish(k)
+            own += 1
+        redone = 0
+        while not self.finished.is_set():
+            with self.lock:
+                pending = [k for k in range(self.count) if not self.done[k]]
+            if not pending:
+                break
+            k = min(pending, key=self.taken_at.__getitem__)
+            # A worker that runs finishes its part about one part's time after taking it.
+            grace = TAKEOVER_GRACE if part_seconds is None else 1.25 * part_seconds + TAKEOVER_MARGIN
+            wait = self.taken_at[k] + grace - time.perf_counter()
+            if wait > 0 and not self.failed[k]:
+                self.finished.wait(wait)
+                continue
+            # Into an array of its own, copied in under the lock: BLAS uses its output as an
+            # accumulator, so a worker's copy landing in the middle of a product written
+            # straight into the result would be added to.
+            values = self.apart(k)
+            with self.lock:
+                if not self.done[k]:
+                    self.publish(k, values)
+                    self._finish(k)
+                    own += 1
+                    redone += 1
+        return own, redone
+
+
 class SplitProducts:
     """Matrix products split by rows over ``threads`` threads, each part on one BLAS thread.
 
@@ -167,9 +276,10 @@ class SplitProducts:
     do not (a 32 × 784 by 784 × 300 product split by OpenBLAS over two threads rounds
     differently from one thread's), and they spin-wait for each other: next to another busy
     program (a browser, the window painting) a run on OpenBLAS's two threads fell to a tenth of
-    its one-thread speed. Here the threads sleep while they wait, and a part that no thread
-    has started when the calling thread is done with its own is computed by the caller, so a
-    busy machine slows a run to one thread's speed, not below it.
+    its one-thread speed. Here the threads sleep while they wait; a part that no thread has
+    started when the calling thread is done with its own is computed by the caller, and so is a
+    part a worker started but has not finished about one part's time later (the system paused
+    it), so a busy machine slows a run to about one thread's speed, not below it.
 
     Products of fewer than ``min_work`` multiply-adds (rows × inner × columns) are not split:
     handing a part to another thread costs tens of microseconds. No part has fewer than
@@ -182,14 +292,16 @@ class SplitProducts:
             raise ValueError(f"threads: must be at least 2 to split products, got {threads}")
         self.threads = int(threads)
         self.min_work = int(min_work)
-        self._inbox: queue.SimpleQueue[_SharedWork | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_SharedWork | _SharedProduct | None] = queue.SimpleQueue()
         self._workers = [threading.Thread(target=self._serve, name=f"split-products-{k}", daemon=True)
                          for k in range(self.threads - 1)]
         for worker in self._workers:
             worker.start()
-        #: Parts computed by the calling thread and by the workers (what the benchmarks report).
+        #: Parts computed by the calling thread and by the workers (what the benchmarks report);
+        #: ``parts_taken_over``: of the caller's, parts a worker had started and not finished in time.
         self.parts_by_caller = 0
         self.parts_by_workers = 0
+        self.parts_taken_over = 0
 
     def _serve(self) -> None:
         while True:
@@ -228,16 +340,33 @@ class SplitProducts:
         if not self._workers or work < self.min_work or parts < 2:
             return np.matmul(a, b, out=out)
         result = np.empty((rows, columns), dtype=np.result_type(a, b)) if out is None else out
-        cuts = [length * k // parts for k in range(parts + 1)]
+        cuts = [slice(length * k // parts, length * (k + 1) // parts) for k in range(parts)]
 
-        def part(k: int) -> None:
-            cut = slice(cuts[k], cuts[k + 1])
-            if by_rows:
-                np.matmul(a[cut], b, out=result[cut])
-            else:
-                result[:, cut] = np.matmul(a, b[:, cut])
+        if by_rows:
+            def direct(k: int) -> None:
+                np.matmul(a[cuts[k]], b, out=result[cuts[k]])
 
-        self.run(part, parts)
+            def apart(k: int) -> np.ndarray:
+                return np.matmul(a[cuts[k]], b)
+
+            def publish(k: int, values: np.ndarray) -> None:
+                result[cuts[k]] = values
+        else:
+            def apart(k: int) -> np.ndarray:
+                return np.matmul(a, b[:, cuts[k]])
+
+            def publish(k: int, values: np.ndarray) -> None:
+                result[:, cuts[k]] = values
+
+            def direct(k: int) -> None:
+                publish(k, apart(k))
+
+        job = _SharedProduct(parts, direct, apart, publish)
+        for _ in self._workers:
+            self._inbox.put(job)
+        own, redone = job.lead()
+        self.parts_by_caller += own
+        self.parts_taken_over += redone
         return result
 
     def close(self) -> None:

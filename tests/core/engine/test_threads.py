@@ -1,6 +1,7 @@
 """BLAS threads per run (``core.engine.threads``)."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -211,6 +212,55 @@ def test_parts_no_worker_took_are_done_by_the_caller():
     finally:
         held.release.set()
         products.close()
+
+
+class PausedInWorkers(np.ndarray):
+    """An operand whose products wait on any thread but the test's until ``resume`` is set: a
+    worker the system paused in the middle of a part. The test's thread is slowed on its first
+    part, so that a worker has woken and taken a part by the time it is done."""
+
+    resume: threading.Event
+    first_part_done: bool
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if threading.current_thread() is threading.main_thread():
+            if not PausedInWorkers.first_part_done:
+                PausedInWorkers.first_part_done = True
+                time.sleep(0.05)
+        else:
+            PausedInWorkers.resume.wait(20)
+        inputs = tuple(np.asarray(x) for x in inputs)
+        if "out" in kwargs:
+            kwargs["out"] = tuple(np.asarray(x) for x in kwargs["out"])
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+
+@pytest.mark.parametrize("shape", [(128, 784, 300), (784, 128, 300)], ids=["by columns", "by rows"])
+def test_a_part_a_paused_worker_holds_is_computed_by_the_caller_and_never_written_later(shape):
+    rows, inner, columns = shape
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((rows, inner)).astype(np.float32)
+    b = rng.standard_normal((inner, columns)).astype(np.float32)
+    with limit_blas_threads(1):
+        whole = a @ b
+    PausedInWorkers.resume, PausedInWorkers.first_part_done = threading.Event(), False
+    paused_a, paused_b = a.view(PausedInWorkers), b.view(PausedInWorkers)
+    products = SplitProducts(2)
+    try:
+        with limit_blas_threads(1):
+            start = time.perf_counter()
+            result = np.zeros((rows, columns), np.float32)
+            products.matmul(paused_a, paused_b, out=result)
+            waited = time.perf_counter() - start
+        assert np.array_equal(result, whole)
+        assert products.parts_taken_over >= 1 and waited < 10       # the worker is still paused
+        result += 1.0                                  # the caller goes on with the result (z += b)
+        PausedInWorkers.resume.set()
+    finally:
+        PausedInWorkers.resume.set()
+        products.close()                               # the worker has finished its part and ended
+    assert products.parts_by_workers == 0              # its copy came second and was dropped
+    assert np.array_equal(result, whole + 1.0)
 
 
 def wide(threads: int, tmp_path) -> dict:
