@@ -384,9 +384,12 @@ def diagnostics_micro(trainer: Trainer, plan: Plan) -> dict[str, Any]:
     """Direct per-step costs of the diagnostic pieces, on a trainer whose last step was recorded."""
     net = trainer.network
 
-    def grad_sq() -> None:  # as train_batch does at every step (also feeds the NaN check)
+    def grad_sq() -> None:  # as train_batch does on a recorded step (they are also its NaN check)
         sq = [float(np.dot(g, g)) for g in trainer._kernel_grads_flat]
         math.isfinite(sum(sq))
+
+    def grad_bound() -> None:  # the NaN check of an unrecorded step (‖X‖²·‖∂L/∂Z‖² per kernel)
+        trainer._kernel_gradients_bounded()
 
     first_x = net.layers[0].dense._x
     assert first_x is not None
@@ -404,8 +407,8 @@ def diagnostics_micro(trainer: Trainer, plan: Plan) -> dict[str, Any]:
 
     out = {}
     with own_threads(trainer):
-        for name, fn in (("grad_norm_dots", grad_sq), ("record", record), ("forward_record", forward(True)),
-                         ("forward_plain", forward(False))):
+        for name, fn in (("grad_norm_dots", grad_sq), ("grad_bound", grad_bound), ("record", record),
+                         ("forward_record", forward(True)), ("forward_plain", forward(False))):
             fn()
             out[name] = summary(timed_reps(fn, plan.micro_iters, plan.micro_reps))
     # The activation statistics cost what forward(record=True) takes beyond forward(record=False)
@@ -913,7 +916,7 @@ def _phase_steps(trainer: Trainer, steps: int, acc: dict[str, float], clock: Cal
         t1 = clock()
         logits = net.forward(Xb, training=True, rng=trainer.rng, record=record)
         t2 = clock()
-        loss, grad_logits = trainer.loss.value_and_gradient(logits, yb)
+        loss, grad_logits = trainer.loss.value_and_gradient(logits, yb, checked=True)
         t3 = clock()
         net.backward(grad_logits)
         t4 = clock()
@@ -922,8 +925,9 @@ def _phase_steps(trainer: Trainer, steps: int, acc: dict[str, float], clock: Cal
             loss += weight_penalty(kernels, reg.l1, reg.l2)
             add_weight_penalty_gradient(kernels, grads_all, reg.l1, reg.l2)
         t5 = clock()
-        grad_sq = [float(np.dot(g, g)) for g in trainer._kernel_grads_flat]
-        if not (math.isfinite(loss) and math.isfinite(sum(grad_sq))):
+        bounded = not (record or reg.l1 or reg.l2) and trainer._kernel_gradients_bounded()
+        grad_sq = None if bounded else trainer._kernel_grad_squares()
+        if not (math.isfinite(loss) and (bounded or math.isfinite(sum(grad_sq)))):
             raise RuntimeError("non-finite loss or gradient during the phase breakdown")
         t6 = clock()
         if record:
@@ -1146,16 +1150,18 @@ def format_report(report: dict[str, Any]) -> str:
                          f"{_us(o['step_seconds']['median']):>10}{o['passes']:>7}{o['layout']:>8}"
                          f"{o['parameters']:>9,}{r['ratio_diag']:>10.2f}{r['ratio_diag_both_floors']:>16.2f}")
         lines += ["", "diagnostics, timed directly (µs per step, median). 'grad dots' (per-layer squared norms) run",
-                  "at every step, recorded or not (they also feed the NaN check); 'act stats' (forward with record",
-                  "minus without) and '_record' only on recorded steps; 'share' = (act stats + _record) / step;",
-                  "'diag' in the table above and 'paired' here come from the epoch times (on - off) / on"]
-        head = f"{'config':<29}{'grad dots':>10}{'act stats':>10}{'_record':>9}{'share':>7}{'paired':>8}"
+                  "on recorded steps and are their NaN check; 'bound' is the NaN check of the other steps",
+                  "(||X||^2 * ||dL/dZ||^2 per kernel); 'act stats' (forward with record minus without) and",
+                  "'_record' only on recorded steps; 'share' = (act stats + _record) / step; 'diag' in the",
+                  "table above and 'paired' here come from the epoch times (on - off) / on"]
+        head = f"{'config':<29}{'grad dots':>10}{'bound':>7}{'act stats':>10}{'_record':>9}{'share':>7}{'paired':>8}"
         lines += [head, "-" * len(head)]
         for key, r in p["configs"].items():
             m = r["diagnostics_micro"]
-            dots, stats, rec = (m[k]["median"] for k in ("grad_norm_dots", "activation_stats", "record"))
+            dots, bound, stats, rec = (m[k]["median"] for k in ("grad_norm_dots", "grad_bound", "activation_stats",
+                                                                "record"))
             share = (stats + rec) / r["engine"]["step_seconds_diag"]
-            lines.append(f"{key:<29}{_us(dots):>10}{_us(stats):>10}{_us(rec):>9}"
+            lines.append(f"{key:<29}{_us(dots):>10}{_us(bound):>7}{_us(stats):>10}{_us(rec):>9}"
                          f"{share:>7.0%}{r['engine']['diagnostics_share_paired_median']:>8.0%}")
         lines += ["", "phase breakdown (µs per step, diagnostics every step; replica of train_batch):"]
         keys = list(p["configs"])

@@ -225,6 +225,8 @@ class Trainer:
         self.y_train, self.y_val, self.y_test = y[self.split.train], y[self.split.val], y[self.split.test]
 
         self.network = Network(spec.model, X.shape[1], n_outputs, self.loss, init_rng, self.dtype)
+        # Once for the whole training set; its batches skip the loss's per-batch check.
+        self.loss.check_targets(self.y_train, self.network.n_outputs)
         self.optimizer: Optimizer = OPTIMIZERS.get(spec.optimizer.name).from_config(spec.optimizer.params)
         self.optimizer.build(self.network.parameters())
         self.schedule: Schedule = SCHEDULES.get(spec.schedule.name).from_config(spec.schedule.params,
@@ -274,6 +276,8 @@ class Trainer:
         self._kernel_grads_flat = [_flat_view(self._grads[k]) for k in self._kernel_keys]
         self._bias_grads_flat = [_flat_view(self._grads[k]) if k in self._grads else None for k in self._bias_keys]
         self._kernels_flat = [_flat_view(self._params[k]) for k in self._kernel_keys]
+        self._denses = [*(layer.dense for layer in self.network.layers), self.network.output]
+        self._gradient_bound_limit = float(np.finfo(self.network.dtype).max) / 4
         # The kernel-gradient norms of a recorded step (float64, stored in float32).
         self._grad_norms = np.zeros(len(self._kernel_keys))
         # What the optimizer steps, rebuilt only when a layer is frozen or unfrozen.
@@ -453,15 +457,19 @@ class Trainer:
         net = self.network
         reg = spec.regularization
         logits = net.forward(Xb, training=True, rng=self.rng, record=record)
-        loss, grad_logits = self.loss.value_and_gradient(logits, yb)
+        loss, grad_logits = self.loss.value_and_gradient(logits, yb, checked=True)
         net.backward(grad_logits)
         if reg.l1 or reg.l2:
             kernels = {k: self._params[k] for k in self._kernel_keys}
             loss += weight_penalty(kernels, reg.l1, reg.l2)
             add_weight_penalty_gradient(kernels, self._grads, reg.l1, reg.l2)
-        grad_sq = [float(np.dot(g, g)) for g in self._kernel_grads_flat]
-        if not (math.isfinite(loss) and math.isfinite(sum(grad_sq))):
-            return self._diverged(loss, grad_sq, notify)
+        # The squared kernel-gradient norms are recorded, and they are the divergence check: a
+        # NaN or an overflow makes their sum non-finite. Unrecorded, the bound from each product's
+        # two factors settles the check at a fraction of the cost when it is far from overflow.
+        bounded = not (record or reg.l1 or reg.l2) and self._kernel_gradients_bounded()
+        grad_sq = None if bounded else self._kernel_grad_squares()
+        if not (math.isfinite(loss) and (bounded or math.isfinite(sum(grad_sq)))):
+            return self._diverged(loss, grad_sq or self._kernel_grad_squares(), notify)
         if record:
             # Before clipping and the step, so the recorded norms are those of ∂L/∂θ itself.
             row = self._record_gradients(grad_sq)
@@ -507,6 +515,18 @@ class Trainer:
         notify("step", {"step": self.step, "epoch": self.epoch, "batch": self.batch_index,
                         "batches": self.steps_per_epoch, "loss": loss, "learning_rate": lr, "recorded": record})
         return None
+
+    def _kernel_grad_squares(self) -> list[float]:
+        """‖∂L/∂W‖² of every kernel, in the network's dtype (an overflow is infinite)."""
+        return [float(np.dot(g, g)) for g in self._kernel_grads_flat]
+
+    def _kernel_gradients_bounded(self) -> bool:
+        """Whether every kernel gradient is finite and its squared norm is sure not to overflow,
+        by ``Dense.kernel_gradient_bound`` (‖∂L/∂W‖² ≤ ‖X‖²·‖∂L/∂Z‖²) at most a quarter of the
+        dtype's largest number (room for the rounding of the sums). When it says no (the bound
+        is large or not finite), the norms themselves decide, as on a recorded step."""
+        limit = self._gradient_bound_limit
+        return all(dense.kernel_gradient_bound() <= limit for dense in self._denses)
 
     def _record_gradients(self, grad_sq: list[float]) -> int:
         """Start the step's diagnostics row with the kernel- and bias-gradient norms (the

@@ -178,6 +178,7 @@ class Dense:
         self.grad_kernel = np.zeros_like(kernel)
         self.grad_bias = None if self.bias is None else np.zeros_like(self.bias)
         self._x: np.ndarray | None = None
+        self._grad_z: np.ndarray | None = None
         #: Splits the large products over threads (the trainer sets it while it trains).
         self.products: SplitProducts | None = None
 
@@ -190,11 +191,25 @@ class Dense:
 
     def backward(self, grad_z: np.ndarray, need_input_grad: bool = True) -> np.ndarray | None:
         assert self._x is not None, "backward() before forward()"
+        self._grad_z = grad_z
         matmul = np.matmul if self.products is None else self.products.matmul
         matmul(self._x.T, grad_z, out=self.grad_kernel)
         if self.grad_bias is not None:
             np.matmul(ones_vector(grad_z.shape[0], grad_z.dtype), grad_z, out=self.grad_bias)
         return matmul(grad_z, self.kernel.T) if need_input_grad else None
+
+    def kernel_gradient_bound(self) -> float:
+        """An upper bound of ‖∂L/∂W‖², from the last backward pass's two factors:
+
+            ‖∂L/∂W‖² = ‖Xᵀ·∂L/∂Z‖² ≤ ‖X‖² · ‖∂L/∂Z‖²
+
+        Each entry Σ_b x_bi·δ_bj, and every partial sum of it, is at most ‖x_:i‖·‖δ_:j‖
+        (Cauchy–Schwarz); summing the squares over i and j gives the right-hand side. Both
+        factors are small arrays (batch × width) where W is fan_in × fan_out, so the bound costs
+        a fraction of ‖∂L/∂W‖² itself. NaN or infinity when a factor is not finite."""
+        assert self._x is not None and self._grad_z is not None, "kernel_gradient_bound() before backward()"
+        x, g = self._x, self._grad_z
+        return float(np.vdot(x, x)) * float(np.vdot(g, g))
 
 
 class HiddenLayer:

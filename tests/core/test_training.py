@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import threading
 
@@ -267,6 +268,34 @@ def test_divergence_stops_cleanly_keeping_finite_weights():
     assert "at step" in reason
     assert all(np.isfinite(a).all() for a in t.network.state().values())
     assert t.events[-1]["kind"] == "diverged"
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum"])
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_an_overflowing_gradient_is_caught_on_unrecorded_steps_as_on_recorded_ones(optimizer, activation):
+    # Unrecorded steps settle the divergence check with a bound (‖X‖²·‖∂L/∂Z‖² per kernel),
+    # recorded ones with the gradients' norms: the runs must stop at the same step, for the same
+    # reason, with the same weights.
+    runs = []
+    for every in (1, 1000):
+        spec = tiny(optimizer={"name": optimizer, "learning_rate": 1e3},
+                    model={"layers": [{"units": 8, "activation": activation, "init": "he_normal"}] * 3},
+                    training={"epochs": 20, "diagnostics_every": every})
+        t = Trainer(parse_experiment(spec))
+        runs.append((t.fit(), t.step, t.network.state()))
+    (reason, step, weights), (other_reason, other_step, other_weights) = runs
+    assert "the gradient of dense_0" in reason and "infinite or NaN" in reason
+    assert (other_reason, other_step) == (reason, step)
+    assert all(np.array_equal(weights[k], other_weights[k]) for k in weights)
+    assert all(np.isfinite(a).all() for a in other_weights.values())
+
+
+def test_the_training_labels_are_checked_once_when_the_trainer_is_made():
+    spec = parse_experiment(tiny())
+    good = Trainer(spec).dataset
+    bad = dataclasses.replace(good, y=np.where(np.arange(len(good.y)) == 7, 5, good.y))
+    with pytest.raises(ValueError, match=r"class labels must be in 0\.\.1"):
+        Trainer(spec, dataset=bad)
 
 
 def test_divergence_rollback_halves_the_learning_rate():

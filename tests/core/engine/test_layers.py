@@ -3,6 +3,8 @@ central finite differences in float64, inverted dropout, and the activation stat
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -459,3 +461,26 @@ def test_recorded_stats_of_a_logistic_layer() -> None:
     assert layer.stats is not None
     assert layer.stats.saturated_fraction == pytest.approx(4 / 6)
     assert layer.stats.dead_fraction == 0.0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_kernel_gradient_bound_is_the_product_of_its_factors_squared_norms_and_bounds_the_gradient(dtype):
+    rng = np.random.default_rng(11)
+    dense = Dense(rng.standard_normal((20, 7)).astype(dtype))
+    x = rng.standard_normal((32, 20)).astype(dtype)
+    dense.forward(x)
+    grad_z = (rng.standard_normal((32, 7)) * 1e3).astype(dtype)
+    dense.backward(grad_z)
+    x64, g64 = x.astype(np.float64), grad_z.astype(np.float64)
+    expected = float(np.sum(x64 * x64)) * float(np.sum(g64 * g64))
+    assert dense.kernel_gradient_bound() == pytest.approx(expected, rel=1e-5)
+    exact = float(np.sum((x64.T @ g64) ** 2))
+    assert exact <= expected and float(np.sum(dense.grad_kernel.astype(np.float64) ** 2)) <= expected * (1 + 1e-5)
+    # Aligned factors reach it: a rank-one product, where Cauchy–Schwarz holds with equality.
+    dense.forward(np.ones((4, 20), dtype))
+    dense.backward(np.full((4, 7), 2.0, dtype))
+    assert dense.kernel_gradient_bound() == 80 * 112 == float(np.sum(dense.grad_kernel.astype(np.float64) ** 2))
+    x[3, 5] = np.nan
+    dense.forward(x)
+    dense.backward(grad_z)
+    assert math.isnan(dense.kernel_gradient_bound())

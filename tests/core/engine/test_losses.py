@@ -190,3 +190,23 @@ def test_fused_value_and_gradient_equals_the_separate_equations(dtype):
     assert value == pytest.approx(loss.value(z, y), rel=1e-6)
     np.testing.assert_allclose(grad, loss.gradient(z, y), rtol=1e-5, atol=1e-7)
     assert grad.dtype == dtype
+
+
+def test_checked_labels_give_the_same_loss_and_gradient_and_check_targets_refuses_bad_labels():
+    loss = LOSSES.get("softmax_cross_entropy")()
+    rng = np.random.default_rng(4)
+    logits = rng.standard_normal((16, 5)).astype(np.float32)
+    y = rng.integers(0, 5, 16)
+    value, grad = loss.value_and_gradient(logits, y)
+    checked_value, checked_grad = loss.value_and_gradient(logits, y, checked=True)
+    assert checked_value == value and np.array_equal(checked_grad, grad)
+    loss.check_targets(y, 5)
+    for bad, message in ((np.array([0, 5]), r"must be in 0\.\.4, got 0\.\.5"),
+                         (np.array([-1, 2]), r"must be in 0\.\.4, got -1\.\.2"),
+                         (np.array([0.0, 1.0]), "integer class labels"),
+                         (np.zeros((2, 1), np.int64), r"shape \(n,\)")):
+        with pytest.raises(ValueError, match=message):
+            loss.check_targets(bad, 5)
+    with pytest.raises(ValueError, match=r"shape \(16,\)"):     # a batch that does not fit the logits
+        loss.value_and_gradient(logits, y[:8], checked=True)
+    LOSSES.get("mse")().check_targets(np.zeros((3, 2), np.float32), 2)   # per call, as before
