@@ -71,6 +71,9 @@ class BuildOrder:
     arrays: dict[str, np.ndarray] | None = None
     state: dict[str, Any] | None = None
     where: str = "session"            # names the run in a message about its saved state
+    #: The window's preference (Training › Training threads…): the run's threads when the
+    #: experiment leaves ``training.blas_threads`` at "auto"; ``None``: chosen by the child.
+    threads: int | None = None
 
     def build(self) -> Trainer:
         experiment = parse_experiment(self.experiment)
@@ -210,8 +213,19 @@ def child_main(conn: Connection, order: BuildOrder | None, reserved_cores: int =
     except Exception as exc:  # noqa: BLE001 — every failure is a message to the parent
         _send(conn, ("refused", describe_failure(exc)))
         return
-    trainer.leave_cores(reserved_cores)
+    choose_threads(trainer, order.threads, reserved_cores)
     ChildRunner(conn, trainer).serve()
+
+
+def choose_threads(trainer: Trainer, preferred: int | None, reserved_cores: int) -> None:
+    """The run's threads: the experiment's count if it fixes one, else the window's preference,
+    else the automatic choice leaving ``reserved_cores`` to the window."""
+    if trainer.blas_threads_fixed:
+        return
+    if preferred is not None:
+        trainer.blas_threads = preferred
+    else:
+        trainer.leave_cores(reserved_cores)
 
 
 def _own_session() -> None:

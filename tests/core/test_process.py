@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from core.process import BuildOrder, RunSummary, TrainingProcess
+from core.process import BuildOrder, RunSummary, TrainingProcess, choose_threads
 from core.spec import parse_experiment
 from core.training import Trainer
 
@@ -294,3 +294,14 @@ def test_checkpoints_travel_with_the_state_a_save_asks_for_and_never_with_a_snap
     # the same snapshot but for the experiment's own JSON; the copies are a hundred times more
     assert trainer.checkpoints.nbytes == 0 and here.checkpoints.nbytes > 100 * 200
     assert abs(sizes[0] - sizes[1]) < 200, sizes
+
+
+@pytest.mark.parametrize(("fixed", "preferred", "want"), [("auto", 4, 4), ("auto", None, 1), (2, 4, 2), (2, None, 2)])
+def test_the_experiments_count_wins_then_the_windows_preference_then_the_choice(fixed, preferred, want):
+    spec = {"seed": 1, "data": {"source": "moons", "params": {"n_samples": 100}},
+            "model": {"layers": [{"units": 8}]}, "training": {"epochs": 1, "blas_threads": fixed}}
+    trainer = Trainer(parse_experiment(spec))
+    choose_threads(trainer, preferred, reserved_cores=1)
+    assert trainer.blas_threads == want       # a small network: the automatic choice is one thread
+    order = BuildOrder(spec, threads=preferred)
+    assert order.threads == preferred

@@ -15,13 +15,14 @@ from typing import Any
 
 import numpy as np
 import pytest
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QDialogButtonBox, QLabel, QMessageBox, QRadioButton, QSpinBox
 
 from core.sessions.format import load_session
 from core.spec import parse_experiment
 from core.training import Trainer
 from workbench.monitor.worker import RemoteTrainer
 from workbench.sessions.autosave import INTERVAL_KEY
+from workbench.sessions.preferences import threads_preference
 
 from .monitor_support import make_window_fixture, tiny_experiment, tiny_spec, wait_idle  # noqa: F401 (fixture)
 from .test_monitor import click_action
@@ -203,3 +204,49 @@ def test_shutting_the_controller_down_also_ends_the_remedy_trials_process(make_w
     c.shutdown()
     assert time.perf_counter() - t0 < 5.0
     assert not multiprocessing.active_children()
+
+
+def choose_threads(window: Any, qtbot: Any, count: int | None) -> None:
+    """Training › Training threads…: Automatic, or Always ``count`` threads; OK."""
+    window.sessions.threads_action.trigger()
+    dialog = window.sessions.threads_dialog
+    qtbot.waitUntil(dialog.isVisible)
+    if count is None:
+        dialog.findChild(QRadioButton, "threadsAutomatic").click()
+    else:
+        dialog.findChild(QRadioButton, "threadsFixed").click()
+        spin = dialog.findChild(QSpinBox, "threadsCount")
+        assert spin.isEnabled()
+        spin.setValue(count)
+    dialog.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Ok).click()
+    qtbot.waitUntil(lambda: not dialog.isVisible())
+
+
+def test_the_threads_preference_sets_the_next_runs_threads_unless_the_experiment_fixes_them(
+        make_window: Any, qtbot: Any) -> None:
+    window = make_window(tiny_experiment(epochs=1), settings="threads")
+    choose_threads(window, qtbot, 3)        # the automatic choice for this small network is 1
+    assert threads_preference(window.settings) == 3
+    click_action(window, qtbot, "train")
+    wait_idle(qtbot, window)
+    assert window.controller.trainer.blas_threads == 3
+    window.sessions.threads_action.trigger()     # the dialog says what the run on screen uses
+    dialog = window.sessions.threads_dialog
+    qtbot.waitUntil(dialog.isVisible)
+    assert "trains on 3 threads" in dialog.findChild(QLabel, "threadsCurrent").text()
+    assert dialog.findChild(QSpinBox, "threadsCount").value() == 3
+    dialog.reject()
+
+    fixed_spec = tiny_spec(epochs=1)
+    fixed_spec["training"]["blas_threads"] = 2    # the experiment's own count travels with it and wins
+    fixed = make_window(parse_experiment(fixed_spec), settings="threads")
+    click_action(fixed, qtbot, "train")
+    wait_idle(qtbot, fixed)
+    assert fixed.controller.trainer.blas_threads == 2
+
+    choose_threads(window, qtbot, None)
+    assert threads_preference(window.settings) is None
+    later = make_window(tiny_experiment(epochs=1), settings="threads")   # the next start of the app
+    click_action(later, qtbot, "train")
+    wait_idle(qtbot, later)
+    assert later.controller.trainer.blas_threads == 1

@@ -134,6 +134,10 @@ class TrainingWorker(QObject):
     job_done = Signal(str)
     failed = Signal(str)
 
+    #: The user's preference for a run's threads (Training › Training threads…); ``None``: the
+    #: trainer's automatic choice.
+    threads: int | None = None
+
     def __init__(self) -> None:
         super().__init__()
         self.trainer: Trainer | None = None
@@ -207,6 +211,8 @@ class TrainingWorker(QObject):
                 field = exc.path if isinstance(exc, SpecError) and exc.path else "the experiment"
                 raise BuildRefused(f"Cannot build the model for this experiment:\n{exc}\n\nThe experiment and the "
                                    f"run on screen are kept; change {field} and train again.") from None
+            if self.threads is not None and not self.trainer.blas_threads_fixed:
+                self.trainer.blas_threads = self.threads    # the user's preference
             self.built.emit(self.trainer)
             self._adopt(self.trainer)
             return "built"
@@ -478,6 +484,9 @@ class ProcessWorker(QObject):
 
     #: Keep a child started and waiting, so that Train does not wait for an interpreter to start.
     keep_spare = True
+    #: The user's preference for a run's threads (Training › Training threads…), passed with
+    #: each build; ``None``: the child chooses (``core.process.choose_threads``).
+    threads: int | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -516,13 +525,14 @@ class ProcessWorker(QObject):
 
     def build(self, experiment: Experiment, base_dir: object, trainer: object) -> None:
         base = str(base_dir) if isinstance(base_dir, str | Path) else None
-        self._orders.put(("start", BuildOrder(experiment.to_dict(), base), "built", None, base))
+        order = BuildOrder(experiment.to_dict(), base, threads=self.threads)
+        self._orders.put(("start", order, "built", None, base))
 
     def build_from_session(self, session: Session) -> None:
         base = session_base_dir(session)
         base = str(base) if base is not None else None
         order = BuildOrder(session.experiment.to_dict(), base, trainer_arrays(session), dict(session.state),
-                           str(session.path or "session"))
+                           str(session.path or "session"), threads=self.threads)
         self._orders.put(("start", order, "opened", session, base))
 
     def open_session(self, path: Path) -> None:

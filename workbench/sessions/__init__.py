@@ -20,7 +20,7 @@ from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox, QProgressBar
 from core.sessions.recovery import Recoverable, describe_copy, discard
 
 from .autosave import AutosaveManager
-from .preferences import AutosaveDialog, DownloadDialog, apply_mirror
+from .preferences import AutosaveDialog, DownloadDialog, ThreadsDialog, apply_mirror, threads_preference
 from .recovery_dialog import DISCARD, RESTORE, RecoveryDialog, crashed_copies
 from .transfer_dialog import TransferDialog
 
@@ -92,7 +92,13 @@ class SessionTools(QObject):
         self.download_action.setShortcut(QKeySequence("Ctrl+Alt+D"))
         self.download_action.setStatusTip("A mirror to download Fashion-MNIST, MNIST and CIFAR-10 from")
         self.download_action.triggered.connect(self.download_settings)
+        self.threads_action = QAction("Training &threads…", self)
+        self.threads_action.setObjectName("threadsSettingsAction")
+        self.threads_action.setStatusTip("How many threads a run's large matrix products are split over")
+        self.threads_action.triggered.connect(self.threads_settings)
+        self.threads_dialog: ThreadsDialog | None = None
         apply_mirror(window.settings)
+        self._apply_threads()
         file_menu = _menu(window, "File")
         if file_menu is not None:
             file_menu.insertAction(window.open_action, self.transfer_action)
@@ -101,6 +107,7 @@ class SessionTools(QObject):
             train_menu.addSeparator()
             train_menu.addAction(self.autosave_action)
             train_menu.addAction(self.download_action)
+            train_menu.addAction(self.threads_action)
         self.controller.mode_changed.connect(lambda _: self._update_actions())
         self._update_actions()
         self.state.file_changed.connect(self._on_file_changed)
@@ -281,6 +288,18 @@ class SessionTools(QObject):
         dialog.finished.connect(lambda _: dialog.deleteLater())
         self.download_dialog = dialog
         dialog.open()
+
+    def threads_settings(self) -> None:
+        trainer = self.controller.trainer
+        dialog = ThreadsDialog(self.window.settings, getattr(trainer, "blas_threads", None), self.window)
+        dialog.accepted.connect(self._apply_threads)
+        dialog.finished.connect(lambda _: dialog.deleteLater())
+        self.threads_dialog = dialog
+        dialog.open()
+
+    def _apply_threads(self) -> None:
+        """Hand the preference to the training worker: every later build takes it."""
+        self.controller.worker.threads = threads_preference(self.window.settings)
 
     def autosave_settings(self) -> None:
         dialog = AutosaveDialog(self.window.settings, self.window)

@@ -1,5 +1,6 @@
 """Preferences kept in QSettings: Training › Autosave settings… (how often the recovery copy is
-written) and Training › Data set downloads… (a mirror for the book's data sets).
+written), Training › Data set downloads… (a mirror for the book's data sets) and Training ›
+Training threads… (automatic, or a count for every run whose experiment leaves it open).
 
 The mirror reaches ``core.data.download`` the way a user outside the app would set it: as the
 ``GRADIENT_WORKBENCH_MIRROR`` environment variable of the app's process. A value set outside
@@ -18,13 +19,17 @@ from PySide6.QtWidgets import (
     QDialogButtonBox,
     QDoubleSpinBox,
     QFormLayout,
+    QHBoxLayout,
     QLabel,
     QLineEdit,
+    QRadioButton,
+    QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from core.data.download import MIRROR_VARIABLE, cache_dir
+from core.engine.threads import usable_cores
 from core.sessions.recovery import recovery_dir
 
 from .autosave import ENABLED_KEY, EVERY_EPOCH_KEY, INTERVAL_KEY, autosave_settings
@@ -168,4 +173,76 @@ class DownloadDialog(QDialog):
             return
         self.settings.setValue(MIRROR_KEY, value)
         apply_mirror(self.settings)
+        super().accept()
+
+
+# ---------------------------------------------------------------------------- training threads
+
+THREADS_KEY = "training/threads"
+#: The largest count the preference takes (as ``training.blas_threads``).
+MAX_THREADS = 256
+
+
+def threads_preference(settings: QSettings) -> int | None:
+    """The thread count the user prefers for a run whose experiment says "auto", or ``None``
+    (automatic: the default, and what an unreadable value means)."""
+    try:
+        value = int(settings.value(THREADS_KEY, 0))
+    except (TypeError, ValueError):
+        return None
+    return value if 1 <= value <= MAX_THREADS else None
+
+
+class ThreadsDialog(QDialog):
+    """Choose the threads of the next runs: automatic or a fixed count; ``accept()`` stores it.
+
+    An experiment that fixes ``training.blas_threads`` keeps its own count: the preference is
+    this machine's, the experiment's field travels with the experiment."""
+
+    def __init__(self, settings: QSettings, current: int | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("threadsDialog")
+        self.setWindowTitle("Training threads")
+        self.settings = settings
+        preferred = threads_preference(settings)
+        layout = QVBoxLayout(self)
+        intro = QLabel("How many threads a run's large matrix products are split over. Automatic: one, unless "
+                       "the network's largest product is big enough to gain from more (the 784-300-100-10 "
+                       "network from batch 69 on), then the cores other programs leave free, less one for "
+                       f"this window. This machine has {usable_cores()} cores for the app. The count changes "
+                       "how fast a run trains, never its numbers. It applies from the next Train; an "
+                       "experiment that sets its own count (Training › Diagnostics and numerics) keeps it.")
+        intro.setWordWrap(True)
+        layout.addWidget(intro)
+        self.automatic = QRadioButton("Automatic")
+        self.automatic.setObjectName("threadsAutomatic")
+        self.fixed = QRadioButton("Always")
+        self.fixed.setObjectName("threadsFixed")
+        self.count = QSpinBox()
+        self.count.setObjectName("threadsCount")
+        self.count.setRange(1, MAX_THREADS)
+        self.count.setSuffix(" threads")
+        self.count.setValue(preferred or usable_cores())
+        self.count.setToolTip(f"1 to {MAX_THREADS}; more than the machine's cores only makes the threads wait")
+        row = QHBoxLayout()
+        row.addWidget(self.fixed)
+        row.addWidget(self.count)
+        row.addStretch(1)
+        layout.addWidget(self.automatic)
+        layout.addLayout(row)
+        (self.fixed if preferred is not None else self.automatic).setChecked(True)
+        self.count.setEnabled(preferred is not None)
+        self.fixed.toggled.connect(self.count.setEnabled)
+        self.current = QLabel(f"The current run trains on {current} thread{'s' if current != 1 else ''}."
+                              if current else "")
+        self.current.setObjectName("threadsCurrent")
+        self.current.setVisible(bool(current))
+        layout.addWidget(self.current)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout.addWidget(buttons)
+
+    def accept(self) -> None:
+        self.settings.setValue(THREADS_KEY, int(self.count.value()) if self.fixed.isChecked() else 0)
         super().accept()
