@@ -376,8 +376,13 @@ class Baseline:
         self._training = old_training
 
     def trainer(self, config: Config, dataset: Dataset, diagnostics_every: int) -> Any:
+        """A trainer of that revision with the pass's threads, as ``make_trainer`` (left to its own
+        choice, an engine that chooses would take two threads in the one-thread pass)."""
         experiment = self._spec.parse_experiment(config.experiment_dict(diagnostics_every))
-        return self._training.Trainer(experiment, dataset=dataset)
+        trainer = self._training.Trainer(experiment, dataset=dataset)
+        if hasattr(trainer, "training_threads"):
+            trainer.blas_threads = max((i["num_threads"] for i in blas_info()), default=1)
+        return trainer
 
 
 def diagnostics_micro(trainer: Trainer, plan: Plan) -> dict[str, Any]:
