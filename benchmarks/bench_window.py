@@ -47,6 +47,7 @@ from core.spec import load_experiment, parse_experiment  # noqa: E402
 from core.training import Trainer  # noqa: E402
 
 RATIO_TARGET = 0.9
+PIN_WINDOW = True       # --no-pin: leave the window and its training process on every core
 LATENESS_TARGET = 0.050
 FIRST_STEP_TARGET = 1.5
 N_ROWS, N_FEATURES, N_CLASSES = 60_000, 784, 10
@@ -171,8 +172,12 @@ def window_rate(app: Any, experiment: Any, base_dir: Path, seconds: float, setti
     from PySide6.QtCore import QSettings
 
     from workbench.main_window import MainWindow
+    from workbench.runtime import keep_the_window_on_its_cores
     from workbench.state import ExperimentState
 
+    previous = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
+    if PIN_WINDOW:
+        keep_the_window_on_its_cores()     # as the application does when it starts
     state = ExperimentState(experiment)
     state.base_dir = base_dir
     window = MainWindow(state, QSettings(str(settings), QSettings.Format.IniFormat))
@@ -204,6 +209,10 @@ def window_rate(app: Any, experiment: Any, base_dir: Path, seconds: float, setti
     window.close()
     window.deleteLater()
     app.processEvents()
+    if previous is not None:
+        os.sched_setaffinity(0, previous)   # the headless runs use every core
+    import core.process
+    core.process.TRAINING_CORES = core.process.ALL_CORES = None
     return {"rate": rate, "p99": p99, "worst": worst, "first_step": first_step, "per_cpu": per_cpu,
             "gui_share": gui_share}
 
@@ -280,7 +289,12 @@ def main() -> int:
     parser.add_argument("--reserve", type=int, default=None, metavar="N",
                         help="cores the training process leaves to the window when it chooses its BLAS threads "
                              "(default: core.process.RESERVED_CORES)")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="leave the window and its training process on every core (the app keeps the "
+                             "window on one: workbench.runtime.keep_the_window_on_its_cores)")
     args = parser.parse_args()
+    global PIN_WINDOW
+    PIN_WINDOW = not args.no_pin
     if args.paint_share is not None:
         import workbench.monitor.view
 

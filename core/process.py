@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from core.engine.threads import limit_blas_threads
+from core.engine.threads import limit_blas_threads, run_on
 from core.monitor import SnapshotSource, TrainingSnapshot
 from core.sessions.format import SessionError
 from core.sessions.trainer_io import restore_state
@@ -59,6 +59,11 @@ from core.training import Trainer
 
 #: The cores the parent keeps for itself when choosing the child's BLAS threads (the window paints on one).
 RESERVED_CORES = 1
+#: The cores training processes run on, set by the window when it keeps a core of its own
+#: (``workbench.runtime.keep_the_window_on_its_cores``); ``None``: those of the parent.
+TRAINING_CORES: frozenset[int] | None = None
+#: The cores of the parent before the window kept one: where the labs' job processes run.
+ALL_CORES: frozenset[int] | None = None
 
 
 @dataclass(frozen=True)
@@ -112,9 +117,12 @@ class TrainingProcess:
     def __init__(self, order: BuildOrder | None = None, reserved_cores: int | None = None) -> None:
         if reserved_cores is None:
             reserved_cores = RESERVED_CORES     # read now: the benchmark compares settings in one run
+        cores = TRAINING_CORES
+        if cores is not None:
+            reserved_cores = 0                  # the window's core is not among the child's
         context = multiprocessing.get_context("spawn")
         self.conn, child_end = context.Pipe(duplex=True)
-        self.process = context.Process(target=child_main, args=(child_end, order, reserved_cores),
+        self.process = context.Process(target=child_main, args=(child_end, order, reserved_cores, cores),
                                        name="gradient-workbench-training", daemon=True)
         self.process.start()
         child_end.close()           # the child holds its end: EOF here when the child dies
@@ -190,10 +198,13 @@ class TrainingProcess:
 # ---------------------------------------------------------------------------------------- the child
 
 
-def child_main(conn: Connection, order: BuildOrder | None, reserved_cores: int = RESERVED_CORES) -> None:
+def child_main(conn: Connection, order: BuildOrder | None, reserved_cores: int = RESERVED_CORES,
+               cores: frozenset[int] | None = None) -> None:
     """The child's whole life: build the trainer (waiting for ``("build", order)`` first if it was
-    started without one), report it, serve commands until ``quit`` or EOF."""
+    started without one), report it, serve commands until ``quit`` or EOF. With ``cores``, it
+    runs on those (the window keeps the others) and chooses its threads among them."""
     _own_session()
+    run_on(cores)
     if order is None:
         _warm_up()
     while order is None:
@@ -455,7 +466,8 @@ class ProcessJob:
     def __call__(self, progress: Any, should_stop: Any) -> Any:
         context = multiprocessing.get_context("spawn")
         conn, child_end = context.Pipe(duplex=True)
-        process = context.Process(target=job_child_main, args=(child_end, self.target, self.args, self.nice),
+        process = context.Process(target=job_child_main, args=(child_end, self.target, self.args, self.nice,
+                                                               ALL_CORES),
                                   name=self.name, daemon=True)
         process.start()
         child_end.close()
@@ -492,9 +504,12 @@ class ProcessJob:
                 process.join(1.0)
 
 
-def job_child_main(conn: Connection, target: Any, args: tuple[Any, ...], nice: int) -> None:
-    """A ``ProcessJob``'s child: run ``target(progress, should_stop, *args)`` and send its outcome."""
+def job_child_main(conn: Connection, target: Any, args: tuple[Any, ...], nice: int,
+                   cores: frozenset[int] | None = None) -> None:
+    """A ``ProcessJob``'s child: run ``target(progress, should_stop, *args)`` and send its outcome
+    (on ``cores`` when given: all of the machine's, not only the window's)."""
     _own_session()
+    run_on(cores)
     if nice:
         try:
             os.nice(nice)

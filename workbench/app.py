@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from .runtime import configure_pyqtgraph
+from .runtime import configure_pyqtgraph, keep_the_window_on_its_cores
 
 
 def create_app(argv: list[str] | None = None):
@@ -30,6 +30,7 @@ def create_app(argv: list[str] | None = None):
 
 
 def run_app(path: str | None = None) -> int:
+    keep_the_window_on_its_cores()      # before Qt starts its threads: they keep to the same cores
     app = create_app()
     from .main_window import MainWindow
 

@@ -34,7 +34,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -56,10 +56,41 @@ TAKEOVER_MARGIN = 0.000_03
 
 def usable_cores() -> int:
     """The cores this process may run on (its affinity mask where the system has one)."""
+    return len(usable_cores_set()) or os.cpu_count() or 1
+
+
+def usable_cores_set() -> frozenset[int]:
+    """Which cores this process may run on; empty where the system does not say (not Linux)."""
     try:
-        return len(os.sched_getaffinity(0))
+        return frozenset(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return os.cpu_count() or 1
+        return frozenset()
+
+
+def split_cores(usable: Iterable[int], reserved: int) -> tuple[frozenset[int], frozenset[int]] | None:
+    """(the window's cores, the training processes' cores): the last ``reserved`` of ``usable``
+    for the window, the others for training; ``None`` when that leaves training no core.
+
+    Left to the scheduler, the window's painting lands on whichever core woke last, often the
+    one the training loop runs on: measured over 8 s next to a shown window, the training
+    thread of the 784-300-100-10 network waited 1.8–2.0 s in the run queue while the window's
+    process used 0.25 of a core (``benchmarks/bench_window.py``)."""
+    cores = sorted(set(usable))
+    if reserved < 1 or len(cores) <= reserved:
+        return None
+    return frozenset(cores[-reserved:]), frozenset(cores[:-reserved])
+
+
+def run_on(cores: Iterable[int] | None) -> bool:
+    """Keep this process's threads (the calling one and those it starts later) on ``cores``,
+    where the system lets a process choose (Linux); False where it does not or refuses."""
+    if cores is None or not hasattr(os, "sched_setaffinity"):
+        return False
+    try:
+        os.sched_setaffinity(0, set(cores))
+    except (OSError, ValueError):
+        return False
+    return True
 
 
 def _cpu_times(stat_path: str) -> tuple[int, int, int] | None:

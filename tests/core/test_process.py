@@ -305,3 +305,4 @@ def test_the_experiments_count_wins_then_the_windows_preference_then_the_choice(
     assert trainer.blas_threads == want       # a small network: the automatic choice is one thread
     order = BuildOrder(spec, threads=preferred)
     assert order.threads == preferred
+

@@ -6,9 +6,12 @@ the window leaves no child behind."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,8 @@ from workbench.sessions.preferences import threads_preference
 
 from .monitor_support import make_window_fixture, tiny_experiment, tiny_spec, wait_idle  # noqa: F401 (fixture)
 from .test_monitor import click_action
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def child_pid(window: Any) -> int:
@@ -250,3 +255,49 @@ def test_the_threads_preference_sets_the_next_runs_threads_unless_the_experiment
     click_action(later, qtbot, "train")
     wait_idle(qtbot, later)
     assert later.controller.trainer.blas_threads == 1
+
+
+CORES_SCRIPT = """
+import json, os, sys, time
+sys.path.insert(0, sys.argv[1])
+
+
+def affinity(progress, should_stop):
+    return sorted(os.sched_getaffinity(0))
+
+
+if __name__ == "__main__":
+    import core.process
+    from core.process import ProcessJob, TrainingProcess
+    from workbench.runtime import keep_the_window_on_its_cores
+
+    before = sorted(os.sched_getaffinity(0))
+    window = keep_the_window_on_its_cores(1)
+    child = TrainingProcess()                       # a spare: it starts, imports, waits
+    deadline = time.monotonic() + 60
+    while sorted(os.sched_getaffinity(child.pid)) == sorted(os.sched_getaffinity(0)) and window is not None \\
+            and time.monotonic() < deadline:
+        time.sleep(0.05)
+    report = {"before": before, "window": sorted(window) if window is not None else None,
+              "gui": sorted(os.sched_getaffinity(0)), "training": sorted(os.sched_getaffinity(child.pid)),
+              "job": ProcessJob(affinity)(lambda _: None, lambda: False),
+              "training_cores": sorted(core.process.TRAINING_CORES or [])}
+    child.end()
+    print(json.dumps(report))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="cores are chosen only where the system allows")
+def test_the_window_keeps_a_core_and_its_training_and_job_processes_run_on_the_others(tmp_path: Path) -> None:
+    script = tmp_path / "cores.py"
+    script.write_text(CORES_SCRIPT)
+    done = subprocess.run([sys.executable, str(script), str(ROOT)], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    every = report["before"]
+    assert report["job"] == every                     # the labs' jobs use every core
+    if len(every) < 2:                                # one core: nothing to keep apart
+        assert report["window"] is None and report["training"] == every == report["gui"]
+        return
+    assert report["window"] == report["gui"] == every[-1:]
+    assert report["training"] == report["training_cores"] == every[:-1]

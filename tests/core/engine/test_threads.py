@@ -15,6 +15,7 @@ from core.engine.threads import (
     choose_blas_threads,
     largest_product,
     limit_blas_threads,
+    split_cores,
 )
 from core.spec import parse_experiment
 from core.training import Trainer
@@ -319,3 +320,17 @@ def test_an_error_in_a_shared_task_is_raised_in_the_caller():
     finally:
         parallel.close()
     assert 3 in seen
+
+
+@pytest.mark.parametrize(("usable", "reserved", "want"), [
+    ({0, 1}, 1, ({1}, {0})),
+    (range(8), 1, ({7}, set(range(7)))),
+    ({2, 5, 9}, 1, ({9}, {2, 5})),
+    (range(8), 2, ({6, 7}, set(range(6)))),
+    ({0}, 1, None),            # training would have no core
+    ({0, 1}, 0, None),         # the window keeps none
+    ((), 1, None),             # the system does not say
+])
+def test_the_window_keeps_the_last_cores_and_training_gets_the_others(usable, reserved, want):
+    split = split_cores(usable, reserved)
+    assert split == (None if want is None else (frozenset(want[0]), frozenset(want[1])))
