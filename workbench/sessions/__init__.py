@@ -94,6 +94,7 @@ class SessionTools(QObject):
         self.download_action.triggered.connect(self.download_settings)
         self.threads_action = QAction("Training &threads…", self)
         self.threads_action.setObjectName("threadsSettingsAction")
+        self.threads_action.setShortcut(QKeySequence("Ctrl+Alt+T"))
         self.threads_action.setStatusTip("How many threads a run's large matrix products are split over")
         self.threads_action.triggered.connect(self.threads_settings)
         self.threads_dialog: ThreadsDialog | None = None
