@@ -54,7 +54,7 @@ def keep_the_window_on_its_cores(reserved: int | None = None) -> frozenset[int] 
 
     reserved = core.process.RESERVED_CORES if reserved is None else reserved
     every = usable_cores_set()
-    split = split_cores(every, reserved) if every else None
+    split = split_cores(every, reserved)
     if split is None or not run_on(split[0]):
         return None
     core.process.TRAINING_CORES, core.process.ALL_CORES = split[1], frozenset(every)

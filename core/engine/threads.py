@@ -156,42 +156,6 @@ def limit_blas_threads(threads: int | None) -> Iterator[None]:
         yield
 
 
-class _SharedWork:
-    """Tasks ``0 … count − 1`` that the calling thread and the workers take in turn."""
-
-    __slots__ = ("task", "count", "errors", "next_task", "pending", "lock", "finished", "failure")
-
-    def __init__(self, task: Callable[[int], object], count: int) -> None:
-        self.task, self.count = task, count
-        self.errors = np.geterr()       # NumPy's error handling is per thread: the caller's applies
-        self.next_task = 0
-        self.pending = 0                # tasks taken and not finished
-        self.lock = threading.Lock()
-        self.finished = threading.Event()
-        self.failure: BaseException | None = None
-
-    def work(self) -> int:
-        """Take tasks and run them until none is left; returns how many this thread ran."""
-        done = 0
-        with np.errstate(**self.errors):
-            while True:
-                with self.lock:
-                    i = self.next_task
-                    if i >= self.count or self.failure is not None:
-                        return done
-                    self.next_task = i + 1
-                    self.pending += 1
-                try:
-                    self.task(i)
-                except BaseException as exc:  # noqa: BLE001 — raised again in the calling thread
-                    self.failure = exc
-                done += 1
-                with self.lock:
-                    self.pending -= 1
-                    if self.pending == 0 and (self.next_task >= self.count or self.failure is not None):
-                        self.finished.set()
-
-
 class _SharedProduct:
     """The parts of one split product, which the calling thread and the workers take in turn.
 
@@ -323,7 +287,7 @@ class SplitProducts:
             raise ValueError(f"threads: must be at least 2 to split products, got {threads}")
         self.threads = int(threads)
         self.min_work = int(min_work)
-        self._inbox: queue.SimpleQueue[_SharedWork | _SharedProduct | None] = queue.SimpleQueue()
+        self._inbox: queue.SimpleQueue[_SharedProduct | None] = queue.SimpleQueue()
         self._workers = [threading.Thread(target=self._serve, name=f"split-products-{k}", daemon=True)
                          for k in range(self.threads - 1)]
         for worker in self._workers:
@@ -340,21 +304,6 @@ class SplitProducts:
             if job is None:
                 return
             self.parts_by_workers += job.work()
-
-    def run(self, task: Callable[[int], object], count: int) -> None:
-        """Run ``task(0)`` … ``task(count − 1)``, independent of each other, on the calling thread
-        and the workers, whoever is free taking the next; an exception is raised here."""
-        if not self._workers or count < 2:
-            for i in range(count):
-                task(i)
-            return
-        job = _SharedWork(task, count)
-        for _ in self._workers:
-            self._inbox.put(job)
-        self.parts_by_caller += job.work()
-        job.finished.wait()
-        if job.failure is not None:
-            raise job.failure
 
     def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """``a @ b`` (2-D), written into ``out`` when given, in parts shared with the workers.

@@ -27,7 +27,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core.engine.validation import excerpt
 from core.monitor import MAX_SNAPSHOTS_PER_SECOND, SnapshotSource, TrainingSnapshot
-from core.process import BuildOrder, RunSummary, TrainingProcess
+from core.process import BuildOrder, RunSummary, TrainingProcess, choose_threads
 from core.sessions.format import Session, SessionError, load_session
 from core.sessions.trainer_io import restore_state, restore_trainer, session_base_dir, trainer_arrays
 from core.spec import Experiment, SpecError, parse_experiment
@@ -211,8 +211,8 @@ class TrainingWorker(QObject):
                 field = exc.path if isinstance(exc, SpecError) and exc.path else "the experiment"
                 raise BuildRefused(f"Cannot build the model for this experiment:\n{exc}\n\nThe experiment and the "
                                    f"run on screen are kept; change {field} and train again.") from None
-            if self.threads is not None and not self.trainer.blas_threads_fixed:
-                self.trainer.blas_threads = self.threads    # the user's preference
+            if self.threads is not None:                # the user's preference, after the experiment's
+                choose_threads(self.trainer, self.threads, reserved_cores=0)
             self.built.emit(self.trainer)
             self._adopt(self.trainer)
             return "built"

@@ -35,6 +35,14 @@ from core.sessions.recovery import recovery_dir
 from .autosave import ENABLED_KEY, EVERY_EPOCH_KEY, INTERVAL_KEY, autosave_settings
 
 
+def ok_cancel(dialog: QDialog) -> QDialogButtonBox:
+    """The OK and Cancel buttons of a preferences dialog, wired to its ``accept`` and ``reject``."""
+    buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+    buttons.accepted.connect(dialog.accept)
+    buttons.rejected.connect(dialog.reject)
+    return buttons
+
+
 class AutosaveDialog(QDialog):
     """Edit the autosave settings; ``accept()`` writes them to ``settings``."""
 
@@ -73,10 +81,7 @@ class AutosaveDialog(QDialog):
         self.enabled.toggled.connect(self.interval.setEnabled)
         self.every_epoch.setEnabled(enabled)
         self.interval.setEnabled(enabled)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        layout.addWidget(ok_cancel(self))
 
     def accept(self) -> None:
         self.settings.setValue(ENABLED_KEY, self.enabled.isChecked())
@@ -159,10 +164,7 @@ class DownloadDialog(QDialog):
         self.outside_note.setWordWrap(True)
         self.outside_note.setVisible(outside is not None)
         layout.addWidget(self.outside_note)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        layout.addWidget(ok_cancel(self))
 
     def accept(self) -> None:
         value = self.mirror.text().strip()
@@ -238,10 +240,7 @@ class ThreadsDialog(QDialog):
         self.current.setObjectName("threadsCurrent")
         self.current.setVisible(bool(current))
         layout.addWidget(self.current)
-        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
-        buttons.accepted.connect(self.accept)
-        buttons.rejected.connect(self.reject)
-        layout.addWidget(buttons)
+        layout.addWidget(ok_cancel(self))
 
     def accept(self) -> None:
         self.settings.setValue(THREADS_KEY, int(self.count.value()) if self.fixed.isChecked() else 0)

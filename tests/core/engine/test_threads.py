@@ -2,6 +2,7 @@
 
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -215,50 +216,56 @@ def test_parts_no_worker_took_are_done_by_the_caller():
         products.close()
 
 
-class PausedInWorkers(np.ndarray):
-    """An operand whose products wait on any thread but the test's until ``resume`` is set: a
-    worker the system paused in the middle of a part. The test's thread is slowed on its first
-    part, so that a worker has woken and taken a part by the time it is done."""
+class InWorkers(np.ndarray):
+    """An operand whose products first run ``in_worker()`` on any thread but the test's (a worker
+    the system paused, a worker that fails). The test's thread is slowed on its first part, so
+    that a worker has woken and taken a part by the time it is done."""
 
-    resume: threading.Event
+    in_worker: Callable[[], None]
     first_part_done: bool
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if threading.current_thread() is threading.main_thread():
-            if not PausedInWorkers.first_part_done:
-                PausedInWorkers.first_part_done = True
+            if not InWorkers.first_part_done:
+                InWorkers.first_part_done = True
                 time.sleep(0.05)
         else:
-            PausedInWorkers.resume.wait(20)
+            InWorkers.in_worker()
         inputs = tuple(np.asarray(x) for x in inputs)
         if "out" in kwargs:
             kwargs["out"] = tuple(np.asarray(x) for x in kwargs["out"])
         return getattr(ufunc, method)(*inputs, **kwargs)
 
 
-@pytest.mark.parametrize("shape", [(128, 784, 300), (784, 128, 300)], ids=["by columns", "by rows"])
-def test_a_part_a_paused_worker_holds_is_computed_by_the_caller_and_never_written_later(shape):
+def operands(shape: tuple[int, int, int], in_worker: Callable[[], None]) -> tuple[np.ndarray, ...]:
+    """(a, b, a @ b on one BLAS thread, a and b as ``InWorkers`` running ``in_worker``)."""
     rows, inner, columns = shape
     rng = np.random.default_rng(3)
     a = rng.standard_normal((rows, inner)).astype(np.float32)
     b = rng.standard_normal((inner, columns)).astype(np.float32)
     with limit_blas_threads(1):
         whole = a @ b
-    PausedInWorkers.resume, PausedInWorkers.first_part_done = threading.Event(), False
-    paused_a, paused_b = a.view(PausedInWorkers), b.view(PausedInWorkers)
+    InWorkers.in_worker, InWorkers.first_part_done = staticmethod(in_worker), False
+    return a, b, whole, a.view(InWorkers), b.view(InWorkers)
+
+
+@pytest.mark.parametrize("shape", [(128, 784, 300), (784, 128, 300)], ids=["by columns", "by rows"])
+def test_a_part_a_paused_worker_holds_is_computed_by_the_caller_and_never_written_later(shape):
+    resume = threading.Event()
+    _, _, whole, paused_a, paused_b = operands(shape, lambda: resume.wait(20))
     products = SplitProducts(2)
     try:
         with limit_blas_threads(1):
             start = time.perf_counter()
-            result = np.zeros((rows, columns), np.float32)
+            result = np.zeros(whole.shape, np.float32)
             products.matmul(paused_a, paused_b, out=result)
             waited = time.perf_counter() - start
         assert np.array_equal(result, whole)
         assert products.parts_taken_over >= 1 and waited < 10       # the worker is still paused
         result += 1.0                                  # the caller goes on with the result (z += b)
-        PausedInWorkers.resume.set()
+        resume.set()
     finally:
-        PausedInWorkers.resume.set()
+        resume.set()
         products.close()                               # the worker has finished its part and ended
     assert products.parts_by_workers == 0              # its copy came second and was dropped
     assert np.array_equal(result, whole + 1.0)
@@ -303,23 +310,31 @@ def test_the_thread_count_changes_the_speed_not_the_numbers(tmp_path):
                 assert np.array_equal(value, other_arrays[key], equal_nan=value.dtype.kind == "f"), key
 
 
-def test_an_error_in_a_shared_task_is_raised_in_the_caller():
-    parallel = SplitProducts(2)
-    seen = []
+def test_a_part_that_fails_in_a_worker_is_computed_by_the_caller_where_its_errors_are_raised():
+    def fail() -> None:
+        raise FloatingPointError("overflow in a worker's part")
 
-    def task(i: int) -> None:
-        seen.append(i)
-        if i == 3:
-            raise FloatingPointError("overflow in block 3")
-
+    _, _, whole, a, b = operands((128, 784, 300), fail)
+    products = SplitProducts(2)
     try:
-        with pytest.raises(FloatingPointError, match="block 3"):
-            parallel.run(task, 8)
-        with np.errstate(over="raise"), pytest.raises(FloatingPointError):   # the caller's error handling
-            parallel.run(lambda i: np.float32(3e38) * np.float32(10), 4)      # applies in the workers too
+        with limit_blas_threads(1):
+            assert np.array_equal(products.matmul(a, b), whole)      # the caller did the failed part
+        assert products.parts_by_workers == 0 and products.parts_taken_over >= 1
+        # The caller's own error is raised to the caller, and its error handling applies in the
+        # workers: a worker that meets the overflow raises too, and the caller meets it again.
+        big = np.full((128, 784), 3e38, np.float32).view(InWorkers)
+        InWorkers.first_part_done = False
+        InWorkers.in_worker = staticmethod(lambda: np.float32(3e38) * np.float32(10))
+        with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+            products.matmul(big, b)
+        seen: list[str] = []
+        InWorkers.first_part_done = False
+        InWorkers.in_worker = staticmethod(lambda: seen.append(np.geterr()["over"]))
+        with np.errstate(over="raise"), limit_blas_threads(1):
+            assert np.array_equal(products.matmul(a, b), whole)
+        assert seen and set(seen) == {"raise"}
     finally:
-        parallel.close()
-    assert 3 in seen
+        products.close()
 
 
 @pytest.mark.parametrize(("usable", "reserved", "want"), [
