@@ -11,7 +11,8 @@ benchmark and then while a child process spins on one core (as a browser or an I
 reports steps per second (median of the blocks), the automatic choice as a ratio of the faster
 fixed setting measured in the same run, of the medians and block by block ("paired"; target:
 at least 0.95), the cores other processes used meanwhile and the host's load average (on a
-shared machine "idle" means only: no busy process of the benchmark's own).
+shared machine "idle" means only: no busy process of the benchmark's own). Blocks are 0.15 s
+apart, so that BLAS's spinning threads of one block never run into the next.
 
     python benchmarks/bench_threads.py [--quick] [--json results.json]
 """
@@ -39,6 +40,7 @@ from core.spec import load_experiment  # noqa: E402
 from core.training import Trainer  # noqa: E402
 
 TARGET = 0.95
+SETTLE_SECONDS = 0.15   # between blocks (see measure)
 
 
 def make_trainers() -> dict[str, tuple]:
@@ -83,6 +85,11 @@ def measure(configs: dict[str, tuple], steps: int, reps: int, busy: bool) -> dic
         for rep in range(reps):
             for label in labels[rep % 3:] + labels[:rep % 3]:
                 rates[label].append(run_block(trainers[label], steps))
+                # OpenBLAS's threads spin for about 0.1 s after their last product: without a
+                # pause, a block on one thread right after a block on BLAS's threads shares its
+                # cores with them (0.76-0.82x the speed of the same setting after a pause, next to
+                # a busy process), which no run of the app meets (a run keeps its thread count).
+                time.sleep(SETTLE_SECONDS)
         other = load.stop()
         medians = {k: statistics.median(v) for k, v in rates.items()}
         best = max(("1 thread", f"{cores} threads"), key=medians.__getitem__)

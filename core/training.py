@@ -357,9 +357,10 @@ class Trainer:
 
     @contextlib.contextmanager
     def training_threads(self) -> Iterator[None]:
-        """Train the block with ``blas_threads`` threads: one BLAS thread per product, and the
-        large products split by rows over the threads (``SplitProducts``), so the numbers are
-        the same bit for bit whatever the count. ``None`` leaves BLAS as the caller set it."""
+        """Train the block with ``blas_threads`` threads: the large products on BLAS's threads
+        in a form checked to give one thread's numbers, or split by rows over the threads
+        (``SplitProducts``), so the numbers are the same bit for bit whatever the count. ``None``
+        leaves BLAS as the caller set it."""
         threads = self.blas_threads
         if threads is None:
             yield

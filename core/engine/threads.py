@@ -21,23 +21,28 @@ So the choice is made per run from two things, once, before training starts:
 
 How the threads are used: BLAS stays on one thread (``limit_blas_threads`` applies a limit
 for a block of code through ``threadpoolctl`` and restores the previous setting after it), and
-``SplitProducts`` splits each large product by rows over the run's threads. A one-thread BLAS
-computes a block of rows exactly as it computes those rows of the whole product, so the count
-changes how fast a run trains, never its numbers, and a busy core slows the run to one
-thread's speed instead of stalling it on OpenBLAS's spin-waits.
+``SplitProducts`` gives each product of a million multiply-adds or more to BLAS's own threads
+in a form checked to give one thread's numbers (whole, or its inner sum cut in two where a
+one-thread BLAS blocks it itself), else splits a large one by rows over the run's threads (a
+one-thread BLAS computes a block of rows exactly as it computes those rows of the whole
+product). Either way the count changes how fast a run trains, never its numbers. Products that
+stall on BLAS's threads (another program took a core: OpenBLAS's threads spin-wait for each
+other) send the process's products back to one thread for a while.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 # Multiply-adds of one product above which a second thread paid on an idle 2-core machine
 # (benchmarks/bench_threads.py measures the crossing: the 784-300-100-10 network at batch 128, 30 M
@@ -45,6 +50,7 @@ from threadpoolctl import threadpool_limits
 # as fast; the default 64-100-...-10 network has 0.2 M).
 PARALLEL_WORK = 16_000_000
 SAMPLE_SECONDS = 0.05     # how long ``busy_elsewhere`` watches the machine
+_TICKS_PER_SECOND = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100   # /proc/stat's unit
 # Multiply-adds of the smallest part ``SplitProducts`` cuts a product into: twice the size up to
 # which OpenBLAS takes its small-matrix kernel (whose order of additions differs).
 PART_WORK = 2_000_000
@@ -52,6 +58,21 @@ PART_WORK = 2_000_000
 # it has no part of its own timed yet (else 1.25 × its own part's time + TAKEOVER_MARGIN).
 TAKEOVER_GRACE = 0.002
 TAKEOVER_MARGIN = 0.000_03
+# Multiply-adds of a product from which ``SplitProducts`` hands it to BLAS's own threads, when
+# they give one thread's numbers for its shapes (a 32 × 100 by 100 × 300 product, 1 M: 35 µs on
+# one OpenBLAS thread, 21 µs on two, on an idle 2-core machine).
+BLAS_THREADED_WORK = 1_000_000
+# A product on n BLAS threads that takes more than n × the fastest one of its kind has stalled:
+# it took longer than one thread would (n threads are at most n times as fast as one). Another
+# program took a core, and OpenBLAS's threads wait for each other: a run on two fell to a third
+# of one thread's speed. After STALLS of them among BLAS_WATCH products, ``SplitProducts`` keeps
+# to one thread for BLAS_BACKOFF seconds, then tries BLAS's threads again.
+STALLS = 3
+BLAS_WATCH = 64
+BLAS_BACKOFF = 2.0
+# Where ``SplitProducts`` tries cutting a product's inner sum in two (every CUT_STEP-th term),
+# looking for the cut at which BLAS on several threads gives one thread's numbers (see there).
+CUT_STEP = 8
 
 
 def usable_cores() -> int:
@@ -110,22 +131,27 @@ def _cpu_times(stat_path: str) -> tuple[int, int, int] | None:
 
 
 def busy_elsewhere(stat_path: str = "/proc/stat", sample: float = SAMPLE_SECONDS,
-                   sleep: Callable[[float], None] = time.sleep) -> int:
+                   sleep: Callable[[float], None] = time.sleep,
+                   own_cpu: Callable[[], float] = time.process_time) -> int:
     """Cores kept busy by other work now, rounded: the machine's non-idle CPU time over a short
-    sample while this thread sleeps (0 where the system does not say).
+    sample while this thread sleeps, less what this process's other threads used meanwhile
+    (0 where the system does not say).
 
     An average over ``sample`` seconds, not the instantaneous count of runnable tasks: that count
     is 1 or more on an idle machine half the time (a kernel worker, the shell), and choosing by it
     kept the wide networks on one thread on an idle 2-core machine, 0.67–0.85× the speed of two
-    (``benchmarks/bench_threads.py``)."""
-    first = _cpu_times(stat_path)
+    (``benchmarks/bench_threads.py``). Not this process's own threads: BLAS's threads spin for a
+    while after a product, and counted as other work they made the next run of a 2-core machine
+    choose one thread (0.80× the speed of two)."""
+    first, own_before = _cpu_times(stat_path), own_cpu()
     if first is None:
         return 0
     sleep(sample)
-    second = _cpu_times(stat_path)
+    second, own_after = _cpu_times(stat_path), own_cpu()
     if second is None or second[1] <= first[1]:
         return 0
-    busy_share = (second[0] - first[0]) / (second[1] - first[1])
+    own = max(0.0, own_after - own_before) * _TICKS_PER_SECOND
+    busy_share = max(0.0, second[0] - first[0] - own) / (second[1] - first[1])
     return max(0, round(busy_share * second[2]))
 
 
@@ -154,6 +180,26 @@ def limit_blas_threads(threads: int | None) -> Iterator[None]:
         return
     with threadpool_limits(limits=int(threads), user_api="blas"):
         yield
+
+
+def _cut_product(a: np.ndarray, b: np.ndarray, cut: int, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` with the inner sum cut at term ``cut`` (0: whole), its two halves added:
+    ``A[:, :c]·B[:c, :] + A[:, c:]·B[c:, :]``."""
+    if cut == 0:
+        return np.matmul(a, b, out=out)
+    result = np.matmul(a[:, :cut], b[:cut], out=out)
+    result += np.matmul(a[:, cut:], b[cut:])
+    return result
+
+
+def _layout(array: np.ndarray) -> str | None:
+    """'C' or 'F' for a contiguous array or a transposed one; ``None`` for any other view."""
+    return "C" if array.flags.c_contiguous else "F" if array.flags.f_contiguous else None
+
+
+def _random_like(shape: tuple[int, ...], layout: str, dtype: np.dtype, rng: np.random.Generator) -> np.ndarray:
+    values = rng.standard_normal(shape if layout == "C" else shape[::-1]).astype(dtype)
+    return values if layout == "C" else values.T
 
 
 class _SharedProduct:
@@ -261,8 +307,46 @@ class _SharedProduct:
         return own, redone
 
 
+@dataclasses.dataclass
+class BlasRecord:
+    """What a process learned of its BLAS's threads, kept for the runs it trains after: for each
+    kind of product (thread count, shapes, layouts, dtypes) the form ``SplitProducts`` found
+    (0 whole, a cut, ``None``), and the fastest time one took on BLAS's threads, the yardstick of
+    a stall (kept from a free machine: a run that starts next to another busy program takes
+    its yardstick from the runs before it), and how long its products rest from BLAS's threads."""
+
+    forms: dict[tuple[Any, ...], int | None] = dataclasses.field(default_factory=dict)
+    fastest: dict[tuple[Any, ...], float] = dataclasses.field(default_factory=dict)
+    #: Until when (``SplitProducts.clock``) products keep to one thread after stalls: a busy
+    #: machine is busy for the process's next run too.
+    resting_until: float = 0.0
+
+
+_PROCESS_RECORD = BlasRecord()
+
+
 class SplitProducts:
-    """Matrix products split by rows over ``threads`` threads, each part on one BLAS thread.
+    """The matrix products of a run on ``threads`` threads, with one thread's numbers.
+
+    A product goes to BLAS's own threads when, for its shapes, layouts and dtype, they give the
+    numbers one BLAS thread gives: checked once per kind of product, on random operands, the
+    first time one comes (the order in which a BLAS adds a product's terms depends on its shapes
+    and thread count, never on the values, so one check holds for every product of that kind).
+    When the whole product does not, the check looks for a cut of its inner sum in two,
+
+        A·B = A[:, :c]·B[:c, :] + A[:, c:]·B[c:, :]
+
+    at which the two halves on several threads, added, give one thread's whole product: a BLAS
+    on one thread sums a long inner dimension in blocks itself (OpenBLAS: a 784-term sum as 400
+    terms, then 384 more added to them), and on several threads it blocks it otherwise (79 % of
+    a 32 × 784 by 784 × 300 product's entries differ), but not a sum as short as one block.
+    BLAS's threads are the fastest way to share a product (OpenBLAS's threads wait for work by
+    spinning; a Python thread's wake-up took 40–400 µs on a 2-core virtual machine). Products of
+    fewer than ``blas_work`` multiply-adds stay on one thread, and BLAS never gets more threads
+    than the process has cores. When products on BLAS's threads stall (another program took a
+    core), the products keep to one thread for a while (``STALLS``, ``BLAS_BACKOFF``).
+
+    Otherwise, products split by rows over ``threads`` threads, each part on one BLAS thread.
 
     Row block by row block, ``C = A @ B`` is the same product: each element of C is the same sum
     of the same K terms, and a one-thread BLAS adds them in the same order for a block of rows
@@ -282,11 +366,25 @@ class SplitProducts:
     kernel (its small-matrix path), which adds in another order (a 128 × 300 by 300 × 100
     product cut into four parts of 960,000 did not give the whole product's numbers)."""
 
-    def __init__(self, threads: int, min_work: int = PARALLEL_WORK) -> None:
+    def __init__(self, threads: int, min_work: int = PARALLEL_WORK, blas_work: int | None = BLAS_THREADED_WORK,
+                 record: BlasRecord | None = None) -> None:
         if threads < 2:
             raise ValueError(f"threads: must be at least 2 to split products, got {threads}")
         self.threads = int(threads)
         self.min_work = int(min_work)
+        #: ``None``: never BLAS's threads, only the split below. Also when there are more threads
+        #: than cores: BLAS's threads spin while they wait for each other, and more of them than
+        #: cores stall each other (3 OpenBLAS threads on 2 cores: 1–2 s for what 2 do in 0.03 s).
+        self.blas_work = blas_work if self.threads <= usable_cores() else None
+        self._blas = ThreadpoolController().select(user_api="blas").lib_controllers if blas_work is not None else []
+        #: The process's record unless given (its answers hold while the BLAS is the same).
+        self.record = _PROCESS_RECORD if record is None else record
+        self.products_on_blas_threads = 0
+        #: Products on BLAS's threads that stalled (after STALLS of them, ``record.resting_until``).
+        self.blas_stalls = 0
+        self.clock: Callable[[], float] = time.perf_counter
+        self._watched = 0
+        self._stalls_seen = 0
         self._inbox: queue.SimpleQueue[_SharedProduct | None] = queue.SimpleQueue()
         self._workers = [threading.Thread(target=self._serve, name=f"split-products-{k}", daemon=True)
                          for k in range(self.threads - 1)]
@@ -298,6 +396,55 @@ class SplitProducts:
         self.parts_by_workers = 0
         self.parts_taken_over = 0
 
+    @contextlib.contextmanager
+    def _blas_threads(self, threads: int) -> Iterator[None]:
+        before = [blas.get_num_threads() for blas in self._blas]
+        for blas in self._blas:
+            blas.set_num_threads(threads)
+        try:
+            yield
+        finally:
+            for blas, count in zip(self._blas, before, strict=True):
+                blas.set_num_threads(count)
+
+    def _blas_form(self, a: np.ndarray, b: np.ndarray) -> int | None:
+        """How BLAS on ``threads`` threads computes this kind of product with one thread's
+        numbers: 0 whole, c > 0 cut at inner term c (see the class), ``None`` not at all."""
+        layouts = (_layout(a), _layout(b))
+        key = (self.threads, a.shape, b.shape, *layouts, a.dtype.str, b.dtype.str)
+        forms = self.record.forms
+        if key not in forms:
+            form = None
+            if None not in layouts:
+                rng = np.random.default_rng(0)
+                pa = _random_like(a.shape, layouts[0], a.dtype, rng)
+                pb = _random_like(b.shape, layouts[1], b.dtype, rng)
+                with self._blas_threads(1):
+                    one = np.matmul(pa, pb)
+                with self._blas_threads(self.threads):
+                    for cut in (0, *range(CUT_STEP, a.shape[1], CUT_STEP)):
+                        if np.array_equal(_cut_product(pa, pb, cut), one):
+                            form = cut
+                            break
+            forms[key] = form
+        return forms[key]
+
+    def _watch(self, kind: tuple[Any, ...], seconds: float) -> None:
+        """Count a product on BLAS's threads that stalled; rest BLAS's threads after STALLS."""
+        fastest = self.record.fastest.get(kind)
+        if fastest is None or seconds < fastest:
+            self.record.fastest[kind] = seconds
+        elif seconds > self.threads * fastest:
+            self.blas_stalls += 1
+            self._stalls_seen += 1
+            if self._stalls_seen >= STALLS:
+                self.record.resting_until = self.clock() + BLAS_BACKOFF
+                self._stalls_seen = self._watched = 0
+                return
+        self._watched += 1
+        if self._watched >= BLAS_WATCH:
+            self._stalls_seen = self._watched = 0
+
     def _serve(self) -> None:
         while True:
             job = self._inbox.get()
@@ -306,7 +453,8 @@ class SplitProducts:
             self.parts_by_workers += job.work()
 
     def matmul(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
-        """``a @ b`` (2-D), written into ``out`` when given, in parts shared with the workers.
+        """``a @ b`` (2-D), written into ``out`` when given: on BLAS's threads when they give
+        one thread's numbers for it, else in parts shared with the workers.
 
         The product is cut along its longer side (rows of ``a`` or columns of ``b``) into two
         parts per thread; whoever is free takes the next part, so a worker that wakes late (or
@@ -314,10 +462,23 @@ class SplitProducts:
         rows, inner = a.shape
         columns = b.shape[1]
         work = rows * inner * columns
+        if self._workers and self.blas_work is not None and work >= self.blas_work:
+            if self.clock() < self.record.resting_until:
+                return np.matmul(a, b, out=out)
+            cut = self._blas_form(a, b)
+            if cut is not None:
+                self.products_on_blas_threads += 1
+                start = self.clock()
+                with self._blas_threads(self.threads):
+                    result = _cut_product(a, b, cut, out)
+                self._watch((self.threads, a.shape, b.shape, cut), self.clock() - start)
+                return result
         by_rows = rows >= columns
         length = rows if by_rows else columns
         parts = min(2 * self.threads, length, work // PART_WORK)
-        if not self._workers or work < self.min_work or parts < 2:
+        # BLAS's threads spin on the cores for a while after a product: a split right after one
+        # took 1.5x the one-thread time (its workers waited for those cores).
+        if not self._workers or work < self.min_work or parts < 2 or self.products_on_blas_threads:
             return np.matmul(a, b, out=out)
         result = np.empty((rows, columns), dtype=np.result_type(a, b)) if out is None else out
         cuts = [slice(length * k // parts, length * (k + 1) // parts) for k in range(parts)]

@@ -8,10 +8,17 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info
 
+import core.engine.threads as threads_module
 from core.engine.threads import (
+    BLAS_BACKOFF,
+    BLAS_WATCH,
+    CUT_STEP,
     PARALLEL_WORK,
     PART_WORK,
+    STALLS,
+    BlasRecord,
     SplitProducts,
+    _cut_product,
     busy_elsewhere,
     choose_blas_threads,
     largest_product,
@@ -63,8 +70,13 @@ def test_busy_elsewhere_measures_the_busy_cores_over_a_sample(tmp_path):
         slept.append(seconds)
         path.write_text(after)
 
-    assert busy_elsewhere(str(path), sample=0.05, sleep=sleep) == round(130 / 200 * 2) == 1
+    assert busy_elsewhere(str(path), sample=0.05, sleep=sleep, own_cpu=lambda: 0.0) == round(130 / 200 * 2) == 1
     assert slept == [0.05]
+    # Of the 130 busy jiffies, this process's other threads used 100 (its CPU time went up by
+    # 100 jiffies' worth of seconds): the others kept 30 / 200 × 2 = 0.3 cores busy.
+    path.write_text(before)
+    own = iter([5.0, 5.0 + 100 / threads_module._TICKS_PER_SECOND])
+    assert busy_elsewhere(str(path), sleep=sleep, own_cpu=lambda: next(own)) == round(30 / 200 * 2) == 0
     path.write_text(before)
     idle_after = "cpu  1002 0 200 5196 100 0 0 0 0 0\ncpu0 x\ncpu1 x\n"
     assert busy_elsewhere(str(path), sleep=lambda _: path.write_text(idle_after)) == 0
@@ -146,10 +158,24 @@ def engine_products(batch: int, rng: np.random.Generator) -> list[tuple[np.ndarr
     return [(x, w1, None), (h, w2, None), (x.T, dz1, g1), (h.T, dz2, g2), (dz2, w2.T, None), (dz1, w1.T, None)]
 
 
-@pytest.mark.parametrize("threads", [2, 3, 4])
-@pytest.mark.parametrize("batch", [32, 64, 128, 257, 512])
-def test_split_products_equal_the_one_thread_product_bit_for_bit(threads, batch):
-    products = SplitProducts(threads, min_work=0)
+def test_a_cut_product_adds_the_two_halves_of_the_inner_sum():
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((32, 784)).astype(np.float32)
+    b = rng.standard_normal((784, 300)).astype(np.float32)
+    with limit_blas_threads(1):
+        expected = np.matmul(a[:, :400], b[:400]) + np.matmul(a[:, 400:], b[400:])
+        out = np.empty((32, 300), np.float32)
+        assert _cut_product(a, b, 400, out=out) is out and np.array_equal(out, expected)
+        assert np.array_equal(_cut_product(a, b, 0), np.matmul(a, b))
+    exact = a.astype(np.float64) @ b.astype(np.float64)
+    assert np.abs(out - exact).max() < 1e-4 * np.abs(exact).max()
+
+
+@pytest.mark.parametrize(("threads", "blas_work"), [(2, None), (3, None), (4, None), (2, 0)])
+@pytest.mark.parametrize("batch", [32, 64, 128, 257, 512, 600])
+def test_split_products_equal_the_one_thread_product_bit_for_bit(threads, batch, blas_work, monkeypatch):
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)   # as CI's machine: 2 cores
+    products = SplitProducts(threads, min_work=0, blas_work=blas_work, record=BlasRecord())
     try:
         for a, b, out in engine_products(batch, np.random.default_rng(batch)):
             with limit_blas_threads(1):
@@ -160,13 +186,141 @@ def test_split_products_equal_the_one_thread_product_bit_for_bit(threads, batch)
                     assert np.array_equal(out, whole)
             assert split.dtype == whole.dtype == np.float32
             assert np.array_equal(split, whole), (a.shape, b.shape)
-        assert products.parts_by_caller + products.parts_by_workers >= 2 * 2   # the first layer's split
+        if blas_work is None:
+            assert products.parts_by_caller + products.parts_by_workers >= 2 * 2   # the first layer's split
+            assert products.products_on_blas_threads == 0
+        else:   # every product at least checked; the 100-term sums are one block on any BLAS
+            assert products.products_on_blas_threads >= 2 and len(products.record.forms) == 6
     finally:
         products.close()
 
 
+class FakeBLAS:
+    """A BLAS whose thread count the products set, and whose products on more than one thread
+    round otherwise unless cut where ``good_cuts`` (inner dimension → cut, 0 whole, ``None``
+    nowhere) says: as OpenBLAS does for a 784-term sum, which it gives whole on one thread as
+    two blocks, 400 terms and 384."""
+
+    def __init__(self, good_cuts: dict[int, int | None]) -> None:
+        self.threads, self.good_cuts, self.calls = 1, good_cuts, []
+
+    def get_num_threads(self) -> int:
+        return self.threads
+
+    def set_num_threads(self, threads: int) -> None:
+        self.threads = threads
+
+    def cut_product(self, a, b, cut, out=None):
+        self.calls.append((a.shape, b.shape, cut, self.threads))
+        result = np.matmul(a, b, out=out)
+        if self.threads > 1 and cut != self.good_cuts[a.shape[1]]:
+            result += np.float32(1e-3)
+        return result
+
+
+def test_a_product_goes_to_blas_threads_in_the_form_that_gives_one_threads_numbers(monkeypatch):
+    blas = FakeBLAS({100: 0, 300: 200, 160: None})
+    monkeypatch.setattr(threads_module, "_cut_product", blas.cut_product)
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
+    more_than_cores = SplitProducts(3, blas_work=1_000_000)
+    assert more_than_cores.blas_work is None                            # more threads than cores: never
+    more_than_cores.close()
+    products = SplitProducts(2, min_work=0, blas_work=1_000_000, record=BlasRecord())
+    products._blas = [blas]
+    rng = np.random.default_rng(0)
+
+    def pair(rows: int, inner: int, columns: int) -> tuple[np.ndarray, np.ndarray]:
+        return (rng.standard_normal((rows, inner)).astype(np.float32),
+                rng.standard_normal((inner, columns)).astype(np.float32))
+    try:
+        x, w = pair(64, 100, 300)
+        assert np.array_equal(products.matmul(x, w), np.matmul(x, w))    # 1.9 M: whole, on 2 threads
+        assert products.products_on_blas_threads == 1 and blas.calls[-1] == ((64, 100), (100, 300), 0, 2)
+        assert blas.threads == 1                                          # back to one after it
+        products.matmul(x, w)                                             # checked once per kind
+        assert products.products_on_blas_threads == 2 and len(products.record.forms) == 1
+        h, v = pair(64, 300, 100)
+        assert np.array_equal(products.matmul(h, v), np.matmul(h, v))    # cut at 200, on 2 threads
+        assert products.record.forms[(2, (64, 300), (300, 100), "C", "C", "<f4", "<f4")] == 200
+        assert products.products_on_blas_threads == 3 and blas.calls[-1] == ((64, 300), (300, 100), 200, 2)
+        g, u = pair(64, 160, 200)
+        calls = len(blas.calls)
+        assert np.array_equal(products.matmul(g, u), np.matmul(g, u))    # no form: one thread's numbers
+        assert products.record.forms[(2, (64, 160), (160, 200), "C", "C", "<f4", "<f4")] is None
+        tried = [cut for *_, cut, threads in blas.calls[calls:] if threads == 2]
+        assert tried == [0, *range(CUT_STEP, 160, CUT_STEP)] and products.products_on_blas_threads == 3
+        small, _ = pair(8, 100, 1)
+        calls = len(blas.calls)
+        products.matmul(small, w)                                         # 0.24 M: below blas_work
+        assert len(products.record.forms) == 3 and blas.calls[calls:] == []
+    finally:
+        products.close()
+
+
+def test_products_keep_to_one_thread_for_a_while_after_blas_threads_stall(monkeypatch):
+    blas = FakeBLAS({100: 0})
+    now = [0.0]
+    stall = [False]
+
+    def timed_cut_product(a, b, cut, out=None):
+        now[0] += 0.010 if stall[0] and blas.threads > 1 else 0.001   # 10 ms: waiting for a core
+        return blas.cut_product(a, b, cut, out)
+
+    monkeypatch.setattr(threads_module, "_cut_product", timed_cut_product)
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
+    record = BlasRecord()
+    products = SplitProducts(2, min_work=10**12, blas_work=1_000_000, record=record)
+    products._blas, products.clock = [blas], lambda: now[0]
+    x = np.ones((64, 100), np.float32)
+    w = np.ones((100, 300), np.float32)
+    try:
+        for _ in range(5):
+            products.matmul(x, w)
+        assert products.products_on_blas_threads == 5 and products.blas_stalls == 0
+        stall[0] = True                                   # another program takes a core
+        for _ in range(STALLS):
+            products.matmul(x, w)
+        assert products.blas_stalls == STALLS and products.products_on_blas_threads == 5 + STALLS
+        assert record.resting_until == pytest.approx(now[0] + BLAS_BACKOFF)
+        calls = len(blas.calls)
+        assert np.array_equal(products.matmul(x, w), np.full((64, 300), 100, np.float32))
+        assert len(blas.calls) == calls and products.products_on_blas_threads == 5 + STALLS   # one thread
+        next_run = SplitProducts(2, min_work=10**12, blas_work=1_000_000, record=record)
+        next_run._blas, next_run.clock = [blas], lambda: now[0]
+        next_run.matmul(x, w)                             # the process's next run rests too
+        next_run.close()
+        assert len(blas.calls) == calls and next_run.products_on_blas_threads == 0
+        now[0] += BLAS_BACKOFF                            # a while later: BLAS's threads again
+        stall[0] = False
+        products.matmul(x, w)
+        assert products.products_on_blas_threads == 6 + STALLS and blas.calls[-1][-1] == 2
+        stall[0] = True                          # a stall now and then (2 in 64) is not a rest
+        for _ in range(3 * BLAS_WATCH):
+            products.matmul(x, w)
+            stall[0] = False
+            for _ in range(BLAS_WATCH // (STALLS - 1) - 1):
+                products.matmul(x, w)
+            stall[0] = True
+        every = 3 * BLAS_WATCH * (BLAS_WATCH // (STALLS - 1))
+        assert products.products_on_blas_threads == 6 + STALLS + every     # all on BLAS's threads
+        assert products.blas_stalls == STALLS + 3 * BLAS_WATCH
+    finally:
+        products.close()
+    # The next run of the process starts next to the busy program: the yardstick is the record's.
+    later = SplitProducts(2, min_work=10**12, blas_work=1_000_000, record=record)
+    later._blas, later.clock = [blas], lambda: now[0]
+    try:
+        calls = len(blas.calls)
+        for _ in range(STALLS + 1):
+            later.matmul(x, w)
+        assert later.blas_stalls == STALLS and later.products_on_blas_threads == STALLS
+        assert len(blas.calls) == calls + STALLS       # no check again: the record knew the form
+    finally:
+        later.close()
+
+
 def test_small_products_are_not_split_and_a_closed_splitter_computes_alone():
-    products = SplitProducts(2)                  # min_work: PARALLEL_WORK
+    products = SplitProducts(2, blas_work=None)   # min_work: PARALLEL_WORK; only the split
     a, b = np.ones((32, 64), np.float32), np.ones((64, 100), np.float32)
     assert np.array_equal(products.matmul(a, b), np.full((32, 100), 64, np.float32))
     assert products.parts_by_caller == products.parts_by_workers == 0
@@ -177,9 +331,9 @@ def test_small_products_are_not_split_and_a_closed_splitter_computes_alone():
     assert np.array_equal(products.matmul(big_a, big_b), np.full((128, 300), 784, np.float32))
     parts = min(2 * 2, 128 * 784 * 300 // PART_WORK)                      # two a thread, none too small
     assert parts == 4 and products.parts_by_caller + products.parts_by_workers == parts
-    small_parts = SplitProducts(4, min_work=0)   # 5 M: two parts of 2.5 M, not eight of 0.6 M
-    assert np.array_equal(small_parts.matmul(np.ones((50, 1000), np.float32), np.ones((1000, 100), np.float32)),
-                          np.full((50, 100), 1000, np.float32))
+    small_parts = SplitProducts(4, min_work=0, blas_work=None)   # 5 M: two parts of 2.5 M, not eight of 0.6 M
+    assert np.array_equal(small_parts.matmul(np.ones((100, 500), np.float32), np.ones((500, 100), np.float32)),
+                          np.full((100, 100), 500, np.float32))
     assert small_parts.parts_by_caller + small_parts.parts_by_workers == 2
     small_parts.close()
     products.close()
@@ -202,7 +356,7 @@ class HeldUp:
 
 
 def test_parts_no_worker_took_are_done_by_the_caller():
-    products = SplitProducts(2)
+    products = SplitProducts(2, blas_work=None)
     held = HeldUp()
     products._inbox.put(held)
     try:
@@ -253,7 +407,7 @@ def operands(shape: tuple[int, int, int], in_worker: Callable[[], None]) -> tupl
 def test_a_part_a_paused_worker_holds_is_computed_by_the_caller_and_never_written_later(shape):
     resume = threading.Event()
     _, _, whole, paused_a, paused_b = operands(shape, lambda: resume.wait(20))
-    products = SplitProducts(2)
+    products = SplitProducts(2, blas_work=None)
     try:
         with limit_blas_threads(1):
             start = time.perf_counter()
@@ -315,7 +469,7 @@ def test_a_part_that_fails_in_a_worker_is_computed_by_the_caller_where_its_error
         raise FloatingPointError("overflow in a worker's part")
 
     _, _, whole, a, b = operands((128, 784, 300), fail)
-    products = SplitProducts(2)
+    products = SplitProducts(2, blas_work=None)
     try:
         with limit_blas_threads(1):
             assert np.array_equal(products.matmul(a, b), whole)      # the caller did the failed part
