@@ -62,13 +62,16 @@ TAKEOVER_MARGIN = 0.000_03
 # they give one thread's numbers for its shapes (a 32 × 100 by 100 × 300 product, 1 M: 35 µs on
 # one OpenBLAS thread, 21 µs on two, on an idle 2-core machine).
 BLAS_THREADED_WORK = 1_000_000
-# A product on n BLAS threads that takes more than n × the fastest one of its kind has stalled:
-# it took longer than one thread would (n threads are at most n times as fast as one). Another
-# program took a core, and OpenBLAS's threads wait for each other: a run on two fell to a third
-# of one thread's speed. After STALLS of them among BLAS_WATCH products, ``SplitProducts`` keeps
-# to one thread for BLAS_BACKOFF seconds, then tries BLAS's threads again.
-STALLS = 3
+# A product on BLAS's threads that takes longer than one thread took for its kind (timed when
+# the kind was checked) has stalled: another program took a core, and OpenBLAS's threads
+# wait for each other (a run on two fell to a third of one thread's speed). When the products
+# of SLOW_STRETCHES stretches of BLAS_WATCH in a row each lost more than LOST_SHARE of their
+# time so, ``SplitProducts`` keeps to one thread for BLAS_BACKOFF seconds, then tries BLAS's
+# threads again. Less is not enough: on an idle virtual machine a product now and then takes
+# twice its time (an interrupt, the host), and one stretch of 64 in a few lost a tenth.
 BLAS_WATCH = 64
+LOST_SHARE = 0.25
+SLOW_STRETCHES = 2
 BLAS_BACKOFF = 2.0
 # Where ``SplitProducts`` tries cutting a product's inner sum in two (every CUT_STEP-th term),
 # looking for the cut at which BLAS on several threads gives one thread's numbers (see there).
@@ -311,12 +314,11 @@ class _SharedProduct:
 class BlasRecord:
     """What a process learned of its BLAS's threads, kept for the runs it trains after: for each
     kind of product (thread count, shapes, layouts, dtypes) the form ``SplitProducts`` found
-    (0 whole, a cut, ``None``), and the fastest time one took on BLAS's threads, the yardstick of
-    a stall (kept from a free machine: a run that starts next to another busy program takes
-    its yardstick from the runs before it), and how long its products rest from BLAS's threads."""
+    (0 whole, a cut, ``None``) and the time one thread took for it then (the fastest of three,
+    the yardstick of a stall), and how long its products rest from BLAS's threads."""
 
     forms: dict[tuple[Any, ...], int | None] = dataclasses.field(default_factory=dict)
-    fastest: dict[tuple[Any, ...], float] = dataclasses.field(default_factory=dict)
+    one_thread: dict[tuple[Any, ...], float] = dataclasses.field(default_factory=dict)
     #: Until when (``SplitProducts.clock``) products keep to one thread after stalls: a busy
     #: machine is busy for the process's next run too.
     resting_until: float = 0.0
@@ -344,7 +346,7 @@ class SplitProducts:
     spinning; a Python thread's wake-up took 40–400 µs on a 2-core virtual machine). Products of
     fewer than ``blas_work`` multiply-adds stay on one thread, and BLAS never gets more threads
     than the process has cores. When products on BLAS's threads stall (another program took a
-    core), the products keep to one thread for a while (``STALLS``, ``BLAS_BACKOFF``).
+    core), the products keep to one thread for a while (``LOST_SHARE``, ``BLAS_BACKOFF``).
 
     Otherwise, products split by rows over ``threads`` threads, each part on one BLAS thread.
 
@@ -380,11 +382,12 @@ class SplitProducts:
         #: The process's record unless given (its answers hold while the BLAS is the same).
         self.record = _PROCESS_RECORD if record is None else record
         self.products_on_blas_threads = 0
-        #: Products on BLAS's threads that stalled (after STALLS of them, ``record.resting_until``).
+        #: Products on BLAS's threads slower than one thread (see LOST_SHARE).
         self.blas_stalls = 0
+        self._window_seconds = self._window_lost = 0.0
+        self._slow_stretches = 0
         self.clock: Callable[[], float] = time.perf_counter
         self._watched = 0
-        self._stalls_seen = 0
         self._inbox: queue.SimpleQueue[_SharedProduct | None] = queue.SimpleQueue()
         self._workers = [threading.Thread(target=self._serve, name=f"split-products-{k}", daemon=True)
                          for k in range(self.threads - 1)]
@@ -407,9 +410,9 @@ class SplitProducts:
             for blas, count in zip(self._blas, before, strict=True):
                 blas.set_num_threads(count)
 
-    def _blas_form(self, a: np.ndarray, b: np.ndarray) -> int | None:
-        """How BLAS on ``threads`` threads computes this kind of product with one thread's
-        numbers: 0 whole, c > 0 cut at inner term c (see the class), ``None`` not at all."""
+    def _blas_form(self, a: np.ndarray, b: np.ndarray) -> tuple[tuple[Any, ...], int | None]:
+        """(this kind of product, how BLAS on ``threads`` threads computes it with one thread's
+        numbers: 0 whole, c > 0 cut at inner term c (see the class), ``None`` not at all)."""
         layouts = (_layout(a), _layout(b))
         key = (self.threads, a.shape, b.shape, *layouts, a.dtype.str, b.dtype.str)
         forms = self.record.forms
@@ -419,31 +422,39 @@ class SplitProducts:
                 rng = np.random.default_rng(0)
                 pa = _random_like(a.shape, layouts[0], a.dtype, rng)
                 pb = _random_like(b.shape, layouts[1], b.dtype, rng)
+                seconds = []
                 with self._blas_threads(1):
-                    one = np.matmul(pa, pb)
+                    for _ in range(3):
+                        start = self.clock()
+                        one = _cut_product(pa, pb, 0)
+                        seconds.append(self.clock() - start)
+                self.record.one_thread[key] = min(seconds)
                 with self._blas_threads(self.threads):
                     for cut in (0, *range(CUT_STEP, a.shape[1], CUT_STEP)):
                         if np.array_equal(_cut_product(pa, pb, cut), one):
                             form = cut
                             break
             forms[key] = form
-        return forms[key]
+        return key, forms[key]
 
     def _watch(self, kind: tuple[Any, ...], seconds: float) -> None:
-        """Count a product on BLAS's threads that stalled; rest BLAS's threads after STALLS."""
-        fastest = self.record.fastest.get(kind)
-        if fastest is None or seconds < fastest:
-            self.record.fastest[kind] = seconds
-        elif seconds > self.threads * fastest:
+        """Add a product on BLAS's threads to the stretch watched; rest BLAS's threads after
+        SLOW_STRETCHES stretches in a row that lost more than LOST_SHARE of their time against
+        one thread."""
+        one_thread = self.record.one_thread[kind]
+        if seconds > one_thread:
             self.blas_stalls += 1
-            self._stalls_seen += 1
-            if self._stalls_seen >= STALLS:
-                self.record.resting_until = self.clock() + BLAS_BACKOFF
-                self._stalls_seen = self._watched = 0
-                return
+            self._window_lost += seconds - one_thread
+        self._window_seconds += seconds
         self._watched += 1
         if self._watched >= BLAS_WATCH:
-            self._stalls_seen = self._watched = 0
+            slow = self._window_lost > LOST_SHARE * self._window_seconds
+            self._slow_stretches = self._slow_stretches + 1 if slow else 0
+            if self._slow_stretches >= SLOW_STRETCHES:
+                self.record.resting_until = self.clock() + BLAS_BACKOFF
+                self._slow_stretches = 0
+            self._watched = 0
+            self._window_seconds = self._window_lost = 0.0
 
     def _serve(self) -> None:
         while True:
@@ -465,13 +476,13 @@ class SplitProducts:
         if self._workers and self.blas_work is not None and work >= self.blas_work:
             if self.clock() < self.record.resting_until:
                 return np.matmul(a, b, out=out)
-            cut = self._blas_form(a, b)
+            kind, cut = self._blas_form(a, b)
             if cut is not None:
                 self.products_on_blas_threads += 1
                 start = self.clock()
                 with self._blas_threads(self.threads):
                     result = _cut_product(a, b, cut, out)
-                self._watch((self.threads, a.shape, b.shape, cut), self.clock() - start)
+                self._watch(kind, self.clock() - start)
                 return result
         by_rows = rows >= columns
         length = rows if by_rows else columns

@@ -15,7 +15,7 @@ from core.engine.threads import (
     CUT_STEP,
     PARALLEL_WORK,
     PART_WORK,
-    STALLS,
+    SLOW_STRETCHES,
     BlasRecord,
     SplitProducts,
     _cut_product,
@@ -260,61 +260,65 @@ def test_a_product_goes_to_blas_threads_in_the_form_that_gives_one_threads_numbe
 def test_products_keep_to_one_thread_for_a_while_after_blas_threads_stall(monkeypatch):
     blas = FakeBLAS({100: 0})
     now = [0.0]
-    stall = [False]
+    slow = [0.0]     # how long a product on BLAS's threads takes now (one thread: 1 ms)
 
     def timed_cut_product(a, b, cut, out=None):
-        now[0] += 0.010 if stall[0] and blas.threads > 1 else 0.001   # 10 ms: waiting for a core
+        now[0] += 0.001 if blas.threads == 1 else slow[0] or 0.0006
         return blas.cut_product(a, b, cut, out)
 
     monkeypatch.setattr(threads_module, "_cut_product", timed_cut_product)
     monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
     record = BlasRecord()
-    products = SplitProducts(2, min_work=10**12, blas_work=1_000_000, record=record)
-    products._blas, products.clock = [blas], lambda: now[0]
+
+    def products_() -> SplitProducts:
+        products = SplitProducts(2, min_work=10**12, blas_work=1_000_000, record=record)
+        products._blas, products.clock = [blas], lambda: now[0]
+        return products
+
+    def until_rest(products: SplitProducts) -> int:
+        for count in range(1, (SLOW_STRETCHES + 1) * BLAS_WATCH):
+            products.matmul(x, w)
+            if record.resting_until > now[0]:
+                return count
+        return -1
+
     x = np.ones((64, 100), np.float32)
     w = np.ones((100, 300), np.float32)
+    products = products_()
     try:
         for _ in range(5):
             products.matmul(x, w)
+        kind = (2, (64, 100), (100, 300), "C", "C", "<f4", "<f4")
+        assert record.one_thread[kind] == pytest.approx(0.001) and record.forms[kind] == 0
         assert products.products_on_blas_threads == 5 and products.blas_stalls == 0
-        stall[0] = True                                   # another program takes a core
-        for _ in range(STALLS):
-            products.matmul(x, w)
-        assert products.blas_stalls == STALLS and products.products_on_blas_threads == 5 + STALLS
+        slow[0] = 0.010                                   # another program takes a core
+        assert BLAS_WATCH < until_rest(products) <= SLOW_STRETCHES * BLAS_WATCH   # two slow stretches
         assert record.resting_until == pytest.approx(now[0] + BLAS_BACKOFF)
-        calls = len(blas.calls)
+        on_blas, calls = products.products_on_blas_threads, len(blas.calls)
         assert np.array_equal(products.matmul(x, w), np.full((64, 300), 100, np.float32))
-        assert len(blas.calls) == calls and products.products_on_blas_threads == 5 + STALLS   # one thread
-        next_run = SplitProducts(2, min_work=10**12, blas_work=1_000_000, record=record)
-        next_run._blas, next_run.clock = [blas], lambda: now[0]
+        next_run = products_()
         next_run.matmul(x, w)                             # the process's next run rests too
         next_run.close()
-        assert len(blas.calls) == calls and next_run.products_on_blas_threads == 0
+        assert len(blas.calls) == calls and products.products_on_blas_threads == on_blas   # one thread
         now[0] += BLAS_BACKOFF                            # a while later: BLAS's threads again
-        stall[0] = False
+        slow[0] = 0.0
         products.matmul(x, w)
-        assert products.products_on_blas_threads == 6 + STALLS and blas.calls[-1][-1] == 2
-        stall[0] = True                          # a stall now and then (2 in 64) is not a rest
-        for _ in range(3 * BLAS_WATCH):
+        assert products.products_on_blas_threads == on_blas + 1 and blas.calls[-1][-1] == 2
+        stalls = products.blas_stalls
+        for k in range(6 * BLAS_WATCH):   # one product in 32 at 1.5 ms, one stretch in two slow: no rest
+            slow[0] = 0.0015 if k % 32 == 0 else 0.010 if k // BLAS_WATCH % 2 else 0.0
             products.matmul(x, w)
-            stall[0] = False
-            for _ in range(BLAS_WATCH // (STALLS - 1) - 1):
-                products.matmul(x, w)
-            stall[0] = True
-        every = 3 * BLAS_WATCH * (BLAS_WATCH // (STALLS - 1))
-        assert products.products_on_blas_threads == 6 + STALLS + every     # all on BLAS's threads
-        assert products.blas_stalls == STALLS + 3 * BLAS_WATCH
+        assert products.products_on_blas_threads == on_blas + 1 + 6 * BLAS_WATCH
+        assert products.blas_stalls > stalls + 6 and record.resting_until < now[0]
     finally:
         products.close()
     # The next run of the process starts next to the busy program: the yardstick is the record's.
-    later = SplitProducts(2, min_work=10**12, blas_work=1_000_000, record=record)
-    later._blas, later.clock = [blas], lambda: now[0]
+    later = products_()
     try:
+        slow[0] = 0.010
         calls = len(blas.calls)
-        for _ in range(STALLS + 1):
-            later.matmul(x, w)
-        assert later.blas_stalls == STALLS and later.products_on_blas_threads == STALLS
-        assert len(blas.calls) == calls + STALLS       # no check again: the record knew the form
+        assert 0 < until_rest(later) == SLOW_STRETCHES * BLAS_WATCH
+        assert all(threads == 2 for *_, threads in blas.calls[calls:])   # no check again
     finally:
         later.close()
 
