@@ -315,10 +315,18 @@ class BlasRecord:
     """What a process learned of its BLAS's threads, kept for the runs it trains after: for each
     kind of product (thread count, shapes, layouts, dtypes) the form ``SplitProducts`` found
     (0 whole, a cut, ``None``) and the time one thread took for it then (the fastest of three,
-    the yardstick of a stall), and how long its products rest from BLAS's threads."""
+    the yardstick of a stall), how its products fared on BLAS's threads lately, and how long
+    they rest from BLAS's threads."""
 
     forms: dict[tuple[Any, ...], int | None] = dataclasses.field(default_factory=dict)
     one_thread: dict[tuple[Any, ...], float] = dataclasses.field(default_factory=dict)
+    #: The stretch of products being watched (see LOST_SHARE): how many, their seconds, the
+    #: seconds they lost against one thread, and the slow stretches just before it. The
+    #: process's, not a run's: a run of a few dozen steps ends before a stretch does.
+    watched: int = 0
+    watched_seconds: float = 0.0
+    lost_seconds: float = 0.0
+    slow_stretches: int = 0
     #: Until when (``SplitProducts.clock``) products keep to one thread after stalls: a busy
     #: machine is busy for the process's next run too.
     resting_until: float = 0.0
@@ -384,10 +392,7 @@ class SplitProducts:
         self.products_on_blas_threads = 0
         #: Products on BLAS's threads slower than one thread (see LOST_SHARE).
         self.blas_stalls = 0
-        self._window_seconds = self._window_lost = 0.0
-        self._slow_stretches = 0
         self.clock: Callable[[], float] = time.perf_counter
-        self._watched = 0
         self._inbox: queue.SimpleQueue[_SharedProduct | None] = queue.SimpleQueue()
         self._workers = [threading.Thread(target=self._serve, name=f"split-products-{k}", daemon=True)
                          for k in range(self.threads - 1)]
@@ -441,20 +446,21 @@ class SplitProducts:
         """Add a product on BLAS's threads to the stretch watched; rest BLAS's threads after
         SLOW_STRETCHES stretches in a row that lost more than LOST_SHARE of their time against
         one thread."""
-        one_thread = self.record.one_thread[kind]
+        record = self.record
+        one_thread = record.one_thread[kind]
         if seconds > one_thread:
             self.blas_stalls += 1
-            self._window_lost += seconds - one_thread
-        self._window_seconds += seconds
-        self._watched += 1
-        if self._watched >= BLAS_WATCH:
-            slow = self._window_lost > LOST_SHARE * self._window_seconds
-            self._slow_stretches = self._slow_stretches + 1 if slow else 0
-            if self._slow_stretches >= SLOW_STRETCHES:
-                self.record.resting_until = self.clock() + BLAS_BACKOFF
-                self._slow_stretches = 0
-            self._watched = 0
-            self._window_seconds = self._window_lost = 0.0
+            record.lost_seconds += seconds - one_thread
+        record.watched_seconds += seconds
+        record.watched += 1
+        if record.watched >= BLAS_WATCH:
+            slow = record.lost_seconds > LOST_SHARE * record.watched_seconds
+            record.slow_stretches = record.slow_stretches + 1 if slow else 0
+            if record.slow_stretches >= SLOW_STRETCHES:
+                record.resting_until = self.clock() + BLAS_BACKOFF
+                record.slow_stretches = 0
+            record.watched = 0
+            record.watched_seconds = record.lost_seconds = 0.0
 
     def _serve(self) -> None:
         while True:
