@@ -76,6 +76,11 @@ BLAS_BACKOFF = 2.0
 # Where ``SplitProducts`` tries cutting a product's inner sum in two (every CUT_STEP-th term),
 # looking for the cut at which BLAS on several threads gives one thread's numbers (see there).
 CUT_STEP = 8
+# The search of a cut tries each on a product of at least CUT_SEARCH_ROWS_WORK multiply-adds
+# (the first rows), and is not made when all the tries would take more than CUT_SEARCH_WORK
+# (about 50 ms on one core; the 784-term forward product at batch 128: 0.4 G).
+CUT_SEARCH_ROWS_WORK = 4_000_000
+CUT_SEARCH_WORK = 2_000_000_000
 
 
 def usable_cores() -> int:
@@ -435,12 +440,32 @@ class SplitProducts:
                         seconds.append(self.clock() - start)
                 self.record.one_thread[key] = min(seconds)
                 with self._blas_threads(self.threads):
-                    for cut in (0, *range(CUT_STEP, a.shape[1], CUT_STEP)):
-                        if np.array_equal(_cut_product(pa, pb, cut), one):
-                            form = cut
-                            break
+                    form = self._find_cut(pa, pb, one)
             forms[key] = form
         return key, forms[key]
+
+    @staticmethod
+    def _find_cut(a: np.ndarray, b: np.ndarray, one: np.ndarray) -> int | None:
+        """The form (0 whole, or a cut) in which the BLAS threads in force give ``one``, the
+        product on one thread; ``None`` if none does or the search would cost too much.
+
+        The cuts are tried on the first rows only, as few as make a product of at least
+        ``CUT_SEARCH_ROWS_WORK`` multiply-adds (the order of a sum depends on its length, not
+        on the number of rows; a one-thread BLAS computes a block of rows as in the whole
+        product; and below a million OpenBLAS takes another kernel), and the cut found is
+        then checked on the whole product."""
+        if np.array_equal(_cut_product(a, b, 0), one):
+            return 0
+        inner, columns = a.shape[1], b.shape[1]
+        rows = min(a.shape[0], max(1, -(-CUT_SEARCH_ROWS_WORK // (inner * columns))))
+        cuts = range(CUT_STEP, inner, CUT_STEP)
+        if len(cuts) * rows * inner * columns > CUT_SEARCH_WORK:
+            return None
+        few, few_one = a[:rows], one[:rows]
+        for cut in cuts:
+            if np.array_equal(_cut_product(few, b, cut), few_one):
+                return cut if np.array_equal(_cut_product(a, b, cut), one) else None
+        return None
 
     def _watch(self, kind: tuple[Any, ...], seconds: float) -> None:
         """Add a product on BLAS's threads to the stretch watched; rest BLAS's threads after

@@ -253,6 +253,22 @@ def test_a_product_goes_to_blas_threads_in_the_form_that_gives_one_threads_numbe
         calls = len(blas.calls)
         products.matmul(small, w)                                         # 0.24 M: below blas_work
         assert len(products.record.forms) == 3 and blas.calls[calls:] == []
+        # A cut is searched on the first rows (4 M multiply-adds), then checked on the whole.
+        blas.good_cuts[1000] = 496
+        big, v = pair(200, 1000, 100)
+        calls = len(blas.calls)
+        assert np.array_equal(products.matmul(big, v), np.matmul(big, v))
+        tries = [(shape, cut) for shape, _, cut, threads in blas.calls[calls:] if threads == 2]
+        assert tries[0] == ((200, 1000), 0)                                   # whole first
+        assert tries[1:-2] == [((40, 1000), cut) for cut in range(CUT_STEP, 497, CUT_STEP)]
+        assert tries[-2:] == [((200, 1000), 496)] * 2                         # the check, the product
+        # No search where the tries would cost more than CUT_SEARCH_WORK: one thread's numbers.
+        monkeypatch.setattr(threads_module, "CUT_SEARCH_WORK", 10**6)
+        big, v = pair(200, 1000, 120)
+        calls = len(blas.calls)
+        assert np.array_equal(products.matmul(big, v), np.matmul(big, v))
+        assert [cut for *_, cut, threads in blas.calls[calls:] if threads == 2] == [0]
+        assert products.record.forms[(2, (200, 1000), (1000, 120), "C", "C", "<f4", "<f4")] is None
     finally:
         products.close()
 
