@@ -511,8 +511,16 @@ class SplitProducts:
             if cut is not None:
                 self.products_on_blas_threads += 1
                 start = self.clock()
-                with self._blas_threads(self.threads):
+                # As _blas_threads, without a context manager's cost (2 µs of a 60 µs product).
+                blas = self._blas
+                before = [library.get_num_threads() for library in blas]
+                for library in blas:
+                    library.set_num_threads(self.threads)
+                try:
                     result = _cut_product(a, b, cut, out)
+                finally:
+                    for library, count in zip(blas, before, strict=True):
+                        library.set_num_threads(count)
                 self._watch(kind, self.clock() - start)
                 return result
         by_rows = rows >= columns

@@ -273,6 +273,23 @@ def test_a_product_goes_to_blas_threads_in_the_form_that_gives_one_threads_numbe
         products.close()
 
 
+def test_blas_gets_its_thread_count_back_when_a_product_fails(monkeypatch):
+    blas = FakeBLAS({100: 0})
+    monkeypatch.setattr(threads_module, "_cut_product", blas.cut_product)
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
+    products = SplitProducts(2, min_work=10**12, blas_work=1_000_000, record=BlasRecord())
+    products._blas = [blas]
+    x, w = np.ones((64, 100), np.float32), np.ones((100, 300), np.float32)
+    try:
+        products.matmul(x, w)                             # checked: whole, on 2 threads
+        monkeypatch.setattr(threads_module, "_cut_product", lambda *args: 1 / 0)
+        with pytest.raises(ZeroDivisionError):
+            products.matmul(x, w)
+        assert blas.threads == 1
+    finally:
+        products.close()
+
+
 def test_products_keep_to_one_thread_for_a_while_after_blas_threads_stall(monkeypatch):
     blas = FakeBLAS({100: 0})
     now = [0.0]
