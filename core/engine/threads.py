@@ -391,7 +391,8 @@ class SplitProducts:
         #: than cores: BLAS's threads spin while they wait for each other, and more of them than
         #: cores stall each other (3 OpenBLAS threads on 2 cores: 1–2 s for what 2 do in 0.03 s).
         self.blas_work = blas_work if self.threads <= usable_cores() else None
-        self._blas = ThreadpoolController().select(user_api="blas").lib_controllers if blas_work is not None else []
+        self._blas = ([] if self.blas_work is None
+                      else ThreadpoolController().select(user_api="blas").lib_controllers)
         #: The process's record unless given (its answers hold while the BLAS is the same).
         self.record = _PROCESS_RECORD if record is None else record
         self.products_on_blas_threads = 0
@@ -409,16 +410,25 @@ class SplitProducts:
         self.parts_by_workers = 0
         self.parts_taken_over = 0
 
+    def _set_blas_threads(self, threads: int) -> list[int]:
+        """Give BLAS ``threads`` threads; returns the counts it had, for ``_restore_blas_threads``.
+        (Two calls, not a context manager: on the hot path its cost was 2 µs of a 60 µs product.)"""
+        before = [library.get_num_threads() for library in self._blas]
+        for library in self._blas:
+            library.set_num_threads(threads)
+        return before
+
+    def _restore_blas_threads(self, before: list[int]) -> None:
+        for library, count in zip(self._blas, before, strict=True):
+            library.set_num_threads(count)
+
     @contextlib.contextmanager
     def _blas_threads(self, threads: int) -> Iterator[None]:
-        before = [blas.get_num_threads() for blas in self._blas]
-        for blas in self._blas:
-            blas.set_num_threads(threads)
+        before = self._set_blas_threads(threads)
         try:
             yield
         finally:
-            for blas, count in zip(self._blas, before, strict=True):
-                blas.set_num_threads(count)
+            self._restore_blas_threads(before)
 
     def _blas_form(self, a: np.ndarray, b: np.ndarray) -> tuple[tuple[Any, ...], int | None]:
         """(this kind of product, how BLAS on ``threads`` threads computes it with one thread's
@@ -511,16 +521,11 @@ class SplitProducts:
             if cut is not None:
                 self.products_on_blas_threads += 1
                 start = self.clock()
-                # As _blas_threads, without a context manager's cost (2 µs of a 60 µs product).
-                blas = self._blas
-                before = [library.get_num_threads() for library in blas]
-                for library in blas:
-                    library.set_num_threads(self.threads)
+                before = self._set_blas_threads(self.threads)
                 try:
                     result = _cut_product(a, b, cut, out)
                 finally:
-                    for library, count in zip(blas, before, strict=True):
-                        library.set_num_threads(count)
+                    self._restore_blas_threads(before)
                 self._watch(kind, self.clock() - start)
                 return result
         by_rows = rows >= columns
