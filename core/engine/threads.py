@@ -81,6 +81,14 @@ CUT_STEP = 8
 # (about 50 ms on one core; the 784-term forward product at batch 128: 0.4 G).
 CUT_SEARCH_ROWS_WORK = 4_000_000
 CUT_SEARCH_WORK = 2_000_000_000
+# A kind of product whose last BLAS_WATCH products on BLAS's threads took more than BLAS_GAIN
+# of one thread's time for it (but no more than a stall's, which the rest above handles) gains
+# nothing there: it keeps to one thread for KIND_BACKOFF seconds, then is tried again. On the
+# 2-core machine a 128 × 100 by 100 × 300 product took 58 µs on two OpenBLAS threads for
+# minutes, then 94–98 µs for minutes (one thread: 91), in the same process, whatever the
+# operands' alignment; a check at the first product could not tell which it would be.
+BLAS_GAIN = 0.9
+KIND_BACKOFF = 10.0
 
 
 def usable_cores() -> int:
@@ -335,6 +343,10 @@ class BlasRecord:
     #: Until when (``SplitProducts.clock``) products keep to one thread after stalls: a busy
     #: machine is busy for the process's next run too.
     resting_until: float = 0.0
+    #: Per kind: [products, their seconds] on BLAS's threads in its current stretch, and until
+    #: when the kind keeps to one thread because they did not gain (see BLAS_GAIN).
+    kind_watch: dict[tuple[Any, ...], list[float]] = dataclasses.field(default_factory=dict)
+    kind_resting_until: dict[tuple[Any, ...], float] = dataclasses.field(default_factory=dict)
 
 
 _PROCESS_RECORD = BlasRecord()
@@ -357,7 +369,8 @@ class SplitProducts:
     a 32 × 784 by 784 × 300 product's entries differ), but not a sum as short as one block.
     BLAS's threads are the fastest way to share a product (OpenBLAS's threads wait for work by
     spinning; a Python thread's wake-up took 40–400 µs on a 2-core virtual machine). Products of
-    fewer than ``blas_work`` multiply-adds stay on one thread, and BLAS never gets more threads
+    fewer than ``blas_work`` multiply-adds stay on one thread, so do for a while those that
+    BLAS's threads lately did not make faster (``BLAS_GAIN``), and BLAS never gets more threads
     than the process has cores. When products on BLAS's threads stall (another program took a
     core), the products keep to one thread for a while (``LOST_SHARE``, ``BLAS_BACKOFF``).
 
@@ -480,9 +493,17 @@ class SplitProducts:
     def _watch(self, kind: tuple[Any, ...], seconds: float) -> None:
         """Add a product on BLAS's threads to the stretch watched; rest BLAS's threads after
         SLOW_STRETCHES stretches in a row that lost more than LOST_SHARE of their time against
-        one thread."""
+        one thread, and rest the kind after a stretch of its own that gained too little
+        (BLAS_GAIN)."""
         record = self.record
         one_thread = record.one_thread[kind]
+        watch = record.kind_watch.setdefault(kind, [0, 0.0])
+        watch[0] += 1
+        watch[1] += seconds
+        if watch[0] >= BLAS_WATCH:
+            if BLAS_GAIN * one_thread < watch[1] / watch[0] <= (1.0 + LOST_SHARE) * one_thread:
+                record.kind_resting_until[kind] = self.clock() + KIND_BACKOFF
+            watch[0], watch[1] = 0, 0.0
         if seconds > one_thread:
             self.blas_stalls += 1
             record.lost_seconds += seconds - one_thread
@@ -515,9 +536,12 @@ class SplitProducts:
         columns = b.shape[1]
         work = rows * inner * columns
         if self._workers and self.blas_work is not None and work >= self.blas_work:
-            if self.clock() < self.record.resting_until:
+            start = self.clock()
+            if start < self.record.resting_until:
                 return np.matmul(a, b, out=out)
             kind, cut = self._blas_form(a, b)
+            if cut is not None and start < self.record.kind_resting_until.get(kind, 0.0):
+                return np.matmul(a, b, out=out)
             if cut is not None:
                 self.products_on_blas_threads += 1
                 start = self.clock()

@@ -11,8 +11,10 @@ from threadpoolctl import threadpool_info
 import core.engine.threads as threads_module
 from core.engine.threads import (
     BLAS_BACKOFF,
+    BLAS_GAIN,
     BLAS_WATCH,
     CUT_STEP,
+    KIND_BACKOFF,
     PARALLEL_WORK,
     PART_WORK,
     SLOW_STRETCHES,
@@ -327,6 +329,7 @@ def test_products_keep_to_one_thread_for_a_while_after_blas_threads_stall(monkey
         slow[0] = 0.010                                   # another program takes a core
         assert BLAS_WATCH < until_rest(products) <= SLOW_STRETCHES * BLAS_WATCH   # two slow stretches
         assert record.resting_until == pytest.approx(now[0] + BLAS_BACKOFF)
+        assert record.kind_resting_until == {}            # a stall, not a kind without gain
         on_blas, calls = products.products_on_blas_threads, len(blas.calls)
         assert np.array_equal(products.matmul(x, w), np.full((64, 300), 100, np.float32))
         next_run = products_()
@@ -355,6 +358,44 @@ def test_products_keep_to_one_thread_for_a_while_after_blas_threads_stall(monkey
         assert all(threads == 2 for *_, threads in blas.calls[calls:])   # no check again
     finally:
         later.close()
+
+
+def test_a_kind_of_product_that_blas_threads_do_not_speed_up_keeps_to_one_thread_for_a_while(monkeypatch):
+    blas = FakeBLAS({100: 0, 300: 0})
+    now = [0.0]
+    threaded = {100: 0.0006, 300: 0.0006}   # seconds on BLAS's threads by inner length; one thread: 1 ms
+
+    def timed_cut_product(a, b, cut, out=None):
+        now[0] += 0.001 if blas.threads == 1 else threaded[a.shape[1]]
+        return blas.cut_product(a, b, cut, out)
+
+    monkeypatch.setattr(threads_module, "_cut_product", timed_cut_product)
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
+    record = BlasRecord()
+    products = SplitProducts(2, min_work=10**12, blas_work=1_000_000, record=record)
+    products._blas, products.clock = [blas], lambda: now[0]
+    x, w = np.ones((64, 100), np.float32), np.ones((100, 300), np.float32)
+    h, v = np.ones((64, 300), np.float32), np.ones((300, 100), np.float32)
+    try:
+        threaded[100] = 0.95 * 0.001          # a gain of 5 %: less than BLAS_GAIN asks
+        assert BLAS_GAIN < 0.95
+        for _ in range(BLAS_WATCH):
+            products.matmul(x, w)
+            products.matmul(h, v)
+        assert products.products_on_blas_threads == 2 * BLAS_WATCH
+        calls = len(blas.calls)
+        for _ in range(10):
+            assert np.array_equal(products.matmul(x, w), np.full((64, 300), 100, np.float32))
+            products.matmul(h, v)              # the other kind gains: still on BLAS's threads
+        assert products.products_on_blas_threads == 2 * BLAS_WATCH + 10
+        assert [shape for shape, _, _, threads in blas.calls[calls:]] == [(64, 300)] * 10
+        assert record.resting_until == 0.0     # not a stall: only that kind rests
+        now[0] += KIND_BACKOFF                 # a while later it is tried again
+        threaded[100] = 0.0005
+        products.matmul(x, w)
+        assert blas.calls[-1] == ((64, 100), (100, 300), 0, 2)
+    finally:
+        products.close()
 
 
 def test_small_products_are_not_split_and_a_closed_splitter_computes_alone():
