@@ -72,9 +72,12 @@ def log_softmax(z: np.ndarray) -> np.ndarray:
 def row_max(z: np.ndarray) -> np.ndarray:
     """max_j z_ij for each row i of a 2-D array, shape (n,).
 
-    With few columns (10 classes) NumPy's ``z.max(axis=1)`` spends its time per row; the
-    element-wise maximum of the k columns is two to eight times faster on a training batch."""
-    if z.shape[1] > 32:
+    NumPy's ``z.max(axis=1)`` spends its time per row, the element-wise maximum of the k
+    columns per column: with 10 classes the second took 5.2 µs against 6.7 at 128 rows and
+    7.7 against 23.3 at 512, but 4.9 against 2.5 at 32 rows. So the columns from 8 rows a
+    column on, when there are at most 32 of them."""
+    rows, columns = z.shape
+    if columns > 32 or rows < 8 * columns:
         return z.max(axis=1)
     columns = iter(z.T)
     out = next(columns).copy()

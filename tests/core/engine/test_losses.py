@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from core.engine import losses
-from core.engine.losses import LOSSES, Loss, log_softmax, softmax
+from core.engine.losses import LOSSES, Loss, log_softmax, row_max, softmax
 
 NAMES = LOSSES.names()
 
@@ -210,3 +210,15 @@ def test_checked_labels_give_the_same_loss_and_gradient_and_check_targets_refuse
     with pytest.raises(ValueError, match=r"shape \(16,\)"):     # a batch that does not fit the logits
         loss.value_and_gradient(logits, y[:8], checked=True)
     LOSSES.get("mse")().check_targets(np.zeros((3, 2), np.float32), 2)   # per call, as before
+
+
+@pytest.mark.parametrize(("rows", "columns"), [(32, 10), (80, 10), (512, 10), (16, 2), (64, 40), (3, 1)])
+def test_row_max_is_the_maximum_of_each_row_whichever_way_it_is_taken(rows: int, columns: int) -> None:
+    rng = np.random.default_rng(rows * columns)
+    z = rng.standard_normal((rows, columns)).astype(np.float32)
+    z[0, -1] = 50.0                    # a maximum in the last column, another in the first
+    z[-1, 0] = 60.0
+    expected = np.array([max(row) for row in z.tolist()], dtype=np.float32)
+    got = row_max(z)
+    assert got.shape == (rows,) and got.dtype == np.float32
+    assert np.array_equal(got, expected)
