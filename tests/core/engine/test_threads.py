@@ -360,24 +360,52 @@ def test_products_keep_to_one_thread_for_a_while_after_blas_threads_stall(monkey
         later.close()
 
 
-def test_a_kind_of_product_that_blas_threads_do_not_speed_up_keeps_to_one_thread_for_a_while(monkeypatch):
-    blas = FakeBLAS({100: 0, 300: 0})
+def watched_products(monkeypatch, blas: FakeBLAS,
+                     threaded: Callable[[np.ndarray], float]) -> tuple[SplitProducts, list[float]]:
+    """A two-thread splitter on ``blas`` and a fake clock (returned too): a product takes 1 ms
+    on one thread and ``threaded(a)`` seconds on BLAS's threads."""
     now = [0.0]
-    threaded = {100: 0.0006, 300: 0.0006}   # seconds on BLAS's threads by inner length; one thread: 1 ms
 
     def timed_cut_product(a, b, cut, out=None):
-        now[0] += 0.001 if blas.threads == 1 else threaded[a.shape[1]]
+        now[0] += 0.001 if blas.threads == 1 else threaded(a)
         return blas.cut_product(a, b, cut, out)
 
     monkeypatch.setattr(threads_module, "_cut_product", timed_cut_product)
     monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
-    record = BlasRecord()
-    products = SplitProducts(2, min_work=10**12, blas_work=1_000_000, record=record)
+    products = SplitProducts(2, min_work=10**12, blas_work=1_000_000, record=BlasRecord())
     products._blas, products.clock = [blas], lambda: now[0]
+    return products, now
+
+
+def test_stretches_are_judged_by_their_total_so_rare_long_products_do_not_rest_a_faster_run(monkeypatch):
+    calls = [0]
+
+    def threaded(a: np.ndarray) -> float:     # 0.5 ms, one in 16 takes 5 ms
+        calls[0] += 1
+        return 0.005 if calls[0] % 16 == 0 else 0.0005
+
+    products, _ = watched_products(monkeypatch, FakeBLAS({100: 0}), threaded)
+    record = products.record
+    x, w = np.ones((64, 100), np.float32), np.ones((100, 300), np.float32)
+    try:
+        for _ in range(4 * BLAS_WATCH):    # 12.5 ms where one thread takes 16, with losses of 4
+            products.matmul(x, w)
+        assert record.resting_until == 0.0 and record.kind_resting_until == {}
+        assert products.products_on_blas_threads == 4 * BLAS_WATCH
+        assert products.blas_stalls == 4 * BLAS_WATCH // 16
+    finally:
+        products.close()
+
+
+def test_a_kind_of_product_that_blas_threads_do_not_speed_up_keeps_to_one_thread_for_a_while(monkeypatch):
+    blas = FakeBLAS({100: 0, 300: 0})
+    seconds = {100: 0.0006, 300: 0.0006}   # on BLAS's threads, by inner length; one thread: 1 ms
+    products, now = watched_products(monkeypatch, blas, lambda a: seconds[a.shape[1]])
+    record = products.record
     x, w = np.ones((64, 100), np.float32), np.ones((100, 300), np.float32)
     h, v = np.ones((64, 300), np.float32), np.ones((300, 100), np.float32)
     try:
-        threaded[100] = 0.95 * 0.001          # a gain of 5 %: less than BLAS_GAIN asks
+        seconds[100] = 0.95 * 0.001           # a gain of 5 %: less than BLAS_GAIN asks
         assert BLAS_GAIN < 0.95
         for _ in range(BLAS_WATCH):
             products.matmul(x, w)
@@ -391,7 +419,7 @@ def test_a_kind_of_product_that_blas_threads_do_not_speed_up_keeps_to_one_thread
         assert [shape for shape, _, _, threads in blas.calls[calls:]] == [(64, 300)] * 10
         assert record.resting_until == 0.0     # not a stall: only that kind rests
         now[0] += KIND_BACKOFF                 # a while later it is tried again
-        threaded[100] = 0.0005
+        seconds[100] = 0.0005
         products.matmul(x, w)
         assert blas.calls[-1] == ((64, 100), (100, 300), 0, 2)
     finally:
