@@ -204,9 +204,12 @@ class Dense:
             ‖∂L/∂W‖² = ‖Xᵀ·∂L/∂Z‖² ≤ ‖X‖² · ‖∂L/∂Z‖²
 
         Each entry Σ_b x_bi·δ_bj, and every partial sum of it, is at most ‖x_:i‖·‖δ_:j‖
-        (Cauchy–Schwarz); summing the squares over i and j gives the right-hand side. Both
-        factors are small arrays (batch × width) where W is fan_in × fan_out, so the bound costs
-        a fraction of ‖∂L/∂W‖² itself. NaN or infinity when a factor is not finite."""
+        (Cauchy–Schwarz); summing the squares over i and j gives the right-hand side. The
+        factors hold batch × (fan_in + fan_out) values where W holds fan_in × fan_out, so for a
+        wide layer the bound reads a fraction of what ‖∂L/∂W‖² does (784-300-100-10 at batch 32:
+        7.4 µs against 15.3 for the norms), and for narrow ones at a large batch more (10 × 100
+        at batch 64: 25.8 against 14.7 µs, 0.5 % of that network's step). NaN or infinity when
+        a factor is not finite."""
         assert self._x is not None and self._grad_z is not None, "kernel_gradient_bound() before backward()"
         x, g = self._x, self._grad_z
         return float(np.vdot(x, x)) * float(np.vdot(g, g))
