@@ -538,11 +538,11 @@ class SplitProducts:
         columns = b.shape[1]
         work = rows * inner * columns
         if self._workers and self.blas_work is not None and work >= self.blas_work:
-            start = self.clock()
-            if start < self.record.resting_until:
+            now = self.clock()
+            if now < self.record.resting_until:
                 return np.matmul(a, b, out=out)
             kind, cut = self._blas_form(a, b)
-            if cut is not None and start < self.record.kind_resting_until.get(kind, 0.0):
+            if cut is not None and now < self.record.kind_resting_until.get(kind, 0.0):
                 return np.matmul(a, b, out=out)
             if cut is not None:
                 self.products_on_blas_threads += 1
