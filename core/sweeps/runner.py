@@ -202,6 +202,11 @@ class LocalBackend:
         for process in processes.values():
             with contextlib.suppress(Exception):
                 process.join(max(0.0, deadline - time.monotonic()))
+        # join() can return with no status yet: when the pool's own thread reaps the process
+        # first, this thread's waitpid fails and the status appears only once that thread has
+        # stored it (seen: a SIGKILLed worker's status unknown here, so every run was charged).
+        while any(p.exitcode is None for p in processes.values()) and time.monotonic() < deadline:
+            time.sleep(0.01)
         died = {pid for pid, process in processes.items()
                 if process.exitcode is not None and process.exitcode != -signal.SIGTERM}
         lost = {run_id for run_id, pid in self.running.items() if pid in died}
