@@ -407,8 +407,8 @@ def diagnostics_micro(trainer: Trainer, plan: Plan) -> dict[str, Any]:
     loss = float(trainer.recorder.table("loss")[row])
     lr = float(trainer.recorder.table("learning_rate")[row])
 
-    def record() -> None:
-        trainer._record(row, loss, lr)
+    def record() -> None:   # appends a row each time: the trainer's recorder grows by the repetitions
+        trainer._record(loss, lr)
 
     out = {}
     with own_threads(trainer):
@@ -938,7 +938,7 @@ def _phase_steps(trainer: Trainer, steps: int, acc: dict[str, float], clock: Cal
             raise RuntimeError("non-finite loss or gradient during the phase breakdown")
         t6 = clock()
         if record:
-            row = trainer._record_gradients(grad_sq)
+            trainer._record_gradients(grad_sq)
         t7 = clock()
         params, grads = trainer._trainable_arrays()
         clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
@@ -957,7 +957,7 @@ def _phase_steps(trainer: Trainer, steps: int, acc: dict[str, float], clock: Cal
         trainer._epoch_sums[2] += n
         t10 = clock()
         if record:
-            trainer._record(row, loss, lr)
+            trainer._record(loss, lr)
         t11 = clock()
         for name, a, b in zip(PHASES, (t0, t1, t2, t3, t4, t5, t6, t7, t8, t9, t10),
                               (t1, t2, t3, t4, t5, t6, t7, t8, t9, t10, t11), strict=True):

@@ -26,6 +26,7 @@ from core.checkpoints import Checkpoint, CheckpointLog, interval_problem, read_o
 from core.data import Dataset, Progress, load_dataset
 from core.engine.diagnostics import (
     EPOCH_METRICS,
+    LAYER_QUANTITIES,
     DiagnosticsRecorder,
     HealthContext,
     HealthIssue,
@@ -58,6 +59,14 @@ STATE_KEYS = ("recorded_steps", "epochs_recorded", "step", "epoch", "batch_index
               "finished", "optimizer_iterations", "schedule", "early_stopping", "rng", "events")
 
 Observer = Callable[[str, dict[str, Any]], None]
+
+
+# Rows of Trainer._diagnostics_row (LAYER_QUANTITIES' order); the four activation statistics
+# are adjacent there, in ActivationStats' order (mean, std, dead and saturated fractions).
+_GRAD_NORM, _BIAS_GRAD_NORM, _CLIPPED_GRAD_NORM, _WEIGHT_NORM, _UPDATE_RATIO = (
+    LAYER_QUANTITIES.index(q) for q in ("grad_norm", "bias_grad_norm", "clipped_grad_norm", "weight_norm",
+                                        "update_ratio"))
+_ACTIVATION_STATS = slice(LAYER_QUANTITIES.index("activation_mean"), LAYER_QUANTITIES.index("saturated_fraction") + 1)
 
 
 @dataclass
@@ -278,8 +287,9 @@ class Trainer:
         self._kernels_flat = [_flat_view(self._params[k]) for k in self._kernel_keys]
         self._denses = [*(layer.dense for layer in self.network.layers), self.network.output]
         self._gradient_bound_limit = float(np.finfo(self.network.dtype).max) / 4
-        # The kernel-gradient norms of a recorded step (float64, stored in float32).
-        self._grad_norms = np.zeros(len(self._kernel_keys))
+        # A recorded step's per-layer quantities, filled as the step measures them (float64),
+        # then stored as one row of the recorder (float32): LAYER_QUANTITIES by layer.
+        self._diagnostics_row = np.full((len(LAYER_QUANTITIES), len(self._kernel_keys)), np.nan)
         # What the optimizer steps, rebuilt only when a layer is frozen or unfrozen.
         self._trainable_for: tuple[bool, ...] | None = None
         self._trainable: tuple[dict[str, np.ndarray], dict[str, np.ndarray]] = ({}, {})
@@ -473,15 +483,18 @@ class Trainer:
             return self._diverged(loss, grad_sq or self._kernel_grad_squares(), notify)
         if record:
             # Before clipping and the step, so the recorded norms are those of ∂L/∂θ itself.
-            row = self._record_gradients(grad_sq)
+            self._record_gradients(grad_sq)
         if self.distributions.due(self.step):   # the same tensors: ∂J/∂W unclipped, weights before the step
             self.distributions.record(self.step + 1, net, logits)
         params, grads = self._trainable_arrays()
+        clipped = self._diagnostics_row[_CLIPPED_GRAD_NORM]
         if reg.gradient_clip.mode != "none":
             clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
             if record:   # what the optimizer is given, next to the gradient's own norm
-                self.recorder.table("clipped_grad_norm")[row] = [math.sqrt(float(np.dot(g, g)))
-                                                                 for g in self._kernel_grads_flat]
+                clipped[:] = [float(np.dot(g, g)) for g in self._kernel_grads_flat]
+                np.sqrt(clipped, out=clipped)
+        elif record:
+            clipped.fill(np.nan)      # it would equal grad_norm
         lr = self.schedule(self.step) * self.lr_scale
         beta = self.schedule.momentum(self.step)
         if beta is not None and hasattr(self.optimizer, "momentum"):
@@ -497,7 +510,7 @@ class Trainer:
             self._epoch_sums[1] += self._count_correct(logits, yb)
         self._epoch_sums[2] += n
         if record:
-            self._record(row, loss, lr)
+            row = self._record(loss, lr)
             weight_norm = self.recorder.table("weight_norm")[row]
             if not np.isfinite(weight_norm).all():
                 # The loss and gradients can stay finite (tanh saturates) while the weights grow
@@ -529,44 +542,35 @@ class Trainer:
         limit = self._gradient_bound_limit
         return all(dense.kernel_gradient_bound() <= limit for dense in self._denses)
 
-    def _record_gradients(self, grad_sq: list[float]) -> int:
-        """Start the step's diagnostics row with the kernel- and bias-gradient norms (the
-        kernels' squares are already summed for the NaN check), both of ∂L/∂θ before any
-        clipping: clipping must not hide an exploding gradient. Norms are taken in float64,
-        stored in float32."""
-        rec = self.recorder
-        row = rec.append(self.step + 1)
-        norms = self._grad_norms
-        norms[:] = grad_sq
-        np.sqrt(norms, out=norms)
-        rec.table("grad_norm")[row] = norms
-        rec.table("bias_grad_norm")[row] = [math.sqrt(float(np.dot(b, b))) if b is not None else 0.0
-                                            for b in self._bias_grads_flat]
-        return row
+    def _record_gradients(self, grad_sq: list[float]) -> None:
+        """The step's kernel- and bias-gradient norms (the kernels' squares are already summed
+        for the NaN check), both of ∂L/∂θ before any clipping: clipping must not hide an
+        exploding gradient. Taken in float64, stored in float32 with the rest of the row."""
+        grad_norm, bias_grad_norm = self._diagnostics_row[_GRAD_NORM], self._diagnostics_row[_BIAS_GRAD_NORM]
+        grad_norm[:] = grad_sq
+        np.sqrt(grad_norm, out=grad_norm)
+        bias_grad_norm[:] = [float(np.dot(b, b)) if b is not None else 0.0 for b in self._bias_grads_flat]
+        np.sqrt(bias_grad_norm, out=bias_grad_norm)
 
-    def _record(self, row: int, loss: float, lr: float) -> None:
-        """Fill the rest of the diagnostics row: weight norms, update ratios, activations."""
-        rec = self.recorder
+    def _record(self, loss: float, lr: float) -> int:
+        """Complete the step's row with the weight norms, update ratios and activations, store it
+        (``self.step`` is the step just taken), and return its index in the recorder."""
+        row = self._diagnostics_row
         # (‖Δθ‖², ‖θ‖²) of the kernels the optimizer stepped, summed while it had them in cache;
         # a layer it left out (frozen) did not move.
         measured = self.optimizer.squared_norms
         rescaled = self.experiment.regularization.max_norm is not None  # kernels changed after the step
-        weight_norm, ratio = [], []
-        for key, w in zip(self._kernel_keys, self._kernels_flat, strict=True):
+        weight_norm, update_ratio = row[_WEIGHT_NORM], row[_UPDATE_RATIO]
+        for j, (key, w) in enumerate(zip(self._kernel_keys, self._kernels_flat, strict=True)):
             step_sq, weight_sq = measured.get(key, (0.0, math.nan))
             if rescaled or key not in measured:
                 weight_sq = float(np.dot(w, w))
             wn = math.sqrt(weight_sq)
-            weight_norm.append(wn)
-            ratio.append(math.sqrt(step_sq) / wn if wn > 0 else math.nan)
-        rec.table("weight_norm")[row] = weight_norm
-        rec.table("update_ratio")[row] = ratio
-        stats = [layer.stats for layer in self.network.layers] + [self.network.output_stats]
-        for q, attr in (("activation_mean", "mean"), ("activation_std", "std"),
-                        ("dead_fraction", "dead_fraction"), ("saturated_fraction", "saturated_fraction")):
-            rec.table(q)[row] = [getattr(s, attr) for s in stats]
-        rec.table("loss")[row] = loss
-        rec.table("learning_rate")[row] = lr
+            weight_norm[j] = wn
+            update_ratio[j] = math.sqrt(step_sq) / wn if wn > 0 else math.nan
+        for j, s in enumerate([*(layer.stats for layer in self.network.layers), self.network.output_stats]):
+            row[_ACTIVATION_STATS, j] = (s.mean, s.std, s.dead_fraction, s.saturated_fraction)
+        return self.recorder.append_row(self.step, row, loss, lr)
 
     def probe_examples(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The first ``n`` training examples in split order (standardized, not augmented): the

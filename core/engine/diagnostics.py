@@ -116,7 +116,10 @@ class DiagnosticsRecorder:
         self.size = 0
         cap = max(int(capacity), 16)
         self._step = np.zeros(cap, dtype=np.int64)
-        self._layer = {q: np.full((cap, self.n_layers), np.nan, dtype=np.float32) for q in LAYER_QUANTITIES}
+        # One block (step, quantity, layer) holds every per-layer quantity, so that a step's row
+        # is one write (``append_row``); ``_layer`` holds each quantity's view of it.
+        self._layers = np.full((cap, len(LAYER_QUANTITIES), self.n_layers), np.nan, dtype=np.float32)
+        self._layer = self._views()
         self._scalar = {q: np.full(cap, np.nan, dtype=np.float32) for q in STEP_QUANTITIES}
         # The sizes ``truncate`` cut the tables to, in order: a reader that copies rows as they come
         # re-reads from the smallest one it has not seen (rows past it were rewritten).
@@ -126,14 +129,20 @@ class DiagnosticsRecorder:
     def capacity(self) -> int:
         return self._step.shape[0]
 
+    def _views(self) -> dict[str, np.ndarray]:
+        return {q: self._layers[:, i, :] for i, q in enumerate(LAYER_QUANTITIES)}
+
     def _grow(self) -> None:
         new = self.capacity * 2
         self._step = np.resize(self._step, new)
-        for store in (self._layer, self._scalar):
-            for q, a in store.items():
-                grown = np.full((new, *a.shape[1:]), np.nan, dtype=a.dtype)
-                grown[: self.size] = a[: self.size]
-                store[q] = grown
+        grown = np.full((new, *self._layers.shape[1:]), np.nan, dtype=self._layers.dtype)
+        grown[: self.size] = self._layers[: self.size]
+        self._layers = grown
+        self._layer = self._views()
+        for q, a in self._scalar.items():
+            grown = np.full(new, np.nan, dtype=a.dtype)
+            grown[: self.size] = a[: self.size]
+            self._scalar[q] = grown
 
     def append(self, step: int) -> int:
         """Start a new row for optimizer step ``step`` and return its index; the caller fills
@@ -146,6 +155,16 @@ class DiagnosticsRecorder:
         self.size += 1
         return i
 
+    def append_row(self, step: int, layers: np.ndarray, loss: float, learning_rate: float) -> int:
+        """A whole row at once: ``layers`` holds every per-layer quantity, shape
+        (``len(LAYER_QUANTITIES)``, layers) in that order (NaN for one not measured); returns the
+        row's index. The trainer's way: one write instead of one per quantity."""
+        i = self.append(step)
+        self._layers[i] = layers
+        self._scalar["loss"][i] = loss
+        self._scalar["learning_rate"][i] = learning_rate
+        return i
+
     def table(self, quantity: str) -> np.ndarray:
         """The growing backing array (write access for the trainer)."""
         return self._layer[quantity] if quantity in self._layer else self._scalar[quantity]
@@ -153,9 +172,9 @@ class DiagnosticsRecorder:
     def truncate(self, size: int) -> None:
         """Forget rows past ``size`` (a NaN roll-back rewinds the history with the weights)."""
         size = min(self.size, int(size))
-        for store in (self._layer, self._scalar):
-            for a in store.values():
-                a[size:self.size] = np.nan
+        self._layers[size:self.size] = np.nan
+        for a in self._scalar.values():
+            a[size:self.size] = np.nan
         self.size = size
         self.truncated_to.append(size)
 

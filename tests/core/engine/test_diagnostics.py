@@ -53,6 +53,25 @@ def test_rows_grow_and_unfilled_cells_read_nan_even_after_a_truncate() -> None:
     np.testing.assert_array_equal(rec["grad_norm"][9], [10.0, -10.0])
 
 
+def test_a_whole_row_lands_under_each_quantity_name_also_after_growing() -> None:
+    rec = DiagnosticsRecorder(["a", "b", "c"], capacity=16)
+    rows = []
+    for step in range(1, 21):  # past the first capacity: the block is re-allocated once
+        layers = np.array([[step * 100 + i * 10 + j for j in range(3)] for i in range(len(LAYER_QUANTITIES))],
+                          dtype=np.float64)
+        layers[2] = np.nan                        # a quantity not measured at this step
+        assert rec.append_row(step, layers, loss=step / 4, learning_rate=0.5 / step) == step - 1
+        rows.append(layers)
+    assert rec.capacity == 32
+    np.testing.assert_array_equal(rec.steps, np.arange(1, 21))
+    for i, q in enumerate(LAYER_QUANTITIES):
+        np.testing.assert_array_equal(rec[q], np.array([r[i] for r in rows], dtype=np.float32), err_msg=q)
+    np.testing.assert_array_equal(rec["loss"], np.arange(1, 21, dtype=np.float32) / 4)
+    np.testing.assert_array_equal(rec["learning_rate"], (0.5 / np.arange(1, 21)).astype(np.float32))
+    rec.truncate(5)
+    assert rec.append(6) == 5 and all(np.isnan(rec[q][5]).all() for q in LAYER_QUANTITIES)
+
+
 def test_round_trip_through_arrays() -> None:
     rec = DiagnosticsRecorder(["a"], capacity=16)
     for step in (1, 2, 3):
