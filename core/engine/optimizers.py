@@ -23,8 +23,9 @@ Why the code looks the way it does:
   values) cost more than the arithmetic. Other parameters (a lab's, a frozen layer's
   subset) are stepped tensor by tensor, with the same arithmetic.
 * Element-wise work over a few hundred thousand parameters is memory traffic, not
-  arithmetic: a rule makes 4 (momentum) to 15 (Nadam) passes over arrays of the
-  parameter's size. ``apply`` feeds ``_compute_step`` blocks of rows of at most
+  arithmetic: a rule makes 3 (momentum) to 14 (Nadam) passes over arrays of the
+  parameter's size, ``y ← y + a·x`` in one (``add_scaled``: BLAS's axpy) where NumPy
+  would take two. ``apply`` feeds ``_compute_step`` blocks of rows of at most
   ``BLOCK_ELEMENTS`` values, so a very large model's block stays in cache through all of the
   rule's passes; the networks of the book's size are one block (see ``BLOCK_ELEMENTS``). A
   rule is written once, for any block.
@@ -38,7 +39,7 @@ Why the code looks the way it does:
 from __future__ import annotations
 
 import math
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Mapping
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -73,6 +74,71 @@ OPTIMIZERS: Registry[type[Optimizer]] = Registry("optimizer")
 # network's Nadam 337 → 315), and on a 5.8 M-parameter model the two are within 3 %. So only
 # models of more than a million parameters are cut, where a block of 4 MiB still fits L3.
 BLOCK_ELEMENTS = 1 << 20
+
+# BLAS's axpy, y ← y + a·x in one pass over y, by dtype: the fused multiply-add NumPy lacks (its
+# a·x then + y is two passes, through a scratch array). Taken from SciPy (a dependency of
+# scikit-learn's) when ``axpy_functions`` first runs, and only for a dtype where it passes
+# ``computes_each_element_alone``. Empty: NumPy's two passes everywhere.
+_AXPY: dict[np.dtype, Callable[..., np.ndarray]] | None = None
+
+
+def computes_each_element_alone(axpy: Callable[..., np.ndarray], dtype: np.dtype) -> bool:
+    """Whether ``axpy`` computes y + a·x in place with each element's value independent of where
+    the element falls in the array: the whole array against the same values in pieces of
+    every length from 1 to 70 (a kernel's vector loop and its scalar tail may round
+    differently: one fused multiply-add against a product and a sum). Then a block, the flat
+    arrays and the tensor-by-tensor path give the same numbers bit for bit."""
+    rng = np.random.default_rng(0)
+    x, y = (rng.standard_normal(2_485).astype(dtype) for _ in range(2))   # pieces 1..70, once each
+    a = -0.0123
+    whole = y.copy()
+    if axpy(x, whole, a=a) is not whole:
+        return False
+    pieces, lo, length = y.copy(), 0, 1
+    while lo < pieces.size:
+        piece = pieces[lo:lo + length]
+        if axpy(x[lo:lo + length], piece, a=a) is not piece:
+            return False
+        lo, length = lo + length, length + 1
+    return bool(np.array_equal(whole, pieces))
+
+
+def axpy_functions() -> dict[np.dtype, Callable[..., np.ndarray]]:
+    """The axpy of each dtype that passed its check, found (and checked) once per process."""
+    global _AXPY
+    if _AXPY is None:
+        found: dict[np.dtype, Callable[..., np.ndarray]] = {}
+        try:
+            from scipy.linalg import blas
+        except ImportError:
+            blas = None
+        if blas is not None:
+            for dtype, axpy in ((np.dtype(np.float32), blas.saxpy), (np.dtype(np.float64), blas.daxpy)):
+                if computes_each_element_alone(axpy, dtype):
+                    found[dtype] = axpy
+        _AXPY = found
+    return _AXPY
+
+
+def add_scaled(y: np.ndarray, a: float, x: np.ndarray, scratch: np.ndarray) -> None:
+    """y ← y + a·x, in place: one BLAS axpy pass (each element rounded once) where ``y`` and ``x``
+    are contiguous arrays of a dtype that has a checked axpy, else a·x into ``scratch`` and a
+    second pass adding it. ``scratch`` is left undefined."""
+    axpy = _AXPY.get(y.dtype) if _AXPY is not None else None
+    if axpy is not None and x.dtype == y.dtype and y.flags.c_contiguous and x.flags.c_contiguous:
+        flat = y.reshape(-1)
+        if axpy(x.reshape(-1), flat, a=a) is flat:
+            return
+        raise RuntimeError("axpy did not update its array in place")   # computes_each_element_alone checks it
+    np.multiply(x, a, out=scratch)
+    y += scratch
+
+
+def decay_towards(average: np.ndarray, beta: float, x: np.ndarray, scratch: np.ndarray) -> None:
+    """average ← β·average + (1 − β)·x: an exponentially decaying mean of x (Adam's m and v,
+    RMSProp's s), in two passes."""
+    average *= beta
+    add_scaled(average, 1.0 - beta, x, scratch)
 
 
 class Rating(NamedTuple):
@@ -216,6 +282,7 @@ class Optimizer(Component):
         they are unfrozen). Building again discards the previous slots; ``iterations`` is
         left alone.
         """
+        axpy_functions()   # now, not in the first step: SciPy's import and the check take a tenth of a second
         for path, param in params.items():
             if not isinstance(param, np.ndarray) or not np.issubdtype(param.dtype, np.floating):
                 raise ValueError(f"{path}: must be a floating-point NumPy array, got {type(param).__name__}"
@@ -542,8 +609,7 @@ class Momentum(Optimizer):
         """
         (m,) = slots
         m *= self.momentum
-        np.multiply(grad, lr, out=step)  # η∇J, in the step buffer used as scratch
-        m -= step
+        add_scaled(m, -lr, grad, step)  # the step buffer is scratch where axpy is not used
         return m
 
 
@@ -583,11 +649,10 @@ class Nesterov(Optimizer):
         θ ← θ + β m − η ∇J(θ)      (m already updated; θ is the look-ahead point)
         """
         (m,) = slots
-        np.multiply(grad, -lr, out=tmp)
         m *= self.momentum
-        m += tmp
+        add_scaled(m, -lr, grad, tmp)
         np.multiply(m, self.momentum, out=step)
-        step += tmp
+        add_scaled(step, -lr, grad, tmp)
         return step
 
 
@@ -666,10 +731,8 @@ class RMSProp(Optimizer):
         θ ← θ − η g ⊘ √(s + ε)
         """
         (s,) = slots
-        s *= self.rho
         np.multiply(grad, grad, out=tmp)
-        tmp *= 1.0 - self.rho
-        s += tmp
+        decay_towards(s, self.rho, tmp, step)
         np.add(s, self.epsilon, out=tmp)
         np.sqrt(tmp, out=tmp)
         np.multiply(grad, -lr, out=step)
@@ -710,13 +773,9 @@ class Adam(Optimizer):
         m, v = slots
         t = self.iterations
         alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
-        np.subtract(grad, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
+        decay_towards(m, self.beta_1, grad, tmp)
         np.multiply(grad, grad, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - self.beta_2
-        v += tmp
+        decay_towards(v, self.beta_2, tmp, step)
         np.sqrt(v, out=tmp)
         tmp += self.epsilon
         np.multiply(m, -alpha, out=step)
@@ -765,9 +824,7 @@ class AdaMax(Optimizer):
         """
         m, u = slots
         t = self.iterations
-        np.subtract(grad, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
+        decay_towards(m, self.beta_1, grad, tmp)
         u *= self.beta_2
         np.abs(grad, out=tmp)
         np.maximum(u, tmp, out=u)
@@ -829,13 +886,9 @@ class Nadam(Optimizer):
         u_t, u_next = self._u(t), self._u(t + 1)
         p_t = self._u_product
         p_next = p_t * u_next
-        np.subtract(grad, m, out=tmp)
-        tmp *= 1.0 - self.beta_1
-        m += tmp
+        decay_towards(m, self.beta_1, grad, tmp)
         np.multiply(grad, grad, out=tmp)
-        tmp -= v
-        tmp *= 1.0 - self.beta_2
-        v += tmp
+        decay_towards(v, self.beta_2, tmp, step)
         np.multiply(m, u_next / (1.0 - p_next), out=step)
         np.multiply(grad, (1.0 - u_t) / (1.0 - p_t), out=tmp)
         step += tmp

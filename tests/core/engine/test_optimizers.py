@@ -654,3 +654,71 @@ def test_repeated_flat_steps_without_updates_match_the_tensor_path_and_still_che
     assert opt2.iterations == iterations
     for k in before:
         np.testing.assert_array_equal(p2[k], before[k], err_msg=k)
+
+
+# ---------------------------------------------------------------------- y + a·x in one pass
+def _fused(y: np.ndarray, a: float, x: np.ndarray) -> np.ndarray:
+    """y + a·x rounded once to y's dtype (float32 products of float32 values are exact in float64)."""
+    return (y.astype(np.float64) + np.float64(np.float32(a)) * x.astype(np.float64)).astype(y.dtype)
+
+
+def test_add_scaled_adds_in_place_with_one_rounding_where_axpy_is_taken() -> None:
+    optimizers.axpy_functions()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((300, 7), dtype=np.float32)
+    y = rng.standard_normal((300, 7), dtype=np.float32)
+    taken = np.dtype(np.float32) in optimizers.axpy_functions()
+    expected = _fused(y, -0.037, x) if taken else y + np.float32(-0.037) * x
+    out = y
+    optimizers.add_scaled(y, -0.037, x, np.empty_like(y))
+    assert out is y and y.dtype == np.float32
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_add_scaled_without_axpy_makes_numpys_two_passes(monkeypatch) -> None:
+    monkeypatch.setattr(optimizers, "_AXPY", {})
+    rng = np.random.default_rng(4)
+    x, y = rng.standard_normal(1000), rng.standard_normal(1000)
+    expected = y + (x * 0.25)
+    scratch = np.empty_like(y)
+    optimizers.add_scaled(y, 0.25, x, scratch)
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_a_non_contiguous_array_takes_the_two_passes() -> None:
+    optimizers.axpy_functions()
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40, 30), dtype=np.float32)
+    y = rng.standard_normal((30, 40), dtype=np.float32).T          # a transposed view
+    expected = y + x * np.float32(0.5)
+    optimizers.add_scaled(y, 0.5, x, np.empty_like(x))
+    np.testing.assert_array_equal(y, expected)
+
+
+def test_decay_towards_is_the_exponentially_decaying_mean() -> None:
+    optimizers.axpy_functions()
+    rng = np.random.default_rng(6)
+    average, x = rng.standard_normal(5000), rng.standard_normal(5000)
+    expected = 0.9 * average + 0.1 * x
+    optimizers.decay_towards(average, 0.9, x, np.empty_like(x))
+    np.testing.assert_allclose(average, expected, rtol=1e-14, atol=1e-15)
+
+
+def test_an_axpy_whose_tail_rounds_otherwise_is_not_taken() -> None:
+    def vector_loop_and_tail(x, y, a):   # a kernel's 8-wide loop fused, its scalar tail not
+        k = y.size - y.size % 8
+        y[:k] = _fused(y[:k], a, x[:k])
+        y[k:] += np.float32(a) * x[k:]
+        return y
+
+    def alone(x, y, a):                  # every element the same way
+        y[:] = _fused(y, a, x)
+        return y
+
+    def a_copy(x, y, a):                 # right values, not in place
+        return _fused(y, a, x)
+
+    assert optimizers.computes_each_element_alone(alone, np.dtype(np.float32))
+    assert not optimizers.computes_each_element_alone(vector_loop_and_tail, np.dtype(np.float32))
+    assert not optimizers.computes_each_element_alone(a_copy, np.dtype(np.float32))
+

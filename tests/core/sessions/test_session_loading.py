@@ -341,7 +341,10 @@ def test_the_version_1_fixture_loads_and_resumes_exactly(tmp_path):
     kept forever: it must load, and continuing it must equal continuing the same run saved
     again in today's format (bit for bit). Against a run started today it is only close: the
     file's first epoch and a half were computed by the engine of its day, and float32
-    rounding may change with the engine (a fused loss, a BLAS bias sum)."""
+    rounding may change with the engine (a fused loss, a BLAS bias sum, the optimizers'
+    y + a·x in one rounding). The first epoch's validation loss is the most sensitive: the
+    fixture's 0.4815 against 0.4856 from today's engine with NumPy's two roundings and 0.4870
+    with BLAS's axpy (0.9 % and 1.1 %); the later epochs agree within 0.3 %."""
     fixture = DATA / "session_v1.gwb"
     session = load_session(fixture)
     assert session.manifest["version"] == 1
@@ -357,7 +360,8 @@ def test_the_version_1_fixture_loads_and_resumes_exactly(tmp_path):
     for key, value in straight.network.state().items():
         if key not in noise:
             np.testing.assert_allclose(trainer.network.state()[key], value, rtol=1e-4, atol=1e-5, err_msg=key)
-    np.testing.assert_allclose(trainer.history["val_loss"], straight.history["val_loss"], rtol=1e-2)
+    np.testing.assert_allclose(trainer.history["val_loss"], straight.history["val_loss"], rtol=2e-2)
+    np.testing.assert_allclose(trainer.history["val_loss"][1:], straight.history["val_loss"][1:], rtol=5e-3)
 
 
 def test_older_formats_go_through_the_migration_chain(good_file, tmp_path, monkeypatch):
