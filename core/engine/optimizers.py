@@ -120,11 +120,12 @@ def axpy_functions() -> dict[np.dtype, Callable[..., np.ndarray]]:
     return _AXPY
 
 
-def add_scaled(y: np.ndarray, a: float, x: np.ndarray, scratch: np.ndarray) -> None:
-    """y ← y + a·x, in place: one BLAS axpy pass (each element rounded once) where ``y`` and ``x``
-    are contiguous arrays of a dtype that has a checked axpy, else a·x into ``scratch`` and a
-    second pass adding it. ``scratch`` is left undefined."""
-    axpy = _AXPY.get(y.dtype) if _AXPY is not None else None
+def add_scaled(y: np.ndarray, a: float, x: np.ndarray, scratch: np.ndarray, fused: bool = True) -> None:
+    """y ← y + a·x, in place: one BLAS axpy pass (each element rounded once) where ``fused``, ``y``
+    and ``x`` are contiguous arrays of a dtype that has a checked axpy, else a·x into ``scratch``
+    and a second pass adding it (NumPy's, the same numbers on every machine). ``scratch`` is left
+    undefined."""
+    axpy = _AXPY.get(y.dtype) if fused and _AXPY is not None else None
     if axpy is not None and x.dtype == y.dtype and y.flags.c_contiguous and x.flags.c_contiguous:
         flat = y.reshape(-1)
         if axpy(x.reshape(-1), flat, a=a) is flat:
@@ -134,11 +135,12 @@ def add_scaled(y: np.ndarray, a: float, x: np.ndarray, scratch: np.ndarray) -> N
     y += scratch
 
 
-def decay_towards(average: np.ndarray, beta: float, x: np.ndarray, scratch: np.ndarray) -> None:
+def decay_towards(average: np.ndarray, beta: float, x: np.ndarray, scratch: np.ndarray,
+                  fused: bool = True) -> None:
     """average ← β·average + (1 − β)·x: an exponentially decaying mean of x (Adam's m and v,
-    RMSProp's s), in two passes."""
+    RMSProp's s), in two passes where ``add_scaled`` is fused."""
     average *= beta
-    add_scaled(average, 1.0 - beta, x, scratch)
+    add_scaled(average, 1.0 - beta, x, scratch, fused)
 
 
 class Rating(NamedTuple):
@@ -251,6 +253,11 @@ class Optimizer(Component):
     scalar_state_names: ClassVar[tuple[str, ...]] = ()
     # Whether _compute_step needs one scratch array per parameter.
     _uses_scratch: ClassVar[bool] = True
+    #: Whether the rule's y + a·x may run as one BLAS axpy (``add_scaled``). Which BLAS kernels
+    #: pass the check depends on the machine, and so do the last bits of the numbers; an
+    #: optimizer whose numbers must be the same everywhere (the optimizer race's measured table,
+    #: on arrays of two values where a BLAS call gains nothing) turns it off.
+    fused_updates: bool = True
 
     def __init__(self, learning_rate: float = 0.01) -> None:
         self.learning_rate = check.positive("learning_rate", learning_rate)
@@ -609,7 +616,7 @@ class Momentum(Optimizer):
         """
         (m,) = slots
         m *= self.momentum
-        add_scaled(m, -lr, grad, step)  # the step buffer is scratch where axpy is not used
+        add_scaled(m, -lr, grad, step, self.fused_updates)  # the step buffer: scratch where axpy is not taken
         return m
 
 
@@ -650,9 +657,9 @@ class Nesterov(Optimizer):
         """
         (m,) = slots
         m *= self.momentum
-        add_scaled(m, -lr, grad, tmp)
+        add_scaled(m, -lr, grad, tmp, self.fused_updates)
         np.multiply(m, self.momentum, out=step)
-        add_scaled(step, -lr, grad, tmp)
+        add_scaled(step, -lr, grad, tmp, self.fused_updates)
         return step
 
 
@@ -732,7 +739,7 @@ class RMSProp(Optimizer):
         """
         (s,) = slots
         np.multiply(grad, grad, out=tmp)
-        decay_towards(s, self.rho, tmp, step)
+        decay_towards(s, self.rho, tmp, step, self.fused_updates)
         np.add(s, self.epsilon, out=tmp)
         np.sqrt(tmp, out=tmp)
         np.multiply(grad, -lr, out=step)
@@ -773,9 +780,9 @@ class Adam(Optimizer):
         m, v = slots
         t = self.iterations
         alpha = lr * math.sqrt(1.0 - self.beta_2**t) / (1.0 - self.beta_1**t)
-        decay_towards(m, self.beta_1, grad, tmp)
+        decay_towards(m, self.beta_1, grad, tmp, self.fused_updates)
         np.multiply(grad, grad, out=tmp)
-        decay_towards(v, self.beta_2, tmp, step)
+        decay_towards(v, self.beta_2, tmp, step, self.fused_updates)
         np.sqrt(v, out=tmp)
         tmp += self.epsilon
         np.multiply(m, -alpha, out=step)
@@ -824,7 +831,7 @@ class AdaMax(Optimizer):
         """
         m, u = slots
         t = self.iterations
-        decay_towards(m, self.beta_1, grad, tmp)
+        decay_towards(m, self.beta_1, grad, tmp, self.fused_updates)
         u *= self.beta_2
         np.abs(grad, out=tmp)
         np.maximum(u, tmp, out=u)
@@ -886,9 +893,9 @@ class Nadam(Optimizer):
         u_t, u_next = self._u(t), self._u(t + 1)
         p_t = self._u_product
         p_next = p_t * u_next
-        decay_towards(m, self.beta_1, grad, tmp)
+        decay_towards(m, self.beta_1, grad, tmp, self.fused_updates)
         np.multiply(grad, grad, out=tmp)
-        decay_towards(v, self.beta_2, tmp, step)
+        decay_towards(v, self.beta_2, tmp, step, self.fused_updates)
         np.multiply(m, u_next / (1.0 - p_next), out=step)
         np.multiply(grad, (1.0 - u_t) / (1.0 - p_t), out=tmp)
         step += tmp

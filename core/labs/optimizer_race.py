@@ -284,6 +284,7 @@ def run_optimizer(surface: Surface, optimizer: str, learning_rate: float, steps:
     check.positive("tolerance", tolerance)
     hyper = {k: float(v) for k, v in (hyperparameters or {}).items()}
     opt: Optimizer = OPTIMIZERS.get(optimizer).from_config({"learning_rate": learning_rate, **hyper})
+    opt.fused_updates = False   # NumPy's arithmetic: the measured table is the same on every machine
     theta = np.array(start if start is not None else surface.start, dtype=np.float64)
     params, grads, updates = {"theta": theta}, {"theta": np.zeros(2)}, {"theta": np.zeros(2)}
     opt.build(params)

@@ -722,3 +722,21 @@ def test_an_axpy_whose_tail_rounds_otherwise_is_not_taken() -> None:
     assert not optimizers.computes_each_element_alone(vector_loop_and_tail, np.dtype(np.float32))
     assert not optimizers.computes_each_element_alone(a_copy, np.dtype(np.float32))
 
+
+
+def test_an_optimizer_with_fused_updates_off_computes_numpys_two_roundings() -> None:
+    """What the optimizer race relies on for a table that is the same on every machine."""
+    rng = np.random.default_rng(8)
+    theta, grad = rng.standard_normal(2), rng.standard_normal(2)
+    opt = OPTIMIZERS.get("momentum")(learning_rate=0.3, momentum=0.7)
+    opt.fused_updates = False
+    params = {"theta": theta.copy()}
+    opt.build(params)
+    for _ in range(3):
+        opt.apply(params, {"theta": grad}, 0.3)
+    m, expected = np.zeros(2), theta.copy()
+    for _ in range(3):
+        m = m * 0.7
+        m = m + grad * -0.3
+        expected = expected + m
+    np.testing.assert_array_equal(params["theta"], expected)
