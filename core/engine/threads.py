@@ -211,6 +211,12 @@ def _cut_product(a: np.ndarray, b: np.ndarray, cut: int, out: np.ndarray | None 
     return result
 
 
+def _part_product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``a @ b`` on the BLAS threads in force: how the parts of a split product are computed,
+    and checked (``SplitProducts._splits_exactly``)."""
+    return np.matmul(a, b, out=out)
+
+
 def _layout(array: np.ndarray) -> str | None:
     """'C' or 'F' for a contiguous array or a transposed one; ``None`` for any other view."""
     return "C" if array.flags.c_contiguous else "F" if array.flags.f_contiguous else None
@@ -350,6 +356,9 @@ class BlasRecord:
     #: when the kind keeps to one thread because they did not gain (see BLAS_GAIN).
     kind_watch: dict[tuple[Any, ...], list[float]] = dataclasses.field(default_factory=dict)
     kind_resting_until: dict[tuple[Any, ...], float] = dataclasses.field(default_factory=dict)
+    #: Per kind of product and cut: whether its parts, each on one BLAS thread, give the whole
+    #: product's numbers (``SplitProducts._splits_exactly``).
+    splits: dict[tuple[Any, ...], bool] = dataclasses.field(default_factory=dict)
 
 
 _PROCESS_RECORD = BlasRecord()
@@ -493,6 +502,32 @@ class SplitProducts:
                 return cut if np.array_equal(_cut_product(a, b, cut), one) else None
         return None
 
+    def _splits_exactly(self, a: np.ndarray, b: np.ndarray, by_rows: bool, cuts: Sequence[slice]) -> bool:
+        """Whether this kind of product cut at ``cuts`` (rows of ``a``, or columns of ``b``) gives
+        the whole product's numbers part by part, each part on one BLAS thread: checked once per
+        kind on random operands of the same shapes and layouts, as ``_blas_form`` checks BLAS's
+        threads (the order in which a BLAS adds a product's terms depends on the shapes, never
+        on the values). OpenBLAS's SkylakeX kernels compute a block of rows or columns as in the
+        whole product; its Haswell kernels (AMD Zen's too) do not for the engine's shapes, and
+        there a split would make a run's numbers depend on its thread count."""
+        layouts = (_layout(a), _layout(b))
+        key = (a.shape, b.shape, *layouts, a.dtype.str, b.dtype.str, by_rows, len(cuts))
+        splits = self.record.splits
+        if key not in splits:
+            exact = False
+            if None not in layouts:
+                rng = np.random.default_rng(0)
+                pa = _random_like(a.shape, layouts[0], a.dtype, rng)
+                pb = _random_like(b.shape, layouts[1], b.dtype, rng)
+                with self._blas_threads(1):
+                    whole = _part_product(pa, pb)
+                    if by_rows:
+                        exact = all(np.array_equal(_part_product(pa[cut], pb), whole[cut]) for cut in cuts)
+                    else:
+                        exact = all(np.array_equal(_part_product(pa, pb[:, cut]), whole[:, cut]) for cut in cuts)
+            splits[key] = exact
+        return splits[key]
+
     def _watch(self, kind: tuple[Any, ...], seconds: float) -> None:
         """Add a product on BLAS's threads to the stretch watched; rest BLAS's threads after
         SLOW_STRETCHES stretches in a row that took more than 1 + LOST_SHARE times one thread's
@@ -561,21 +596,23 @@ class SplitProducts:
         # took 1.5x the one-thread time (its workers waited for those cores).
         if not self._workers or work < self.min_work or parts < 2 or self.products_on_blas_threads:
             return np.matmul(a, b, out=out)
-        result = np.empty((rows, columns), dtype=np.result_type(a, b)) if out is None else out
         cuts = [slice(length * k // parts, length * (k + 1) // parts) for k in range(parts)]
+        if not self._splits_exactly(a, b, by_rows, cuts):
+            return np.matmul(a, b, out=out)
+        result = np.empty((rows, columns), dtype=np.result_type(a, b)) if out is None else out
 
         if by_rows:
             def direct(k: int) -> None:
-                np.matmul(a[cuts[k]], b, out=result[cuts[k]])
+                _part_product(a[cuts[k]], b, out=result[cuts[k]])
 
             def apart(k: int) -> np.ndarray:
-                return np.matmul(a[cuts[k]], b)
+                return _part_product(a[cuts[k]], b)
 
             def publish(k: int, values: np.ndarray) -> None:
                 result[cuts[k]] = values
         else:
             def apart(k: int) -> np.ndarray:
-                return np.matmul(a, b[:, cuts[k]])
+                return _part_product(a, b[:, cuts[k]])
 
             def publish(k: int, values: np.ndarray) -> None:
                 result[:, cuts[k]] = values

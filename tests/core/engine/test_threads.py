@@ -451,6 +451,40 @@ def test_small_products_are_not_split_and_a_closed_splitter_computes_alone():
         SplitProducts(1)
 
 
+def test_a_kind_whose_parts_round_otherwise_is_not_split(monkeypatch):
+    """As OpenBLAS's Haswell kernels (AMD Zen's) do for the engine's shapes: a block of rows or
+    columns on one thread does not give those entries of the whole product. The check then
+    keeps the kind whole, so the thread count never changes the numbers."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((128, 784)).astype(np.float32)
+    w = rng.standard_normal((784, 300)).astype(np.float32)
+
+    def rounds_parts_otherwise(a, b, out=None):
+        result = np.matmul(a, b, out=out)
+        if a.shape[0] < x.shape[0] or b.shape[1] < w.shape[1]:   # a part: its sums blocked another way
+            result += np.float32(1e-3)
+        return result
+
+    monkeypatch.setattr(threads_module, "_part_product", rounds_parts_otherwise)
+    products = SplitProducts(2, min_work=0, blas_work=None, record=BlasRecord())
+    try:
+        assert np.array_equal(products.matmul(x, w), np.matmul(x, w))
+        assert products.parts_by_caller + products.parts_by_workers == 0
+        assert list(products.record.splits.values()) == [False]       # checked once, and refused
+        products.matmul(x, w)
+        assert products.parts_by_caller + products.parts_by_workers == 0 and len(products.record.splits) == 1
+    finally:
+        products.close()
+    monkeypatch.setattr(threads_module, "_part_product", lambda a, b, out=None: np.matmul(a, b, out=out))
+    exact = SplitProducts(2, min_work=0, blas_work=None, record=BlasRecord())
+    try:   # parts that give the whole product's entries: split, with the same numbers
+        assert np.array_equal(exact.matmul(x, w), np.matmul(x, w))
+        split = exact.parts_by_caller + exact.parts_by_workers > 0
+        assert split == list(exact.record.splits.values())[0]         # as this machine's BLAS does
+    finally:
+        exact.close()
+
+
 class HeldUp:
     """Stands in the worker's queue in front of a product: a worker busy elsewhere."""
 
