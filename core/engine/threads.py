@@ -227,6 +227,17 @@ def _random_like(shape: tuple[int, ...], layout: str, dtype: np.dtype, rng: np.r
     return values if layout == "C" else values.T
 
 
+def _kind_of(a: np.ndarray, b: np.ndarray) -> tuple[tuple[Any, ...], tuple[np.ndarray, np.ndarray] | None]:
+    """(a product's kind: shapes, layouts, dtypes; random operands of that kind to check a way
+    of computing it on, or ``None`` for operands that are neither contiguous nor transposed)."""
+    layouts = (_layout(a), _layout(b))
+    kind = (a.shape, b.shape, *layouts, a.dtype.str, b.dtype.str)
+    if None in layouts:
+        return kind, None
+    rng = np.random.default_rng(0)
+    return kind, (_random_like(a.shape, layouts[0], a.dtype, rng), _random_like(b.shape, layouts[1], b.dtype, rng))
+
+
 class _SharedProduct:
     """The parts of one split product, which the calling thread and the workers take in turn.
 
@@ -389,9 +400,12 @@ class SplitProducts:
     Otherwise, products split by rows over ``threads`` threads, each part on one BLAS thread.
 
     Row block by row block, ``C = A @ B`` is the same product: each element of C is the same sum
-    of the same K terms, and a one-thread BLAS adds them in the same order for a block of rows
-    as for the whole matrix (checked in the tests for the engine's shapes and layouts). So a
-    run gives the same numbers bit for bit with one thread or several. OpenBLAS's own threads
+    of the same K terms, and OpenBLAS's SkylakeX kernels on one thread add them in the same
+    order for a block of rows as for the whole matrix. Its Haswell kernels (AMD Zen's too) do
+    not for the engine's shapes, so a kind of product is split only after a check, once, on
+    random operands, that its parts give the whole product's numbers (``_splits_exactly``);
+    otherwise it stays whole on one thread. So a run gives the same numbers bit for bit with
+    one thread or several. OpenBLAS's own threads
     do not (a 32 × 784 by 784 × 300 product split by OpenBLAS over two threads rounds
     differently from one thread's), and they spin-wait for each other: next to another busy
     program (a browser, the window painting) a run on OpenBLAS's two threads fell to a tenth of
@@ -458,15 +472,13 @@ class SplitProducts:
     def _blas_form(self, a: np.ndarray, b: np.ndarray) -> tuple[tuple[Any, ...], int | None]:
         """(this kind of product, how BLAS on ``threads`` threads computes it with one thread's
         numbers: 0 whole, c > 0 cut at inner term c (see the class), ``None`` not at all)."""
-        layouts = (_layout(a), _layout(b))
-        key = (self.threads, a.shape, b.shape, *layouts, a.dtype.str, b.dtype.str)
+        kind, operands = _kind_of(a, b)
+        key = (self.threads, *kind)
         forms = self.record.forms
         if key not in forms:
             form = None
-            if None not in layouts:
-                rng = np.random.default_rng(0)
-                pa = _random_like(a.shape, layouts[0], a.dtype, rng)
-                pb = _random_like(b.shape, layouts[1], b.dtype, rng)
+            if operands is not None:
+                pa, pb = operands
                 seconds = []
                 with self._blas_threads(1):
                     for _ in range(3):
@@ -510,15 +522,13 @@ class SplitProducts:
         on the values). OpenBLAS's SkylakeX kernels compute a block of rows or columns as in the
         whole product; its Haswell kernels (AMD Zen's too) do not for the engine's shapes, and
         there a split would make a run's numbers depend on its thread count."""
-        layouts = (_layout(a), _layout(b))
-        key = (a.shape, b.shape, *layouts, a.dtype.str, b.dtype.str, by_rows, len(cuts))
+        kind, operands = _kind_of(a, b)
+        key = (*kind, by_rows, len(cuts))
         splits = self.record.splits
         if key not in splits:
             exact = False
-            if None not in layouts:
-                rng = np.random.default_rng(0)
-                pa = _random_like(a.shape, layouts[0], a.dtype, rng)
-                pb = _random_like(b.shape, layouts[1], b.dtype, rng)
+            if operands is not None:
+                pa, pb = operands
                 with self._blas_threads(1):
                     whole = _part_product(pa, pb)
                     if by_rows:
