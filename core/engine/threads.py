@@ -227,15 +227,20 @@ def _random_like(shape: tuple[int, ...], layout: str, dtype: np.dtype, rng: np.r
     return values if layout == "C" else values.T
 
 
-def _kind_of(a: np.ndarray, b: np.ndarray) -> tuple[tuple[Any, ...], tuple[np.ndarray, np.ndarray] | None]:
-    """(a product's kind: shapes, layouts, dtypes; random operands of that kind to check a way
-    of computing it on, or ``None`` for operands that are neither contiguous nor transposed)."""
+def _kind_of(a: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
+    """A product's kind: shapes, layouts, dtypes (what decides the order of a BLAS's sums)."""
+    return (a.shape, b.shape, _layout(a), _layout(b), a.dtype.str, b.dtype.str)
+
+
+def _random_operands(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Random operands of the kind of ``a @ b``, to check a way of computing it on; ``None`` for
+    operands that are neither contiguous nor transposed. (Made only when a kind is checked:
+    drawing them costs more than the product.)"""
     layouts = (_layout(a), _layout(b))
-    kind = (a.shape, b.shape, *layouts, a.dtype.str, b.dtype.str)
     if None in layouts:
-        return kind, None
+        return None
     rng = np.random.default_rng(0)
-    return kind, (_random_like(a.shape, layouts[0], a.dtype, rng), _random_like(b.shape, layouts[1], b.dtype, rng))
+    return _random_like(a.shape, layouts[0], a.dtype, rng), _random_like(b.shape, layouts[1], b.dtype, rng)
 
 
 class _SharedProduct:
@@ -472,11 +477,11 @@ class SplitProducts:
     def _blas_form(self, a: np.ndarray, b: np.ndarray) -> tuple[tuple[Any, ...], int | None]:
         """(this kind of product, how BLAS on ``threads`` threads computes it with one thread's
         numbers: 0 whole, c > 0 cut at inner term c (see the class), ``None`` not at all)."""
-        kind, operands = _kind_of(a, b)
-        key = (self.threads, *kind)
+        key = (self.threads, *_kind_of(a, b))
         forms = self.record.forms
         if key not in forms:
             form = None
+            operands = _random_operands(a, b)
             if operands is not None:
                 pa, pb = operands
                 seconds = []
@@ -522,11 +527,11 @@ class SplitProducts:
         on the values). OpenBLAS's SkylakeX kernels compute a block of rows or columns as in the
         whole product; its Haswell kernels (AMD Zen's too) do not for the engine's shapes, and
         there a split would make a run's numbers depend on its thread count."""
-        kind, operands = _kind_of(a, b)
-        key = (*kind, by_rows, len(cuts))
+        key = (*_kind_of(a, b), by_rows, len(cuts))
         splits = self.record.splits
         if key not in splits:
             exact = False
+            operands = _random_operands(a, b)
             if operands is not None:
                 pa, pb = operands
                 with self._blas_threads(1):
