@@ -487,14 +487,11 @@ class Trainer:
         if self.distributions.due(self.step):   # the same tensors: ∂J/∂W unclipped, weights before the step
             self.distributions.record(self.step + 1, net, logits)
         params, grads = self._trainable_arrays()
-        clipped = self._diagnostics_row[_CLIPPED_GRAD_NORM]
-        if reg.gradient_clip.mode != "none":
+        clipping = reg.gradient_clip.mode != "none"
+        if clipping:
             clip_gradients(grads, reg.gradient_clip.mode, reg.gradient_clip.threshold)
-            if record:   # what the optimizer is given, next to the gradient's own norm
-                clipped[:] = [float(np.dot(g, g)) for g in self._kernel_grads_flat]
-                np.sqrt(clipped, out=clipped)
-        elif record:
-            clipped.fill(np.nan)      # it would equal grad_norm
+        if record:
+            self._record_clipped(clipping)
         lr = self.schedule(self.step) * self.lr_scale
         beta = self.schedule.momentum(self.step)
         if beta is not None and hasattr(self.optimizer, "momentum"):
@@ -551,6 +548,16 @@ class Trainer:
         np.sqrt(grad_norm, out=grad_norm)
         bias_grad_norm[:] = [float(np.dot(b, b)) if b is not None else 0.0 for b in self._bias_grads_flat]
         np.sqrt(bias_grad_norm, out=bias_grad_norm)
+
+    def _record_clipped(self, clipping: bool) -> None:
+        """The kernel-gradient norms after clipping, what the optimizer is given, next to the
+        gradients' own norms (NaN without clipping: they would equal grad_norm)."""
+        clipped = self._diagnostics_row[_CLIPPED_GRAD_NORM]
+        if clipping:
+            clipped[:] = self._kernel_grad_squares()
+            np.sqrt(clipped, out=clipped)
+        else:
+            clipped.fill(np.nan)
 
     def _record(self, loss: float, lr: float) -> int:
         """Complete the step's row with the weight norms, update ratios and activations, store it

@@ -232,6 +232,16 @@ def _kind_of(a: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
     return (a.shape, b.shape, _layout(a), _layout(b), a.dtype.str, b.dtype.str)
 
 
+def _checked_once(store: dict[tuple[Any, ...], Any], key: tuple[Any, ...], a: np.ndarray, b: np.ndarray,
+                  check: Callable[[np.ndarray, np.ndarray], Any], otherwise: Any) -> Any:
+    """``store[key]``: the first time, ``check`` on random operands of the kind of ``a @ b``
+    (``otherwise`` where none can be made); a kind is checked once, its later products only look."""
+    if key not in store:
+        operands = _random_operands(a, b)
+        store[key] = otherwise if operands is None else check(*operands)
+    return store[key]
+
+
 def _random_operands(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Random operands of the kind of ``a @ b``, to check a way of computing it on; ``None`` for
     operands that are neither contiguous nor transposed. (Made only when a kind is checked:
@@ -478,23 +488,19 @@ class SplitProducts:
         """(this kind of product, how BLAS on ``threads`` threads computes it with one thread's
         numbers: 0 whole, c > 0 cut at inner term c (see the class), ``None`` not at all)."""
         key = (self.threads, *_kind_of(a, b))
-        forms = self.record.forms
-        if key not in forms:
-            form = None
-            operands = _random_operands(a, b)
-            if operands is not None:
-                pa, pb = operands
-                seconds = []
-                with self._blas_threads(1):
-                    for _ in range(3):
-                        start = self.clock()
-                        one = _cut_product(pa, pb, 0)
-                        seconds.append(self.clock() - start)
-                self.record.one_thread[key] = min(seconds)
-                with self._blas_threads(self.threads):
-                    form = self._find_cut(pa, pb, one)
-            forms[key] = form
-        return key, forms[key]
+
+        def form_of(pa: np.ndarray, pb: np.ndarray) -> int | None:
+            seconds = []
+            with self._blas_threads(1):
+                for _ in range(3):
+                    start = self.clock()
+                    one = _cut_product(pa, pb, 0)
+                    seconds.append(self.clock() - start)
+            self.record.one_thread[key] = min(seconds)
+            with self._blas_threads(self.threads):
+                return self._find_cut(pa, pb, one)
+
+        return key, _checked_once(self.record.forms, key, a, b, form_of, None)
 
     @staticmethod
     def _find_cut(a: np.ndarray, b: np.ndarray, one: np.ndarray) -> int | None:
@@ -527,21 +533,14 @@ class SplitProducts:
         on the values). OpenBLAS's SkylakeX kernels compute a block of rows or columns as in the
         whole product; its Haswell kernels (AMD Zen's too) do not for the engine's shapes, and
         there a split would make a run's numbers depend on its thread count."""
-        key = (*_kind_of(a, b), by_rows, len(cuts))
-        splits = self.record.splits
-        if key not in splits:
-            exact = False
-            operands = _random_operands(a, b)
-            if operands is not None:
-                pa, pb = operands
-                with self._blas_threads(1):
-                    whole = _part_product(pa, pb)
-                    if by_rows:
-                        exact = all(np.array_equal(_part_product(pa[cut], pb), whole[cut]) for cut in cuts)
-                    else:
-                        exact = all(np.array_equal(_part_product(pa, pb[:, cut]), whole[:, cut]) for cut in cuts)
-            splits[key] = exact
-        return splits[key]
+        def exact(pa: np.ndarray, pb: np.ndarray) -> bool:
+            with self._blas_threads(1):
+                whole = _part_product(pa, pb)
+                if by_rows:
+                    return all(np.array_equal(_part_product(pa[cut], pb), whole[cut]) for cut in cuts)
+                return all(np.array_equal(_part_product(pa, pb[:, cut]), whole[:, cut]) for cut in cuts)
+
+        return _checked_once(self.record.splits, (*_kind_of(a, b), by_rows, len(cuts)), a, b, exact, False)
 
     def _watch(self, kind: tuple[Any, ...], seconds: float) -> None:
         """Add a product on BLAS's threads to the stretch watched; rest BLAS's threads after
