@@ -36,6 +36,7 @@ import contextlib
 import dataclasses
 import os
 import queue
+import statistics
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -85,11 +86,14 @@ CUT_STEP = 8
 CUT_SEARCH_ROWS_WORK = 4_000_000
 CUT_SEARCH_WORK = 2_000_000_000
 # A kind of product whose last BLAS_WATCH products on BLAS's threads took more than BLAS_GAIN
-# of one thread's time for it (but no more than a stall's, which the rest above handles) gains
-# nothing there: it keeps to one thread for KIND_BACKOFF seconds, then is tried again. On the
-# 2-core machine a 128 × 100 by 100 × 300 product took 58 µs on two OpenBLAS threads for
-# minutes, then 94–98 µs for minutes (one thread: 91), in the same process, whatever the
-# operands' alignment; a check at the first product could not tell which it would be.
+# of one thread's time for it, by their median (but no more than a stall's, which the rest above
+# handles), gains nothing there: it keeps to one thread for KIND_BACKOFF seconds, then is tried
+# again. On the 2-core machine a 128 × 100 by 100 × 300 product took 58 µs on two OpenBLAS
+# threads for minutes, then 94–98 µs for minutes (one thread: 91), in the same process, whatever
+# the operands' alignment; a check at the first product could not tell which it would be. The
+# median, not the mean: a few products the host paused (3 ms where the median was 0.53 ms) had
+# lifted the mean of a stretch of the 784 × 128 by 128 × 300 product that gained 11 % above
+# BLAS_GAIN, and the kind rested on one thread for 10 s.
 BLAS_GAIN = 0.9
 KIND_BACKOFF = 10.0
 
@@ -378,7 +382,7 @@ class BlasRecord:
     #: Until when (``SplitProducts.clock``) products keep to one thread after stalls: a busy
     #: machine is busy for the process's next run too.
     resting_until: float = 0.0
-    #: Per kind: [products, their seconds] on BLAS's threads in its current stretch, and until
+    #: Per kind: the seconds of its products on BLAS's threads in its current stretch, and until
     #: when the kind keeps to one thread because they did not gain (see BLAS_GAIN).
     kind_watch: dict[tuple[Any, ...], list[float]] = dataclasses.field(default_factory=dict)
     kind_resting_until: dict[tuple[Any, ...], float] = dataclasses.field(default_factory=dict)
@@ -548,13 +552,12 @@ class SplitProducts:
         time, and rest the kind after a stretch of its own that gained too little (BLAS_GAIN)."""
         record = self.record
         one_thread = record.one_thread[kind]
-        watch = record.kind_watch.setdefault(kind, [0, 0.0])
-        watch[0] += 1
-        watch[1] += seconds
-        if watch[0] >= BLAS_WATCH:
-            if BLAS_GAIN * one_thread < watch[1] / watch[0] <= (1.0 + LOST_SHARE) * one_thread:
+        watch = record.kind_watch.setdefault(kind, [])
+        watch.append(seconds)
+        if len(watch) >= BLAS_WATCH:
+            if BLAS_GAIN * one_thread < statistics.median(watch) <= (1.0 + LOST_SHARE) * one_thread:
                 record.kind_resting_until[kind] = self.clock() + KIND_BACKOFF
-            watch[0], watch[1] = 0, 0.0
+            watch.clear()
         if seconds > one_thread:
             self.blas_stalls += 1
         record.watched_seconds += seconds

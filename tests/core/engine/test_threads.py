@@ -15,6 +15,7 @@ from core.engine.threads import (
     BLAS_WATCH,
     CUT_STEP,
     KIND_BACKOFF,
+    LOST_SHARE,
     PARALLEL_WORK,
     PART_WORK,
     SLOW_STRETCHES,
@@ -675,3 +676,24 @@ def test_a_part_that_fails_in_a_worker_is_computed_by_the_caller_where_its_error
 def test_the_window_keeps_the_last_cores_and_training_gets_the_others(usable, reserved, want):
     split = split_cores(usable, reserved)
     assert split == (None if want is None else (frozenset(want[0]), frozenset(want[1])))
+
+
+def test_a_kind_is_judged_by_its_median_so_a_few_paused_products_do_not_rest_a_kind_that_gains(monkeypatch):
+    calls = [0]
+
+    def threaded(a: np.ndarray) -> float:     # 0.5 ms, one in 8 paused by the host: 5 ms
+        calls[0] += 1
+        return 0.005 if calls[0] % 8 == 0 else 0.0005
+
+    products, _ = watched_products(monkeypatch, FakeBLAS({100: 0}), threaded)
+    record = products.record
+    x, w = np.ones((64, 100), np.float32), np.ones((100, 300), np.float32)
+    try:
+        for _ in range(4 * BLAS_WATCH):
+            products.matmul(x, w)
+        # The mean, 1.06 ms, is above BLAS_GAIN × 1 ms and below a stall's; the median is 0.5 ms.
+        assert BLAS_GAIN * 0.001 < (7 * 0.0005 + 0.005) / 8 <= (1 + LOST_SHARE) * 0.001
+        assert record.kind_resting_until == {} and record.resting_until == 0.0
+        assert products.products_on_blas_threads == 4 * BLAS_WATCH
+    finally:
+        products.close()
