@@ -427,8 +427,9 @@ LESSONS: dict[str, Lesson] = {lesson.key: lesson for lesson in [
         (_start("dying_relu.json"),
          "Press **Train** and watch the **dead** bars of the Activations dock.",
          "After the run, the lesson reports the largest fraction of dead units in any layer.",
-         "Set the learning rate to 0.01 (Optimizer panel) and train again: the check finds the units "
-         "alive. (At 0.1, `leaky_relu` and `elu` do not die but diverge: the step itself is too large.)"),
+         "Set the learning rate to 0.003 (Optimizer panel) and train again: the check finds the units "
+         "alive. (At 0.03, `leaky_relu` and `elu` do not die, but they do not learn either: the loss of "
+         "`leaky_relu` climbs into the hundreds, `elu` ends at chance. The step itself is too large.)"),
         check_dying_units, preset="dying_relu"),
     Lesson(
         "self_normalization", "Self-normalizing SELU networks", "Better Activation Functions (SELU)",

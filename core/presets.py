@@ -81,11 +81,17 @@ def exploding() -> dict[str, Any]:
 @_preset("dying_relu", "Dying ReLUs (ReLU with a large learning rate)")
 def dying_relu() -> dict[str, Any]:
     """A large step pushes many ReLU units' inputs below zero for every example; such a unit
-    outputs 0, gets no gradient and never recovers."""
+    outputs 0, gets no gradient and never recovers.
+
+    Adam at 30 times its usual rate: each step moves every weight by about η whatever its
+    gradient's size, so the large steps that kill units cannot blow the network up to NaN.
+    Momentum at η = 0.1 (this example until 2026-12) killed the units in 8 of 12 runs (six seeds,
+    OpenBLAS's SkylakeX and Haswell kernels) and diverged in the other 4, which runs depended on
+    the machine's rounding; Adam at 0.03 killed 86–100 % of some layer's units in all 12."""
     return _base(
         "dying ReLU: deep ReLU, large learning rate",
         _layers(6, 100, init="he_normal", activation="relu"),
-        {"name": "momentum", "learning_rate": 0.1, "momentum": 0.9},
+        {"name": "adam", "learning_rate": 0.03},
     )
 
 

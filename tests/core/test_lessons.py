@@ -83,7 +83,7 @@ def test_dying_relus_are_found_and_a_smaller_step_keeps_them_alive():
     assert dying.appeared and dying.value >= 0.5 and "dead" in dying.text
 
     def smaller_step(spec):
-        spec["optimizer"]["learning_rate"] = 0.01
+        spec["optimizer"]["learning_rate"] = 0.003
     alive = check_dying_units(run("dying_relu", smaller_step, epochs=10))
     assert not alive.appeared and alive.value < 0.5
 

@@ -25,7 +25,9 @@ def test_momentum_at_rate_20_with_roll_backs_ends_stalled_and_is_flagged() -> No
                                               training={"on_nan": "rollback", "max_rollbacks": 10, "epochs": 4})))
     trainer.fit()
     hidden = trainer.recorder["grad_norm"][-20:, :-1]
-    assert np.all(hidden == 0) and trainer.history["val_accuracy"][-1] < 0.15   # the case of the lesson
+    # The case of the lesson: no hidden layer learns any more. Exactly 0 with OpenBLAS's SkylakeX
+    # kernels; its Haswell kernels (AVX2 machines) round one unit to a gradient of 5.5e-7.
+    assert np.all(hidden < 1e-5) and trainer.history["val_accuracy"][-1] < 0.15
     stalled = [i for i in trainer.health() if i.kind == "stalled"]
     assert stalled and stalled[0].step == int(trainer.recorder.steps[-1])
 
