@@ -214,3 +214,18 @@ def test_update_guide_rewrites_a_stale_block(tmp_path):
     assert update_guide(tmp_path) == [page]
     assert page.read_text(encoding="utf-8") == f"intro\n{guide_block(LESSONS['vanishing'])}\nrest\n"
     assert update_guide(tmp_path) == []
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+@pytest.mark.parametrize("key", [key for key, lesson in LESSONS.items() if lesson.preset is not None])
+def test_each_lesson_shows_its_case_whatever_the_seed(key, seed):
+    """A lesson's example must show its case on other seeds too, not only on the shipped one:
+    rounding differs between machines (OpenBLAS's kernels), and an example on the edge of its
+    case flips with it. dying_relu.json, at momentum 0.1, diverged instead of killing its units
+    in 4 of 12 runs (six seeds, two kernels), the shipped seed on the Haswell kernel among them."""
+    lesson = LESSONS[key]
+
+    def reseeded(spec):
+        spec["seed"] = seed
+    verdict = lesson.check(run(lesson.preset, reseeded))
+    assert verdict.appeared, verdict.text
