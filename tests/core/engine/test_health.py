@@ -96,6 +96,20 @@ def test_large_update_ratios_and_a_rising_loss_are_diverging() -> None:
     assert noisy == []
 
 
+@pytest.mark.parametrize("chance", [math.log(10), None])
+def test_a_rise_near_zero_loss_is_not_diverging_but_the_same_rise_at_the_losss_scale_is(chance) -> None:
+    """A well-trained digits run's batch loss wandered from 0.0031 to 0.0052 (1.7 times) by step
+    200 and was called diverging; a rise must be at least 1 % of the loss's scale too."""
+    def fallen_then(low: float):
+        # 2.3 falling to ``low`` over 30 steps, then 1.7x up over the last 30
+        return lambda k, rng: 2.3 * (low / 2.3) ** (k / 29) if k < 30 else low * (1 + 0.7 * (k - 30) / 29)
+
+    context = HealthContext(chance_loss=chance)
+    assert "diverging" not in kinds(assess_health(table(loss=fallen_then(0.003)), context=context))
+    rising = assess_health(table(loss=fallen_then(0.3)), context=context)
+    assert kinds(rising) == ["diverging"] and "rose from" in rising[0].message
+
+
 def test_with_clipping_the_detector_reads_post_clip_norms_and_says_clipping_is_on() -> None:
     big = (5e4, 1e3, 1e2, 1e1)                     # exploding by norm and by ratio before clipping
     unclipped = assess_health(table(grad=big))
