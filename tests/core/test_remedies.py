@@ -71,6 +71,22 @@ def test_trials_leave_the_run_as_it_was_and_start_where_they_should(exploding) -
         assert trial.from_start == bool(FROM_START.intersection(trial.fix))
 
 
+def test_a_fix_that_diverges_alone_is_offered_paired_with_a_lower_rate() -> None:
+    """Six ReLU layers under momentum at η = 0.1 (dying_relu.json before 2026-12): its units
+    die by step 60; leaky units at that rate blow up, and with the rate halved they train."""
+    data = preset_experiment("dying_relu").to_dict()
+    data["optimizer"] = {"name": "momentum", "learning_rate": 0.1, "momentum": 0.9}
+    trainer = Trainer(parse_experiment(data))
+    trainer.fit(epochs=None, should_stop=lambda: trainer.step >= 60)
+    finding = next(i for i in trainer.health() if i.kind == "dead")
+    report = try_remedies(trainer, finding, steps=STEPS, seconds=SECONDS)
+    by_fix = {t.fix: t for t in report.trials}
+    assert by_fix[("leaky",)].verdict == "diverged"      # the rate blows the leaky net up
+    pairs = [t for t in report.offered if "leaky" in t.fix and "learning_rate" in t.fix]
+    assert pairs and all(not t.diverged and math.isfinite(t.loss_after) for t in pairs)
+    assert ("leaky",) not in {t.fix for t in report.offered}
+
+
 def test_on_dying_relu_a_smaller_step_is_offered_and_leaky_relu_alone_is_not() -> None:
     trainer, finding = trained_until("dying_relu", "dead")
     report = try_remedies(trainer, finding, steps=STEPS, seconds=SECONDS)
