@@ -404,24 +404,31 @@ def watched_products(monkeypatch, blas: FakeBLAS,
     return products, now
 
 
-def test_stretches_are_judged_by_their_total_so_rare_long_products_do_not_rest_a_faster_run(monkeypatch):
+def four_stretches_with_one_in_paused(monkeypatch, every: int) -> SplitProducts:
+    """A two-thread splitter (closed) after four stretches of BLAS_WATCH products of one kind on
+    BLAS's threads, each 0.5 ms but one in ``every`` that the host paused (5 ms); one thread
+    takes 1 ms."""
     calls = [0]
 
-    def threaded(a: np.ndarray) -> float:     # 0.5 ms, one in 16 takes 5 ms
+    def threaded(a: np.ndarray) -> float:
         calls[0] += 1
-        return 0.005 if calls[0] % 16 == 0 else 0.0005
+        return 0.005 if calls[0] % every == 0 else 0.0005
 
     products, _ = watched_products(monkeypatch, FakeBLAS({100: 0}), threaded)
-    record = products.record
     x, w = np.ones((64, 100), np.float32), np.ones((100, 300), np.float32)
     try:
-        for _ in range(4 * BLAS_WATCH):    # 12.5 ms where one thread takes 16, with losses of 4
+        for _ in range(4 * BLAS_WATCH):
             products.matmul(x, w)
-        assert record.resting_until == 0.0 and record.kind_resting_until == {}
-        assert products.products_on_blas_threads == 4 * BLAS_WATCH
-        assert products.blas_stalls == 4 * BLAS_WATCH // 16
     finally:
         products.close()
+    return products
+
+
+def test_stretches_are_judged_by_their_total_so_rare_long_products_do_not_rest_a_faster_run(monkeypatch):
+    products = four_stretches_with_one_in_paused(monkeypatch, 16)   # 12.5 ms where one thread takes 16
+    assert products.record.resting_until == 0.0 and products.record.kind_resting_until == {}
+    assert products.products_on_blas_threads == 4 * BLAS_WATCH
+    assert products.blas_stalls == 4 * BLAS_WATCH // 16
 
 
 def test_a_kind_of_product_that_blas_threads_do_not_speed_up_keeps_to_one_thread_for_a_while(monkeypatch):
@@ -705,21 +712,8 @@ def test_the_window_keeps_the_last_cores_and_training_gets_the_others(usable, re
 
 
 def test_a_kind_is_judged_by_its_median_so_a_few_paused_products_do_not_rest_a_kind_that_gains(monkeypatch):
-    calls = [0]
-
-    def threaded(a: np.ndarray) -> float:     # 0.5 ms, one in 8 paused by the host: 5 ms
-        calls[0] += 1
-        return 0.005 if calls[0] % 8 == 0 else 0.0005
-
-    products, _ = watched_products(monkeypatch, FakeBLAS({100: 0}), threaded)
-    record = products.record
-    x, w = np.ones((64, 100), np.float32), np.ones((100, 300), np.float32)
-    try:
-        for _ in range(4 * BLAS_WATCH):
-            products.matmul(x, w)
-        # The mean, 1.06 ms, is above BLAS_GAIN × 1 ms and below a stall's; the median is 0.5 ms.
-        assert BLAS_GAIN * 0.001 < (7 * 0.0005 + 0.005) / 8 <= (1 + LOST_SHARE) * 0.001
-        assert record.kind_resting_until == {} and record.resting_until == 0.0
-        assert products.products_on_blas_threads == 4 * BLAS_WATCH
-    finally:
-        products.close()
+    products = four_stretches_with_one_in_paused(monkeypatch, 8)
+    # The mean, 1.06 ms, is above BLAS_GAIN × 1 ms and below a stall's; the median is 0.5 ms.
+    assert BLAS_GAIN * 0.001 < (7 * 0.0005 + 0.005) / 8 <= (1 + LOST_SHARE) * 0.001
+    assert products.record.kind_resting_until == {} and products.record.resting_until == 0.0
+    assert products.products_on_blas_threads == 4 * BLAS_WATCH
