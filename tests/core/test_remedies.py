@@ -29,8 +29,13 @@ STEPS = 100          # short trials; a generous time budget so the step count de
 SECONDS = 120.0
 
 
-def trained_until(name: str, kind: str, steps: int = 60) -> tuple[Trainer, HealthIssue]:
-    trainer = Trainer(preset_experiment(name))
+def trained_until(name: str, kind: str, steps: int = 60, edit=None) -> tuple[Trainer, HealthIssue]:
+    """The preset ``name`` (its JSON changed by ``edit`` first, if given) trained ``steps`` steps,
+    and its first finding of ``kind``."""
+    data = preset_experiment(name).to_dict()
+    if edit is not None:
+        edit(data)
+    trainer = Trainer(parse_experiment(data))
     trainer.fit(epochs=None, should_stop=lambda: trainer.step >= steps)
     findings = [i for i in trainer.health() if i.kind == kind]
     assert findings, f"{name} must show {kind} by step {steps}"
@@ -74,11 +79,9 @@ def test_trials_leave_the_run_as_it_was_and_start_where_they_should(exploding) -
 def test_a_fix_that_diverges_alone_is_offered_paired_with_a_lower_rate() -> None:
     """Six ReLU layers under momentum at η = 0.1 (dying_relu.json before 2026-12): its units
     die by step 60; leaky units at that rate blow up, and with the rate halved they train."""
-    data = preset_experiment("dying_relu").to_dict()
-    data["optimizer"] = {"name": "momentum", "learning_rate": 0.1, "momentum": 0.9}
-    trainer = Trainer(parse_experiment(data))
-    trainer.fit(epochs=None, should_stop=lambda: trainer.step >= 60)
-    finding = next(i for i in trainer.health() if i.kind == "dead")
+    def momentum_at_0_1(data):
+        data["optimizer"] = {"name": "momentum", "learning_rate": 0.1, "momentum": 0.9}
+    trainer, finding = trained_until("dying_relu", "dead", edit=momentum_at_0_1)
     report = try_remedies(trainer, finding, steps=STEPS, seconds=SECONDS)
     by_fix = {t.fix: t for t in report.trials}
     assert by_fix[("leaky",)].verdict == "diverged"      # the rate blows the leaky net up
