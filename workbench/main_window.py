@@ -55,6 +55,11 @@ class MainWindow(QMainWindow):
         keep_blas_to_one_thread()               # the training process needs the cores
         self.settings = settings or QSettings("GradientWorkbench", "Gradient Workbench")
         self.state = state or ExperimentState(default_experiment(), self)
+        if self.state.parent() is None:
+            # The window owns its state. The state's signals reach the window's panels through
+            # connections Qt holds; a state left without a parent kept them, and through them the
+            # whole closed window, alive for the rest of the process (11,000 objects a window).
+            self.state.setParent(self)
         self.controller = TrainingController(self.state, self)
         self.setObjectName("MainWindow")
         self.setAcceptDrops(True)

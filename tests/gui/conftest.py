@@ -47,3 +47,16 @@ def _free_closed_windows_now() -> Any:
     if QCoreApplication.instance() is not None:
         QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def _no_spare_training_process(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A window starts a spare training process as it opens, so that Train need not wait for an
+    interpreter to start. Most tests close their window within a second, before that child has
+    even imported NumPy, and closing waits for it: 0.3 s a window, and half a core spent on
+    imports nobody uses. Here a child starts when a run asks for one; a test marked
+    ``spare_child`` gets the window's own behaviour."""
+    if request.node.get_closest_marker("spare_child") is None:
+        from workbench.monitor.worker import ProcessWorker
+
+        monkeypatch.setattr(ProcessWorker, "keep_spare", False)

@@ -578,3 +578,39 @@ def test_a_session_whose_data_file_changed_shape_is_explained_and_the_run_kept(m
     assert "Cannot open run.gwb" in text and "takes 2 inputs" in text and "3 features" in text, text
     assert window.controller.trainer is run and window.state.experiment == experiment
     assert window.state.file is None
+
+
+def train_and_wait(qtbot, window):
+    window.controller.actions["train"].trigger()
+    qtbot.waitUntil(lambda: window.controller.mode != "idle", timeout=5_000)
+    wait_idle(qtbot, window, timeout=20_000)
+
+
+@pytest.mark.parametrize("trained", [False, True], ids=["opened", "trained"])
+def test_a_closed_window_is_freed_with_its_state(qtbot, tmp_path, trained):
+    """A window handed a state of its own making (as the tests and a user's script do) owns it: once
+    closed and deleted, nothing is left of either. A parentless state kept, through the connections
+    Qt holds for its signals, the whole closed window alive (11,000 objects a window)."""
+    import gc
+    import weakref
+
+    from PySide6.QtCore import QCoreApplication, QEvent, QSettings
+
+    from workbench.main_window import MainWindow
+    from workbench.state import ExperimentState
+
+    state = ExperimentState(tiny_experiment(epochs=1))
+    window = MainWindow(state, QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    window.show()
+    if trained:
+        train_and_wait(qtbot, window)
+        assert window.controller.trainer is not None and window.controller.trainer.epoch == 1
+    freed = [weakref.ref(window), weakref.ref(state), weakref.ref(window.controller)]
+    window.state.undo_stack.setClean()
+    window.close()
+    window.deleteLater()
+    del window, state
+    qtbot.wait(100)      # timers the window started at opening run out
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
+    assert [ref() is None for ref in freed] == [True, True, True]

@@ -50,6 +50,7 @@ def process_exists(pid: int) -> bool:
         return False
 
 
+@pytest.mark.spare_child   # the window's own way: Train takes the child started as the window opened
 def test_the_window_trains_in_a_child_that_never_imports_qt(make_window: Any, qtbot: Any) -> None:
     window = make_window(tiny_experiment(epochs=3))
     c = window.controller
