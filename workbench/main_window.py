@@ -33,12 +33,12 @@ from .lessons import LessonsTools
 from .monitor import TrainingController, create_monitor
 from .runs import RunsTools
 from .runtime import collect_garbage_on_the_gui_thread, keep_blas_to_one_thread
+from .screens import fit_to_screen
 from .sessions import SessionTools
 from .state import ExperimentState
 
 MAX_RECENT = 10
 DEFAULT_SIZE = QSize(1360, 860)          # the first window, on a screen that has room for it
-FRAME_ALLOWANCE = QSize(16, 48)          # the window manager's frame and title bar, which geometry() leaves out
 TAB_PADDING = 28                         # a dock tab's margins around its label (pixels)
 FILE_FILTER = "Sessions and experiments (*.gwb *.json);;Sessions (*.gwb);;Experiments (*.json)"
 
@@ -480,13 +480,7 @@ class MainWindow(QMainWindow):
     def fit_to_screen(self) -> None:
         """Size the window to ``DEFAULT_SIZE`` or the available area of its screen, whichever is
         smaller (title bar and frame included), and centre it there."""
-        screen = self.screen() or QGuiApplication.primaryScreen()
-        area = screen.availableGeometry()
-        width = min(DEFAULT_SIZE.width(), area.width() - FRAME_ALLOWANCE.width())
-        height = min(DEFAULT_SIZE.height(), area.height() - FRAME_ALLOWANCE.height())
-        self.resize(width, height)
-        self.move(area.x() + max((area.width() - width - FRAME_ALLOWANCE.width()) // 2, 0),
-                  area.y() + max((area.height() - height - FRAME_ALLOWANCE.height()) // 2, 0))
+        fit_to_screen(self, DEFAULT_SIZE)
 
     def fit_side_columns(self) -> None:
         """Give each side dock area the width its widest tab row needs, so that no tab label is

@@ -41,11 +41,16 @@ def inside(rect: list[int], area: list[int]) -> bool:
 
 
 def test_at_1366_by_768_the_window_fits_and_no_text_is_elided(tmp_path: Path) -> None:
-    """The screenshot test: the teacher's laptop, after a short run (every plot holds data)."""
-    seen = probe(tmp_path, 1366, 768, 1.0, "--train")
+    """The screenshot test: the teacher's laptop, after a short run (every plot holds data); then
+    each lab and the sweep dialog, which open at their own size where the screen has room, fit
+    too (the optimizer race, 1500 × 860, had its table and lower half past the screen's edges)."""
+    seen = probe(tmp_path, 1366, 768, 1.0, "--train", "--windows")
     assert seen["trained"] > 0
     assert inside(seen["window"], seen["screen"]), seen
     assert seen["clipped"] == [], "\n".join(seen["clipped"])
+    assert all(len(rects) == 1 for rects in seen["opened"].values()), seen["opened"]
+    outside = {name: rects[0] for name, rects in seen["opened"].items() if not inside(rects[0], seen["screen"])}
+    assert outside == {}, seen
 
 
 @pytest.mark.parametrize(("width", "height", "scale"), [(1920, 1080, 1.0), (1920, 1080, 1.25), (1920, 1080, 1.5)])

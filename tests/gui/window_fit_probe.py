@@ -1,8 +1,9 @@
 """Run by ``test_window_fit`` in a fresh process per screen (the offscreen platform's screen is
 fixed when the application starts): open the main window on ``resources/examples/default.json``,
-train a few epochs, and print as JSON where it lies on the screen and every text of the window's
-chrome (dock titles, tab labels, plot captions, legends, the model table's columns) whose rect is
-narrower than its text."""
+train a few epochs (``--train``), and print as JSON where it lies on the screen and every text of
+the window's chrome (dock titles, tab labels, plot captions, legends, the model table's columns)
+whose rect is narrower than its text; with ``--windows``, then open each lab and the sweep
+dialog from their menus and print where each lies."""
 
 from __future__ import annotations
 
@@ -123,6 +124,19 @@ def main() -> None:
         app.processEvents()
         clipped += clipped_texts(window)
     result["clipped"] = sorted(set(clipped))
+    if "--windows" in sys.argv:            # each lab and the sweep dialog, opened from their menus
+        from PySide6.QtGui import QAction
+        from PySide6.QtWidgets import QApplication
+
+        opened: dict[str, list[int]] = {}
+        for name in ("lab_init_explorer", "lab_optimizer_race", "lab_lr_finder", "sweepAction"):
+            before = set(QApplication.topLevelWidgets())
+            window.findChild(QAction, name).trigger()
+            for _ in range(10):
+                app.processEvents()
+            shown = [w for w in QApplication.topLevelWidgets() if w.isVisible() and w not in before]
+            opened[name] = [list(w.frameGeometry().getRect()) for w in shown]
+        result["opened"] = opened
     print("PROBE " + json.dumps(result))
     sys.stdout.flush()
     window.controller.shutdown()

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QSize, Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QWidget
 
+from ..screens import fit_to_screen
 from ..state import ExperimentState
 from .init_explorer import InitExplorerLab
 from .lr_finder import LRFinderLab
@@ -23,7 +24,7 @@ from .optimizer_race import OptimizerRaceLab
 
 __all__ = ["InitExplorerLab", "LRFinderLab", "LabsMenu", "OptimizerRaceLab", "create_labs_menu"]
 
-#: key: (menu text, shortcut, tooltip, window size)
+#: key: (menu text, shortcut, tooltip, window size where the screen has room for it)
 LABS = {
     "init_explorer": ("&Initialization explorer…", "Ctrl+Shift+I",
                       "Glorot's argument made visible: push a batch through up to 100 layers and watch each "
@@ -76,7 +77,8 @@ class LabsMenu(QMenu):
         if window is None:
             window = self._factories[key]()
             window.setWindowFlag(Qt.WindowType.Window, True)
-            window.resize(*LABS[key][3])
+            owner = self.parentWidget()
+            fit_to_screen(window, QSize(*LABS[key][3]), owner.screen() if owner is not None else None)
             self.windows[key] = window
         if window.isVisible():
             window.raise_()

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -57,6 +57,7 @@ from core.labs.optimizer_race import (
 from core.process import ProcessJob
 
 from ..concurrent import JobRunner
+from ..screens import fit_to_screen
 from .widgets import RateSpin, colour, plot_widget, safe_log10
 
 FRAME_MS = 33                 # ~30 frames a second
@@ -479,7 +480,7 @@ class OptimizerRaceLab(QWidget):
         box.addWidget(bar)
         box.addWidget(browser, 1)
         box.addWidget(buttons)
-        dialog.resize(1100, 460)
+        fit_to_screen(dialog, QSize(1100, 460), self.screen())
         tolerance = self.tolerance_spin.value()
         runner = JobRunner(dialog, "table-11-2")
         runner.progress.connect(lambda p: (bar.setMaximum(p[1]), bar.setValue(p[0])))

@@ -18,7 +18,14 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtCore import (
+    QAbstractTableModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -57,6 +64,7 @@ from core.spec import SpecError
 from core.sweeps.report import table_rows
 from core.sweeps.spec import TARGET_METRICS, Sweep, parse_sweep
 
+from ..screens import fit_to_screen
 from ..state import ExperimentState
 from .panel import RunsPanel
 from .sweep_runner import SweepRunner
@@ -301,7 +309,7 @@ class SweepDialog(QDialog):
         self.setObjectName("sweepDialog")
         self.setWindowTitle("Sweep — Gradient Workbench")
         self.setModal(False)
-        self.resize(1180, 760)
+        fit_to_screen(self, QSize(1180, 760), parent.screen() if parent is not None else None)
         self.state = state
         self.runs_panel = runs_panel
         self.runs_dock = runs_dock
