@@ -217,6 +217,18 @@ def test_lr_finder_runs_to_completion_and_applies_its_suggestion(labs: Any, qtbo
     assert state.experiment.schedule.params["max_learning_rate"] == pytest.approx(rounded)
 
 
+def test_lr_finder_axis_spans_the_rates_it_will_try_before_it_has_drawn_any(labs: Any, qtbot: Any) -> None:
+    """An empty log axis spans 10⁰ to 10¹ and reads "2 3 … 9"; the finder's shows its own span."""
+    lab = open_lab(labs, "lr_finder")
+    view = lab.plot.getPlotItem().getViewBox()
+    low, high = view.viewRange()[0]
+    assert low == pytest.approx(np.log10(lab.min_spin.value()), abs=0.2)
+    assert high == pytest.approx(np.log10(lab.max_spin.value()), abs=0.2)
+    lab.min_spin.setValue(1e-4)
+    lab.max_spin.setValue(1e-2)
+    assert view.viewRange()[0] == pytest.approx([-4.0, -2.0], abs=0.1)
+
+
 def test_lr_finder_stop_keeps_what_was_measured(labs: Any, qtbot: Any) -> None:
     lab = open_lab(labs, "lr_finder")
     lab.steps_spin.setValue(5000)

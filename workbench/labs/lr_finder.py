@@ -9,6 +9,7 @@ the experiment and any trained weights are left as they are.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -168,6 +169,18 @@ class LRFinderLab(QWidget):
         layout = QHBoxLayout(self)
         layout.addWidget(left_widget)
         layout.addWidget(self.plot, 1)
+        for spin in (self.min_spin, self.max_spin):
+            spin.valueChanged.connect(lambda _: self._show_span())
+        self._show_span()
+
+    def _show_span(self) -> None:
+        """Before a test has drawn anything, the rate axis spans the rates it will try (an empty
+        log axis spans 10⁰ to 10¹ and reads "2 3 … 9", as if those were the rates)."""
+        if self.points["lr"]:
+            return
+        low, high = self.min_spin.value(), self.max_spin.value()
+        if 0 < low < high:
+            self.plot.setXRange(math.log10(low), math.log10(high), padding=0.02)
 
     # ------------------------------------------------------------------ running
 
@@ -186,6 +199,7 @@ class LRFinderLab(QWidget):
                    "explode_factor": self.explode_spin.value()}
         self.points = {"lr": [], "loss": [], "smoothed": []}
         self.result = None
+        self._show_span()
         self._draw_marks(None)
         self.progress_bar.setRange(0, options["steps"])
         self.progress_bar.setValue(0)
