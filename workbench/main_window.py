@@ -43,6 +43,23 @@ TAB_PADDING = 28                         # a dock tab's margins around its label
 FILE_FILTER = "Sessions and experiments (*.gwb *.json);;Sessions (*.gwb);;Experiments (*.json)"
 
 
+def recent_labels(paths: list[str]) -> list[str]:
+    """Each path's file name, followed where names repeat by as many of its last folders as tell
+    it from the others of that name ("default.json — examples", "default.json — shots"): the
+    recent list is read by name, and seven entries reading "default.json" told nothing."""
+    parts = [Path(p).parts for p in paths]
+    labels: list[str] = []
+    for i, own in enumerate(parts):
+        twins = [other for j, other in enumerate(parts) if j != i and other[-1:] == own[-1:]]
+        depth = 0
+        while twins and depth < len(own) - 1:
+            depth += 1
+            twins = [other for other in twins if other[-depth - 1:] == own[-depth - 1:]]
+        folders = Path(*own[-depth - 1:-1]).as_posix() if depth else ""
+        labels.append(f"{own[-1]} — {folders}" if depth else own[-1] if own else "")
+    return labels
+
+
 class MainWindow(QMainWindow):
     """Gradient Workbench's window. ``file_opened`` fires after a file was loaded."""
 
@@ -417,8 +434,8 @@ class MainWindow(QMainWindow):
     def _refresh_recent(self) -> None:
         self.recent_menu.clear()
         recent = self._recent()
-        for i, entry in enumerate(recent):
-            action = self.recent_menu.addAction(f"&{i + 1} {Path(entry).name}")
+        for i, (entry, label) in enumerate(zip(recent, recent_labels(recent), strict=True)):
+            action = self.recent_menu.addAction(f"&{i + 1} {label}")
             action.setToolTip(entry)
             action.triggered.connect(lambda _=False, p=entry: self.open_recent(p))
         self.recent_menu.setEnabled(bool(recent))

@@ -329,6 +329,19 @@ def test_open_recent_lists_opened_files_and_reopens_them(open_window, qtbot, tmp
     assert [a.toolTip() for a in recent_entries(again)] == [str(first.resolve()), str(second.resolve())]
 
 
+def test_recent_files_of_the_same_name_are_told_apart_by_their_folders(open_window, qtbot, tmp_path):
+    paths = [tmp_path / "course" / "week1" / "spec.json", tmp_path / "course" / "week2" / "spec.json",
+             tmp_path / "mine" / "week1" / "spec.json", tmp_path / "mine" / "other.json"]
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(tiny_spec()))
+    window = open_window()
+    for path in paths:
+        assert open_and_wait(qtbot, window, path)
+    shown = [a.text().split(" ", 1)[1] for a in recent_entries(window)]
+    assert shown == ["other.json", "spec.json — mine/week1", "spec.json — week2", "spec.json — course/week1"]
+
+
 @pytest.mark.parametrize("suffix", [".json", ".gwb"])
 def test_a_recent_file_that_was_deleted_is_explained_and_dropped_from_the_list(open_window, qtbot, tmp_path,
                                                                               suffix):
