@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 
 import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtGui import QColor, QFontMetrics, QPalette
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QSizePolicy, QToolButton, QVBoxLayout, QWidget
 
 from ..buffers import RunBuffers, write_csv
@@ -66,9 +66,24 @@ def shorter_forms(text: str) -> list[str]:
     return list(dict.fromkeys(forms))
 
 
+def whole_words_within(text: str, width: int, metrics: QFontMetrics) -> str:
+    """``text``, or as many of its first words as fit ``width`` followed by "…" (a dock narrowed by
+    hand showed "Loss, accuracy and l", cut in a word); Qt's elision of the first word when not
+    even that fits."""
+    if metrics.horizontalAdvance(text) <= width:
+        return text
+    words = text.split(" ")
+    for n in range(len(words) - 1, 0, -1):
+        shown = " ".join(words[:n]).rstrip(",;:—-– ") + "…"
+        if metrics.horizontalAdvance(shown) <= width:
+            return shown
+    return metrics.elidedText(words[0], Qt.TextElideMode.ElideRight, max(width, 0))
+
+
 class FittingLabel(QLabel):
-    """A one-line caption that shows the longest of its shorter forms that fits its width (never an
-    elided word); the full text is its tooltip and ``full_text()``."""
+    """A one-line caption that shows the longest of its shorter forms that fits its width, else the
+    shortest form's first words and "…" (never a word cut short); the full text is its tooltip
+    and ``full_text()``."""
 
     def __init__(self, text: str = "") -> None:
         super().__init__()
@@ -87,7 +102,9 @@ class FittingLabel(QLabel):
         width = self.contentsRect().width()
         metrics = self.fontMetrics()
         forms = shorter_forms(self._full)
-        shown = next((f for f in forms if metrics.horizontalAdvance(f) <= width), forms[-1])
+        shown = next((f for f in forms if metrics.horizontalAdvance(f) <= width), None)
+        if shown is None:
+            shown = whole_words_within(forms[-1], width, metrics)
         if shown != super().text():
             super().setText(shown)
 
