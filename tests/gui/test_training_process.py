@@ -173,6 +173,7 @@ def test_an_exception_in_the_child_is_a_dialog_and_the_window_keeps_working(make
     wait_idle(qtbot, window)
 
 
+@pytest.mark.spare_child   # the window's own way, spare and all: closing reaps every child it started
 @pytest.mark.parametrize("how", ["close", "shutdown"])
 def test_closing_during_training_leaves_no_child(make_window: Any, qtbot: Any, how: str,
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
