@@ -499,16 +499,28 @@ class MainWindow(QMainWindow):
         smaller (title bar and frame included), and centre it there."""
         fit_to_screen(self, DEFAULT_SIZE)
 
+    def _tab_row_width(self, row: list[QDockWidget]) -> int:
+        """The width a row of tabified docks needs for every tab label in full."""
+        metrics = QFontMetrics(self.font())
+        return sum(metrics.horizontalAdvance(d.windowTitle()) + TAB_PADDING for d in row if not d.isHidden())
+
+    def widen_column_for(self, dock: QDockWidget) -> None:
+        """Widen ``dock``'s column, if need be, so that its row of tabs (one more since the dock was
+        opened) shows every label in full: Help › Lessons made six tabs of the left column's five,
+        and they read "Mo…", "Optimi…". Never narrows a column the user widened."""
+        need = self._tab_row_width([dock, *self.tabifiedDockWidgets(dock)])
+        if need > dock.width():
+            self.resizeDocks([dock], [need], Qt.Orientation.Horizontal)
+
     def fit_side_columns(self) -> None:
         """Give each side dock area the width its widest tab row needs, so that no tab label is
         elided (the central plot takes what is left)."""
-        metrics = QFontMetrics(self.font())
         for area in (Qt.DockWidgetArea.LeftDockWidgetArea, Qt.DockWidgetArea.RightDockWidgetArea):
             docks = [d for d in self.findChildren(QDockWidget) if self.dockWidgetArea(d) == area and not d.isHidden()]
             if not docks:
                 continue
             rows = [[dock, *self.tabifiedDockWidgets(dock)] for dock in docks]
-            need = max(sum(metrics.horizontalAdvance(d.windowTitle()) + TAB_PADDING for d in row) for row in rows)
+            need = max(self._tab_row_width(row) for row in rows)
             self.resizeDocks([docks[0]], [max(need, docks[0].width())], Qt.Orientation.Horizontal)
             groups: list[QDockWidget] = []
             for row in rows:                    # one dock per tab group, top to bottom

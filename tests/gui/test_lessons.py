@@ -144,3 +144,26 @@ def test_a_hidden_panel_checks_nothing_and_check_the_run_checks_on_demand(make_w
     assert key == "initialization" and np.isfinite(verdict.value)
     assert "gradient" in panel.verdict_label.text()
     window.state.undo_stack.setClean()
+
+
+def test_opening_the_lessons_widens_a_column_too_narrow_for_its_sixth_tab(make_window: Any, qtbot: Any) -> None:
+    """Help › Lessons adds a sixth tab to the left column's five; a column as narrow as it goes (as a
+    user may have dragged it) showed "Mo…" and "Optimi…": opening the lessons widens it to fit."""
+    from PySide6.QtWidgets import QDockWidget, QTabBar
+
+    window = make_window()
+    data = window.findChild(QDockWidget, "editorDataDock")
+    row = [data, *window.tabifiedDockWidgets(data)]
+    five = sum(window.fontMetrics().horizontalAdvance(d.windowTitle()) + 28 for d in row if not d.isHidden())
+    window.resizeDocks([data], [five], Qt.Orientation.Horizontal)
+    qtbot.wait(50)
+    six = five + window.fontMetrics().horizontalAdvance("Lessons") + 28
+    assert data.width() < six          # as narrow as the column goes: too narrow for a sixth tab
+    open_lessons(window)
+    qtbot.wait(50)
+    bars = [bar for bar in window.findChildren(QTabBar)
+            if bar.isVisible() and "Lessons" in [bar.tabText(i) for i in range(bar.count())]]
+    assert len(bars) == 1 and bars[0].count() == 6
+    bar = bars[0]
+    squeezed = [bar.tabText(i) for i in range(bar.count()) if bar.tabRect(i).width() < bar.tabSizeHint(i).width()]
+    assert squeezed == []            # every tab at the width its label asks for: none elided

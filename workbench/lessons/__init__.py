@@ -23,6 +23,7 @@ class LessonsTools(QObject):
 
     def __init__(self, window: QMainWindow) -> None:
         super().__init__(window)
+        self.window = window
         self.panel = LessonsPanel(window)
         self.dock = QDockWidget("Lessons", window)
         self.dock.setObjectName("lessonsDock")
@@ -44,4 +45,7 @@ class LessonsTools(QObject):
     def show(self) -> None:
         self.dock.show()
         self.dock.raise_()
+        widen = getattr(self.window, "widen_column_for", None)    # the app's MainWindow has it
+        if widen is not None:
+            widen(self.dock)
         self.panel.lesson_list.setFocus()
