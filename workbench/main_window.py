@@ -502,13 +502,13 @@ class MainWindow(QMainWindow):
     def _tab_row_width(self, row: list[QDockWidget]) -> int:
         """The width a row of tabified docks needs for every tab label in full."""
         metrics = QFontMetrics(self.font())
-        return sum(metrics.horizontalAdvance(d.windowTitle()) + TAB_PADDING for d in row if not d.isHidden())
+        return sum(metrics.horizontalAdvance(d.windowTitle()) + TAB_PADDING for d in row)
 
     def widen_column_for(self, dock: QDockWidget) -> None:
         """Widen ``dock``'s column, if need be, so that its row of tabs (one more since the dock was
         opened) shows every label in full: Help › Lessons made six tabs of the left column's five,
         and they read "Mo…", "Optimi…". Never narrows a column the user widened."""
-        need = self._tab_row_width([dock, *self.tabifiedDockWidgets(dock)])
+        need = self._tab_row_width([d for d in (dock, *self.tabifiedDockWidgets(dock)) if not d.isHidden()])
         if need > dock.width():
             self.resizeDocks([dock], [need], Qt.Orientation.Horizontal)
 

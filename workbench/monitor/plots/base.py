@@ -82,8 +82,8 @@ def whole_words_within(text: str, width: int, metrics: QFontMetrics) -> str:
 
 class FittingLabel(QLabel):
     """A one-line caption that shows the longest of its shorter forms that fits its width, else the
-    shortest form's first words and "…" (never a word cut short); the full text is its tooltip
-    and ``full_text()``."""
+    shortest form's first whole words and "…" (a word is cut, with "…", only when not even the
+    first fits); the full text is its tooltip and ``full_text()``."""
 
     def __init__(self, text: str = "") -> None:
         super().__init__()
