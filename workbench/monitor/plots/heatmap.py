@@ -42,7 +42,9 @@ class HeatmapPanel(PlotPanel):
         self.reducer = BlockReducer()
         self.unfreeze_marks = UnfreezeMarks(self.plot)
         self.row_labels: list[str] = []         # the rows' names, input layer first
-        self.note = pg.TextItem("One row per layer, one column per step:\nfills in as the run trains.",
+        # Short lines: the hint stays inside the plot of a dock at its narrowest (one long line was
+        # cut at both sides there).
+        self.note = pg.TextItem("One row per layer,\none column per step:\nfills in as the run trains.",
                                 anchor=(0.5, 0.5))
         self.plot.addItem(self.note, ignoreBounds=True)
 
