@@ -68,6 +68,13 @@ def wait_idle(qtbot: Any, window: Any, timeout: int = 10_000) -> None:
     qtbot.waitUntil(lambda: window.controller.mode == "idle", timeout=timeout)
 
 
+def train_and_wait(qtbot: Any, window: Any, timeout: int = 20_000) -> None:
+    """Training › Train, then wait until the run has started and ended."""
+    window.controller.actions["train"].trigger()
+    qtbot.waitUntil(lambda: window.controller.mode != "idle", timeout=5_000)
+    wait_idle(qtbot, window, timeout=timeout)
+
+
 def open_and_wait(qtbot: Any, window: Any, path: Any, timeout: int = 10_000) -> bool:
     """``window.open_file(path)``, then wait until it is read (an experiment file is read on a
     worker, a session restored by the controller): what the test checks next is the opened file."""

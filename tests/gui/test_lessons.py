@@ -151,13 +151,15 @@ def test_opening_the_lessons_widens_a_column_too_narrow_for_its_sixth_tab(make_w
     user may have dragged it) showed "Mo…" and "Optimi…": opening the lessons widens it to fit."""
     from PySide6.QtWidgets import QDockWidget, QTabBar
 
+    from workbench.main_window import TAB_PADDING
+
     window = make_window()
     data = window.findChild(QDockWidget, "editorDataDock")
     row = [data, *window.tabifiedDockWidgets(data)]
-    five = sum(window.fontMetrics().horizontalAdvance(d.windowTitle()) + 28 for d in row if not d.isHidden())
+    five = sum(window.fontMetrics().horizontalAdvance(d.windowTitle()) + TAB_PADDING for d in row if not d.isHidden())
     window.resizeDocks([data], [five], Qt.Orientation.Horizontal)
     qtbot.wait(50)
-    six = five + window.fontMetrics().horizontalAdvance("Lessons") + 28
+    six = five + window.fontMetrics().horizontalAdvance("Lessons") + TAB_PADDING
     assert data.width() < six          # as narrow as the column goes: too narrow for a sixth tab
     open_lessons(window)
     qtbot.wait(50)

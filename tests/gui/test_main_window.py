@@ -20,6 +20,7 @@ from tests.gui.monitor_support import (  # noqa: F401 (fixture)
     open_and_wait,
     tiny_experiment,
     tiny_spec,
+    train_and_wait,
     wait_idle,
 )
 
@@ -41,9 +42,7 @@ def test_experiment_json_with_a_relative_data_path_trains_from_its_folder(make_w
     window = make_window()
     assert open_and_wait(qtbot, window, folder / "spec.json")
     assert window.state.base_dir == folder
-    window.controller.actions["train"].trigger()
-    qtbot.waitUntil(lambda: window.controller.mode != "idle", timeout=5_000)
-    wait_idle(qtbot, window, timeout=20_000)
+    train_and_wait(qtbot, window)
     assert not [b for b in window.findChildren(QMessageBox) if b.isVisible()]
     trainer = window.controller.trainer
     assert trainer is not None and trainer.epoch == 2
@@ -591,12 +590,6 @@ def test_a_session_whose_data_file_changed_shape_is_explained_and_the_run_kept(m
     assert "Cannot open run.gwb" in text and "takes 2 inputs" in text and "3 features" in text, text
     assert window.controller.trainer is run and window.state.experiment == experiment
     assert window.state.file is None
-
-
-def train_and_wait(qtbot, window):
-    window.controller.actions["train"].trigger()
-    qtbot.waitUntil(lambda: window.controller.mode != "idle", timeout=5_000)
-    wait_idle(qtbot, window, timeout=20_000)
 
 
 @pytest.mark.parametrize("trained", [False, True], ids=["opened", "trained"])
