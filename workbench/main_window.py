@@ -97,6 +97,9 @@ class MainWindow(QMainWindow):
                 self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
         self.runs = RunsTools(self)        # Runs dock, File › Export, Tools › Sweep…
         self.lessons = LessonsTools(self)  # Lessons dock (Help › Lessons)
+        for dock in self.findChildren(QDockWidget):   # a dock opened joins a row of tabs: room for it
+            dock.toggleViewAction().triggered.connect(
+                lambda checked, d=dock: self.widen_column_for(d) if checked else None)
         self._default_layout = self.saveState()
         self._build_menus()
         self.sessions = SessionTools(self)  # autosave, crash recovery, transfer dialog, opening on the worker
@@ -506,8 +509,9 @@ class MainWindow(QMainWindow):
 
     def widen_column_for(self, dock: QDockWidget) -> None:
         """Widen ``dock``'s column, if need be, so that its row of tabs (one more since the dock was
-        opened) shows every label in full: Help › Lessons made six tabs of the left column's five,
-        and they read "Mo…", "Optimi…". Never narrows a column the user widened."""
+        opened from the View menu or Help › Lessons) shows every label in full: the Lessons made
+        six tabs of the left column's five, which read "Mo…", "Optimi…", and Sharpness five of the
+        right column's four. Never narrows a column the user widened."""
         need = self._tab_row_width([d for d in (dock, *self.tabifiedDockWidgets(dock)) if not d.isHidden()])
         if need > dock.width():
             self.resizeDocks([dock], [need], Qt.Orientation.Horizontal)

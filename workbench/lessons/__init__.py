@@ -23,7 +23,6 @@ class LessonsTools(QObject):
 
     def __init__(self, window: QMainWindow) -> None:
         super().__init__(window)
-        self.window = window
         self.panel = LessonsPanel(window)
         self.dock = QDockWidget("Lessons", window)
         self.dock.setObjectName("lessonsDock")
@@ -43,9 +42,8 @@ class LessonsTools(QObject):
         self.action.triggered.connect(self.show)
 
     def show(self) -> None:
-        self.dock.show()
+        opened = self.dock.toggleViewAction()
+        if not opened.isChecked():
+            opened.trigger()                          # as View › Lessons opens it (room for its tab)
         self.dock.raise_()
-        widen = getattr(self.window, "widen_column_for", None)    # the app's MainWindow has it
-        if widen is not None:
-            widen(self.dock)
         self.panel.lesson_list.setFocus()

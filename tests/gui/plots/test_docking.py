@@ -169,6 +169,26 @@ def test_the_instrument_docks_start_closed_and_open_from_the_view_menu_in_their_
     assert not window.findChild(QDockWidget, "metricsDock").isHidden()
 
 
+def test_a_dock_opened_from_the_view_menu_widens_its_column_for_its_tab(make_window: Any, qtbot: Any) -> None:
+    """View › Sharpness adds a fifth tab to the right column's top row; a column as narrow as it
+    goes showed it and its neighbours squeezed: opening the dock widens the column to fit them."""
+    window = make_window()
+    metrics = window.findChild(QDockWidget, "metricsDock")
+    window.resizeDocks([metrics], [1], Qt.Orientation.Horizontal)        # as narrow as it goes
+    qtbot.wait(50)
+    view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
+    next(a for a in view_menu.actions() if a.text() == "Sharpness").trigger()
+    dock = window.findChild(QDockWidget, "sharpnessDock")
+    qtbot.waitUntil(dock.isVisible, timeout=2_000)
+    qtbot.wait(50)
+    bars = [bar for bar in window.findChildren(QTabBar)
+            if bar.isVisible() and "Sharpness" in [bar.tabText(i) for i in range(bar.count())]]
+    assert len(bars) == 1 and bars[0].count() == 5
+    bar = bars[0]
+    squeezed = [bar.tabText(i) for i in range(bar.count()) if bar.tabRect(i).width() < bar.tabSizeHint(i).width()]
+    assert squeezed == []            # every tab at the width its label asks for: none elided
+
+
 @pytest.mark.parametrize(("source", "front", "behind"), [
     ("moons", "boundaryDock", "confusionDock"),         # 2-D: its decision boundary
     ("iris", "confusionDock", "boundaryDock"),          # classification in 4-D: the confusion matrix
