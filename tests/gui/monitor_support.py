@@ -75,6 +75,19 @@ def train_and_wait(qtbot: Any, window: Any, timeout: int = 20_000) -> None:
     wait_idle(qtbot, window, timeout=timeout)
 
 
+def tab_row_with(window: Any, title: str) -> tuple[int, list[str]]:
+    """The visible row of dock tabs that holds ``title``: its number of tabs, and the labels of
+    those squeezed below the width they ask for (elided)."""
+    from PySide6.QtWidgets import QTabBar
+
+    bars = [bar for bar in window.findChildren(QTabBar)
+            if bar.isVisible() and title in [bar.tabText(i) for i in range(bar.count())]]
+    assert len(bars) == 1, [[b.tabText(i) for i in range(b.count())] for b in bars]
+    bar = bars[0]
+    squeezed = [bar.tabText(i) for i in range(bar.count()) if bar.tabRect(i).width() < bar.tabSizeHint(i).width()]
+    return bar.count(), squeezed
+
+
 def open_and_wait(qtbot: Any, window: Any, path: Any, timeout: int = 10_000) -> bool:
     """``window.open_file(path)``, then wait until it is read (an experiment file is read on a
     worker, a session restored by the controller): what the test checks next is the opened file."""

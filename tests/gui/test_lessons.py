@@ -15,7 +15,7 @@ from core.sessions.format import load_session
 from core.zoo import EXAMPLES_DIR, ZOO_DIR
 from workbench.lessons import LessonsPanel
 
-from .monitor_support import make_window_fixture, wait_idle  # noqa: F401 (fixture)
+from .monitor_support import make_window_fixture, tab_row_with, wait_idle  # noqa: F401 (fixture)
 
 
 def open_lessons(window: Any) -> LessonsPanel:
@@ -149,7 +149,7 @@ def test_a_hidden_panel_checks_nothing_and_check_the_run_checks_on_demand(make_w
 def test_opening_the_lessons_widens_a_column_too_narrow_for_its_sixth_tab(make_window: Any, qtbot: Any) -> None:
     """Help › Lessons adds a sixth tab to the left column's five; a column as narrow as it goes (as a
     user may have dragged it) showed "Mo…" and "Optimi…": opening the lessons widens it to fit."""
-    from PySide6.QtWidgets import QDockWidget, QTabBar
+    from PySide6.QtWidgets import QDockWidget
 
     from workbench.main_window import TAB_PADDING
 
@@ -163,9 +163,6 @@ def test_opening_the_lessons_widens_a_column_too_narrow_for_its_sixth_tab(make_w
     assert data.width() < six          # as narrow as the column goes: too narrow for a sixth tab
     open_lessons(window)
     qtbot.wait(50)
-    bars = [bar for bar in window.findChildren(QTabBar)
-            if bar.isVisible() and "Lessons" in [bar.tabText(i) for i in range(bar.count())]]
-    assert len(bars) == 1 and bars[0].count() == 6
-    bar = bars[0]
-    squeezed = [bar.tabText(i) for i in range(bar.count()) if bar.tabRect(i).width() < bar.tabSizeHint(i).width()]
+    tabs, squeezed = tab_row_with(window, "Lessons")
+    assert tabs == 6
     assert squeezed == []            # every tab at the width its label asks for: none elided

@@ -19,7 +19,7 @@ from workbench.monitor.plots import DOCKED_PANELS
 from workbench.monitor.plots.base import DockPlace, PlotPanel
 from workbench.monitor.plots.gradient_norm import GradientNormPanel
 
-from ..monitor_support import make_window_fixture, monitor_of, tiny_spec, wait_idle  # noqa: F401 (fixture)
+from ..monitor_support import make_window_fixture, monitor_of, tab_row_with, tiny_spec, wait_idle  # noqa: F401 (fixture)
 
 RIGHT = Qt.DockWidgetArea.RightDockWidgetArea
 
@@ -181,11 +181,8 @@ def test_a_dock_opened_from_the_view_menu_widens_its_column_for_its_tab(make_win
     dock = window.findChild(QDockWidget, "sharpnessDock")
     qtbot.waitUntil(dock.isVisible, timeout=2_000)
     qtbot.wait(50)
-    bars = [bar for bar in window.findChildren(QTabBar)
-            if bar.isVisible() and "Sharpness" in [bar.tabText(i) for i in range(bar.count())]]
-    assert len(bars) == 1 and bars[0].count() == 5
-    bar = bars[0]
-    squeezed = [bar.tabText(i) for i in range(bar.count()) if bar.tabRect(i).width() < bar.tabSizeHint(i).width()]
+    tabs, squeezed = tab_row_with(window, "Sharpness")
+    assert tabs == 5
     assert squeezed == []            # every tab at the width its label asks for: none elided
 
 
