@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QByteArray, QRect, QSettings, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QByteArray, QRect, QSettings, QSize, Qt, QTimer, QUrl, Signal
 from PySide6.QtGui import (
     QAction,
     QCloseEvent,
@@ -25,6 +25,7 @@ from core.sessions.format import SessionError
 from core.spec import SpecError, load_experiment
 
 from .concurrent import JobRunner, shutdown_all
+from .docking import hide_stray_tab_bars
 from .editor import create_editor_docks, create_presets_menu
 from .editor.model_panel import ModelPanel
 from .editor.panel import Panel
@@ -100,6 +101,10 @@ class MainWindow(QMainWindow):
         for dock in self.findChildren(QDockWidget):   # a dock opened joins a row of tabs: room for it
             dock.toggleViewAction().triggered.connect(
                 lambda checked, d=dock: self.widen_column_for(d) if checked else None)
+            # Qt may leave a group's replaced tab bar on screen when docks move (see docking.py)
+            dock.dockLocationChanged.connect(self._hide_stray_tab_bars_soon)
+            dock.topLevelChanged.connect(self._hide_stray_tab_bars_soon)
+        hide_stray_tab_bars(self)
         self._default_layout = self.saveState()
         self._build_menus()
         self.sessions = SessionTools(self)  # autosave, crash recovery, transfer dialog, opening on the worker
@@ -488,6 +493,7 @@ class MainWindow(QMainWindow):
         layout = self.settings.value("windowState")
         if isinstance(layout, QByteArray) and not layout.isEmpty():
             self.restoreState(layout)
+            hide_stray_tab_bars(self)
         elif not restored:
             self.fit_side_columns()
 
@@ -534,8 +540,13 @@ class MainWindow(QMainWindow):
                 self.resizeDocks(groups, [int(self.height() * 0.58), int(self.height() * 0.42)],
                                  Qt.Orientation.Vertical)
 
+    def _hide_stray_tab_bars_soon(self, *_: object) -> None:
+        """After Qt has laid the docks out again (the next pass of the event loop)."""
+        QTimer.singleShot(0, self, lambda: hide_stray_tab_bars(self))
+
     def reset_layout(self) -> None:
         self.restoreState(self._default_layout)
+        hide_stray_tab_bars(self)
         for dock in [*self.editor_docks, *self.monitor_docks]:
             dock.setVisible(not dock.property("closedAtStart"))
 

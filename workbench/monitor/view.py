@@ -24,6 +24,11 @@ from .timeline import CursorLine, FindingsTimeline, StepCursor, add_branch_actio
 
 REFRESH_HZ = 30                    # ticks; each redraws one panel (the central one at most every other)
 PAINT_SHARE = 0.15                 # of a core, at most, for drawing and painting the plots (PaintBudget)
+# Seconds after its last redraw from which a panel with something new to draw goes before the
+# central plot. Without it the central plot, due on every tick that came 60 ms or more after its
+# last, took every tick the budget allowed on a slower machine: the Loss and accuracy dock stayed
+# empty through a whole 4-second run of selu.json (2-vCPU AMD Zen 3) and filled in after it ended.
+STARVED_AFTER = 0.5
 PANEL_MIN_WIDTH = 320              # a docked panel's narrowest
 SIDE_COLUMN_WIDTH = 470            # a side area's width at start
 
@@ -224,29 +229,30 @@ class Monitor(QObject):
         self.progress_bar.setValue(min(int(p.get("done", 0)), total))
 
     def refresh(self, force: bool = False) -> int:
-        """Redraw what is on screen and has something new: the central plot every tick, and at most
-        one of the docked panels (the most overdue), so that no tick paints everything at once and
-        the GUI thread never blocks for long; and only while the paint budget (``PAINT_SHARE`` of a
-        core) is not spent, except when ``force``d. Returns how many panels were redrawn."""
+        """Redraw what is on screen and has something new: one panel a tick, so that no tick
+        paints everything at once and the GUI thread never blocks for long, and only while the
+        paint budget (``PAINT_SHARE`` of a core) is not spent, except when ``force``d (then every
+        such panel). The central plot goes first, unless a panel has waited ``STARVED_AFTER``
+        since its last redraw: then the one that has waited longest, the central plot included,
+        so that every panel on screen follows the run when the budget allows few redraws.
+        Returns how many panels were redrawn."""
         now = time.perf_counter()
         if not force and not self.budget.allows():
             return 0
         cpu = time.thread_time()
-        drawn = 0
         with self.controller.worker.gate:
             central = self.panels["grad_norm"]
-            if central.on_screen and (force or central.wants_redraw(now)):
-                central.redraw(now)
-                drawn += 1
-            due = [p for k, p in self.panels.items() if k != "grad_norm" and p.on_screen
-                   and (force or p.wants_redraw(now))]
-            if not force:
-                due = [] if drawn else sorted(due, key=lambda p: p.last_draw)[:1]  # one panel a tick
+            due = [p for p in self.panels.values() if p.on_screen and (force or p.wants_redraw(now))]
+            if not force and due:
+                starved = [p for p in due if now - p.last_draw >= STARVED_AFTER]
+                if starved:
+                    due = [min(starved, key=lambda p: (p.last_draw, p is not central))]
+                else:
+                    due = [central if central in due else min(due, key=lambda p: p.last_draw)]
             for panel in due:
                 panel.redraw(now)
-                drawn += 1
         self.budget.spend(time.thread_time() - cpu)
-        return drawn
+        return len(due)
 
 
 def create_monitor(controller: TrainingController, parent: QMainWindow) -> tuple[QWidget, list[QDockWidget]]:

@@ -8,9 +8,16 @@ from typing import Any
 
 import pytest
 
+from workbench.monitor import view
 from workbench.monitor.plots.base import PaintBudget
 
-from ..monitor_support import make_window_fixture, monitor_of, tiny_experiment, wait_idle  # noqa: F401 (fixture)
+from ..monitor_support import (  # noqa: F401 (fixture)
+    make_window_fixture,
+    monitor_of,
+    tiny_experiment,
+    train_and_wait,
+    wait_idle,
+)
 
 
 class FakeClock:
@@ -61,3 +68,30 @@ def test_an_exhausted_budget_holds_redraws_back_until_it_refills_and_paints_are_
     spent = budget.spent
     panel.graphics.viewport().repaint()      # a paint is charged to the same budget
     assert budget.spent > spent
+
+
+def test_every_panel_on_screen_is_redrawn_while_the_central_plot_is_due_at_every_tick(
+        make_window: Any, qtbot: Any) -> None:
+    """On a slower machine ticks came 60 ms or more apart, so the central plot was due at every
+    one, took it, and the docks on screen were not redrawn until the run ended (the Loss and
+    accuracy dock stayed empty through a 4-second run). A panel that has waited STARVED_AFTER
+    goes first."""
+    window = make_window(tiny_experiment(epochs=3))
+    train_and_wait(qtbot, window)
+    mon = monitor_of(window)
+    mon.timer.stop()                          # this test's ticks only, each a late one
+    mon.budget = PaintBudget(share=1.0, burst=10.0)   # the rule under test, not the budget, decides
+    for panel in mon.panels.values():
+        panel.set_budget(mon.budget)
+    on_screen = [key for key, panel in mon.panels.items() if panel.on_screen]
+    assert "grad_norm" in on_screen and len(on_screen) >= 3       # the central plot and two docks
+    before = {key: mon.panels[key].redraws for key in on_screen}
+    ticks = int(2 * view.STARVED_AFTER / 0.07) + 2
+    for _ in range(ticks):
+        for panel in mon.panels.values():
+            panel.drawn_version = -1          # new rows at every tick, as while a run trains
+        qtbot.wait(70)                        # past the central plot's 60 ms between redraws
+        assert mon.refresh() == 1             # one panel a tick, never more
+    redrawn = {key: mon.panels[key].redraws - before[key] for key in on_screen}
+    assert all(redrawn[key] >= 1 for key in on_screen), redrawn
+    assert redrawn["grad_norm"] >= ticks // 2, redrawn             # still most of the ticks
