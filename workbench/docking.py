@@ -4,9 +4,9 @@
 itself. In some layouts it makes a new bar for a group and leaves the old one shown where it
 was (Qt 6.11): the first time docks are tabbed in a dock area that already holds another
 group, and for every group after ``restoreState``. The left-behind bar keeps the tabs it had
-(the group's first two, say), stays on screen wherever a dock or the central widget does not
-cover it (a "…fusion" tab drawn over the Confusion matrix dock's caption, a grey box on the
-splitter), and does nothing when clicked. ``hide_stray_tab_bars`` hides such bars.
+(the group's first two, say) and stays on screen wherever a dock or the central widget does
+not cover it: a "…fusion" tab drawn over the Confusion matrix dock's caption, a grey box on the
+splitter. ``hide_stray_tab_bars`` hides such bars.
 """
 
 from __future__ import annotations
