@@ -492,8 +492,7 @@ class MainWindow(QMainWindow):
             self.fit_to_screen()
         layout = self.settings.value("windowState")
         if isinstance(layout, QByteArray) and not layout.isEmpty():
-            self.restoreState(layout)
-            hide_stray_tab_bars(self)
+            self._restore_dock_layout(layout)
         elif not restored:
             self.fit_side_columns()
 
@@ -544,9 +543,14 @@ class MainWindow(QMainWindow):
         """After Qt has laid the docks out again (the next pass of the event loop)."""
         QTimer.singleShot(0, self, lambda: hide_stray_tab_bars(self))
 
-    def reset_layout(self) -> None:
-        self.restoreState(self._default_layout)
+    def _restore_dock_layout(self, state: QByteArray) -> None:
+        """``restoreState``, then hide the tab bars it leaves on screen (Qt 6.11 keeps a group's
+        replaced bar visible): every restore goes through here, so none forgets the clean-up."""
+        self.restoreState(state)
         hide_stray_tab_bars(self)
+
+    def reset_layout(self) -> None:
+        self._restore_dock_layout(self._default_layout)
         for dock in [*self.editor_docks, *self.monitor_docks]:
             dock.setVisible(not dock.property("closedAtStart"))
 

@@ -259,13 +259,19 @@ def shown_tab_rows(window: Any) -> tuple[list[set[str]], list[set[str]]]:
     return rows, groups
 
 
+def assert_one_row_of_tabs_per_group(window: Any) -> None:
+    """The window shows exactly one tab bar for each of its three groups of tabbed docks."""
+    rows, groups = shown_tab_rows(window)
+    assert len(groups) == 3, groups
+    assert sorted(map(sorted, rows)) == sorted(map(sorted, groups)), (rows, groups)
+
+
 def test_each_group_of_tabbed_docks_shows_one_row_of_tabs(make_window: Any, qtbot: Any) -> None:
     """Qt left a second tab bar on screen for some groups, with the tabs they had when it made
     it: "…fusion" drawn over the Confusion matrix dock's caption, a grey box on the splitter.
     Checked at start, after View › Reset layout and in a window that restored a saved layout."""
     window = make_window(settings="shared")
-    rows, groups = shown_tab_rows(window)
-    assert sorted(map(sorted, rows)) == sorted(map(sorted, groups)) and len(groups) == 3
+    assert_one_row_of_tabs_per_group(window)
     view_menu = next(a.menu() for a in window.menuBar().actions() if a.text() == "&View")
     reset = next(a for a in view_menu.actions() if a.text() == "Reset &layout")
     confusion, metrics = (window.findChild(QDockWidget, name) for name in ("confusionDock", "metricsDock"))
@@ -274,13 +280,11 @@ def test_each_group_of_tabbed_docks_shows_one_row_of_tabs(make_window: Any, qtbo
     for _ in range(2):                              # then View › Reset layout, twice
         reset.trigger()
         qtbot.wait(50)
-        rows, groups = shown_tab_rows(window)
-        assert sorted(map(sorted, rows)) == sorted(map(sorted, groups)) and len(groups) == 3
+        assert_one_row_of_tabs_per_group(window)
     window.close()                                  # saves its layout; the next window restores it
     again = make_window(settings="shared")
     qtbot.wait(50)
-    rows, groups = shown_tab_rows(again)
-    assert sorted(map(sorted, rows)) == sorted(map(sorted, groups)) and len(groups) == 3
+    assert_one_row_of_tabs_per_group(again)
     # the row Qt kept is the one it uses: its tabs bring their docks forward
     bar = next(b for b in again.findChildren(QTabBar) if b.isVisible() and "Confusion matrix" in
                [b.tabText(i) for i in range(b.count())])
