@@ -81,26 +81,70 @@ BLOCK_ELEMENTS = 1 << 20
 # ``computes_each_element_alone``. Empty: NumPy's two passes everywhere.
 _AXPY: dict[np.dtype, Callable[..., np.ndarray]] | None = None
 
+# An axpy is given whole multiples of this many values. A BLAS kernel runs its vector loop over
+# whole groups of values and the rest (n mod its group) in a scalar loop, which may round
+# otherwise: OpenBLAS's AVX2 (Haswell) saxpy makes one fused multiply-add per value in groups
+# of 32 and a product and a sum in its tail, so an element's last bit depended on where it fell
+# in the array, and the check turned axpy off on such machines. Fed whole blocks (the last
+# values of an array padded with zeros to one block), every value takes the vector loop.
+AXPY_BLOCK = 256
+
+
+def aligned_zeros(n: int, dtype: np.dtype, shift: int = 0) -> np.ndarray:
+    """A zeroed 1-D array of ``n`` values starting ``shift`` values past a 64-byte boundary: a
+    kernel's vector loop may depend on where its array starts, so ``axpy_in_whole_blocks``
+    pads on a fixed alignment and ``computes_each_element_alone`` compares two alignments."""
+    itemsize = np.dtype(dtype).itemsize
+    raw = np.zeros(n + shift + 64 // itemsize, dtype)
+    start = (-raw.ctypes.data % 64) // itemsize + shift
+    return raw[start:start + n]
+
+
+def axpy_in_whole_blocks(axpy: Callable[..., np.ndarray], x: np.ndarray, y: np.ndarray, a: float) -> bool:
+    """y ← y + a·x for 1-D contiguous ``x`` and ``y`` through ``axpy``, in calls of whole
+    multiples of ``AXPY_BLOCK`` values: the array's last ``n mod AXPY_BLOCK`` values go through a
+    zero-padded block and are copied back. False if ``axpy`` did not update in place."""
+    n = y.size
+    body = n - n % AXPY_BLOCK
+    if body:
+        head = y[:body]
+        if axpy(x[:body], head, a=a) is not head:
+            return False
+    if body < n:
+        padded = aligned_zeros(2 * AXPY_BLOCK, y.dtype).reshape(2, AXPY_BLOCK)
+        padded[0, :n - body] = x[body:]
+        padded[1, :n - body] = y[body:]
+        tail = padded[1]
+        if axpy(padded[0], tail, a=a) is not tail:
+            return False
+        y[body:] = tail[:n - body]
+    return True
+
 
 def computes_each_element_alone(axpy: Callable[..., np.ndarray], dtype: np.dtype) -> bool:
-    """Whether ``axpy`` computes y + a·x in place with each element's value independent of where
-    the element falls in the array: the whole array against the same values in pieces of
-    every length from 1 to 70 (a kernel's vector loop and its scalar tail may round
-    differently: one fused multiply-add against a product and a sum). Then a block, the flat
-    arrays and the tensor-by-tensor path give the same numbers bit for bit."""
+    """Whether ``axpy``, called as ``add_scaled`` calls it (``axpy_in_whole_blocks``), computes
+    y + a·x in place with each element's value independent of where the element falls in the
+    array: the whole array against the same values in pieces of every length from 1 to 70, and
+    in pieces longer than a block at offsets that are no multiple of it (a kernel that rounded by
+    position or by alignment fails). Then a block, the flat arrays and the tensor-by-tensor path
+    give the same numbers bit for bit."""
     rng = np.random.default_rng(0)
     x, y = (rng.standard_normal(2_485).astype(dtype) for _ in range(2))   # pieces 1..70, once each
     a = -0.0123
-    whole = y.copy()
-    if axpy(x, whole, a=a) is not whole:
+    whole = aligned_zeros(y.size, dtype)              # on a 64-byte boundary ...
+    whole[:] = y
+    if not axpy_in_whole_blocks(axpy, x, whole, a):
         return False
-    pieces, lo, length = y.copy(), 0, 1
-    while lo < pieces.size:
-        piece = pieces[lo:lo + length]
-        if axpy(x[lo:lo + length], piece, a=a) is not piece:
+    for lengths in (range(1, 71), (300, 1_001, 257, 927)):
+        pieces, lo = aligned_zeros(y.size, dtype, shift=1), 0   # ... and one value past it
+        pieces[:] = y
+        for length in lengths:
+            if not axpy_in_whole_blocks(axpy, x[lo:lo + length], pieces[lo:lo + length], a):
+                return False
+            lo += length
+        if lo != y.size or not np.array_equal(whole, pieces):
             return False
-        lo, length = lo + length, length + 1
-    return bool(np.array_equal(whole, pieces))
+    return True
 
 
 def axpy_functions() -> dict[np.dtype, Callable[..., np.ndarray]]:
@@ -127,8 +171,7 @@ def add_scaled(y: np.ndarray, a: float, x: np.ndarray, scratch: np.ndarray, fuse
     undefined."""
     axpy = _AXPY.get(y.dtype) if fused and _AXPY is not None else None
     if axpy is not None and x.dtype == y.dtype and y.flags.c_contiguous and x.flags.c_contiguous:
-        flat = y.reshape(-1)
-        if axpy(x.reshape(-1), flat, a=a) is flat:
+        if axpy_in_whole_blocks(axpy, x.reshape(-1), y.reshape(-1), a):
             return
         raise RuntimeError("axpy did not update its array in place")   # computes_each_element_alone checks it
     np.multiply(x, a, out=scratch)

@@ -704,24 +704,57 @@ def test_decay_towards_is_the_exponentially_decaying_mean() -> None:
     np.testing.assert_allclose(average, expected, rtol=1e-14, atol=1e-15)
 
 
-def test_an_axpy_whose_tail_rounds_otherwise_is_not_taken() -> None:
-    def vector_loop_and_tail(x, y, a):   # a kernel's 8-wide loop fused, its scalar tail not
-        k = y.size - y.size % 8
+def _vector_loop_and_tail(group: int):
+    """A kernel like OpenBLAS's AVX2 saxpy: one fused multiply-add per value in whole groups of
+    ``group`` values, a product and a sum (two roundings) for the rest."""
+    def axpy(x, y, a):
+        k = y.size - y.size % group
         y[:k] = _fused(y[:k], a, x[:k])
         y[k:] += np.float32(a) * x[k:]
         return y
+    return axpy
 
+
+def test_a_kernel_whose_tail_rounds_otherwise_is_taken_in_whole_blocks() -> None:
+    """Fed whole multiples of AXPY_BLOCK values (the rest zero-padded to a block), a kernel whose
+    scalar tail rounds differently puts every value through its vector loop: each value is
+    y + a·x rounded once, wherever it lies (on the Haswell kernel this was two roundings in
+    the last n mod 32 values, and axpy was turned off)."""
+    axpy = _vector_loop_and_tail(32)
+    assert optimizers.computes_each_element_alone(axpy, np.dtype(np.float32))
+    rng = np.random.default_rng(9)
+    for n in (1, 31, 255, 256, 257, 1_000):
+        x, y = rng.standard_normal((2, n), dtype=np.float32)
+        expected = _fused(y, -0.041, x)
+        assert optimizers.axpy_in_whole_blocks(axpy, x, y, -0.041)
+        np.testing.assert_array_equal(y, expected, err_msg=f"n={n}")
+    # the same kernel called directly: its tail's two roundings show (31 values an array)
+    x, y = rng.standard_normal((2, 20, 1_023), dtype=np.float32)
+    direct = [np.array_equal(axpy(xi, yi.copy(), -0.041), _fused(yi, -0.041, xi)) for xi, yi in zip(x, y, strict=True)]
+    assert not all(direct)
+
+
+def test_an_axpy_that_rounds_by_position_or_copies_is_not_taken() -> None:
     def alone(x, y, a):                  # every element the same way
         y[:] = _fused(y, a, x)
+        return y
+
+    def by_alignment(x, y, a):           # fused only where the array starts on a 64-byte boundary
+        if y.__array_interface__["data"][0] % 64:
+            y += np.float32(a) * x
+        else:
+            y[:] = _fused(y, a, x)
         return y
 
     def a_copy(x, y, a):                 # right values, not in place
         return _fused(y, a, x)
 
-    assert optimizers.computes_each_element_alone(alone, np.dtype(np.float32))
-    assert not optimizers.computes_each_element_alone(vector_loop_and_tail, np.dtype(np.float32))
-    assert not optimizers.computes_each_element_alone(a_copy, np.dtype(np.float32))
-
+    float32 = np.dtype(np.float32)
+    assert optimizers.computes_each_element_alone(alone, float32)
+    # a vector loop wider than a block never runs on a block: every value takes the tail
+    assert not optimizers.computes_each_element_alone(_vector_loop_and_tail(2 * optimizers.AXPY_BLOCK), float32)
+    assert not optimizers.computes_each_element_alone(by_alignment, float32)
+    assert not optimizers.computes_each_element_alone(a_copy, float32)
 
 
 def test_an_optimizer_with_fused_updates_off_computes_numpys_two_roundings() -> None:
@@ -740,3 +773,11 @@ def test_an_optimizer_with_fused_updates_off_computes_numpys_two_roundings() -> 
         m = m + grad * -0.3
         expected = expected + m
     np.testing.assert_array_equal(params["theta"], expected)
+
+
+def test_aligned_zeros_start_where_asked() -> None:
+    for dtype in (np.float32, np.float64):
+        for shift in (0, 1, 3):
+            a = optimizers.aligned_zeros(1_000, np.dtype(dtype), shift)
+            assert a.shape == (1_000,) and a.dtype == dtype and not a.any()
+            assert a.ctypes.data % 64 == shift * a.itemsize
