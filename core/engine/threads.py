@@ -37,13 +37,14 @@ import dataclasses
 import os
 import queue
 import statistics
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
-from threadpoolctl import ThreadpoolController, threadpool_limits
+from threadpoolctl import ThreadpoolController
 
 # Multiply-adds of one product above which a second thread paid on an idle 2-core machine
 # (benchmarks/bench_threads.py measures the crossing: the 784-300-100-10 network at batch 128, 30 M
@@ -195,13 +196,28 @@ def choose_blas_threads(widths: Sequence[int], batch_size: int, *, reserved: int
     return max(1, cores - reserved - busy)
 
 
+_CONTROLLER: tuple[int, ThreadpoolController] | None = None
+
+
+def blas_controller() -> ThreadpoolController:
+    """threadpoolctl's controller of the BLAS libraries this process has loaded. Made once and
+    made again only after more modules were imported (a native library comes with an import:
+    SciPy's OpenBLAS with the optimizers' axpy): scanning the loaded libraries took 0.9 ms, and
+    a run entered it with every ``fit`` and every Step, a benchmark with every epoch."""
+    global _CONTROLLER
+    modules = len(sys.modules)
+    if _CONTROLLER is None or _CONTROLLER[0] != modules:
+        _CONTROLLER = (modules, ThreadpoolController())
+    return _CONTROLLER[1]
+
+
 @contextlib.contextmanager
 def limit_blas_threads(threads: int | None) -> Iterator[None]:
     """Run the block with at most ``threads`` BLAS threads (``None``: leave them as they are)."""
     if threads is None:
         yield
         return
-    with threadpool_limits(limits=int(threads), user_api="blas"):
+    with blas_controller().limit(limits=int(threads), user_api="blas"):
         yield
 
 
@@ -450,13 +466,16 @@ class SplitProducts:
         #: cores stall each other (3 OpenBLAS threads on 2 cores: 1–2 s for what 2 do in 0.03 s).
         self.blas_work = blas_work if self.threads <= usable_cores() else None
         self._blas = ([] if self.blas_work is None
-                      else ThreadpoolController().select(user_api="blas").lib_controllers)
+                      else blas_controller().select(user_api="blas").lib_controllers)
         #: The process's record unless given (its answers hold while the BLAS is the same).
         self.record = _PROCESS_RECORD if record is None else record
         self.products_on_blas_threads = 0
         #: Products on BLAS's threads slower than one thread was for their kind (for information).
         self.blas_stalls = 0
         self.clock: Callable[[], float] = time.perf_counter
+        #: Kinds of product (``_kind_of``) that stay whole on one thread whatever happens (see
+        #: ``_stays_whole``), for products large enough to be checked.
+        self._whole: set[tuple[Any, ...]] = set()
         self._inbox: queue.SimpleQueue[_SharedProduct | None] = queue.SimpleQueue()
         self._workers = [threading.Thread(target=self._serve, name=f"split-products-{k}", daemon=True)
                          for k in range(self.threads - 1)]
@@ -572,6 +591,14 @@ class SplitProducts:
             record.watched = 0
             record.watched_seconds = record.one_thread_seconds = 0.0
 
+    def _stays_whole(self, a: np.ndarray, b: np.ndarray, blas_form: int | None) -> None:
+        """Remember that products of this kind stay whole on one thread for good (BLAS's threads
+        and the split both refused for it, checks that never change their answer): its later
+        products skip the checks' bookkeeping, 10–30 µs a product, on a machine whose BLAS
+        kernels refuse every form (OpenBLAS's Haswell ones, for the engine's shapes)."""
+        if blas_form is None:
+            self._whole.add(_kind_of(a, b))
+
     def _serve(self) -> None:
         while True:
             job = self._inbox.get()
@@ -589,11 +616,18 @@ class SplitProducts:
         rows, inner = a.shape
         columns = b.shape[1]
         work = rows * inner * columns
-        if self._workers and self.blas_work is not None and work >= self.blas_work:
+        on_blas = bool(self._workers) and self.blas_work is not None and work >= self.blas_work
+        if not on_blas and work < self.min_work:           # too small for either: no check to make
+            return np.matmul(a, b, out=out)
+        if self._whole and _kind_of(a, b) in self._whole:
+            return np.matmul(a, b, out=out)
+        blas_form = None   # how BLAS's threads compute it with one thread's numbers (checked below)
+        if on_blas:
             now = self.clock()
             if now < self.record.resting_until:
                 return np.matmul(a, b, out=out)
             kind, cut = self._blas_form(a, b)
+            blas_form = cut
             if cut is not None and now < self.record.kind_resting_until.get(kind, 0.0):
                 return np.matmul(a, b, out=out)
             if cut is not None:
@@ -611,10 +645,14 @@ class SplitProducts:
         parts = min(2 * self.threads, length, work // PART_WORK)
         # BLAS's threads spin on the cores for a while after a product: a split right after one
         # took 1.5x the one-thread time (its workers waited for those cores).
-        if not self._workers or work < self.min_work or parts < 2 or self.products_on_blas_threads:
+        if not self._workers or self.products_on_blas_threads:
+            return np.matmul(a, b, out=out)
+        if work < self.min_work or parts < 2:
+            self._stays_whole(a, b, blas_form)
             return np.matmul(a, b, out=out)
         cuts = [slice(length * k // parts, length * (k + 1) // parts) for k in range(parts)]
         if not self._splits_exactly(a, b, by_rows, cuts):
+            self._stays_whole(a, b, blas_form)
             return np.matmul(a, b, out=out)
         result = np.empty((rows, columns), dtype=np.result_type(a, b)) if out is None else out
 

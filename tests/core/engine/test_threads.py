@@ -117,6 +117,19 @@ def test_limit_applies_inside_the_block_and_restores_after():
         assert blas_threads() == before
 
 
+def test_the_blas_controller_is_made_again_only_after_an_import(monkeypatch):
+    """Scanning the loaded libraries took 0.9 ms a fit (a benchmark's every epoch); a library
+    comes with an import, so the controller is made again when the modules changed."""
+    import sys
+    import types
+
+    first = threads_module.blas_controller()
+    assert threads_module.blas_controller() is first
+    monkeypatch.setitem(sys.modules, "gradient_workbench_test_import", types.ModuleType("imported"))
+    again = threads_module.blas_controller()
+    assert again is not first and threads_module.blas_controller() is again
+
+
 def test_fit_runs_with_the_trainers_choice():
     trainer = Trainer(parse_experiment({"data": {"source": "xor", "params": {"n_samples": 64}},
                                         "model": {"layers": [{"units": 4}]}, "training": {"epochs": 1}}))
@@ -518,6 +531,44 @@ def test_a_kind_whose_parts_round_otherwise_is_not_split(monkeypatch):
         assert split == list(exact.record.splits.values())[0]         # as this machine's BLAS does
     finally:
         exact.close()
+
+
+def test_a_kind_refused_by_every_form_skips_the_checks_after_its_first_product(monkeypatch):
+    """Where BLAS's threads give another rounding and the parts too (OpenBLAS's Haswell kernels,
+    for the engine's shapes), every product stayed whole after 10–30 µs of checks' bookkeeping:
+    a kind refused by both checks is known to stay whole, and its later products go straight
+    to one thread. A kind whose BLAS form exists keeps going to BLAS's threads."""
+    looked: list[str] = []
+    real_form, real_splits = SplitProducts._blas_form, SplitProducts._splits_exactly
+
+    def form(self, a, b):
+        looked.append("form")
+        return real_form(self, a, b)
+
+    def splits(self, *args):
+        looked.append("split")
+        return real_splits(self, *args)
+
+    monkeypatch.setattr(SplitProducts, "_blas_form", form)
+    monkeypatch.setattr(SplitProducts, "_splits_exactly", splits)
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
+    rng = np.random.default_rng(3)
+    x, w = small_integers((128, 784), rng), small_integers((784, 300), rng)
+    for found_cut, expected in ((None, ["form", "split"]), (0, ["form"] * 4)):
+        monkeypatch.setattr(SplitProducts, "_find_cut", staticmethod(lambda a, b, one, cut=found_cut: cut))
+        monkeypatch.setattr(threads_module, "_part_product",    # parts that round otherwise: refused
+                            lambda a, b, out=None: np.matmul(a, b, out=out) + np.float32(0.5))
+        products = SplitProducts(2, min_work=0, blas_work=1_000_000, record=BlasRecord())
+        try:
+            with limit_blas_threads(1):
+                for _ in range(4):
+                    assert np.array_equal(products.matmul(x, w), np.matmul(x, w))
+            assert looked == expected
+            assert products.products_on_blas_threads == (0 if found_cut is None else 4)
+            assert products.parts_by_caller + products.parts_by_workers == 0
+        finally:
+            products.close()
+        looked.clear()
 
 
 def test_a_kind_is_checked_once_and_its_later_products_draw_no_random_operands(monkeypatch):
