@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from core import __version__
 from core.engine.diagnostics import DiagnosticsRecorder
 from core.spec import (
     Experiment,
@@ -131,8 +132,10 @@ def _check_replay(session: Session, trainer: Trainer, at_step: int) -> None:
             step = int(saved.steps[int(np.argmin(rows))])
             raise SessionError(
                 f"{where}: replaying the run from its start gives a different {quantity} at step {step} than "
-                "the saved run recorded (was it changed while it trained, e.g. a live edit in the window?); "
-                f"it cannot be branched after step {step - 1}")
+                f"the saved run recorded; it cannot be branched after step {step - 1}. A replay differs where "
+                "the run was changed while it trained (a live edit in the window), or where it was trained by "
+                f"another version of Gradient Workbench (this file: {session.manifest.get('app_version', '?')}; "
+                f"this is {__version__}) or on a machine whose BLAS rounds the last bits otherwise")
 
 
 def _refuse_data_changes(old: Experiment, new: Experiment) -> None:

@@ -6,6 +6,7 @@ bit; with a change, its history equals the original's up to K and differs after.
 import numpy as np
 import pytest
 
+from core import __version__
 from core.engine.optimizers import OPTIMIZERS
 from core.engine.schedules import SCHEDULES
 from core.sessions.branch import branch_trainer, parse_assignment, parse_changes, replay_start
@@ -117,8 +118,12 @@ def test_a_run_that_does_not_replay_is_refused_where_it_differs(tmp_path):
     save_trainer(tmp_path / "edited.gwb", original)
     session = load_session(tmp_path / "edited.gwb")
     branch_trainer(session, 6)                      # up to 6 it replays
-    with pytest.raises(SessionError, match="different loss at step 7"):
+    with pytest.raises(SessionError, match="different loss at step 7") as refused:
         branch_trainer(session, 7)
+    # one message that names the step it can still be branched at and why replays differ
+    assert "cannot be branched after step 6" in str(refused.value)
+    assert f"this file: {__version__}; this is {__version__}" in str(refused.value)
+    assert "live edit" in str(refused.value) and "BLAS" in str(refused.value)
 
 
 def test_assignments_are_json_or_plain_words():
