@@ -591,13 +591,13 @@ class SplitProducts:
             record.watched = 0
             record.watched_seconds = record.one_thread_seconds = 0.0
 
-    def _stays_whole(self, a: np.ndarray, b: np.ndarray, blas_form: int | None) -> None:
+    def _stays_whole(self, a: np.ndarray, b: np.ndarray) -> None:
         """Remember that products of this kind stay whole on one thread for good (BLAS's threads
-        and the split both refused for it, checks that never change their answer): its later
-        products skip the checks' bookkeeping, 10–30 µs a product, on a machine whose BLAS
-        kernels refuse every form (OpenBLAS's Haswell ones, for the engine's shapes)."""
-        if blas_form is None:
-            self._whole.add(_kind_of(a, b))
+        refused it or are not for it, and so did the split: checks that never change their
+        answer): its later products skip the checks' bookkeeping, 10–30 µs a product, on a
+        machine whose BLAS kernels refuse every form (OpenBLAS's Haswell ones, for the engine's
+        shapes)."""
+        self._whole.add(_kind_of(a, b))
 
     def _serve(self) -> None:
         while True:
@@ -621,13 +621,11 @@ class SplitProducts:
             return np.matmul(a, b, out=out)
         if self._whole and _kind_of(a, b) in self._whole:
             return np.matmul(a, b, out=out)
-        blas_form = None   # how BLAS's threads compute it with one thread's numbers (checked below)
         if on_blas:
             now = self.clock()
             if now < self.record.resting_until:
                 return np.matmul(a, b, out=out)
             kind, cut = self._blas_form(a, b)
-            blas_form = cut
             if cut is not None and now < self.record.kind_resting_until.get(kind, 0.0):
                 return np.matmul(a, b, out=out)
             if cut is not None:
@@ -647,12 +645,13 @@ class SplitProducts:
         # took 1.5x the one-thread time (its workers waited for those cores).
         if not self._workers or self.products_on_blas_threads:
             return np.matmul(a, b, out=out)
+        # Here BLAS's threads refused this kind (a kind they take returned above) or are not for it.
         if work < self.min_work or parts < 2:
-            self._stays_whole(a, b, blas_form)
+            self._stays_whole(a, b)
             return np.matmul(a, b, out=out)
         cuts = [slice(length * k // parts, length * (k + 1) // parts) for k in range(parts)]
         if not self._splits_exactly(a, b, by_rows, cuts):
-            self._stays_whole(a, b, blas_form)
+            self._stays_whole(a, b)
             return np.matmul(a, b, out=out)
         result = np.empty((rows, columns), dtype=np.result_type(a, b)) if out is None else out
 
