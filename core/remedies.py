@@ -6,7 +6,9 @@ a branch of the run at its current step (``core.sessions.branch.continue_as``), 
 unchanged run continued from the same step. A fix that changes the initialization or the
 structure (matched initialization, a non-saturating or leaky activation, batch normalization)
 cannot keep the trained weights, so it is tried from the start, next to the unchanged
-experiment trained from the start for as long. Every trial has the same bounded budget
+experiment trained from the start for as long. So is every fix for a run whose hidden
+gradients are all zero (``hidden_gradients_zero``): from its current step nothing below the output
+moves, whatever the fix. Every trial has the same bounded budget
 (``TRIAL_STEPS`` optimizer steps or ``TRIAL_SECONDS`` of training, whichever comes first) and
 is measured the same way:
 
@@ -113,6 +115,27 @@ REMEDY_EDITS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 }
 #: Remedies that change the initial weights or the parameters' shapes: tried from the start.
 FROM_START = frozenset({"init", "activation", "batch_norm", "leaky"})
+
+def hidden_gradients_zero(trainer: Trainer, finding: HealthIssue) -> bool:
+    """Whether ``finding`` is the ``stalled`` finding of a run whose hidden gradients are all
+    zero, judged by its evidence or, for a finding that crossed from another process without it
+    (the window's, as a dict), by the detector on ``trainer`` at the finding's step."""
+    if finding.kind != "stalled":
+        return False
+    measured = "largest_hidden_grad_norm"
+    return any(i.kind == "stalled" and measured in dict(i.evidence)
+               for i in (finding, *(trainer.health() if not finding.evidence else ())))
+
+
+def starts_over(fix: tuple[str, ...], gradients_zero: bool = False) -> bool:
+    """Whether a trial of ``fix`` trains from the start rather than from the current step: a fix
+    that changes the initial weights or the structure always does (``FROM_START``), and so does
+    every fix for a run whose hidden gradients are all zero (``hidden_gradients_zero``): from
+    there nothing below the output moves whatever the rate (a halved rate tried at step 680 of
+    ``dying_relu.json``, every unit dead, changed nothing), and the app applies a fix by
+    training again from the start."""
+    return gradients_zero or bool(FROM_START.intersection(fix))
+
 
 #: What each remedy does and does not address, in the book's terms.
 REMEDY_SCOPE = {
@@ -336,17 +359,18 @@ def try_remedies(trainer: Trainer, finding: HealthIssue, steps: int = TRIAL_STEP
     baselines: dict[bool, Trial] = {}
     trials: list[Trial] = []
     keys = [k for k in finding.remedies if k in REMEDY_EDITS]
+    gradients_zero = hidden_gradients_zero(trainer, finding)
     tell = progress or (lambda label: None)
     for key in keys:
         if should_stop is not None and should_stop():
             break
         fix = (key,)
-        from_start = key in FROM_START
+        from_start = starts_over(fix, gradients_zero)
         if from_start not in baselines:
             tell("the unchanged run" + (" from the start" if from_start else ""))
             baselines[from_start] = try_fix(trainer, (), steps, seconds, from_start, should_stop)
         tell(key)
-        trial = judge(try_fix(trainer, fix, steps, seconds, should_stop=should_stop), baselines[from_start])
+        trial = judge(try_fix(trainer, fix, steps, seconds, from_start, should_stop), baselines[from_start])
         trials.append(trial)
         # A fix that diverged may need a smaller step too: paired with the rate halved, up to
         # PAIR_HALVINGS times, until the pair stops diverging.
@@ -357,7 +381,7 @@ def try_remedies(trainer: Trainer, finding: HealthIssue, steps: int = TRIAL_STEP
                 break
             paired = (*fix, *["learning_rate"] * halvings)
             tell(" + ".join(paired))
-            trial = judge(try_fix(trainer, paired, steps, seconds, should_stop=should_stop), baselines[from_start])
+            trial = judge(try_fix(trainer, paired, steps, seconds, from_start, should_stop), baselines[from_start])
             trials.append(trial)
     return RemedyReport(finding, baselines, tuple(trials))
 

@@ -18,6 +18,7 @@ from core.remedies import (
     Trial,
     apply_remedies,
     describe,
+    hidden_gradients_zero,
     judge,
     try_fix,
     try_remedies,
@@ -154,3 +155,29 @@ def test_the_conditions_of_self_normalization_a_selu_network_breaks_are_named():
     assert "standardized inputs (Data panel: Standardize)" in gaps
     assert any("batch norm (in dense_5)" in g for g in gaps)
     assert any(g.startswith("alpha dropout instead of ordinary dropout (ordinary in dense_2") for g in gaps)
+
+
+def test_for_a_run_whose_hidden_gradients_are_all_zero_every_fix_is_tried_from_the_start() -> None:
+    """A rate halved at a step where every unit is dead changes nothing (dying_relu.json at step
+    680 on an AVX2 machine: "no fix helped"); the app applies a fix by training from the start,
+    so that is where it is tried. A stall of the loss alone (gradients still flowing) keeps the
+    branch from the current step."""
+    trainer = Trainer(preset_experiment("default"))
+    trainer.fit(epochs=None, should_stop=lambda: trainer.step >= 12)
+    dead = HealthIssue("stalled", 0, "dense_0", 12, "stalled: every hidden layer's gradient is zero",
+                       ("learning_rate", "init"), (("largest_hidden_grad_norm", 0.0),))
+    at_chance = HealthIssue("stalled", 1, "output", 12, "stalled: the loss has stayed at the chance level",
+                            ("learning_rate",), (("loss_median", 2.3),))
+    for finding, from_start in ((dead, True), (at_chance, False)):
+        report = try_remedies(trainer, finding, steps=5, seconds=SECONDS)
+        rate = next(t for t in report.trials if t.fix == ("learning_rate",))
+        assert rate.from_start is from_start and rate.start_step == (0 if from_start else 12)
+        assert set(report.baselines) == {from_start}
+    assert trainer.step == 12
+    # The window's finding crosses to the trials' process as a dict, without its evidence: the
+    # detector on the replayed run decides (this run is not stalled; a stalled one is).
+    crossed = HealthIssue.from_dict(dead.to_dict())
+    assert not crossed.evidence and not hidden_gradients_zero(trainer, crossed)
+    assert hidden_gradients_zero(trainer, dead) and not hidden_gradients_zero(trainer, at_chance)
+    trainer.health = lambda: [dead]
+    assert hidden_gradients_zero(trainer, crossed)
