@@ -781,3 +781,20 @@ def test_aligned_zeros_start_where_asked() -> None:
             a = optimizers.aligned_zeros(1_000, np.dtype(dtype), shift)
             assert a.shape == (1_000,) and a.dtype == dtype and not a.any()
             assert a.ctypes.data % 64 == shift * a.itemsize
+
+
+def test_the_padded_block_is_made_once_per_thread_and_dtype() -> None:
+    """The last values of an array go through this buffer at every step: made once, not per call
+    (the hot path allocates nothing), and one per thread so two threads never share it."""
+    import threading
+
+    float32 = np.dtype(np.float32)
+    mine = optimizers.padded_block(float32)
+    assert mine.shape == (2, optimizers.AXPY_BLOCK) and mine.ctypes.data % 64 == 0
+    assert optimizers.padded_block(float32) is mine
+    assert optimizers.padded_block(np.dtype(np.float64)) is not mine
+    other: list[np.ndarray] = []
+    thread = threading.Thread(target=lambda: other.append(optimizers.padded_block(float32)))
+    thread.start()
+    thread.join()
+    assert other[0] is not mine
