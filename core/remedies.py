@@ -116,6 +116,7 @@ REMEDY_EDITS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
 #: Remedies that change the initial weights or the parameters' shapes: tried from the start.
 FROM_START = frozenset({"init", "activation", "batch_norm", "leaky"})
 
+
 def hidden_gradients_zero(trainer: Trainer, finding: HealthIssue) -> bool:
     """Whether ``finding`` is the ``stalled`` finding of a run whose hidden gradients are all
     zero, judged by its evidence or, for a finding that crossed from another process without it
@@ -123,8 +124,9 @@ def hidden_gradients_zero(trainer: Trainer, finding: HealthIssue) -> bool:
     if finding.kind != "stalled":
         return False
     measured = "largest_hidden_grad_norm"
-    return any(i.kind == "stalled" and measured in dict(i.evidence)
-               for i in (finding, *(trainer.health() if not finding.evidence else ())))
+    if finding.evidence:
+        return measured in dict(finding.evidence)
+    return any(i.kind == "stalled" and measured in dict(i.evidence) for i in trainer.health())
 
 
 def starts_over(fix: tuple[str, ...], gradients_zero: bool = False) -> bool:
@@ -305,7 +307,7 @@ def try_fix(trainer: Trainer, fix: tuple[str, ...], steps: int = TRIAL_STEPS,
     from the start if it changes initialization or structure (or ``from_start`` says so), else
     from the current step. ``trainer`` is left as it was; ``should_stop`` ends the trial early."""
     if from_start is None:
-        from_start = bool(FROM_START.intersection(fix))
+        from_start = starts_over(fix)
     data = _trial_experiment(trainer.experiment.to_dict(), fix)
     experiment = parse_experiment(data)
     if from_start:
