@@ -2,15 +2,15 @@
 pass (``add_scaled``, ``fused_updates`` on) against NumPy's two passes (``fused_updates``
 off), for every registered optimizer, in the same run.
 
-The parameters are laid out as the trainer lays them out: every kernel and bias of the
-784-300-100-10 network (266,610 float32 values) as views of one flat array, the gradients as
-views of another, so ``apply`` takes its flat path. Each repetition times a block of steps of
-each setting in turn, so drift in the host's load hits both alike; a setting's time is the
-median of its blocks, and "fused / NumPy" is the ratio of the medians and, in brackets, the
-median of the per-repetition ratios. It also says whether the axpy passed its check on this
-machine (``core.engine.optimizers.axpy_functions``): where it did not, both settings make
-NumPy's two passes and the ratio is 1 within noise. One BLAS thread (the trainer's own
-element-wise work never uses BLAS's threads).
+The parameters are laid out as the network lays them out (``pack_flat``): every kernel and bias
+of ``bench_engine.py``'s 784-300-100-10 network (266,610 float32 values) as views of one flat
+array, the gradients as views of another, so ``apply`` takes its flat path. Each repetition
+times a block of steps of each setting in turn, so drift in the host's load hits both alike; a
+setting's time is the median of its blocks, and "fused / NumPy" is the ratio of the medians
+and, in brackets, the median of the per-repetition ratios. It also says whether the axpy passed
+its check on this machine (``core.engine.optimizers.axpy_functions``): where it did not, both
+settings make NumPy's two passes and the ratio is 1 within noise. One BLAS thread (the
+trainer's own element-wise work never uses BLAS's threads).
 
     python benchmarks/bench_optimizers.py [--quick] [--json results.json]
 """
@@ -32,28 +32,29 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_engine import CONFIGS  # noqa: E402
+from core.engine.network import BUFFER_NAMES, pack_flat, parameter_shapes  # noqa: E402
 from core.engine.optimizers import OPTIMIZERS, axpy_functions  # noqa: E402
 
-SHAPES = {"layers.0.kernel": (784, 300), "layers.0.bias": (300,), "layers.1.kernel": (300, 100),
-          "layers.1.bias": (100,), "output.kernel": (100, 10), "output.bias": (10,)}
+# The trainable tensors of bench_engine.py's 784-300-100-10 network (kernels and biases).
+WIDE = next(c for c in CONFIGS if c.wide)
+SHAPES = {key: shape for key, shape in parameter_shapes(WIDE.experiment(1).model, 784, 10).items()
+          if key.rsplit(".", 1)[1] not in BUFFER_NAMES}
 
 
-def flat_views(shapes: dict[str, tuple[int, ...]], flat: np.ndarray) -> dict[str, np.ndarray]:
-    """Each shape as a view of ``flat``, one after another (as ``core.engine.network`` lays them)."""
-    out, offset = {}, 0
-    for key, shape in shapes.items():
-        size = int(np.prod(shape))
-        out[key] = flat[offset:offset + size].reshape(shape)
-        offset += size
-    return out
+def flat_views(rng: np.random.Generator, scale: float) -> dict[str, np.ndarray]:
+    """Random float32 tensors of ``SHAPES`` as views of one flat array, laid out as the network
+    lays its parameters (``pack_flat``)."""
+    arrays = {key: rng.standard_normal(shape).astype(np.float32) * np.float32(scale) for key, shape in SHAPES.items()}
+    return pack_flat(arrays, np.dtype(np.float32))[1]
 
 
 def measure(name: str, steps: int, reps: int, rng: np.random.Generator) -> dict[str, Any]:
     n = sum(int(np.prod(s)) for s in SHAPES.values())
-    grads = flat_views(SHAPES, (rng.standard_normal(n) * 1e-3).astype(np.float32))
+    grads = flat_views(rng, 1e-3)
     settings: dict[str, tuple[Any, dict[str, np.ndarray]]] = {}
     for label, fused in (("fused", True), ("NumPy", False)):
-        params = flat_views(SHAPES, rng.standard_normal(n).astype(np.float32))
+        params = flat_views(rng, 1.0)
         optimizer = OPTIMIZERS.get(name)()
         optimizer.fused_updates = fused
         optimizer.build(params)
