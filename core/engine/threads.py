@@ -22,8 +22,9 @@ So the choice is made per run from two things, once, before training starts:
 How the threads are used: BLAS stays on one thread (``limit_blas_threads`` applies a limit
 for a block of code through ``threadpoolctl`` and restores the previous setting after it), and
 ``SplitProducts`` gives each product of a million multiply-adds or more to BLAS's own threads
-in a form checked to give one thread's numbers (whole, or its inner sum cut in two where a
-one-thread BLAS blocks it itself), else splits a large one by rows over the run's threads (a
+in a form checked to give one thread's numbers (whole, its inner sum cut in two where a
+one-thread BLAS blocks it itself, or a block of its rows or columns with the rest on one
+thread), else splits a large one by rows over the run's threads (a
 one-thread BLAS computes a block of rows exactly as it computes those rows of the whole
 product). Either way the count changes how fast a run trains, never its numbers. Products that
 stall on BLAS's threads (another program took a core: OpenBLAS's threads spin-wait for each
@@ -86,6 +87,16 @@ CUT_STEP = 8
 # (about 50 ms on one core; the 784-term forward product at batch 128: 0.4 G).
 CUT_SEARCH_ROWS_WORK = 4_000_000
 CUT_SEARCH_WORK = 2_000_000_000
+# Where no cut does, ``SplitProducts`` looks for a block of a product's first rows (or columns)
+# that BLAS's threads compute with one thread's numbers, the rest staying on one thread: blocks
+# of every BLOCK_STEP-th size, largest first, BLOCK_TRIES of them per side, none holding less
+# than BLOCK_SHARE of the product's work. OpenBLAS's Haswell kernels on two threads give one
+# thread's numbers for the first 768 of the 784 rows of the backward product Xᵀ·∂L/∂Z of the
+# 784-300-100-10 network (and 288 of the 300 of the next layer's), never for all of them, and
+# for no cut of the inner sum.
+BLOCK_STEP = 12
+BLOCK_TRIES = 8
+BLOCK_SHARE = 0.75
 # A kind of product whose last BLAS_WATCH products on BLAS's threads took more than BLAS_GAIN
 # of one thread's time for it, by their median (but no more than a stall's, which the rest above
 # handles), gains nothing there: it keeps to one thread for KIND_BACKOFF seconds, then is tried
@@ -229,6 +240,24 @@ def _cut_product(a: np.ndarray, b: np.ndarray, cut: int, out: np.ndarray | None 
     result = np.matmul(a[:, :cut], b[:cut], out=out)
     result += np.matmul(a[:, cut:], b[cut:])
     return result
+
+
+@dataclasses.dataclass(frozen=True)
+class Block:
+    """A form of a product on BLAS's threads: its first ``size`` rows of ``a`` (``by_rows``) or
+    columns of ``b`` computed on BLAS's threads, the rest on one thread."""
+
+    by_rows: bool
+    size: int
+
+    def parts(self, a: np.ndarray, b: np.ndarray,
+              result: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], ...]:
+        """(a, b, out) of the block, then of the rest: ``a[:s] @ b`` and ``a[s:] @ b``, or
+        ``a @ b[:, :s]`` and ``a @ b[:, s:]``."""
+        s = self.size
+        if self.by_rows:
+            return (a[:s], b, result[:s]), (a[s:], b, result[s:])
+        return (a, b[:, :s], result[:, :s]), (a, b[:, s:], result[:, s:])
 
 
 def _part_product(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -382,11 +411,11 @@ class _SharedProduct:
 class BlasRecord:
     """What a process learned of its BLAS's threads, kept for the runs it trains after: for each
     kind of product (thread count, shapes, layouts, dtypes) the form ``SplitProducts`` found
-    (0 whole, a cut, ``None``) and the time one thread took for it then (the fastest of three,
+    (0 whole, a cut, a ``Block``, ``None``) and the time one thread took for it then (the fastest of three,
     the yardstick of a stall), how its products fared on BLAS's threads lately, and how long
     they rest from BLAS's threads."""
 
-    forms: dict[tuple[Any, ...], int | None] = dataclasses.field(default_factory=dict)
+    forms: dict[tuple[Any, ...], int | Block | None] = dataclasses.field(default_factory=dict)
     one_thread: dict[tuple[Any, ...], float] = dataclasses.field(default_factory=dict)
     #: The stretch of products being watched (see LOST_SHARE): how many, their seconds, the
     #: seconds one thread took for them, and the slow stretches just before it. The
@@ -425,6 +454,11 @@ class SplitProducts:
     on one thread sums a long inner dimension in blocks itself (OpenBLAS: a 784-term sum as 400
     terms, then 384 more added to them), and on several threads it blocks it otherwise (79 % of
     a 32 × 784 by 784 × 300 product's entries differ), but not a sum as short as one block.
+    Where no cut does, the check looks for a ``Block``: the first rows of ``a`` (or columns of
+    ``b``) on several threads and the rest on one, which gives one thread's numbers where the
+    threads' shares of the block fall on the tiles one thread computes (OpenBLAS's Haswell
+    kernels on two threads: the first 768 of the 784 rows of a 784-wide layer's kernel gradient
+    ``Xᵀ·∂L/∂Z``, in 0.55 of one thread's time).
     BLAS's threads are the fastest way to share a product (OpenBLAS's threads wait for work by
     spinning; a Python thread's wake-up took 40–400 µs on a 2-core virtual machine). Products of
     fewer than ``blas_work`` multiply-adds stay on one thread, so do for a while those that
@@ -507,12 +541,13 @@ class SplitProducts:
         finally:
             self._restore_blas_threads(before)
 
-    def _blas_form(self, a: np.ndarray, b: np.ndarray) -> tuple[tuple[Any, ...], int | None]:
+    def _blas_form(self, a: np.ndarray, b: np.ndarray) -> tuple[tuple[Any, ...], int | Block | None]:
         """(this kind of product, how BLAS on ``threads`` threads computes it with one thread's
-        numbers: 0 whole, c > 0 cut at inner term c (see the class), ``None`` not at all)."""
+        numbers: 0 whole, c > 0 cut at inner term c, a ``Block`` of it (see the class), ``None``
+        not at all)."""
         key = (self.threads, *_kind_of(a, b))
 
-        def form_of(pa: np.ndarray, pb: np.ndarray) -> int | None:
+        def form_of(pa: np.ndarray, pb: np.ndarray) -> int | Block | None:
             seconds = []
             with self._blas_threads(1):
                 for _ in range(3):
@@ -521,9 +556,42 @@ class SplitProducts:
                     seconds.append(self.clock() - start)
             self.record.one_thread[key] = min(seconds)
             with self._blas_threads(self.threads):
-                return self._find_cut(pa, pb, one)
+                cut = self._find_cut(pa, pb, one)
+            return cut if cut is not None else self._find_block(pa, pb, one)
 
         return key, _checked_once(self.record.forms, key, a, b, form_of, None)
+
+    def _block_product(self, a: np.ndarray, b: np.ndarray, block: Block,
+                       out: np.ndarray | None = None) -> np.ndarray:
+        """``a @ b``: ``block``'s part on BLAS's ``threads`` threads, the rest on the threads in
+        force (one, while a run trains)."""
+        result = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b)) if out is None else out
+        (pa, pb, part), (ra, rb, rest) = block.parts(a, b, result)
+        before = self._set_blas_threads(self.threads)
+        try:
+            _cut_product(pa, pb, 0, out=part)
+        finally:
+            self._restore_blas_threads(before)
+        _cut_product(ra, rb, 0, out=rest)
+        return result
+
+    def _find_block(self, a: np.ndarray, b: np.ndarray, one: np.ndarray) -> Block | None:
+        """The largest ``Block`` of rows (tried first when there are more rows than columns) or
+        columns whose product ``_block_product`` computes as ``one``, the product on one thread
+        (see BLOCK_STEP): a BLAS that tiles a product by the same blocks on one thread and on
+        several, but cuts it between its threads where the tiles of one thread do not fall,
+        gives one thread's numbers for a block whose share of each thread falls on them."""
+        rows, columns = one.shape
+        candidates = []
+        for by_rows in (True, False) if rows >= columns else (False, True):
+            length = rows if by_rows else columns
+            sizes = range((length - 1) // BLOCK_STEP * BLOCK_STEP, 0, -BLOCK_STEP)
+            candidates += [Block(by_rows, size) for size in sizes[:BLOCK_TRIES] if size >= BLOCK_SHARE * length]
+        if len(candidates) * rows * a.shape[1] * columns > CUT_SEARCH_WORK:
+            return None
+        with self._blas_threads(1):
+            return next((block for block in candidates
+                         if np.array_equal(self._block_product(a, b, block), one)), None)
 
     @staticmethod
     def _find_cut(a: np.ndarray, b: np.ndarray, one: np.ndarray) -> int | None:
@@ -625,17 +693,20 @@ class SplitProducts:
             now = self.clock()
             if now < self.record.resting_until:
                 return np.matmul(a, b, out=out)
-            kind, cut = self._blas_form(a, b)
-            if cut is not None and now < self.record.kind_resting_until.get(kind, 0.0):
+            kind, form = self._blas_form(a, b)
+            if form is not None and now < self.record.kind_resting_until.get(kind, 0.0):
                 return np.matmul(a, b, out=out)
-            if cut is not None:
+            if form is not None:
                 self.products_on_blas_threads += 1
                 start = self.clock()
-                before = self._set_blas_threads(self.threads)
-                try:
-                    result = _cut_product(a, b, cut, out)
-                finally:
-                    self._restore_blas_threads(before)
+                if isinstance(form, Block):
+                    result = self._block_product(a, b, form, out)
+                else:
+                    before = self._set_blas_threads(self.threads)
+                    try:
+                        result = _cut_product(a, b, form, out)
+                    finally:
+                        self._restore_blas_threads(before)
                 self._watch(kind, self.clock() - start)
                 return result
         by_rows = rows >= columns

@@ -289,8 +289,12 @@ def test_a_product_goes_to_blas_threads_in_the_form_that_gives_one_threads_numbe
         calls = len(blas.calls)
         assert np.array_equal(products.matmul(g, u), np.matmul(g, u))    # no form: one thread's numbers
         assert products.record.forms[(2, (64, 160), (160, 200), "C", "C", "<f4", "<f4")] is None
-        tried = [cut for *_, cut, threads in blas.calls[calls:] if threads == 2]
-        assert tried == [0, *range(CUT_STEP, 160, CUT_STEP)] and products.products_on_blas_threads == 3
+        tried = [(a, b, cut) for a, b, cut, threads in blas.calls[calls:] if threads == 2]
+        cuts = [((64, 160), (160, 200), cut) for cut in [0, *range(CUT_STEP, 160, CUT_STEP)]]
+        # then blocks of the longer side first, largest first, down to BLOCK_SHARE of it
+        blocks = ([((64, 160), (160, size), 0) for size in (192, 180, 168, 156)]
+                  + [((size, 160), (160, 200), 0) for size in (60, 48)])
+        assert tried == cuts + blocks and products.products_on_blas_threads == 3
         small, _ = pair(8, 100, 1)
         calls = len(blas.calls)
         products.matmul(small, w)                                         # 0.24 M: below blas_work
@@ -311,6 +315,43 @@ def test_a_product_goes_to_blas_threads_in_the_form_that_gives_one_threads_numbe
         assert np.array_equal(products.matmul(big, v), np.matmul(big, v))
         assert [cut for *_, cut, threads in blas.calls[calls:] if threads == 2] == [0]
         assert products.record.forms[(2, (200, 1000), (1000, 120), "C", "C", "<f4", "<f4")] is None
+    finally:
+        products.close()
+
+
+def test_where_no_cut_does_a_block_of_rows_goes_to_blas_threads_and_the_rest_to_one(monkeypatch, exact_checks):
+    """As OpenBLAS's Haswell kernels do for the kernel gradient Xᵀ·∂L/∂Z of a 784-wide layer: on
+    two threads they give one thread's numbers for a block of rows whose half falls on their
+    tiles (here: a multiple of 48 rows), never for the whole product or a cut of its sum."""
+    class BlockBLAS(FakeBLAS):
+        def cut_product(self, a, b, cut, out=None):
+            self.calls.append((a.shape, b.shape, cut, self.threads))
+            result = np.matmul(a, b, out=out)
+            if self.threads > 1 and (cut != 0 or a.shape[0] % 48):
+                result += np.float32(1e-3)
+            return result
+
+    blas = BlockBLAS({})
+    monkeypatch.setattr(threads_module, "_cut_product", blas.cut_product)
+    monkeypatch.setattr(threads_module, "usable_cores", lambda: 2)
+    products = SplitProducts(2, min_work=0, blas_work=1_000_000, record=BlasRecord())
+    products._blas = [blas]
+    rng = np.random.default_rng(1)
+    a, b = small_integers((200, 64), rng), small_integers((64, 100), rng)
+    out = np.zeros((200, 100), np.float32)
+    try:
+        assert products.matmul(a, b, out=out) is out and np.array_equal(out, np.matmul(a, b))
+        kind = (2, (200, 64), (64, 100), "C", "C", "<f4", "<f4")
+        assert products.record.forms[kind] == threads_module.Block(by_rows=True, size=192)
+        # checked with 204 → 192 rows (the largest multiples of BLOCK_STEP below 200), then the
+        # product: 192 rows on two threads, the last 8 on one
+        assert blas.calls[-2:] == [((192, 64), (64, 100), 0, 2), ((8, 64), (64, 100), 0, 1)]
+        assert products.products_on_blas_threads == 1 and blas.threads == 1
+        # A kind with no such block (40 rows; its column blocks keep all 40): one thread's numbers.
+        a, b = small_integers((40, 300), rng), small_integers((300, 100), rng)
+        assert np.array_equal(products.matmul(a, b), np.matmul(a, b))
+        assert products.record.forms[(2, (40, 300), (300, 100), "C", "C", "<f4", "<f4")] is None
+        assert products.products_on_blas_threads == 1
     finally:
         products.close()
 
