@@ -276,18 +276,29 @@ def _random_like(shape: tuple[int, ...], layout: str, dtype: np.dtype, rng: np.r
     return values if layout == "C" else values.T
 
 
-def _kind_of(a: np.ndarray, b: np.ndarray) -> tuple[Any, ...]:
-    """A product's kind: shapes, layouts, dtypes (what decides the order of a BLAS's sums)."""
-    return (a.shape, b.shape, _layout(a), _layout(b), a.dtype.str, b.dtype.str)
+def _kind_of(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> tuple[Any, ...]:
+    """A product's kind: shapes, layouts, dtypes, and the layout of the result (``None``: a
+    new C-ordered array): what decides the order of a BLAS's sums. (A product written column by
+    column, into a column-major ``out``, is another product for the BLAS: it tiles and shares
+    among its threads the result's rows where it tiled its columns.)"""
+    return (a.shape, b.shape, _layout(a), _layout(b), a.dtype.str, b.dtype.str,
+            "C" if out is None else _layout(out))
+
+
+def _result_like(a: np.ndarray, b: np.ndarray, layout: str) -> np.ndarray:
+    """An empty result of ``a @ b`` in ``layout`` ('C' or 'F'), for a check of its kind."""
+    return np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b), order=layout)
 
 
 def _checked_once(store: dict[tuple[Any, ...], Any], key: tuple[Any, ...], a: np.ndarray, b: np.ndarray,
                   check: Callable[[np.ndarray, np.ndarray], Any], otherwise: Any) -> Any:
     """``store[key]``: the first time, ``check`` on random operands of the kind of ``a @ b``
-    (``otherwise`` where none can be made); a kind is checked once, its later products only look."""
+    (``otherwise`` where none can be made, or for a result that is neither C- nor F-ordered);
+    a kind is checked once, its later products only look. ``key`` ends with the kind's result
+    layout (``_kind_of``)."""
     if key not in store:
         operands = _random_operands(a, b)
-        store[key] = otherwise if operands is None else check(*operands)
+        store[key] = otherwise if operands is None or key[-1] is None else check(*operands)
     return store[key]
 
 
@@ -458,7 +469,9 @@ class SplitProducts:
     ``b``) on several threads and the rest on one, which gives one thread's numbers where the
     threads' shares of the block fall on the tiles one thread computes (OpenBLAS's Haswell
     kernels on two threads: the first 768 of the 784 rows of a 784-wide layer's kernel gradient
-    ``Xᵀ·∂L/∂Z``, in 0.55 of one thread's time).
+    ``Xᵀ·∂L/∂Z``, in 0.55 of one thread's time, and the first 288 of the 300 columns of a
+    300-unit layer's pre-activations written unit by unit, as the layers keep them: see
+    ``core.engine.layers.unit_major``). The layout of the result is part of a product's kind.
     BLAS's threads are the fastest way to share a product (OpenBLAS's threads wait for work by
     spinning; a Python thread's wake-up took 40–400 µs on a 2-core virtual machine). Products of
     fewer than ``blas_work`` multiply-adds stay on one thread, so do for a while those that
@@ -541,18 +554,20 @@ class SplitProducts:
         finally:
             self._restore_blas_threads(before)
 
-    def _blas_form(self, a: np.ndarray, b: np.ndarray) -> tuple[tuple[Any, ...], int | Block | None]:
+    def _blas_form(self, a: np.ndarray, b: np.ndarray,
+                   out: np.ndarray | None = None) -> tuple[tuple[Any, ...], int | Block | None]:
         """(this kind of product, how BLAS on ``threads`` threads computes it with one thread's
         numbers: 0 whole, c > 0 cut at inner term c, a ``Block`` of it (see the class), ``None``
         not at all)."""
-        key = (self.threads, *_kind_of(a, b))
+        key = (self.threads, *_kind_of(a, b, out))
 
         def form_of(pa: np.ndarray, pb: np.ndarray) -> int | Block | None:
             seconds = []
+            one = _result_like(pa, pb, key[-1])
             with self._blas_threads(1):
                 for _ in range(3):
                     start = self.clock()
-                    one = _cut_product(pa, pb, 0)
+                    _cut_product(pa, pb, 0, out=one)
                     seconds.append(self.clock() - start)
             self.record.one_thread[key] = min(seconds)
             with self._blas_threads(self.threads):
@@ -591,7 +606,7 @@ class SplitProducts:
             return None
         with self._blas_threads(1):
             return next((block for block in candidates
-                         if np.array_equal(self._block_product(a, b, block), one)), None)
+                         if np.array_equal(self._block_product(a, b, block, np.empty_like(one)), one)), None)
 
     @staticmethod
     def _find_cut(a: np.ndarray, b: np.ndarray, one: np.ndarray) -> int | None:
@@ -603,7 +618,7 @@ class SplitProducts:
         on the number of rows; a one-thread BLAS computes a block of rows as in the whole
         product; and below a million OpenBLAS takes another kernel), and the cut found is
         then checked on the whole product."""
-        if np.array_equal(_cut_product(a, b, 0), one):
+        if np.array_equal(_cut_product(a, b, 0, np.empty_like(one)), one):
             return 0
         inner, columns = a.shape[1], b.shape[1]
         rows = min(a.shape[0], max(1, -(-CUT_SEARCH_ROWS_WORK // (inner * columns))))
@@ -612,11 +627,12 @@ class SplitProducts:
             return None
         few, few_one = a[:rows], one[:rows]
         for cut in cuts:
-            if np.array_equal(_cut_product(few, b, cut), few_one):
-                return cut if np.array_equal(_cut_product(a, b, cut), one) else None
+            if np.array_equal(_cut_product(few, b, cut, np.empty_like(few_one)), few_one):
+                return cut if np.array_equal(_cut_product(a, b, cut, np.empty_like(one)), one) else None
         return None
 
-    def _splits_exactly(self, a: np.ndarray, b: np.ndarray, by_rows: bool, cuts: Sequence[slice]) -> bool:
+    def _splits_exactly(self, a: np.ndarray, b: np.ndarray, by_rows: bool, cuts: Sequence[slice],
+                        out: np.ndarray | None = None) -> bool:
         """Whether this kind of product cut at ``cuts`` (rows of ``a``, or columns of ``b``) gives
         the whole product's numbers part by part, each part on one BLAS thread: checked once per
         kind on random operands of the same shapes and layouts, as ``_blas_form`` checks BLAS's
@@ -624,14 +640,18 @@ class SplitProducts:
         on the values). OpenBLAS's SkylakeX kernels compute a block of rows or columns as in the
         whole product; its Haswell kernels (AMD Zen's too) do not for the engine's shapes, and
         there a split would make a run's numbers depend on its thread count."""
+        kind = _kind_of(a, b, out)
+
         def exact(pa: np.ndarray, pb: np.ndarray) -> bool:
             with self._blas_threads(1):
-                whole = _part_product(pa, pb)
+                whole = _part_product(pa, pb, _result_like(pa, pb, kind[-1]))
                 if by_rows:
-                    return all(np.array_equal(_part_product(pa[cut], pb), whole[cut]) for cut in cuts)
-                return all(np.array_equal(_part_product(pa, pb[:, cut]), whole[:, cut]) for cut in cuts)
+                    return all(np.array_equal(_part_product(pa[cut], pb, np.empty_like(whole[cut])), whole[cut])
+                               for cut in cuts)
+                return all(np.array_equal(_part_product(pa, pb[:, cut], np.empty_like(whole[:, cut])),
+                                          whole[:, cut]) for cut in cuts)
 
-        return _checked_once(self.record.splits, (*_kind_of(a, b), by_rows, len(cuts)), a, b, exact, False)
+        return _checked_once(self.record.splits, (by_rows, len(cuts), *kind), a, b, exact, False)
 
     def _watch(self, kind: tuple[Any, ...], seconds: float) -> None:
         """Add a product on BLAS's threads to the stretch watched; rest BLAS's threads after
@@ -659,13 +679,13 @@ class SplitProducts:
             record.watched = 0
             record.watched_seconds = record.one_thread_seconds = 0.0
 
-    def _stays_whole(self, a: np.ndarray, b: np.ndarray) -> None:
+    def _stays_whole(self, a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> None:
         """Remember that products of this kind stay whole on one thread for good (BLAS's threads
         refused it or are not for it, and so did the split: checks that never change their
         answer): its later products skip the checks' bookkeeping, 10–30 µs a product, on a
         machine whose BLAS kernels refuse every form (OpenBLAS's Haswell ones, for the engine's
         shapes)."""
-        self._whole.add(_kind_of(a, b))
+        self._whole.add(_kind_of(a, b, out))
 
     def _serve(self) -> None:
         while True:
@@ -687,13 +707,13 @@ class SplitProducts:
         on_blas = bool(self._workers) and self.blas_work is not None and work >= self.blas_work
         if not on_blas and work < self.min_work:           # too small for either: no check to make
             return np.matmul(a, b, out=out)
-        if self._whole and _kind_of(a, b) in self._whole:
+        if self._whole and _kind_of(a, b, out) in self._whole:
             return np.matmul(a, b, out=out)
         if on_blas:
             now = self.clock()
             if now < self.record.resting_until:
                 return np.matmul(a, b, out=out)
-            kind, form = self._blas_form(a, b)
+            kind, form = self._blas_form(a, b, out)
             if form is not None and now < self.record.kind_resting_until.get(kind, 0.0):
                 return np.matmul(a, b, out=out)
             if form is not None:
@@ -718,11 +738,11 @@ class SplitProducts:
             return np.matmul(a, b, out=out)
         # Here BLAS's threads refused this kind (a kind they take returned above) or are not for it.
         if work < self.min_work or parts < 2:
-            self._stays_whole(a, b)
+            self._stays_whole(a, b, out)
             return np.matmul(a, b, out=out)
         cuts = [slice(length * k // parts, length * (k + 1) // parts) for k in range(parts)]
-        if not self._splits_exactly(a, b, by_rows, cuts):
-            self._stays_whole(a, b)
+        if not self._splits_exactly(a, b, by_rows, cuts, out):
+            self._stays_whole(a, b, out)
             return np.matmul(a, b, out=out)
         result = np.empty((rows, columns), dtype=np.result_type(a, b)) if out is None else out
 

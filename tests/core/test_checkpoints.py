@@ -136,13 +136,17 @@ def test_a_roll_back_forgets_the_copies_of_the_path_it_left_and_a_checkpoint_kee
     the divergence are of a path the run left; those kept restore and replay it bit for bit,
     the roll-back included (a mid-epoch copy holds the start of its epoch)."""
     spec = spec_with(every=2, keep=50, optimizer="sgd", schedule="constant", epochs=3, on_nan="rollback",
-                     max_rollbacks=3)
+                     max_rollbacks=6)
     spec["optimizer"]["learning_rate"] = 80.0
     spec["regularization"] = {}
     straight = Trainer(parse_experiment(spec))
     straight.fit()
     assert straight.rollbacks > 0, "the run was meant to diverge and roll back"
-    assert straight.checkpoints.steps == list(range(2, straight.step + 1, 2))
+    # A copy at every second step of the path the run kept, up to its end (a run that still
+    # diverged after its last roll-back, as the rounding decides at a rate of 80, may end one
+    # step after its last copy: the weights that overflowed are not copied).
+    steps = straight.checkpoints.steps
+    assert steps == list(range(2, steps[-1] + 1, 2)) and straight.step - 2 < steps[-1] <= straight.step
     mid_epoch = [c for c in straight.checkpoints if "rollback" in c.state]
     assert mid_epoch
     arrays, state = straight.state_dict()

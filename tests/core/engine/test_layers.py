@@ -17,6 +17,7 @@ from core.engine.layers import (
     HiddenLayer,
     alpha_dropout,
     dropout_mask,
+    kept_units,
 )
 
 from .gradcheck import numerical_gradient
@@ -207,6 +208,43 @@ def test_dropout_mask_depends_only_on_the_generator(dtype: type) -> None:
     c = dropout_mask((30, 20), 0.4, np.random.default_rng(124), dt)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_masks_by_unit_are_the_same_draws_stored_unit_by_unit(dtype: type) -> None:
+    dt = np.dtype(dtype)
+    drawn = np.random.default_rng(5).random((30, 20), dtype=dt)     # example by example
+    by_unit = kept_units((30, 20), 0.6, np.random.default_rng(5), dt, by_unit=True)
+    assert by_unit.flags.f_contiguous and not by_unit.flags.c_contiguous
+    np.testing.assert_array_equal(by_unit, drawn < 0.6)
+    for make in (lambda bu: dropout_mask((30, 20), 0.4, np.random.default_rng(5), dt, by_unit=bu),
+                 lambda bu: alpha_dropout((30, 20), 0.4, np.random.default_rng(5), dt, by_unit=bu)[0]):
+        assert make(True).flags.f_contiguous and make(False).flags.c_contiguous
+        np.testing.assert_array_equal(make(True), make(False))       # the same mask, stored otherwise
+
+
+def test_a_layer_keeps_its_values_unit_by_unit_and_computes_them_as_written() -> None:
+    """Pre-activations, activations, the dropout mask and the input gradient are stored unit
+    by unit (column-major), the layout the engine's products are computed in; the numbers are
+    the formulas', whatever the layout of the input."""
+    rng = np.random.default_rng(8)
+    kernel = rng.normal(size=(6, 4))
+    layer = HiddenLayer(kernel.copy(), get_activation("elu"), dropout=0.3)
+    layer.dense.bias[...] = rng.normal(size=4)
+    for x in (rng.normal(size=(9, 6)), np.asfortranarray(rng.normal(size=(9, 6)))):
+        out = layer.forward(x, training=True, rng=np.random.default_rng(1))
+        z = x @ kernel + layer.dense.bias
+        np.testing.assert_allclose(layer.pre_activation, z, rtol=1e-12)
+        a = np.where(z > 0, z, np.expm1(z))
+        np.testing.assert_allclose(out, a * layer._mask, rtol=1e-12, atol=1e-15)
+        for values in (layer.pre_activation, layer.activation_output, layer._mask, out):
+            assert values.flags.f_contiguous and not values.flags.c_contiguous
+        grad_out = rng.normal(size=(9, 4))
+        grad_x = layer.backward(grad_out)
+        assert grad_x is not None and grad_x.flags.f_contiguous
+        grad_z = grad_out * layer._mask * np.where(z > 0, 1.0, a + 1.0)
+        np.testing.assert_allclose(grad_x, grad_z @ kernel.T, rtol=1e-10, atol=1e-14)
+        np.testing.assert_allclose(layer.dense.grad_kernel, x.T @ grad_z, rtol=1e-10, atol=1e-14)
 
 
 def test_dropout_mask_keeps_float32() -> None:

@@ -191,7 +191,9 @@ def engine_products(batch: int, rng: np.random.Generator) -> list[tuple[np.ndarr
     h = rng.standard_normal((batch, 300)).astype(np.float32)
     dz1 = rng.standard_normal((batch, 300)).astype(np.float32)
     dz2 = rng.standard_normal((batch, 100)).astype(np.float32)
-    return [(x, w1, None), (h, w2, None), (x.T, dz1, g1), (h.T, dz2, g2), (dz2, w2.T, None), (dz1, w1.T, None)]
+    z1 = np.empty((batch, 300), np.float32, order="F")      # a result stored column by column
+    return [(x, w1, None), (h, w2, None), (x.T, dz1, g1), (h.T, dz2, g2), (dz2, w2.T, None), (dz1, w1.T, None),
+            (x, w1, z1)]
 
 
 def test_a_cut_product_adds_the_two_halves_of_the_inner_sum():
@@ -215,7 +217,7 @@ def test_split_products_equal_the_one_thread_product_bit_for_bit(threads, batch,
     try:
         for a, b, out in engine_products(batch, np.random.default_rng(batch)):
             with limit_blas_threads(1):
-                whole = np.matmul(a, b)
+                whole = np.matmul(a, b, out=None if out is None else np.empty_like(out))
                 split = products.matmul(a, b, out=None if out is None else np.zeros_like(out))
                 if out is not None:          # written into the given array, a view of a flat one
                     assert products.matmul(a, b, out=out) is out
@@ -232,7 +234,7 @@ def test_split_products_equal_the_one_thread_product_bit_for_bit(threads, batch,
             assert record.splits and (split > 0) == any(record.splits.values())
             assert products.products_on_blas_threads == 0
         else:   # every product checked
-            assert len(record.forms) == 6
+            assert len(record.forms) == 7 and sum(kind[-1] == "F" for kind in record.forms) == 1
             assert (products.products_on_blas_threads >= 2) == any(f is not None for f in record.forms.values())
     finally:
         products.close()
@@ -283,12 +285,12 @@ def test_a_product_goes_to_blas_threads_in_the_form_that_gives_one_threads_numbe
         assert products.products_on_blas_threads == 2 and len(products.record.forms) == 1
         h, v = pair(64, 300, 100)
         assert np.array_equal(products.matmul(h, v), np.matmul(h, v))    # cut at 200, on 2 threads
-        assert products.record.forms[(2, (64, 300), (300, 100), "C", "C", "<f4", "<f4")] == 200
+        assert products.record.forms[(2, (64, 300), (300, 100), "C", "C", "<f4", "<f4", "C")] == 200
         assert products.products_on_blas_threads == 3 and blas.calls[-1] == ((64, 300), (300, 100), 200, 2)
         g, u = pair(64, 160, 200)
         calls = len(blas.calls)
         assert np.array_equal(products.matmul(g, u), np.matmul(g, u))    # no form: one thread's numbers
-        assert products.record.forms[(2, (64, 160), (160, 200), "C", "C", "<f4", "<f4")] is None
+        assert products.record.forms[(2, (64, 160), (160, 200), "C", "C", "<f4", "<f4", "C")] is None
         tried = [(a, b, cut) for a, b, cut, threads in blas.calls[calls:] if threads == 2]
         cuts = [((64, 160), (160, 200), cut) for cut in [0, *range(CUT_STEP, 160, CUT_STEP)]]
         # then blocks of the longer side first, largest first, down to BLOCK_SHARE of it
@@ -314,7 +316,7 @@ def test_a_product_goes_to_blas_threads_in_the_form_that_gives_one_threads_numbe
         calls = len(blas.calls)
         assert np.array_equal(products.matmul(big, v), np.matmul(big, v))
         assert [cut for *_, cut, threads in blas.calls[calls:] if threads == 2] == [0]
-        assert products.record.forms[(2, (200, 1000), (1000, 120), "C", "C", "<f4", "<f4")] is None
+        assert products.record.forms[(2, (200, 1000), (1000, 120), "C", "C", "<f4", "<f4", "C")] is None
     finally:
         products.close()
 
@@ -341,7 +343,7 @@ def test_where_no_cut_does_a_block_of_rows_goes_to_blas_threads_and_the_rest_to_
     out = np.zeros((200, 100), np.float32)
     try:
         assert products.matmul(a, b, out=out) is out and np.array_equal(out, np.matmul(a, b))
-        kind = (2, (200, 64), (64, 100), "C", "C", "<f4", "<f4")
+        kind = (2, (200, 64), (64, 100), "C", "C", "<f4", "<f4", "C")
         assert products.record.forms[kind] == threads_module.Block(by_rows=True, size=192)
         # checked with 204 → 192 rows (the largest multiples of BLOCK_STEP below 200), then the
         # product: 192 rows on two threads, the last 8 on one
@@ -350,7 +352,7 @@ def test_where_no_cut_does_a_block_of_rows_goes_to_blas_threads_and_the_rest_to_
         # A kind with no such block (40 rows; its column blocks keep all 40): one thread's numbers.
         a, b = small_integers((40, 300), rng), small_integers((300, 100), rng)
         assert np.array_equal(products.matmul(a, b), np.matmul(a, b))
-        assert products.record.forms[(2, (40, 300), (300, 100), "C", "C", "<f4", "<f4")] is None
+        assert products.record.forms[(2, (40, 300), (300, 100), "C", "C", "<f4", "<f4", "C")] is None
         assert products.products_on_blas_threads == 1
     finally:
         products.close()
@@ -404,7 +406,7 @@ def test_products_keep_to_one_thread_for_a_while_after_blas_threads_stall(monkey
     try:
         for _ in range(5):
             products.matmul(x, w)
-        kind = (2, (64, 100), (100, 300), "C", "C", "<f4", "<f4")
+        kind = (2, (64, 100), (100, 300), "C", "C", "<f4", "<f4", "C")
         assert record.one_thread[kind] == pytest.approx(0.001) and record.forms[kind] == 0
         assert products.products_on_blas_threads == 5 and products.blas_stalls == 0
         slow[0] = 0.010                                   # another program takes a core
@@ -582,9 +584,9 @@ def test_a_kind_refused_by_every_form_skips_the_checks_after_its_first_product(m
     looked: list[str] = []
     real_form, real_splits = SplitProducts._blas_form, SplitProducts._splits_exactly
 
-    def form(self, a, b):
+    def form(self, a, b, out=None):
         looked.append("form")
-        return real_form(self, a, b)
+        return real_form(self, a, b, out)
 
     def splits(self, *args):
         looked.append("split")
@@ -597,6 +599,7 @@ def test_a_kind_refused_by_every_form_skips_the_checks_after_its_first_product(m
     x, w = small_integers((128, 784), rng), small_integers((784, 300), rng)
     for found_cut, expected in ((None, ["form", "split"]), (0, ["form"] * 4)):
         monkeypatch.setattr(SplitProducts, "_find_cut", staticmethod(lambda a, b, one, cut=found_cut: cut))
+        monkeypatch.setattr(SplitProducts, "_find_block", lambda self, a, b, one: None)
         monkeypatch.setattr(threads_module, "_part_product",    # parts that round otherwise: refused
                             lambda a, b, out=None: np.matmul(a, b, out=out) + np.float32(0.5))
         products = SplitProducts(2, min_work=0, blas_work=1_000_000, record=BlasRecord())
