@@ -39,9 +39,10 @@ def measure(config: Any, dataset: Any, steps: int, reps: int) -> dict[str, Any]:
     trainer = make_trainer(config, dataset, NO_DIAGNOSTICS)
     trainer.blas_threads = THREADS
     record = threads._PROCESS_RECORD
-    before = set(record.forms)
+    for checked in (record.forms, record.one_thread, record.splits):
+        checked.clear()                                       # this configuration's kinds only
     run_steps(trainer, 30)                                    # the kinds are checked here
-    found = {kind: form for kind, form in record.forms.items() if kind not in before}
+    found = dict(record.forms)
     settings = {"forms": found, "none": dict.fromkeys(found)}
     seconds: dict[str, list[float]] = {"forms": [], "none": []}
     for _ in range(reps):
@@ -68,8 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer blocks (under a minute)")
     parser.add_argument("--json", type=Path, help="also write the results as JSON to PATH")
+    parser.add_argument("--blocks", type=int, help="blocks per setting (default 14, --quick 6)")
+    parser.add_argument("--steps", type=int, help="steps per block (default 40, --quick 30)")
     args = parser.parse_args(argv)
     steps, reps = (30, 6) if args.quick else (40, 14)
+    steps, reps = args.steps or steps, args.blocks or reps
     blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
     kernels = ", ".join(f"{info.get('internal_api')} {info.get('version')} {info.get('architecture')}" for info in blas)
     print(f"BLAS: {kernels}; {THREADS} threads; blocks of {steps} steps, {reps} per setting, alternating")

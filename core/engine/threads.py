@@ -21,14 +21,14 @@ So the choice is made per run from two things, once, before training starts:
 
 How the threads are used: BLAS stays on one thread (``limit_blas_threads`` applies a limit
 for a block of code through ``threadpoolctl`` and restores the previous setting after it), and
-``SplitProducts`` gives each product of a million multiply-adds or more to BLAS's own threads
-in a form checked to give one thread's numbers (whole, its inner sum cut in two where a
+``SplitProducts`` gives each product of ``BLAS_THREADED_WORK`` multiply-adds or more to BLAS's own
+threads in a form checked to give one thread's numbers (whole, its inner sum cut in two where a
 one-thread BLAS blocks it itself, or a block of its rows or columns with the rest on one
-thread), else splits a large one by rows over the run's threads (a
-one-thread BLAS computes a block of rows exactly as it computes those rows of the whole
-product). Either way the count changes how fast a run trains, never its numbers. Products that
-stall on BLAS's threads (another program took a core: OpenBLAS's threads spin-wait for each
-other) send the process's products back to one thread for a while.
+thread), else splits a large one by rows over the run's threads (a one-thread BLAS computes a
+block of rows exactly as it computes those rows of the whole product). Either way the count
+changes how fast a run trains, never its numbers. Products that stall on BLAS's threads
+(another program took a core: OpenBLAS's threads spin-wait for each other) send the process's
+products back to one thread for a while.
 """
 
 from __future__ import annotations
@@ -62,9 +62,15 @@ PART_WORK = 2_000_000
 TAKEOVER_GRACE = 0.002
 TAKEOVER_MARGIN = 0.000_03
 # Multiply-adds of a product from which ``SplitProducts`` hands it to BLAS's own threads, when
-# they give one thread's numbers for its shapes (a 32 × 100 by 100 × 300 product, 1 M: 35 µs on
-# one OpenBLAS thread, 21 µs on two, on an idle 2-core machine).
-BLAS_THREADED_WORK = 1_000_000
+# they give one thread's numbers for its shapes. Timed alone, smaller products gained too (a
+# 32 × 100 by 100 × 300 product, 1 M: 35 µs on one OpenBLAS thread, 21 µs on two), but within a
+# training step they cost more than they saved: OpenBLAS's second thread wakes for the product
+# and spins on the other core after it, while the step's element-wise work runs. On a 2-vCPU
+# AMD Zen 3 host (benchmarks/bench_forms.py, one process, alternating blocks of 20 steps), the
+# forms found for every product of 1 M or more made the 784-300-100-10 network's step at batch 32
+# 1.05-1.16x slower (its two products of 7.5 M) and at batch 128 0.89x as long; the forms of its
+# two products of 30 M alone 0.98-0.99x and 0.89-0.90x.
+BLAS_THREADED_WORK = PARALLEL_WORK
 # Products on BLAS's threads that take longer than one thread took for their kind (timed when
 # the kind was checked) have stalled: another program took a core, and OpenBLAS's threads
 # wait for each other (a run on two fell to a third of one thread's speed). When the products
