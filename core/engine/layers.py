@@ -197,7 +197,8 @@ class ActivationStats:
 
 class Dense:
     """A fully connected layer: ``Z = X @ kernel + bias``; gradients ``∂L/∂W = Xᵀ·∂L/∂Z``,
-    ``∂L/∂b = Σ_rows ∂L/∂Z``, ``∂L/∂X = ∂L/∂Z · Wᵀ``."""
+    ``∂L/∂b = Σ_rows ∂L/∂Z``, ``∂L/∂X = ∂L/∂Z · Wᵀ``. ``Z`` and ``∂L/∂X`` are written unit by
+    unit (``unit_major``)."""
 
     def __init__(self, kernel: np.ndarray, use_bias: bool = True) -> None:
         self.kernel = kernel
