@@ -292,7 +292,8 @@ def _kind_of(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> tup
 
 
 def _result_like(a: np.ndarray, b: np.ndarray, layout: str) -> np.ndarray:
-    """An empty result of ``a @ b`` in ``layout`` ('C' or 'F'), for a check of its kind."""
+    """An empty result of ``a @ b`` in ``layout`` ('C' or 'F'): for a check of its kind, or where
+    no ``out`` was given."""
     return np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b), order=layout)
 
 
@@ -586,7 +587,7 @@ class SplitProducts:
                        out: np.ndarray | None = None) -> np.ndarray:
         """``a @ b``: ``block``'s part on BLAS's ``threads`` threads, the rest on the threads in
         force (one, while a run trains)."""
-        result = np.empty((a.shape[0], b.shape[1]), dtype=np.result_type(a, b)) if out is None else out
+        result = _result_like(a, b, "C") if out is None else out
         (pa, pb, part), (ra, rb, rest) = block.parts(a, b, result)
         before = self._set_blas_threads(self.threads)
         try:
@@ -750,7 +751,7 @@ class SplitProducts:
         if not self._splits_exactly(a, b, by_rows, cuts, out):
             self._stays_whole(a, b, out)
             return np.matmul(a, b, out=out)
-        result = np.empty((rows, columns), dtype=np.result_type(a, b)) if out is None else out
+        result = _result_like(a, b, "C") if out is None else out
 
         if by_rows:
             def direct(k: int) -> None:
