@@ -128,6 +128,32 @@ def test_batch_norm_backward_matches_finite_differences() -> None:
     assert_gradient_close(grad_beta, numerical_gradient(loss, bn.beta), "beta")
 
 
+def test_batch_norm_in_float32_keeps_float32_and_the_unit_major_layout() -> None:
+    """The training path's sums are BLAS products with a vector of ones and x̂ is written over
+    x − μ: in float32 everything stays float32 and column-major (the layout of the layers'
+    values), and agrees with the float64 formulas to float32's precision."""
+    rng = np.random.default_rng(11)
+    x64 = _bn_batch(rng, m=32)
+    gamma, beta = rng.uniform(0.5, 2.0, size=4), rng.normal(size=4)
+    delta64 = rng.normal(size=x64.shape)
+    bn = BatchNorm(4, np.dtype(np.float32))
+    bn.gamma[...], bn.beta[...] = gamma, beta
+    x = np.asfortranarray(x64.astype(np.float32))
+    out = bn.forward(x, training=True)
+    grad_x = bn.backward(np.asfortranarray(delta64.astype(np.float32)))
+    for array in (out, grad_x, bn.grad_gamma, bn.grad_beta, bn.moving_mean, bn.moving_variance):
+        assert array.dtype == np.float32
+    assert out.flags.f_contiguous and grad_x.flags.f_contiguous
+    expected, mu, var = reference_batch_norm(x.astype(np.float64), gamma, beta)
+    np.testing.assert_allclose(out, expected, rtol=2e-5, atol=2e-5)
+    reference = BatchNorm(4, np.dtype(np.float64))
+    reference.gamma[...], reference.beta[...] = gamma, beta
+    reference.forward(x.astype(np.float64), training=True)
+    np.testing.assert_allclose(grad_x, reference.backward(delta64.astype(np.float32).astype(np.float64)),
+                               rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.moving_mean, (1 - BN_MOMENTUM) * mu, rtol=1e-5, atol=1e-7)
+
+
 # ----------------------------------------------------------------------------- dense
 
 
