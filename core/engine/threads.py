@@ -111,7 +111,10 @@ BLOCK_SHARE = 0.75
 # the operands' alignment; a check at the first product could not tell which it would be. The
 # median, not the mean: a few products the host paused (3 ms where the median was 0.53 ms) had
 # lifted the mean of a stretch of the 784 × 128 by 128 × 300 product that gained 11 % above
-# BLAS_GAIN, and the kind rested on one thread for 10 s.
+# BLAS_GAIN, and the kind rested on one thread for 10 s. SLOW_STRETCHES of its stretches in a
+# row, not one: one stretch of 64 products is 0.1 s of a run at batch 128, and a blip of the
+# host that long (5 stalls in one epoch of a benchmark) rested a kind that gained 30 % for the
+# next 10 s, the rest of the measurement.
 BLAS_GAIN = 0.9
 KIND_BACKOFF = 10.0
 
@@ -449,6 +452,8 @@ class BlasRecord:
     #: when the kind keeps to one thread because they did not gain (see BLAS_GAIN).
     kind_watch: dict[tuple[Any, ...], list[float]] = dataclasses.field(default_factory=dict)
     kind_resting_until: dict[tuple[Any, ...], float] = dataclasses.field(default_factory=dict)
+    #: Per kind: how many of its stretches in a row gained too little (it rests at SLOW_STRETCHES).
+    kind_slow_stretches: dict[tuple[Any, ...], int] = dataclasses.field(default_factory=dict)
     #: Per kind of product and cut: whether its parts, each on one BLAS thread, give the whole
     #: product's numbers (``SplitProducts._splits_exactly``).
     splits: dict[tuple[Any, ...], bool] = dataclasses.field(default_factory=dict)
@@ -663,14 +668,19 @@ class SplitProducts:
     def _watch(self, kind: tuple[Any, ...], seconds: float) -> None:
         """Add a product on BLAS's threads to the stretch watched; rest BLAS's threads after
         SLOW_STRETCHES stretches in a row that took more than 1 + LOST_SHARE times one thread's
-        time, and rest the kind after a stretch of its own that gained too little (BLAS_GAIN)."""
+        time, and rest the kind after SLOW_STRETCHES stretches of its own in a row that gained too
+        little (BLAS_GAIN)."""
         record = self.record
         one_thread = record.one_thread[kind]
         watch = record.kind_watch.setdefault(kind, [])
         watch.append(seconds)
         if len(watch) >= BLAS_WATCH:
-            if BLAS_GAIN * one_thread < statistics.median(watch) <= (1.0 + LOST_SHARE) * one_thread:
+            gained_too_little = BLAS_GAIN * one_thread < statistics.median(watch) <= (1.0 + LOST_SHARE) * one_thread
+            slow = record.kind_slow_stretches.get(kind, 0) + 1 if gained_too_little else 0
+            if slow >= SLOW_STRETCHES:
                 record.kind_resting_until[kind] = self.clock() + KIND_BACKOFF
+                slow = 0
+            record.kind_slow_stretches[kind] = slow
             watch.clear()
         if seconds > one_thread:
             self.blas_stalls += 1

@@ -497,21 +497,48 @@ def test_a_kind_of_product_that_blas_threads_do_not_speed_up_keeps_to_one_thread
     try:
         seconds[100] = 0.95 * 0.001           # a gain of 5 %: less than BLAS_GAIN asks
         assert BLAS_GAIN < 0.95
-        for _ in range(BLAS_WATCH):
+        for _ in range(SLOW_STRETCHES * BLAS_WATCH):    # stretches in a row that gained too little
             products.matmul(x, w)
             products.matmul(h, v)
-        assert products.products_on_blas_threads == 2 * BLAS_WATCH
+        assert products.products_on_blas_threads == 2 * SLOW_STRETCHES * BLAS_WATCH
         calls = len(blas.calls)
         for _ in range(10):
             assert np.array_equal(products.matmul(x, w), np.full((64, 300), 100, np.float32))
             products.matmul(h, v)              # the other kind gains: still on BLAS's threads
-        assert products.products_on_blas_threads == 2 * BLAS_WATCH + 10
+        assert products.products_on_blas_threads == 2 * SLOW_STRETCHES * BLAS_WATCH + 10
         assert [shape for shape, _, _, threads in blas.calls[calls:]] == [(64, 300)] * 10
         assert record.resting_until == 0.0     # not a stall: only that kind rests
         now[0] += KIND_BACKOFF                 # a while later it is tried again
         seconds[100] = 0.0005
         products.matmul(x, w)
         assert blas.calls[-1] == ((64, 100), (100, 300), 0, 2)
+    finally:
+        products.close()
+
+
+def test_one_stretch_that_gained_too_little_between_ones_that_gained_does_not_rest_a_kind(monkeypatch):
+    """A blip of the host as long as one stretch (0.1 s of a run at batch 128) is not a kind that
+    gains nothing on BLAS's threads: the kind rests only after SLOW_STRETCHES such stretches in a
+    row, and a stretch that gains starts the count again."""
+    blas = FakeBLAS({100: 0})
+    seconds = [0.0005]                     # on BLAS's threads; one thread: 1 ms
+    products, _ = watched_products(monkeypatch, blas, lambda a: seconds[0])
+    x, w = np.ones((64, 100), np.float32), np.ones((100, 300), np.float32)
+    assert SLOW_STRETCHES >= 2
+    try:
+        for gained in [False] * (SLOW_STRETCHES - 1) + [True] + [False] * (SLOW_STRETCHES - 1):
+            seconds[0] = 0.0005 if gained else 0.95 * 0.001
+            for _ in range(BLAS_WATCH):
+                products.matmul(x, w)
+        assert products.record.kind_resting_until == {}
+        assert products.products_on_blas_threads == (2 * SLOW_STRETCHES - 1) * BLAS_WATCH
+        for _ in range(BLAS_WATCH):        # one more in a row: now it rests
+            products.matmul(x, w)
+        before = products.products_on_blas_threads
+        calls = len(blas.calls)
+        products.matmul(x, w)              # on one thread, straight to NumPy
+        assert products.products_on_blas_threads == before and blas.calls[calls:] == []
+        assert len(products.record.kind_resting_until) == 1
     finally:
         products.close()
 
