@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .activations import SELU, Activation
+from .optimizers import decay_towards
 from .threads import SplitProducts
 
 BN_MOMENTUM = 0.99
@@ -77,18 +78,13 @@ class BatchNorm:
         np.divide(1.0, inv_std, out=inv_std)
         x_hat *= inv_std                                        # (3)
         self._x_hat, self._inv_std = x_hat, inv_std
-        self._update_moving(mean, variance)
+        # moving ← momentum·moving + (1 − momentum)·batch: μ_B and σ²_B are the scratch, and the
+        # two roundings NumPy makes (not BLAS's one), as the moving statistics always had.
+        decay_towards(self.moving_mean, self.momentum, mean, mean, fused=False)
+        decay_towards(self.moving_variance, self.momentum, variance, variance, fused=False)
         out = x_hat * self.gamma
         out += self.beta                                        # (4)
         return out
-
-    def _update_moving(self, mean: np.ndarray, variance: np.ndarray) -> None:
-        """moving ← momentum·moving + (1 − momentum)·batch, for μ_B and σ²_B (consumed)."""
-        keep = self.momentum
-        for moving, batch in ((self.moving_mean, mean), (self.moving_variance, variance)):
-            moving *= keep
-            batch *= 1.0 - keep
-            moving += batch
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
         """Back through (4)…(1), with δ = ∂L/∂z:
