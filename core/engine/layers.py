@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .activations import SELU, Activation
-from .optimizers import decay_towards
+from .optimizers import decay_towards, squared_sum
 from .threads import SplitProducts
 
 BN_MOMENTUM = 0.99
@@ -164,14 +164,6 @@ def unit_major(shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
     Haswell kernels share the columns of the 784-300-100-10 network's first product between
     two threads otherwise than one thread tiles them; see ``core.engine.threads``)."""
     return np.empty(shape, dtype=dtype, order="F")
-
-
-def squared_sum(a: np.ndarray) -> float:
-    """Σ a², summed in the order ``a`` is stored: one BLAS dot over a view of a contiguous
-    array in either order (``np.vdot`` copies an array stored column by column first: 318 µs
-    against 11 for a 128 × 784 one)."""
-    flat = a.ravel(order="K")
-    return float(np.dot(flat, flat))
 
 
 @functools.lru_cache(maxsize=64)

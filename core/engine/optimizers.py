@@ -195,6 +195,16 @@ def add_scaled(y: np.ndarray, a: float, x: np.ndarray, scratch: np.ndarray, fuse
     y += scratch
 
 
+def squared_sum(a: np.ndarray) -> float:
+    """Σ a², summed in the order ``a`` is stored: one BLAS dot over a view of a contiguous
+    array in either order. ``np.vdot`` gives the same sum but copies an array stored column by
+    column first (318 µs against 11 for a 128 × 784 one), and on a contiguous one its call
+    costs 3–4 µs more than ``np.dot``'s (20.6 against 16.9 µs for the 266,610 values of the
+    784-300-100-10 network)."""
+    flat = a.ravel(order="K")
+    return float(np.dot(flat, flat))
+
+
 def decay_towards(average: np.ndarray, beta: float, x: np.ndarray, scratch: np.ndarray,
                   fused: bool = True) -> None:
     """average ← β·average + (1 − β)·x: an exponentially decaying mean of x (Adam's m and v,
@@ -429,7 +439,7 @@ class Optimizer(Component):
         if flat_parts is not None:
             self._apply_flat(flat_parts, params, grads, lr, updates, measure)
             return
-        compute, vdot = self._compute_step, np.vdot
+        compute = self._compute_step
         for path, grad in grads.items():
             param = params[path]
             out = None if updates is None else updates[path]
@@ -441,8 +451,8 @@ class Optimizer(Component):
                 if o is not None:
                     np.copyto(o, taken)
                 if measured:
-                    step_sq += float(vdot(taken, taken))
-                    param_sq += float(vdot(p, p))
+                    step_sq += squared_sum(taken)
+                    param_sq += squared_sum(p)
             if measured:
                 self.squared_norms[path] = (step_sq, param_sq)
 
@@ -496,7 +506,7 @@ class Optimizer(Component):
         """``apply`` on the flat arrays, block by block, summing the measured norms while each
         block is in cache; then the per-parameter copies into ``updates`` from views of the
         flat array that held the step taken (the step buffer, or a slot such as momentum's m)."""
-        compute, vdot = self._compute_step, np.vdot
+        compute = self._compute_step
         taken_slot = -1  # -1: the step buffer; i: slot i
 
         def taken_view(path: str) -> np.ndarray:
@@ -511,13 +521,13 @@ class Optimizer(Component):
             if inside is not None:
                 if inside in measure:
                     acc = sums.setdefault(inside, [0.0, 0.0])
-                    acc[0] += float(vdot(taken, taken))
-                    acc[1] += float(vdot(p, p))
+                    acc[0] += squared_sum(taken)
+                    acc[1] += squared_sum(p)
                 continue
             for path in whole:
                 if path in measure:
                     t, q = taken_view(path), params[path]
-                    sums[path] = [float(vdot(t, t)), float(vdot(q, q))]
+                    sums[path] = [squared_sum(t), squared_sum(q)]
         self.squared_norms = {path: (a, b) for path, (a, b) in sums.items()}
         if updates is not None:
             for path in grads:

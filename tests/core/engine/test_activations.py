@@ -143,6 +143,22 @@ def test_elu_value_and_slope_follow_eq_11_2() -> None:
         assert g[1] == 1.0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 1.7])
+def test_elu_keeps_expm1_accuracy_dtype_and_layout(dtype: type, alpha: float) -> None:
+    # A layer's pre-activations are column-major (core.engine.layers.unit_major); ELU must keep
+    # that order and the dtype, and stay exact near 0, where e^z − 1 would cancel: the float64
+    # reference below is computed in the test from math.expm1, value by value.
+    rng = np.random.default_rng(7)
+    z = np.asfortranarray((rng.standard_normal((32, 41)) * 3).astype(dtype))
+    z[0, :4] = [0.0, -1e-7, -1e-30, 50.0]
+    a = get_activation("elu", alpha=alpha).forward(z)
+    assert a.dtype == dtype and a.flags.f_contiguous
+    reference = np.vectorize(lambda x: x if x > 0 else alpha * math.expm1(x))(z.astype(np.float64))
+    rel = np.finfo(dtype).eps * 2
+    np.testing.assert_allclose(a, reference, rtol=rel, atol=0.0)
+    assert a[0, 1] != 0.0 and a[0, 2] != 0.0   # e^z − 1 rounds these to 0 in float32
+
 def test_selu_constants() -> None:
     assert SELU.ALPHA == pytest.approx(1.6732632423543772, rel=1e-15)
     assert SELU.SCALE == pytest.approx(1.0507009873554805, rel=1e-15)
