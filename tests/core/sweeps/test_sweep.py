@@ -191,7 +191,14 @@ def test_dask_local_cluster_gives_the_same_sessions(tmp_path):
 
 
 def test_a_stopped_sweep_finishes_on_restart_without_redoing_runs(tmp_path):
-    sweep = parse_sweep(tiny_sweep())
+    # The stop is asked between batches of finished runs, and the main process writes each
+    # run's session: runs of a tenth of a second could all finish while it wrote the third (a
+    # loaded machine, all 8 done before the question). Runs of about 0.35 s each make the pool
+    # slower than the writing, so the sweep is still running when the third session lands.
+    base = json.loads(json.dumps(BASE))
+    base["training"]["epochs"] = 40
+    base["data"]["params"]["n_samples"] = 1000
+    sweep = parse_sweep(tiny_sweep(base=base))
     stop_after = 3
     outcome = run_sweep(sweep, tmp_path, workers=1,
                         should_stop=lambda: len(list(tmp_path.glob("run-*.gwb"))) >= stop_after)
