@@ -428,6 +428,14 @@ class _SharedProduct:
         return own, redone
 
 
+def _slow_in_a_row(count: int, slow: bool) -> tuple[int, bool]:
+    """One more stretch judged, after ``count`` slow ones in a row: the new count, and whether
+    it reached SLOW_STRETCHES, when a rest starts and the count starts again from 0. The one
+    rule of both rests, the process's (stalls) and a kind's (too little gain)."""
+    count = count + 1 if slow else 0
+    return (0, True) if count >= SLOW_STRETCHES else (count, False)
+
+
 @dataclasses.dataclass
 class BlasRecord:
     """What a process learned of its BLAS's threads, kept for the runs it trains after: for each
@@ -676,11 +684,10 @@ class SplitProducts:
         watch.append(seconds)
         if len(watch) >= BLAS_WATCH:
             gained_too_little = BLAS_GAIN * one_thread < statistics.median(watch) <= (1.0 + LOST_SHARE) * one_thread
-            slow = record.kind_slow_stretches.get(kind, 0) + 1 if gained_too_little else 0
-            if slow >= SLOW_STRETCHES:
+            record.kind_slow_stretches[kind], rest = _slow_in_a_row(record.kind_slow_stretches.get(kind, 0),
+                                                                    gained_too_little)
+            if rest:
                 record.kind_resting_until[kind] = self.clock() + KIND_BACKOFF
-                slow = 0
-            record.kind_slow_stretches[kind] = slow
             watch.clear()
         if seconds > one_thread:
             self.blas_stalls += 1
@@ -689,10 +696,9 @@ class SplitProducts:
         record.watched += 1
         if record.watched >= BLAS_WATCH:
             slow = record.watched_seconds > (1.0 + LOST_SHARE) * record.one_thread_seconds
-            record.slow_stretches = record.slow_stretches + 1 if slow else 0
-            if record.slow_stretches >= SLOW_STRETCHES:
+            record.slow_stretches, rest = _slow_in_a_row(record.slow_stretches, slow)
+            if rest:
                 record.resting_until = self.clock() + BLAS_BACKOFF
-                record.slow_stretches = 0
             record.watched = 0
             record.watched_seconds = record.one_thread_seconds = 0.0
 
