@@ -322,6 +322,8 @@ def engine_epochs(config: Config, dataset: Dataset, plan: Plan, floor: MatmulFlo
     on, off, loop = times["diag"], times["no_diag"], times["plain"]
     steps = with_diag.steps_per_epoch
     paired = [(a - b) / a for a, b in zip(on, off, strict=True)]
+    off_ratios = [a / b for a, b in zip(off, loop, strict=True)]
+    on_ratios = [a / b for a, b in zip(on, loop, strict=True)]
     on_med, off_med, loop_med = statistics.median(on), statistics.median(off), statistics.median(loop)
     result = {
         "steps_per_epoch": steps,
@@ -339,12 +341,12 @@ def engine_epochs(config: Config, dataset: Dataset, plan: Plan, floor: MatmulFlo
         # per-repetition ratios, each from epochs timed back to back).
         "x_plain_no_diag": off_med / loop_med,
         "x_plain_diag": on_med / loop_med,
-        "x_plain_no_diag_paired": statistics.median(a / b for a, b in zip(off, loop, strict=True)),
-        "x_plain_diag_paired": statistics.median(a / b for a, b in zip(on, loop, strict=True)),
+        "x_plain_no_diag_paired": statistics.median(off_ratios),
+        "x_plain_diag_paired": statistics.median(on_ratios),
         # The spread of those per-repetition ratios (first and third quartiles): on a shared host
         # a verdict whose quartiles straddle the target is the host's, not the engine's.
-        "x_plain_no_diag_quartiles": quartiles([a / b for a, b in zip(off, loop, strict=True)]),
-        "x_plain_diag_quartiles": quartiles([a / b for a, b in zip(on, loop, strict=True)]),
+        "x_plain_no_diag_quartiles": quartiles(off_ratios),
+        "x_plain_diag_quartiles": quartiles(on_ratios),
     }
     if baseline is not None:
         b_on, b_off = statistics.median(times["baseline_diag"]), statistics.median(times["baseline_no_diag"])
