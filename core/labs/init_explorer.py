@@ -48,7 +48,7 @@ reported as non-finite and left out of the statistics.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, overload
 
@@ -65,6 +65,16 @@ MAX_DEPTH = 100
 MAX_WIDTH = 2048
 MAX_BATCH = 4096
 MAX_DRAWS = 32
+#: The most array values one exploration may hold (``held_values``): about 2.6 GB of float64.
+#: The lab runs in the window's process, so a pass beyond it (32 draws of 100 layers of 1,000
+#: units would hold 70 GB) is refused with a message instead of exhausting the machine's memory.
+#: The largest single stack the window offers, 100 × 1,000 at batch 256, holds 0.30 billion
+#: (measured peak 2.24 GB).
+MAX_VALUES = 320_000_000
+#: Arrays of batch × width values a hidden layer holds during a pass, by batch norm's place: its
+#: input, z, a and the pooled copies the statistics take, and batch norm's x̂ and its own output.
+#: Measured with tracemalloc (tests/core/labs/test_init_explorer.py): 3.2–3.4, 4.2–4.3 and 5.2–5.3.
+BATCH_ARRAYS_PER_LAYER = {False: 4, "before_activation": 5, "after_activation": 6}
 #: The input choice that is not a dataset: a batch of standard normal vectors.
 NORMAL_INPUT = "normal"
 #: Quantiles kept per layer, for box / violin plots: 1 %, 5 %, quartiles, median, 95 %, 99 %.
@@ -125,6 +135,7 @@ class ExplorerSettings:
                              f"got {self.batch_norm!r}")
         get_initializer(self.init)                                  # raises naming a bad name / parameter
         get_activation(self.activation, **dict(self.activation_params))
+        check_size(self, self.n_inputs or self.width)
 
 
 @dataclass
@@ -212,18 +223,44 @@ def input_batch(settings: ExplorerSettings, rng: np.random.Generator, dtype: npt
     return ((X[rows] - mu) / sigma).astype(dtype, copy=False)
 
 
-def build_stack(settings: ExplorerSettings, n_inputs: int, rng: np.random.Generator,
-                dtype: npt.DTypeLike = np.float64) -> list[HiddenLayer]:
-    """``depth`` core ``HiddenLayer`` rows, kernels drawn by the registered initializer in order."""
+def held_values(settings: ExplorerSettings, n_inputs: int) -> int:
+    """The array values ``explore`` holds at its peak: per draw and layer, the kernel and its
+    gradient (fan_in × width each) and ``BATCH_ARRAYS_PER_LAYER`` arrays of batch × width."""
+    width = settings.width
+    kernels = n_inputs * width + (settings.depth - 1) * width * width
+    arrays = BATCH_ARRAYS_PER_LAYER[settings.batch_norm]
+    return settings.draws * (2 * kernels + settings.depth * arrays * settings.batch_size * width)
+
+
+def check_size(settings: ExplorerSettings, n_inputs: int) -> None:
+    """Raise ValueError, naming the sizes and the limit, when the pass would hold more than
+    ``MAX_VALUES`` values."""
+    values = held_values(settings, n_inputs)
+    if values > MAX_VALUES:
+        raise ValueError(
+            f"draws, depth, width and batch_size: {settings.draws} draw(s) of {settings.depth} layers of "
+            f"{settings.width} units at batch {settings.batch_size} would hold {values / 1e6:,.0f} million values "
+            f"({values * 8 / 1e9:.1f} GB); at most {MAX_VALUES / 1e6:,.0f} million: use fewer draws, layers, "
+            "units or examples")
+
+
+def stack_layers(settings: ExplorerSettings, n_inputs: int, rng: np.random.Generator,
+                 dtype: npt.DTypeLike = np.float64) -> Iterator[HiddenLayer]:
+    """The ``depth`` core ``HiddenLayer`` rows of one stack, bottom first, each kernel drawn by the
+    registered initializer when its layer is asked for (so a caller can stop between layers)."""
     init = get_initializer(settings.init)
-    layers = []
     fan_in = n_inputs
     for _ in range(settings.depth):
         kernel = init((fan_in, settings.width), rng, dtype)
         activation = get_activation(settings.activation, **dict(settings.activation_params))
-        layers.append(HiddenLayer(kernel, activation, batch_norm=settings.batch_norm))
+        yield HiddenLayer(kernel, activation, batch_norm=settings.batch_norm)
         fan_in = settings.width
-    return layers
+
+
+def build_stack(settings: ExplorerSettings, n_inputs: int, rng: np.random.Generator,
+                dtype: npt.DTypeLike = np.float64) -> list[HiddenLayer]:
+    """``depth`` core ``HiddenLayer`` rows, kernels drawn by the registered initializer in order."""
+    return list(stack_layers(settings, n_inputs, rng, dtype))
 
 
 # ----------------------------------------------------------------------------- signal propagation
@@ -374,14 +411,23 @@ def explore(settings: ExplorerSettings, rng: np.random.Generator, *, dataset: Da
             dtype: npt.DTypeLike = np.float64, should_stop: Callable[[], bool] | None = None) -> Exploration | None:
     """One forward pass of a batch and one backward pass of L = Σ G ⊙ a_top (see the module
     docstring) through ``settings.draws`` independently initialized stacks, with the statistics
-    of every layer pooled over the draws. ``should_stop()`` is asked before each layer; if it turns
-    true the pass is abandoned and None returned.
+    of every layer pooled over the draws. ``should_stop()`` is asked before each layer is built,
+    run forward and run backward; if it turns true the pass is abandoned and None returned.
+    ValueError when the pass would hold more than ``MAX_VALUES`` values (``check_size``).
 
     Forward, per layer l:  z_l = a_{l−1} W_l (+ b_l = 0) → [BN] → a_l = f(z_l) → [BN].
     Backward:  ∂L/∂a_top = G ~ N(0, 1);  ∂L/∂a_{l−1} = layer_l.backward(∂L/∂a_l).
     """
     X = input_batch(settings, rng, dtype, dataset)
-    stacks = [build_stack(settings, X.shape[1], rng, dtype) for _ in range(settings.draws)]
+    check_size(settings, X.shape[1])             # a data set's rows set the first fan-in
+    stacks: list[list[HiddenLayer]] = []
+    for _ in range(settings.draws):
+        stack: list[HiddenLayer] = []
+        for layer in stack_layers(settings, X.shape[1], rng, dtype):
+            if should_stop is not None and should_stop():   # a large stack takes seconds to draw
+                return None
+            stack.append(layer)
+        stacks.append(stack)
     depth, bins = settings.depth, settings.bins
     out = {k: np.full(depth, np.nan) for k in ("mean", "std", "saturated_fraction", "dead_fraction",
                                                  "nonfinite", "grad_std", "kernel_grad_std")}

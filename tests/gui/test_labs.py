@@ -125,6 +125,23 @@ def test_init_explorer_shows_the_signal_propagation_and_the_jacobian_spectrum(la
     assert not lab.jacobian_note.isVisible()
 
 
+def test_init_explorer_refuses_a_pass_too_large_to_hold_and_stops_a_large_one(labs: Any, qtbot: Any) -> None:
+    lab = open_lab(labs, "init_explorer")
+    qtbot.waitUntil(lambda: lab.result is not None and not lab.runner.busy, timeout=20000)
+    shown = lab.result
+    lab.draws_spin.setValue(lab.draws_spin.maximum())          # 32 draws of 100 × 1,000: 70 GB
+    lab.depth_spin.setValue(100)
+    lab.width_spin.setValue(1000)
+    qtbot.waitUntil(lambda: "million values" in lab.summary_label.text(), timeout=5000)
+    assert "32 draw(s) of 100 layers of 1000 units" in lab.summary_label.text()
+    assert not lab.runner.busy and lab.result is shown           # nothing was started
+    lab.draws_spin.setValue(1)                                  # one draw is allowed, and takes seconds
+    qtbot.waitUntil(lambda: lab.runner.busy, timeout=5000)
+    lab.depth_spin.setValue(3)                                  # the large pass is dropped at its next layer
+    lab.width_spin.setValue(10)
+    qtbot.waitUntil(lambda: lab.result is not shown and lab.result.depth == 3, timeout=10000)
+
+
 def test_init_explorer_applies_the_pair_as_one_undoable_edit(labs: Any, qtbot: Any) -> None:
     lab = open_lab(labs, "init_explorer")
     lab.set_pair("lecun_normal", "selu")

@@ -5,7 +5,15 @@ import pytest
 
 from core.engine.activations import ACTIVATIONS
 from core.engine.initializers import INITIALIZERS
-from core.labs.init_explorer import QUANTILES, Exploration, ExplorerSettings, explore, input_sources
+from core.labs.init_explorer import (
+    MAX_VALUES,
+    QUANTILES,
+    Exploration,
+    ExplorerSettings,
+    explore,
+    held_values,
+    input_sources,
+)
 
 N01 = {"name": "random_normal", "stddev": 1.0}
 N005 = {"name": "random_normal", "stddev": 0.05}
@@ -120,6 +128,57 @@ def test_should_stop_abandons_the_pass():
     assert explore(ExplorerSettings(depth=20, width=8), np.random.default_rng(0), should_stop=stop) is None
     assert len(calls) == 4
     assert explore(ExplorerSettings(depth=2, width=8), np.random.default_rng(0), should_stop=lambda: False) is not None
+
+
+def test_should_stop_is_asked_while_the_stacks_are_drawn():
+    """A 100 × 1,000 stack takes seconds to draw: a stop must not wait for every draw."""
+    calls = []
+
+    def never() -> bool:
+        calls.append(1)
+        return False
+
+    depth, draws = 4, 3
+    assert explore(ExplorerSettings(depth=depth, width=8, draws=draws), np.random.default_rng(0),
+                   should_stop=never) is not None
+    assert len(calls) >= draws * depth + 2 * depth          # each layer drawn, run forward, run backward
+    calls.clear()
+    assert explore(ExplorerSettings(depth=depth, width=8, draws=draws), np.random.default_rng(0),
+                   should_stop=lambda: calls.append(1) or True) is None
+    assert len(calls) == 1
+    # Drawing layer by layer draws the same kernels as before: stopping never changes a finished pass.
+    a = run(depth=depth, width=8, draws=draws, seed=5)
+    b = explore(ExplorerSettings(depth=depth, width=8, draws=draws), np.random.default_rng(5), should_stop=never)
+    assert b is not None and np.array_equal(a.std, b.std) and np.array_equal(a.grad_std, b.grad_std)
+
+
+def test_a_pass_too_large_to_hold_is_refused_naming_the_sizes():
+    with pytest.raises(ValueError, match=r"draws.*32 draw\(s\) of 100 layers of 1000 units.*at most 320 million"):
+        ExplorerSettings(depth=100, width=1000, draws=32)
+    with pytest.raises(ValueError, match="at most"):
+        ExplorerSettings(depth=100, width=2048)
+    ExplorerSettings(depth=100, width=1000)          # the largest stack the window offers, one draw
+    # The count by hand: kernels and their gradients, and 4 (5, 6 with batch norm) batch × width arrays a layer.
+    s = ExplorerSettings(depth=7, width=30, batch_size=50, draws=2, n_inputs=11)
+    assert held_values(s, 11) == 2 * (2 * (11 * 30 + 6 * 30 * 30) + 7 * 4 * 50 * 30)
+    s = ExplorerSettings(depth=7, width=30, batch_size=50, draws=2, batch_norm="after_activation")
+    assert held_values(s, 30) == 2 * (2 * 7 * 30 * 30 + 7 * 6 * 50 * 30)
+    assert MAX_VALUES * 8 < 3e9
+
+
+def test_the_held_values_bound_what_a_pass_allocates():
+    import tracemalloc
+
+    for batch_norm in (False, "before_activation", "after_activation"):
+        settings = ExplorerSettings(depth=12, width=150, batch_size=400, draws=2, batch_norm=batch_norm)
+        tracemalloc.start()
+        try:
+            explore(settings, np.random.default_rng(0))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        estimate = held_values(settings, 150) * 8
+        assert 0.7 * estimate < peak < 1.05 * estimate, (batch_norm, peak, estimate)
 
 
 # ----------------------------------------------------------------------------- signal propagation
