@@ -182,6 +182,31 @@ def test_transfer_dialog_reuses_and_freezes_layers_bit_for_bit(make_window: Any,
     assert np.all(trained.history["grad_norm"][:, 0] > 0)
 
 
+def test_reusing_another_sessions_layers_asks_before_unsaved_work_is_replaced(
+        make_window: Any, qtbot: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from PySide6.QtWidgets import QMessageBox
+
+    _, path = base_session(make_window, qtbot, tmp_path, monkeypatch)
+    window = make_window(tiny_experiment(epochs=2, layers=3, batch_norm="before_activation"))
+    train_to_end(qtbot, window)                  # unsaved training, and an unsaved edit
+    assert window.state.set_field("training.epochs", 5) is None
+    before = window.state.experiment
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Cancel)
+    dialog = window.sessions.show_transfer_dialog(path)     # what "Pick a file…" opens
+    qtbot.waitUntil(lambda: not dialog.loading, timeout=10_000)
+    dialog.accept()
+    assert len(asked) == 1 and "unsaved changes" in asked[0] and "since it was last saved" in asked[0]
+    assert window.state.experiment is before and window.controller.unsaved_steps > 0   # Cancel keeps both
+    asked = answer_questions(monkeypatch, QMessageBox.StandardButton.Discard)
+    dialog = window.sessions.show_transfer_dialog(path)
+    qtbot.waitUntil(lambda: not dialog.loading, timeout=10_000)
+    dialog.accept()
+    assert len(asked) == 1
+    transfer = window.state.experiment.model.transfer
+    assert transfer is not None and Path(transfer.source) == path.resolve()
+    window.state.undo_stack.setClean()
+
+
 def test_a_conflicting_choice_is_explained_at_the_field(make_window: Any, qtbot: Any, tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     _, path = base_session(make_window, qtbot, tmp_path, monkeypatch)

@@ -271,7 +271,9 @@ class SessionTools(QObject):
     def _transfer_accepted(self, dialog: TransferDialog) -> None:
         experiment = dialog.experiment()
         self.transfer_dialog = None
-        if experiment is None or self.controller.busy:
+        # "Pick a file…" reuses another session's layers and leaves the current edits and training
+        # unsaved: the new experiment replaces them only once the user said so, as Open asks.
+        if experiment is None or self.controller.busy or not self.window.maybe_discard():
             return
         base = self.state.base_dir
         self.state.load(experiment, None, base)
