@@ -173,6 +173,33 @@ def test_an_exception_in_the_child_is_a_dialog_and_the_window_keeps_working(make
     wait_idle(qtbot, window)
 
 
+def test_a_training_process_that_cannot_start_is_a_dialog_not_a_window_stuck_building(
+        make_window: Any, qtbot: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import workbench.monitor.worker as worker
+
+    window = make_window(tiny_experiment(epochs=3))
+    c = window.controller
+
+    def no_process(*args: Any, **kwargs: Any) -> Any:
+        raise OSError(11, "Resource temporarily unavailable")
+
+    real = worker.TrainingProcess
+    monkeypatch.setattr(worker, "TrainingProcess", no_process)
+    click_action(window, qtbot, "train")
+    qtbot.waitUntil(lambda: window.findChild(QMessageBox, "errorDialog") is not None
+                    and window.findChild(QMessageBox, "errorDialog").isVisible(), timeout=10_000)
+    box = window.findChild(QMessageBox, "errorDialog")
+    assert "could not be started" in box.text() and "Resource temporarily unavailable" in box.text()
+    wait_idle(qtbot, window)
+    assert c.mode == "idle"
+    box.close()
+    box.deleteLater()
+    monkeypatch.setattr(worker, "TrainingProcess", real)
+    click_action(window, qtbot, "train")           # the relay lives on: the next Train trains
+    qtbot.waitUntil(lambda: c.buffers.size > 5, timeout=10_000)
+    wait_idle(qtbot, window, timeout=20_000)
+
+
 @pytest.mark.spare_child   # the window's own way, spare and all: closing reaps every child it started
 @pytest.mark.parametrize("how", ["close", "shutdown"])
 def test_closing_during_training_leaves_no_child(make_window: Any, qtbot: Any, how: str,

@@ -675,7 +675,11 @@ class ProcessWorker(QObject):
                     self._retire(self._candidate[0])
                 child, self._spare = self._spare, None
                 if child is None or not child.alive():
-                    child = TrainingProcess()
+                    try:
+                        child = TrainingProcess()
+                    except (OSError, RuntimeError) as exc:    # no process left, no memory: say so
+                        self._build_failed(why, f"the training process could not be started ({exc})")
+                        continue
                 child.build(build)
                 self._candidate = (child, why, session, base)
             elif kind == "open":
@@ -835,12 +839,17 @@ class ProcessWorker(QObject):
     def _from_candidate_gone(self, child: TrainingProcess, candidate: tuple[Any, ...]) -> None:
         how = child.exit_description()
         child.end(grace=0.0)
+        self._build_failed(candidate[1], f"the training process ended while building the model ({how})")
+
+    def _build_failed(self, why: str, what: str) -> None:
+        """A build (``why``: "opened" for a session being opened) that will not report: the window
+        shows ``what`` and goes back to idle, never waiting for a model that is not coming."""
         self.active.clear()
-        if candidate[1] == "opened":
-            self.open_failed.emit(f"Cannot open the session: the training process ended ({how})")
+        if why == "opened":
+            self.open_failed.emit(f"Cannot open the session: {what}")
             self.job_done.emit("open_failed")
         else:
-            self.failed.emit(f"Training failed: the training process ended while building the model ({how})")
+            self.failed.emit(f"Training failed: {what}")
 
     def _watch(self) -> None:
         """End children that were told to go and have not; a stopped child that does not reach a
