@@ -29,6 +29,7 @@ from .docking import hide_stray_tab_bars
 from .editor import create_editor_docks, create_presets_menu
 from .editor.model_panel import ModelPanel
 from .editor.panel import Panel
+from .file_names import proposed_name, with_extension
 from .labs import create_labs_menu
 from .lessons import LessonsTools
 from .monitor import TrainingController, create_monitor
@@ -362,14 +363,11 @@ class MainWindow(QMainWindow):
 
     def save_as(self) -> bool:
         start = str(self.state.file or self.sessions.suggested_path
-                    or Path.home() / f"{self.state.experiment.name[:40]}.gwb")
+                    or Path.home() / f"{proposed_name(self.state.experiment.name)}.gwb")
         path, _ = QFileDialog.getSaveFileName(self, "Save session", start, "Sessions (*.gwb)")
         if not path:
             return False
-        path = Path(path)
-        if path.suffix != ".gwb":
-            path = path.with_suffix(".gwb")
-        return self._save_to(path)
+        return self._save_to(with_extension(Path(path), ".gwb"))
 
     def _save_to(self, path: Path) -> bool:
         steps = self.controller.unsaved_steps

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QMainWindow, QMenu, QMes
 from core.export.pytorch import ExportError, export_pytorch
 from core.sessions.format import SessionError, load_session
 
+from ..file_names import with_extension
 from .ghost_list import GhostList
 from .panel import RunsPanel
 
@@ -108,7 +109,7 @@ class RunsTools(QObject):
         window: Any = self.window
         try:
             session = load_session(window.state.file)
-            written = export_pytorch(session, out if out.suffix == ".py" else out.with_suffix(".py"), with_weights)
+            written = export_pytorch(session, with_extension(out, ".py"), with_weights)
         except (ExportError, SessionError, OSError, ValueError, TypeError) as exc:
             box = QMessageBox(QMessageBox.Icon.Warning, "Export to PyTorch", f"Could not export the session:\n{exc}",
                               QMessageBox.StandardButton.Ok, window)
