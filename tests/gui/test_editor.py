@@ -262,6 +262,27 @@ def test_add_duplicate_delete_move_and_add_n_like_this(make_window: Any, qtbot: 
     assert not window.findChild(QToolButton, "layer_delete_button").isEnabled()
 
 
+def test_a_number_that_is_not_an_integer_is_refused_with_a_message_not_read_without_its_point(
+        make_window: Any, qtbot: Any) -> None:
+    """A spin box drops the keystroke its validator refuses: "2.5" had become 25 units, silently."""
+    window = make_window()
+    table = table_of(window)
+    editor = open_cell_editor(qtbot, table, 0, COL_UNITS)
+    type_into(qtbot, editor, "2.5")
+    path = "model.layers[0].units"
+    assert "got 2.5" in window.state.errors[path], window.state.errors
+    assert window.state.experiment.model.layers[0].units == 16 and not window.state.valid
+    qtbot.keyClick(table, Qt.Key.Key_Escape)
+    show_dock(window, "Training")
+    epochs = field(window, "training.epochs", QSpinBox)
+    before = window.state.experiment.training.epochs
+    type_into(qtbot, epochs, "2.5")
+    assert "got 2.5" in window.state.errors["training.epochs"]
+    assert window.state.experiment.training.epochs == before
+    type_into(qtbot, epochs, "12")                   # an integer is taken as before
+    assert window.state.experiment.training.epochs == 12 and "training.epochs" not in window.state.errors
+
+
 def test_invalid_units_are_marked_in_the_table_and_disable_train(make_window: Any, qtbot: Any) -> None:
     window = make_window()
     table = table_of(window)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QLocale, QObject, Qt, Signal
-from PySide6.QtGui import QKeyEvent
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QCheckBox,
@@ -228,6 +228,7 @@ class IntSpin(QSpinBox):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._unread: int | float | None = None      # see valueFromText
         self.setRange(-INT_MAX, INT_MAX)
         self.setKeyboardTracking(False)
         self.setCorrectionMode(QAbstractSpinBox.CorrectionMode.CorrectToPreviousValue)
@@ -247,6 +248,7 @@ class IntSpin(QSpinBox):
 
     def set_value(self, value: Any) -> None:
         self._updating = True
+        self._unread = None
         try:
             self.setValue(int(value))
         finally:
@@ -255,6 +257,56 @@ class IntSpin(QSpinBox):
     def _changed(self, value: int) -> None:
         if not self._updating:
             self.edited.emit(value)
+
+    # A QSpinBox drops a keystroke its validator calls invalid: "2.5" typed became 25 without a
+    # word. A number it cannot read is kept as typed (and counts as input a table cell may commit)
+    # and, when the edit ends, goes to the experiment's validator as it is, which says "must be an
+    # integer, got 2.5" at the field; the spin box's own value stays what it was.
+    def validate(self, text: str, pos: int) -> object:  # noqa: D102 (Qt override)
+        if not self._reads(text) and parse_number(self._typed(text), "float") is not None:
+            return QValidator.State.Acceptable, text, pos
+        return super().validate(text, pos)
+
+    def valueFromText(self, text: str) -> int:  # noqa: N802 (Qt override)
+        # A table cell's delegate interprets the text before it commits, which shows the value
+        # again: what was typed is kept for ``not_an_integer``.
+        self._unread = None if self._reads(text) else parse_number(self._typed(text), "int")
+        return self.value() if self._unread is not None else super().valueFromText(text)
+
+    def not_an_integer(self) -> int | float | None:
+        """The number typed, when the spin box itself cannot read it ("2.5"; "2.0" is 2); else None."""
+        text = self.lineEdit().text()
+        return self._unread if self._reads(text) else parse_number(self._typed(text), "int")
+
+    def _reads(self, text: str) -> bool:
+        result = super().validate(text, 0)
+        return (result[0] if isinstance(result, tuple) else result) != QValidator.State.Invalid
+
+    def _typed(self, text: str) -> str:
+        text = text.strip()
+        prefix, suffix = self.prefix(), self.suffix()
+        if prefix and text.startswith(prefix):
+            text = text[len(prefix):]
+        if suffix and text.endswith(suffix):
+            text = text[:-len(suffix)]
+        return text
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 (Qt override)
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._finish_not_an_integer():
+            return
+        super().keyPressEvent(event)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 (Qt override)
+        self._finish_not_an_integer()
+        super().focusOutEvent(event)
+
+    def _finish_not_an_integer(self) -> bool:
+        number = self.not_an_integer()
+        if number is None:
+            return False
+        if not self._updating:
+            self.edited.emit(number)
+        return True
 
 
 class ChoiceCombo(QComboBox):

@@ -38,8 +38,8 @@ from ..state import ExperimentState
 from .component import ComponentEditor
 from .dataset_info import DataFacts, DataInfo
 from .fields import (
-    INT_MAX,
     ChoiceCombo,
+    IntSpin,
     NumberEdit,
     add_row,
     clear_errors,
@@ -330,8 +330,8 @@ class LayerDelegate(QStyledItemDelegate):
                      index: QModelIndex | QPersistentModelIndex) -> QWidget:
         key = COLUMNS[index.column()][0]
         if key == "units":
-            spin = QSpinBox(parent)
-            spin.setRange(-INT_MAX, INT_MAX)
+            spin = IntSpin(parent)          # keeps "2.5" as typed, for the validator's message
+            spin.setMaximumWidth(16_777_215)
             spin.setFrame(False)
             return spin
         if key in ("init", "activation", "batch_norm"):
@@ -369,6 +369,8 @@ class LayerDelegate(QStyledItemDelegate):
                     index.data(Qt.ItemDataRole.EditRole)):
                 return
             model.setData(index, value)
+        elif isinstance(editor, IntSpin) and editor.not_an_integer() is not None:
+            model.setData(index, editor.not_an_integer())
         elif isinstance(editor, QSpinBox):
             editor.interpretText()
             model.setData(index, editor.value())
