@@ -720,14 +720,56 @@ def load_experiment(path: str | Path) -> Experiment:
     except UnicodeDecodeError as exc:
         raise SpecError("", f"{p}: cannot be read ({exc})") from None
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, object_pairs_hook=_note_repeated_keys)
     except json.JSONDecodeError as exc:
         raise SpecError("", f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except RecursionError:
         raise SpecError("", f"{p}: nested too deeply to be an experiment") from None
     except ValueError as exc:  # an integer with more digits than Python converts
         raise SpecError("", f"{p}: not valid JSON ({v.quote(str(exc))})") from None
+    repeated = _first_repeated_key(obj)
+    if repeated is not None:
+        path, first, last = repeated
+        raise SpecError(path, f"given twice in {p} ({v.quote(first)}, then {v.quote(last)}); each field may appear "
+                              "once in an object: delete the one you do not mean")
     return parse_experiment(obj)
+
+
+class _RepeatedKeys(dict):
+    """A JSON object whose text gave a key more than once (``repeated``: the key, its first and
+    its last value). JSON keeps the last silently, so an edit that added a field already set
+    further up would be ignored without a word."""
+
+    repeated: tuple[str, Any, Any]
+
+
+def _note_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    repeated = None
+    for key, value in pairs:
+        if key in out and repeated is None:
+            repeated = (key, out[key], value)
+        out[key] = value
+    if repeated is None:
+        return out
+    marked = _RepeatedKeys(out)
+    marked.repeated = repeated
+    return marked
+
+
+def _first_repeated_key(obj: Any) -> tuple[str, Any, Any] | None:
+    """(field path, first value, last value) of the first key given twice, outer objects first
+    (found after parsing, since the parser's hook does not know where an object sits). A loop,
+    not recursion: the file may nest as deep as the parser allowed."""
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        path, node = stack.pop()
+        if isinstance(node, _RepeatedKeys):
+            key, first, last = node.repeated
+            return _join(path, key), first, last
+        children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+        stack.extend(reversed([(_join(path, key), child) for key, child in children]))
+    return None
 
 
 # ----------------------------------------------------------------------------- field paths

@@ -15,7 +15,9 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from core.cli.main import COMMANDS, run_headless
+from core.cli.args import EXIT_BAD_INPUT, UsageError
+from core.cli.main import COMMANDS, build_parser, run_headless
+from core.engine.validation import printable
 
 # Every command core's command line defines (a new one is headless without an edit here), and its options.
 HEADLESS = set(COMMANDS) | {"--version", "-h", "--help"}
@@ -30,23 +32,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     if smoke_test:
         args.remove("--smoke-test")
     if len(args) == 1 and args[0].lower().endswith((".gwb", ".json")):  # a bare file: open it
-        args = ["open", args[0]]
+        args = ["open", "--", args[0]]  # "--": a file name is never read as an option
     path = None
     if args:
-        if args[0] != "open" or len(args) != 2:
+        if args[0] != "open":
             return run_headless(args)  # prints the one-line usage error, exit status 2
-        path = args[1]
+        try:
+            # the parser, not a count of words: `open --help` prints the help (exit 0) and
+            # `open --bogus` is a usage error, where either was once taken for a file to open
+            path = build_parser().parse_args(args).file
+        except UsageError as exc:
+            sys.stderr.write(f"error: {printable(str(exc))}\n")
+            return EXIT_BAD_INPUT
     if smoke_test:
         from .smoke import run_smoke_test
 
         return run_smoke_test(path)
-    problem = missing_display()
+    # the file before the display: on a server "no display" would hide that the name is wrong,
+    # and with a display a missing file is said here, not in a dialog after the window started
+    problem = (missing_file(path) if path is not None else "") or missing_display()
     if problem:
-        sys.stderr.write(f"error: {problem}\n")
-        return 2
+        sys.stderr.write(f"error: {printable(problem)}\n")
+        return EXIT_BAD_INPUT
     from .app import run_app
 
     return run_app(path)
+
+
+def missing_file(path: str) -> str:
+    """Why ``open PATH`` cannot open that file ("" if it may: what it holds is the window's to check)."""
+    if os.path.isdir(path):
+        return f"{path}: is a folder, not a session (.gwb) or experiment (.json) file"
+    if not os.path.exists(path):
+        return f"{path}: no such session or experiment file"
+    return ""
 
 
 def missing_display(env: Mapping[str, str] | None = None, platform: str | None = None) -> str:

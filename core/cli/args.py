@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
+import tempfile
 from pathlib import Path
 
 EXIT_BAD_INPUT = 2
@@ -56,12 +58,51 @@ def positive_float(text: str) -> float:
     return value
 
 
+def check_folder_for(option: str, path: Path) -> None:
+    """Refuse (``UsageError``) a file to be written whose folder is missing, is a file, or takes
+    no new file. Checked before any work: a run that trains for an hour must not find out only
+    when it saves (nor announce a recovery copy it cannot write)."""
+    folder = path.parent
+    if not folder.exists():
+        raise UsageError(f"{option}: folder {str(folder)!r} does not exist")
+    if not folder.is_dir():
+        raise UsageError(f"{option}: {str(folder)!r} is a file, not a folder, so {str(path)!r} cannot be written; "
+                         "give a file name in an existing folder")
+    try:
+        # The only sure test of "can write here" is writing (permissions, ACLs, a read-only
+        # mount, root's exemptions): an anonymous file that vanishes when closed, so nothing is left.
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{option}: cannot write in folder {str(folder)!r} ({exc.strerror or exc}); "
+                         "give a file name in a folder you can write to") from None
+
+
+def check_not_a_folder(option: str, path: Path) -> None:
+    """Refuse a file name that is an existing folder (the save would fail only after the work)."""
+    if path.is_dir():
+        raise UsageError(f"{option}: {str(path)!r} is a folder, not a file name")
+
+
 def check_out(out: str) -> Path:
+    """``--out`` of ``train``, ``resume`` and ``branch``: a ``.gwb`` file name that can be written."""
     path = Path(out)
     if path.suffix != ".gwb":
         raise UsageError(f"--out: a session file must end in .gwb, got {out!r}")
-    if not path.parent.exists() and str(path.parent):
-        raise UsageError(f"--out: folder {str(path.parent)!r} does not exist")
-    if path.is_dir():
-        raise UsageError(f"--out: {out!r} is a folder, not a file name")
+    check_not_a_folder("--out", path)
+    check_folder_for("--out", path)
     return path
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file: by identity when both exist (a link or another
+    spelling of the path), else by where they resolve to."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one does not exist (yet)
+        return a.resolve() == b.resolve()
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 epoch``, ``2 epochs`` (``noun`` in the singular, made plural with an s)."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"

@@ -21,7 +21,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .args import UsageError, positive_int
+from .args import UsageError, check_folder_for, check_not_a_folder, positive_int
 
 EXIT_RUNS_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -141,7 +141,11 @@ def _check_sort(sweep: Any, key: str) -> None:
 def cmd_sweep_report(args: argparse.Namespace) -> int:
     from core.sweeps.report import format_table, read_sweep, results_table
 
-    _check_sort(read_sweep(args.dir), args.sort)
+    folder = Path(args.dir)
+    if folder.exists() and not folder.is_dir():  # read_sweep would call it "no such folder"
+        raise UsageError(f"DIR: {args.dir!r} is a file, not a sweep's folder; give the folder a sweep wrote "
+                         "(its --out)")
+    _check_sort(read_sweep(folder), args.sort)
     sys.stdout.write(format_table(results_table(args.dir, args.sort, args.reverse), args.format))
     return 0
 
@@ -153,8 +157,12 @@ def cmd_export(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.suffix != ".py":
         raise UsageError(f"OUT: the script must end in .py, got {args.out!r}")
-    if str(out.parent) and not out.parent.is_dir():
-        raise UsageError(f"OUT: folder {str(out.parent)!r} does not exist")
+    check_not_a_folder("OUT", out)
+    if args.with_weights:
+        # the name export_pytorch gives the weights beside the script; written first, so a
+        # folder there would fail only after the work, or leave the weights without a script
+        check_not_a_folder("OUT", out.with_name(f"{out.stem}.weights.npz"))
+    check_folder_for("OUT", out)
     try:
         written = export_pytorch(load_session(args.session), out, with_weights=args.with_weights)
     except ExportError as exc:  # something the exporter cannot translate: bad input, not a crash

@@ -32,16 +32,23 @@ from core.engine.instruments import (
 from core.sessions.format import Session, load_session
 from core.sessions.trainer_io import restore_trainer
 
-from .args import UsageError, int_at_least
+from .args import UsageError, int_at_least, plural
 
 # The command measures once, so it can afford a tighter Lanczos than the live instrument.
 LANCZOS_ITERATIONS = 60
 LANCZOS_TOLERANCE = 1e-5
 
 
+# The noise scale and the SNR are the spread of the per-example gradients: one example has none
+# (its covariance is 0 up to rounding, so B_simple and the SNR would print rounding noise).
+MIN_EXAMPLES = 2
+EXAMPLES_ALLOWED = (f"'all' or a whole number of at least {MIN_EXAMPLES} (the noise scale and SNR measure the "
+                    "spread between examples' gradients)")
+
+
 def examples_count(text: str) -> int | None:
-    """``all`` (None) or a positive integer."""
-    return None if text == "all" else int_at_least(text, 1, "a positive integer or 'all'")
+    """``all`` (None) or an integer of at least ``MIN_EXAMPLES``."""
+    return None if text == "all" else int_at_least(text, MIN_EXAMPLES, EXAMPLES_ALLOWED)
 
 
 def add_inspect(sub: Any) -> None:
@@ -64,7 +71,10 @@ def inspect_session(session: Session, examples: int | None = None) -> dict[str, 
     n_train = len(trainer.split.train)
     n = n_train if examples is None else examples
     if n > n_train:
-        raise UsageError(f"--examples: {session.path} has {n_train} training examples, got {n}")
+        raise UsageError(f"--examples: {session.path} has {plural(n_train, 'training example')}, got {n}")
+    if n < MIN_EXAMPLES:  # from the command line only `all` of a one-example split (a number was refused when parsed)
+        got = f"got {n}" if examples is not None else f"but {session.path} has {plural(n_train, 'training example')}"
+        raise UsageError(f"--examples: must be {EXAMPLES_ALLOWED}, {got}")
     X, y = trainer.probe_examples(n)
     reg = trainer.experiment.regularization
     probe = ProbeNetwork(trainer.network, X, y, reg.l1, reg.l2)

@@ -40,8 +40,10 @@ from .args import (
     UsageError,
     check_out,
     non_negative_int,
+    plural,
     positive_float,
     positive_int,
+    same_file,
 )
 from .commands import COMMANDS as MORE_COMMANDS
 from .commands import add_commands
@@ -252,8 +254,8 @@ def cmd_resume(args: argparse.Namespace) -> int:
     if epochs is None:
         epochs = trainer.experiment.training.epochs - trainer.epoch
         if epochs <= 0 and not trainer.finished:
-            raise UsageError(f"{args.session} has completed its {trainer.experiment.training.epochs} planned "
-                             "epochs; give --epochs N to train further")
+            planned = plural(trainer.experiment.training.epochs, "planned epoch")
+            raise UsageError(f"{args.session} has completed its {planned}; give --epochs N to train further")
     folder = session.state.get("base_dir")
     return _run(trainer, epochs, out, args, Path(folder) if folder else None)
 
@@ -309,6 +311,11 @@ def describe_session(session: Session) -> str:
 def cmd_branch(args: argparse.Namespace) -> int:
     """Replay the run to step K, apply the changes, write the branch; ``resume`` trains it on."""
     out = check_out(args.out)
+    if same_file(out, Path(args.session)):
+        # A branch is a new run beside the one it forks: written over its source, the original
+        # run (all its steps after K) would be lost.
+        raise UsageError(f"--out: {args.out!r} is the session being branched; write the branch to another "
+                         "file (the original run is kept as it is)")
     try:
         changes = parse_changes(args.set)
     except ValueError as exc:

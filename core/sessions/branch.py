@@ -150,6 +150,20 @@ def _refuse_data_changes(old: Experiment, new: Experiment) -> None:
                            "number of steps per epoch cannot change")
 
 
+def _check_within_plan(at_step: int, steps_per_epoch: int, experiment: Experiment, run_steps: int) -> None:
+    """A changed plan (``training.epochs``) must still reach the branch step: a branch past the
+    end of its own plan is a finished run whose schedule ran out, which ``resume`` cannot continue."""
+    epochs = experiment.training.epochs
+    last = steps_per_epoch * epochs
+    if at_step <= last:
+        return
+    needed = -(-at_step // steps_per_epoch)   # the epochs whose steps reach at_step
+    raise SessionError(f"--at-step: step {at_step} is past the end of the changed run's plan (training.epochs "
+                       f"{epochs} × {steps_per_epoch} steps an epoch ends at step {last}); with these changes "
+                       f"branch at a step from 0 to {min(last, run_steps)}, or set training.epochs to at least "
+                       f"{needed}")
+
+
 def branch_trainer(session: Session, at_step: int, changes: Sequence[Change] = (),
                    base_dir: str | Path | None = None, *, from_checkpoint: bool = True) -> Trainer:
     """The run of ``session`` at optimizer step ``at_step``, with ``changes`` applied from there.
@@ -173,16 +187,23 @@ def branch_trainer(session: Session, at_step: int, changes: Sequence[Change] = (
         recorded = session.state.get("base_dir")
         base_dir = recorded if isinstance(recorded, str) and Path(recorded).is_dir() else (
             session.path.parent if session.path else None)
+    experiment = None
+    if changes:
+        # Checked before the replay, which can take minutes: a bad change is refused at once.
+        try:
+            edited = apply_changes(session.experiment.to_dict(), [(parse_path(p), v) for p, v in changes])
+        except FieldPathError as exc:
+            raise SpecError(changes[exc.index][0], str(exc)) from None
+        experiment = parse_experiment(edited)
+        plan = session.state.get("schedule_plan")
+        recorded_steps = plan.get("steps_per_epoch") if isinstance(plan, dict) else None
+        if isinstance(recorded_steps, int) and not isinstance(recorded_steps, bool) and recorded_steps > 0:
+            _check_within_plan(at_step, recorded_steps, experiment, steps)
     trainer = _replay_to(session, at_step, base_dir, from_checkpoint)
-    if not changes:
+    if experiment is None or experiment == session.experiment:
         return trainer
-    try:
-        edited = apply_changes(session.experiment.to_dict(), [(parse_path(p), v) for p, v in changes])
-    except FieldPathError as exc:
-        raise SpecError(changes[exc.index][0], str(exc)) from None
-    experiment = parse_experiment(edited)
-    if experiment == session.experiment:
-        return trainer
+    # again with the replayed run's own count (the file's record is only a shortcut, it may be absent)
+    _check_within_plan(at_step, trainer.steps_per_epoch, experiment, steps)
     branch = continue_as(trainer, experiment, base_dir)
     described = ", ".join(f"{format_path(parse_path(p))}={json.dumps(v)}" for p, v in changes)
     branch.events.append({"kind": "branch", "step": branch.step, "epoch": branch.epoch,

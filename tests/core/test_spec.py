@@ -183,6 +183,53 @@ def test_load_experiment_file_errors(tmp_path):
         load_experiment(bad)
 
 
+@pytest.mark.parametrize(("text", "path", "values"), [
+    ('{"seed": 42, "model": {"layers": [{"units": 4}]}, "seed": 7}', "seed", "(42, then 7)"),
+    ('{"model": {"layers": [{"units": 4}, {"units": 4, "activation": "elu", "activation": "relu"}]}}',
+     "model.layers[1].activation", "('elu', then 'relu')"),
+    ('{"model": {"layers": [{"units": 4}]}, "training": {"epochs": 1}, "training": {"epochs": 9}}',
+     "training", "({'epochs': 1}, then {'epochs': 9})"),
+])
+def test_a_key_given_twice_is_refused_naming_it(tmp_path, text, path, values):
+    """JSON keeps the last of two equal keys without a word: an edit that added a field already
+    set further up would be ignored."""
+    spec = tmp_path / "twice.json"
+    spec.write_text(text)
+    with pytest.raises(SpecError) as refused:
+        load_experiment(spec)
+    assert refused.value.path == path
+    assert str(refused.value) == (f"{path}: given twice in {spec} {values}; each field may appear once in an "
+                                  "object: delete the one you do not mean")
+
+
+def test_sessions_the_app_wrote_hold_no_key_twice_and_still_load(tmp_path):
+    """Sessions are read as before (not through load_experiment); those the app writes, and the
+    ones shipped in resources/zoo by earlier versions, have each key once."""
+    import zipfile
+
+    from core.sessions.format import load_session
+    from core.sessions.trainer_io import save_trainer
+    from core.training import Trainer
+
+    def strict(pairs):
+        keys = [k for k, _ in pairs]
+        assert len(keys) == len(set(keys)), keys
+        return dict(pairs)
+
+    fresh = tmp_path / "fresh.gwb"
+    save_trainer(fresh, Trainer(parse_experiment({"data": {"source": "moons", "params": {"n_samples": 40}},
+                                                  "model": {"layers": [{"units": 3}]}})), {})
+    sessions = [fresh, *sorted((EXAMPLES.parent / "zoo").glob("*.gwb"))]
+    assert len(sessions) > 1
+    for path in sessions:
+        with zipfile.ZipFile(path) as zf:
+            members = [n for n in zf.namelist() if n.endswith(".json")]
+            assert "experiment.json" in members
+            for name in members:
+                json.loads(zf.read(name), object_pairs_hook=strict)
+        assert load_session(path).experiment is not None
+
+
 def test_csv_source_needs_path_and_target():
     spec = base()
     spec["data"] = {"source": "csv", "path": "data.csv"}

@@ -29,16 +29,51 @@ def started(monkeypatch):
 @pytest.mark.parametrize("argv, expected", [
     ([], ("window", None)),
     (["open", "run.gwb"], ("window", "run.gwb")),
-    (["/home/me/run.gwb"], ("window", "/home/me/run.gwb")),        # Exec=gradient-workbench %f
+    (["{tmp}/run.gwb"], ("window", "{tmp}/run.gwb")),        # Exec=gradient-workbench %f
     (["spec.JSON"], ("window", "spec.JSON")),
     (["--smoke-test"], ("smoke", None)),
     (["--smoke-test", "run.gwb"], ("smoke", "run.gwb")),
     (["run.gwb", "--smoke-test"], ("smoke", "run.gwb")),
     (["open", "run.gwb", "--smoke-test"], ("smoke", "run.gwb")),
+    (["-x.gwb"], ("window", "-x.gwb")),                        # a file name, never an option
 ])
-def test_window_arguments(started, argv, expected):
+def test_window_arguments(started, argv, expected, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for name in ("run.gwb", "spec.JSON", "-x.gwb"):  # the window is started only on a file that exists
+        (tmp_path / name).write_bytes(b"")
+    argv = [a.format(tmp=tmp_path) for a in argv]
     assert main(argv) == 0
-    assert started == [expected]
+    assert started == [(expected[0], expected[1] and expected[1].format(tmp=tmp_path))]
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_open_help_prints_the_help(started, capsys, flag):
+    """`open --help` was taken for a file to open (it started the window on "--help")."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["open", flag])
+    assert exit_info.value.code == 0
+    assert started == []
+    assert capsys.readouterr().out.startswith("usage: gradient-workbench open [-h] file")
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["open", "--bogus", "run.gwb"], "error: gradient-workbench: unrecognized arguments: --bogus\n"),
+    (["open", "--bogus"], "error: gradient-workbench open: the following arguments are required: file\n"),
+    (["open", "nosuch.gwb"], "error: nosuch.gwb: no such session or experiment file\n"),
+    (["nosuch.gwb"], "error: nosuch.gwb: no such session or experiment file\n"),
+    (["open", "."], "error: .: is a folder, not a session (.gwb) or experiment (.json) file\n"),
+])
+def test_bad_open_arguments_exit_2_with_one_line_before_the_display(started, capsys, tmp_path, monkeypatch, argv,
+                                                                    message):
+    """Without a display too: the file is checked first, so a wrong name is not hidden behind
+    "no display"."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run.gwb").write_bytes(b"")
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(argv) == 2
+    assert started == []
+    assert capsys.readouterr().err == message
 
 
 @pytest.mark.parametrize("argv", [["notes.txt"], ["run.gwb", "other.gwb"], ["frobnicate"]])

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from core.cli.main import run_headless
-from core.sessions.format import load_session
+from core.sessions.branch import branch_trainer
+from core.sessions.format import SessionError, load_session
 
 LOGISTIC = {"units": 20, "activation": "logistic", "init": {"name": "random_normal", "stddev": 0.05}}
 VANISHING = {"name": "vanishing", "seed": 1, "data": {"source": "moons", "params": {"n_samples": 200}},
@@ -140,3 +141,41 @@ def test_info_on_an_experiment_file_says_to_train_it(tmp_path, capsys):
     broken.write_bytes(b"PK\x03\x04 not really")
     assert run_headless(["info", str(broken)]) == 2
     assert "not a readable zip" in capsys.readouterr().err
+
+
+def test_branch_refuses_to_write_over_the_session_it_branches(tmp_path, capsys, monkeypatch):
+    """`--out` naming the source (as written, spelled otherwise, or through a link) would replace
+    the whole run with its fork: refused before any replay, the file untouched."""
+    run = train(tmp_path, SMALL, "small")
+    before = (tmp_path / "small.gwb").read_bytes()
+    (tmp_path / "link.gwb").symlink_to(tmp_path / "small.gwb")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    for source, out in [(run, run), ("small.gwb", "./small.gwb"), ("link.gwb", "small.gwb")]:
+        assert run_headless(["branch", source, "--at-step", "5", "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"--out: {out!r} is the session being branched" in err
+        assert "another file" in err
+    assert (tmp_path / "small.gwb").read_bytes() == before
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_branch_past_the_end_of_a_changed_plan_is_refused(tmp_path, capsys):
+    """SMALL trains 3 epochs of 6 steps; with training.epochs=1 its plan ends at step 6, so a
+    branch at step 10 would be a finished run whose schedule ran out."""
+    run = train(tmp_path, SMALL, "small")
+    capsys.readouterr()
+    fork = tmp_path / "fork.gwb"
+    assert run_headless(["branch", run, "--at-step", "10", "--out", str(fork), "--set", "training.epochs=1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and not fork.exists()
+    assert "--at-step: step 10 is past the end of the changed run's plan" in err
+    assert "ends at step 6" in err and "from 0 to 6" in err and "training.epochs to at least 2" in err
+    # the end of the new plan itself is allowed
+    assert run_headless(["branch", run, "--at-step", "6", "--out", str(fork), "--set", "training.epochs=1"]) == 0
+    assert load_session(fork).state["step"] == 6
+    # without the file's record of its plan (an older file) the replayed run's own count decides
+    session = load_session(run)
+    del session.state["schedule_plan"]
+    with pytest.raises(SessionError, match="ends at step 6"):
+        branch_trainer(session, 10, [("training.epochs", 1)])

@@ -108,3 +108,67 @@ def test_every_example_trains_from_the_command_line(tmp_path, key, capsys, monke
     assert s.history["grad_norm"].shape[1] == len(s.experiment.model.layers) + 1
     assert np.isfinite(s.history["loss"]).all() or key == "dying_relu"
     assert run_headless(["info", str(out)]) == 0
+
+
+def _no_training(*args, **kwargs):
+    raise AssertionError("the run started before --out was checked")
+
+
+@pytest.mark.parametrize("command", ["train", "resume", "branch"])
+def test_an_out_inside_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch, command):
+    """`--out spec.json/x.gwb` used to train the whole run and fail only when it saved."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("core.training.Trainer", _no_training)
+    spec = small_spec(tmp_path)
+    source = {"train": [str(spec)], "resume": ["run.gwb"], "branch": ["run.gwb", "--at-step", "1"]}[command]
+    assert run_headless([command, *source, "--out", "spec.json/x.gwb"]) == 2
+    err = capsys.readouterr().err
+    assert err == ("error: --out: 'spec.json' is a file, not a folder, so 'spec.json/x.gwb' cannot be written; "
+                   "give a file name in an existing folder\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.json"]
+
+
+def test_an_out_in_a_folder_that_takes_no_file_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    """Root writes anywhere, so the refusal of the file system is simulated here (the next test
+    makes a real read-only folder where the tests do not run as root)."""
+    import core.cli.args
+
+    folder = tmp_path / "locked"
+    folder.mkdir()
+
+    real = core.cli.args.tempfile.TemporaryFile
+
+    def refuse(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == folder:
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(core.cli.args.tempfile, "TemporaryFile", refuse)
+    monkeypatch.setattr("core.training.Trainer", _no_training)
+    assert run_headless(["train", str(small_spec(tmp_path)), "--out", str(folder / "x.gwb")]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: --out: cannot write in folder {str(folder)!r} (Permission denied); "
+                   "give a file name in a folder you can write to\n")
+    assert not list(folder.iterdir())
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() == 0, reason="root may write in a read-only folder")
+def test_an_out_in_a_read_only_folder_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o555)
+    monkeypatch.setattr("core.training.Trainer", _no_training)
+    try:
+        assert run_headless(["train", str(small_spec(tmp_path)), "--out", str(folder / "x.gwb")]) == 2
+    finally:
+        folder.chmod(0o755)
+    assert f"--out: cannot write in folder {str(folder)!r}" in capsys.readouterr().err
+    assert not list(folder.iterdir())
+
+
+def test_resume_of_a_finished_one_epoch_run_says_epoch_once(tmp_path, capsys):
+    run = tmp_path / "run.gwb"
+    assert run_headless(["train", str(small_spec(tmp_path, epochs=1)), "--out", str(run), "--quiet"]) == 0
+    assert run_headless(["resume", str(run), "--out", str(run), "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"error: {run} has completed its 1 planned epoch; give --epochs N to "
+                                       "train further\n")

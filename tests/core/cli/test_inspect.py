@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.cli.args import UsageError
 from core.cli.inspection import describe_inspection, inspect_session
 from core.cli.main import run_headless
 from core.engine.network import Network
@@ -142,8 +143,11 @@ def test_inspect_reads_sessions_written_before_the_instruments(capsys):
 
 
 @pytest.mark.parametrize(("flags", "message"), [
-    (["--examples", "0"], "--examples: must be a positive integer or 'all', got '0'"),
-    (["--examples", "some"], "--examples: must be a positive integer or 'all', got 'some'"),
+    (["--examples", "0"], "--examples: must be 'all' or a whole number of at least 2 (the noise scale and SNR "
+                          "measure the spread between examples' gradients), got '0'"),
+    (["--examples", "some"], "--examples: must be 'all' or a whole number of at least 2"),
+    # one example has no spread: its noise scale and SNR would print rounding noise
+    (["--examples", "1"], "--examples: must be 'all' or a whole number of at least 2"),
     (["--examples", "100000"], "--examples: {path} has 96 training examples, got 100000"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path, capsys, flags, message):
@@ -171,3 +175,10 @@ def test_a_diverged_session_reads_as_nulls(tmp_path, capsys):
     assert all(g is None for g in r["grad_norm"]) and r["stability_threshold"] == pytest.approx(40.0)
     json.dumps(r, allow_nan=False)  # still valid JSON
     assert "sharpness             n/a" in describe_inspection(r)
+
+
+def test_one_example_is_refused_by_the_function_too(tmp_path):
+    session = load_session(trained(tmp_path, {"name": "sgd", "learning_rate": 0.05}))
+    with pytest.raises(UsageError, match="at least 2 .*got 1"):
+        inspect_session(session, 1)
+    assert inspect_session(session, 2)["noise_scale"] is not None
