@@ -27,6 +27,7 @@ from core.spec import SpecError, load_experiment
 from .concurrent import JobRunner, shutdown_all
 from .docking import hide_stray_tab_bars
 from .editor import create_editor_docks, create_presets_menu
+from .editor.fields import short_message
 from .editor.model_panel import ModelPanel
 from .editor.panel import Panel
 from .file_names import proposed_name, with_extension
@@ -101,7 +102,7 @@ class MainWindow(QMainWindow):
         self.lessons = LessonsTools(self)  # Lessons dock (Help › Lessons)
         for dock in self.findChildren(QDockWidget):   # a dock opened joins a row of tabs: room for it
             dock.toggleViewAction().triggered.connect(
-                lambda checked, d=dock: self.widen_column_for(d) if checked else None)
+                lambda checked, d=dock: self.bring_forward(d) if checked else None)
             # Qt may leave a group's replaced tab bar on screen when docks move (see docking.py)
             dock.dockLocationChanged.connect(self._hide_stray_tab_bars_soon)
             dock.topLevelChanged.connect(self._hide_stray_tab_bars_soon)
@@ -243,7 +244,8 @@ class MainWindow(QMainWindow):
         first = next(iter(errors.items()), None)
         for name, tip in self._train_tips.items():
             action = self.controller.actions[name]
-            action.setToolTip(tip if first is None else f"Not available: {first[0]}: {first[1]}")
+            action.setToolTip(tip if first is None
+                              else f"Not available: {first[0]}: {short_message(first[0], first[1])}")
 
     # ------------------------------------------------------------------ files
 
@@ -509,6 +511,12 @@ class MainWindow(QMainWindow):
         """The width a row of tabified docks needs for every tab label in full."""
         metrics = QFontMetrics(self.font())
         return sum(metrics.horizontalAdvance(d.windowTitle()) + TAB_PADDING for d in row)
+
+    def bring_forward(self, dock: QDockWidget) -> None:
+        """A dock opened from the View menu is the tab shown in its row (Qt put it back behind the
+        group's current tab, where the user who asked for it could not see it), with room for its tab."""
+        self.widen_column_for(dock)
+        dock.raise_()
 
     def widen_column_for(self, dock: QDockWidget) -> None:
         """Widen ``dock``'s column, if need be, so that its row of tabs (one more since the dock was

@@ -294,6 +294,7 @@ def test_invalid_units_are_marked_in_the_table_and_disable_train(make_window: An
     assert "must be a positive integer, got -5" in window.state.errors[path]
     assert not window.state.valid
     assert not train.isEnabled()
+    assert train.toolTip() == f"Not available: {path}: must be a positive integer, got -5"   # the path once
     index = table.model().index(0, COL_UNITS)
     assert index.data() == "-5"                                   # the typed value stays, not reverted
     assert index.data(Qt.ItemDataRole.BackgroundRole) is not None  # red

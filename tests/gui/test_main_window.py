@@ -100,6 +100,21 @@ def dock_layout(window):
             for d in docks}
 
 
+def test_a_dock_shown_again_from_the_view_menu_is_the_tab_in_front(open_window, qtbot):
+    window = open_window()
+    tabbed = [d for d in window.findChildren(QDockWidget) if window.tabifiedDockWidgets(d) and not d.isHidden()]
+    assert tabbed, "the default layout tabs some docks"
+    dock = tabbed[0]
+    dock.toggleViewAction().trigger()                  # View › (the dock) off ...
+    qtbot.waitUntil(lambda: dock.isHidden(), timeout=2_000)
+    others = [d for d in window.tabifiedDockWidgets(dock) if not d.isHidden()]
+    others[0].raise_()                                 # ... another tab of its row in front ...
+    dock.toggleViewAction().trigger()                  # ... and on again: it is the one shown
+    qtbot.waitUntil(lambda: not dock.visibleRegion().isEmpty(), timeout=2_000)
+    assert all(d.visibleRegion().isEmpty() for d in others)
+    window.state.undo_stack.setClean()
+
+
 @pytest.mark.qt_log_ignore("This plugin does not support raise")    # the floating dock, offscreen
 def test_dock_layout_is_remembered(open_window, qtbot):
     first = open_window()
