@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QApplication, QDialogButtonBox, QLineEdit
 
 from core.spec import parse_experiment
@@ -153,6 +154,14 @@ def test_two_runs_leave_ghosts_on_the_plots_and_in_the_runs_dock(
     assert all(item in monitor.grad_norm.plot.listDataItems() or item in metrics.loss_plot.listDataItems()
                or item in metrics.acc_plot.listDataItems() for item in faint)
     assert all(item.opts["pen"].color().alpha() < 255 for item in faint)
+    # grey, never a live layer's colour, and never what sets the axes (the view fits the live run)
+    from workbench.monitor.plots.style import layer_colours
+
+    live = {QColor(c).rgb() for c in layer_colours(len(window.controller.buffers.layer_names),
+                                                   monitor.grad_norm.dark)}
+    colours = {item.opts["pen"].color().rgb() for item in faint}
+    assert len(colours) == 1 and not colours & live
+    assert all(item not in plot.vb.addedItems for plot, item in monitor.ghost_overlay.items if item in faint)
     ghost_list = window.runs.ghost_list
     assert ghost_list.isVisibleTo(window.runs.panel) and len(ghost_list.labels()) == 2
     assert all("30 steps" in label for label in ghost_list.labels())

@@ -1,9 +1,11 @@
 """Ghost runs and a branch's parent drawn on the monitor's plots (see ``ghosts``).
 
 The overlay owns its curve items and redraws them only when the ghosts change (a run kept,
-hidden, removed, a branch started), never at frame rate: faint curves (the layers' colours at
-``GHOST_ALPHA``) under the live ones for the ghosts, and for the parent of a branch on screen its
-curves from the fork on, in the same colours as the live run's, dashed.
+hidden, removed, a branch started), never at frame rate: faint grey curves under the live ones
+for the ghosts, and for the parent of a branch on screen its curves from the fork on, in the
+same colours as the live run's, dashed. A ghost is grey, not in the layers' colours: an earlier
+run (of another network, perhaps) drawn in the live legend's colours read as the live layers'
+own curves. Nor does it set the axes: the view fits the live run and, dashed, its parent.
 """
 
 from __future__ import annotations
@@ -18,15 +20,17 @@ from .plots.gradient_norm import GradientNormPanel
 from .plots.metrics import MetricsPanel
 from .plots.style import layer_colours
 
-GHOST_ALPHA = 60
+GHOST_ALPHA = 90
+GHOST_COLOUR = {False: "#8c8c8c", True: "#a0a0a0"}  # by dark theme
 TRAIN_COLOUR, VAL_COLOUR = "#1f77b4", "#ff7f0e"     # as the metrics panel's train and validation curves
 
 
-def _pen(colour: QColor | str, alpha: int | None = None, dashed: bool = False) -> pg.QtGui.QPen:
+def _pen(colour: QColor | str, alpha: int | None = None, dashed: bool = False,
+         style: Qt.PenStyle = Qt.PenStyle.SolidLine) -> pg.QtGui.QPen:
     colour = QColor(colour)
     if alpha is not None:
         colour.setAlpha(alpha)
-    pen = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine)
+    pen = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine if dashed else style)
     pen.setCosmetic(True)
     return pen
 
@@ -49,7 +53,7 @@ class GhostOverlay:
                                connect="finite")
         item.setZValue(z)
         item.setToolTip(tip)
-        plot.addItem(item)
+        plot.addItem(item, ignoreBounds=z < -1)       # a ghost never sets the axes
         self.items.append((plot, item))
         return item
 
@@ -71,8 +75,10 @@ class GhostOverlay:
 
     def _draw(self, ghost: GhostRun, dark: bool, alpha: int | None, dashed: bool, tip: str) -> list[pg.PlotDataItem]:
         drawn = []
-        colours = layer_colours(len(ghost.layer_names), dark)
-        z = -5 if alpha is not None else -1            # under the live curves
+        faint = alpha is not None
+        grey = GHOST_COLOUR[dark]
+        colours = [grey] * len(ghost.layer_names) if faint else layer_colours(len(ghost.layer_names), dark)
+        z = -5 if faint else -1                        # under the live curves
         for i, colour in enumerate(colours):
             if ghost.steps.size:
                 drawn.append(self._add(self.grad_norm.plot, ghost.steps, ghost.log_grad_norm[i],
@@ -83,6 +89,8 @@ class GhostOverlay:
                 for key, colour in ((metric, TRAIN_COLOUR), (f"val_{metric}", VAL_COLOUR)):
                     values = ghost.epochs.get(key, np.zeros(0))
                     if len(values) and len(values) == len(epochs):
-                        drawn.append(self._add(plot, epochs, values, _pen(colour, alpha, dashed),
-                                               f"{tip} ({key})", z))
+                        # a ghost's validation curve dotted, its training curve solid, both grey
+                        style = Qt.PenStyle.DotLine if key.startswith("val_") else Qt.PenStyle.SolidLine
+                        pen = _pen(grey, alpha, style=style) if faint else _pen(colour, alpha, dashed)
+                        drawn.append(self._add(plot, epochs, values, pen, f"{tip} ({key})", z))
         return drawn
