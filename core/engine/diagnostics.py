@@ -65,6 +65,16 @@ RISE_MIN_SHARE = 0.1
 # batches: selu.json's rise of 0.14 had a share of 0.78 at most, a loss climbing steadily 1.0.
 RISE_CONSISTENCY = 0.81
 HEALTH_WINDOW = 20          # recorded steps whose median the detector reads (one step is noisy)
+# A loss that blew up: its recent level (the median of the last HEALTH_WINDOW recorded steps) at
+# least this many times the lowest level it reached (the medians of consecutive blocks of as many
+# steps) and above where it started (its first level, or the chance loss if that is higher: a
+# loss that falls fast has a first level well below its real start). A rise of the medians over
+# the last DIVERGE_WINDOW steps misses it once the loss falls back from its peak:
+# dying_relu.json with leaky ReLUs went 4.3 → 19,040 (epoch 15) → 674 (chance 2.3), its last 30
+# steps falling, and nothing was found. A decade is no batch noise: a loss that sits ten times
+# above its best while it is above where it started has lost what the run learned (a healthy
+# run's loss that wanders up from 0.001 to 0.01 is still far below its start, and is left alone).
+BLOWUP_FACTOR = 10.0
 
 
 def own_copy(a: Any, dtype: Any = None) -> np.ndarray:
@@ -436,7 +446,9 @@ def assess_health(rec: DiagnosticsRecorder, upto: int | None = None, window: int
       (where σ′ or tanh′ is close to 0: the saturation story behind vanishing gradients);
     * ``diverging``: the loss rising over ``DIVERGE_WINDOW`` steps (by ``RISE_FACTOR`` and by
       ``RISE_MIN_SHARE`` of the loss's scale, so a batch loss wandering near 0 is not read as
-      a divergence), or an update / weight ratio above 1e-1 (healthy is about 1e-3);
+      a divergence), or blown up (now ``BLOWUP_FACTOR`` times the lowest level it reached and
+      above its start, even while it falls back from a peak), or an update / weight ratio
+      above 1e-1 (healthy is about 1e-3);
     * ``dead``: more than half of a layer's units output zero for a whole batch.
     """
     context = context or HealthContext()
@@ -574,11 +586,76 @@ def later_above_earlier(earlier: np.ndarray, later: np.ndarray) -> float:
     return float(above) / (earlier.size * later.size)
 
 
+def loss_levels(losses: np.ndarray, block: int) -> np.ndarray:
+    """The levels a loss sat at: the medians of consecutive blocks of ``block`` recorded losses
+    from the first (a last, shorter block included), each over its finite values (NaN for a block
+    of none). A few outlying batches do not move a level; a loss that stays up does."""
+    losses = np.asarray(losses, dtype=np.float64)
+    block = max(int(block), 1)
+    full = len(losses) // block * block
+    parts = [losses[:full].reshape(-1, block).T] if full else []
+    if full < len(losses):
+        parts.append(losses[full:, None])
+    if not parts:
+        return np.zeros(0)
+    levels = [column_nanmedian(np.where(np.isfinite(p), p, np.nan)) for p in parts]
+    return np.concatenate(levels)
+
+
+def blow_up(levels: np.ndarray, chance: float | None = None) -> tuple[int, int] | None:
+    """The first level of ``levels`` (``loss_levels``) at least ``BLOWUP_FACTOR`` times the lowest
+    level before it and above where the loss started (the first level, or ``chance`` if higher),
+    as (its index, the lowest's index); ``None`` if the loss never blew up so."""
+    levels = np.asarray(levels, dtype=np.float64)
+    if levels.size < 2 or not np.isfinite(levels[0]):
+        return None
+    start = max(float(levels[0]), chance or 0.0)
+    lowest = np.fmin.accumulate(levels)
+    with np.errstate(invalid="ignore"):
+        up = np.flatnonzero((levels >= BLOWUP_FACTOR * lowest) & (levels > start))
+    if not up.size:
+        return None
+    k = int(up[0])
+    return k, int(np.nanargmin(levels[:k + 1]))
+
+
+def _blown_up(rec: DiagnosticsRecorder, end: int, window: int, chance: float | None) -> HealthIssue | None:
+    """The loss now (the median of the last ``window`` recorded steps) at least ``BLOWUP_FACTOR``
+    times the lowest level it reached before (``loss_levels`` of blocks of ``window`` steps from
+    the first) and above where it started (its first level, or ``chance`` if higher): the run has
+    left its best weights far behind, even if the loss is falling from a peak right now."""
+    if end < 2 * window:
+        return None
+    losses = rec["loss"][:end].astype(np.float64)
+    recent = losses[end - window:]
+    recent = recent[np.isfinite(recent)]
+    if not recent.size:
+        return None
+    levels = loss_levels(losses[:end - window], window)
+    if not np.isfinite(levels).any() or not np.isfinite(levels[0]):
+        return None
+    best_at = int(np.nanargmin(levels))
+    now, best, start = float(np.median(recent)), float(levels[best_at]), max(float(levels[0]), chance or 0.0)
+    # Only the level now counts: a loss that blew up once and came back down is not a finding.
+    if not (now >= BLOWUP_FACTOR * best and now > start):
+        return None
+    best_step = int(rec.steps[min(best_at * window + window // 2, end - 1)])
+    step = int(rec.steps[end - 1])
+    times = f"{now / best:,.0f}× " if best > 0 else ""
+    return HealthIssue(
+        "diverging", rec.n_layers - 1, rec.layer_names[-1], step,
+        f"diverging: the loss blew up: {now:.3g} over the last {window} recorded steps to step {step} (median) is "
+        f"{times}the lowest it reached ({best:.3g}, around step {best_step}) and above where it started "
+        f"({start:.3g}); the run has lost what it had learned",
+        ("learning_rate", "clip"), (("loss_after", now), ("loss_best", best), ("loss_start", start)))
+
+
 def _diverging(rec: DiagnosticsRecorder, end: int, window: int, context: HealthContext) -> list[HealthIssue]:
     """A loss rising over the last ``DIVERGE_WINDOW`` steps: its last third's median above its
     first third's by ``RISE_FACTOR`` and by a share of the run's loss scale (``RISE_MIN_SHARE``),
     and most of the last third's losses above most of the first third's (``RISE_CONSISTENCY``);
-    update / weight ratios above 1e-1."""
+    else a loss that blew up (``_blown_up``: now ``BLOWUP_FACTOR`` times the lowest it reached and
+    above its start), whichever way it is heading now; update / weight ratios above 1e-1."""
     out: list[HealthIssue] = []
     step = int(rec.steps[end - 1])
     names = rec.layer_names
@@ -605,4 +682,8 @@ def _diverging(rec: DiagnosticsRecorder, end: int, window: int, context: HealthC
                     f"diverging: the loss rose from {first:.3g} to {last:.3g} over the last {DIVERGE_WINDOW} "
                     f"recorded steps to step {step} (medians of the first and last thirds)",
                     ("learning_rate", "clip"), (("loss_before", first), ("loss_after", last))))
+    if not any("loss rose" in issue.message for issue in out):
+        blown = _blown_up(rec, end, window, context.chance_loss)
+        if blown is not None:
+            out.append(blown)
     return out

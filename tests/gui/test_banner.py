@@ -30,6 +30,7 @@ def test_tried_fixes_are_shown_with_their_effect_and_applying_one_changes_the_ba
         banner.set_issues([finding])
         assert not banner.buttons                      # nothing is offered before it is tried
         assert "Trying the fixes" in banner.trials_label.text()
+        assert "Trying the fixes for exploding gradients" in banner.trials_label.text()     # not its kind key
     report = done.args[0]
     assert report is banner.report and report.offered
     assert set(banner.buttons) == {"+".join(t.fix) for t in report.offered}
@@ -83,3 +84,28 @@ def test_a_finding_on_a_selu_network_says_which_condition_of_self_normalization_
     assert "SELU network: it normalizes itself only with alpha dropout instead of ordinary dropout" \
         in banner.label.text()
     banner.runner.shutdown()
+
+
+def test_applying_a_fix_says_what_its_trial_trained_a_retrain_or_the_run_going_on(qtbot: Any) -> None:
+    """A fix tried from the start is retrained to see its effect; a rate change tried as the run
+    going on from its step applies from the next batch, and the banner says so instead of asking
+    for a retrain its evidence did not measure."""
+    from core.engine.diagnostics import HealthIssue
+    from core.remedies import RemedyReport, Trial
+
+    finding = {"kind": "exploding", "layer": 0, "layer_name": "dense_0", "step": 60,
+               "message": "exploding gradients: the gradient norm of dense_0 is 800× larger", "remedies": []}
+    for from_start, said in ((False, "applies to the run from its next batch"), (True, "Retrain to see its effect")):
+        state = ExperimentState(preset_experiment("exploding"))
+        banner = HealthBanner(state)
+        qtbot.addWidget(banner)
+        banner.set_issues([finding])                 # names no remedy: nothing is tried
+        base = Trial((), from_start, 0 if from_start else 60, 100, 0.5, 800.0, 2.5, 2.5, False)
+        rate = Trial(("learning_rate",), from_start, base.start_step, 100, 0.5, 10.0, 2.5, 1.0, False, "helps",
+                     "loss 1 after 100 steps (unchanged run 2.5)")
+        banner._on_trials(RemedyReport(HealthIssue.from_dict(finding), {from_start: base}, (rate,)))
+        qtbot.mouseClick(banner.buttons["learning_rate"], Qt.MouseButton.LeftButton)
+        text = banner.applied_label.text()
+        assert said in text and ("Retrain" in text) is from_start
+        assert ("from step 60" in text) is not from_start
+        banner.runner.shutdown()

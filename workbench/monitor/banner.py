@@ -26,6 +26,7 @@ from core.engine.diagnostics import REMEDIES, HealthIssue
 from core.process import ProcessJob
 from core.remedies import (
     MATCHED_INIT,
+    MAX_TRIAL_STEPS,
     REMEDY_SCOPE,
     TRIAL_SECONDS,
     TRIAL_STEPS,
@@ -186,7 +187,7 @@ class HealthBanner(QFrame):
         title = KIND_TITLES.get(first["kind"], first["kind"])
         more = ""
         if len(issues) > 1:
-            others = "; ".join(KIND_TITLES.get(i["kind"], i["kind"]).lower() + f" in {i['layer_name']}"
+            others = "; ".join(_in_a_sentence(KIND_TITLES.get(i["kind"], i["kind"])) + f" in {i['layer_name']}"
                                for i in issues[1:])
             more = f"<br><i>Also: {html.escape(others)}.</i>"
         message = str(first["message"])
@@ -218,8 +219,11 @@ class HealthBanner(QFrame):
             return
         issue = HealthIssue.from_dict(finding)
         experiment, steps, seconds = self.state.experiment, self.trial_steps, self.trial_seconds
-        self.trials_label.setText(f"<i>Trying the fixes for {html.escape(issue.kind)} ({steps} steps or "
-                                  f"{seconds:g} s each) before offering them…</i>")
+        what = _in_a_sentence(KIND_TITLES.get(issue.kind, issue.kind))
+        self.trials_label.setText(f"<i>Trying the fixes for {html.escape(what)} ({steps} steps or "
+                                  f"{seconds:g} s each; a fix that needs a new model is trained from the start "
+                                  f"as far as the run went, up to {MAX_TRIAL_STEPS:,} steps) before offering "
+                                  "them…</i>")
         self.runner.request_stop()
         base_dir = None if self.state.base_dir is None else str(self.state.base_dir)
         # In a child process of low priority: trials train networks, and on a thread of the window
@@ -291,8 +295,15 @@ class HealthBanner(QFrame):
         if button is not None:
             button.setEnabled(False)
         names = ", ".join(fix_text(f) for f in self.applied)
-        self.applied_label.setText(f"✓ Fix applied: {names}. Retrain to see its effect (Train from the start; "
-                                   f"the finding above describes the run before the fix). {scope(fix)}")
+        tried = next((t for t in (self.report.trials if self.report else ()) if t.fix == fix), None)
+        if tried is not None and not tried.from_start:
+            # tried as the run going on from its step, which is what the app does with a live change
+            nxt = (f"It applies to the run from its next batch: train on to see its effect, as its trial did from "
+                   f"step {tried.start_step:,} (the finding above describes the run before the fix).")
+        else:
+            nxt = ("Retrain to see its effect (Train from the start, as its trial did; the finding above "
+                   "describes the run before the fix).")
+        self.applied_label.setText(f"✓ Fix applied: {names}. {nxt} {scope(fix)}")
         self.applied_label.show()
         self.set_issues(self.issues)             # greys the finding out
         self.remedy_applied.emit(key)
@@ -322,9 +333,14 @@ class HealthBanner(QFrame):
         self.applied_label.hide()
 
 
+def _in_a_sentence(title: str) -> str:
+    """A finding's title inside a sentence: "Dying ReLUs" → "dying ReLUs" (not "dying relus")."""
+    return title[:1].lower() + title[1:]
+
+
 def _effect(trial: Trial) -> str:
     if trial.diverged:
-        return f"diverged within {trial.steps} steps"
+        return trial.explanation or f"diverged within {trial.steps} steps"
     where = "from the start" if trial.from_start else f"from step {trial.start_step:,}"
     change = trial.loss_change
     return (f"{trial.explanation}; loss {'+' if change >= 0 else ''}{change:.3g} over {trial.steps} steps {where}")

@@ -17,9 +17,11 @@ from core.engine.diagnostics import (
     DiagnosticsRecorder,
     HealthContext,
     assess_health,
+    blow_up,
     chance_loss,
     column_nanmedian,
     later_above_earlier,
+    loss_levels,
 )
 
 LAYERS = ["h0", "h1", "h2", "out"]
@@ -197,3 +199,65 @@ def test_column_nanmedian_gives_numpys_nanmedian_bit_for_bit(dtype) -> None:
             expected = np.nanmedian(table, axis=0)
         got = column_nanmedian(table)
         assert got.dtype == expected.dtype and np.array_equal(got, expected, equal_nan=True), (rows, table)
+
+
+def blown_up_then_falling(k: int, rng: np.random.Generator) -> float:
+    """Falling from 4.3 to about 3 over 40 steps, blown up to 19,000 by step 100, then falling
+    back towards 600 over the last 60 steps (the shape of dying_relu.json with leaky ReLUs: 4.3 →
+    19,040 at epoch 15 → 674, its last 30 steps falling)."""
+    noise = 1 + 0.1 * rng.standard_normal()
+    if k < 40:
+        return (4.3 - 1.3 * k / 39) * noise
+    if k < 100:
+        return 3.0 * (19_000 / 3.0) ** ((k - 40) / 59) * noise
+    return 19_000 * (600 / 19_000) ** ((k - 100) / 59) * noise
+
+
+def test_a_loss_far_above_the_best_it_reached_is_diverging_though_it_falls_now() -> None:
+    chance = math.log(10)
+    rec = table(n=160, loss=blown_up_then_falling)
+    losses = rec["loss"].astype(np.float64)
+    last = losses[-30:]
+    # the rising-loss check reads only the last 30 steps, which fall: the old detector found nothing
+    assert np.median(last[-10:]) < np.median(last[:10])
+    issues = assess_health(rec, context=HealthContext(chance_loss=chance))
+    assert kinds(issues) == ["diverging"] and "blew up" in issues[0].message
+    issue = issues[0]
+    # the evidence, computed here: the median of the last 20 steps; the lowest median of the blocks of
+    # 20 steps before them; the first block's median
+    now = float(np.median(losses[-20:]))
+    blocks = np.median(losses[:-20].reshape(-1, 20), axis=1)
+    assert issue.measured("loss_after") == pytest.approx(now)
+    assert issue.measured("loss_best") == pytest.approx(float(blocks.min()))
+    assert issue.measured("loss_start") == pytest.approx(max(float(blocks[0]), chance))
+    assert now >= 10 * blocks.min() and now > blocks[0]
+    assert issue.step == 160 and issue.layer_name == "out" and "learning_rate" in issue.remedies
+    assert f"{now:.3g}" in issue.message and f"{blocks.min():.3g}" in issue.message
+
+
+def test_a_loss_that_wanders_up_far_below_its_start_or_came_back_down_is_not_blown_up() -> None:
+    chance = math.log(10)
+    context = HealthContext(chance_loss=chance)
+    # trained down to 0.001, then wandering up to 0.02: twenty times its best, far below its start
+    wandering = table(n=120, loss=lambda k, rng: 2.3 * (0.001 / 2.3) ** (k / 59) if k < 60 else 0.02)
+    assert wandering["loss"][-1] >= 10 * np.min(wandering["loss"]) and "diverging" not in kinds(
+        assess_health(wandering, context=context))
+    # blew up to 1,000 once, and is back at twice its best now
+    back = table(n=120, loss=lambda k, rng: 1000.0 if 40 <= k < 60 else (1.0 if k < 40 else 2.0))
+    assert "diverging" not in kinds(assess_health(back, context=context))
+    # the same at ten times its best and above its start is blown up
+    up = table(n=120, loss=lambda k, rng: 1000.0 if 40 <= k < 60 else (1.0 if k < 40 else 10.0))
+    assert kinds(assess_health(up, context=HealthContext(chance_loss=0.5))) == ["diverging"]
+    # ... but not while it is below the chance level, where the run started
+    assert "diverging" not in kinds(assess_health(up, context=HealthContext(chance_loss=20.0)))
+
+
+def test_loss_levels_are_block_medians_and_a_blow_up_is_found_where_it_happens() -> None:
+    rng = np.random.default_rng(3)
+    losses = rng.random(47) + 1.0
+    losses[5] = np.nan
+    expected = [np.nanmedian(losses[i:i + 10]) for i in range(0, 47, 10)]
+    np.testing.assert_allclose(loss_levels(losses, 10), expected)
+    assert blow_up(np.array([2.0, 0.5, 0.3, 0.4, 1.0])) is None           # back up, but below its start
+    assert blow_up(np.array([2.0, 0.5, 0.3, 3.5, 1.0])) == (3, 2)         # ten times 0.3 and above 2.0
+    assert blow_up(np.array([0.5, 0.3, 3.5]), chance=5.0) is None         # above its first level, below chance
