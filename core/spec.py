@@ -720,18 +720,16 @@ def load_experiment(path: str | Path) -> Experiment:
     except UnicodeDecodeError as exc:
         raise SpecError("", f"{p}: cannot be read ({exc})") from None
     try:
-        obj = json.loads(text, object_pairs_hook=_note_repeated_keys)
+        obj = json.loads(text, object_pairs_hook=note_repeated_keys)
     except json.JSONDecodeError as exc:
         raise SpecError("", f"{p}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     except RecursionError:
         raise SpecError("", f"{p}: nested too deeply to be an experiment") from None
     except ValueError as exc:  # an integer with more digits than Python converts
         raise SpecError("", f"{p}: not valid JSON ({v.quote(str(exc))})") from None
-    repeated = _first_repeated_key(obj)
+    repeated = first_repeated_key(obj)
     if repeated is not None:
-        path, first, last = repeated
-        raise SpecError(path, f"given twice in {p} ({v.quote(first)}, then {v.quote(last)}); each field may appear "
-                              "once in an object: delete the one you do not mean")
+        raise SpecError(repeated[0], repeated_key_message(p, repeated))
     return parse_experiment(obj)
 
 
@@ -743,7 +741,9 @@ class _RepeatedKeys(dict):
     repeated: tuple[str, Any, Any]
 
 
-def _note_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def note_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``json.loads``'s ``object_pairs_hook`` that marks an object whose text gave a key twice
+    (``first_repeated_key`` then finds where)."""
     out: dict[str, Any] = {}
     repeated = None
     for key, value in pairs:
@@ -757,7 +757,7 @@ def _note_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return marked
 
 
-def _first_repeated_key(obj: Any) -> tuple[str, Any, Any] | None:
+def first_repeated_key(obj: Any) -> tuple[str, Any, Any] | None:
     """(field path, first value, last value) of the first key given twice, outer objects first
     (found after parsing, since the parser's hook does not know where an object sits). A loop,
     not recursion: the file may nest as deep as the parser allowed."""
@@ -770,6 +770,13 @@ def _first_repeated_key(obj: Any) -> tuple[str, Any, Any] | None:
         children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
         stack.extend(reversed([(_join(path, key), child) for key, child in children]))
     return None
+
+
+def repeated_key_message(file: Path, repeated: tuple[str, Any, Any]) -> str:
+    """What to say of the key ``first_repeated_key`` found given twice in ``file``."""
+    _, first, last = repeated
+    return (f"given twice in {file} ({v.quote(first)}, then {v.quote(last)}); each field may appear once in an "
+            "object: delete the one you do not mean")
 
 
 # ----------------------------------------------------------------------------- field paths

@@ -44,9 +44,12 @@ from core.spec import (  # noqa: F401  (parse_path, set_path: also this module's
     FieldPathError,
     SpecError,
     apply_changes,
+    first_repeated_key,
     format_path,
+    note_repeated_keys,
     parse_experiment,
     parse_path,
+    repeated_key_message,
     set_path,
 )
 
@@ -316,7 +319,7 @@ def _load_json(path: Path, what: str) -> Any:
         raise SweepError(what, f"{path}: cannot be read ({quote(getattr(exc, 'strerror', None) or str(exc))})") \
             from None
     try:
-        return json.loads(text)
+        obj = json.loads(text, object_pairs_hook=note_repeated_keys)
     except json.JSONDecodeError as exc:
         raise SweepError(what, f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") \
             from None
@@ -324,6 +327,11 @@ def _load_json(path: Path, what: str) -> Any:
         raise SweepError(what, f"{path}: nested too deeply to be read") from None
     except ValueError as exc:  # an integer with more digits than Python converts
         raise SweepError(what, f"{path}: not valid JSON ({quote(str(exc))})") from None
+    repeated = first_repeated_key(obj)       # JSON keeps the last of a key given twice, silently
+    if repeated is not None:    # in the sweep file: its field; in the base experiment's file: that file's field
+        message = repeated_key_message(path, repeated)
+        raise SweepError(what, f"{repeated[0]}: {message}") if what else SweepError(repeated[0], message)
+    return obj
 
 
 def _parse_base(value: Any, folder: Path | None) -> tuple[dict[str, Any], Path | None]:
@@ -409,10 +417,7 @@ def load_sweep(path: str | Path) -> Sweep:
     p = Path(path)
     if p.is_dir():
         raise SweepError("", f"{p}: is a folder, not a sweep file")
-    try:
-        obj = _load_json(p, "")
-    except SweepError as exc:
-        raise SweepError("", exc.message) from None
+    obj = _load_json(p, "")
     return parse_sweep(obj, p.parent)
 
 

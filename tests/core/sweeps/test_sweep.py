@@ -130,6 +130,20 @@ def test_bad_sweeps_name_the_field(change, message, tmp_path):
     assert message in str(info.value)
 
 
+def test_a_key_given_twice_in_a_sweep_or_its_base_file_is_refused_naming_it(tmp_path):
+    text = json.dumps(tiny_sweep(name="first"))
+    (tmp_path / "s.json").write_text(text[:-1] + ', "name": "second"}')           # "name" twice
+    with pytest.raises(SweepError) as info:
+        load_sweep(tmp_path / "s.json")
+    assert info.value.path == "name" and "given twice" in str(info.value) and "'first'" in str(info.value)
+    base = json.dumps(BASE)
+    (tmp_path / "base.json").write_text(base.replace('"seed": 3', '"seed": 3, "seed": 4'))
+    (tmp_path / "t.json").write_text(json.dumps(tiny_sweep(base={"path": "base.json"})))
+    with pytest.raises(SweepError) as info:
+        load_sweep(tmp_path / "t.json")
+    assert "base.path" in str(info.value) and "seed: given twice" in str(info.value)
+
+
 def test_base_from_a_file_resolves_against_the_sweep(tmp_path):
     (tmp_path / "exp").mkdir()
     (tmp_path / "exp" / "base.json").write_text(json.dumps(BASE))
