@@ -173,6 +173,10 @@ def test_optimizer_race_draws_core_trajectories_and_animates(labs: Any, qtbot: A
     x, y = lab.curves["sgd"].getData()
     np.testing.assert_array_equal(np.column_stack([x, y]), expected.points)
     assert lab.table.rowCount() == len(lab.lanes)
+    lab.resize(1300, 660)                                  # as on a 1366 × 768 screen: every row in view
+    qtbot.waitUntil(lambda: lab.table.height() >= lab.table.minimumHeight(), timeout=2_000)
+    last = lab.table.rowCount() - 1
+    assert lab.table.rowViewportPosition(last) + lab.table.rowHeight(last) <= lab.table.viewport().height()
     with qtbot.waitSignal(lab.raced, timeout=20000):
         sgd_lane.enabled.setChecked(False)
     assert lab.table.rowCount() == len(lab.lanes) - 1 and len(lab.curves["sgd"].getData()[0] or []) == 0

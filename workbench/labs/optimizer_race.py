@@ -375,6 +375,14 @@ class OptimizerRaceLab(QWidget):
                     item.setForeground(lanes[t.optimizer].colour)
                     item.setToolTip(OPTIMIZERS.get(t.optimizer).summary)
                 self.table.setItem(r, c, item)
+        # Every row in view: the last is the slowest optimizer, the one the ranking is about (at
+        # 1366 × 768 the ninth row had been behind a scroll bar). The splitter gives the
+        # convergence plot what is left.
+        table = self.table
+        rows_height = sum(table.rowHeight(r) for r in range(table.rowCount()))
+        scroll = table.horizontalScrollBar()
+        table.setMinimumHeight(table.horizontalHeader().height() + rows_height + 2 * table.frameWidth()
+                               + (scroll.sizeHint().height() if scroll.isVisible() else 0))
 
     def _draw(self) -> None:
         shown = {t.optimizer: t for t in self.trajectories}
