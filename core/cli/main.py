@@ -184,11 +184,14 @@ def _check_no_recovery(recovery: Path, resuming: Path | None = None) -> None:
                      "or delete it")
 
 
-def _run(trainer: Any, epochs: int | None, out: Path, args: argparse.Namespace, base_dir: Path | None) -> int:
+def _run(trainer: Any, epochs: int | None, out: Path, args: argparse.Namespace, base_dir: Path | None,
+         carried: dict[str, Any] | None = None) -> int:
+    """Train ``trainer`` and write ``out`` (and its recovery copy meanwhile) with ``carried``, the
+    saved session's own records that are not the trainer's (where a branch came from)."""
     quiet = args.quiet
     total = trainer.epoch + epochs if epochs else trainer.experiment.training.epochs
     progress = Progress(sys.stderr, total, SnapshotSource(trainer, history=False), quiet)
-    extra = {"base_dir": str(base_dir.resolve())} if base_dir is not None else {}
+    extra = {**(carried or {}), **({"base_dir": str(base_dir.resolve())} if base_dir is not None else {})}
     autosaver = None if args.no_autosave else Autosaver(recovery_path_for(out), interval=args.autosave_seconds)
     if autosaver is not None and not quiet:
         sys.stderr.write(f"autosaving to {autosaver.path} at the end of an epoch (at most every "
@@ -257,7 +260,10 @@ def cmd_resume(args: argparse.Namespace) -> int:
             planned = plural(trainer.experiment.training.epochs, "planned epoch")
             raise UsageError(f"{args.session} has completed its {planned}; give --epochs N to train further")
     folder = session.state.get("base_dir")
-    return _run(trainer, epochs, out, args, Path(folder) if folder else None)
+    # A branch resumed is still that branch: where it came from stays in its state (it was dropped).
+    branch = session.state.get("branch")
+    carried = {"branch": branch} if isinstance(branch, dict) else None
+    return _run(trainer, epochs, out, args, Path(folder) if folder else None, carried)
 
 
 def describe_session(session: Session) -> str:

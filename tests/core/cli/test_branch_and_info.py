@@ -74,6 +74,11 @@ def test_branch_with_no_change_resumed_to_the_end_equals_the_original(tmp_path, 
     for key, value in a.history.items():
         if key != "seconds":
             assert np.array_equal(value, b.history[key], equal_nan=value.dtype.kind == "f"), key
+    # resumed, it is still that branch: where it came from is kept (in its state and in info --json)
+    assert b.state["branch"] == {"from": run, "at_step": 7, "set": {}}
+    capsys.readouterr()
+    assert run_headless(["info", fork, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["branch"] == {"from": run, "at_step": 7, "set": {}}
 
 
 def test_branch_replays_from_the_nearest_checkpoint_and_says_so(tmp_path, capsys):
