@@ -575,13 +575,16 @@ def try_remedies(trainer: Trainer, finding: HealthIssue, steps: int = TRIAL_STEP
     tell = progress or (lambda label: None)
     budget = {False: steps, True: max(steps, min(trainer.step, MAX_TRIAL_STEPS))}
 
+    def timed(fix: tuple[str, ...], length: int, from_start: bool) -> Trial:
+        # ``seconds`` is the time limit of ``steps`` steps: a longer trial gets as much more
+        return try_fix(trainer, fix, length, seconds * length / max(steps, 1), from_start, should_stop)
+
     def trial_of(fix: tuple[str, ...], from_start: bool) -> Trial:
         # as far as the unchanged run went (its time ran out first, say); the full budget when
         # it diverged, so a fix is not cut short where the run it is measured against broke
         base = baselines[from_start]
         length = budget[from_start] if base.diverged or base.steps <= 0 else base.steps
-        return judge(try_fix(trainer, fix, length, seconds * length / max(steps, 1), from_start, should_stop),
-                     base, symptom)
+        return judge(timed(fix, length, from_start), base, symptom)
 
     for key in keys:
         if should_stop is not None and should_stop():
@@ -593,9 +596,7 @@ def try_remedies(trainer: Trainer, finding: HealthIssue, steps: int = TRIAL_STEP
         from_start = starts_over(fix, gradients_zero, continues)
         if from_start not in baselines:
             tell("the unchanged run" + (" from the start" if from_start else ""))
-            length = budget[from_start]
-            baselines[from_start] = try_fix(trainer, (), length, seconds * length / max(steps, 1), from_start,
-                                            should_stop)
+            baselines[from_start] = timed((), budget[from_start], from_start)
         tell(key)
         trial = trial_of(fix, from_start)
         trials.append(trial)

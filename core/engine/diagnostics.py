@@ -602,6 +602,20 @@ def loss_levels(losses: np.ndarray, block: int) -> np.ndarray:
     return np.concatenate(levels)
 
 
+def _loss_start(levels: np.ndarray, chance: float | None) -> float:
+    """Where a loss started, for ``blown_up_from``: its first level, or the chance loss if that is
+    higher (a loss that falls fast has a first level well below its real start)."""
+    return max(float(levels[0]), chance or 0.0)
+
+
+def blown_up_from(level: Any, lowest: Any, start: float) -> Any:
+    """Whether a loss ``level`` (a number or an array of them) has blown up: at least
+    ``BLOWUP_FACTOR`` times the ``lowest`` level before it and above ``start`` (``_loss_start``).
+    The one test of the detector (``_blown_up``) and of the remedies' trials (``blow_up``)."""
+    with np.errstate(invalid="ignore"):
+        return (level >= BLOWUP_FACTOR * lowest) & (level > start)
+
+
 def blow_up(levels: np.ndarray, chance: float | None = None) -> tuple[int, int] | None:
     """The first level of ``levels`` (``loss_levels``) at least ``BLOWUP_FACTOR`` times the lowest
     level before it and above where the loss started (the first level, or ``chance`` if higher),
@@ -609,10 +623,7 @@ def blow_up(levels: np.ndarray, chance: float | None = None) -> tuple[int, int] 
     levels = np.asarray(levels, dtype=np.float64)
     if levels.size < 2 or not np.isfinite(levels[0]):
         return None
-    start = max(float(levels[0]), chance or 0.0)
-    lowest = np.fmin.accumulate(levels)
-    with np.errstate(invalid="ignore"):
-        up = np.flatnonzero((levels >= BLOWUP_FACTOR * lowest) & (levels > start))
+    up = np.flatnonzero(blown_up_from(levels, np.fmin.accumulate(levels), _loss_start(levels, chance)))
     if not up.size:
         return None
     k = int(up[0])
@@ -635,9 +646,9 @@ def _blown_up(rec: DiagnosticsRecorder, end: int, window: int, chance: float | N
     if not np.isfinite(levels).any() or not np.isfinite(levels[0]):
         return None
     best_at = int(np.nanargmin(levels))
-    now, best, start = float(np.median(recent)), float(levels[best_at]), max(float(levels[0]), chance or 0.0)
+    now, best, start = float(np.median(recent)), float(levels[best_at]), _loss_start(levels, chance)
     # Only the level now counts: a loss that blew up once and came back down is not a finding.
-    if not (now >= BLOWUP_FACTOR * best and now > start):
+    if not blown_up_from(now, best, start):
         return None
     best_step = int(rec.steps[min(best_at * window + window // 2, end - 1)])
     step = int(rec.steps[end - 1])
@@ -659,6 +670,7 @@ def _diverging(rec: DiagnosticsRecorder, end: int, window: int, context: HealthC
     out: list[HealthIssue] = []
     step = int(rec.steps[end - 1])
     names = rec.layer_names
+    loss_rose = False
     ratios = _window_median(rec, "update_ratio", end, window)
     if np.isfinite(ratios).any() and np.nanmax(ratios) > DIVERGING_RATIO:
         i = int(np.nanargmax(ratios))
@@ -676,13 +688,14 @@ def _diverging(rec: DiagnosticsRecorder, end: int, window: int, context: HealthC
             scale = context.chance_loss or float(np.median(rec["loss"][:third].astype(np.float64)))
             rose = (last > RISE_FACTOR * first and last - first > RISE_MIN_SHARE * scale
                     and later_above_earlier(losses[:third], losses[-third:]) >= RISE_CONSISTENCY)
-            if first > 0 and rose and first <= middle <= last:
+            loss_rose = first > 0 and rose and first <= middle <= last
+            if loss_rose:
                 out.append(HealthIssue(
                     "diverging", rec.n_layers - 1, names[-1], step,
                     f"diverging: the loss rose from {first:.3g} to {last:.3g} over the last {DIVERGE_WINDOW} "
                     f"recorded steps to step {step} (medians of the first and last thirds)",
                     ("learning_rate", "clip"), (("loss_before", first), ("loss_after", last))))
-    if not any("loss rose" in issue.message for issue in out):
+    if not loss_rose:
         blown = _blown_up(rec, end, window, context.chance_loss)
         if blown is not None:
             out.append(blown)

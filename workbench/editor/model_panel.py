@@ -369,8 +369,8 @@ class LayerDelegate(QStyledItemDelegate):
                     index.data(Qt.ItemDataRole.EditRole)):
                 return
             model.setData(index, value)
-        elif isinstance(editor, IntSpin) and editor.not_an_integer() is not None:
-            model.setData(index, editor.not_an_integer())
+        elif isinstance(editor, IntSpin) and (typed := editor.not_an_integer()) is not None:
+            model.setData(index, typed)
         elif isinstance(editor, QSpinBox):
             editor.interpretText()
             model.setData(index, editor.value())

@@ -15,6 +15,8 @@ from .base import DockPlace, PlotPanel
 
 #: The counts' font, in pixels: at most the plots' usual size, and none when a cell is too small to read.
 LABEL_PIXELS = (7, 12)
+#: Counts are written in the cells of a matrix of at most this many classes (the colours alone above).
+MAX_LABELLED_CLASSES = 12
 
 
 class ConfusionPanel(PlotPanel):
@@ -74,7 +76,7 @@ class ConfusionPanel(PlotPanel):
         share = np.divide(m, rows, out=np.zeros(m.shape, dtype=np.float64), where=rows > 0)
         self.image.setImage(share, autoLevels=False, levels=(0.0, 1.0))
         self.image.setRect(QRectF(-0.5, -0.5, k, k))
-        show_text = k <= 12
+        show_text = k <= MAX_LABELLED_CLASSES
         while len(self.labels) < k * k:
             item = pg.TextItem(anchor=(0.5, 0.5))
             self.plot.addItem(item)
@@ -103,7 +105,7 @@ class ConfusionPanel(PlotPanel):
         small dock ran into each other, "13" and "11" reading "1311"), at most ``LABEL_PIXELS[1]``
         pixels; below ``LABEL_PIXELS[0]`` they are hidden, and the colours alone show the matrix."""
         m = self.buffers.confusion
-        if m is None or m.size == 0 or m.shape[0] > 12:
+        if m is None or m.size == 0 or m.shape[0] > MAX_LABELLED_CLASSES:
             return
         k = m.shape[0]
         vb = self.plot.getViewBox()
