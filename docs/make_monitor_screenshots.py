@@ -36,7 +36,14 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    # Closing a window whose run trained asks whether to save it (and, paused, whether to stop),
+    # modally: the screenshots' runs are not kept, so every such question is answered for them.
+    QMessageBox.question = staticmethod(lambda *a, **k: QMessageBox.StandardButton.Discard)
+    import workbench.sessions
+
+    workbench.sessions.ask_stop_and_quit = lambda parent: True
 
     from workbench.app import create_app
 
